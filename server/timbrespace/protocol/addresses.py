@@ -1,0 +1,217 @@
+"""The OSC address space: every address declared once, with types, ranges and a one-line doc.
+
+Validation (``Address.parse``), ``docs/protocol.md``, the OSCQuery namespace and the client
+layouts all derive from :data:`ADDRESSES`; nothing else in the project spells an address's
+argument list.
+
+Argument kinds and what each accepts on the wire (clients differ: Pure Data sends every number
+as a float, SuperCollider sends integer literals as ints):
+
+``int``    an OSC int, or a float with an integral value (``69.0``)
+``float``  an OSC int or float; never NaN or infinite
+``str``    an OSC string
+``preset`` a preset index (as ``int``) or a preset name (``str``; ``bank/name`` when ambiguous)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ArgKind = Literal["int", "float", "str", "preset"]
+Value = int | float | str
+
+#: OSC type tags a declared kind may be sent as (for docs and OSCQuery TYPE strings).
+WIRE_TAGS: dict[ArgKind, str] = {"int": "i", "float": "f", "str": "s", "preset": "i|s"}
+
+
+class InvalidMessage(ValueError):
+    """A message that does not match its declaration; the text is the ``/fail`` reason."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One declared argument."""
+
+    name: str
+    kind: ArgKind
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    #: Extra check on the converted value (e.g. a parameter's own range); raises InvalidMessage.
+    check: Callable[[Value, tuple[Value, ...]], None] | None = field(default=None, compare=False)
+
+    def range_text(self) -> str:
+        """``[lo, hi]`` or an empty string when unbounded."""
+        if self.lo is None and self.hi is None:
+            return ""
+        lo = "-inf" if self.lo is None else _num(self.lo)
+        hi = "inf" if self.hi is None else _num(self.hi)
+        return f"[{lo}, {hi}]"
+
+    def convert(self, value: object, address: str) -> Value:
+        """The typed value for a raw OSC argument, or InvalidMessage saying what was expected."""
+        where = f"{address} argument '{self.name}'"
+        if self.kind == "str":
+            if not isinstance(value, str):
+                raise InvalidMessage(f"{where}: expected a string, got {_describe(value)}")
+            return value
+        if self.kind == "preset":
+            if isinstance(value, str):
+                if not value:
+                    raise InvalidMessage(f"{where}: expected a preset index or name, got an empty string")
+                return value
+            return self._number(value, where, integral=True, what="a preset index or name")
+        return self._number(value, where, integral=self.kind == "int", what=f"an {self.kind}"
+                            if self.kind == "int" else "a float")
+
+    def _number(self, value: object, where: str, *, integral: bool, what: str) -> Value:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidMessage(f"{where}: expected {what}, got {_describe(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidMessage(f"{where}: expected a finite number, got {value}")
+        out: Value
+        if integral:
+            if isinstance(value, float) and not value.is_integer():
+                raise InvalidMessage(f"{where}: expected an integer, got {value}")
+            out = int(value)
+        else:
+            out = float(value)
+        if (self.lo is not None and out < self.lo) or (self.hi is not None and out > self.hi):
+            raise InvalidMessage(f"{where}: {out} is out of range {self.range_text()}")
+        return out
+
+
+@dataclass(frozen=True)
+class Address:
+    """One OSC address of the public API."""
+
+    path: str
+    args: tuple[Arg, ...]
+    doc: str
+    group: str
+    reply: str | None = None
+    reply_doc: str = ""
+
+    def parse(self, raw: Sequence[object]) -> tuple[Value, ...]:
+        """Convert and validate raw OSC arguments; InvalidMessage names what was wrong."""
+        if len(raw) != len(self.args):
+            want = " ".join(a.name for a in self.args) or "no arguments"
+            raise InvalidMessage(
+                f"{self.path}: expected {len(self.args)} argument(s) ({want}), got {len(raw)}"
+            )
+        values = tuple(a.convert(v, self.path) for a, v in zip(self.args, raw))
+        for a, v in zip(self.args, values):
+            if a.check is not None:
+                a.check(v, values)
+        return values
+
+    def signature(self) -> str:
+        """``/path name:kind ...`` for docs and error messages."""
+        return " ".join([self.path, *(f"{a.name}:{a.kind}" for a in self.args)])
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, bytes | bytearray):
+        return f"a blob of {len(value)} bytes"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _check_param(value: Value, values: tuple[Value, ...]) -> None:
+    """The parameter must exist and the value lie in that parameter's own range."""
+    # Imported here: the protocol layer only needs the parameter table, not the patch engine.
+    from timbrespace.patch import params
+
+    name = values[0]
+    assert isinstance(name, str)
+    if name not in params.INDEX:
+        raise InvalidMessage(
+            f"/param argument 'name': unknown amSynth parameter {name!r}; expected one of: "
+            + ", ".join(params.NAMES)
+        )
+    spec = params.spec(name)
+    assert isinstance(value, float)
+    if not spec.minimum <= float(value) <= spec.maximum:
+        raise InvalidMessage(
+            f"/param {name}: {value:g} is out of range [{_num(spec.minimum)}, {_num(spec.maximum)}]"
+        )
+
+
+def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | None = None) -> Arg:
+    return Arg(name, kind, doc, lo, hi)
+
+
+ADDRESSES: tuple[Address, ...] = (
+    # -- server ---------------------------------------------------------------------------------
+    Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
+            "key value pairs: clients, voices, engine, audio, sample_rate, block_size, device, "
+            "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms"),
+    Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
+            "name, version, protocol version"),
+    Address("/sync", (_a("id", "int", "any integer, echoed back"),),
+            "Reply once everything sent before it has taken effect in the audio.", "server",
+            "/synced", "id"),
+    # -- notes ----------------------------------------------------------------------------------
+    Address("/note", (_a("pitch", "int", "MIDI note number", 0, 127),
+                      _a("velocity", "int", "MIDI velocity; 0 releases the note", 0, 127)),
+            "Start (velocity > 0) or release (velocity 0) a note; polyphonic.", "notes"),
+    Address("/pitch", (_a("midi", "float", "fractional MIDI pitch", 0, 127),),
+            "Glide the most recent note to a pitch.", "notes"),
+    Address("/panic", (), "Release every sounding note at once.", "notes"),
+    # -- the map --------------------------------------------------------------------------------
+    Address("/latent", (_a("x", "float", "horizontal map position", 0, 1),
+                        _a("y", "float", "vertical map position", 0, 1)),
+            "Move to a point of the 2-D map; the decoded patch reaches sounding notes within a block.",
+            "map"),
+    Address("/source", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
+            "Set the interpolation source to a preset's place in latent space.", "map"),
+    Address("/target", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
+            "Set the interpolation target to a preset's place in latent space.", "map"),
+    Address("/alpha", (_a("alpha", "float", "0 = source, 1 = target", 0, 1),),
+            "Sound the point (1-alpha)*z_source + alpha*z_target of latent space.", "map"),
+    # -- patches --------------------------------------------------------------------------------
+    Address("/patch/load", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
+            "Load a preset exactly; the map point moves to where it encodes.", "patch",
+            "/patch/load.reply", "index, bank/name, x, y"),
+    Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),
+            "Append the current sound to the user bank (an amSynth .bank file).", "patch",
+            "/patch/save.reply", "index, bank/name, path of the user bank"),
+    Address("/patch/list", (), "List the loaded presets.", "patch", "/patch/list.reply",
+            "total, start index, then bank/name of each preset from there (one message per ~4 KB)"),
+    Address("/param", (_a("name", "str", "amSynth parameter name"),
+                       Arg("value", "float", "value in amSynth's bank units", check=_check_param)),
+            "Set one amSynth parameter directly, on top of the current patch.", "patch"),
+)
+
+BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
+
+#: Replies the server sends that are not tied to one request address.
+SERVER_REPLIES: dict[str, str] = {
+    "/fail": "address, reason: the message to that address was rejected and why",
+}
+
+
+def lookup(path: str) -> Address:
+    """The declaration of ``path``; InvalidMessage when the address is not part of the API."""
+    try:
+        return BY_PATH[path]
+    except KeyError:
+        raise InvalidMessage(f"unknown address {path!r}; send /status, or see docs/protocol.md") from None
+
+
+def groups() -> Iterable[tuple[str, list[Address]]]:
+    """Addresses grouped for documentation, in declaration order."""
+    seen: dict[str, list[Address]] = {}
+    for a in ADDRESSES:
+        seen.setdefault(a.group, []).append(a)
+    return seen.items()
