@@ -1,0 +1,226 @@
+"""Typed configuration, loaded once from YAML and validated.
+
+Every error names the key (dotted path), the value given and what is allowed. Relative paths in
+a config file are taken relative to the repository root when they exist there (so the shipped
+``config/default.yaml`` works from any working directory), else to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "config" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value that is missing, of the wrong type or out of range."""
+
+
+def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"range": (lo, hi)}
+
+
+@dataclass
+class NetworkConfig:
+    """Where and how the server listens and advertises."""
+
+    host: str = "0.0.0.0"
+    port: int = field(default=57130, metadata=_rng(0, 65535))
+    tcp_framing: Literal["slip", "length"] = "slip"
+    max_datagram: int = field(default=65536, metadata=_rng(512, 65536))
+    zeroconf: bool = True
+    #: Instance name; ``{hostname}`` is replaced by this machine's name.
+    name: str = "Timbrespace on {hostname}"
+    #: ``all`` or a list of interface addresses to advertise on.
+    interfaces: list[str] | Literal["all"] = "all"
+
+    def instance_name(self) -> str:
+        """The zeroconf instance name with ``{hostname}`` filled in."""
+        return self.name.replace("{hostname}", socket.gethostname())
+
+
+@dataclass
+class AudioConfig:
+    """The audio process."""
+
+    backend: Literal["auto", "jack", "portaudio", "null"] = "auto"
+    sample_rate: int = field(default=48000, metadata=_rng(8000, 192000))
+    block_size: int = field(default=256, metadata=_rng(16, 4096))
+    channels: int = field(default=2, metadata=_rng(1, 2))
+    polyphony: int = field(default=8, metadata=_rng(1, 64))
+    #: Python's thread switch interval inside the audio process (seconds); see docs/architecture.md.
+    switch_interval: float = field(default=0.001, metadata=_rng(0.0001, 0.1))
+
+
+@dataclass
+class InferenceConfig:
+    """Where the models run."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: torch intra-op threads in the control process; small so the audio process keeps a core.
+    threads: int = field(default=1, metadata=_rng(1, 64))
+
+
+@dataclass
+class PatchConfig:
+    """The amSynth patch engine."""
+
+    banks: list[Path] = field(default_factory=lambda: [Path("/usr/share/amsynth/banks")])
+    user_bank: Path = Path("var/user.amSynth.bank")
+    model: Path = Path("models/patch-vae/patch-vae.pt")
+    initial_preset: str | int = ""
+    initial_latent: list[float] = field(default_factory=lambda: [0.5, 0.5])
+
+
+@dataclass
+class StateConfig:
+    """Server state persisted across restarts."""
+
+    path: Path = Path("var/state.json")
+    persist: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    patch: PatchConfig = field(default_factory=PatchConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate a YAML config; None loads ``config/default.yaml`` (or built-in defaults)."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if path is None and not p.exists():
+        return Config()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    cfg = from_dict(data, source=str(p))
+    _resolve_paths(cfg, p.resolve().parent)
+    return cfg
+
+
+def from_dict(data: object, *, source: str = "config") -> Config:
+    """Build a Config from plain data, validating every key."""
+    out = _build(Config, data, "", source)
+    assert isinstance(out, Config)
+    _check_semantics(out, source)
+    return out
+
+
+def _build(cls: type[Any], data: object, prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"{source}: unknown key {key!r}; allowed here: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        f = fields[name]
+        kwargs[name] = _coerce(hints[name], value, key, source, f.metadata)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str, meta: typing.Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".", source)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            hint = " (YAML reads a bare null as nothing: quote it, 'null')" if value is None else ""
+            raise ConfigError(
+                f"{source}: {key} = {value!r} is not allowed; expected one of {list(allowed)}{hint}"
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(option, value, key, source, meta)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(" / ".join(errors))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} = {value!r} must be a list")
+        return [_coerce(item, v, f"{key}[{i}]", source, {}) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} = {value!r} must be true or false")
+        return value
+    if tp in (int, float):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = ok or (tp is float and isinstance(value, float))
+        if not ok:
+            raise ConfigError(f"{source}: {key} = {value!r} must be {'an integer' if tp is int else 'a number'}")
+        lo, hi = meta.get("range", (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{source}: {key} = {value!r} is out of range [{lo}, {hi}]")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} = {value!r} must be a string")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{source}: {key} = {value!r} must be a non-empty path string")
+        return Path(os.path.expanduser(value))
+    raise ConfigError(f"{source}: {key}: unsupported type {tp}")  # pragma: no cover - a schema bug
+
+
+def _check_semantics(cfg: Config, source: str) -> None:
+    bs = cfg.audio.block_size
+    if bs & (bs - 1):
+        raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")
+    lat = cfg.patch.initial_latent
+    if len(lat) != 2 or not all(0.0 <= v <= 1.0 for v in lat):
+        raise ConfigError(f"{source}: patch.initial_latent = {lat} must be two numbers in [0, 1]")
+
+
+def _resolve_paths(cfg: Config, base: Path) -> None:
+    def fix(p: Path) -> Path:
+        if p.is_absolute():
+            return p
+        for root in (REPO_ROOT, base):
+            if (root / p).exists() or (root / p).parent.exists():
+                return root / p
+        return REPO_ROOT / p
+
+    cfg.patch.banks = [fix(b) for b in cfg.patch.banks]
+    cfg.patch.user_bank = fix(cfg.patch.user_bank)
+    cfg.patch.model = fix(cfg.patch.model)
+    cfg.state.path = fix(cfg.state.path)
+
+
+def resolve_default_paths(cfg: Config) -> Config:
+    """Resolve a config's relative paths against the repository root (for built-in defaults)."""
+    _resolve_paths(cfg, REPO_ROOT)
+    return cfg
