@@ -1,0 +1,47 @@
+# Timbrespace: `make run` serves, `make test` tests; each sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := amsynth liblo-tools jackd2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?=
+
+.PHONY: run test check lint typecheck bench deps venv clean
+
+run: venv
+	$(BIN)/timbrespace serve $(ARGS)
+
+test: venv
+	$(BIN)/python -m pytest -q $(ARGS)
+
+check: lint typecheck test
+
+lint: venv
+	$(BIN)/ruff check server tests clients
+
+typecheck: venv
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/timbrespace bench --json docs/bench.json --markdown docs/bench.md $(ARGS)
+
+# Debian packages: the amSynth factory banks and reference synth, liblo's oscsend/oscdump, JACK.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: deps $(VENV)/.installed
+
+# torch first, pinned: that wheel is on local disk here; elsewhere the registry provides it.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
