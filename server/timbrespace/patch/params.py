@@ -50,7 +50,8 @@ class ParamSpec:
         """Clamp and quantise ``value`` the way amSynth's Parameter::setValue does."""
         v = min(max(float(value), self.minimum), self.maximum)
         if self.step > 0.0:
-            v = self.minimum + round((v - self.minimum) / self.step) * self.step
+            # Halves round up, as amSynth's roundf does (Python's round() would go to even).
+            v = self.minimum + math.floor((v - self.minimum) / self.step + 0.5) * self.step
         return v
 
     def control_value(self, value: float) -> float:
@@ -59,7 +60,7 @@ class ParamSpec:
             return self.offset + self.base * value
         if self.law is Law.EXPONENTIAL:
             return self.offset + self.base**value
-        return self.offset + math.copysign(abs(value) ** self.base, value)
+        return float(self.offset + math.copysign(abs(value) ** self.base, value))
 
 
 def _time(name: str, doc: str) -> ParamSpec:
