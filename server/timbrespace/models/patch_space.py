@@ -1,0 +1,151 @@
+"""The 2-D patch space the live engine plays: unit-square points <-> amSynth patches.
+
+The unit square ``[0, 1]^2`` maps linearly onto the latent rectangle where the
+library's presets encode (bounds stored in the checkpoint at training time:
+the posterior means' extent plus a small margin), so a controller's x/y always
+lands among real presets.  Decoding is batched and returns valid patch vectors
+(clamped, categoricals integral).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from timbrespace.models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
+from timbrespace.models.patch_codec import PatchCodec
+from timbrespace.models.patch_vae import PatchVAE
+from timbrespace.patch.library import PresetLibrary
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` means CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _points(xy: npt.ArrayLike, what: str) -> FloatArray:
+    a = np.asarray(xy, dtype=np.float64)
+    if a.ndim == 1 and a.shape == (2,):
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"expected {what} of shape (N, 2), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{what} must be finite")
+    return a
+
+
+class PatchSpace:
+    """A trained patch VAE with its unit-square mapping; thread-safe for concurrent decodes."""
+
+    def __init__(
+        self, model: PatchVAE, low: npt.ArrayLike, high: npt.ArrayLike, device: torch.device, sha256: str = ""
+    ) -> None:
+        self.model = model.eval()
+        self.codec = PatchCodec()
+        self.low = np.asarray(low, dtype=np.float64).reshape(2)
+        self.high = np.asarray(high, dtype=np.float64).reshape(2)
+        if not np.all(self.high > self.low):
+            raise ValueError(f"latent bounds must satisfy low < high, got {self.low} and {self.high}")
+        self.device = device
+        self.sha256 = sha256
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        num_threads: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> PatchSpace:
+        """Load a verified ``patch-vae`` checkpoint.
+
+        ``num_threads`` bounds torch's intra-op threads (process-wide) so
+        decoding cannot starve the rest of the control process.
+        """
+        if num_threads is not None:
+            if num_threads < 1:
+                raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+            torch.set_num_threads(num_threads)
+        dev = resolve_device(device)
+        loaded: LoadedCheckpoint = load_checkpoint(path, expected_sha256, device=dev)
+        if loaded.name != "patch-vae" or not isinstance(loaded.model, PatchVAE):
+            raise CheckpointError(f"{path}: holds model {loaded.name!r}; expected 'patch-vae'")
+        meta = loaded.metadata
+        codec = PatchCodec()
+        if meta.get("codec") != codec.layout():
+            raise CheckpointError(
+                f"{path}: trained on another patch layout than params.py now defines; retrain with "
+                "`timbrespace train patch-vae`"
+            )
+        try:
+            low, high = meta["latent_low"], meta["latent_high"]
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: metadata lacks {exc.args[0]}; expected latent bounds") from None
+        space = cls(loaded.model, low, high, dev, loaded.sha256)
+        space.metadata = meta
+        return space
+
+    # ------------------------------------------------------------ latent <-> unit square
+
+    def unit_to_latent(self, xy: npt.ArrayLike) -> FloatArray:
+        """Latent points for unit-square points (clipped into the square first)."""
+        a = np.clip(_points(xy, "unit-square points"), 0.0, 1.0)
+        result: FloatArray = self.low + a * (self.high - self.low)
+        return result
+
+    def latent_to_unit(self, z: npt.ArrayLike) -> FloatArray:
+        """Unit-square coordinates of latent points, clipped to the square."""
+        a = _points(z, "latent points")
+        return np.clip((a - self.low) / (self.high - self.low), 0.0, 1.0)
+
+    # ------------------------------------------------------------ decode / encode
+
+    def decode_latent(self, z: npt.ArrayLike) -> FloatArray:
+        """Patches ``(N, 41)`` for latent points ``(N, 2)``."""
+        a = _points(z, "latent points")
+        with torch.inference_mode():
+            zt = torch.as_tensor(a, dtype=torch.float32, device=self.device)
+            cont, logits = self.model.decode(zt)
+            c = cont.cpu().numpy()
+            lg = logits.cpu().numpy()
+        return self.codec.decode(c, lg)
+
+    def decode_unit(self, xy: npt.ArrayLike) -> FloatArray:
+        """Patches ``(N, 41)`` for unit-square points ``(N, 2)``; points outside are clipped."""
+        return self.decode_latent(self.unit_to_latent(xy))
+
+    def encode_latent(self, values: npt.ArrayLike) -> FloatArray:
+        """Posterior means ``(N, 2)`` of patches ``(N, 41)``."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim == 1:
+            v = v[None, :]
+        x = self.codec.encode(v)
+        with torch.inference_mode():
+            mu, _ = self.model.encode(torch.as_tensor(x, dtype=torch.float32, device=self.device))
+            return mu.cpu().numpy().astype(np.float64)
+
+    def encode_unit(self, values: npt.ArrayLike) -> FloatArray:
+        """Unit-square coordinates ``(N, 2)`` of patches ``(N, 41)`` (posterior mean, clipped)."""
+        return self.latent_to_unit(self.encode_latent(values))
+
+
+def library_coordinates(space: PatchSpace, library: PresetLibrary) -> FloatArray:
+    """Unit-square coordinates of every library preset, ``(len(library), 2)`` in index order (for maps)."""
+    if len(library) == 0:
+        return np.empty((0, 2))
+    return space.encode_unit(library.values())
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint, ``models/patch-vae/patch-vae.pt`` in a source checkout."""
+    return Path(__file__).resolve().parents[3] / "models" / "patch-vae" / "patch-vae.pt"

@@ -1,0 +1,314 @@
+"""Train the patch VAE on amSynth's factory presets and write a shippable model directory.
+
+``train(out_dir, ...)`` is reproducible (seeded, deterministic algorithms, one
+thread by default) and writes ``patch-vae.pt`` (+ ``.sha256``), the loss
+curve (``loss_curve.csv``/``.png``) and ``MODEL_CARD.md``.  Command line:
+``timbrespace train patch-vae`` or ``python -m timbrespace.models.train_patch_vae``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from tqdm import tqdm
+
+from timbrespace.models import registry
+from timbrespace.models.checkpoint import save_checkpoint
+from timbrespace.models.model_card import write_patch_vae_card
+from timbrespace.models.patch_codec import PatchCodec
+from timbrespace.models.patch_vae import PatchVAE, vae_loss
+from timbrespace.patch import params
+from timbrespace.patch.library import PresetLibrary
+
+DEFAULT_FACTORY_DIRS = ("/usr/share/amsynth/banks",)
+CHECKPOINT_NAME = "patch-vae.pt"  # the name config/default.yaml points at
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run (stored in the checkpoint and the card)."""
+
+    epochs: int = 150
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 2e-3
+    hidden: tuple[int, ...] = (256, 128)
+    beta: float = 0.25
+    warmup_epochs: int = 30
+    continuous_weight: float = 3.0
+    val_fraction: float = 0.1
+    margin: float = 0.05
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class _Data:
+    x: torch.Tensor  # features
+    cont: torch.Tensor  # continuous targets in [0, 1]
+    cls: torch.Tensor  # class indices
+
+
+@contextlib.contextmanager
+def _reproducible(seed: int, threads: int) -> Iterator[None]:
+    # Deterministic kernels and a fixed thread count make reruns bit-identical on one machine;
+    # the previous global settings come back afterwards.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    old_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(old_threads)
+
+
+def _tensors(codec: PatchCodec, values: npt.NDArray[np.float64]) -> _Data:
+    return _Data(
+        torch.as_tensor(codec.encode(values), dtype=torch.float32),
+        torch.as_tensor(codec.scale_continuous(values), dtype=torch.float32),
+        torch.as_tensor(codec.classes(values), dtype=torch.long),
+    )
+
+
+def evaluate(
+    model: PatchVAE, codec: PatchCodec, values: npt.NDArray[np.float64], train_values: npt.NDArray[np.float64]
+) -> dict[str, Any]:
+    """Reconstruction metrics through the posterior mean, with naive baselines from ``train_values``.
+
+    Categorical: accuracy per stepped parameter and its mean, against always
+    predicting the training set's most common level.  Continuous: MSE on the
+    [0, 1] scale per parameter and overall, against predicting the training mean.
+    """
+    data = _tensors(codec, values)
+    model.eval()
+    with torch.inference_mode():
+        out = model(data.x, sample=False)
+        pred = model.padded_logits(out.logits).argmax(dim=2).numpy()
+        cont = out.continuous.numpy().astype(np.float64)
+    truth = data.cls.numpy()
+    train_cls = codec.classes(train_values)
+    accuracy, baseline = {}, {}
+    for k, g in enumerate(codec.groups):
+        name = params.NAMES[g.param]
+        accuracy[name] = float(np.mean(pred[:, k] == truth[:, k]))
+        mode = np.bincount(train_cls[:, k], minlength=g.size).argmax()
+        baseline[name] = float(np.mean(truth[:, k] == mode))
+    target = data.cont.numpy().astype(np.float64)
+    mse = np.mean((cont - target) ** 2, axis=0)
+    base = np.mean((codec.scale_continuous(train_values).mean(axis=0) - target) ** 2, axis=0)
+    names = [params.NAMES[i] for i in codec.continuous]
+    return {
+        "n": len(values),
+        "categorical_accuracy": float(np.mean(list(accuracy.values()))),
+        "categorical_accuracy_baseline": float(np.mean(list(baseline.values()))),
+        "categorical_accuracy_per_param": accuracy,
+        "categorical_baseline_per_param": baseline,
+        "continuous_mse": float(np.mean(mse)),
+        "continuous_mse_baseline": float(np.mean(base)),
+        "continuous_mse_per_param": dict(zip(names, map(float, mse), strict=True)),
+        "continuous_baseline_per_param": dict(zip(names, map(float, base), strict=True)),
+    }
+
+
+def _epoch_losses(model: PatchVAE, data: _Data, cfg: TrainConfig, beta: float) -> dict[str, float]:
+    model.eval()
+    with torch.inference_mode():
+        out = model(data.x, sample=False)
+        parts = vae_loss(model, out, data.cont, data.cls, beta=beta, continuous_weight=cfg.continuous_weight)
+    return {
+        "loss": float(parts.total),
+        "continuous": float(parts.continuous),
+        "categorical": float(parts.categorical),
+        "kl": float(parts.kl),
+    }
+
+
+def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
+    with open(out_dir / "loss_curve.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    # Figure + Agg canvas directly: no pyplot, so no global backend state is touched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    epochs = [r["epoch"] for r in rows]
+    ax = fig.add_subplot(1, 2, 1)
+    ax.plot(epochs, [r["train_loss"] for r in rows], label="train")
+    ax.plot(epochs, [r["val_loss"] for r in rows], label="validation")
+    ax.set(xlabel="epoch", ylabel="loss (per preset)", title="Loss (beta x KL, after warm-up)")
+    ax.legend()
+    bx = fig.add_subplot(1, 2, 2)
+    for key, label in (
+        ("val_categorical", "cross-entropy"),
+        ("val_continuous", "squared error"),
+        ("val_kl", "KL"),
+    ):
+        bx.plot(epochs, [r[key] for r in rows], label=label)
+    bx.set(xlabel="epoch", title="Validation terms")
+    bx.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "loss_curve.png")
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(n * val_fraction))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train(
+    out_dir: str | os.PathLike[str],
+    *,
+    banks: Sequence[str | os.PathLike[str]] = DEFAULT_FACTORY_DIRS,
+    epochs: int = TrainConfig.epochs,
+    seed: int = TrainConfig.seed,
+    batch_size: int = TrainConfig.batch_size,
+    lr: float = TrainConfig.lr,
+    hidden: Sequence[int] = TrainConfig.hidden,
+    beta: float = TrainConfig.beta,
+    warmup_epochs: int = TrainConfig.warmup_epochs,
+    continuous_weight: float = TrainConfig.continuous_weight,
+    val_fraction: float = TrainConfig.val_fraction,
+    margin: float = TrainConfig.margin,
+    threads: int = TrainConfig.threads,
+    progress: bool = True,
+) -> Path:
+    """Train on the deduplicated presets of the bank directories ``banks``; return the checkpoint's path."""
+    cfg = TrainConfig(
+        epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
+        continuous_weight, val_fraction, margin, threads,
+    )  # fmt: skip
+    if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"invalid training settings: {cfg}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    library = PresetLibrary(banks)
+    values = library.values()
+    codec = PatchCodec()
+    train_idx, val_idx = _split(len(values), val_fraction, seed)
+    train_data, val_data = _tensors(codec, values[train_idx]), _tensors(codec, values[val_idx])
+    config: dict[str, Any] = {
+        "n_continuous": codec.n_continuous,
+        "group_sizes": codec.group_sizes,
+        "latent_dim": 2,
+        "hidden": list(cfg.hidden),
+    }
+    rows: list[dict[str, float]] = []
+    with _reproducible(seed, threads):
+        model = registry.create("patch-vae", **config)
+        assert isinstance(model, PatchVAE)
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        shuffle = torch.Generator().manual_seed(seed)
+        n = len(train_idx)
+        bar = tqdm(range(1, epochs + 1), desc="patch-vae", unit="epoch", disable=not progress, leave=False)
+        for epoch in bar:
+            # KL warm-up: let the decoder learn to use z before the prior pulls posteriors together.
+            b = beta * min(1.0, epoch / warmup_epochs) if warmup_epochs > 0 else beta
+            model.train()
+            order = torch.randperm(n, generator=shuffle)
+            for start in range(0, n, batch_size):
+                j = order[start : start + batch_size]
+                res = model(train_data.x[j])
+                loss = vae_loss(model, res, train_data.cont[j], train_data.cls[j], beta=b,
+                                continuous_weight=continuous_weight)  # fmt: skip
+                optimiser.zero_grad(set_to_none=True)
+                torch.autograd.backward(loss.total)
+                optimiser.step()
+            tr = _epoch_losses(model, train_data, cfg, beta)
+            va = _epoch_losses(model, val_data, cfg, beta)
+            rows.append({"epoch": epoch, **{f"train_{k}": v for k, v in tr.items()},
+                         **{f"val_{k}": v for k, v in va.items()}})  # fmt: skip
+            bar.set_postfix(train=f"{tr['loss']:.3f}", val=f"{va['loss']:.3f}")
+        bar.close()
+        metrics = {
+            "validation": evaluate(model, codec, values[val_idx], values[train_idx]),
+            "train": evaluate(model, codec, values[train_idx], values[train_idx]),
+        }
+        with torch.inference_mode():
+            mu, _ = model.encode(_tensors(codec, values).x)
+        z = mu.numpy().astype(np.float64)
+    lo, hi = z.min(axis=0), z.max(axis=0)
+    pad = margin * (hi - lo)
+    metadata: dict[str, Any] = {
+        "codec": codec.layout(),
+        "latent_low": (lo - pad).tolist(),
+        "latent_high": (hi + pad).tolist(),
+        "latent_bounds_rule": f"extent of all library presets' posterior means, {margin:.0%} margin per side",
+        "training": {**asdict(cfg), "hidden": list(cfg.hidden)},
+        "data": {
+            "factory_dirs": [str(d) for d in banks],
+            "banks": list(library.report.banks),
+            "presets_read": library.report.factory_total,
+            "presets_unique": library.report.factory_unique,
+            "n_train": len(train_idx),
+            "n_validation": len(val_idx),
+        },
+        "metrics": metrics,
+        "final_losses": rows[-1],
+        "n_weights": sum(p.numel() for p in model.parameters()),
+        "torch_version": str(torch.__version__),
+    }
+    ckpt = out / CHECKPOINT_NAME
+    digest = save_checkpoint(ckpt, "patch-vae", config, model, metadata)
+    _write_curve(out, rows)
+    write_patch_vae_card(out / "MODEL_CARD.md", metadata, config, digest, ckpt.name, rows)
+    return ckpt
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of ``timbrespace train patch-vae``."""
+    d = TrainConfig()
+    parser.add_argument("--out", default="models/patch-vae", help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--banks", nargs="+", default=list(DEFAULT_FACTORY_DIRS), help="factory bank directories"
+    )
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(d.hidden))
+    parser.add_argument("--beta", type=float, default=d.beta)
+    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
+    parser.add_argument("--continuous-weight", type=float, default=d.continuous_weight)
+    parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(ns: argparse.Namespace) -> Path:
+    """Train from parsed :func:`add_arguments` options."""
+    return train(
+        ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
+        hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
+        continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, threads=ns.threads,
+        progress=not ns.quiet,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m timbrespace.models.train_patch_vae``."""
+    parser = argparse.ArgumentParser(prog="timbrespace train patch-vae", description=__doc__)
+    add_arguments(parser)
+    path = run(parser.parse_args(argv))
+    print(f"wrote {path} (see {path.parent / 'MODEL_CARD.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
