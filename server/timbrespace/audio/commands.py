@@ -1,0 +1,89 @@
+"""Commands from the control side to the synth, in a fixed binary layout.
+
+One command is one datagram on a Unix SEQPACKET socket (or one item of a render's schedule).
+Patch vectors do not travel here: only the newest matters, so they go through
+``audio.mailbox.PatchMailbox`` instead.
+The layout is fixed so the audio side decodes with one ``struct.unpack_from`` and no pickle:
+``<B d`` (kind, arrival time on the monotonic clock) then the kind's payload.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Kind(IntEnum):
+    """Command kinds."""
+
+    NOTE = 1  # pitch, velocity (0 = release)
+    PITCH = 2  # fractional MIDI pitch of the most recent note
+    PANIC = 5  # all notes off
+    SYNC = 6  # echo the id back once everything before it is applied
+    QUIT = 7  # leave the audio loop
+    # audio -> control
+    SYNCED = 100  # id
+    READY = 101  # sample rate, block size, backend code
+
+
+HEADER = struct.Struct("<Bd")
+_NOTE = struct.Struct("<Bdii")
+_PITCH = struct.Struct("<Bdd")
+_ID = struct.Struct("<Bdq")
+_READY = struct.Struct("<Bdii16s")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A decoded command; ``args`` depend on the kind."""
+
+    kind: Kind
+    arrival: float
+    args: tuple[float | int | str, ...] = ()
+
+
+def note(pitch: int, velocity: int, arrival: float) -> bytes:
+    """Start (velocity > 0) or release a note."""
+    return _NOTE.pack(Kind.NOTE, arrival, pitch, velocity)
+
+
+def pitch(midi: float, arrival: float) -> bytes:
+    """Glide the most recent note."""
+    return _PITCH.pack(Kind.PITCH, arrival, midi)
+
+
+def simple(kind: Kind, arrival: float = 0.0) -> bytes:
+    """A command with no payload (PANIC, QUIT)."""
+    return HEADER.pack(kind, arrival)
+
+
+def with_id(kind: Kind, ident: int, arrival: float = 0.0) -> bytes:
+    """SYNC or SYNCED with its id."""
+    return _ID.pack(kind, arrival, ident)
+
+
+def ready(sample_rate: int, block_size: int, backend: str) -> bytes:
+    """The audio process is up."""
+    return _READY.pack(Kind.READY, 0.0, sample_rate, block_size, backend.encode()[:16])
+
+
+def decode(data: bytes) -> Command:
+    """Decode one datagram; ValueError for anything that is not a whole known command."""
+    if len(data) < HEADER.size:
+        raise ValueError(f"command too short ({len(data)} bytes)")
+    kind = Kind(data[0])
+    if kind is Kind.NOTE:
+        _, t, p, v = _NOTE.unpack(data)
+        return Command(kind, t, (p, v))
+    if kind is Kind.PITCH:
+        _, t, m = _PITCH.unpack(data)
+        return Command(kind, t, (m,))
+    if kind in (Kind.SYNC, Kind.SYNCED):
+        _, t, ident = _ID.unpack(data)
+        return Command(kind, t, (ident,))
+    if kind is Kind.READY:
+        _, t, sr, bs, name = _READY.unpack(data)
+        return Command(kind, t, (sr, bs, name.rstrip(b"\0").decode()))
+    _, t = HEADER.unpack(data)
+    return Command(kind, t)

@@ -1,0 +1,89 @@
+"""What happens at the start of every audio block (live and offline alike).
+
+The newest patch is taken from the mailbox, then queued commands are applied in arrival order,
+at most ``max_commands`` per block so a flood of notes cannot make one block late: the rest wait
+in the socket for the next block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from timbrespace.audio import commands as C
+from timbrespace.audio.mailbox import PatchMailbox
+from timbrespace.audio.stats import BLOCKS, VOICES, AudioStats
+
+
+class Synth(Protocol):
+    """What the player needs of a synth (``audio.synth.PatchSynth``)."""
+
+    def set_patch(self, values: npt.NDArray[np.float64]) -> None: ...
+    def note_on(self, pitch: int, velocity: int) -> None: ...
+    def note_off(self, pitch: int) -> None: ...
+    def set_pitch(self, midi: float) -> None: ...
+    def all_notes_off(self) -> None: ...
+    @property
+    def active_voices(self) -> int: ...
+
+
+class Player:
+    """Applies the mailbox and queued commands to the synth at each block boundary."""
+
+    def __init__(
+        self,
+        synth: Synth,
+        mailbox: PatchMailbox,
+        stats: AudioStats,
+        receive: Callable[[], bytes | None],
+        reply: Callable[[bytes], None],
+        max_commands: int = 64,
+    ) -> None:
+        self.synth = synth
+        self.mailbox = mailbox
+        self.stats = stats
+        self._receive = receive
+        self._reply = reply
+        self.max_commands = max_commands
+        self.quit = False
+
+    def block(self, now: float) -> None:
+        """Run at the start of the block that begins at ``now`` (monotonic seconds)."""
+        taken = self.mailbox.take()
+        if taken is not None:
+            values, arrival = taken
+            self.synth.set_patch(values)
+            if arrival > 0.0:
+                self.stats.record_latency(now - arrival)
+        for _ in range(self.max_commands):
+            data = self._receive()
+            if data is None:
+                break
+            self.apply(C.decode(data), now)
+        a = self.stats.array
+        a[BLOCKS] += 1
+        a[VOICES] = self.synth.active_voices
+
+    def apply(self, cmd: C.Command, now: float) -> None:
+        """Apply one event command."""
+        s = self.synth
+        k = cmd.kind
+        if k is C.Kind.NOTE:
+            p, v = int(cmd.args[0]), int(cmd.args[1])
+            if v > 0:
+                s.note_on(p, v)
+            else:
+                s.note_off(p)
+        elif k is C.Kind.PITCH:
+            s.set_pitch(float(cmd.args[0]))
+        elif k is C.Kind.PANIC:
+            s.all_notes_off()
+        elif k is C.Kind.SYNC:
+            self._reply(C.with_id(C.Kind.SYNCED, int(cmd.args[0])))
+        elif k is C.Kind.QUIT:
+            self.quit = True
+        if k in (C.Kind.NOTE, C.Kind.PITCH) and cmd.arrival > 0.0:
+            self.stats.record_latency(now - cmd.arrival)
