@@ -1,0 +1,187 @@
+"""The server's handlers: typed arguments in, replies out.
+
+:class:`App` owns the addresses that do not shape the sound (status, version, sync, notes) and
+dispatches the rest to the active engine. Every message that cannot be carried out is answered
+with ``/fail <address> <reason>``, logged and counted; nothing escapes to the transport.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import timbrespace
+from timbrespace.audio import commands as C
+from timbrespace.audio.stats import AudioStats
+from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.protocol import addresses
+from timbrespace.protocol.addresses import InvalidMessage, Value
+from timbrespace.protocol.transport import Incoming, Peer
+
+log = logging.getLogger(__name__)
+
+#: Peers that sent nothing for this long no longer count as clients in /status.
+CLIENT_TIMEOUT = 60.0
+
+
+@dataclass
+class ServerInfo:
+    """Facts /status reports that do not change while serving."""
+
+    audio: str = "offline"
+    sample_rate: int = 48000
+    block_size: int = 256
+    device: str = "cpu"
+
+
+@dataclass
+class Counters:
+    """Message counters reported by /status."""
+
+    received: int = 0
+    rejected: int = 0
+    malformed: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class App:
+    """Dispatches validated messages to handlers and builds replies."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        link: SynthLink,
+        info: ServerInfo,
+        stats: AudioStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.link = link
+        self.info = info
+        self.stats = stats
+        self.clock = clock
+        self.counters = Counters()
+        self._peers: dict[tuple[str, str, int, int], float] = {}
+        self._sync_ids = itertools.count(1)
+        self._syncs: dict[int, tuple[Peer, int]] = {}
+        self._handlers: dict[str, Handler] = {
+            "/status": self._status,
+            "/version": self._version,
+            "/note": self._note,
+            "/pitch": self._pitch,
+            "/panic": self._panic,
+            **engine.handlers(),
+        }
+        missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers and a.path != "/sync"]
+        if missing:
+            raise RuntimeError(f"addresses declared but not handled: {missing}")
+
+    # -- entry points for the transport ---------------------------------------------------------
+    def handle(self, msg: Incoming) -> list[Reply]:
+        """Handle one message; replies go back to its sender."""
+        self.counters.received += 1
+        p = msg.peer
+        self._peers[(p.protocol, p.host, p.port, p.conn_id)] = msg.arrival
+        try:
+            decl = addresses.lookup(msg.address)
+            args = decl.parse(msg.args)
+            if decl.path == "/sync":
+                return self._sync(args, msg.peer, msg.arrival)
+            return self._handlers[decl.path](args, msg.arrival)
+        except (InvalidMessage, HandlerError) as e:
+            return self._fail(msg.address, str(e), msg.peer)
+        except Exception as e:  # a bug must cost one message, never the server
+            log.exception("internal error handling %s from %s", msg.address, msg.peer)
+            return self._fail(msg.address, f"internal error: {type(e).__name__}: {e}", msg.peer)
+
+    def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
+        """A packet that could not be decoded."""
+        self.counters.received += 1
+        self.counters.malformed += 1
+        return self._fail("", f"malformed packet: {reason}", peer)
+
+    def on_synced(self, internal_id: int) -> tuple[Peer, Reply] | None:
+        """The audio side applied a /sync; returns whom to answer and with what."""
+        entry = self._syncs.pop(internal_id, None)
+        if entry is None:
+            return None
+        peer, client_id = entry
+        return peer, ("/synced", (client_id,))
+
+    def flush(self) -> None:
+        """Deferred engine work, once per block period."""
+        self.engine.flush()
+
+    # -- handlers ---------------------------------------------------------------------------------
+    def _fail(self, address: str, reason: str, peer: Peer) -> list[Reply]:
+        self.counters.rejected += 1
+        kind = reason.split(":", 1)[0]
+        self.counters.by_reason[kind] = self.counters.by_reason.get(kind, 0) + 1
+        log.info("rejected %s from %s:%s: %s", address or "(packet)", peer.host, peer.port, reason)
+        return [("/fail", (address, reason))]
+
+    def _send(self, data: bytes, what: str) -> None:
+        if not self.link.send(data):
+            raise HandlerError(f"{what}: the audio command queue is full; message dropped")
+
+    def _sync(self, args: tuple[Value, ...], peer: Peer, arrival: float) -> list[Reply]:
+        internal = next(self._sync_ids)
+        self.engine.flush()  # a deferred map move was sent before the /sync: it must land first
+        self._syncs[internal] = (peer, int(args[0]))
+        if not self.link.send(C.with_id(C.Kind.SYNC, internal, arrival)):
+            del self._syncs[internal]
+            raise HandlerError("/sync: the audio command queue is full")
+        return []
+
+    def _note(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self.engine.flush()
+        self._send(C.note(int(args[0]), int(args[1]), arrival), "/note")
+        return []
+
+    def _pitch(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self._send(C.pitch(float(args[0]), arrival), "/pitch")
+        return []
+
+    def _panic(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
+        return []
+
+    def clients(self) -> int:
+        """Peers heard from within CLIENT_TIMEOUT."""
+        cutoff = self.clock() - CLIENT_TIMEOUT
+        stale = [k for k, t in self._peers.items() if t < cutoff]
+        for k in stale:
+            del self._peers[k]
+        return len(self._peers)
+
+    def status(self) -> dict[str, Any]:
+        """What /status reports, as a dict."""
+        s = self.stats.snapshot() if self.stats is not None else {}
+        return {
+            "clients": self.clients(),
+            "voices": int(s.get("voices", 0)),
+            "engine": self.engine.name,
+            "audio": self.info.audio,
+            "sample_rate": self.info.sample_rate,
+            "block_size": self.info.block_size,
+            "device": self.info.device,
+            "received": self.counters.received,
+            "rejected": self.counters.rejected,
+            "late_blocks": int(s.get("late_blocks", 0)),
+            "latency_p50_ms": float(s.get("latency_p50_ms", 0.0)),
+            "latency_p99_ms": float(s.get("latency_p99_ms", 0.0)),
+        }
+
+    def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        flat: list[Any] = []
+        for k, v in self.status().items():
+            flat += [k, v]
+        return [("/status.reply", tuple(flat))]
+
+    def _version(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        return [("/version.reply", ("timbrespace", timbrespace.__version__, timbrespace.PROTOCOL_VERSION))]
+

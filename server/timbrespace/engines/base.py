@@ -1,0 +1,76 @@
+"""The interface every engine implements, and what an engine may call on the synth side.
+
+An engine owns the addresses that shape the sound (map moves, presets, parameters); the app
+owns the rest (server queries, notes). Handlers receive arguments already converted and
+validated against ``protocol.addresses`` and return their replies.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from timbrespace.protocol.addresses import Value
+
+Reply = tuple[str, tuple[Any, ...]]
+
+#: Bytes of names per list reply message, so each fits a UDP datagram any client takes.
+LIST_CHUNK_BYTES = 4000
+Handler = Callable[[tuple[Value, ...], float], list[Reply]]
+
+
+class HandlerError(ValueError):
+    """A well-formed message that cannot be carried out; the text is the ``/fail`` reason."""
+
+
+class SynthLink(Protocol):
+    """The way to the synth: event commands in order, and the newest patch."""
+
+    def send(self, data: bytes) -> bool: ...
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None: ...
+
+
+class Engine(ABC):
+    """A sound engine behind the common address space."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def handlers(self) -> dict[str, Handler]:
+        """Address -> handler for the addresses this engine serves."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The engine's state as plain data (persisted, and broadcast later on)."""
+
+    @abstractmethod
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a snapshot; unknown or stale entries are ignored with a log line."""
+
+    @abstractmethod
+    def activate(self, arrival: float) -> None:
+        """Send the current sound to the synth (on start and when the engine is selected)."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Carry out deferred work now (the server calls this once per block period)."""
+
+
+def chunk_names(labels: Iterable[str], limit: int = LIST_CHUNK_BYTES) -> list[tuple[int, list[str]]]:
+    """Split names into (start index, names) runs of about ``limit`` bytes each."""
+    out: list[tuple[int, list[str]]] = []
+    cur: list[str] = []
+    size = 0
+    start = 0
+    for i, name in enumerate(labels):
+        n = len(name.encode()) + 4
+        if cur and size + n > limit:
+            out.append((start, cur))
+            cur, size, start = [], 0, i
+        cur.append(name)
+        size += n
+    out.append((start, cur))
+    return out

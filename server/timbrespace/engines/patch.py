@@ -1,0 +1,219 @@
+"""The amSynth patch engine: a 2-D map of presets decoded by the patch VAE, presets, parameters.
+
+Decoding is coalesced: a map move decodes at once unless another decode happened less than one
+audio block ago, in which case the newest point waits for :meth:`flush` (called once per block).
+A dragged XY pad or a flood of ``/latent`` then costs at most one decode per block, and the
+synth, which applies only the newest patch per block, hears exactly what it would have heard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink, chunk_names
+from timbrespace.models.patch_space import PatchSpace
+from timbrespace.patch import params
+from timbrespace.patch.library import PresetLibrary
+from timbrespace.protocol.addresses import Value
+
+log = logging.getLogger(__name__)
+
+
+class PatchEngine(Engine):
+    """Serves /latent, /source, /target, /alpha, /patch/* and /param."""
+
+    name = "patch"
+
+    def __init__(
+        self,
+        space: PatchSpace,
+        library: PresetLibrary,
+        link: SynthLink,
+        *,
+        block_period: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.space = space
+        self.library = library
+        self.link = link
+        self.block_period = block_period
+        self.clock = clock
+        self.xy = np.array([0.5, 0.5])
+        self.z_source: npt.NDArray[np.float64] | None = None
+        self.z_target: npt.NDArray[np.float64] | None = None
+        self.source = ""
+        self.target = ""
+        self.alpha = 0.0
+        self.values = params.DEFAULTS.copy()
+        self.preset = ""  # the loaded preset's bank/name while it is unmodified
+        self._pending: tuple[npt.NDArray[np.float64], float] | None = None
+        self._last_decode = -1e9
+        self.decodes = 0
+
+    # -- engine interface ------------------------------------------------------------------------
+    def handlers(self) -> dict[str, Handler]:
+        """Address -> handler."""
+        return {
+            "/latent": self._latent,
+            "/source": self._source,
+            "/target": self._target,
+            "/alpha": self._alpha,
+            "/patch/load": self._load,
+            "/patch/save": self._save,
+            "/patch/list": self._list,
+            "/param": self._param,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-data state."""
+        return {
+            "engine": self.name,
+            "xy": [float(v) for v in self.xy],
+            "source": self.source,
+            "target": self.target,
+            "alpha": self.alpha,
+            "preset": self.preset,
+            "values": {n: float(v) for n, v in zip(params.NAMES, self.values)},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a snapshot; anything that no longer resolves is skipped with a log line."""
+        try:
+            xy = [float(v) for v in state.get("xy", self.xy)]
+            if len(xy) == 2 and all(0.0 <= v <= 1.0 for v in xy):
+                self.xy = np.array(xy)
+            for which in ("source", "target"):
+                name = state.get(which) or ""
+                if name:
+                    try:
+                        self._set_end(which, name)
+                    except HandlerError as e:
+                        log.warning("state: %s", e)
+            self.alpha = min(max(float(state.get("alpha", 0.0)), 0.0), 1.0)
+            values = state.get("values")
+            if isinstance(values, Mapping):
+                v = self.values.copy()
+                for n, x in values.items():
+                    if n in params.INDEX:
+                        v[params.INDEX[n]] = float(x)
+                self.values = params.clamp_vector(v)
+            self.preset = str(state.get("preset", ""))
+        except (TypeError, ValueError) as e:
+            log.warning("state: ignoring unreadable patch state (%s)", e)
+
+    def activate(self, arrival: float) -> None:
+        """Send the current patch to the synth."""
+        self.link.put_patch(self.values, arrival)
+
+    def flush(self) -> None:
+        """Decode the newest pending map point, if any."""
+        if self._pending is not None:
+            z, arrival = self._pending
+            self._pending = None
+            self._decode(z, arrival)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _move(self, z: npt.NDArray[np.float64], arrival: float) -> None:
+        now = self.clock()
+        if now - self._last_decode >= self.block_period:
+            self._pending = None
+            self._decode(z, arrival)
+        else:
+            self._pending = (z, arrival)
+
+    def _decode(self, z: npt.NDArray[np.float64], arrival: float) -> None:
+        self.values = self.space.decode_latent(z[None, :])[0]
+        self.preset = ""
+        self._last_decode = self.clock()
+        self.decodes += 1
+        self.link.put_patch(self.values, arrival)
+
+    def _resolve(self, key: Value) -> int:
+        try:
+            return self.library.resolve(key)
+        except LookupError as e:
+            raise HandlerError(str(e).strip("'\"")) from None
+
+    def _set_end(self, which: str, key: Value) -> int:
+        index = self._resolve(key)
+        z = self.space.encode_latent(self.library[index].values[None, :])[0]
+        label = self.library.qualified_name(index)
+        if which == "source":
+            self.z_source, self.source = z, label
+        else:
+            self.z_target, self.target = z, label
+        return index
+
+    def _blend(self, arrival: float) -> None:
+        if self.z_source is None or self.z_target is None:
+            return
+        z = (1.0 - self.alpha) * self.z_source + self.alpha * self.z_target
+        self.xy = self.space.latent_to_unit(z[None, :])[0]
+        self._move(z, arrival)
+
+    # -- handlers --------------------------------------------------------------------------------
+    def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self.xy = np.array([float(args[0]), float(args[1])])
+        self._move(self.space.unit_to_latent(self.xy[None, :])[0], arrival)
+        return []
+
+    def _source(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self._set_end("source", args[0])
+        self._blend(arrival)
+        return []
+
+    def _target(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self._set_end("target", args[0])
+        self._blend(arrival)
+        return []
+
+    def _alpha(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self.alpha = float(args[0])
+        if self.z_source is None or self.z_target is None:
+            missing = " and ".join(w for w, z in (("/source", self.z_source), ("/target", self.z_target))
+                                   if z is None)
+            raise HandlerError(f"/alpha needs {missing} first (a preset index or name)")
+        self._blend(arrival)
+        return []
+
+    def _load(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        index = self._resolve(args[0])
+        preset = self.library[index]
+        self._pending = None
+        self.values = preset.values.copy()
+        self.preset = self.library.qualified_name(index)
+        self.xy = self.space.encode_unit(self.values[None, :])[0]
+        self.link.put_patch(self.values, arrival)
+        return [("/patch/load.reply", (index, self.preset, float(self.xy[0]), float(self.xy[1])))]
+
+    def _save(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        name = str(args[0])
+        self.flush()
+        try:
+            preset = self.library.append_user(name, self.values)
+        except (ValueError, OSError) as e:
+            raise HandlerError(f"/patch/save {name!r}: {e}") from None
+        index = len(self.library) - 1
+        label = self.library.qualified_name(index)
+        self.preset = label
+        return [("/patch/save.reply", (index, label, str(self.library.user_bank)))]
+
+    def _list(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        labels = [self.library.qualified_name(i) for i in range(len(self.library))]
+        return [("/patch/list.reply", (len(labels), start, *names)) for start, names in chunk_names(labels)]
+
+    def _param(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self.flush()
+        i = params.INDEX[str(args[0])]
+        v = self.values.copy()
+        v[i] = params.PARAMS[i].clamp(float(args[1]))
+        self.values = v
+        self.preset = ""
+        self.link.put_patch(self.values, arrival)
+        return []
