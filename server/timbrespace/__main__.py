@@ -1,0 +1,5 @@
+import sys
+
+from timbrespace.cli import main
+
+sys.exit(main())

@@ -1,0 +1,343 @@
+"""``timbrespace bench``: throughput, latency, decode time, voices, late blocks; scsynth beside us.
+
+Every figure comes from real components: a ``timbrespace serve`` process on loopback (audio on
+the ``null`` backend, clocked in real time), a load generator in a process of its own, and, when
+installed, scsynth on a JACK dummy server measured in the same run for the ratio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timbrespace.config import Config
+from timbrespace.fsutil import atomic_write_text
+
+
+def _ms(x: float) -> float:
+    return round(x * 1000.0, 4)
+
+
+# -- models -------------------------------------------------------------------------------------
+def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
+    """Patch decode time for one point and for a batch of 16, on CPU (and CUDA when present)."""
+    import torch
+
+    from timbrespace.models.patch_space import PatchSpace
+
+    out: dict[str, Any] = {}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    n = 300 if quick else 3000
+    rng = np.random.default_rng(0)
+    for device in devices:
+        space = PatchSpace.load(cfg.patch.model, device=device, num_threads=cfg.inference.threads)
+        for batch in (1, 16):
+            xy = rng.random((n, batch, 2))
+            for i in range(20):
+                space.decode_unit(xy[i])
+            times = []
+            for i in range(n):
+                t = time.perf_counter()
+                space.decode_unit(xy[i])
+                times.append(time.perf_counter() - t)
+            a = np.array(times)
+            out[f"{device}_batch{batch}"] = {"p50_ms": _ms(float(np.median(a))), "p99_ms": _ms(float(np.percentile(a, 99)))}
+    return out
+
+
+# -- synth -------------------------------------------------------------------------------------
+def bench_voices(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
+    """Held voices rendered offline on one core: times real time, and voices that fit in real time."""
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+    from timbrespace.patch import params
+
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    seconds = 3.0 if quick else 10.0
+    blocks = math.ceil(seconds * sr / bs)
+    # A busy patch: two saws, 24 dB filter with envelope, LFO on pitch and filter, reverb.
+    v = params.DEFAULTS.copy()
+    for name, value in {"osc1_waveform": 2, "osc2_waveform": 2, "osc_mix": 0, "filter_type": 0,
+                        "filter_slope": 1, "filter_cutoff": 0.3, "filter_env_amount": 4, "filter_resonance": 0.4,
+                        "lfo_freq": 2.0, "freq_mod_amount": 1.05, "filter_mod_amount": 0, "reverb_wet": 0.3,
+                        "amp_sustain": 1, "distortion_crunch": 0.2}.items():
+        v[params.INDEX[name]] = value
+    with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
+        synth = PatchSynth(polyphony=voices, sample_rate=sr)
+        synth.output.out()
+        synth.set_patch(v)
+        for i in range(voices):
+            synth.note_on(48 + 3 * i, 100)
+        for _ in range(20):
+            r.process_block()
+        assert synth.active_voices == voices
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(blocks):
+            r.process_block()
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - t0
+    realtime = blocks * bs / sr
+    x = realtime / wall
+    return {
+        "voices": voices,
+        "seconds_rendered": round(realtime, 3),
+        "times_realtime": round(x, 2),
+        "cpu_s": round(cpu, 3),
+        "voices_in_realtime_one_core": int(voices * realtime / cpu),
+    }
+
+
+# -- the server under load -----------------------------------------------------------------------
+@contextlib.contextmanager
+def _server(cfg: Config) -> Iterator[tuple[str, int]]:
+    import yaml
+
+    tmp = Path(tempfile.mkdtemp(prefix="timbrespace-bench-"))
+    data = {
+        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False},
+        "audio": {"backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size},
+        "patch": {"model": str(cfg.patch.model), "banks": [str(b) for b in cfg.patch.banks],
+                  "user_bank": str(tmp / "user.bank")},
+        "state": {"persist": False},
+        "log_level": "warning",
+    }
+    (tmp / "bench.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "ready: udp://" not in line:
+            raise RuntimeError(f"bench: the server did not start: {line!r}")
+        addr = line.split("udp://", 1)[1].split()[0]
+        host, port = addr.rsplit(":", 1)
+        yield host, int(port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _status(host: str, port: int) -> dict[str, Any]:
+    from timbrespace.protocol.codec import decode_packet, encode_message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5.0)
+        s.sendto(encode_message("/status", ()), (host, port))
+        while True:
+            msg = decode_packet(s.recv(65536))
+            if getattr(msg, "address", "") == "/status.reply":
+                args = list(msg.args)  # type: ignore[union-attr]
+                return dict(zip(args[::2], args[1::2]))
+
+
+def _paced(host: str, port: int, rate: float, seconds: float, address: str) -> int:
+    """Send ``address`` messages at ``rate``/s from a child process; returns how many were sent."""
+    code = (
+        "import socket,sys,time,random\n"
+        "from timbrespace.protocol.codec import encode_message\n"
+        "h,p,rate,secs,addr=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]),float(sys.argv[4]),sys.argv[5]\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "rnd=random.Random(0);n=0;t0=time.perf_counter();period=1.0/rate\n"
+        "while True:\n"
+        " now=time.perf_counter()-t0\n"
+        " if now>=secs: break\n"
+        " due=int(now/period)+1\n"
+        " while n<due:\n"
+        "  if addr=='/note':\n"
+        "   m=encode_message('/note',(48+n%24,(n//24)%2*100))\n"
+        "  else:\n"
+        "   m=encode_message('/latent',(rnd.random(),rnd.random()))\n"
+        "  s.sendto(m,(h,p));n+=1\n"
+        " time.sleep(max(0.0,(n*period)-(time.perf_counter()-t0)))\n"
+        "print(n)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, host, str(port), str(rate), str(seconds), address],
+                         capture_output=True, text=True, check=True, timeout=seconds + 30)
+    return int(out.stdout.strip())
+
+
+def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
+    """Round trips, sustained rate without loss, arrival-to-block latency and late blocks."""
+    from timbrespace.protocol.loadgen import spawn_load
+
+    d = 2.0 if quick else 5.0
+    out: dict[str, Any] = {}
+    with _server(cfg) as (host, port):
+        time.sleep(0.5)
+        out["status_256_in_flight"] = spawn_load(host, port, in_flight=256, duration=d).to_dict()
+        out["status_one_at_a_time"] = spawn_load(host, port, in_flight=1, duration=d).to_dict()
+        # Sustained map moves: the highest paced rate at which the server counted every message.
+        sustained = []
+        for rate in ((2000, 10000, 20000) if quick else (2000, 10000, 20000, 30000, 40000)):
+            before = _status(host, port)["received"]
+            sent = _paced(host, port, rate, d, "/latent")
+            time.sleep(0.3)
+            got = _status(host, port)["received"] - before - 1
+            sustained.append({"rate": rate, "sent": sent, "received": got, "lost": sent - got})
+        out["latent_sustained"] = sustained
+        ok = [s["rate"] for s in sustained if s["lost"] == 0]
+        out["latent_rate_without_loss"] = max(ok) if ok else 0
+        # Latency: notes and map moves at a musical rate, while nothing else runs.
+        time.sleep(0.5)
+        _paced(host, port, 200, d, "/note")
+        st = _status(host, port)
+        out["latency_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
+        _paced(host, port, 500, d, "/latent")
+        st = _status(host, port)
+        block_ms = 1000.0 * st["block_size"] / st["sample_rate"]
+        out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
+        out["block_ms"] = round(block_ms, 4)
+        out["late_blocks"] = st["late_blocks"]
+        out["received_total"] = st["received"]
+    return out
+
+
+# -- scsynth, the peer ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _scsynth(sr: int, bs: int) -> Iterator[int | None]:
+    if not (shutil.which("scsynth") and shutil.which("jackd")):
+        yield None
+        return
+    from timbrespace.audio.host import jack_running
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if not jack_running():
+            procs.append(subprocess.Popen(["jackd", "-d", "dummy", "-r", str(sr), "-p", str(bs)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for _ in range(50):
+                if jack_running():
+                    break
+                time.sleep(0.1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs.append(subprocess.Popen(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(100):
+            try:
+                _sc_status(port)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            yield None
+            return
+        yield port
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
+
+
+def _sc_status(port: int) -> None:
+    from timbrespace.protocol.codec import encode_message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.sendto(encode_message("/status", ()), ("127.0.0.1", port))
+        s.recv(65536)
+
+
+def bench_scsynth(cfg: Config, quick: bool) -> dict[str, Any] | None:
+    """The same /status round trips against scsynth on this machine."""
+    from timbrespace.protocol.loadgen import spawn_load
+
+    d = 2.0 if quick else 5.0
+    with _scsynth(cfg.audio.sample_rate, cfg.audio.block_size) as port:
+        if port is None:
+            return None
+        return {
+            "status_256_in_flight": spawn_load("127.0.0.1", port, in_flight=256, duration=d).to_dict(),
+            "status_one_at_a_time": spawn_load("127.0.0.1", port, in_flight=1, duration=d).to_dict(),
+        }
+
+
+# -- report ----------------------------------------------------------------------------------------
+def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None, quick: bool) -> dict[str, Any]:
+    """Run every benchmark, print the table, write JSON/Markdown when asked."""
+    import torch
+
+    result: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "cuda": torch.cuda.is_available()},
+        "quick": quick,
+    }
+    print("bench: patch decode ...", file=sys.stderr)
+    result["decode"] = bench_decode(cfg, quick)
+    print("bench: voices ...", file=sys.stderr)
+    result["voices"] = bench_voices(cfg, quick)
+    print("bench: server under load ...", file=sys.stderr)
+    result["server"] = bench_server(cfg, quick)
+    print("bench: scsynth ...", file=sys.stderr)
+    result["scsynth"] = bench_scsynth(cfg, quick)
+    table = markdown(result)
+    print(table)
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
+    if markdown_path is not None:
+        atomic_write_text(markdown_path, table)
+    return result
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The figures as a Markdown table."""
+    s = r["server"]
+    sc = r.get("scsynth")
+    rt256 = s["status_256_in_flight"]
+    rt1 = s["status_one_at_a_time"]
+
+    def ratio(ours: float, key: str) -> str:
+        if not sc:
+            return "scsynth not installed"
+        theirs = sc[key]["rate"]
+        return f"scsynth {theirs:,.0f}/s; ratio {ours / theirs:.2f}x"
+
+    block = s["block_ms"]
+    rows = [
+        ("`/status` round trips, 256 in flight (UDP)", f"{rt256['rate']:,.0f}/s, loss {rt256['lost']}",
+         ratio(rt256["rate"], "status_256_in_flight")),
+        ("`/status` round trips, one at a time", f"{rt1['rate']:,.0f}/s (p50 {rt1['p50_ms']:.3f} ms)",
+         ratio(rt1["rate"], "status_one_at_a_time")),
+        ("`/latent` sustained with no loss", f"{s['latent_rate_without_loss']:,}/s", "paced sender, counted by the server"),
+        ("arrival → block, notes (p50 / p99)",
+         f"{s['latency_notes']['p50_ms']:.2f} / {s['latency_notes']['p99_ms']:.2f} ms",
+         f"p99 = {s['latency_notes']['p99_ms'] / block:.2f} blocks of {block:.2f} ms"),
+        ("arrival → block, `/latent` (p50 / p99)",
+         f"{s['latency_latent']['p50_ms']:.2f} / {s['latency_latent']['p99_ms']:.2f} ms",
+         f"p99 = {s['latency_latent']['p99_ms'] / block:.2f} blocks; decode included"),
+        ("late blocks under all of the above", f"{s['late_blocks']}", f"of the server's own count, {s['received_total']:,} messages"),
+    ]
+    for k, v in r["decode"].items():
+        rows.append((f"patch decode, {k.replace('_', ', ')}", f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f})", "PatchSpace.decode_unit"))
+    vo = r["voices"]
+    rows.append((f"{vo['voices']} held voices, offline, one core", f"{vo['times_realtime']:.1f}x real time",
+                 f"≈ {vo['voices_in_realtime_one_core']} voices fit in real time"))
+    lines = [f"Measured {r['date']} on {r['machine']['cpus']} CPUs ({r['machine']['platform']}), "
+             f"torch {r['machine']['torch']}{' (quick run)' if r['quick'] else ''}.", "",
+             "| figure | Timbrespace | note |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines) + "\n"

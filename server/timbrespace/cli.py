@@ -1,0 +1,184 @@
+"""The ``timbrespace`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import timbrespace
+
+os.environ.setdefault("PYO_GUI_WX", "0")
+
+
+class CliError(Exception):
+    """An error to print on stderr with a non-zero exit."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="timbrespace", description=timbrespace.__doc__)
+    p.add_argument("--version", action="version", version=f"timbrespace {timbrespace.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the OSC sound server")
+    s.add_argument("--config", type=Path, help="YAML config (default: config/default.yaml)")
+    s.add_argument("--host", help="interface address to listen on")
+    s.add_argument("--port", type=int, help="UDP and TCP port (0: any free port)")
+    s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
+    s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
+    s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
+
+    r = sub.add_parser("render", help="render a score offline, deterministically")
+    r.add_argument("score", type=Path, metavar="SCORE.yaml")
+    r.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
+    r.add_argument("--config", type=Path)
+
+    t = sub.add_parser("train", help="train a model")
+    t.add_argument("model", choices=["patch-vae"])
+    t.add_argument("--out", type=Path, help="output folder (default: models/<model>)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--config", type=Path)
+
+    m = sub.add_parser("map", help="draw a model's 2-D map as a PNG")
+    m.add_argument("model", choices=["patch-vae"])
+    m.add_argument("--out", type=Path, required=True, metavar="map.png")
+    m.add_argument("--grid", type=int, default=24, help="heat map resolution per side")
+    m.add_argument("--config", type=Path)
+
+    b = sub.add_parser("bench", help="measure throughput, latency, decode time and CPU")
+    b.add_argument("--json", type=Path, help="write the figures as JSON here")
+    b.add_argument("--markdown", type=Path, help="write a Markdown table here")
+    b.add_argument("--quick", action="store_true", help="short runs (for CI)")
+    b.add_argument("--config", type=Path)
+
+    c = sub.add_parser("send", help="send one OSC message and print the replies")
+    c.add_argument("--host", help="server address (default: find one with zeroconf)")
+    c.add_argument("--port", type=int, default=57130)
+    c.add_argument("--tcp", action="store_true", help="use TCP (SLIP framing) instead of UDP")
+    c.add_argument("--wait", type=float, default=1.0, help="seconds to wait for replies")
+    c.add_argument("address")
+    c.add_argument("args", nargs="*")
+    return p
+
+
+def _config(path: Path | None) -> timbrespace.config.Config:
+    from timbrespace import config
+
+    try:
+        return config.load(path)
+    except config.ConfigError as e:
+        raise CliError(str(e)) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _serve(a: argparse.Namespace) -> int:
+    from timbrespace.server import StartupError, serve
+
+    cfg = _config(a.config)
+    if a.host is not None:
+        cfg.network.host = a.host
+    if a.port is not None:
+        if not 0 <= a.port <= 65535:
+            raise CliError(f"--port {a.port} is out of range [0, 65535]")
+        cfg.network.port = a.port
+    if a.audio is not None:
+        cfg.audio.backend = a.audio
+    if a.no_zeroconf:
+        cfg.network.zeroconf = False
+    _logging(cfg.log_level)
+    try:
+        return asyncio.run(serve(cfg, record=a.record))
+    except StartupError as e:
+        raise CliError(str(e)) from None
+
+
+def _render(a: argparse.Namespace) -> int:
+    from timbrespace.render import ScoreError, load_score, render_score, write_wav
+
+    cfg = _config(a.config)
+    _logging(cfg.log_level)
+    try:
+        score = load_score(a.score)
+    except ScoreError as e:
+        raise CliError(str(e)) from None
+    result = render_score(cfg, score)
+    write_wav(a.out, result.audio, result.sample_rate)
+    for line in result.failures:
+        print(line, file=sys.stderr)
+    print(f"wrote {a.out} ({result.audio.shape[0] / result.sample_rate:.2f} s, {len(score)} events)")
+    return 0
+
+
+def _train(a: argparse.Namespace) -> int:
+    from timbrespace.models.train_patch_vae import train
+
+    cfg = _config(a.config)
+    _logging(cfg.log_level)
+    out = a.out or (Path(cfg.patch.model).parent)
+    kwargs: dict[str, object] = {"seed": a.seed, "banks": cfg.patch.banks}
+    if a.epochs is not None:
+        kwargs["epochs"] = a.epochs
+    path = train(out, **kwargs)  # type: ignore[arg-type]
+    print(f"wrote {path}")
+    return 0
+
+
+def _map(a: argparse.Namespace) -> int:
+    from timbrespace.mapping import draw_map
+
+    cfg = _config(a.config)
+    _logging(cfg.log_level)
+    draw_map(cfg, a.out, grid=a.grid)
+    print(f"wrote {a.out}")
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    from timbrespace.bench import run_bench
+
+    cfg = _config(a.config)
+    _logging("warning")
+    run_bench(cfg, json_path=a.json, markdown_path=a.markdown, quick=a.quick)
+    return 0
+
+
+def _send(a: argparse.Namespace) -> int:
+    from timbrespace.client import send_and_print
+
+    return send_and_print(a.address, a.args, host=a.host, port=a.port, tcp=a.tcp, wait=a.wait)
+
+
+_COMMANDS = {
+    "serve": _serve,
+    "render": _render,
+    "train": _train,
+    "map": _map,
+    "bench": _bench,
+    "send": _send,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except CliError as e:
+        print(f"timbrespace {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

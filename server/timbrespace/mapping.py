@@ -1,0 +1,97 @@
+"""``timbrespace map``: the 2-D map as a picture, as in the seed paper's Fig. 6.
+
+Left: every preset at the point where it encodes. Right: a heat map of a descriptor of the sound
+decoded at each grid point (spectral centroid of a rendered note, in Hz on a log scale), with the
+presets over it. The grid's sounds are rendered through the real synth, block by block.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from timbrespace.config import Config
+from timbrespace.patch import params
+
+NOTE = 57  # A3: low enough that a wide-open filter still shows in the centroid
+NOTE_SECONDS = 0.4
+
+
+def spectral_centroid(audio: npt.NDArray[np.float32], sample_rate: int) -> float:
+    """Power-weighted mean frequency of the whole signal (mono mix); 0 for silence."""
+    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+    spec = np.abs(np.fft.rfft(mono * np.hanning(mono.size))) ** 2
+    total = float(spec.sum())
+    if total <= 1e-20:
+        return 0.0
+    freqs = np.fft.rfftfreq(mono.size, 1.0 / sample_rate)
+    return float((freqs * spec).sum() / total)
+
+
+def grid_centroids(cfg: Config, grid: int) -> npt.NDArray[np.float64]:
+    """Centroid of a note rendered from the patch decoded at each grid point, shape (grid, grid)."""
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+    from timbrespace.models.patch_space import PatchSpace
+
+    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
+    axis = (np.arange(grid) + 0.5) / grid
+    xx, yy = np.meshgrid(axis, axis)
+    patches = space.decode_unit(np.stack([xx.ravel(), yy.ravel()], axis=1))
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    blocks = math.ceil(NOTE_SECONDS * sr / bs)
+    out = np.zeros(grid * grid)
+    with OfflineRenderer(sample_rate=sr, block_size=bs, channels=2) as r:
+        synth = PatchSynth(polyphony=1, sample_rate=sr)
+        # The descriptor is about the held sound; a short release keeps the grid quick.
+        patches[:, params.INDEX["amp_release"]] = 0.0
+        for i, values in enumerate(patches):
+            synth.set_patch(values)
+            capture = r.capture(synth.output, blocks * bs / sr)
+            synth.note_on(NOTE, 100)
+            for _ in range(blocks):
+                r.process_block()
+            out[i] = spectral_centroid(capture.array(), sr)
+            synth.note_off(NOTE)
+            for _ in range(blocks):  # let the release end before the next patch
+                if synth.active_voices == 0:
+                    break
+                r.process_block()
+    return out.reshape(grid, grid)
+
+
+def draw_map(cfg: Config, out: Path, *, grid: int = 24) -> None:
+    """Write the map PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from timbrespace.models.patch_space import PatchSpace
+    from timbrespace.patch.library import PresetLibrary
+
+    if not 4 <= grid <= 128:
+        raise ValueError(f"--grid {grid} is out of range [4, 128]")
+    library = PresetLibrary(cfg.patch.banks, cfg.patch.user_bank)
+    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
+    xy = space.encode_unit(np.stack([library[i].values for i in range(len(library))]))
+    centroids = grid_centroids(cfg, grid)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
+    a.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
+    a.set(title=f"{len(library)} amSynth presets encoded", xlabel="x (/latent)", ylabel="y (/latent)",
+          xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    im = b.imshow(np.log10(np.maximum(centroids, 20.0)), origin="lower", extent=(0, 1, 0, 1),
+                  cmap="magma", aspect="equal")
+    b.scatter(xy[:, 0], xy[:, 1], s=1, c="white", alpha=0.25)
+    b.set(title=f"spectral centroid of decoded patches (MIDI {NOTE})", xlabel="x", ylabel="y")
+    cb = fig.colorbar(im, ax=b)
+    ticks = [100, 300, 1000, 3000, 10000]
+    cb.set_ticks([math.log10(t) for t in ticks], labels=[f"{t} Hz" for t in ticks])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)

@@ -1,0 +1,212 @@
+"""``timbrespace render``: a score of OSC messages rendered offline, block by block, deterministically.
+
+The score goes through the same :class:`~timbrespace.app.App`, engine, mailbox and
+:class:`~timbrespace.audio.player.Player` as the live server; a message whose time falls inside
+a block is applied at the start of the next block, as the live server applies a packet that
+arrives mid-block. Only the clock differs: virtual here, so the result never varies.
+
+A score is YAML: either a list of events or a mapping with ``events`` and optional ``duration``
+(seconds, default: last event + ``tail``) and ``tail`` (default 2 s)::
+
+    - {time: 0.0, address: /patch/load, args: [BriansBank01/basic11]}
+    - {time: 0.1, address: /note, args: [69, 100]}
+    - {time: 1.0, address: /note, args: [69, 0]}
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from timbrespace.config import Config
+from timbrespace.fsutil import atomic_write_bytes
+
+MAX_DURATION = 3600.0
+
+
+class ScoreError(ValueError):
+    """A score that cannot be read; the text names the file, the item and what was expected."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One timed OSC message."""
+
+    time: float
+    address: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass
+class Score:
+    """Events in time order plus the total duration."""
+
+    events: list[Event]
+    duration: float
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+@dataclass
+class RenderResult:
+    """Rendered audio and what the server would have answered."""
+
+    audio: npt.NDArray[np.float32]
+    sample_rate: int
+    failures: list[str] = field(default_factory=list)
+    replies: list[tuple[float, str, tuple[Any, ...]]] = field(default_factory=list)
+
+
+def parse_score(data: object, source: str = "score") -> Score:
+    """Validate plain data as a score."""
+    tail = 2.0
+    duration: float | None = None
+    if isinstance(data, dict):
+        unknown = set(data) - {"events", "duration", "tail"}
+        if unknown:
+            raise ScoreError(f"{source}: unknown key {sorted(unknown)[0]!r}; expected events, duration, tail")
+        tail = _number(data.get("tail", tail), f"{source}: tail")
+        if "duration" in data:
+            duration = _number(data["duration"], f"{source}: duration")
+        data = data.get("events", [])
+    if not isinstance(data, list):
+        raise ScoreError(f"{source}: expected a list of events or a mapping with 'events'")
+    events: list[Event] = []
+    for i, item in enumerate(data):
+        where = f"{source}: event {i}"
+        if not isinstance(item, dict):
+            raise ScoreError(f"{where}: expected a mapping {{time, address, args}}, got {item!r}")
+        extra = set(item) - {"time", "address", "args"}
+        if extra:
+            raise ScoreError(f"{where}: unknown key {sorted(extra)[0]!r}; expected time, address, args")
+        t = _number(item.get("time"), f"{where}: time")
+        address = item.get("address")
+        if not isinstance(address, str) or not address.startswith("/"):
+            raise ScoreError(f"{where}: address must be a string starting with '/', got {address!r}")
+        args = item.get("args", [])
+        if not isinstance(args, list):
+            args = [args]
+        events.append(Event(t, address, tuple(args)))
+    events.sort(key=lambda e: e.time)  # stable: same-time events keep their order
+    end = events[-1].time if events else 0.0
+    total = duration if duration is not None else end + tail
+    if total > MAX_DURATION:
+        raise ScoreError(f"{source}: duration {total:g} s is longer than the {MAX_DURATION:g} s allowed")
+    return Score(events, total)
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ScoreError(f"{where}: expected a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def load_score(path: Path) -> Score:
+    """Read and validate a YAML score file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ScoreError(f"cannot read score {path}: {e.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ScoreError(f"{path}: not valid YAML: {e}") from None
+    return parse_score(data, str(path))
+
+
+class LocalLink:
+    """The synth link of a render: an in-process queue and mailbox instead of a socket."""
+
+    def __init__(self) -> None:
+        from timbrespace.audio.mailbox import PatchMailbox
+
+        self.queue: deque[bytes] = deque()
+        self.mailbox = PatchMailbox()
+        self.replies: list[bytes] = []
+
+    def send(self, data: bytes) -> bool:
+        """Queue an event command."""
+        self.queue.append(data)
+        return True
+
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:
+        """Publish the newest patch."""
+        self.mailbox.put(values, arrival)
+
+    def receive(self) -> bytes | None:
+        """The next queued command (player side)."""
+        return self.queue.popleft() if self.queue else None
+
+
+def render_score(cfg: Config, score: Score) -> RenderResult:
+    """Render a score through the same app, engine and synth the server runs."""
+    from timbrespace.app import App, ServerInfo
+    from timbrespace.audio import commands as C
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.player import Player
+    from timbrespace.audio.stats import AudioStats
+    from timbrespace.audio.synth import PatchSynth
+    from timbrespace.engines.patch import PatchEngine
+    from timbrespace.models.patch_space import PatchSpace
+    from timbrespace.patch.library import PresetLibrary
+    from timbrespace.protocol.transport import Incoming, Peer
+
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    period = bs / sr
+    now = [0.0]
+    library = PresetLibrary(cfg.patch.banks, cfg.patch.user_bank)
+    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
+    link = LocalLink()
+    engine = PatchEngine(space, library, link, block_period=period, clock=lambda: now[0])
+    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
+    engine.flush()
+    if cfg.patch.initial_preset:
+        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
+    app = App(engine, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
+    peer = Peer("udp", "render", 0)
+    result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
+    n_blocks = max(1, math.ceil(score.duration * sr / bs))
+    events = deque(score.events)
+    with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
+        synth = PatchSynth(polyphony=cfg.audio.polyphony, sample_rate=sr)
+        capture = r.capture(synth.output, n_blocks * period)
+        player = Player(synth, link.mailbox, AudioStats(), link.receive, link.replies.append)
+        for k in range(n_blocks):
+            t = k * period
+            now[0] = t
+            while events and events[0].time <= t + 1e-12:
+                ev = events.popleft()
+                for address, args in app.handle(Incoming(ev.address, ev.args, peer, 0.0)):
+                    result.replies.append((ev.time, address, args))
+                    if address == "/fail":
+                        result.failures.append(f"{ev.time:.3f} s {ev.address}: {args[1]}")
+            app.flush()
+            player.block(t)
+            r.process_block()
+        for data in link.replies:
+            synced = app.on_synced(int(C.decode(data).args[0]))
+            if synced is not None:
+                result.replies.append((score.duration, *synced[1]))
+        result.audio = capture.array()
+    return result
+
+
+def write_wav(path: Path, audio: npt.NDArray[np.float32], sample_rate: int) -> None:
+    """16-bit PCM WAV, written atomically."""
+    import io
+
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    atomic_write_bytes(path, buf.getvalue())

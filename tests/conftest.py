@@ -1,0 +1,164 @@
+"""Shared fixtures: a real server process on loopback, and OSC helpers over real sockets."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+os.environ.setdefault("PYO_GUI_WX", "0")
+
+READY = re.compile(r"ready: udp://(?P<host>[^:]+):(?P<port>\d+) tcp://")
+
+
+def osc(address: str, *args: Any) -> bytes:
+    """Build an OSC message with python-osc."""
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+@dataclass
+class ServerProc:
+    """A running ``timbrespace serve`` and what it needs."""
+
+    proc: subprocess.Popen[str]
+    host: str
+    port: int
+    tmp: Path
+    config: Path
+    lines: list[str]
+
+    def client(self, timeout: float = 5.0) -> OscClient:
+        return OscClient(self.host, self.port, timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+class OscClient:
+    """A UDP socket that sends OSC and collects replies."""
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+        self.addr = (host, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.timeout = timeout
+
+    def send(self, address: str, *args: Any) -> None:
+        self.sock.sendto(osc(address, *args), self.addr)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.addr)
+
+    def recv(self, timeout: float | None = None) -> OscMessage:
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        return OscMessage(self.sock.recv(65536))
+
+    def expect(self, address: str, timeout: float | None = None) -> OscMessage:
+        """The next reply to ``address``, skipping others."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {address} reply")
+            msg = self.recv(left)
+            if msg.address == address:
+                return msg
+
+    def request(self, address: str, *args: Any, reply: str | None = None) -> OscMessage:
+        self.send(address, *args)
+        return self.expect(reply or f"{address}.reply")
+
+    def status(self) -> dict[str, Any]:
+        p = self.request("/status").params
+        return dict(zip(p[::2], p[1::2]))
+
+    def sync(self, ident: int = 1) -> None:
+        self.send("/sync", ident)
+        assert self.expect("/synced").params == [ident]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
+    """A config for tests: loopback, any free port, no audio device, files under tmp."""
+    data: dict[str, Any] = {
+        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False},
+        "audio": {"backend": "null"},
+        "patch": {"user_bank": str(tmp / "user.amSynth.bank")},
+        "state": {"path": str(tmp / "state.json")},
+    }
+    for k, v in sections.items():
+        data.setdefault(k, {}).update(v)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+
+
+def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict[str, Any]) -> ServerProc:
+    """Start ``timbrespace serve`` and wait for its ready line."""
+    cfg = write_config(tmp, **sections)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            m = READY.search(line)
+            if m:
+                # Keep reading, or a chatty server would block on a full pipe.
+                threading.Thread(target=_drain, args=(proc, lines), daemon=True).start()
+                return ServerProc(proc, m["host"], int(m["port"]), tmp, cfg, lines)
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    rest = proc.communicate()[0]
+    raise RuntimeError("server did not start:\n" + "\n".join(lines) + rest)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    """One server for a whole test module."""
+    s = start_server(tmp_path_factory.mktemp("server"))
+    yield s
+    s.stop()

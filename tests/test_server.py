@@ -1,0 +1,240 @@
+"""The real server process over real sockets: replies, /fail for each bad input class, shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import OscClient, ServerProc, osc, start_server
+from pythonosc.osc_message import OscMessage
+
+from timbrespace.patch.bank import read_bank
+
+
+def test_status_version_and_sync(server: ServerProc) -> None:
+    c = server.client()
+    st = c.status()
+    assert st["engine"] == "patch"
+    assert st["audio"] == "null"
+    assert st["sample_rate"] == 48000 and st["block_size"] == 256
+    assert st["device"] == "cpu"
+    assert st["clients"] >= 1
+    v = c.request("/version").params
+    assert v[0] == "timbrespace"
+    c.sync(42)
+    c.close()
+
+
+@pytest.mark.parametrize(
+    ("packet", "address", "needle"),
+    [
+        (osc("/nope", 1), "/nope", "unknown address"),
+        (osc("/note", 60), "/note", "expected 2 argument(s)"),
+        (osc("/note", "x", 100), "/note", "expected an int"),
+        (osc("/latent", 0.5, 2.0), "/latent", "out of range [0, 1]"),
+        (osc("/latent", float("nan"), 0.5), "/latent", "finite"),
+        (osc("/latent", float("inf"), 0.5), "/latent", "finite"),
+        (osc("/patch/load", "no such preset"), "/patch/load", "no such preset"),
+        (osc("/param", "cutoff", 0.5), "/param", "unknown amSynth parameter"),
+        (osc("/alpha", 0.5), "/alpha", "/alpha needs /source and /target first"),
+        (b"\x00\x01garbage", "", "malformed packet"),
+        (b"/note\x00\x00\x00,ii\x00\x00\x00", "", "malformed packet"),  # truncated arguments
+    ],
+)
+def test_each_bad_input_gets_fail_and_server_keeps_serving(
+    server: ServerProc, packet: bytes, address: str, needle: str
+) -> None:
+    c = server.client()
+    before = c.status()["rejected"]
+    c.send_raw(packet)
+    fail = c.expect("/fail")
+    assert fail.params[0] == address
+    assert needle in fail.params[1]
+    assert c.status()["rejected"] == before + 1
+    c.close()
+
+
+def test_patch_load_list_save_and_param(server: ServerProc) -> None:
+    c = server.client()
+    r = c.request("/patch/load", 0).params
+    assert r[0] == 0 and "/" in r[1] and 0.0 <= r[2] <= 1.0 and 0.0 <= r[3] <= 1.0
+    by_name = c.request("/patch/load", r[1]).params
+    assert by_name[:2] == r[:2]
+    c.send("/patch/list")
+    first = c.expect("/patch/list.reply")
+    total = first.params[0]
+    assert total > 2000 and first.params[1] == 0 and first.params[2] == r[1]
+    seen = len(first.params) - 2
+    while seen < total:
+        seen += len(c.expect("/patch/list.reply").params) - 2
+    assert seen == total
+    c.send("/param", "filter_cutoff", 0.25)
+    saved = c.request("/patch/save", "my sound").params
+    assert saved[1].endswith("/my sound")
+    bank = read_bank(Path(saved[2]))
+    assert bank[-1].name == "my sound"
+    from timbrespace.patch.params import INDEX
+
+    assert bank[-1].values[INDEX["filter_cutoff"]] == pytest.approx(0.25)
+    assert c.request("/patch/load", saved[1]).params[1] == saved[1]
+    fail = c.request("/patch/save", "../etc/passwd", reply="/fail").params
+    assert "/patch/save" in fail[0]
+    c.close()
+
+
+def test_source_target_alpha_and_notes(server: ServerProc) -> None:
+    c = server.client()
+    c.send("/source", 0)
+    c.send("/target", 1)
+    c.send("/alpha", 0.5)
+    c.send("/note", 60, 100)
+    c.send("/note", 64, 100)
+    c.send("/pitch", 61.5)
+    c.sync(3)
+    time.sleep(0.05)
+    assert c.status()["voices"] >= 2
+    c.send("/panic")
+    c.sync(4)
+    c.close()
+
+
+def test_liblo_oscsend_is_understood(server: ServerProc) -> None:
+    c = server.client()
+    before = c.status()
+    out = subprocess.run(
+        ["oscsend", server.host, str(server.port), "/note", "ii", "69", "100"],
+        capture_output=True, text=True, timeout=10,
+    )
+    assert out.returncode == 0, out.stderr
+    bad = subprocess.run(
+        ["oscsend", server.host, str(server.port), "/note", "ff", "69.5", "100"],
+        capture_output=True, text=True, timeout=10,
+    )
+    assert bad.returncode == 0
+    c.sync(9)
+    after = c.status()
+    assert after["received"] >= before["received"] + 3
+    assert after["rejected"] == before["rejected"] + 1  # 69.5 is not a MIDI note number
+    assert after["voices"] >= 1  # the good /note sounds
+    c.send("/note", 69, 0)
+    c.sync(10)
+    c.close()
+
+
+def test_oscdump_decodes_what_timbrespace_send_sends(tmp_path: Path) -> None:
+    """liblo's oscdump is the outside judge of our encoder (timbrespace send)."""
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        for args in (["/note", "69", "100"], ["/latent", "0.25", "1"], ["/patch/load", "BriansBank01/basic11"]):
+            subprocess.run(
+                [sys.executable, "-m", "timbrespace", "send", "--host", "127.0.0.1", "--port", str(port),
+                 "--wait", "0", *args],
+                check=True, timeout=30,
+            )
+        time.sleep(0.3)
+    finally:
+        dump.terminate()
+        out = dump.communicate(timeout=5)[0]
+    assert "/note ii 69 100" in out
+    assert "/latent ff 0.250000 1.000000" in out
+    assert '/patch/load s "BriansBank01/basic11"' in out
+
+
+def test_tcp_slip_round_trip(server: ServerProc) -> None:
+    from pythonosc.slip import END, decode, encode
+
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(encode(osc("/status")) + encode(osc("/nope")))
+        buf = b""
+        while buf.count(END) < 4:
+            buf += s.recv(65536)
+        frames = [OscMessage(decode(f + END)) for f in buf.split(END) if f]
+    assert [f.address for f in frames] == ["/status.reply", "/fail"]
+
+
+def test_big_datagram_is_accepted(server: ServerProc) -> None:
+    c = server.client()
+    name = "x" * 60000
+    c.send("/patch/load", name)
+    fail = c.expect("/fail")
+    assert fail.params[0] == "/patch/load"
+    c.close()
+
+
+def test_sigterm_persists_state_and_exits_zero(tmp_path: Path) -> None:
+    s = start_server(tmp_path)
+    c = s.client()
+    c.send("/latent", 0.25, 0.75)
+    c.sync(1)
+    c.close()
+    assert s.stop(signal.SIGTERM) == 0
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["engines"]["patch"]["xy"] == [0.25, 0.75]
+    # Restart: the state comes back.
+    s2 = start_server(tmp_path)
+    try:
+        assert s2.client().status()["engine"] == "patch"
+    finally:
+        assert s2.stop(signal.SIGINT) == 0
+    assert json.loads((tmp_path / "state.json").read_text())["engines"]["patch"]["xy"] == [0.25, 0.75]
+
+
+def test_record_on_null_backend_writes_real_audio(tmp_path: Path) -> None:
+    out = tmp_path / "take.wav"
+    s = start_server(tmp_path, "--record", str(out))
+    c = s.client()
+    c.send("/note", 57, 110)
+    c.sync(1)
+    time.sleep(1.0)
+    c.send("/note", 57, 0)
+    c.sync(2)
+    time.sleep(0.2)
+    c.close()
+    assert s.stop() == 0
+    with wave.open(str(out)) as w:
+        assert w.getframerate() == 48000 and w.getnchannels() == 2
+        raw = w.readframes(w.getnframes())
+        width = w.getsampwidth()
+    if width == 2:
+        audio = np.frombuffer(raw, "<i2").astype(np.float64) / 32768.0
+    else:
+        audio = np.array(struct.unpack(f"<{len(raw) // 4}f", raw))
+    assert audio.size > 48000  # more than a second of frames
+    assert np.isfinite(audio).all()
+    assert np.sqrt(np.mean(audio**2)) > 1e-3  # the note is in the file
+
+
+def test_bad_config_exits_nonzero_with_message(tmp_path: Path) -> None:
+    import sys
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("audio:\n  block_size: 300\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0
+    assert "audio.block_size = 300" in out.stderr
+
+
+def test_flood_of_bad_packets_does_not_stop_service(server: ServerProc) -> None:
+    c = OscClient(server.host, server.port)
+    for i in range(500):
+        c.send_raw(bytes([i % 256]) * (i % 40 + 1))
+    st = c.status()
+    assert st["rejected"] >= 1
+    c.close()
