@@ -102,7 +102,7 @@ async def serve(
 
         async def tick() -> None:
             nonlocal status
-            period = audio.block_size / audio.sample_rate
+            period = engine.window  # deferred map moves wait at most this long
             while not stop.is_set():
                 await asyncio.sleep(period)
                 app.flush()

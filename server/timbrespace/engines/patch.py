@@ -1,9 +1,10 @@
 """The amSynth patch engine: a 2-D map of presets decoded by the patch VAE, presets, parameters.
 
-Decoding is coalesced: a map move decodes at once unless another decode happened less than one
-audio block ago, in which case the newest point waits for :meth:`flush` (called once per block).
-A dragged XY pad or a flood of ``/latent`` then costs at most one decode per block, and the
-synth, which applies only the newest patch per block, hears exactly what it would have heard.
+Decoding is coalesced: a map move decodes at once unless another decode happened less than half
+an audio block ago, in which case the newest point waits for :meth:`flush` (called every half
+block). A dragged XY pad (tens of moves a second) is decoded move by move and heard at the next
+block; a flood of ``/latent`` costs at most two decodes per block, heard within 1.5 blocks, and
+the synth, which applies only the newest patch per block, hears what it would have heard.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class PatchEngine(Engine):
         self.space = space
         self.library = library
         self.link = link
-        self.block_period = block_period
+        self.window = block_period / 2.0
         self.clock = clock
         self.xy = np.array([0.5, 0.5])
         self.z_source: npt.NDArray[np.float64] | None = None
@@ -121,7 +122,7 @@ class PatchEngine(Engine):
     # -- helpers ---------------------------------------------------------------------------------
     def _move(self, z: npt.NDArray[np.float64], arrival: float) -> None:
         now = self.clock()
-        if now - self._last_decode >= self.block_period:
+        if now - self._last_decode >= self.window:
             self._pending = None
             self._decode(z, arrival)
         else:
