@@ -1,0 +1,119 @@
+"""The control/audio boundary: command layout, the patch mailbox, and the real audio process."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from timbrespace.audio import commands as C
+from timbrespace.audio.host import AudioProcess
+from timbrespace.audio.mailbox import PatchMailbox
+from timbrespace.audio.player import Player
+from timbrespace.audio.stats import AudioStats
+from timbrespace.config import AudioConfig
+from timbrespace.patch import params
+
+
+def test_commands_round_trip() -> None:
+    assert C.decode(C.note(60, 100, 1.5)) == C.Command(C.Kind.NOTE, 1.5, (60, 100))
+    assert C.decode(C.pitch(61.25, 2.0)).args == (61.25,)
+    assert C.decode(C.with_id(C.Kind.SYNC, 2**40, 0.0)).args == (2**40,)
+    assert C.decode(C.simple(C.Kind.PANIC)).kind is C.Kind.PANIC
+    assert C.decode(C.ready(48000, 256, "null")).args == (48000, 256, "null")
+    with pytest.raises(ValueError):
+        C.decode(b"\x01")
+    with pytest.raises(ValueError):
+        C.decode(bytes([99]) + bytes(8))
+
+
+def test_mailbox_gives_the_newest_patch_once() -> None:
+    box = PatchMailbox()
+    assert box.take() is None
+    a, b = params.DEFAULTS.copy(), params.DEFAULTS.copy()
+    b[0] = 1.0
+    box.put(a, 1.0)
+    box.put(b, 2.0)
+    got = box.take()
+    assert got is not None and np.array_equal(got[0], b) and got[1] == 2.0
+    assert box.take() is None
+    box.put(a, 3.0)
+    got = box.take()
+    assert got is not None and got[1] == 3.0
+
+
+def test_mailbox_reader_skips_a_half_written_slot() -> None:
+    box = PatchMailbox()
+    box._a[0] = 1.0  # a writer in the middle of put()
+    assert box.take() is None
+
+
+class _Synth:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def set_patch(self, values: np.ndarray) -> None:
+        self.calls.append(("patch", float(values[0])))
+
+    def note_on(self, pitch: int, velocity: int) -> None:
+        self.calls.append(("on", pitch))
+
+    def note_off(self, pitch: int) -> None:
+        self.calls.append(("off", pitch))
+
+    def set_pitch(self, midi: float) -> None:
+        self.calls.append(("pitch", midi))
+
+    def all_notes_off(self) -> None:
+        self.calls.append(("panic", None))
+
+    @property
+    def active_voices(self) -> int:
+        return 0
+
+
+def test_player_applies_patch_first_and_caps_commands_per_block() -> None:
+    from collections import deque
+
+    q: deque[bytes] = deque(C.note(p, 100, 0.0) for p in range(100))
+    replies: list[bytes] = []
+    box = PatchMailbox()
+    synth = _Synth()
+    player = Player(synth, box, AudioStats(), lambda: q.popleft() if q else None, replies.append,
+                    max_commands=64)
+    v = params.DEFAULTS.copy()
+    box.put(v, 0.0)
+    player.block(0.0)
+    assert synth.calls[0] == ("patch", v[0])
+    assert len(synth.calls) == 65 and len(q) == 36  # the rest waits for the next block
+    q.append(C.with_id(C.Kind.SYNC, 5))
+    player.block(0.0)
+    player.block(0.0)
+    assert C.decode(replies[0]).args == (5,)
+
+
+def test_audio_process_runs_in_real_time_and_answers_sync() -> None:
+    proc = AudioProcess(AudioConfig(backend="null"))
+    try:
+        assert proc.start() == "null"
+        assert (proc.sample_rate, proc.block_size) == (48000, 256)
+        proc.put_patch(params.DEFAULTS, time.monotonic())
+        proc.send(C.note(60, 100, time.monotonic()))
+        proc.send(C.with_id(C.Kind.SYNC, 77))
+        deadline = time.monotonic() + 5
+        got: list[C.Command] = []
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+            got = proc.replies()
+        assert got and got[0].kind is C.Kind.SYNCED and got[0].args == (77,)
+        b0, t0 = proc.stats.snapshot()["blocks"], time.monotonic()
+        time.sleep(1.0)
+        rate = (proc.stats.snapshot()["blocks"] - b0) / (time.monotonic() - t0)
+        assert 150 < rate < 230  # 187.5 blocks/s at 48 kHz / 256, on a real-time clock
+        snap = proc.stats.snapshot()
+        assert snap["voices"] == 1
+        assert snap["latency_count"] >= 2
+    finally:
+        proc.stop()
+    assert not proc.alive

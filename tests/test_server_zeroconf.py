@@ -1,0 +1,40 @@
+"""The real server advertises itself with zeroconf, a client finds it, and shutdown withdraws it."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from conftest import start_server
+
+from timbrespace.protocol.discovery import browse
+
+
+def _find(name: str) -> list:
+    found = asyncio.run(browse(2.0, interfaces=["127.0.0.1"]))
+    return [f for f in found if f.name == name]
+
+
+def test_advertised_found_used_and_withdrawn(tmp_path: Path) -> None:
+    name = f"Timbrespace test {uuid.uuid4().hex[:8]}"
+    s = start_server(tmp_path, network={"zeroconf": True, "name": name, "interfaces": ["127.0.0.1"]})
+    try:
+        assert f"zeroconf '{name}'" in s.lines[-1]
+        found = {f.protocol: f for f in _find(name)}
+        assert set(found) == {"udp", "tcp"}
+        for f in found.values():
+            assert f.port == s.port
+            assert f.txt["txtvers"] == "1" and f.txt["version"] == "1.1"
+            assert f.txt["engines"] == "patch" and f.txt["api"]
+        assert found["tcp"].txt["framing"] == "slip"
+        # The client finds the server by itself when no host is given.
+        out = subprocess.run([sys.executable, "-m", "timbrespace", "send", "/version"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("/version.reply 'timbrespace'")
+    finally:
+        assert s.stop() == 0
+    assert _find(name) == []
