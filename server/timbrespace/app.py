@@ -16,7 +16,7 @@ from typing import Any
 
 import timbrespace
 from timbrespace.audio import commands as C
-from timbrespace.audio.stats import AudioStats
+from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
@@ -68,6 +68,7 @@ class App:
         self._peers: dict[tuple[str, str, int, int], float] = {}
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
+        self._pruned = -1e9
         self._handlers: dict[str, Handler] = {
             "/status": self._status,
             "/version": self._version,
@@ -151,36 +152,41 @@ class App:
         return []
 
     def clients(self) -> int:
-        """Peers heard from within CLIENT_TIMEOUT."""
-        cutoff = self.clock() - CLIENT_TIMEOUT
-        stale = [k for k, t in self._peers.items() if t < cutoff]
-        for k in stale:
-            del self._peers[k]
+        """Peers heard from within CLIENT_TIMEOUT (stale ones pruned at most once a second)."""
+        now = self.clock()
+        if now - self._pruned >= 1.0:
+            cutoff = now - CLIENT_TIMEOUT
+            for k in [k for k, t in self._peers.items() if t < cutoff]:
+                del self._peers[k]
+            self._pruned = now
         return len(self._peers)
 
     def status(self) -> dict[str, Any]:
-        """What /status reports, as a dict."""
-        s = self.stats.snapshot() if self.stats is not None else {}
+        """What /status reports, as a dict (keys in reply order)."""
+        if self.stats is not None:
+            h = self.stats.array[:8].tolist()
+            p50, p99 = self.stats.percentiles(h[LAT_COUNT])
+        else:
+            h, p50, p99 = [0.0] * 8, 0.0, 0.0
+        info = self.info
         return {
             "clients": self.clients(),
-            "voices": int(s.get("voices", 0)),
+            "voices": int(h[VOICES]),
             "engine": self.engine.name,
-            "audio": self.info.audio,
-            "sample_rate": self.info.sample_rate,
-            "block_size": self.info.block_size,
-            "device": self.info.device,
+            "audio": info.audio,
+            "sample_rate": info.sample_rate,
+            "block_size": info.block_size,
+            "device": info.device,
             "received": self.counters.received,
             "rejected": self.counters.rejected,
-            "late_blocks": int(s.get("late_blocks", 0)),
-            "latency_p50_ms": float(s.get("latency_p50_ms", 0.0)),
-            "latency_p99_ms": float(s.get("latency_p99_ms", 0.0)),
+            "late_blocks": int(h[LATE]),
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
         }
 
     def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        flat: list[Any] = []
-        for k, v in self.status().items():
-            flat += [k, v]
-        return [("/status.reply", tuple(flat))]
+        # /status is what monitors poll hardest: build the flat key/value tuple in one pass.
+        return [("/status.reply", tuple(itertools.chain.from_iterable(self.status().items())))]
 
     def _version(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         return [("/version.reply", ("timbrespace", timbrespace.__version__, timbrespace.PROTOCOL_VERSION))]

@@ -20,15 +20,24 @@ NOTE = 57  # A3: low enough that a wide-open filter still shows in the centroid
 NOTE_SECONDS = 0.4
 
 
-def spectral_centroid(audio: npt.NDArray[np.float32], sample_rate: int) -> float:
-    """Power-weighted mean frequency of the whole signal (mono mix); 0 for silence."""
+def spectral_centroid(audio: npt.NDArray[np.float32], sample_rate: int, frame: int = 2048) -> float:
+    """Mean over frames of the magnitude-weighted mean frequency (librosa's definition), in Hz.
+
+    Magnitude rather than power weighting, so the harmonics a filter opens or closes count
+    against a loud fundamental; silent frames are skipped; 0 for silence.
+    """
     mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-    spec = np.abs(np.fft.rfft(mono * np.hanning(mono.size))) ** 2
-    total = float(spec.sum())
-    if total <= 1e-20:
+    n = mono.size // frame
+    if n == 0:
         return 0.0
-    freqs = np.fft.rfftfreq(mono.size, 1.0 / sample_rate)
-    return float((freqs * spec).sum() / total)
+    frames = mono[: n * frame].reshape(n, frame) * np.hanning(frame)
+    mag = np.abs(np.fft.rfft(frames, axis=1))
+    total = mag.sum(axis=1)
+    keep = total > 1e-6 * max(float(total.max()), 1e-30)
+    if not keep.any():
+        return 0.0
+    freqs = np.fft.rfftfreq(frame, 1.0 / sample_rate)
+    return float(((mag[keep] @ freqs) / total[keep]).mean())
 
 
 def grid_centroids(cfg: Config, grid: int) -> npt.NDArray[np.float64]:
