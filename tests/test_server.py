@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import struct
 import subprocess
 import time
 import wave
@@ -13,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OscClient, ServerProc, osc, start_server
 from pythonosc.osc_message import OscMessage
 
 from timbrespace.patch.bank import read_bank
+
+from conftest import OscClient, ServerProc, osc, start_server
 
 
 def test_status_version_and_sync(server: ServerProc) -> None:
@@ -209,10 +209,9 @@ def test_record_on_null_backend_writes_real_audio(tmp_path: Path) -> None:
         assert w.getframerate() == 48000 and w.getnchannels() == 2
         raw = w.readframes(w.getnframes())
         width = w.getsampwidth()
-    if width == 2:
-        audio = np.frombuffer(raw, "<i2").astype(np.float64) / 32768.0
-    else:
-        audio = np.array(struct.unpack(f"<{len(raw) // 4}f", raw))
+    assert width == 3  # 24-bit PCM
+    b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+    audio = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8) / float(1 << 23)
     assert audio.size > 48000  # more than a second of frames
     assert np.isfinite(audio).all()
     assert np.sqrt(np.mean(audio**2)) > 1e-3  # the note is in the file

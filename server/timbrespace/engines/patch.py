@@ -1,10 +1,11 @@
 """The amSynth patch engine: a 2-D map of presets decoded by the patch VAE, presets, parameters.
 
 Decoding is coalesced: a map move decodes at once unless another decode happened less than half
-an audio block ago, in which case the newest point waits for :meth:`flush` (called every half
-block). A dragged XY pad (tens of moves a second) is decoded move by move and heard at the next
-block; a flood of ``/latent`` costs at most two decodes per block, heard within 1.5 blocks, and
-the synth, which applies only the newest patch per block, hears what it would have heard.
+an audio block ago; then the newest point waits until that half block is over (the owner's
+``defer`` timer, or the offline renderer's per-block :meth:`flush`). A dragged XY pad (tens of
+moves a second) is decoded move by move and heard at the next block; a flood of ``/latent`` costs
+at most two decodes per block, heard within 1.5 blocks, and the synth, which applies only the
+newest patch per block, hears what it would have heard.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ class PatchEngine(Engine):
         *,
         block_period: float,
         clock: Callable[[], float] = time.monotonic,
+        defer: Callable[[float], None] | None = None,
     ) -> None:
         self.space = space
         self.library = library
         self.link = link
         self.window = block_period / 2.0
         self.clock = clock
-        self.xy = np.array([0.5, 0.5])
+        #: Asks the owner to call flush() after a delay; None: the owner flushes every block anyway.
+        self.defer = defer
+        self.xy: tuple[float, float] = (0.5, 0.5)
         self.z_source: npt.NDArray[np.float64] | None = None
         self.z_target: npt.NDArray[np.float64] | None = None
         self.source = ""
@@ -53,7 +57,9 @@ class PatchEngine(Engine):
         self.alpha = 0.0
         self.values = params.DEFAULTS.copy()
         self.preset = ""  # the loaded preset's bank/name while it is unmodified
-        self._pending: tuple[npt.NDArray[np.float64], float] | None = None
+        # (latent point, or None for "the unit point self.xy", arrival): converted only when decoded,
+        # so a flood of /latent costs no numpy work per message.
+        self._pending: tuple[npt.NDArray[np.float64] | None, float] | None = None
         self._last_decode = -1e9
         self.decodes = 0
 
@@ -88,7 +94,7 @@ class PatchEngine(Engine):
         try:
             xy = [float(v) for v in state.get("xy", self.xy)]
             if len(xy) == 2 and all(0.0 <= v <= 1.0 for v in xy):
-                self.xy = np.array(xy)
+                self.xy = (xy[0], xy[1])
             for which in ("source", "target"):
                 name = state.get(which) or ""
                 if name:
@@ -120,15 +126,19 @@ class PatchEngine(Engine):
             self._decode(z, arrival)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _move(self, z: npt.NDArray[np.float64], arrival: float) -> None:
+    def _move(self, z: npt.NDArray[np.float64] | None, arrival: float) -> None:
         now = self.clock()
         if now - self._last_decode >= self.window:
             self._pending = None
             self._decode(z, arrival)
         else:
+            if self._pending is None and self.defer is not None:
+                self.defer(self.window - (now - self._last_decode))
             self._pending = (z, arrival)
 
-    def _decode(self, z: npt.NDArray[np.float64], arrival: float) -> None:
+    def _decode(self, z: npt.NDArray[np.float64] | None, arrival: float) -> None:
+        if z is None:
+            z = self.space.unit_to_latent(np.array([self.xy]))[0]
         self.values = self.space.decode_latent(z[None, :])[0]
         self.preset = ""
         self._last_decode = self.clock()
@@ -155,13 +165,13 @@ class PatchEngine(Engine):
         if self.z_source is None or self.z_target is None:
             return
         z = (1.0 - self.alpha) * self.z_source + self.alpha * self.z_target
-        self.xy = self.space.latent_to_unit(z[None, :])[0]
+        self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
         self._move(z, arrival)
 
     # -- handlers --------------------------------------------------------------------------------
     def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self.xy = np.array([float(args[0]), float(args[1])])
-        self._move(self.space.unit_to_latent(self.xy[None, :])[0], arrival)
+        self.xy = (float(args[0]), float(args[1]))
+        self._move(None, arrival)
         return []
 
     def _source(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
@@ -189,15 +199,15 @@ class PatchEngine(Engine):
         self._pending = None
         self.values = preset.values.copy()
         self.preset = self.library.qualified_name(index)
-        self.xy = self.space.encode_unit(self.values[None, :])[0]
+        self.xy = _pair(self.space.encode_unit(self.values[None, :])[0])
         self.link.put_patch(self.values, arrival)
-        return [("/patch/load.reply", (index, self.preset, float(self.xy[0]), float(self.xy[1])))]
+        return [("/patch/load.reply", (index, self.preset, *self.xy))]
 
     def _save(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         name = str(args[0])
         self.flush()
         try:
-            preset = self.library.append_user(name, self.values)
+            self.library.append_user(name, self.values)
         except (ValueError, OSError) as e:
             raise HandlerError(f"/patch/save {name!r}: {e}") from None
         index = len(self.library) - 1
@@ -218,3 +228,7 @@ class PatchEngine(Engine):
         self.preset = ""
         self.link.put_patch(self.values, arrival)
         return []
+
+
+def _pair(v: npt.NDArray[np.float64]) -> tuple[float, float]:
+    return (float(v[0]), float(v[1]))

@@ -23,6 +23,8 @@ from typing import Literal
 ArgKind = Literal["int", "float", "str", "preset"]
 Value = int | float | str
 
+_FMAX = 1.7976931348623157e308
+
 #: OSC type tags a declared kind may be sent as (for docs and OSCQuery TYPE strings).
 WIRE_TAGS: dict[ArgKind, str] = {"int": "i", "float": "f", "str": "s", "preset": "i|s"}
 
@@ -42,6 +44,9 @@ class Arg:
     hi: float | None = None
     #: Extra check on the converted value (e.g. a parameter's own range); raises InvalidMessage.
     check: Callable[[Value, tuple[Value, ...]], None] | None = field(default=None, compare=False)
+    _lo: float = field(init=False, repr=False, compare=False)
+    _hi: float = field(init=False, repr=False, compare=False)
+    _fast: type | None = field(init=False, repr=False, compare=False)
 
     def range_text(self) -> str:
         """``[lo, hi]`` or an empty string when unbounded."""
@@ -51,8 +56,20 @@ class Arg:
         hi = "inf" if self.hi is None else _num(self.hi)
         return f"[{lo}, {hi}]"
 
+    def __post_init__(self) -> None:
+        # Bounds for the fast path below: finite stand-ins, so inf and NaN always miss it.
+        object.__setattr__(self, "_lo", -_FMAX if self.lo is None else self.lo)
+        object.__setattr__(self, "_hi", _FMAX if self.hi is None else self.hi)
+        object.__setattr__(self, "_fast", {"float": float, "int": int}.get(self.kind))
+
     def convert(self, value: object, address: str) -> Value:
         """The typed value for a raw OSC argument, or InvalidMessage saying what was expected."""
+        # Fast path: the wire type already is the declared one and in range (the usual case, and
+        # the one a flood of /latent takes). Everything else goes the checked way below.
+        if self._fast is not None and type(value) is self._fast:
+            assert isinstance(value, int | float)
+            if self._lo <= value <= self._hi:
+                return value
         where = f"{address} argument '{self.name}'"
         if self.kind == "str":
             if not isinstance(value, str):
