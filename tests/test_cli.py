@@ -1,0 +1,91 @@
+"""The command line as users call it: exit codes, messages on stderr, files written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from timbrespace.cli import main
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "timbrespace", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_render_command_writes_a_wav(tmp_path: Path) -> None:
+    score = tmp_path / "s.yaml"
+    score.write_text("- {time: 0, address: /patch/load, args: [BriansBank01/basic11]}\n"
+                     "- {time: 0.05, address: /note, args: [60, 100]}\n"
+                     "- {time: 0.5, address: /note, args: [60, 0]}\n"
+                     "- {time: 0.6, address: /note, args: [300, 0]}\n")
+    out = tmp_path / "o.wav"
+    r = run("render", str(score), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "out of range" in r.stderr  # the bad event is reported, the rest rendered
+    with wave.open(str(out)) as w:
+        assert w.getnchannels() == 2 and w.getframerate() == 48000
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert pcm.size >= 2 * 48000 * 2.6 and np.abs(pcm).max() > 1000
+
+
+def test_errors_go_to_stderr_with_nonzero_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x.wav")]) == 2
+    assert "cannot read score" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("network: {port: -1}\n")
+    assert main(["serve", "--config", str(bad)]) == 2
+    assert "network.port = -1 is out of range" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--audio", "alsa"])
+    assert e.value.code == 2
+
+
+def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    from conftest import write_config
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        cfg = write_config(tmp_path, network={"port": port})
+        r = run("serve", "--config", str(cfg), timeout=120)
+    assert r.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+
+
+def test_train_and_map(tmp_path: Path) -> None:
+    r = run("train", "patch-vae", "--epochs", "2", "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    ckpt = tmp_path / "m" / "patch-vae.pt"
+    assert ckpt.exists() and (tmp_path / "m" / "MODEL_CARD.md").exists()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"patch: {{model: {ckpt}}}\n")
+    png = tmp_path / "map.png"
+    r = run("map", "patch-vae", "--out", str(png), "--grid", "4", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
+    """Runs the benchmark's short form; figures are reported, never asserted as timings here."""
+    out = tmp_path / "b.json"
+    md = tmp_path / "b.md"
+    r = run("bench", "--quick", "--json", str(out), "--markdown", str(md), timeout=600)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    s = data["server"]
+    for key in ("status_256_in_flight", "status_one_at_a_time", "latency_notes", "latency_latent"):
+        assert key in s
+    assert s["status_256_in_flight"]["received"] > 0
+    assert "late_blocks" in s and data["voices"]["times_realtime"] > 0
+    assert data["decode"]["cpu_batch1"]["p50_ms"] > 0
+    assert "| figure |" in md.read_text()
