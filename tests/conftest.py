@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -133,6 +134,7 @@ def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # so a failed start can be killed with its audio process
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -151,9 +153,10 @@ def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict
                 return ServerProc(proc, m["host"], int(m["port"]), tmp, cfg, lines)
         elif proc.poll() is not None:
             break
-    proc.kill()
-    rest = proc.communicate()[0]
-    raise RuntimeError("server did not start:\n" + "\n".join(lines) + rest)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    rest = proc.communicate(timeout=10)[0]
+    raise RuntimeError(f"server did not start within {timeout:.0f} s:\n" + "\n".join(lines) + rest)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ def test_default_yaml_loads_and_matches_builtin_defaults() -> None:
     [
         ({"network": {"port": 70000}}, "network.port = 70000 is out of range [0, 65535]"),
         ({"network": {"port": "x"}}, "network.port = 'x' must be an integer"),
-        ({"network": {"tcp_framing": "cobs"}}, "network.tcp_framing = 'cobs' is not allowed; expected one of ['slip', 'length']"),
+        ({"network": {"tcp_framing": "cobs"}},
+         "network.tcp_framing = 'cobs' is not allowed; expected one of ['slip', 'length']"),
         ({"audio": {"block_size": 300}}, "audio.block_size = 300 must be a power of two"),
         ({"audio": {"backend": "alsa"}}, "audio.backend = 'alsa' is not allowed"),
         ({"audio": {"polyphony": 0}}, "audio.polyphony = 0 is out of range [1, 64]"),

@@ -8,9 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from conftest import start_server
-
 from timbrespace.protocol.discovery import browse
+
+from conftest import start_server
 
 
 def _find(name: str) -> list:

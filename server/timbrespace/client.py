@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.slip import END, decode as slip_decode, encode as slip_encode
+from pythonosc.slip import END
+from pythonosc.slip import decode as slip_decode
+from pythonosc.slip import encode as slip_encode
 
 from timbrespace.protocol import addresses
 
@@ -88,7 +90,7 @@ def send_and_print(
 def _udp(host: str, port: int, data: bytes, wait: float) -> list[bytes]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(data, (socket.gethostbyname(host), port))
-        out = []
+        out: list[bytes] = []
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             s.settimeout(left if not out else min(left, 0.2))

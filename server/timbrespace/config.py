@@ -149,7 +149,7 @@ def _build(cls: type[Any], data: object, prefix: str, source: str) -> Any:
 
 def _coerce(tp: Any, value: Any, key: str, source: str, meta: typing.Mapping[str, Any]) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".", source)
     if origin is Literal:
         allowed = typing.get_args(tp)

@@ -58,7 +58,20 @@ async def serve(
         raise StartupError(str(e)) from None
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
-    engine = PatchEngine(space, library, audio, block_period=audio.block_size / audio.sample_rate)
+    flush_armed = False
+
+    def defer(delay: float) -> None:
+        nonlocal flush_armed
+        if not flush_armed:
+            flush_armed = True
+            loop.call_later(max(delay, 0.0), run_flush)
+
+    def run_flush() -> None:
+        nonlocal flush_armed
+        flush_armed = False
+        engine.flush()
+
+    engine = PatchEngine(space, library, audio, block_period=audio.block_size / audio.sample_rate, defer=defer)
     try:
         saved = load_state(cfg.state.path) if cfg.state.persist else {}
         if "patch" in saved:
@@ -100,18 +113,16 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         status = 0
 
-        async def tick() -> None:
+        async def watch() -> None:
             nonlocal status
-            period = engine.window  # deferred map moves wait at most this long
             while not stop.is_set():
-                await asyncio.sleep(period)
-                app.flush()
+                await asyncio.sleep(0.25)
                 if not audio.alive:
                     log.error("the audio process died; shutting down")
                     status = 1
                     stop.set()
 
-        ticker = asyncio.create_task(tick())
+        ticker = asyncio.create_task(watch())
         host, port = osc.udp_address
         zc = ""
         if cfg.network.zeroconf:

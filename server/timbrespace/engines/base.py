@@ -56,7 +56,7 @@ class Engine(ABC):
         """Send the current sound to the synth (on start and when the engine is selected)."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
-        """Carry out deferred work now (the server calls this every half block)."""
+        """Carry out deferred work now (when the engine asked for it, and before each offline block)."""
 
 
 def chunk_names(labels: Iterable[str], limit: int = LIST_CHUNK_BYTES) -> list[tuple[int, list[str]]]:

@@ -59,7 +59,7 @@ class ParamSpec:
         if self.law is Law.LINEAR:
             return self.offset + self.base * value
         if self.law is Law.EXPONENTIAL:
-            return self.offset + self.base**value
+            return float(self.offset + self.base**value)
         return float(self.offset + math.copysign(abs(value) ** self.base, value))
 
 
