@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -120,10 +120,13 @@ def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
     return path
 
 
-def _drain(proc: subprocess.Popen[str], lines: list[str]) -> None:
+def _read_lines(proc: subprocess.Popen[str], lines: list[str], out: queue.Queue[str | None]) -> None:
+    # A thread, not select(): the text wrapper buffers, so select() can miss a line already read.
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line.rstrip())
+        out.put(line)
+    out.put(None)
 
 
 def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict[str, Any]) -> ServerProc:
@@ -136,27 +139,24 @@ def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict
         text=True,
         start_new_session=True,  # so a failed start can be killed with its audio process
     )
-    assert proc.stdout is not None
     lines: list[str] = []
+    q: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc, lines, q), daemon=True).start()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip())
-            m = READY.search(line)
-            if m:
-                # Keep reading, or a chatty server would block on a full pipe.
-                threading.Thread(target=_drain, args=(proc, lines), daemon=True).start()
-                return ServerProc(proc, m["host"], int(m["port"]), tmp, cfg, lines)
-        elif proc.poll() is not None:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = q.get(timeout=left)
+        except queue.Empty:
             break
+        if line is None:
+            break
+        m = READY.search(line)
+        if m:
+            return ServerProc(proc, m["host"], int(m["port"]), tmp, cfg, lines)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    rest = proc.communicate(timeout=10)[0]
-    raise RuntimeError(f"server did not start within {timeout:.0f} s:\n" + "\n".join(lines) + rest)
+    proc.wait(10)
+    raise RuntimeError(f"server did not start within {timeout:.0f} s:\n" + "\n".join(lines))
 
 
 @pytest.fixture(scope="module")
