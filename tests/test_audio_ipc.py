@@ -21,7 +21,7 @@ def test_commands_round_trip() -> None:
     assert C.decode(C.pitch(61.25, 2.0)).args == (61.25,)
     assert C.decode(C.with_id(C.Kind.SYNC, 2**40, 0.0)).args == (2**40,)
     assert C.decode(C.simple(C.Kind.PANIC)).kind is C.Kind.PANIC
-    assert C.decode(C.ready(48000, 256, "null")).args == (48000, 256, "null")
+    assert C.decode(C.ready(48000, 256, "null", "SCHED_FIFO 70")).args == (48000, 256, "null", "SCHED_FIFO 70")
     with pytest.raises(ValueError):
         C.decode(b"\x01")
     with pytest.raises(ValueError):

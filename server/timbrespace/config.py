@@ -60,6 +60,9 @@ class AudioConfig:
     polyphony: int = field(default=8, metadata=_rng(1, 64))
     #: Python's thread switch interval inside the audio process (seconds); see docs/architecture.md.
     switch_interval: float = field(default=0.001, metadata=_rng(0.0001, 0.1))
+    #: SCHED_FIFO priority of the audio process (0: the normal scheduler); refused quietly
+    #: without the right (root, or rtprio in limits.conf).
+    realtime_priority: int = field(default=70, metadata=_rng(0, 99))
 
 
 @dataclass

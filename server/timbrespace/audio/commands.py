@@ -31,7 +31,7 @@ HEADER = struct.Struct("<Bd")
 _NOTE = struct.Struct("<Bdii")
 _PITCH = struct.Struct("<Bdd")
 _ID = struct.Struct("<Bdq")
-_READY = struct.Struct("<Bdii16s")
+_READY = struct.Struct("<Bdii16s24s")
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ def with_id(kind: Kind, ident: int, arrival: float = 0.0) -> bytes:
     return _ID.pack(kind, arrival, ident)
 
 
-def ready(sample_rate: int, block_size: int, backend: str) -> bytes:
-    """The audio process is up."""
-    return _READY.pack(Kind.READY, 0.0, sample_rate, block_size, backend.encode()[:16])
+def ready(sample_rate: int, block_size: int, backend: str, scheduling: str = "") -> bytes:
+    """The audio process is up (or, with backend ``error:NAME``, could not start)."""
+    return _READY.pack(Kind.READY, 0.0, sample_rate, block_size, backend.encode()[:16], scheduling.encode()[:24])
 
 
 def decode(data: bytes) -> Command:
@@ -83,7 +83,7 @@ def decode(data: bytes) -> Command:
         _, t, ident = _ID.unpack(data)
         return Command(kind, t, (ident,))
     if kind is Kind.READY:
-        _, t, sr, bs, name = _READY.unpack(data)
-        return Command(kind, t, (sr, bs, name.rstrip(b"\0").decode()))
+        _, t, sr, bs, name, sched = _READY.unpack(data)
+        return Command(kind, t, (sr, bs, name.rstrip(b"\0").decode(), sched.rstrip(b"\0").decode()))
     _, t = HEADER.unpack(data)
     return Command(kind, t)

@@ -114,6 +114,8 @@ class Address:
 
     def parse(self, raw: Sequence[object]) -> tuple[Value, ...]:
         """Convert and validate raw OSC arguments; InvalidMessage names what was wrong."""
+        if not raw and not self.args:  # /status, /version, ...: the commonest polls
+            return ()
         if len(raw) != len(self.args):
             want = " ".join(a.name for a in self.args) or "no arguments"
             raise InvalidMessage(
