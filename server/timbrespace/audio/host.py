@@ -9,8 +9,8 @@ docs/architecture.md for why it is a separate process. Backends:
                rendered on time (so ``--record`` works on a headless box)
 
 Late blocks are counted by the process itself: under ``null`` a block is late when it finishes
-after the moment its samples are due; under ``jack``/``portaudio`` when the gap between two
-block callbacks exceeds 1.5 block periods (the device asked and we were not there).
+after the moment its samples are due; under ``jack`` each xrun JACK reports is one; under
+``portaudio`` (no such report) when the gap between two block callbacks exceeds 1.5 periods.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,23 @@ def _choose_backend(requested: str, pyo: Any) -> str:
         return requested
     if jack_running():
         return "jack"
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception), _quiet_stderr():
         if pyo.pa_count_devices() > 0 and pyo.pa_get_default_output() >= 0:
             return "portaudio"
     return "null"
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C libraries' stderr (ALSA lists every device it cannot open while PortAudio probes)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def audio_main(
@@ -152,10 +166,12 @@ def audio_main(
 
     player = Player(synth, mailbox, stats, receive, reply)
     last = [0.0]
+    xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
+    count_gaps = backend == "portaudio"
 
     def callback() -> None:
         now = time.monotonic()
-        if backend != "null" and last[0] > 0.0 and now - last[0] > 1.5 * period:
+        if count_gaps and last[0] > 0.0 and now - last[0] > 1.5 * period:
             stats.array[LATE] += round((now - last[0]) / period) - 1
         last[0] = now
         player.block(now)
@@ -173,12 +189,34 @@ def audio_main(
             while not player.quit:
                 time.sleep(0.05)
     finally:
+        if xruns is not None:
+            xruns.deactivate()
+            xruns.close()
         if record:
             server.recstop()
         server.stop()
         server.shutdown()
         stats.close()
         mailbox.close()
+
+
+def _jack_xrun_monitor(stats: AudioStats) -> Any:
+    """A second JACK client whose only job is to count the server's xruns as late blocks.
+
+    JACK knows when a cycle missed its deadline; timing callbacks from inside the cycle cannot
+    tell our lateness from the driver's jitter (jackd's dummy driver wanders by more than half a
+    period without any xrun).
+    """
+    import jack
+
+    client = jack.Client("timbrespace-xruns", no_start_server=True)
+
+    def on_xrun(delay_us: float) -> None:
+        stats.array[LATE] += 1
+
+    client.set_xrun_callback(on_xrun)
+    client.activate()
+    return client
 
 
 def _run_clocked(server: Any, player: Any, stats: AudioStats, period: float) -> None:

@@ -1,0 +1,53 @@
+"""With a JACK server running (jackd's dummy driver: no sound card), auto picks JACK and plays."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import start_server
+
+from timbrespace.audio.host import jack_running
+
+pytestmark = pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd2 is not installed")
+
+
+@pytest.fixture()
+def jackd() -> Iterator[None]:
+    if jack_running():
+        yield
+        return
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if jack_running():
+                break
+            time.sleep(0.1)
+        assert jack_running(), "jackd did not start"
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_auto_uses_a_running_jack_server(jackd: None, tmp_path: Path) -> None:
+    s = start_server(tmp_path, audio={"backend": "auto"})
+    try:
+        c = s.client()
+        st = c.status()
+        assert st["audio"] == "jack" and st["sample_rate"] == 48000
+        c.send("/note", 60, 100)
+        c.sync(1)
+        time.sleep(0.3)
+        st = c.status()
+        assert st["voices"] == 1
+        assert st["late_blocks"] == 0
+        c.send("/note", 60, 0)
+        c.close()
+    finally:
+        assert s.stop() == 0
