@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_server
 
 from timbrespace.audio.host import jack_running
+
+from conftest import start_server
 
 pytestmark = pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd2 is not installed")
 
