@@ -237,3 +237,28 @@ def test_flood_of_bad_packets_does_not_stop_service(server: ServerProc) -> None:
     st = c.status()
     assert st["rejected"] >= 1
     c.close()
+
+
+def test_bundles_immediate_and_future(server: ServerProc) -> None:
+    """Built with python-osc: an immediate bundle is applied in order; a future one at its time."""
+    from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    def bundle(timetag: float, *msgs: tuple[str, tuple[object, ...]]) -> bytes:
+        b = OscBundleBuilder(timetag)
+        for address, args in msgs:
+            m = OscMessageBuilder(address)
+            for a in args:
+                m.add_arg(a)
+            b.add_content(m.build())
+        return b.build().dgram
+
+    c = server.client()
+    c.send_raw(bundle(IMMEDIATELY, ("/note", (62, 100)), ("/note", (62, 0)), ("/sync", (11,))))
+    assert c.expect("/synced").params == [11]
+    sent = time.time()
+    c.send_raw(bundle(sent + 0.4, ("/sync", (12,))))
+    c.sync(13)  # sent after the future bundle, answered first: the server did not sleep on it
+    assert c.expect("/synced").params == [12]
+    assert time.time() - sent >= 0.38
+    c.close()
