@@ -18,6 +18,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes 0600 files; keep the old file's mode, else an ordinary 0644.
+        os.chmod(tmp, p.stat().st_mode & 0o777 if p.exists() else 0o644)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -9,11 +9,9 @@ running pickled code.  Its sha256 goes to a ``<file>.sha256`` sidecar in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from timbrespace.fsutil import atomic_write_bytes
 from timbrespace.models import registry
 
 FORMAT = "timbrespace-checkpoint/1"
@@ -52,21 +51,6 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """Where the sha256 of checkpoint ``path`` is kept."""
     p = Path(path)
     return p.with_name(p.name + ".sha256")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(
@@ -102,8 +86,8 @@ def save_checkpoint(
     except Exception as exc:
         raise CheckpointError(f"checkpoint for {name!r} is not weights-only loadable: {exc}") from exc
     digest = sha256_bytes(data)
-    _atomic_write(p, data)
-    _atomic_write(sidecar_path(p), f"{digest}  {p.name}\n".encode())
+    atomic_write_bytes(p, data)
+    atomic_write_bytes(sidecar_path(p), f"{digest}  {p.name}\n".encode())
     return digest
 
 

@@ -26,11 +26,9 @@ values here equal what amSynth itself loads and saves.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.fsutil import atomic_write_text
 from timbrespace.patch import params
 
 HEADER = "amSynth"
@@ -233,36 +232,7 @@ def write_bank(path: str | os.PathLike[str], presets: Iterable[Preset]) -> None:
     renamed over ``path`` (and the directory fsynced), so readers see either
     the old bank or the new one, never half of one.
     """
-    target = Path(path)
-    directory = target.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for line in bank_text(presets):
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes 0600 files; keep the old file's mode, else an ordinary 0644.
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(directory)
+    # The whole text is built first: a bad preset fails before anything touches the disk.
+    atomic_write_text(path, "".join(bank_text(presets)))
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename durable; some file systems refuse to open directories.
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
