@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import timbrespace
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Peers that sent nothing for this long no longer count as clients in /status.
 CLIENT_TIMEOUT = 60.0
+#: Rejections logged per second at most; the rest are counted in one line.
+LOG_REJECTS = 20
 
 
 @dataclass
@@ -45,7 +47,6 @@ class Counters:
     received: int = 0
     rejected: int = 0
     malformed: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class App:
@@ -69,6 +70,8 @@ class App:
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         self._pruned = -1e9
+        self._log_window = -1e9
+        self._log_count = self._log_suppressed = 0
         i = info
         self._status_fixed = ("engine", engine.name, "audio", i.audio, "sample_rate", i.sample_rate,
                               "block_size", i.block_size, "device", i.device)
@@ -117,15 +120,24 @@ class App:
         return peer, ("/synced", (client_id,))
 
     def flush(self) -> None:
-        """Deferred engine work, once per block period."""
+        """Deferred engine work now (the offline renderer calls this before every block)."""
         self.engine.flush()
 
     # -- handlers ---------------------------------------------------------------------------------
     def _fail(self, address: str, reason: str, peer: Peer) -> list[Reply]:
         self.counters.rejected += 1
-        kind = reason.split(":", 1)[0]
-        self.counters.by_reason[kind] = self.counters.by_reason.get(kind, 0) + 1
-        log.info("rejected %s from %s:%s: %s", address or "(packet)", peer.host, peer.port, reason)
+        # Logged, but a flood of bad packets must not become a flood of log lines (and of I/O in
+        # the process that serves everyone): at most LOG_REJECTS a second, then a count.
+        now = self.clock()
+        if now - self._log_window >= 1.0:
+            if self._log_suppressed:
+                log.info("... and %d more rejected messages not logged", self._log_suppressed)
+            self._log_window, self._log_count, self._log_suppressed = now, 0, 0
+        if self._log_count < LOG_REJECTS:
+            self._log_count += 1
+            log.info("rejected %.80s from %s:%s: %.300s", address or "(packet)", peer.host, peer.port, reason)
+        else:
+            self._log_suppressed += 1
         return [("/fail", (address, reason))]
 
     def _send(self, data: bytes, what: str) -> None:
