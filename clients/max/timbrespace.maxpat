@@ -1,0 +1,928 @@
+{
+  "patcher": {
+    "fileversion": 1,
+    "appversion": {
+      "major": 8,
+      "minor": 5,
+      "revision": 0,
+      "architecture": "x64",
+      "modernui": 1
+    },
+    "classnamespace": "box",
+    "rect": [
+      60.0,
+      80.0,
+      900.0,
+      640.0
+    ],
+    "openinpresentation": 0,
+    "default_fontsize": 12.0,
+    "gridsize": [
+      15.0,
+      15.0
+    ],
+    "boxes": [
+      {
+        "box": {
+          "id": "obj-1",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            10,
+            760,
+            20
+          ],
+          "text": "Timbrespace from Max. Generated from the OSC address declaration by python -m timbrespace.layouts (edit the generator, not this file)."
+        }
+      },
+      {
+        "box": {
+          "id": "obj-2",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            560,
+            200,
+            22
+          ],
+          "text": "udpsend 127.0.0.1 57130"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-3",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            230,
+            560,
+            400,
+            20
+          ],
+          "text": "change the host (and port) to your server's"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-4",
+          "maxclass": "kslider",
+          "numinlets": 2,
+          "numoutlets": 2,
+          "patching_rect": [
+            20,
+            50,
+            336,
+            53
+          ],
+          "offset": 48,
+          "range": 36
+        }
+      },
+      {
+        "box": {
+          "id": "obj-5",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            120,
+            80,
+            22
+          ],
+          "text": "pack 0 0"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-6",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            150,
+            120,
+            22
+          ],
+          "text": "prepend /note"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-7",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            400,
+            50,
+            200,
+            20
+          ],
+          "text": "map point x, y"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-8",
+          "maxclass": "flonum",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            400,
+            75,
+            60,
+            22
+          ],
+          "minimum": 0,
+          "maximum": 1,
+          "format": 6
+        }
+      },
+      {
+        "box": {
+          "id": "obj-9",
+          "maxclass": "flonum",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            470,
+            75,
+            60,
+            22
+          ],
+          "minimum": 0,
+          "maximum": 1,
+          "format": 6
+        }
+      },
+      {
+        "box": {
+          "id": "obj-10",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            400,
+            110,
+            80,
+            22
+          ],
+          "text": "pak 0. 0."
+        }
+      },
+      {
+        "box": {
+          "id": "obj-11",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            400,
+            140,
+            120,
+            22
+          ],
+          "text": "prepend /latent"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-12",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            600,
+            50,
+            200,
+            20
+          ],
+          "text": "alpha: source -> target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-13",
+          "maxclass": "slider",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            600,
+            75,
+            150,
+            22
+          ],
+          "floatoutput": 1,
+          "min": 0,
+          "size": 1,
+          "orientation": 1
+        }
+      },
+      {
+        "box": {
+          "id": "obj-14",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            600,
+            110,
+            120,
+            22
+          ],
+          "text": "prepend /alpha"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-15",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            200,
+            60,
+            20
+          ],
+          "text": "load"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-16",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            90,
+            200,
+            180,
+            22
+          ],
+          "text": "/patch/load BriansBank01/basic11"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-17",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            280,
+            200,
+            180,
+            22
+          ],
+          "text": "/patch/load BriansBank02/WowPad"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-18",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            470,
+            200,
+            180,
+            22
+          ],
+          "text": "/patch/load BriansBank01/Pianola"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-19",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            660,
+            200,
+            180,
+            22
+          ],
+          "text": "/patch/load BriansBank02/RudeBass"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-20",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            234,
+            60,
+            20
+          ],
+          "text": "source"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-21",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            90,
+            234,
+            180,
+            22
+          ],
+          "text": "/source BriansBank01/basic11"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-22",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            280,
+            234,
+            180,
+            22
+          ],
+          "text": "/source BriansBank02/WowPad"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-23",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            470,
+            234,
+            180,
+            22
+          ],
+          "text": "/source BriansBank01/Pianola"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-24",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            660,
+            234,
+            180,
+            22
+          ],
+          "text": "/source BriansBank02/RudeBass"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-25",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            268,
+            60,
+            20
+          ],
+          "text": "target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-26",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            90,
+            268,
+            180,
+            22
+          ],
+          "text": "/target BriansBank01/basic11"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-27",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            280,
+            268,
+            180,
+            22
+          ],
+          "text": "/target BriansBank02/WowPad"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-28",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            470,
+            268,
+            180,
+            22
+          ],
+          "text": "/target BriansBank01/Pianola"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-29",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            660,
+            268,
+            180,
+            22
+          ],
+          "text": "/target BriansBank02/RudeBass"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-30",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            312,
+            100,
+            22
+          ],
+          "text": "/status"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-31",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            130,
+            312,
+            100,
+            22
+          ],
+          "text": "/version"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-32",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            240,
+            312,
+            100,
+            22
+          ],
+          "text": "/panic"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-33",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            350,
+            312,
+            100,
+            22
+          ],
+          "text": "/patch/list"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-34",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            380,
+            160,
+            22
+          ],
+          "text": "udpreceive 57131"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-35",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            420,
+            120,
+            22
+          ],
+          "text": "print timbrespace"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-36",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            200,
+            420,
+            560,
+            22
+          ],
+          "text": ""
+        }
+      },
+      {
+        "box": {
+          "id": "obj-37",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            200,
+            380,
+            560,
+            20
+          ],
+          "text": "replies arriving on port 57131 (the last one shows here)"
+        }
+      }
+    ],
+    "lines": [
+      {
+        "patchline": {
+          "source": [
+            "obj-4",
+            0
+          ],
+          "destination": [
+            "obj-5",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-4",
+            1
+          ],
+          "destination": [
+            "obj-5",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-5",
+            0
+          ],
+          "destination": [
+            "obj-6",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-6",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-8",
+            0
+          ],
+          "destination": [
+            "obj-10",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-9",
+            0
+          ],
+          "destination": [
+            "obj-10",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-10",
+            0
+          ],
+          "destination": [
+            "obj-11",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-11",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-13",
+            0
+          ],
+          "destination": [
+            "obj-14",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-14",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-16",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-17",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-18",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-19",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-21",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-22",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-23",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-24",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-26",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-27",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-28",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-29",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-30",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-31",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-32",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-33",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-34",
+            0
+          ],
+          "destination": [
+            "obj-35",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-34",
+            0
+          ],
+          "destination": [
+            "obj-36",
+            1
+          ]
+        }
+      }
+    ]
+  }
+}

@@ -1,0 +1,44 @@
+"""What the layouts share: the controls they offer and the declared ranges they read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from timbrespace.protocol.addresses import BY_PATH, Address, Arg
+
+#: Presets the layouts offer as buttons (source, target, load); names in the factory banks.
+PRESETS: tuple[str, ...] = (
+    "BriansBank01/basic11",
+    "BriansBank02/WowPad",
+    "BriansBank01/Pianola",
+    "BriansBank02/RudeBass",
+)
+#: The keyboard: one octave from middle C, at this velocity.
+KEYS: tuple[int, ...] = tuple(range(60, 73))
+VELOCITY = 100
+#: Default server address the layouts connect to (change it in the client).
+HOST = "127.0.0.1"
+PORT = 57130
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def address(path: str) -> Address:
+    """The declaration of ``path`` (KeyError for an address that is not part of the API)."""
+    return BY_PATH[path]
+
+
+def arg(path: str, name: str) -> Arg:
+    """The declared argument ``name`` of ``path``."""
+    for a in address(path).args:
+        if a.name == name:
+            return a
+    raise KeyError(f"{path} has no argument {name!r}")
+
+
+def bounds(path: str, name: str) -> tuple[float, float]:
+    """``(lo, hi)`` of a bounded argument; ValueError when the declaration leaves it open."""
+    a = arg(path, name)
+    if a.lo is None or a.hi is None:
+        raise ValueError(f"{path} {name} is unbounded")
+    return a.lo, a.hi

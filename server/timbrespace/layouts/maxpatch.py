@@ -1,0 +1,126 @@
+"""``clients/max/timbrespace.maxpat``: a Max patcher (JSON) driving the server with udpsend.
+
+A keyboard (``kslider``) sends ``/note``, two number boxes bounded by the declared ranges send
+``/latent``, a slider ``/alpha``; message boxes load presets, set source and target, ask for
+``/status`` and panic. ``udpreceive`` prints what arrives on its port (see the client README about
+where the server sends replies).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from timbrespace.layouts._spec import HOST, PORT, PRESETS, address, bounds
+
+#: The port the patch's udpreceive listens on for replies.
+REPLY_PORT = 57131
+
+
+class _Patcher:
+    def __init__(self) -> None:
+        self.boxes: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+
+    def box(self, maxclass: str, rect: tuple[float, float, float, float], text: str | None = None,
+            inlets: int = 1, outlets: int = 0, **extra: Any) -> str:
+        ident = f"obj-{len(self.boxes) + 1}"
+        b: dict[str, Any] = {"id": ident, "maxclass": maxclass, "numinlets": inlets, "numoutlets": outlets,
+                             "patching_rect": list(rect)}
+        if text is not None:
+            b["text"] = text
+        b.update(extra)
+        self.boxes.append({"box": b})
+        return ident
+
+    def obj(self, rect: tuple[float, float, float, float], text: str, inlets: int = 1, outlets: int = 1) -> str:
+        return self.box("newobj", rect, text, inlets, outlets)
+
+    def message(self, rect: tuple[float, float, float, float], text: str) -> str:
+        return self.box("message", rect, text, 2, 1)
+
+    def comment(self, rect: tuple[float, float, float, float], text: str) -> str:
+        return self.box("comment", rect, text, 1, 0)
+
+    def wire(self, src: str, dst: str, outlet: int = 0, inlet: int = 0) -> None:
+        self.lines.append({"patchline": {"source": [src, outlet], "destination": [dst, inlet]}})
+
+    def render(self) -> dict[str, Any]:
+        return {"patcher": {
+            "fileversion": 1,
+            "appversion": {"major": 8, "minor": 5, "revision": 0, "architecture": "x64", "modernui": 1},
+            "classnamespace": "box",
+            "rect": [60.0, 80.0, 900.0, 640.0],
+            "openinpresentation": 0,
+            "default_fontsize": 12.0,
+            "gridsize": [15.0, 15.0],
+            "boxes": self.boxes,
+            "lines": self.lines,
+        }}
+
+
+def render_dict() -> dict[str, Any]:
+    """The patcher as a dict."""
+    p = _Patcher()
+    p.comment((20, 10, 760, 20), "Timbrespace from Max. Generated from the OSC address declaration by "
+                                 "python -m timbrespace.layouts (edit the generator, not this file).")
+    send = p.obj((20, 560, 200, 22), f"udpsend {HOST} {PORT}", inlets=1, outlets=0)
+    p.comment((230, 560, 400, 20), "change the host (and port) to your server's")
+    # Keyboard: kslider -> pack pitch velocity -> /note.
+    note = address("/note")
+    plo, phi = bounds("/note", "pitch")
+    low, keys = max(int(plo), 48), 36  # three octaves from C3, inside the declared pitch range
+    assert low + keys - 1 <= phi
+    kb = p.box("kslider", (20, 50, 336, 53), None, 2, 2, offset=low, range=keys)
+    pack = p.obj((20, 120, 80, 22), "pack 0 0", inlets=2, outlets=1)
+    pre_note = p.obj((20, 150, 120, 22), f"prepend {note.path}")
+    p.wire(kb, pack, 0, 0)
+    p.wire(kb, pack, 1, 1)
+    p.wire(pack, pre_note)
+    p.wire(pre_note, send)
+    # The map: two bounded float boxes -> pak -> /latent.
+    xlo, xhi = bounds("/latent", "x")
+    ylo, yhi = bounds("/latent", "y")
+    p.comment((400, 50, 200, 20), "map point x, y")
+    fx = p.box("flonum", (400, 75, 60, 22), None, 1, 2, minimum=xlo, maximum=xhi, format=6)
+    fy = p.box("flonum", (470, 75, 60, 22), None, 1, 2, minimum=ylo, maximum=yhi, format=6)
+    pak = p.obj((400, 110, 80, 22), "pak 0. 0.", inlets=2, outlets=1)
+    pre_latent = p.obj((400, 140, 120, 22), "prepend /latent")
+    p.wire(fx, pak, 0, 0)
+    p.wire(fy, pak, 0, 1)
+    p.wire(pak, pre_latent)
+    p.wire(pre_latent, send)
+    # /alpha: a float slider over the declared range.
+    alo, ahi = bounds("/alpha", "alpha")
+    p.comment((600, 50, 200, 20), "alpha: source -> target")
+    sl = p.box("slider", (600, 75, 150, 22), None, 1, 1, floatoutput=1, min=alo, size=ahi - alo,
+               orientation=1)
+    pre_alpha = p.obj((600, 110, 120, 22), "prepend /alpha")
+    p.wire(sl, pre_alpha)
+    p.wire(pre_alpha, send)
+    # Presets, status, panic: message boxes straight to udpsend.
+    y = 200
+    for label, path in (("load", "/patch/load"), ("source", "/source"), ("target", "/target")):
+        address(path)
+        p.comment((20, y, 60, 20), label)
+        for i, preset in enumerate(PRESETS):
+            m = p.message((90 + i * 190, y, 180, 22), f"{path} {preset}")
+            p.wire(m, send)
+        y += 34
+    for i, text in enumerate(("/status", "/version", "/panic", "/patch/list")):
+        address(text)
+        m = p.message((20 + i * 110, y + 10, 100, 22), text)
+        p.wire(m, send)
+    # Replies: udpreceive -> print and a message box showing the last one.
+    recv = p.obj((20, 380, 160, 22), f"udpreceive {REPLY_PORT}", inlets=1, outlets=1)
+    prt = p.obj((20, 420, 120, 22), "print timbrespace", inlets=1, outlets=0)
+    show = p.message((200, 420, 560, 22), "")
+    p.wire(recv, prt)
+    p.wire(recv, show, 0, 1)
+    p.comment((200, 380, 560, 20), f"replies arriving on port {REPLY_PORT} (the last one shows here)")
+    return p.render()
+
+
+def render() -> bytes:
+    """The ``.maxpat`` bytes (stable JSON)."""
+    return (json.dumps(render_dict(), indent=2, sort_keys=False) + "\n").encode("utf-8")

@@ -1,0 +1,155 @@
+"""``clients/puredata/timbrespace.pd``: a vanilla Pure Data patch (oscformat, netsend -u -b, oscparse).
+
+Every address gets a receiver ``ts<path>`` (``[r ts/note]``, ``[r ts/patch/load]``) feeding its own
+``[oscformat]``, so other patches (and the tests) play it with ``; ts/note 60 100`` (``; ts/status
+bang`` for an address without arguments); on the canvas,
+sliders with the declared ranges, a keyboard of message boxes, preset and status buttons drive the
+same objects. Replies come back on netsend's own socket (the server answers the sender) and are
+printed and sent to ``[r ts/reply]``. The sliders also listen on ``ts-ui/x``, ``ts-ui/y`` and
+``ts-ui/alpha``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from timbrespace.layouts._spec import HOST, KEYS, PORT, PRESETS, VELOCITY, bounds
+from timbrespace.protocol.addresses import ADDRESSES
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
+
+
+@dataclass
+class _Patch:
+    lines: list[str] = field(default_factory=list)
+    wires: list[tuple[int, int, int, int]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, kind: str, x: int, y: int, text: str) -> int:
+        self.lines.append(f"#X {kind} {x} {y} {text};")
+        self.count += 1
+        return self.count - 1
+
+    def obj(self, x: int, y: int, text: str) -> int:
+        return self.add("obj", x, y, text)
+
+    def msg(self, x: int, y: int, text: str) -> int:
+        return self.add("msg", x, y, text)
+
+    def text(self, x: int, y: int, text: str) -> None:
+        self.add("text", x, y, _escape(text))
+
+    def hsl(self, x: int, y: int, lo: float, hi: float, label: str) -> int:
+        # width height bottom top log init send receive label x_off y_off font size colours value steady
+        return self.obj(x, y, f"hsl 160 18 {_num(lo)} {_num(hi)} 0 0 empty ts-ui/{label} {label} 4 -10 0 12 "
+                              "#fcfcfc #000000 #000000 0 1")
+
+    def wire(self, a: int, b: int, outlet: int = 0, inlet: int = 0) -> None:
+        self.wires.append((a, outlet, b, inlet))
+
+    def render(self) -> str:
+        head = "#N canvas 40 40 980 720 12;"
+        tail = [f"#X connect {a} {o} {b} {i};" for a, o, b, i in self.wires]
+        return "\n".join([head, *self.lines, *tail]) + "\n"
+
+
+def render_text() -> str:
+    """The patch as Pd file text."""
+    p = _Patch()
+    p.text(20, 10, "Timbrespace from Pure Data vanilla. Generated from the OSC address declaration "
+                   "by python -m timbrespace.layouts: edit the generator and not this file.")
+    p.text(20, 40, f"Set the server with the connect box, or send HOST PORT to ts/connect (default {HOST} {PORT})")
+    # -- the connection: netsend -u -b; its right outlet gives the server's replies.
+    load = p.obj(20, 80, "loadbang")
+    connect = p.msg(20, 110, f"connect {HOST} {PORT}")
+    rconnect = p.obj(220, 80, "r ts/connect")
+    as_list = p.obj(330, 80, "list")
+    connect_to = p.msg(220, 110, "disconnect \\, connect \\$1 \\$2")
+    prepend = p.obj(20, 160, "list prepend send")
+    trim = p.obj(20, 190, "list trim")
+    net = p.obj(20, 220, "netsend -u -b")
+    parse = p.obj(120, 250, "oscparse")
+    rtrim = p.obj(120, 280, "list trim")
+    route = p.obj(120, 310, "route fail")
+    p.wire(load, connect)
+    p.wire(rconnect, as_list)
+    p.wire(as_list, connect_to)
+    p.wire(connect, net)
+    p.wire(connect_to, net)
+    p.wire(prepend, trim)
+    p.wire(trim, net)
+    p.wire(net, parse, outlet=1)
+    p.wire(parse, rtrim)
+    p.wire(rtrim, route)
+    fail_print = p.obj(120, 340, "print timbrespace-fail")
+    reply_print = p.obj(280, 340, "print timbrespace")
+    reply_send = p.obj(280, 370, "s ts/reply")
+    p.wire(route, fail_print)
+    p.wire(rtrim, reply_print)
+    p.wire(rtrim, reply_send)
+    p.text(20, 400, "Replies print to the Pd window and go to [r ts/reply] (oscparse: 'status.reply clients 1 ...').")
+
+    # -- one receiver and one oscformat per declared address.
+    fmt: dict[str, int] = {}
+    x, y = 560, 80
+    for a in ADDRESSES:
+        # [list] turns "; ts/param filter_cutoff 0.5" (a message, not a list) into a list.
+        r = p.obj(x, y, f"r ts{a.path}")
+        lst = p.obj(x + 140, y, "list")
+        f = p.obj(x + 190, y, "oscformat " + " ".join(a.path.strip("/").split("/")))
+        p.wire(r, lst)
+        p.wire(lst, f)
+        p.wire(f, prepend)
+        fmt[a.path] = f
+        y += 34
+
+    # -- controls on the canvas, ranges from the declaration.
+    y = 440
+    p.text(20, y, "map point (/latent) and interpolation (/alpha)")
+    lx, ly = bounds("/latent", "x"), bounds("/latent", "y")
+    sx = p.hsl(20, y + 40, lx[0], lx[1], "x")
+    sy = p.hsl(20, y + 80, ly[0], ly[1], "y")
+    pack = p.obj(200, y + 110, "pack f f")
+    ty = p.obj(200, y + 80, "t b f")
+    p.wire(sx, pack)
+    p.wire(sy, ty)
+    p.wire(ty, pack, outlet=1, inlet=1)
+    p.wire(ty, pack, outlet=0, inlet=0)
+    p.wire(pack, fmt["/latent"])
+    alo, ahi = bounds("/alpha", "alpha")
+    sa = p.hsl(20, y + 130, alo, ahi, "alpha")
+    p.wire(sa, fmt["/alpha"])
+
+    y = 620
+    p.text(20, y, f"keyboard (/note pitch velocity; velocity 0 releases), velocity {VELOCITY}")
+    for i, key in enumerate(KEYS):
+        on = p.msg(20 + i * 44, y + 30, f"{key} {VELOCITY}")
+        off = p.msg(20 + i * 44, y + 56, f"{key} 0")
+        p.wire(on, fmt["/note"])
+        p.wire(off, fmt["/note"])
+    panic = p.msg(20 + len(KEYS) * 44, y + 30, "bang")
+    p.wire(panic, fmt["/panic"])
+    p.text(20 + len(KEYS) * 44, y + 56, "panic")
+
+    y = 720
+    for row, (label, path) in enumerate((("load", "/patch/load"), ("source", "/source"), ("target", "/target"))):
+        p.text(20, y + row * 28, label)
+        for i, preset in enumerate(PRESETS):
+            m = p.msg(90 + i * 200, y + row * 28, f"symbol {preset}")
+            p.wire(m, fmt[path])
+    y = 810
+    status = p.msg(20, y, "bang")
+    p.wire(status, fmt["/status"])
+    p.text(70, y, "/status: the reply prints in the Pd window")
+    return p.render()
+
+
+def render() -> bytes:
+    """The patch file's bytes."""
+    return render_text().encode("utf-8")

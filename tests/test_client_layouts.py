@@ -1,0 +1,254 @@
+"""The generated client layouts (TouchOSC, Max, Pure Data) match the address declaration.
+
+Each file is parsed as its application would read it; every OSC address it sends must be declared,
+with the declared number of arguments, constants that the declaration accepts and controls whose
+ranges lie inside the declared ones. The committed files must equal what the generators write now.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from timbrespace import layouts
+from timbrespace.layouts import maxpatch, puredata, touchosc
+from timbrespace.protocol.addresses import BY_PATH, InvalidMessage
+
+from conftest import ServerProc
+
+ROOT = Path(__file__).resolve().parents[1]
+KIND_OF = {"INTEGER": "int", "FLOAT": "float", "STRING": "str"}
+
+
+def in_range(path: str, i: int, lo: float, hi: float) -> bool:
+    a = BY_PATH[path].args[i]
+    return (a.lo is None or lo >= a.lo) and (a.hi is None or hi <= a.hi) and lo <= hi
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+
+def test_committed_layouts_equal_the_generator_output() -> None:
+    assert layouts.stale() == [], "run: .venv/bin/python -m timbrespace.layouts"
+
+
+def test_the_module_entry_point_checks_for_drift() -> None:
+    out = subprocess.run([sys.executable, "-m", "timbrespace.layouts", "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    layouts.write_all(tmp_path)
+    assert layouts.stale(tmp_path) == []
+    (tmp_path / "clients/max/timbrespace.maxpat").write_text("{}")
+    assert layouts.stale(tmp_path) == ["clients/max/timbrespace.maxpat"]
+
+
+# -- TouchOSC ----------------------------------------------------------------------------------
+
+
+def tosc_messages() -> list[tuple[str, str, ET.Element]]:
+    """(control type, control name, <osc> element) for every OSC message in the .tosc."""
+    raw = (ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()
+    root = ET.fromstring(zlib.decompress(raw).decode("utf-8"))
+    assert root.tag == "lexml" and root.get("version") == touchosc.LEXML_VERSION
+    (top,) = list(root)
+    assert top.tag == "node" and top.get("type") == "GROUP"
+    out = []
+    ids = [n.get("ID") for n in root.iter("node")]
+    assert len(ids) == len(set(ids))
+    for node in root.iter("node"):
+        name = next(p.findtext("value") for p in node.iter("property") if p.findtext("key") == "name")
+        for osc in node.iterfind("messages/osc"):
+            out.append((str(node.get("type")), str(name), osc))
+    return out
+
+
+def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
+    msgs = tosc_messages()
+    seen: dict[str, set[str]] = defaultdict(set)
+    for kind, name, osc in msgs:
+        path = "".join(p.findtext("value") or "" for p in osc.iterfind("path/partial"))
+        assert path in BY_PATH, f"{name}: {path}"
+        decl = BY_PATH[path]
+        parts = osc.findall("arguments/partial")
+        assert len(parts) == len(decl.args), f"{name}: {path} has {len(parts)} arguments"
+        triggers = {t.findtext("var") for t in osc.iterfind("triggers/trigger")}
+        assert triggers, name
+        values: list[Any] = []
+        for i, (p, a) in enumerate(zip(parts, decl.args)):
+            conv = p.findtext("conversion") or ""
+            assert KIND_OF[conv] == ("str" if a.kind == "preset" else a.kind), f"{name}: {a.name} as {conv}"
+            text = p.findtext("value") or ""
+            if p.findtext("type") == "CONSTANT":
+                values.append(int(text) if conv == "INTEGER" else float(text) if conv == "FLOAT" else text)
+            else:
+                assert p.findtext("type") == "VALUE" and text in {"x", "y"} and text in triggers, name
+                lo, hi = float(p.findtext("scaleMin") or "nan"), float(p.findtext("scaleMax") or "nan")
+                assert in_range(path, i, lo, hi), f"{name}: {a.name} scaled to [{lo}, {hi}]"
+                values.append(hi)  # both ends are in range; the top one must also convert
+        decl.parse(values)  # raises InvalidMessage if the declaration would reject it
+        seen[path].add(kind)
+    assert seen["/latent"] == {"XY"} and seen["/alpha"] == {"FADER"}
+    assert {"/note", "/source", "/target", "/patch/load", "/status", "/panic"} <= set(seen)
+    keys = [n for _, n, o in msgs if n.startswith("key_")]
+    assert len(keys) == len(layouts.KEYS)
+
+
+def test_touchosc_status_display_handles_the_declared_replies() -> None:
+    xml = zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode()
+    assert BY_PATH["/status"].reply == "/status.reply"
+    assert "'/status.reply'" in touchosc.STATUS_SCRIPT and "'/fail'" in touchosc.STATUS_SCRIPT
+    assert "onReceiveOSC" in xml
+
+
+# -- Max ---------------------------------------------------------------------------------------
+
+
+def test_max_patch_sends_only_declared_messages_in_range() -> None:
+    data = json.loads((ROOT / "clients/max/timbrespace.maxpat").read_text())
+    patcher = data["patcher"]
+    boxes = {b["box"]["id"]: b["box"] for b in patcher["boxes"]}
+    into: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # dst -> (src, outlet, inlet)
+    for line in patcher["lines"]:
+        (src, outlet), (dst, inlet) = line["patchline"]["source"], line["patchline"]["destination"]
+        assert src in boxes and dst in boxes
+        into[dst].append((src, outlet, inlet))
+    (send,) = [i for i, b in boxes.items() if b.get("text", "").startswith("udpsend ")]
+    assert boxes[send]["text"].split()[2] == str(layouts.PORT)
+    paths = set()
+    for src, _, _ in into[send]:
+        box = boxes[src]
+        text = box["text"]
+        if box["maxclass"] == "message":
+            path, *args = text.split()
+            BY_PATH[path].parse([int(a) if a.isdigit() else a for a in args])
+            paths.add(path)
+            continue
+        assert text.startswith("prepend /"), text
+        path = text.split()[1]
+        paths.add(path)
+        decl = BY_PATH[path]
+        # The widgets feeding this address, by argument position (straight, or through pack/pak).
+        feeders = into[src]
+        assert len(feeders) == 1
+        (up, _, _) = feeders[0]
+        widgets: list[tuple[int, str, int]] = []  # (argument index, widget id, widget outlet)
+        if boxes[up]["maxclass"] == "newobj" and boxes[up]["text"].split()[0] in {"pack", "pak"}:
+            widgets = [(inlet, w, outlet) for w, outlet, inlet in into[up]]
+        else:
+            widgets = [(0, up, 0)]
+        assert sorted({i for i, _, _ in widgets}) == list(range(len(decl.args))), path
+        for i, w, outlet in widgets:
+            b = boxes[w]
+            if b["maxclass"] == "flonum":
+                lo, hi = b["minimum"], b["maximum"]
+            elif b["maxclass"] == "slider":
+                assert b["floatoutput"] == 1
+                lo, hi = b["min"], b["min"] + b["size"]
+            elif b["maxclass"] == "kslider":
+                lo, hi = (b["offset"], b["offset"] + b["range"] - 1) if outlet == 0 else (0, 127)
+            else:
+                raise AssertionError(f"unexpected widget {b['maxclass']}")
+            assert in_range(path, i, lo, hi), f"{path} {decl.args[i].name}: [{lo}, {hi}]"
+    assert {"/note", "/latent", "/alpha", "/source", "/target", "/patch/load", "/status", "/panic"} <= paths
+    assert any(b.get("text", "") == f"udpreceive {maxpatch.REPLY_PORT}" for b in boxes.values())
+
+
+# -- Pure Data ---------------------------------------------------------------------------------
+
+
+def pd_objects() -> tuple[list[list[str]], dict[int, list[tuple[int, int, int]]]]:
+    """The patch's boxes (tokens after '#X') and wires into each box (src, outlet, inlet)."""
+    text = (ROOT / "clients/puredata/timbrespace.pd").read_text()
+    records = [r.strip() for r in re.split(r"(?<!\\);\n", text) if r.strip()]
+    boxes: list[list[str]] = []
+    into: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for r in records[1:]:
+        tokens = r.split()
+        if tokens[1] == "connect":
+            a, o, b, i = map(int, tokens[2:6])
+            into[b].append((a, o, i))
+        else:
+            boxes.append(tokens[1:])
+    return boxes, into
+
+
+def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
+    boxes, into = pd_objects()
+    fmts = {}
+    for n, b in enumerate(boxes):
+        if b[0] == "obj" and b[3] == "oscformat":
+            path = "/" + "/".join(b[4:])
+            assert path in BY_PATH, path
+            fmts[n] = path
+    assert set(fmts.values()) == set(BY_PATH)  # one per declared address
+    receivers = {" ".join(b[3:]) for b in boxes if b[0] == "obj" and b[3] == "r"}
+    assert {f"r ts{p}" for p in BY_PATH} <= receivers
+    for n, path in fmts.items():
+        for src, _, _ in into[n]:
+            b = boxes[src]
+            if b[0] == "msg":  # constants straight into oscformat
+                args = b[3:]
+                if args == ["bang"]:
+                    args = []
+                elif args[0] == "symbol":
+                    args = args[1:]
+                BY_PATH[path].parse([float(a) if re.fullmatch(r"-?[\d.]+", a) else a for a in args])
+            else:
+                assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
+    # Sliders: their range lies inside that of the argument they end up as.
+    for n, b in enumerate(boxes):
+        if b[0] == "obj" and b[3] == "hsl":
+            lo, hi = float(b[6]), float(b[7])
+            path, index = _pd_downstream(n, boxes, into, fmts)
+            assert in_range(path, index, lo, hi), (b, path, index)
+
+
+def _pd_downstream(n: int, boxes: list[list[str]], into: dict[int, list[tuple[int, int, int]]],
+                   fmts: dict[int, str]) -> tuple[str, int]:
+    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for dst, wires in into.items():
+        for src, _, inlet in wires:
+            out[src].append((dst, inlet))
+    index, todo, seen = 0, [n], set()
+    while todo:
+        cur = todo.pop()
+        seen.add(cur)
+        for dst, inlet in out[cur]:
+            if dst in fmts:
+                return fmts[dst], index
+            if boxes[dst][3] == "pack":
+                index = max(index, inlet)
+            if dst not in seen:
+                todo.append(dst)
+    raise AssertionError(f"hsl {n} reaches no oscformat")
+
+
+def test_puredata_generator_escapes_dollars() -> None:
+    assert "connect \\$1 \\$2" in puredata.render_text()
+
+
+# -- presets the layouts offer exist on a real server --------------------------------------------
+
+
+def test_layout_presets_load_on_the_server(server: ServerProc) -> None:
+    c = server.client()
+    for preset in layouts.PRESETS:
+        reply = c.request("/patch/load", preset)
+        assert reply.params[1] == preset
+    c.close()
+
+
+def test_an_undeclared_constant_would_be_caught() -> None:
+    with pytest.raises(InvalidMessage):
+        BY_PATH["/note"].parse([200.0, 100.0])

@@ -1,0 +1,78 @@
+"""The Pure Data client (clients/puredata/timbrespace.pd) run for real: ``pd -nogui`` against a server.
+
+Pd opens the shipped patch and a driver patch that, on loadbang, points it at the test server
+(``; ts/connect``), sends through its receivers and sliders, and quits. The test reads what the
+patch printed (the server's replies, parsed by ``oscparse``) and the server's counters.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerProc
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCH = ROOT / "clients/puredata/timbrespace.pd"
+
+pytestmark = pytest.mark.skipif(shutil.which("pd") is None, reason="pd (Pure Data) is not installed")
+
+#: Messages the driver sends, in three bursts; the bad /note must come back as /fail.
+BURSTS = (
+    "ts/version bang \\; ts/note 60 100 \\; ts/latent 0.2 0.8 \\; ts/sync 5",
+    "ts/status bang \\; ts/note 60 0 \\; ts/source BriansBank01/basic11 \\; ts/target 7 \\; "
+    "ts/alpha 0.5 \\; ts/patch/load BriansBank02/WowPad \\; ts/param filter_cutoff 0.5 \\; ts/pitch 61.5 \\; "
+    "ts-ui/x 0.75 \\; ts-ui/y 0.25 \\; ts-ui/alpha 0.3 \\; ts/note 200 100 \\; ts/panic bang",
+    "ts/status bang",
+)
+SENT = 4 + 13 + 1  # OSC messages in the bursts (ts-ui/y sends /latent too: x then y)
+
+
+def driver(host: str, port: int) -> str:
+    """A patch that connects, sends the bursts 400 ms apart, then quits."""
+    lines = ["#N canvas 0 50 400 300 12;", "#X obj 10 10 loadbang;", "#X obj 10 40 delay 300;",
+             f"#X msg 10 70 \\; ts/connect {host} {port};"]
+    wires = ["#X connect 0 0 1 0;", "#X connect 1 0 2 0;"]
+    prev = 1
+    for burst in BURSTS:
+        n = len(lines) - 1
+        lines += ["#X obj 10 100 delay 400;", f"#X msg 10 130 \\; {burst};"]
+        wires += [f"#X connect {prev} 0 {n} 0;", f"#X connect {n} 0 {n + 1} 0;"]
+        prev = n
+    n = len(lines) - 1
+    lines += ["#X obj 10 160 delay 400;", "#X msg 10 190 \\; pd quit;"]
+    wires += [f"#X connect {prev} 0 {n} 0;", f"#X connect {n} 0 {n + 1} 0;"]
+    return "\n".join(lines + wires) + "\n"
+
+
+def test_puredata_patch_plays_the_server(server: ServerProc, tmp_path: Path) -> None:
+    drive = tmp_path / "drive.pd"
+    drive.write_text(driver(server.host, server.port))
+    c = server.client()
+    before = c.status()
+    t0 = time.monotonic()
+    out = subprocess.run(["pd", "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH), "-open", str(drive)],
+                         capture_output=True, text=True, timeout=60)
+    log = out.stdout + out.stderr
+    after = c.status()
+    c.close()
+    assert out.returncode == 0, log
+    assert time.monotonic() - t0 < 30
+    # Pd itself complained about nothing (a broken object, a bad connect, an unknown method).
+    assert not re.search(r"^error:|couldn't create|no method", log, re.M), log
+    # The replies came back on netsend's socket and oscparse made them readable.
+    assert "timbrespace: version.reply timbrespace" in log, log
+    assert "timbrespace: synced 5" in log
+    held, done = re.findall(r"timbrespace: status\.reply clients \d+ voices (\d+)", log)
+    assert int(held) >= 1 and int(done) == 0, log
+    assert "timbrespace: patch load.reply" in log and "BriansBank02/WowPad" in log
+    fails = re.findall(r"^timbrespace-fail: (\S+)", log, re.M)
+    assert fails == ["/note"], log
+    # Everything arrived (plus the test's own /status), and only the bad note was rejected.
+    assert after["received"] - before["received"] == SENT + 1
+    assert after["rejected"] - before["rejected"] == 1
