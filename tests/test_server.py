@@ -262,3 +262,24 @@ def test_bundles_immediate_and_future(server: ServerProc) -> None:
     assert c.expect("/synced").params == [12]
     assert time.time() - sent >= 0.38
     c.close()
+
+
+def test_reply_port_redirects_replies(server: ServerProc) -> None:
+    """/reply/port: what Max's udpsend/udpreceive pair needs."""
+    listener = OscClient(server.host, server.port)
+    port = listener.sock.getsockname()[1]
+    sender = server.client()
+    sender.send("/reply/port", port)
+    assert listener.expect("/reply/port.reply").params == [port]
+    sender.send("/version")
+    sender.send("/note", 300, 1)
+    sender.send("/sync", 21)
+    assert listener.expect("/version.reply").params[0] == "timbrespace"
+    assert listener.expect("/fail").params[0] == "/note"
+    assert listener.expect("/synced").params == [21]
+    with pytest.raises(TimeoutError):
+        sender.recv(0.3)  # nothing came back to the sending port
+    sender.send("/reply/port", 0)  # and back again
+    assert sender.expect("/reply/port.reply").params == [sender.sock.getsockname()[1]]
+    sender.close()
+    listener.close()

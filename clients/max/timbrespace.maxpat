@@ -532,6 +532,36 @@
           "numinlets": 1,
           "numoutlets": 1,
           "patching_rect": [
+            200,
+            340,
+            70,
+            22
+          ],
+          "text": "loadbang"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-35",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            280,
+            340,
+            160,
+            22
+          ],
+          "text": "/reply/port 57131"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-36",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
             20,
             380,
             160,
@@ -542,7 +572,7 @@
       },
       {
         "box": {
-          "id": "obj-35",
+          "id": "obj-37",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 0,
@@ -557,7 +587,7 @@
       },
       {
         "box": {
-          "id": "obj-36",
+          "id": "obj-38",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -572,7 +602,7 @@
       },
       {
         "box": {
-          "id": "obj-37",
+          "id": "obj-39",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -914,11 +944,35 @@
       {
         "patchline": {
           "source": [
-            "obj-34",
+            "obj-35",
             0
           ],
           "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
             "obj-36",
+            0
+          ],
+          "destination": [
+            "obj-37",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-36",
+            0
+          ],
+          "destination": [
+            "obj-38",
             1
           ]
         }

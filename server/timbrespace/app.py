@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 CLIENT_TIMEOUT = 60.0
 #: Rejections logged per second at most; the rest are counted in one line.
 LOG_REJECTS = 20
+#: Senders whose replies /reply/port redirects, at most.
+MAX_REPLY_PORTS = 1024
 
 
 @dataclass
@@ -70,6 +72,9 @@ class App:
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         self._pruned = -1e9
+        self._reply_ports: dict[tuple[str, int], int] = {}
+        #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
+        self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
         self._log_window = -1e9
         self._log_count = self._log_suppressed = 0
         i = info
@@ -83,13 +88,26 @@ class App:
             "/panic": self._panic,
             **engine.handlers(),
         }
-        missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers and a.path != "/sync"]
+        missing = [a.path for a in addresses.ADDRESSES
+                   if a.path not in self._handlers and a.path not in ("/sync", "/reply/port")]
         if missing:
             raise RuntimeError(f"addresses declared but not handled: {missing}")
 
     # -- entry points for the transport ---------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
-        """Handle one message; replies go back to its sender."""
+        """Handle one message; replies go back to its sender (or where /reply/port said)."""
+        replies = self._handle(msg)
+        p = msg.peer
+        if replies and self._reply_ports and self.send is not None and p.protocol == "udp":
+            port = self._reply_ports.get((p.host, p.port))
+            if port is not None:
+                dest = Peer("udp", p.host, port)
+                for address, args in replies:
+                    self.send(dest, address, args)
+                return []
+        return replies
+
+    def _handle(self, msg: Incoming) -> list[Reply]:
         self.counters.received += 1
         p = msg.peer
         self._peers[(p.protocol, p.host, p.port, p.conn_id)] = msg.arrival
@@ -98,6 +116,8 @@ class App:
             args = decl.parse(msg.args)
             if decl.path == "/sync":
                 return self._sync(args, msg.peer, msg.arrival)
+            if decl.path == "/reply/port":
+                return self._reply_port(args, msg.arrival, msg.peer)
             return self._handlers[decl.path](args, msg.arrival)
         except (InvalidMessage, HandlerError) as e:
             return self._fail(msg.address, str(e), msg.peer)
@@ -117,6 +137,9 @@ class App:
         if entry is None:
             return None
         peer, client_id = entry
+        port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
+        if port is not None:
+            peer = Peer("udp", peer.host, port)
         return peer, ("/synced", (client_id,))
 
     def flush(self) -> None:
@@ -152,6 +175,18 @@ class App:
             del self._syncs[internal]
             raise HandlerError("/sync: the audio command queue is full")
         return []
+
+    def _reply_port(self, args: tuple[Value, ...], arrival: float, peer: Peer) -> list[Reply]:
+        port = int(args[0])
+        if peer.protocol != "udp":
+            raise HandlerError("/reply/port: replies on TCP go back on the connection; this is for UDP")
+        key = (peer.host, peer.port)
+        self._reply_ports.pop(key, None)
+        if port:
+            if len(self._reply_ports) >= MAX_REPLY_PORTS:  # forget the oldest, never grow unbounded
+                del self._reply_ports[next(iter(self._reply_ports))]
+            self._reply_ports[key] = port
+        return [("/reply/port.reply", (port or peer.port,))]
 
     def _note(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.engine.flush()

@@ -99,6 +99,7 @@ async def serve(
                 f"cannot listen on {cfg.network.host}:{cfg.network.port}: {e.strerror or e}"
             ) from None
         server = osc
+        app.send = osc.send
 
         def on_audio() -> None:
             for reply in audio.replies():

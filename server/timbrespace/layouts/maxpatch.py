@@ -2,8 +2,8 @@
 
 A keyboard (``kslider``) sends ``/note``, two number boxes bounded by the declared ranges send
 ``/latent``, a slider ``/alpha``; message boxes load presets, set source and target, ask for
-``/status`` and panic. ``udpreceive`` prints what arrives on its port (see the client README about
-where the server sends replies).
+``/status`` and panic. On load it sends ``/reply/port`` so the server's replies go to
+``udpreceive``'s port, where they are printed and shown.
 """
 
 from __future__ import annotations
@@ -111,7 +111,13 @@ def render_dict() -> dict[str, Any]:
         address(text)
         m = p.message((20 + i * 110, y + 10, 100, 22), text)
         p.wire(m, send)
-    # Replies: udpreceive -> print and a message box showing the last one.
+    # Replies: udpsend cannot receive, so on load the patch asks the server to send its replies
+    # to udpreceive's port instead (/reply/port), then shows them.
+    address("/reply/port")
+    lb = p.obj((200, 340, 70, 22), "loadbang", inlets=1, outlets=1)
+    ask = p.message((280, 340, 160, 22), f"/reply/port {REPLY_PORT}")
+    p.wire(lb, ask)
+    p.wire(ask, send)
     recv = p.obj((20, 380, 160, 22), f"udpreceive {REPLY_PORT}", inlets=1, outlets=1)
     prt = p.obj((20, 420, 120, 22), "print timbrespace", inlets=1, outlets=0)
     show = p.message((200, 420, 560, 22), "")

@@ -180,6 +180,10 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/sync", (_a("id", "int", "any integer, echoed back"),),
             "Reply once everything sent before it has taken effect in the audio.", "server",
             "/synced", "id"),
+    Address("/reply/port", (_a("port", "int", "UDP port on the sender's host; 0: the sending port again",
+                                0, 65535),),
+            "Send this sender's replies to another UDP port of its host (Max's udpsend cannot receive).",
+            "server", "/reply/port.reply", "port, sent to the new port"),
     # -- notes ----------------------------------------------------------------------------------
     Address("/note", (_a("pitch", "int", "MIDI note number", 0, 127),
                       _a("velocity", "int", "MIDI velocity; 0 releases the note", 0, 127)),
