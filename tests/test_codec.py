@@ -27,10 +27,8 @@ from timbrespace.protocol.codec import (
     OscEncodeError,
     TimeTag,
     decode_packet,
-    encode_bundle,
-    encode_message,
-    encode_packet,
 )
+from timbrespace.protocol.encode import encode_bundle, encode_message, encode_packet
 
 
 def posc(address: str, *typed: tuple[Any, str | None]) -> bytes:

@@ -19,7 +19,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.tcp_client import SimpleTCPClient
 
-from timbrespace.protocol.codec import IMMEDIATELY, TimeTag, encode_bundle, encode_message
+from timbrespace.protocol.codec import IMMEDIATELY, TimeTag
+from timbrespace.protocol.encode import encode_bundle, encode_message
 from timbrespace.protocol.loadgen import spawn_load
 from timbrespace.protocol.transport import Incoming, OscServer, Peer, Reply
 

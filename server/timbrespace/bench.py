@@ -142,7 +142,8 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
 
 
 def _status(host: str, port: int) -> dict[str, Any]:
-    from timbrespace.protocol.codec import decode_packet, encode_message
+    from timbrespace.protocol.codec import decode_packet
+    from timbrespace.protocol.encode import encode_message
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(20.0)  # behind a backlog of queued messages, the reply waits its turn
@@ -178,7 +179,7 @@ def _paced(host: str, port: int, rate: float, seconds: float, address: str) -> i
     """Send ``address`` messages at ``rate``/s from a child process; returns how many were sent."""
     code = (
         "import socket,sys,time,random\n"
-        "from timbrespace.protocol.codec import encode_message\n"
+        "from timbrespace.protocol.encode import encode_message\n"
         "h,p,rate,secs,addr=sys.argv[1],int(sys.argv[2]),float(sys.argv[3]),float(sys.argv[4]),sys.argv[5]\n"
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
         "rnd=random.Random(0);n=0;t0=time.perf_counter();period=1.0/rate\n"
@@ -277,7 +278,7 @@ def _scsynth(sr: int, bs: int) -> Iterator[int | None]:
 
 
 def _sc_status(port: int) -> None:
-    from timbrespace.protocol.codec import encode_message
+    from timbrespace.protocol.encode import encode_message
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.2)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .codec import encode_message
+from .encode import encode_message
 
 __all__ = ["LoadResult", "run_burst", "run_load", "spawn_load"]
 

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet, encode_message
+from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
+from .encode import encode_message
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
