@@ -159,6 +159,24 @@ def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict
     raise RuntimeError(f"server did not start within {timeout:.0f} s:\n" + "\n".join(lines))
 
 
+def read_wav(path: Path) -> Any:
+    """A WAV file (16-, 24- or 32-bit PCM) as float64 in [-1, 1], shape (frames, channels)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path)) as w:
+        width, channels = w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
+        audio = ints / float(1 << 23)
+    else:
+        audio = np.frombuffer(raw, {2: "<i2", 4: "<i4"}[width]) / float(1 << (8 * width - 1))
+    return audio.reshape(-1, channels)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     """One server for a whole test module."""

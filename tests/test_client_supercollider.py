@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import ServerProc
+from conftest import ServerProc, read_wav, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SC = ROOT / "clients/supercollider"
@@ -69,7 +70,22 @@ fork {
 """
 
 
-def test_supercollider_class_and_examples_play_the_server(server: ServerProc, tmp_path: Path) -> None:
+def test_supercollider_class_and_examples_play_the_server(tmp_path: Path) -> None:
+    take = tmp_path / "take.wav"
+    (tmp_path / "srv").mkdir()
+    server = start_server(tmp_path / "srv", "--record", str(take))
+    try:
+        _play(server, tmp_path)
+    finally:
+        assert server.stop() == 0
+    # What the server rendered while sclang played it: sound, finite, not clipped.
+    audio = read_wav(take)
+    assert audio.shape[0] > 48000 * 5
+    assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0
+    assert np.sqrt(np.mean(audio**2)) > 1e-3
+
+
+def _play(server: ServerProc, tmp_path: Path) -> None:
     conf = tmp_path / "sclang_conf.yaml"
     conf.write_text(f"includePaths:\n  - {SC}\nexcludePaths: []\npostInlineWarnings: false\n")
     harness = tmp_path / "harness.scd"

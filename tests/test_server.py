@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from pythonosc.osc_message import OscMessage
 
 from timbrespace.patch.bank import read_bank
 
-from conftest import OscClient, ServerProc, osc, start_server
+from conftest import OscClient, ServerProc, osc, read_wav, start_server
 
 
 def test_status_version_and_sync(server: ServerProc) -> None:
@@ -205,13 +204,8 @@ def test_record_on_null_backend_writes_real_audio(tmp_path: Path) -> None:
     time.sleep(0.2)
     c.close()
     assert s.stop() == 0
-    with wave.open(str(out)) as w:
-        assert w.getframerate() == 48000 and w.getnchannels() == 2
-        raw = w.readframes(w.getnframes())
-        width = w.getsampwidth()
-    assert width == 3  # 24-bit PCM
-    b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-    audio = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8) / float(1 << 23)
+    audio = read_wav(out)
+    assert audio.shape[1] == 2
     assert audio.size > 48000  # more than a second of frames
     assert np.isfinite(audio).all()
     assert np.sqrt(np.mean(audio**2)) > 1e-3  # the note is in the file
