@@ -1,12 +1,11 @@
 """The polyphonic synth: voices, keyboard modes, effects, patch changes, costs, offline renderer.
 
 Real pyo renders, numeric checks.  The last test compares with amSynth 1.13 itself when
-its DSSI plugin is installed (Debian's ``amsynth`` package), through a tiny ctypes host.
+its DSSI plugin is installed (Debian's ``amsynth`` package), through ``fidelity.reference``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 import time
@@ -20,11 +19,11 @@ import pytest
 
 from timbrespace.audio.offline import OfflineRenderer, render_patch
 from timbrespace.audio.synth import PatchSynth
+from timbrespace.fidelity import reference
 from timbrespace.patch import params
 
 SR, BS = 48000, 256
 BANKS = "/usr/share/amsynth/banks"
-DSSI = "/usr/lib/dssi/amsynth_dssi.so"
 Audio = npt.NDArray[np.float32]
 IDX = params.INDEX
 
@@ -452,65 +451,7 @@ def test_render_patch_is_deterministic() -> None:
 # -- against amSynth itself -----------------------------------------------------------------
 
 
-class _Seq(ctypes.Structure):  # ALSA's snd_seq_event_t with a note payload (28 bytes)
-    _fields_ = [("type", ctypes.c_ubyte), ("flags", ctypes.c_ubyte), ("tag", ctypes.c_ubyte),
-                ("queue", ctypes.c_ubyte), ("tick", ctypes.c_uint), ("nsec", ctypes.c_uint),
-                ("source", ctypes.c_ushort), ("dest", ctypes.c_ushort), ("channel", ctypes.c_ubyte),
-                ("note", ctypes.c_ubyte), ("velocity", ctypes.c_ubyte), ("off_velocity", ctypes.c_ubyte),
-                ("duration", ctypes.c_uint), ("pad", ctypes.c_uint)]
-
-
-def _amsynth_render(values: npt.NDArray[np.float64], notes: tuple[tuple[float, float, int, int], ...],
-                    duration: float) -> Audio:
-    """amSynth's DSSI plugin driven through ctypes: LADSPA ports 0/1 out, 2..42 the parameters."""
-    handle_t = ctypes.c_void_p
-    f_p = ctypes.POINTER(ctypes.c_float)
-
-    class Ladspa(ctypes.Structure):
-        _fields_ = [("id", ctypes.c_ulong), ("label", ctypes.c_char_p), ("props", ctypes.c_int),
-                    ("name", ctypes.c_char_p), ("maker", ctypes.c_char_p), ("copyright", ctypes.c_char_p),
-                    ("ports", ctypes.c_ulong), ("descs", ctypes.c_void_p), ("names", ctypes.c_void_p),
-                    ("hints", ctypes.c_void_p), ("data", ctypes.c_void_p),
-                    ("instantiate", ctypes.CFUNCTYPE(handle_t, ctypes.c_void_p, ctypes.c_ulong)),
-                    ("connect", ctypes.CFUNCTYPE(None, handle_t, ctypes.c_ulong, f_p)),
-                    ("activate", ctypes.c_void_p), ("run", ctypes.c_void_p), ("run_adding", ctypes.c_void_p),
-                    ("gain", ctypes.c_void_p), ("deactivate", ctypes.c_void_p),
-                    ("cleanup", ctypes.CFUNCTYPE(None, handle_t))]
-
-    class Dssi(ctypes.Structure):
-        _fields_ = [("api", ctypes.c_int), ("ladspa", ctypes.POINTER(Ladspa)), ("configure", ctypes.c_void_p),
-                    ("get_program", ctypes.c_void_p), ("select_program", ctypes.c_void_p),
-                    ("midi", ctypes.c_void_p),
-                    ("run_synth", ctypes.CFUNCTYPE(None, handle_t, ctypes.c_ulong, ctypes.POINTER(_Seq),
-                                                   ctypes.c_ulong))]
-
-    lib = ctypes.CDLL(DSSI)
-    lib.dssi_descriptor.restype = ctypes.POINTER(Dssi)
-    d = lib.dssi_descriptor(0).contents
-    lad = d.ladspa.contents
-    h = lad.instantiate(ctypes.cast(d.ladspa, ctypes.c_void_p), SR)
-    outs = [(ctypes.c_float * BS)() for _ in range(2)]
-    ports = (ctypes.c_float * 41)(*values)
-    for k, buf in enumerate(outs):
-        lad.connect(h, k, ctypes.cast(buf, f_p))
-    for k in range(41):
-        lad.connect(h, 2 + k, ctypes.cast(ctypes.byref(ports, 4 * k), f_p))
-    events = sorted([(round(t * SR), 6, p, v) for t, _, p, v in notes] + [(round(t * SR), 7, p, 0)
-                                                                           for _, t, p, _ in notes])
-    n_blocks = round(duration * SR) // BS
-    out = np.zeros((n_blocks * BS, 2), np.float32)
-    for b in range(n_blocks):
-        now = [e for e in events if b * BS <= e[0] < (b + 1) * BS]
-        seq = (_Seq * max(1, len(now)))()
-        for k, (t, kind, p, v) in enumerate(now):
-            seq[k].type, seq[k].tick, seq[k].note, seq[k].velocity = kind, t - b * BS, p, v
-        d.run_synth(h, BS, seq, len(now))
-        out[b * BS : (b + 1) * BS] = np.stack([np.frombuffer(o, np.float32) for o in outs], axis=1)
-    lad.cleanup(h)
-    return out
-
-
-@pytest.mark.skipif(not Path(DSSI).exists(), reason="amSynth's DSSI plugin is not installed")
+@pytest.mark.skipif(not reference.available(), reason="amSynth's DSSI plugin is not installed")
 def test_matches_amsynth_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # the plugin writes its config dir there
     chosen = presets()[:: 173][:12]
@@ -520,7 +461,7 @@ def test_matches_amsynth_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     notes = ((0.0, BS * 120 / SR, 57, 100), (0.0, BS * 120 / SR, 64, 90))
     env_err, centroid_err = [], []
     for v in chosen:
-        theirs = _amsynth_render(v, notes, 1.0).mean(axis=1)
+        theirs = reference.render(v, notes, 1.0).mean(axis=1)
         ours = render_patch(v, notes, 1.0).mean(axis=1)[: len(theirs)]
         a, b = rms(ours, 2400), rms(theirs, 2400)
         loud = (a > 1e-3) | (b > 1e-3)

@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="short runs (for CI)")
     b.add_argument("--config", type=Path)
 
+    f = sub.add_parser("compare", help="measure the voice against amSynth itself (its DSSI plugin)")
+    f.add_argument("--preset", action="append", default=[], metavar="P", help="a preset (index or name); repeatable")
+    f.add_argument("--all", action="store_true", help="identification over the whole factory set")
+    f.add_argument("--limit", type=int, help="with --all: only this many presets, drawn with --seed")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out-json", type=Path, metavar="F", help="write the figures as JSON here")
+    f.add_argument("--plot", type=Path, metavar="F", help="with --all: write the identification plot (PNG)")
+    f.add_argument("--config", type=Path)
+
     c = sub.add_parser("send", help="send one OSC message and print the replies")
     c.add_argument("--host", help="server address (default: find one with zeroconf)")
     c.add_argument("--port", type=int, default=57130)
@@ -152,6 +161,52 @@ def _bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(a: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from timbrespace.fidelity import compare, reference
+    from timbrespace.patch.library import PresetLibrary
+
+    cfg = _config(a.config)
+    _logging("warning")
+    if not reference.available():
+        raise CliError(f"amSynth's DSSI plugin {reference.PLUGIN} is not installed (apt-get install amsynth)")
+    if not a.preset and not a.all:
+        raise CliError("give --preset P (repeatable) or --all")
+    lib = PresetLibrary([Path(b) for b in cfg.patch.banks])
+    report: dict[str, object] = {}
+    for key in a.preset:
+        try:
+            i = lib.resolve(int(key) if key.isdigit() else key)
+        except (KeyError, IndexError, ValueError) as e:
+            raise CliError(str(e)) from None
+        result = compare.compare(lib[i].values, lib.qualified_name(i))
+        print("\n".join(result.lines()))
+        report[result.name] = result.__dict__
+    if a.all:
+        n = lib.factory_count
+        chosen = np.arange(n)
+        if a.limit is not None and a.limit < n:
+            chosen = np.sort(np.random.default_rng(a.seed).choice(n, a.limit, replace=False))
+        ident = compare.identify(lib.values()[chosen], [lib.qualified_name(int(i)) for i in chosen], progress=True)
+        summary = ident.summary()
+        print(f"{summary['presets']} presets in {summary['seconds']:.0f} s: {100 * summary['identified']:.1f}% "
+              f"identified ({100 * summary['identified_distinct']:.1f}% of the {summary['presets'] - summary['twins']}"
+              f" amSynth renders distinctly; {100 * summary['identified_finite']:.1f}% of those with no NaN render)"
+              f"; own median {summary['own_median_db']:.2f} dB, "
+              f"between median {summary['between_median_db']:.2f} dB (ratio {summary['ratio']:.3f})")
+        report["identification"] = summary
+        if a.plot is not None:
+            compare.plot(ident, a.plot)
+            print(f"wrote {a.plot}")
+    if a.out_json is not None:
+        a.out_json.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        print(f"wrote {a.out_json}")
+    return 0
+
+
 def _send(a: argparse.Namespace) -> int:
     from timbrespace.client import send_and_print
 
@@ -164,6 +219,7 @@ _COMMANDS = {
     "train": _train,
     "map": _map,
     "bench": _bench,
+    "compare": _compare,
     "send": _send,
 }
 
