@@ -151,12 +151,7 @@ def _boxcar(
     start, sync) needs no state: the look-back is always exactly one increment.
     """
     now = pyo.Pointer(integral, phase)
-    # phase - increment is often a hair below 0; Pointer wraps it to a hair below 1, which in
-    # float32 can round to exactly the table size, and the interpolation then reads one float
-    # past the table's guard point: heap garbage, NaN when the neighbour happens to hold one
-    # (seen after other libraries freed buffers nearby). Wrap first, and keep clear of the end.
-    back = pyo.Wrap(pyo.Sig(freq, mul=-1.0 / sr, add=phase), 0.0, 1.0)
-    before = pyo.Pointer(integral, pyo.Clip(back, 0.0, 1.0 - 2.0 / integral.getSize()))
+    before = pyo.Pointer(integral, pyo.Sig(freq, mul=-1.0 / sr, add=phase))
     # Below 1 Hz the difference of two nearly equal float32 reads is noise: let it fade out.
     per_increment = sr / pyo.Max(freq, 1.0)
     return pyo.Sig(now - before, mul=per_increment, add=dc)
@@ -233,9 +228,7 @@ class Voice:
         cut = cut + self.freq * (self.env_f.out * sh.env_up)
         self._mark("filter")
         # amSynth's own biquad (pyo's has the same coefficients: checked by impulse response).
-        # Clamped as SynthFilter clamps it (the biquad is unstable at Nyquist).
-        cut = pyo.Min(pyo.Max(cut, MIN_CUTOFF_HZ), 0.99 * sr / 2.0)
-        self.filter = pyo.Biquadx(mix, cut, sh.q, type=0, stages=2)
+        self.filter = pyo.Biquadx(mix, pyo.Max(cut, MIN_CUTOFF_HZ), sh.q, type=0, stages=2)
         self._mark("always")
         self.filtered = pyo.Interp(self.filter, mix, 0.0)  # interp 1 = amSynth's bypass
 
