@@ -452,6 +452,7 @@ def test_render_patch_is_deterministic() -> None:
 
 
 @pytest.mark.skipif(not reference.available(), reason="amSynth's DSSI plugin is not installed")
+@pytest.mark.slow  # hosts amSynth's plugin in this process: see tests/test_fidelity.py
 def test_matches_amsynth_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # the plugin writes its config dir there
     chosen = presets()[:: 173][:12]
