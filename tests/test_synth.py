@@ -334,8 +334,6 @@ def test_bad_values_are_clamped_and_nan_ignored() -> None:
 # -- the factory presets -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="known open defect: a render now and then turns NaN (an out-of-bounds "
-                   "table read in the voice, docs/fidelity.md); still run and reported, fixed next")
 def test_factory_presets_never_nan_and_never_clip() -> None:
     all_presets = presets()
     if not all_presets:

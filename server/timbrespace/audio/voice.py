@@ -209,7 +209,10 @@ class Voice:
         self.sync_ph = pyo.Phasor(f1, phase=0.0)
         self.sync = pyo.Thresh(self.sync_ph, pyo.Sig(f1, mul=-1.0 / sr, add=1.0), 0)
         self._mark("osc2_tab")
-        self.ph2 = pyo.OscTrig(sh.phase_table, self.sync, f2, phase=self._ph2_offset, interp=1)
+        # OscTrig adds its phase input to its position and wraps once: an input outside [0, 1)
+        # (the offset plus a vibrato-grown increment) reads past the table's end (NaN, garbage).
+        self.ph2_phase = pyo.Wrap(self._ph2_offset, 0.0, 1.0)
+        self.ph2 = pyo.OscTrig(sh.phase_table, self.sync, f2, phase=self.ph2_phase, interp=1)
         osc2_tab = _boxcar(sh.osc2_table, self.ph2, f2, sh.osc2_dc, sr)
         self._mark("osc2_rand")
         self.osc2_rand = pyo.Randh(-1.0, 1.0, f2)
