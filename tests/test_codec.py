@@ -28,7 +28,7 @@ from timbrespace.protocol.codec import (
     TimeTag,
     decode_packet,
 )
-from timbrespace.protocol.encode import encode_bundle, encode_message, encode_packet
+from timbrespace.protocol.encode import MessageTemplate, PackedReply, encode_bundle, encode_message, encode_packet
 
 
 def posc(address: str, *typed: tuple[Any, str | None]) -> bytes:
@@ -339,3 +339,37 @@ def test_mutated_packets_raise_only_decode_errors() -> None:
                 data += rng.randbytes(rng.choice((1, 4)))
         with contextlib.suppress(OscDecodeError):
             decode_packet(bytes(data))
+
+
+# -- templates (replies with a fixed layout) ------------------------------------------------------
+
+
+def test_template_encodes_exactly_what_encode_message_does() -> None:
+    t = MessageTemplate("/status.reply", ("clients", int, "engine", "patch", "sample_rate", 48000, "p99", float))
+    assert t.slots == 2
+    assert t.args(3, 0.25) == ("clients", 3, "engine", "patch", "sample_rate", 48000, "p99", 0.25)
+    assert t.encode(3, 0.25) == encode_message("/status.reply", t.args(3, 0.25))
+    msg = decode_packet(t.encode(-7, 1.5))
+    assert isinstance(msg, Message)
+    assert msg.address == "/status.reply" and msg.args == ("clients", -7, "engine", "patch", "sample_rate", 48000,
+                                                           "p99", 1.5)
+
+
+def test_template_widens_values_its_types_cannot_hold() -> None:
+    t = MessageTemplate("/count", ("received", int, "peak", float))
+    big = t.encode(2**40, 1e300)  # int64 and double, as encode_message infers them
+    assert big == encode_message("/count", ("received", 2**40, "peak", 1e300))
+    msg = decode_packet(big)
+    assert isinstance(msg, Message) and msg.tags == "shsd" and msg.args[1] == 2**40
+
+
+def test_template_rejects_constants_it_cannot_encode() -> None:
+    with pytest.raises(OscEncodeError, match="template constant"):
+        MessageTemplate("/x", ("a", [1, 2]))
+
+
+def test_packed_reply_is_still_the_address_and_args_pair() -> None:
+    t = MessageTemplate("/a", ("k", int))
+    r = PackedReply("/a", t.args(1), t.encode(1))
+    address, args = r
+    assert (address, args) == ("/a", ("k", 1)) and r.packet == encode_message("/a", ("k", 1))

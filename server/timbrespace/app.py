@@ -20,6 +20,7 @@ from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
+from timbrespace.protocol.encode import MessageTemplate, PackedReply
 from timbrespace.protocol.transport import Incoming, Peer
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,14 @@ class App:
         self._log_window = -1e9
         self._log_count = self._log_suppressed = 0
         i = info
-        self._status_fixed = ("engine", engine.name, "audio", i.audio, "sample_rate", i.sample_rate,
-                              "block_size", i.block_size, "device", i.device)
+        # /status is what monitors poll hardest (the bench: tens of thousands a second), so its
+        # reply is a template: the fixed facts are encoded once, the live numbers per request.
+        self._status_reply = MessageTemplate("/status.reply", (
+            "clients", int, "voices", int, "engine", engine.name, "audio", i.audio,
+            "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
+            "received", int, "rejected", int, "late_blocks", int,
+            "latency_p50_ms", float, "latency_p99_ms", float,
+        ))
         self._handlers: dict[str, Handler] = {
             "/status": self._status,
             "/version": self._version,
@@ -213,28 +220,25 @@ class App:
 
     def status(self) -> dict[str, Any]:
         """What /status reports, as a dict (keys in reply order)."""
-        args = self._status_args()
-        return dict(zip(args[::2], args[1::2]))
+        args = self._status_reply.args(*self._status_values())
+        return {str(k): v for k, v in zip(args[::2], args[1::2])}
 
-    def _status_args(self) -> tuple[Any, ...]:
-        # /status is what monitors poll hardest (the bench: tens of thousands a second), so the
-        # reply is a prebuilt template with only the live values filled in.
-        if self.stats is not None:
-            h = self.stats.array[:8].tolist()
-            p50, p99 = self.stats.percentiles(h[LAT_COUNT])
-            voices, late = int(h[VOICES]), int(h[LATE])
+    def _status_values(self) -> tuple[int, int, int, int, int, float, float]:
+        stats = self.stats
+        if stats is not None:
+            v = stats.values
+            p50, p99 = stats.percentiles(v[LAT_COUNT])
+            voices, late = int(v[VOICES]), int(v[LATE])
         else:
             voices = late = 0
             p50 = p99 = 0.0
         c = self.counters
-        return (
-            "clients", self.clients(), "voices", voices, *self._status_fixed,
-            "received", c.received, "rejected", c.rejected, "late_blocks", late,
-            "latency_p50_ms", p50, "latency_p99_ms", p99,
-        )
+        return self.clients(), voices, c.received, c.rejected, late, p50, p99
 
     def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        return [("/status.reply", self._status_args())]
+        t = self._status_reply
+        values = self._status_values()
+        return [PackedReply(t.address, t.args(*values), t.encode(*values))]
 
     def _version(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         return [("/version.reply", ("timbrespace", timbrespace.__version__, timbrespace.PROTOCOL_VERSION))]

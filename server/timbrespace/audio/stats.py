@@ -29,6 +29,8 @@ class AudioStats:
         self._owner = owner
         buf: Any = shm.buf if shm is not None else bytearray(SIZE * 8)
         self.array: npt.NDArray[np.float64] = np.ndarray((SIZE,), dtype=np.float64, buffer=buf)
+        #: The same memory as Python floats: one field is ~20x cheaper to read than through numpy.
+        self.values = memoryview(buf).cast("d")
         if owner or shm is None:
             self.array[:] = 0.0
         self._pct = (0.0, 0.0)
@@ -107,6 +109,7 @@ class AudioStats:
         if self._shm is None:
             return
         del self.array
+        self.values.release()  # shared memory refuses to close while a view is exported
         self._shm.close()
         if self._owner:
             self._shm.unlink()

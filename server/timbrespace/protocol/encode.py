@@ -269,6 +269,79 @@ def _encode_values(tags: str, pos: int, args: Sequence[object], out: list[bytes]
     return pos
 
 
+class PackedReply(tuple[str, tuple[Any, ...]]):
+    """An ``(address, args)`` reply that carries its encoded packet (see :class:`MessageTemplate`).
+
+    It is still the plain pair to whoever unpacks it; a transport sends ``packet`` as it is.
+    """
+
+    packet: bytes
+
+    def __new__(cls, address: str, args: tuple[Any, ...], packet: bytes) -> PackedReply:
+        self = super().__new__(cls, (address, args))
+        self.packet = packet
+        return self
+
+
+class MessageTemplate:
+    """A message whose layout is fixed: constants encoded once, numbers filled in per call.
+
+    ``pattern`` lists the arguments: ``int`` or ``float`` (the types themselves) mark a slot,
+    anything else is a constant (str, int, float).  ``encode(*slots)`` is one precompiled
+    ``struct`` call, ~10x faster than :func:`encode_message` for a key/value reply that monitors
+    poll thousands of times a second (``/status``).  A slot value the template's type cannot
+    hold (an int beyond int32, a float beyond float32) falls back to :func:`encode_message`,
+    which widens it to ``h`` / ``d``.
+    """
+
+    def __init__(self, address: str, pattern: Sequence[object]) -> None:
+        self.address = address
+        self._pattern = tuple(pattern)
+        tags: list[str] = []
+        fmt: list[str] = []
+        env: dict[str, Any] = {}
+        call: list[str] = []
+        slots: list[str] = []
+        for i, p in enumerate(self._pattern):
+            if p is int or p is float:
+                tag = "i" if p is int else "f"
+                tags.append(tag)
+                fmt.append(tag)
+                call.append(f"v{len(slots)}")
+                slots.append(f"v{len(slots)}")
+                continue
+            tag = _infer(p)
+            if tag not in "sifhd" or len(tag) != 1:
+                raise OscEncodeError(f"a template constant must be a str, int or float, got {p!r}")
+            b = _pad_string(p) if tag == "s" else _ENCODERS[tag](p)  # type: ignore[arg-type]
+            tags.append(tag)
+            fmt.append(f"{len(b)}s")
+            env[f"C{i}"] = b
+            call.append(f"C{i}")
+        self.slots = len(slots)
+        env["HEAD"] = _pad_string(address) + _pad_string("," + "".join(tags))
+        env["PACK"] = struct.Struct(">" + "".join(fmt)).pack
+        values = [f"K{i}" for i in range(len(self._pattern))]
+        for i, p in enumerate(self._pattern):
+            if p is int or p is float:
+                values[i] = call[i]
+            else:
+                env[f"K{i}"] = p
+        params = ", ".join(slots)
+        exec(f"def encode({params}):\n    return HEAD + PACK({', '.join(call)})\n"
+             f"def args({params}):\n    return ({', '.join(values)},)", env)
+        self._fast: Callable[..., bytes] = env["encode"]
+        #: ``args(*slots)``: the full argument tuple with the slots filled in.
+        self.args: Callable[..., tuple[object, ...]] = env["args"]
+
+    def encode(self, *slots: object) -> bytes:
+        """The encoded message with ``slots`` filled in, in order."""
+        try:
+            return self._fast(*slots)
+        except (struct.error, OverflowError):
+            return encode_message(self.address, self.args(*slots))
+
+
 def encode_bundle(timetag: TimeTag | float | None, elements: Iterable[bytes | Message | Bundle]) -> bytes:
     """Encode a bundle; ``timetag`` is a :class:`TimeTag`, a Unix time (float) or None (immediately).
 

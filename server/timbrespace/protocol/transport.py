@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
-from .encode import encode_message
+from .encode import PackedReply, encode_message
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
@@ -325,8 +325,8 @@ class OscServer:
                     {"address": msg[0], "args": msg[1], "peer": peer, "arrival": arrival, "tags": msg[2]},
                 )
                 try:
-                    for address, args in handler(inc):
-                        out.append((encode_message(address, args), addr))
+                    for r in handler(inc):
+                        out.append((r.packet if type(r) is PackedReply else encode_message(*r), addr))
                 except Exception as exc:
                     self._handler_failed(msg, peer, exc)
                 if out and (received == 1 or len(out) >= UDP_FLUSH):
@@ -381,8 +381,8 @@ class OscServer:
         """Run the handler for one message and send its replies; never raises."""
         try:
             replies = self._handler(_incoming(msg[0], msg[1], peer, arrival, msg[2]))
-            for address, args in replies:
-                self._send_bytes(peer, encode_message(address, args))
+            for r in replies:
+                self._send_bytes(peer, r.packet if type(r) is PackedReply else encode_message(*r))
         except Exception as exc:
             self._handler_failed(msg, peer, exc)
 
