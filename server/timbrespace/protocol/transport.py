@@ -32,12 +32,12 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
 from .encode import PackedReply, encode_message
+from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
+from .tcp import TcpConnection, tcp_socket
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
@@ -47,62 +47,9 @@ UDP_BATCH = 64
 """Datagrams read per wake-up before yielding to the loop (timers, TCP)."""
 UDP_FLUSH = 16
 """Replies held back while draining a batch before they are sent (see ``_udp_readable``)."""
-SLIP_END, SLIP_ESC = 0xC0, 0xDB
-_WRITE_LIMIT = 4 << 20  # a TCP peer that leaves this much unread is disconnected
 _PEER_CACHE = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """Where a packet came from and where its replies go (``conn_id`` identifies a TCP connection)."""
-
-    protocol: Literal["udp", "tcp"]
-    host: str
-    port: int
-    conn_id: int = 0
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One received message; ``arrival`` is ``time.monotonic()`` when its packet arrived."""
-
-    address: str
-    args: tuple[object, ...]
-    peer: Peer
-    arrival: float
-    tags: str = ""  # wire type tags, without the comma
-
-
-Reply = tuple[str, tuple[object, ...]]
-Handler = Callable[[Incoming], Iterable[Reply]]
-MalformedHandler = Callable[[Peer, str], Iterable[Reply]]
-
 _object_new = object.__new__
-_setattr = object.__setattr__
-
-
-def _incoming(address: str, args: tuple[object, ...], peer: Peer, arrival: float, tags: str) -> Incoming:
-    """Build an :class:`Incoming` without the frozen ``__init__`` (0.7 us less per message)."""
-    inc = _object_new(Incoming)
-    _setattr(
-        inc, "__dict__", {"address": address, "args": args, "peer": peer, "arrival": arrival, "tags": tags}
-    )
-    return inc
-
-
-@dataclass
-class TransportStats:
-    """Counters; ``tcp_connections`` is the number open now."""
-
-    packets_received: int = 0
-    bytes_received: int = 0
-    malformed: int = 0
-    tcp_connections: int = 0
-    tcp_connections_total: int = 0
-    handler_errors: int = 0
-    packets_sent: int = 0
-    send_dropped: int = 0
-    bundles_scheduled: int = 0
+_setattr = object.__setattr__  # Incoming is frozen: built without its __init__ on the hot path
 
 
 class OscServer:
@@ -140,7 +87,7 @@ class OscServer:
         self._peers: dict[Any, Peer] = {}
         self._udp_backlog: deque[tuple[bytes, tuple[str, int]]] = deque()
         self._udp_out: list[tuple[bytes, Any]] | None = None  # replies of the batch being read
-        self._conns: dict[int, _TcpConnection] = {}
+        self._conns: dict[int, TcpConnection] = {}
         self._next_conn = 1
         # (loop time due, arrival sequence, messages, peer, arrival): equal tags keep arrival order
         self._heap: list[tuple[float, int, list[Message], Peer, float]] = []
@@ -171,7 +118,7 @@ class OscServer:
                 udp.bind(sockaddr)
                 port = udp.getsockname()[1]
                 self._tcp = await loop.create_server(
-                    self._new_connection, sock=_tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
+                    self._new_connection, sock=tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
                 )
             except OSError:
                 udp.close()
@@ -380,7 +327,7 @@ class OscServer:
     def _deliver(self, msg: Message, peer: Peer, arrival: float) -> None:
         """Run the handler for one message and send its replies; never raises."""
         try:
-            replies = self._handler(_incoming(msg[0], msg[1], peer, arrival, msg[2]))
+            replies = self._handler(new_incoming(msg[0], msg[1], peer, arrival, msg[2]))
             for r in replies:
                 self._send_bytes(peer, r.packet if type(r) is PackedReply else encode_message(*r))
         except Exception as exc:
@@ -454,10 +401,11 @@ class OscServer:
 
     # ------------------------------------------------------------------ TCP
 
-    def _new_connection(self) -> _TcpConnection:
+    def _new_connection(self) -> TcpConnection:
         conn_id = self._next_conn
         self._next_conn += 1
-        return _TcpConnection(self, conn_id)
+        return TcpConnection(conn_id, self.tcp_framing, self.max_datagram, self.stats, self._conns,
+                             self._packet, self._malformed)
 
 
 def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None, list[Message]]]) -> None:
@@ -471,149 +419,3 @@ def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None,
             out[-1][1].append(el)
         else:
             out.append((when, [el]))
-
-
-def _tcp_socket(family: int, sockaddr: tuple[Any, ...]) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class _TcpConnection(asyncio.Protocol):
-    """One TCP peer: deframes SLIP or length-prefixed packets, frames replies the same way."""
-
-    def __init__(self, server: OscServer, conn_id: int) -> None:
-        self._server = server
-        self._conn_id = conn_id
-        self._slip = server.tcp_framing == "slip"
-        self._buf = bytearray()
-        self._transport: asyncio.Transport | None = None
-        self._closing = False  # after a fatal framing error: input is discarded until the close
-        self._linger: asyncio.TimerHandle | None = None
-        self.peer = Peer("tcp", "", 0, conn_id)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        name = transport.get_extra_info("peername") or ("", 0)
-        self.peer = Peer("tcp", str(name[0]), int(name[1]), self._conn_id)
-        self._server._conns[self._conn_id] = self
-        self._server.stats.tcp_connections += 1
-        self._server.stats.tcp_connections_total += 1
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._linger is not None:
-            self._linger.cancel()
-        if self._server._conns.pop(self._conn_id, None) is not None:
-            self._server.stats.tcp_connections -= 1
-        self._transport = None
-
-    def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()  # stop taking requests from a peer that does not read replies
-
-    def resume_writing(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
-
-    def write(self, packet: bytes) -> None:
-        """Send one packet framed like the requests."""
-        t = self._transport
-        if t is None or t.is_closing() or self._closing:
-            self._server.stats.send_dropped += 1
-            return
-        if t.get_write_buffer_size() > _WRITE_LIMIT:
-            log.warning("closing %s: %d bytes of replies unread", self.peer, t.get_write_buffer_size())
-            t.abort()
-            return
-        if self._slip:
-            if 0xC0 in packet or 0xDB in packet:
-                packet = packet.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc")
-            t.write(b"\xc0" + packet + b"\xc0")
-        else:
-            t.write(len(packet).to_bytes(4, "big") + packet)
-        self._server.stats.packets_sent += 1
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
-        server = self._server
-        server.stats.bytes_received += len(data)
-        arrival = time.monotonic()
-        buf = self._buf
-        scan = len(buf)
-        buf += data
-        limit = server.max_datagram
-        if self._slip:
-            limit *= 2  # escaping can double a packet
-            while True:
-                end = buf.find(SLIP_END, scan)
-                if end < 0:
-                    break
-                frame = bytes(buf[:end])
-                del buf[: end + 1]
-                scan = 0
-                if frame:
-                    self._slip_frame(frame, arrival)
-                if self._closing:
-                    return
-            if len(buf) > limit:
-                self._fatal(f"SLIP frame exceeds {limit} bytes without END")
-        else:
-            while len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "big", signed=True)
-                if size < 0 or size > limit:
-                    self._fatal(f"length prefix {size} outside 0..{limit}")
-                    return
-                if len(buf) < 4 + size:
-                    break
-                frame = bytes(buf[4 : 4 + size])
-                del buf[: 4 + size]
-                server.stats.packets_received += 1
-                server._packet(frame, self.peer, arrival)
-
-    def _slip_frame(self, frame: bytes, arrival: float) -> None:
-        server = self._server
-        server.stats.packets_received += 1
-        if SLIP_ESC in frame:
-            esc = frame.count(b"\xdb")
-            if esc != frame.count(b"\xdb\xdc") + frame.count(b"\xdb\xdd"):
-                server._malformed(self.peer, "bad SLIP escape (ESC not followed by ESC_END or ESC_ESC)")
-                return
-            frame = frame.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb")
-        if len(frame) > server.max_datagram:
-            server._malformed(self.peer, f"packet of {len(frame)} bytes exceeds {server.max_datagram}")
-            return
-        server._packet(frame, self.peer, arrival)
-
-    def _fatal(self, reason: str) -> None:
-        """Unrecoverable framing error: report, then close cleanly.
-
-        The /fail reply is followed by a FIN (write_eof); input is read and discarded until the
-        peer closes or 2 s pass, so that unread input does not turn the close into a reset
-        that could destroy the reply in flight.
-        """
-        self._buf.clear()
-        self._server._malformed(self.peer, reason)
-        self._closing = True
-        log.info("closing %s: %s", self.peer, reason)
-        t = self._transport
-        if t is None:
-            return
-        if t.can_write_eof():
-            t.write_eof()
-            self._linger = asyncio.get_running_loop().call_later(2.0, t.close)
-        else:
-            t.close()

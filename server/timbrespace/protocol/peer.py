@@ -1,0 +1,66 @@
+"""Who sent a packet, what arrived, and the handler signatures: what a transport hands over.
+
+The transport knows nothing of engines: it turns packets into :class:`Incoming` messages for
+one :data:`Handler` and sends back the replies the handler returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Handler", "Incoming", "MalformedHandler", "Peer", "Reply", "TransportStats", "new_incoming"]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a packet came from and where its replies go (``conn_id`` identifies a TCP connection)."""
+
+    protocol: Literal["udp", "tcp"]
+    host: str
+    port: int
+    conn_id: int = 0
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One received message; ``arrival`` is ``time.monotonic()`` when its packet arrived."""
+
+    address: str
+    args: tuple[object, ...]
+    peer: Peer
+    arrival: float
+    tags: str = ""  # wire type tags, without the comma
+
+
+Reply = tuple[str, tuple[object, ...]]
+Handler = Callable[[Incoming], Iterable[Reply]]
+MalformedHandler = Callable[[Peer, str], Iterable[Reply]]
+
+_object_new = object.__new__
+_setattr = object.__setattr__  # Incoming is frozen
+
+
+def new_incoming(address: str, args: tuple[object, ...], peer: Peer, arrival: float, tags: str) -> Incoming:
+    """Build an :class:`Incoming` without the frozen ``__init__`` (0.7 us less per message)."""
+    inc = _object_new(Incoming)
+    _setattr(
+        inc, "__dict__", {"address": address, "args": args, "peer": peer, "arrival": arrival, "tags": tags}
+    )
+    return inc
+
+
+@dataclass
+class TransportStats:
+    """Counters; ``tcp_connections`` is the number open now."""
+
+    packets_received: int = 0
+    bytes_received: int = 0
+    malformed: int = 0
+    tcp_connections: int = 0
+    tcp_connections_total: int = 0
+    handler_errors: int = 0
+    packets_sent: int = 0
+    send_dropped: int = 0
+    bundles_scheduled: int = 0
