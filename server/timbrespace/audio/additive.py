@@ -1,0 +1,243 @@
+"""Harmonic-plus-noise voices in pyo for the timbre engine: one wavetable per control frame.
+
+A frame of a sounding note is a set of harmonic amplitudes (the peaks of sinusoids at
+``k * f0``) and noise band gains, as the timbre model's decoder gives them.
+
+* Harmonics: the control side turns a frame into a single-cycle wavetable with an inverse
+  FFT (:func:`harmonic_table`, harmonics at or above Nyquist removed for the note's pitch).
+  A voice reads two tables with phase-locked ``Pointer``\\ s on one ``Phasor`` and crossfades
+  from the previous frame's table to the new one over one control period, so the timbre moves
+  continuously while the pitch stays exactly the phasor's frequency.  Updating a voice is a
+  ~10 us copy into the idle table and one ramp: no pyo object is created after start-up.
+* Noise: independent noises add in power, so one filter bank shared by all voices, whose band
+  gains are the root-sum-square of the voices' gains (:meth:`AdditiveSynth.set_noise`), sounds
+  like a bank per voice at 1/polyphony of the cost.  Bands are band-passes at the model's band
+  centres with the bandwidth of their neighbourhood.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyo
+
+Array = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+TABLE_SIZE = 4096  # 2048 harmonics fit; linear interpolation error ~ -100 dB for the 60th
+CROSSFADE_S = 0.0116  # one frame of the model's features (256 / 22050 s)
+
+
+def harmonic_table(amps: npt.ArrayLike, f0: float, sample_rate: float, size: int = TABLE_SIZE) -> Array:
+    """One cycle of ``sum_k amps[k-1] * sin(2 pi k t)``, harmonics at or above Nyquist left out."""
+    a = np.asarray(amps, dtype=np.float64).ravel()
+    keep = min(len(a), size // 2 - 1)
+    if f0 > 0.0:
+        keep = min(keep, max(0, math.ceil(sample_rate / 2.0 / f0) - 1))
+    spectrum = np.zeros(size // 2 + 1, dtype=np.complex128)
+    # irfft's scaling: a sine of amplitude a at bin k is -1j * a * size / 2.
+    spectrum[1 : keep + 1] = -0.5j * size * a[:keep]
+    return np.fft.irfft(spectrum, n=size).astype(np.float32)
+
+
+def _write(table: pyo.DataTable, values: npt.ArrayLike) -> None:
+    v = np.asarray(values, dtype=np.float32)
+    if v.shape != (table.getSize(),):
+        raise ValueError(f"a wavetable of {table.getSize()} samples was expected, got shape {v.shape}")
+    # A numpy view of a pyo table must not outlive the server (freeing it then crashes the
+    # process), not even in an exception's traceback: nothing below can raise.
+    view = np.asarray(table.getBuffer())
+    view[:] = v
+    del view
+
+
+class AdditiveVoice:
+    """One note: a crossfaded pair of wavetables at ``f0`` under a release envelope."""
+
+    def __init__(self, size: int, gain: pyo.PyoObject, on_silent: Callable[[AdditiveVoice], None]) -> None:
+        self.key = -1
+        self.order = 0
+        self.silent = True
+        self.f0 = 440.0
+        self._tables = (pyo.DataTable(size), pyo.DataTable(size))
+        self._front = 0  # the table heard (crossfade position 0 or 1)
+        self.freq = pyo.SigTo(440.0, time=0.0)
+        self._phase = pyo.Phasor(self.freq)
+        a, b = (pyo.Pointer(t, self._phase) for t in self._tables)
+        self._xfade = pyo.SigTo(0.0, time=CROSSFADE_S)
+        self.env = pyo.Adsr(attack=0.002, decay=0.001, sustain=1.0, release=0.2, mul=gain)
+        self.level = pyo.SigTo(1.0, time=0.0)  # velocity
+        self.out = pyo.Interp(a, b, self._xfade, mul=self.env * self.level)
+        self._end = pyo.TrigFunc(self.env["trig"], on_silent, arg=self)
+        self._objects: list[Any] = [self.freq, self._phase, a, b, self._xfade, self.level, self.out]
+        self._stop()
+
+    def _stop(self) -> None:
+        for o in self._objects:
+            o.stop()
+
+    def start(self, key: int, f0: float, level: float, table: npt.ArrayLike, release_s: float) -> None:
+        """Sound ``table`` at ``f0`` from the phase origin (an amSynth-like voice restart)."""
+        self.key = key
+        if self.silent:
+            for o in self._objects:
+                o.play()
+            self._phase.reset()
+            self.silent = False
+        self.f0 = float(f0)
+        self.freq.setTime(0.0)
+        self.freq.setValue(self.f0)
+        self.level.setValue(float(level))
+        self._front = 0
+        _write(self._tables[0], table)
+        self._xfade.setTime(0.0)
+        self._xfade.setValue(0.0)
+        self.env.setRelease(float(release_s))
+        self.env.play()
+
+    def frame(self, table: npt.ArrayLike, crossfade_s: float = CROSSFADE_S) -> None:
+        """Move to a new frame: fill the idle table, then crossfade to it."""
+        back = 1 - self._front
+        _write(self._tables[back], table)
+        self._xfade.setTime(float(crossfade_s))
+        self._xfade.setValue(float(back))
+        self._front = back
+
+    def glide(self, f0: float, seconds: float) -> None:
+        """Move the pitch (a table built for a lower pitch may alias a little until the next frame)."""
+        self.f0 = float(f0)
+        self.freq.setTime(max(float(seconds), 0.0))
+        self.freq.setValue(self.f0)
+
+    def release(self) -> None:
+        """Start the release; the voice parks itself when it is over."""
+        self.env.stop()  # in pyo's "wait" mode stop() starts the release
+
+    def parked(self) -> None:
+        """The release has ended (called by the synth)."""
+        self.silent = True
+        self.key = -1
+        self._stop()
+
+
+_CASCADE_WIDTH = math.sqrt(math.sqrt(2.0) - 1.0)  # -3 dB width of two cascaded sections / one's
+
+
+def _noise_bandwidth(centres: F64, q: F64, sr: float) -> F64:
+    """Equivalent noise bandwidth (Hz) of two cascaded constant-peak band-passes (pyo's type 2)."""
+    f = np.linspace(0.0, sr / 2, 1 << 16)
+    z = np.exp(-1j * 2 * np.pi * f / sr)
+    out = np.empty(len(centres))
+    for i, (fc, qq) in enumerate(zip(centres, q, strict=True)):
+        w0 = 2 * np.pi * fc / sr
+        alpha = np.sin(w0) / (2 * qq)
+        h = alpha * (1 - z**2) / ((1 + alpha) - 2 * np.cos(w0) * z + (1 - alpha) * z**2)
+        out[i] = np.trapezoid(np.abs(h) ** 4, f)
+    return out
+
+
+class NoiseBank:
+    """White noise through band-passes at ``centres``; one gain per band (ramped per frame)."""
+
+    def __init__(self, centres_hz: Sequence[float], sample_rate: float, gain: pyo.PyoObject) -> None:
+        c = np.asarray(centres_hz, dtype=np.float64)
+        if c.ndim != 1 or len(c) < 2 or np.any(np.diff(c) <= 0) or c[0] <= 0 or c[-1] >= sample_rate / 2:
+            raise ValueError(f"noise band centres must rise strictly inside (0, {sample_rate / 2:g}) Hz")
+        # Each band covers half the way to its neighbours (in log frequency); two cascaded
+        # band-passes (24 dB/oct skirts) with that -3 dB width keep most of a band's power in it.
+        edges = np.concatenate([[c[0] / 2], np.sqrt(c[:-1] * c[1:]), [min(c[-1] * 1.5, sample_rate / 2)]])
+        width = np.diff(edges)
+        q = c / width * _CASCADE_WIDTH
+        self.centres = c
+        self.gains = [pyo.SigTo(0.0, time=CROSSFADE_S) for _ in c]
+        # One noise source per band, so overlapping skirts add in power, not coherently.  Each
+        # band is scaled so that gain 1 passes the power of a unit-variance white noise over the
+        # band's width (pyo's Noise has variance 1/3): gain 1 everywhere is unit white noise
+        # over the bands' span, the level the decoder's noise magnitudes refer to.
+        scale = np.sqrt(3.0 * width / _noise_bandwidth(c, q, sample_rate))
+        self._noise = [pyo.Noise() for _ in c]
+        self.bands = [
+            pyo.Biquadx(n, freq=float(f), q=float(qq), type=2, stages=2, mul=g * float(k))
+            for n, f, qq, g, k in zip(self._noise, c, q, self.gains, scale, strict=True)
+        ]
+        self.out = pyo.Mix(self.bands, voices=1, mul=gain)
+
+    def set_gains(self, gains: npt.ArrayLike) -> None:
+        """Band gains (one per centre), reached over one control period."""
+        g = np.asarray(gains, dtype=np.float64).ravel()
+        if len(g) != len(self.gains):
+            raise ValueError(f"expected {len(self.gains)} noise gains, got {len(g)}")
+        for sig, v in zip(self.gains, g.tolist(), strict=True):
+            sig.setValue(v)
+
+
+class AdditiveSynth:
+    """``polyphony`` additive voices plus the shared noise bank, summed to ``output`` (stereo)."""
+
+    def __init__(
+        self,
+        polyphony: int,
+        sample_rate: float,
+        noise_centres_hz: Sequence[float],
+        table_size: int = TABLE_SIZE,
+        channels: int = 2,
+    ) -> None:
+        self.sample_rate = float(sample_rate)
+        self.table_size = int(table_size)
+        self.gain = pyo.SigTo(1.0, time=0.02)
+        self._order = 0
+        self.voices = [AdditiveVoice(self.table_size, self.gain, self._on_silent) for _ in range(polyphony)]
+        self.noise = NoiseBank(noise_centres_hz, self.sample_rate, self.gain)
+        mono = pyo.Mix([v.out for v in self.voices] + [self.noise.out], voices=1)
+        self.output = pyo.Mix(mono, voices=channels)
+
+    def _on_silent(self, voice: AdditiveVoice) -> None:
+        voice.parked()
+
+    @property
+    def active_voices(self) -> int:
+        """Voices sounding or releasing."""
+        return sum(not v.silent for v in self.voices)
+
+    def voice_for(self, key: int) -> AdditiveVoice:
+        """The voice to start ``key`` on: a silent one, else the oldest (stolen)."""
+        for v in self.voices:
+            if v.key == key and not v.silent:
+                return v
+        silent = [v for v in self.voices if v.silent]
+        voice = silent[0] if silent else min(self.voices, key=lambda v: v.order)
+        self._order += 1
+        voice.order = self._order
+        return voice
+
+    def note_on(self, key: int, f0: float, level: float, amps: npt.ArrayLike, release_s: float = 0.2) -> AdditiveVoice:
+        """Start a note from its first frame's harmonic amplitudes."""
+        voice = self.voice_for(key)
+        voice.start(key, f0, level, harmonic_table(amps, f0, self.sample_rate, self.table_size), release_s)
+        return voice
+
+    def frame(self, key: int, amps: npt.ArrayLike, crossfade_s: float = CROSSFADE_S) -> None:
+        """A new frame of harmonic amplitudes for the sounding note ``key`` (ignored if none)."""
+        for v in self.voices:
+            if v.key == key and not v.silent:
+                v.frame(harmonic_table(amps, v.f0, self.sample_rate, self.table_size), crossfade_s)
+
+    def note_off(self, key: int) -> None:
+        """Release every voice holding ``key``."""
+        for v in self.voices:
+            if v.key == key and not v.silent:
+                v.release()
+
+    def set_noise(self, per_voice: npt.ArrayLike) -> None:
+        """Noise band gains of the sounding notes, ``(voices, bands)``: summed in power."""
+        g = np.atleast_2d(np.asarray(per_voice, dtype=np.float64))
+        self.noise.set_gains(np.sqrt((g**2).sum(axis=0)))
+
+    def close(self) -> None:
+        """Stop everything (before the server goes)."""
+        for v in self.voices:
+            v.parked()
+        self.output.stop()
