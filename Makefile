@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core
+APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core fluidsynth fluid-soundfont-gm libfluidsynth3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 

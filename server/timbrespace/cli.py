@@ -65,6 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", type=Path, metavar="F", help="with --all: write the identification plot (PNG)")
     f.add_argument("--config", type=Path)
 
+    d = sub.add_parser("data", help="build the timbre engine's training data")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ds = dsub.add_parser("soundfont", help="render labelled notes of 12 instruments from a GM SoundFont")
+    ds.add_argument("--soundfont", type=Path, metavar="PATH", help="the .sf2 (default: data.soundfont)")
+    ds.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: data.data_dir)")
+    ds.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
+    ds.add_argument("--force", action="store_true", help="re-render every note, even unchanged ones")
+    ds.add_argument("--config", type=Path)
+    df = dsub.add_parser("folder", help="import your own WAVs (DIR/labels.csv: file,instrument,pitch[,velocity])")
+    df.add_argument("dir", type=Path, metavar="DIR")
+    df.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: var/data/<DIR's name>)")
+    df.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
+    df.add_argument("--config", type=Path)
+
     c = sub.add_parser("send", help="send one OSC message and print the replies")
     c.add_argument("--host", help="server address (default: find one with zeroconf)")
     c.add_argument("--port", type=int, default=57130)
@@ -207,6 +221,34 @@ def _compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _data(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from timbrespace.data import folder, soundfont
+    from timbrespace.data.soundfont import DataError
+    from timbrespace.data.wav import dbfs
+
+    cfg = _config(a.config)
+    _logging("warning")
+    try:
+        if a.action == "soundfont":
+            r = soundfont.build(
+                a.out or cfg.data.data_dir, a.soundfont or cfg.data.soundfont, seed=a.seed, force=a.force,
+                progress=lambda notes, n: tqdm(notes, total=n, unit="note", file=sys.stderr, dynamic_ncols=True),
+            )
+            print(f"{len(r.manifest.notes)} notes ({r.rendered} rendered, {r.unchanged} unchanged), "
+                  f"{len(r.manifest.dropped)} dropped, {r.total_bytes / 1e6:.1f} MB, peak {dbfs(r.peak):+.2f} dBFS, "
+                  f"{r.seconds:.1f} s; wrote {r.path}")
+        else:
+            out = a.out or cfg.data.data_dir.parent / a.dir.resolve().name
+            f = folder.build(a.dir, out, seed=a.seed)
+            print(f"{len(f.manifest.notes)} notes, {len(f.manifest.dropped)} dropped, gain {f.gain:.3f}, "
+                  f"peak {dbfs(f.peak):+.2f} dBFS, {f.seconds:.1f} s; wrote {f.path}")
+    except DataError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
 def _send(a: argparse.Namespace) -> int:
     from timbrespace.client import send_and_print
 
@@ -221,6 +263,7 @@ _COMMANDS = {
     "bench": _bench,
     "compare": _compare,
     "send": _send,
+    "data": _data,
 }
 
 

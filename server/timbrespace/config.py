@@ -94,6 +94,16 @@ class StateConfig:
 
 
 @dataclass
+class DataConfig:
+    """Training data for the timbre engine (``timbrespace data``)."""
+
+    #: The General MIDI SoundFont the notes are rendered from (Debian: fluid-soundfont-gm).
+    soundfont: Path = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    #: Where ``timbrespace data soundfont`` writes its WAVs and manifest.json.
+    data_dir: Path = Path("var/data/soundfont")
+
+
+@dataclass
 class Config:
     """The whole configuration."""
 
@@ -102,6 +112,7 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -221,6 +232,8 @@ def _resolve_paths(cfg: Config, base: Path) -> None:
     cfg.patch.user_bank = fix(cfg.patch.user_bank)
     cfg.patch.model = fix(cfg.patch.model)
     cfg.state.path = fix(cfg.state.path)
+    cfg.data.soundfont = fix(cfg.data.soundfont)
+    cfg.data.data_dir = fix(cfg.data.data_dir)
 
 
 def resolve_default_paths(cfg: Config) -> Config:
