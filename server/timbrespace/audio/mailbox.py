@@ -8,12 +8,10 @@ simply try again next block: neither side ever waits.
 
 from __future__ import annotations
 
-from multiprocessing import shared_memory
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.audio.shm import SharedBlock
 from timbrespace.patch.params import N_PARAMS
 
 _SEQ, _ARRIVAL = 0, 1
@@ -24,30 +22,27 @@ SIZE = _DATA + N_PARAMS
 class PatchMailbox:
     """One patch vector slot with a sequence counter."""
 
-    def __init__(self, shm: shared_memory.SharedMemory | None = None, owner: bool = False) -> None:
-        self._shm = shm
-        self._owner = owner
-        buf: Any = shm.buf if shm is not None else bytearray(SIZE * 8)
-        self._a: npt.NDArray[np.float64] = np.ndarray((SIZE,), dtype=np.float64, buffer=buf)
-        if owner or shm is None:
+    def __init__(self, block: SharedBlock | None = None) -> None:
+        self._block = block if block is not None else SharedBlock(SIZE * 8, shared=False)
+        self._a: npt.NDArray[np.float64] = np.ndarray((SIZE,), dtype=np.float64, buffer=self._block.buf)
+        if self._block.owner:
             self._a[:] = 0.0
         self._seen = 0.0
 
     @classmethod
     def create(cls) -> PatchMailbox:
         """A new shared slot (control side)."""
-        return cls(shared_memory.SharedMemory(create=True, size=SIZE * 8), owner=True)
+        return cls(SharedBlock(SIZE * 8))
 
     @classmethod
     def attach(cls, name: str) -> PatchMailbox:
         """Attach to a slot made by the other process (audio side)."""
-        return cls(shared_memory.SharedMemory(name=name), owner=False)
+        return cls(SharedBlock(SIZE * 8, name=name))
 
     @property
     def name(self) -> str:
         """Shared memory name to pass to the audio process."""
-        assert self._shm is not None
-        return self._shm.name
+        return self._block.name
 
     def put(self, values: npt.NDArray[np.float64], arrival: float) -> None:
         """Publish a new patch (single writer)."""
@@ -73,10 +68,6 @@ class PatchMailbox:
 
     def close(self) -> None:
         """Release the mapping (and unlink it when this side created it)."""
-        if self._shm is None:
-            return
-        del self._a
-        self._shm.close()
-        if self._owner:
-            self._shm.unlink()
-        self._shm = None
+        if hasattr(self, "_a"):
+            del self._a
+        self._block.close()

@@ -8,11 +8,11 @@ aligned 8-byte store is atomic on the platforms we run on).
 from __future__ import annotations
 
 import time
-from multiprocessing import shared_memory
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from timbrespace.audio.shm import SharedBlock
 
 BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED = range(8)
 LAT_RING = 4096
@@ -24,14 +24,13 @@ PERCENTILE_EVERY = 0.1
 class AudioStats:
     """A view of the counters; owns its shared memory when ``create`` made it."""
 
-    def __init__(self, shm: shared_memory.SharedMemory | None = None, owner: bool = False) -> None:
-        self._shm = shm
-        self._owner = owner
-        buf: Any = shm.buf if shm is not None else bytearray(SIZE * 8)
+    def __init__(self, block: SharedBlock | None = None) -> None:
+        self._block = block if block is not None else SharedBlock(SIZE * 8, shared=False)
+        buf = self._block.buf
         self.array: npt.NDArray[np.float64] = np.ndarray((SIZE,), dtype=np.float64, buffer=buf)
         #: The same memory as Python floats: one field is ~20x cheaper to read than through numpy.
         self.values = memoryview(buf).cast("d")
-        if owner or shm is None:
+        if self._block.owner:
             self.array[:] = 0.0
         self._pct = (0.0, 0.0)
         self._pct_count = -1.0
@@ -40,18 +39,17 @@ class AudioStats:
     @classmethod
     def create(cls) -> AudioStats:
         """New shared counters (control side)."""
-        return cls(shared_memory.SharedMemory(create=True, size=SIZE * 8), owner=True)
+        return cls(SharedBlock(SIZE * 8))
 
     @classmethod
     def attach(cls, name: str) -> AudioStats:
         """Attach to counters made by another process (audio side)."""
-        return cls(shared_memory.SharedMemory(name=name), owner=False)
+        return cls(SharedBlock(SIZE * 8, name=name))
 
     @property
     def name(self) -> str:
         """Shared memory name to pass to the audio process."""
-        assert self._shm is not None
-        return self._shm.name
+        return self._block.name
 
     def record_latency(self, seconds: float) -> None:
         """Add one arrival-to-block latency (audio side)."""
@@ -105,12 +103,8 @@ class AudioStats:
         }
 
     def close(self) -> None:
-        """Release the mapping (and unlink it when this side created it)."""
-        if self._shm is None:
-            return
-        del self.array
-        self.values.release()  # shared memory refuses to close while a view is exported
-        self._shm.close()
-        if self._owner:
-            self._shm.unlink()
-        self._shm = None
+        """Release the mapping (and unlink it when this side created it); idempotent."""
+        if hasattr(self, "array"):
+            del self.array
+            self.values.release()  # shared memory refuses to close while a view is exported
+        self._block.close()
