@@ -167,3 +167,137 @@ def write_patch_vae_card(
 ) -> None:
     """Write :func:`patch_vae_card` to ``path``."""
     Path(path).write_text(patch_vae_card(metadata, config, sha256, checkpoint_name, curve), encoding="utf-8")
+
+
+def timbre_gmvae_card(
+    metadata: dict[str, Any],
+    config: dict[str, Any],
+    sha256: str,
+    checkpoint_name: str,
+    curve: Sequence[dict[str, float]],
+) -> str:
+    """The card of a timbre-GMVAE checkpoint, from the metadata stored in it."""
+    data, train, elbo, lat = metadata["data"], metadata["training"], metadata["elbo"], metadata["latent_metrics"]
+    pitches = config["pitches"]
+    per_inst = ", ".join(f"{k} {v}" for k, v in data["notes_per_instrument"].items())
+    out = [
+        "# timbre-gmvae: pitch and timbre spaces that decode to harmonic-plus-noise controls",
+        "",
+        "A Gaussian-mixture VAE after Luo, Agres & Herremans, *Learning Disentangled Representations of Timbre",
+        "and Pitch for Musical Instrument Sounds Using Gaussian Mixture Variational Autoencoders* (ISMIR 2019),",
+        "with a DDSP-style decoder (Engel et al., ICLR 2020): per frame it emits harmonic amplitudes and noise",
+        "band magnitudes, which the timbre engine plays with additive oscillators and filtered noise.",
+        "",
+        f"- checkpoint: `{checkpoint_name}` (sha256 `{sha256}`, also in `{checkpoint_name}.sha256`)",
+        "- load: `load_checkpoint(path).model`; the file loads with `torch.load(weights_only=True)`",
+        f"- trained with torch {metadata['torch_version']}, {train['world_size']} process(es), "
+        f"{train['threads']} thread(s) each, in {train['seconds'] / 60:.1f} min",
+        "",
+        "## Data",
+        "",
+        f"`{data['manifest']}` (sha256 `{data['manifest_sha256']}`): {data['n_train']} training and "
+        f"{data['n_validation']} validation notes, the manifest's own split. Instruments (notes): {per_inst}.",
+        f"Pitches: MIDI {pitches[0]}-{pitches[-1]} ({len(pitches)} pitch components). "
+        f"Instrument labels used for {train['labelled_notes']} of {data['n_train']} training notes "
+        f"(label fraction {train['label_fraction']}).",
+        "",
+        "## Model",
+        "",
+        f"- input: log-mel power of the first {config['enc_frames']} frames (500 ms; {config['n_mels']} Slaney mel "
+        f"bands, Hann {config['n_fft']}, hop {config['hop']}, {config['sample_rate']} Hz, log(power + "
+        f"{config['floor']:g})), scaled to [-1, 1] by the training set's range [{config['log_lo']:.3f}, "
+        f"{config['log_hi']:.3f}]",
+        f"- two encoders (pitch, timbre): 2 strided 1-D convolutions over time ({config['channels']} channels, "
+        f"mels as channels) + a {config['hidden']}-unit layer, batch norm + ReLU, Gaussian heads in "
+        f"{config['latent_dim']}-D",
+        f"- priors: pitch GMM with {len(pitches)} components, sigma e^-2, supervised by the MIDI label, means "
+        + (
+            "fixed on a pitch helix (chroma circle x height half-circle; the decoder renders exact f0, so learned "
+            "pitch means are not held apart by reconstruction and drift together)"
+            if config.get("pitch_prior", "learned") == "helix"
+            else "Xavier-initialised and learned (the paper's)"
+        )
+        + f"; timbre GMM with {config['n_instruments']} components, sigma e^0, Xavier-initialised learnable means; "
+        "q(y_t|X) ~ p(y_t|z_t) for unlabelled notes (eq. (2) of the paper)",
+        f"- decoder: MLP ({config['dec_hidden']} x 2, SiLU) of (z_t, z_p, frame embedding, velocity) -> per frame "
+        f"an amplitude x a softmax over {config['n_harmonics']} harmonics (zero above Nyquist) and "
+        f"{config['n_noise']} mel-spaced noise band magnitudes; trained on the first {config['dec_frames']} "
+        "frames (1.5 s, note-on to note-off); later frames hold the last one",
+        "- reconstruction: summed squared error between the input's normalised log-mel and the controls' expected "
+        "log-mel (harmonic peaks at exact k f0 shaped by the Hann kernel, plus the noise bands, through the same "
+        "filterbank and scaling); a random subset of frames per step",
+        f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
+        f"{train['frames_per_step']} frames per note and step, seed {train['seed']}; "
+        f"{metadata['n_weights']:,} weights",
+        "",
+        "## Validation",
+        "",
+        "Negative ELBO terms per note (posterior means, all frames, labels known):",
+        "",
+    ]
+    out += _table(
+        ["split", "total", "reconstruction", "KL pitch", "KL timbre", "KL y"],
+        [
+            [name, *(f"{t[k]:.1f}" for k in ("loss", "recon", "kl_pitch", "kl_timbre", "kl_y"))]
+            for name, t in elbo.items()
+        ],
+    )
+    out += [
+        "",
+        "Validation macro-F1 of linear probes (logistic regression on the training notes' posterior means) and "
+        "of the mixtures themselves:",
+        "",
+    ]
+    labels = {
+        "instrument_from_zt": "instrument from z_t (probe)",
+        "pitch_from_zp": "pitch from z_p (probe)",
+        "pitch_from_zt": "pitch from z_t (probe; low = disentangled)",
+        "instrument_from_zp": "instrument from z_p (probe; low = disentangled)",
+        "instrument_from_gmm": "instrument: most responsible timbre component",
+        "pitch_from_gmm": "pitch: nearest pitch component mean",
+    }
+    out += _table(
+        ["measure", "F1", "accuracy"],
+        [[labels.get(k, k), f"{v['f1']:.3f}", _pct(v["accuracy"])] for k, v in lat.items()],
+    )
+    last = curve[-1]
+    out += [
+        "",
+        f"Final epoch {int(last['epoch'])}: train {last['train_loss']:.1f} (sampled z, frame subsets), "
+        f"validation {last['val_loss']:.1f}. Curve: `loss_curve.csv`, `loss_curve.png`.",
+        "",
+        "![loss curve](loss_curve.png)",
+        "",
+        "## Limits",
+        "",
+        "- One soundfont's instruments, rendered notes only: the spaces describe these 12 sounds, not "
+        "instruments in general; validation notes share pitches and instruments with training notes.",
+        "- The renderer sums harmonic peaks in power (no cross terms), exact unless peaks overlap (lowest notes).",
+        "- The controls model the first 1.5 s; a longer note repeats the last frame, and release is the "
+        "engine's envelope.",
+        "",
+        "## Retrain",
+        "",
+        "```",
+        "timbrespace train timbre --out models/timbre-gmvae",
+        "# same as: python -m timbrespace.models.train_timbre --out models/timbre-gmvae",
+        "# several processes: torchrun --nproc_per_node=2 -m timbrespace.models.train_timbre",
+        "```",
+        "",
+        "Same seed, same machine, same torch, one process: the same weights. Options: `--manifest`, `--epochs`, "
+        "`--seed`, `--label-fraction`, `--pitch-prior`, `--threads`, `--batch-size`, `--lr`.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_timbre_gmvae_card(
+    path: str | os.PathLike[str],
+    metadata: dict[str, Any],
+    config: dict[str, Any],
+    sha256: str,
+    checkpoint_name: str,
+    curve: Sequence[dict[str, float]],
+) -> None:
+    """Write :func:`timbre_gmvae_card` to ``path``."""
+    Path(path).write_text(timbre_gmvae_card(metadata, config, sha256, checkpoint_name, curve), encoding="utf-8")

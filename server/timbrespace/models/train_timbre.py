@@ -1,0 +1,476 @@
+"""Train the timbre GMVAE on the rendered soundfont notes and write a shippable model directory.
+
+``train(out_dir, ...)`` is seeded and deterministic (one process, fixed thread
+count) and writes ``timbre-gmvae.pt`` (+ ``.sha256``), ``loss_curve.csv``/``.png``
+and ``MODEL_CARD.md``.  Under ``torchrun`` (WORLD_SIZE > 1) it trains with
+DistributedDataParallel (gloo on CPU, nccl on CUDA) and rank 0 writes.
+Command line: ``python -m timbrespace.models.train_timbre`` (``timbrespace train timbre``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from timbrespace.models import registry
+from timbrespace.models.checkpoint import save_checkpoint
+from timbrespace.models.model_card import write_timbre_gmvae_card
+from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
+from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE
+
+CHECKPOINT_NAME = "timbre-gmvae.pt"
+TERMS = ("loss", "recon", "kl_pitch", "kl_timbre", "kl_y")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run (stored in the checkpoint metadata and the card)."""
+
+    epochs: int = 80
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    label_fraction: float = 1.0
+    frames_per_step: int = 32  # decoder frames scored per note and step (of 129), a fresh random set each step
+    threads: int = 1  # on a busy 2-core machine 2 threads ran 42 s/epoch vs 5 s with 1 (spin-waiting)
+    latent_dim: int = 16
+    channels: int = 128  # the paper: 512; 128 cuts the convolutions ~4x so CPU training fits its budget
+    hidden: int = 256
+    dec_hidden: int = 256
+    n_harmonics: int = 60
+    n_noise: int = 48
+    pitch_prior: str = "helix"  # or "learned" (the paper's; see timbre_gmvae.pitch_helix)
+
+
+@contextlib.contextmanager
+def _reproducible(seed: int, threads: int) -> Iterator[None]:
+    # Deterministic kernels and a fixed thread count make reruns bit-identical on one machine.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    old_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(old_threads)
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def _init_distributed() -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    cuda = torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return _Dist(dist.get_rank(), dist.get_world_size(), device)
+
+
+def labelled_mask(instrument: npt.NDArray[np.int64], fraction: float, seed: int) -> npt.NDArray[np.bool_]:
+    """Which notes keep their instrument label: ``fraction`` of each instrument (at least one), seeded."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label fraction {fraction} is not in [0, 1]")
+    rng = np.random.default_rng(seed + 7919)
+    keep = np.zeros(len(instrument), dtype=np.bool_)
+    for k in np.unique(instrument):
+        idx = rng.permutation(np.flatnonzero(instrument == k))
+        keep[idx[: max(1, math.ceil(fraction * len(idx))) if fraction > 0 else 0]] = True
+    return keep
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    logmel: torch.Tensor
+    pitch_index: torch.Tensor
+    velocity: torch.Tensor
+    instrument: torch.Tensor  # -1 where the label is hidden
+
+
+def _tensors(
+    notes: NoteSet, idx: npt.NDArray[np.intp], pitches: list[int], labels: npt.NDArray[np.bool_], device: torch.device
+) -> _Tensors:
+    lookup = {p: j for j, p in enumerate(pitches)}
+    return _Tensors(
+        torch.as_tensor(notes.logmel[idx], device=device),
+        torch.as_tensor([lookup[int(p)] for p in notes.pitch[idx]], dtype=torch.long, device=device),
+        torch.as_tensor(notes.velocity[idx], dtype=torch.float32, device=device),
+        torch.as_tensor(np.where(labels[idx], notes.instrument[idx], -1), dtype=torch.long, device=device),
+    )
+
+
+def probe(
+    x_train: torch.Tensor,
+    y_train: npt.NDArray[np.int64],
+    x_test: torch.Tensor,
+    *,
+    seed: int = 0,
+    steps: int = 1000,
+    weight_decay: float = 1e-4,
+) -> npt.NDArray[np.int64]:
+    """A linear classifier (multinomial logistic regression, full-batch L-BFGS) fitted on ``x_train``;
+    returns its labels for ``x_test``.  (No scikit-learn here.)
+
+    Inputs are centred and divided by one overall scale, not per dimension: per-dimension
+    scaling blows up latent dimensions that carry only noise (the pitch helix uses 4 of 16).
+    """
+    classes = np.unique(y_train)
+    target = torch.as_tensor(np.searchsorted(classes, y_train))
+    mean, scale = x_train.mean(0), x_train.std().clamp_min(1e-6)
+    xs, xt = ((x_train - mean) / scale).double(), ((x_test - mean) / scale).double()
+    gen = torch.Generator().manual_seed(seed)
+    w = (0.01 * torch.randn(xs.shape[1], len(classes), generator=gen, dtype=torch.float64)).requires_grad_()
+    b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xs @ w + b, target) + weight_decay * w.pow(2).sum()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        return np.asarray(classes[(xt @ w + b).argmax(1).numpy()], dtype=np.int64)
+
+
+def macro_f1(truth: npt.ArrayLike, pred: npt.ArrayLike) -> float:
+    """F1 averaged over the classes present in ``truth`` (a class only predicted counts as a false positive)."""
+    t, p = np.asarray(truth), np.asarray(pred)
+    scores = []
+    for c in np.unique(t):
+        tp = float(np.sum((t == c) & (p == c)))
+        denom = float(np.sum(t == c) + np.sum(p == c))
+        scores.append(2.0 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def _sum_terms(t: ElboTerms) -> torch.Tensor:
+    return torch.stack([t.total.sum(), t.recon.sum(), t.kl_pitch.sum(), t.kl_timbre.sum(), t.kl_y.sum()])
+
+
+def evaluate_terms(model: TimbreGMVAE, data: _Tensors, batch: int = 128) -> dict[str, float]:
+    """Mean negative-ELBO terms per note through the posterior means, on all decoder frames."""
+    model.eval()
+    frames = torch.arange(model.spec.dec_frames, device=data.logmel.device)
+    total = torch.zeros(len(TERMS), dtype=torch.float64)
+    n = data.logmel.shape[0]
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            sl = slice(s, s + batch)
+            t = model(
+                data.logmel[sl], frames, data.pitch_index[sl], data.velocity[sl], data.instrument[sl], sample=False
+            )
+            total += _sum_terms(t).double().cpu()
+    return {k: float(v) / max(n, 1) for k, v in zip(TERMS, total, strict=True)}
+
+
+def _latents(model: TimbreGMVAE, logmel: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    zt, zp = [], []
+    with torch.inference_mode():
+        for s in range(0, logmel.shape[0], batch):
+            post = model.encode(logmel[s : s + batch])
+            zt.append(post.mu_t.cpu())
+            zp.append(post.mu_p.cpu())
+    return torch.cat(zt), torch.cat(zp)
+
+
+def latent_metrics(
+    model: TimbreGMVAE, notes: NoteSet, train_idx: npt.NDArray[np.intp], val_idx: npt.NDArray[np.intp], seed: int
+) -> dict[str, Any]:
+    """Validation F1 (macro) of linear probes trained on the training notes' posterior means, and of the mixtures."""
+    logmel = torch.as_tensor(notes.logmel)
+    zt, zp = _latents(model, logmel)
+    y_inst, y_pitch = notes.instrument, notes.pitch
+    out: dict[str, Any] = {}
+    for name, z, y in (
+        ("instrument_from_zt", zt, y_inst),
+        ("pitch_from_zp", zp, y_pitch),
+        ("pitch_from_zt", zt, y_pitch),
+        ("instrument_from_zp", zp, y_inst),
+    ):
+        pred = probe(z[train_idx], y[train_idx], z[val_idx], seed=seed)
+        out[name] = {"f1": macro_f1(y[val_idx], pred), "accuracy": float(np.mean(pred == y[val_idx]))}
+    # The mixtures themselves as classifiers: most responsible instrument, nearest pitch mean.
+    with torch.inference_mode():
+        gmm_inst = model.instrument_posterior(zt[val_idx]).argmax(1).numpy()
+        d = torch.cdist(zp[val_idx], model.pitch_means.detach().cpu())
+        gmm_pitch = np.asarray(model.pitches)[d.argmin(1).numpy()]
+    out["instrument_from_gmm"] = {
+        "f1": macro_f1(y_inst[val_idx], gmm_inst),
+        "accuracy": float(np.mean(gmm_inst == y_inst[val_idx])),
+    }
+    out["pitch_from_gmm"] = {
+        "f1": macro_f1(y_pitch[val_idx], gmm_pitch),
+        "accuracy": float(np.mean(gmm_pitch == y_pitch[val_idx])),
+    }
+    return out
+
+
+def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
+    with open(out_dir / "loss_curve.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    # Figure + Agg canvas directly: no pyplot, so no global backend state is touched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    epochs = [r["epoch"] for r in rows]
+    ax = fig.add_subplot(1, 2, 1)
+    ax.plot(epochs, [r["train_loss"] for r in rows], label="train (running, sampled z)")
+    ax.plot(epochs, [r["val_loss"] for r in rows], label="validation (posterior means)")
+    ax.set(xlabel="epoch", ylabel="negative ELBO per note", yscale="log", title="Loss")
+    ax.legend()
+    bx = fig.add_subplot(1, 2, 2)
+    for key in ("val_kl_pitch", "val_kl_timbre", "val_kl_y"):
+        bx.plot(epochs, [r[key] for r in rows], label=key[4:])
+    bx.set(xlabel="epoch", ylabel="nats per note", title="Validation KL terms")
+    bx.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "loss_curve.png")
+
+
+def train(
+    out_dir: str | os.PathLike[str] = "models/timbre-gmvae",
+    *,
+    manifest: str | os.PathLike[str] = DEFAULT_MANIFEST,
+    cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
+    progress: bool = True,
+    **options: Any,
+) -> Path:
+    """Train on ``manifest``'s notes (its train/valid split); return the checkpoint's path.
+
+    ``options`` are :class:`TrainConfig` fields (``epochs``, ``seed``,
+    ``label_fraction``, ``threads``, ...).
+    """
+    cfg = TrainConfig(**options)
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.frames_per_step < 1:
+        raise ValueError(f"invalid training settings: {cfg}")
+    dd = _init_distributed()
+    if dd.rank == 0:
+        notes = load_notes(manifest, cache_dir=cache_dir)
+    if dd.active:
+        dist.barrier()  # rank 0 has written the feature cache; the others read it
+    if dd.rank != 0:
+        notes = load_notes(manifest, cache_dir=cache_dir)
+    train_idx, val_idx = np.flatnonzero(notes.train), np.flatnonzero(~notes.train)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ValueError(f"{manifest}: needs notes in both splits (train {len(train_idx)}, valid {len(val_idx)})")
+    pitches = sorted({int(p) for p in notes.pitch})
+    labels = labelled_mask(notes.instrument, cfg.label_fraction, cfg.seed)
+    train_logmel = notes.logmel[train_idx]
+    config: dict[str, Any] = {
+        "pitches": pitches,
+        "n_instruments": len(notes.instruments),
+        "log_lo": float(train_logmel.min()),
+        "log_hi": float(train_logmel.max()),
+        "latent_dim": cfg.latent_dim,
+        "channels": cfg.channels,
+        "hidden": cfg.hidden,
+        "dec_hidden": cfg.dec_hidden,
+        "n_harmonics": cfg.n_harmonics,
+        "n_noise": cfg.n_noise,
+        "pitch_prior": cfg.pitch_prior,
+        **{k: v for k, v in asdict(notes.spec).items()},
+    }
+    rows: list[dict[str, float]] = []
+    started = time.monotonic()
+    with _reproducible(cfg.seed, cfg.threads):
+        model = registry.create("timbre-gmvae", **config)
+        assert isinstance(model, TimbreGMVAE)
+        model.to(dd.device)
+        model.harmonic_tables()
+        wrapped: torch.nn.Module = DistributedDataParallel(model) if dd.active else model
+        optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        tr = _tensors(notes, train_idx, pitches, labels, dd.device)
+        va = _tensors(notes, val_idx, pitches, np.ones_like(labels), dd.device)  # scored with labels
+        # The sampler only needs the length; it shards a seeded permutation of note indices across ranks.
+        sampler: DistributedSampler[Any] | None = None
+        if dd.active:
+            index = TensorDataset(torch.arange(len(train_idx)))
+            sampler = DistributedSampler(index, num_replicas=dd.world, rank=dd.rank, shuffle=True, seed=cfg.seed)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        frame_rng = torch.Generator().manual_seed(cfg.seed * 1000 + dd.rank + 1)
+        n_frames = model.spec.dec_frames
+        bar = tqdm(
+            range(1, cfg.epochs + 1),
+            desc="timbre-gmvae",
+            unit="epoch",
+            disable=not progress or dd.rank != 0,
+            leave=False,
+        )
+        for epoch in bar:
+            model.train()
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+                order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+            else:
+                order = torch.randperm(len(train_idx), generator=shuffle)
+            sums = torch.zeros(len(TERMS) + 1, dtype=torch.float64)
+            for s in range(0, len(order), cfg.batch_size):
+                j = order[s : s + cfg.batch_size].to(dd.device)
+                frames = torch.randperm(n_frames, generator=frame_rng)[: cfg.frames_per_step].sort().values
+                terms: ElboTerms = wrapped(
+                    tr.logmel[j], frames.to(dd.device), tr.pitch_index[j], tr.velocity[j], tr.instrument[j]
+                )
+                optimiser.zero_grad(set_to_none=True)
+                torch.autograd.backward(terms.total.mean())
+                optimiser.step()
+                sums += torch.cat([_sum_terms(terms).detach().double().cpu(), torch.tensor([float(len(j))])])
+            if dd.active:
+                dist.all_reduce(sums)  # gloo reduces CPU tensors; fine for these six numbers
+            row: dict[str, float] = {"epoch": float(epoch)}
+            row.update({f"train_{k}": float(v) / float(sums[-1]) for k, v in zip(TERMS, sums[:-1], strict=True)})
+            if dd.rank == 0:
+                row.update({f"val_{k}": v for k, v in evaluate_terms(model, va).items()})
+                row["seconds"] = time.monotonic() - started
+                rows.append(row)
+                bar.set_postfix(train=f"{row['train_loss']:.0f}", val=f"{row['val_loss']:.0f}")
+        bar.close()
+        seconds = time.monotonic() - started
+        ckpt = Path(out_dir) / CHECKPOINT_NAME
+        if dd.rank == 0:
+            model.cpu()
+            _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest)
+    if dd.active:
+        dist.barrier()
+        dist.destroy_process_group()
+    return ckpt
+
+
+def _finish(
+    model: TimbreGMVAE,
+    notes: NoteSet,
+    cfg: TrainConfig,
+    config: dict[str, Any],
+    rows: list[dict[str, float]],
+    seconds: float,
+    train_idx: npt.NDArray[np.intp],
+    val_idx: npt.NDArray[np.intp],
+    labels: npt.NDArray[np.bool_],
+    dd: _Dist,
+    out: Path,
+    manifest: str | os.PathLike[str],
+) -> None:
+    pitches = model.pitches
+    all_labels = np.ones(len(notes), dtype=np.bool_)
+    splits = {
+        "train": evaluate_terms(model, _tensors(notes, train_idx, pitches, all_labels, torch.device("cpu"))),
+        "valid": evaluate_terms(model, _tensors(notes, val_idx, pitches, all_labels, torch.device("cpu"))),
+    }
+    metadata: dict[str, Any] = {
+        "instruments": list(notes.instruments),
+        "training": {
+            **asdict(cfg),
+            "world_size": dd.world,
+            "seconds": seconds,
+            "labelled_notes": int(labels[train_idx].sum()),
+        },
+        "data": {
+            "manifest": str(manifest),
+            "manifest_sha256": notes.manifest_sha256,
+            "n_train": len(train_idx),
+            "n_validation": len(val_idx),
+            "notes_per_instrument": {
+                name: int(np.sum(notes.instrument == k)) for k, name in enumerate(notes.instruments)
+            },
+        },
+        "elbo": splits,
+        "latent_metrics": latent_metrics(model, notes, train_idx, val_idx, cfg.seed),
+        "n_weights": sum(p.numel() for p in model.parameters()),
+        "torch_version": str(torch.__version__),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT_NAME
+    digest = save_checkpoint(ckpt, "timbre-gmvae", config, model, metadata)
+    _write_curve(out, rows)
+    write_timbre_gmvae_card(out / "MODEL_CARD.md", metadata, config, digest, ckpt.name, rows)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of ``timbrespace train timbre``."""
+    d = TrainConfig()
+    parser.add_argument("--manifest", default=DEFAULT_MANIFEST, help="soundfont manifest (default: %(default)s)")
+    parser.add_argument("--out", default="models/timbre-gmvae", help="output directory (default: %(default)s)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help="feature cache directory (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--label-fraction",
+        type=float,
+        default=d.label_fraction,
+        help="fraction of training notes whose instrument label is used (default: %(default)s)",
+    )
+    parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--pitch-prior", choices=("helix", "learned"), default=d.pitch_prior)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(ns: argparse.Namespace) -> Path:
+    """Train from parsed :func:`add_arguments` options."""
+    return train(
+        ns.out,
+        manifest=ns.manifest,
+        cache_dir=ns.cache,
+        progress=not ns.quiet,
+        epochs=ns.epochs,
+        seed=ns.seed,
+        label_fraction=ns.label_fraction,
+        threads=ns.threads,
+        batch_size=ns.batch_size,
+        lr=ns.lr,
+        pitch_prior=ns.pitch_prior,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m timbrespace.models.train_timbre``."""
+    parser = argparse.ArgumentParser(prog="timbrespace train timbre", description=__doc__)
+    add_arguments(parser)
+    path = run(parser.parse_args(argv))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {path} (see {path.parent / 'MODEL_CARD.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
