@@ -17,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from timbrespace.audio.additive import AdditiveSynth, harmonic_table
+from timbrespace.audio.additive import AdditiveSynth
 from timbrespace.audio.offline import OfflineRenderer
+from timbrespace.audio.wavetable import harmonic_table
 
 SR = 48000
 BS = 256

@@ -87,7 +87,7 @@ def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
         values: list[Any] = []
         for i, (p, a) in enumerate(zip(parts, decl.args)):
             conv = p.findtext("conversion") or ""
-            assert KIND_OF[conv] == ("str" if a.kind == "preset" else a.kind), f"{name}: {a.name} as {conv}"
+            assert KIND_OF[conv] == ("str" if a.kind == "ref" else a.kind), f"{name}: {a.name} as {conv}"
             text = p.findtext("value") or ""
             if p.findtext("type") == "CONSTANT":
                 values.append(int(text) if conv == "INTEGER" else float(text) if conv == "FLOAT" else text)

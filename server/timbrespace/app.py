@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +57,16 @@ class App:
 
     def __init__(
         self,
-        engine: Engine,
+        engines: Engine | Sequence[Engine],
         link: SynthLink,
         info: ServerInfo,
         stats: AudioStats | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.engine = engine
+        self.engines = {e.name: e for e in ([engines] if isinstance(engines, Engine) else engines)}
+        self.engine = next(iter(self.engines.values()))  # the one heard; see select()
+        #: Called with the newly selected engine (the server restarts its tick timer).
+        self.on_select: Callable[[Engine], None] | None = None
         self.link = link
         self.info = info
         self.stats = stats
@@ -78,27 +81,68 @@ class App:
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
         self._log_window = -1e9
         self._log_count = self._log_suppressed = 0
-        i = info
+        self._own: dict[str, Handler] = {
+            "/status": self._status,
+            "/version": self._version,
+            "/engine": self._engine,
+            "/note": self._note,
+            "/pitch": self._pitch,
+            "/panic": self._panic,
+        }
+        self._route()
+        missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers
+                   and a.path not in ("/sync", "/reply/port") and not self._other_engine(a.path)]
+        if missing:
+            raise RuntimeError(f"addresses declared but not handled: {missing}")
+
+    @staticmethod
+    def _other_engine(path: str) -> bool:
+        # An engine this server does not run (no timbre model) may leave its addresses unserved;
+        # they are answered with /fail naming the engine.
+        return path in ("/corners", "/z")
+
+    def _route(self) -> None:
+        """Address -> handler: the heard engine's where it has one, else the engine that has one.
+
+        Addresses only one engine serves (/patch/*, /corners) always reach it, heard or not,
+        so a patch can be prepared while the other engine plays.
+        """
+        table: dict[str, Handler] = {}
+        for e in self.engines.values():
+            if e is not self.engine:
+                table.update(e.handlers())
+        table.update(self.engine.handlers())
+        table.update(self._own)
+        self._handlers = table
         # /status is what monitors poll hardest (the bench: tens of thousands a second), so its
         # reply is a template: the fixed facts are encoded once, the live numbers per request.
+        i = self.info
         self._status_reply = MessageTemplate("/status.reply", (
-            "clients", int, "voices", int, "engine", engine.name, "audio", i.audio,
+            "clients", int, "voices", int, "engine", self.engine.name, "audio", i.audio,
             "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
             "received", int, "rejected", int, "late_blocks", int,
             "latency_p50_ms", float, "latency_p99_ms", float,
         ))
-        self._handlers: dict[str, Handler] = {
-            "/status": self._status,
-            "/version": self._version,
-            "/note": self._note,
-            "/pitch": self._pitch,
-            "/panic": self._panic,
-            **engine.handlers(),
-        }
-        missing = [a.path for a in addresses.ADDRESSES
-                   if a.path not in self._handlers and a.path not in ("/sync", "/reply/port")]
-        if missing:
-            raise RuntimeError(f"addresses declared but not handled: {missing}")
+
+    def select(self, name: str, arrival: float) -> None:
+        """Make engine ``name`` the one heard: the other's notes are released."""
+        engine = self.engines.get(name)
+        if engine is None:
+            have = ", ".join(self.engines)
+            raise HandlerError(f"/engine: the {name!r} engine is not running on this server (running: {have})"
+                               + ("; the timbre model was not found or disabled in the config"
+                                  if name == "timbre" else ""))
+        if engine is self.engine:
+            return
+        if not self.link.send(C.engine(name, arrival)):
+            raise HandlerError("/engine: the audio command queue is full; message dropped")
+        self.engine.flush()
+        self.engine.deactivate(arrival)
+        self.engine = engine
+        engine.activate(arrival)
+        self._route()
+        if self.on_select is not None:
+            self.on_select(engine)
 
     # -- entry points for the transport ---------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
@@ -125,7 +169,11 @@ class App:
                 return self._sync(args, msg.peer, msg.arrival)
             if decl.path == "/reply/port":
                 return self._reply_port(args, msg.arrival, msg.peer)
-            return self._handlers[decl.path](args, msg.arrival)
+            handler = self._handlers.get(decl.path)
+            if handler is None:
+                raise HandlerError(f"{decl.path}: served by the timbre engine, which is not running on this "
+                                   "server (the timbre model was not found or disabled in the config)")
+            return handler(args, msg.arrival)
         except (InvalidMessage, HandlerError) as e:
             return self._fail(msg.address, str(e), msg.peer)
         except Exception as e:  # a bug must cost one message, never the server
@@ -170,10 +218,6 @@ class App:
             self._log_suppressed += 1
         return [("/fail", (address, reason))]
 
-    def _send(self, data: bytes, what: str) -> None:
-        if not self.link.send(data):
-            raise HandlerError(f"{what}: the audio command queue is full; message dropped")
-
     def _sync(self, args: tuple[Value, ...], peer: Peer, arrival: float) -> list[Reply]:
         internal = next(self._sync_ids)
         self.engine.flush()  # a deferred map move was sent before the /sync: it must land first
@@ -195,17 +239,21 @@ class App:
             self._reply_ports[key] = port
         return [("/reply/port.reply", (port or peer.port,))]
 
+    def _engine(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        self.select(str(args[0]), arrival)
+        return []
+
     def _note(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.engine.flush()
-        self._send(C.note(int(args[0]), int(args[1]), arrival), "/note")
+        self.engine.note(int(args[0]), int(args[1]), arrival)
         return []
 
     def _pitch(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self._send(C.pitch(float(args[0]), arrival), "/pitch")
+        self.engine.pitch(float(args[0]), arrival)
         return []
 
     def _panic(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
+        self.engine.panic(arrival)
         return []
 
     def clients(self) -> int:

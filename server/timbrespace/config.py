@@ -86,6 +86,22 @@ class PatchConfig:
 
 
 @dataclass
+class TimbreConfig:
+    """The timbre engine (pitch/timbre GMVAE, harmonic-plus-noise voices)."""
+
+    #: Run it when its model is there; a server without it still serves the patch engine.
+    enabled: bool = True
+    model: Path = Path("models/timbre-gmvae/timbre-gmvae.pt")
+    #: Instruments at the /latent map's corners (0,0), (1,0), (0,1), (1,1): index or name.
+    corners: list[str | int] = field(default_factory=lambda: ["flute", "trumpet", "cello", "piano"])
+    polyphony: int = field(default=16, metadata=_rng(1, 64))
+    #: Release time of a note, seconds (the model decodes held notes).
+    release: float = field(default=0.3, metadata=_rng(0.005, 10.0))
+    #: Output gain of the timbre voices.
+    gain: float = field(default=1.0, metadata=_rng(0.0, 8.0))
+
+
+@dataclass
 class StateConfig:
     """Server state persisted across restarts."""
 
@@ -113,6 +129,9 @@ class Config:
     patch: PatchConfig = field(default_factory=PatchConfig)
     state: StateConfig = field(default_factory=StateConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    timbre: TimbreConfig = field(default_factory=TimbreConfig)
+    #: The engine heard at start (a saved state's choice wins when state.persist is on).
+    engine: Literal["patch", "timbre"] = "patch"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -214,6 +233,8 @@ def _check_semantics(cfg: Config, source: str) -> None:
     bs = cfg.audio.block_size
     if bs & (bs - 1):
         raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")
+    if len(cfg.timbre.corners) != 4:
+        raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     lat = cfg.patch.initial_latent
     if len(lat) != 2 or not all(0.0 <= v <= 1.0 for v in lat):
         raise ConfigError(f"{source}: patch.initial_latent = {lat} must be two numbers in [0, 1]")
@@ -234,6 +255,7 @@ def _resolve_paths(cfg: Config, base: Path) -> None:
     cfg.state.path = fix(cfg.state.path)
     cfg.data.soundfont = fix(cfg.data.soundfont)
     cfg.data.data_dir = fix(cfg.data.data_dir)
+    cfg.timbre.model = fix(cfg.timbre.model)
 
 
 def resolve_default_paths(cfg: Config) -> Config:

@@ -149,14 +149,20 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     """Render a score through the same app, engine and synth the server runs."""
     from timbrespace.app import App, ServerInfo
     from timbrespace.audio import commands as C
+    from timbrespace.audio.additive import AdditiveSynth
+    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.player import Player
     from timbrespace.audio.stats import AudioStats
     from timbrespace.audio.synth import PatchSynth
+    from timbrespace.audio.timbre_voices import EngineMix, TimbreVoices
+    from timbrespace.engines.base import Engine
     from timbrespace.engines.patch import PatchEngine
+    from timbrespace.engines.timbre import TimbreEngine
     from timbrespace.models.patch_space import PatchSpace
     from timbrespace.patch.library import PresetLibrary
     from timbrespace.protocol.transport import Incoming, Peer
+    from timbrespace.server import load_timbre, timbre_corners, timbre_layout
 
     sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
     period = bs / sr
@@ -169,15 +175,34 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     engine.flush()
     if cfg.patch.initial_preset:
         engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
-    app = App(engine, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
+    engines: list[Engine] = [engine]
+    tspace = load_timbre(cfg)
+    layout = timbre_layout(cfg, tspace) if tspace is not None else None
+    frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz)) if layout else None
+    if tspace is not None and frames is not None:
+        engines.append(TimbreEngine(tspace, link, frames, sample_rate=sr, corners=timbre_corners(cfg, tspace),
+                                    release_s=cfg.timbre.release, clock=lambda: now[0]))
+    app = App(engines, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))
     events = deque(score.events)
+    next_tick = 0.0
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
         synth = PatchSynth(polyphony=cfg.audio.polyphony, sample_rate=sr)
-        capture = r.capture(synth.output, n_blocks * period)
-        player = Player(synth, link.mailbox, AudioStats(), link.receive, link.replies.append)
+        outputs = {"patch": synth.output}
+        timbre_voices = None
+        if layout is not None and frames is not None:
+            additive = AdditiveSynth(layout.slots, sr, layout.noise_centres_hz, table_size=layout.table_size)
+            additive.gain.setValue(layout.gain)
+            timbre_voices = TimbreVoices(additive, frames, layout.release_s)
+            outputs["timbre"] = additive.output
+        mix = EngineMix(outputs, "patch")
+        capture = r.capture(mix.output, n_blocks * period)
+        player = Player(synth, link.mailbox, AudioStats(), link.receive, link.replies.append,
+                        timbre=timbre_voices, select=mix.select)
+        if cfg.engine != "patch":
+            app.select(cfg.engine, 0.0)
         for k in range(n_blocks):
             t = k * period
             now[0] = t
@@ -187,6 +212,10 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
                     result.replies.append((ev.time, address, args))
                     if address == "/fail":
                         result.failures.append(f"{ev.time:.3f} s {ev.address}: {args[1]}")
+            tick = app.engine.tick_period
+            if tick is not None and t + 1e-12 >= next_tick:  # the live server's tick grid, in virtual time
+                app.engine.tick(t)
+                next_tick = max(next_tick + tick, t)
             app.flush()
             player.block(t)
             r.process_block()

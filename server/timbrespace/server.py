@@ -9,19 +9,24 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import timbrespace
 from timbrespace.app import App, ServerInfo
-from timbrespace.audio.host import AudioError, AudioProcess
+from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout
+from timbrespace.audio.wavetable import TABLE_SIZE
 from timbrespace.config import Config
+from timbrespace.engines.base import Engine
 from timbrespace.engines.patch import PatchEngine
+from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.models.checkpoint import CheckpointError
 from timbrespace.models.patch_space import PatchSpace
+from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.patch.bank import BankFormatError
 from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.transport import OscServer
-from timbrespace.state import load_state, save_state
+from timbrespace.state import SavedState, load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +35,36 @@ class StartupError(RuntimeError):
     """The server could not start; the text says what to fix."""
 
 
-def txt_records(cfg: Config) -> dict[str, str]:
+def txt_records(cfg: Config, engines: tuple[str, ...] = ("patch",)) -> dict[str, str]:
     """The TXT keys advertised with the service."""
     return {
         "txtvers": "1",
         "version": "1.1",
         "framing": cfg.network.tcp_framing,
         "api": timbrespace.PROTOCOL_VERSION,
-        "engines": "patch",
+        "engines": ",".join(engines),
     }
+
+
+def load_timbre(cfg: Config) -> TimbreSpace | None:
+    """The timbre model when enabled and present; None (logged) when it is not there."""
+    if not cfg.timbre.enabled:
+        return None
+    if not cfg.timbre.model.exists():
+        log.warning("timbre engine off: no model at %s (train one with `timbrespace train timbre`)",
+                    cfg.timbre.model)
+        return None
+    try:
+        return TimbreSpace.load(cfg.timbre.model, device=cfg.inference.device, num_threads=cfg.inference.threads)
+    except (CheckpointError, OSError, ValueError) as e:
+        raise StartupError(f"timbre model {cfg.timbre.model}: {e}") from None
+
+
+def timbre_layout(cfg: Config, space: TimbreSpace) -> TimbreLayout:
+    """The timbre voices the audio process builds for ``space``."""
+    centres = list(space.noise_centres_hz())
+    centres[0] = centres[1] / 2.0  # the model's first band sits on 0 Hz; a band-pass cannot
+    return TimbreLayout(cfg.timbre.polyphony, TABLE_SIZE, tuple(centres), cfg.timbre.release, cfg.timbre.gain)
 
 
 async def serve(
@@ -51,13 +77,21 @@ async def serve(
         space = PatchSpace.load(cfg.patch.model, device=cfg.inference.device, num_threads=cfg.inference.threads)
     except (BankFormatError, CheckpointError, OSError, ValueError) as e:
         raise StartupError(str(e)) from None
-    audio = AudioProcess(cfg.audio, record)
+    tspace = load_timbre(cfg)
+    state = load_state(cfg.state.path) if cfg.state.persist else SavedState()
+    saved = state.engines
+    first = state.active or cfg.engine
+    if first not in ("patch", "timbre") or (first == "timbre" and tspace is None):
+        first = "patch"
+    layout = timbre_layout(cfg, tspace) if tspace is not None else None
+    audio = AudioProcess(cfg.audio, record, timbre=layout, engine=first)
     try:
         backend = audio.start()
     except AudioError as e:
         raise StartupError(str(e)) from None
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
+    app: App | None = None
     flush_armed = False
 
     def defer(delay: float) -> None:
@@ -72,8 +106,37 @@ async def serve(
         engine.flush()
 
     engine = PatchEngine(space, library, audio, block_period=audio.block_size / audio.sample_rate, defer=defer)
+    timbre: TimbreEngine | None = None
+    tick_handle: asyncio.TimerHandle | None = None
+
+    def run_ticks(due: float) -> None:
+        # Ticks keep their own grid (due + k*period), so the frame rate does not drift with load.
+        nonlocal tick_handle
+        tick_handle = None
+        if app is None:
+            return
+        e = app.engine
+        if e.tick_period is None:
+            return
+        now = loop.time()
+        try:
+            e.tick(now)
+        except Exception:  # a decode bug must not stop the server; the next tick tries again
+            log.exception("timbre engine tick failed")
+        due = max(due + e.tick_period, now)
+        tick_handle = loop.call_at(due, run_ticks, due)
+
+    def on_select(e: Engine) -> None:
+        if e.tick_period is not None and tick_handle is None:
+            run_ticks(loop.time())
+
     try:
-        saved = load_state(cfg.state.path) if cfg.state.persist else {}
+        if tspace is not None:
+            assert audio.frames is not None
+            timbre = TimbreEngine(tspace, audio, audio.frames, sample_rate=audio.sample_rate,
+                                  corners=timbre_corners(cfg, tspace), release_s=cfg.timbre.release)
+            if "timbre" in saved:
+                timbre.restore(saved["timbre"])
         if "patch" in saved:
             engine.restore(saved["patch"])
         elif cfg.patch.initial_preset:
@@ -83,7 +146,10 @@ async def serve(
             engine.flush()
         engine.activate(0.0)
         info = ServerInfo(backend, audio.sample_rate, audio.block_size, str(space.device))
-        app = App(engine, audio, info, audio.stats)
+        app = App([engine] + ([timbre] if timbre is not None else []), audio, info, audio.stats)
+        app.on_select = on_select
+        if first != "patch":
+            app.select(first, 0.0)
         osc = OscServer(
             app.handle,
             app.on_malformed,
@@ -128,17 +194,20 @@ async def serve(
         zc = ""
         if cfg.network.zeroconf:
             advertiser = Advertiser(
-                cfg.network.instance_name(), port, txt_records(cfg), interfaces=cfg.network.interfaces
+                cfg.network.instance_name(), port, txt_records(cfg, tuple(app.engines)),
+                interfaces=cfg.network.interfaces
             )
             await advertiser.start()
             zc = f", zeroconf {advertiser.name!r}"
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
-            f"engine patch, device {space.device}{zc})"
+            f"engine {app.engine.name}, device {space.device}{zc})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
         await stop.wait()
+        if tick_handle is not None:
+            tick_handle.cancel()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
@@ -152,7 +221,20 @@ async def serve(
             await osc.stop()
         if cfg.state.persist:
             try:
-                save_state(cfg.state.path, {"patch": engine.snapshot()})
+                snapshots: dict[str, Any] = {"patch": engine.snapshot()}
+                if timbre is not None:
+                    snapshots["timbre"] = timbre.snapshot()
+                save_state(cfg.state.path, snapshots, app.engine.name if app is not None else first)
             except OSError as e:
                 print(f"timbrespace: could not save state to {cfg.state.path}: {e}", file=sys.stderr)
         audio.stop()
+
+
+def timbre_corners(cfg: Config, space: TimbreSpace) -> tuple[str, str, str, str]:
+    names = []
+    for ref in cfg.timbre.corners:
+        try:
+            names.append(space.instruments[space.instrument(ref)])
+        except ValueError as e:
+            raise StartupError(f"config timbre.corners: {e}") from None
+    return (names[0], names[1], names[2], names[3])

@@ -22,6 +22,8 @@ class Kind(IntEnum):
     PANIC = 5  # all notes off
     SYNC = 6  # echo the id back once everything before it is applied
     QUIT = 7  # leave the audio loop
+    VOICE = 8  # timbre engine: start (level > 0) or release (level 0) the voice of a frame slot
+    ENGINE = 9  # which synth is heard: 0 patch, 1 timbre (the other is silenced)
     # audio -> control
     SYNCED = 100  # id
     READY = 101  # sample rate, block size, backend code
@@ -31,6 +33,9 @@ HEADER = struct.Struct("<Bd")
 _NOTE = struct.Struct("<Bdii")
 _PITCH = struct.Struct("<Bdd")
 _ID = struct.Struct("<Bdq")
+_VOICE = struct.Struct("<Bdid")
+_ENGINE = struct.Struct("<Bdi")
+ENGINE_CODES = {"patch": 0, "timbre": 1}
 _READY = struct.Struct("<Bdii16s24s")
 
 
@@ -58,6 +63,16 @@ def simple(kind: Kind, arrival: float = 0.0) -> bytes:
     return HEADER.pack(kind, arrival)
 
 
+def voice(slot: int, level: float, arrival: float) -> bytes:
+    """Start the timbre voice ``slot`` from its frame (level > 0), or release it (level 0)."""
+    return _VOICE.pack(Kind.VOICE, arrival, slot, level)
+
+
+def engine(name: str, arrival: float = 0.0) -> bytes:
+    """Make ``name``'s synth the one heard."""
+    return _ENGINE.pack(Kind.ENGINE, arrival, ENGINE_CODES[name])
+
+
 def with_id(kind: Kind, ident: int, arrival: float = 0.0) -> bytes:
     """SYNC or SYNCED with its id."""
     return _ID.pack(kind, arrival, ident)
@@ -79,6 +94,12 @@ def decode(data: bytes) -> Command:
     if kind is Kind.PITCH:
         _, t, m = _PITCH.unpack(data)
         return Command(kind, t, (m,))
+    if kind is Kind.VOICE:
+        _, t, slot, level = _VOICE.unpack(data)
+        return Command(kind, t, (slot, level))
+    if kind is Kind.ENGINE:
+        _, t, code = _ENGINE.unpack(data)
+        return Command(kind, t, (code,))
     if kind in (Kind.SYNC, Kind.SYNCED):
         _, t, ident = _ID.unpack(data)
         return Command(kind, t, (ident,))

@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.audio import commands as C
+from timbrespace.audio.frames import FrameSlots
 from timbrespace.audio.mailbox import PatchMailbox
 from timbrespace.audio.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
 from timbrespace.config import AudioConfig
@@ -41,6 +42,17 @@ log = logging.getLogger(__name__)
 
 _RECV = 256
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class TimbreLayout:
+    """The timbre voices the audio process builds: their count, wavetable size and noise bands."""
+
+    slots: int
+    table_size: int
+    noise_centres_hz: tuple[float, ...]
+    release_s: float
+    gain: float
 
 
 class AudioError(RuntimeError):
@@ -110,7 +122,13 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def audio_main(
-    sock: socket.socket, stats_name: str, mailbox_name: str, cfg: dict[str, Any], record: str | None
+    sock: socket.socket,
+    stats_name: str,
+    mailbox_name: str,
+    cfg: dict[str, Any],
+    record: str | None,
+    timbre_cfg: dict[str, Any] | None = None,
+    engine: str = "patch",
 ) -> None:
     """Entry point of the audio process."""
     acfg = AudioConfig(**cfg)
@@ -149,7 +167,8 @@ def audio_main(
     stats.array[SAMPLE_RATE] = sr
     stats.array[BLOCK_SIZE] = bs
     synth = PatchSynth(polyphony=acfg.polyphony, sample_rate=sr)
-    synth.output.out()
+    timbre, frames, mix = _timbre_side(timbre_cfg, synth, sr, engine)
+    mix.output.out()
     sock.setblocking(False)
 
     def receive() -> bytes | None:
@@ -164,7 +183,7 @@ def audio_main(
         except BlockingIOError:
             stats.array[DROPPED] += 1
 
-    player = Player(synth, mailbox, stats, receive, reply)
+    player = Player(synth, mailbox, stats, receive, reply, timbre=timbre, select=mix.select)
     last = [0.0]
     xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"
@@ -198,6 +217,24 @@ def audio_main(
         server.shutdown()
         stats.close()
         mailbox.close()
+        if frames is not None:
+            frames.close()
+
+
+def _timbre_side(cfg: dict[str, Any] | None, synth: Any, sr: int, engine: str) -> tuple[Any, Any, Any]:
+    """The timbre engine's voices (when the server runs it) and the mix that selects an engine."""
+    from timbrespace.audio.additive import AdditiveSynth
+    from timbrespace.audio.frames import FrameSlots
+    from timbrespace.audio.timbre_voices import EngineMix, TimbreAudioConfig, TimbreVoices
+
+    if cfg is None:
+        return None, None, EngineMix({"patch": synth.output}, "patch")
+    t = TimbreAudioConfig(**cfg)
+    frames = FrameSlots.attach(t.frames_name, t.slots, t.table_size, len(t.noise_centres_hz))
+    additive = AdditiveSynth(t.slots, sr, t.noise_centres_hz, table_size=t.table_size, channels=len(synth.output))
+    additive.gain.setValue(t.gain)
+    voices = TimbreVoices(additive, frames, t.release_s)
+    return voices, frames, EngineMix({"patch": synth.output, "timbre": additive.output}, engine)
 
 
 def _jack_xrun_monitor(stats: AudioStats) -> Any:
@@ -244,11 +281,23 @@ def _run_clocked(server: Any, player: Any, stats: AudioStats, period: float) -> 
 class AudioProcess:
     """Control-side handle: start, send commands, publish patches, read stats, stop."""
 
-    def __init__(self, cfg: AudioConfig, record: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: AudioConfig,
+        record: Path | None = None,
+        timbre: TimbreLayout | None = None,
+        engine: str = "patch",
+    ) -> None:
         self.cfg = cfg
         self.record = record
         self.stats = AudioStats.create()
         self.mailbox = PatchMailbox.create()
+        self.timbre = timbre
+        self.engine = engine
+        #: The timbre engine's frame slots (None without the timbre model).
+        self.frames: FrameSlots | None = None
+        if timbre is not None:
+            self.frames = FrameSlots.create(timbre.slots, timbre.table_size, len(timbre.noise_centres_hz))
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
         self.backend = ""
@@ -264,7 +313,7 @@ class AudioProcess:
             target=audio_main,
             name="timbrespace-audio",
             args=(self._child_sock, self.stats.name, self.mailbox.name, asdict(self.cfg),
-                  str(self.record) if self.record else None),
+                  str(self.record) if self.record else None, self._timbre_args(), self.engine),
             daemon=True,
         )
         self._proc.start()
@@ -293,6 +342,13 @@ class AudioProcess:
                  name, self.sample_rate, self.block_size, self.scheduling)
         self._sock.setblocking(False)
         return self.backend
+
+    def _timbre_args(self) -> dict[str, Any] | None:
+        t, f = self.timbre, self.frames
+        if t is None or f is None:
+            return None
+        return {"frames_name": f.name, "slots": t.slots, "table_size": t.table_size,
+                "noise_centres_hz": tuple(t.noise_centres_hz), "release_s": t.release_s, "gain": t.gain}
 
     def fileno(self) -> int:
         """The socket replies arrive on (for an event loop's add_reader)."""
@@ -343,3 +399,5 @@ class AudioProcess:
             s.close()
         self.stats.close()
         self.mailbox.close()
+        if self.frames is not None:
+            self.frames.close()

@@ -8,7 +8,7 @@ in the socket for the next block.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,11 @@ import numpy.typing as npt
 from timbrespace.audio import commands as C
 from timbrespace.audio.mailbox import PatchMailbox
 from timbrespace.audio.stats import BLOCKS, VOICES, AudioStats
+
+if TYPE_CHECKING:
+    from timbrespace.audio.timbre_voices import TimbreVoices
+
+_ENGINE_NAMES = {code: name for name, code in C.ENGINE_CODES.items()}
 
 
 class Synth(Protocol):
@@ -41,8 +46,13 @@ class Player:
         receive: Callable[[], bytes | None],
         reply: Callable[[bytes], None],
         max_commands: int = 64,
+        timbre: TimbreVoices | None = None,
+        select: Callable[[str], None] | None = None,
     ) -> None:
         self.synth = synth
+        #: The timbre engine's voices (None when the server runs without the timbre model).
+        self.timbre = timbre
+        self._select = select
         self.mailbox = mailbox
         self.stats = stats
         self._receive = receive
@@ -58,6 +68,8 @@ class Player:
             self.synth.set_patch(values)
             if arrival > 0.0:
                 self.stats.record_latency(now - arrival)
+        if self.timbre is not None:
+            self.timbre.block()
         for _ in range(self.max_commands):
             data = self._receive()
             if data is None:
@@ -65,7 +77,7 @@ class Player:
             self.apply(C.decode(data), now)
         a = self.stats.array
         a[BLOCKS] += 1
-        a[VOICES] = self.synth.active_voices
+        a[VOICES] = self.synth.active_voices + (self.timbre.active_voices if self.timbre is not None else 0)
 
     def apply(self, cmd: C.Command, now: float) -> None:
         """Apply one event command."""
@@ -79,11 +91,19 @@ class Player:
                 s.note_off(p)
         elif k is C.Kind.PITCH:
             s.set_pitch(float(cmd.args[0]))
+        elif k is C.Kind.VOICE:
+            if self.timbre is not None:
+                self.timbre.voice(int(cmd.args[0]), float(cmd.args[1]))
+        elif k is C.Kind.ENGINE:
+            if self._select is not None:
+                self._select(_ENGINE_NAMES.get(int(cmd.args[0]), "patch"))
         elif k is C.Kind.PANIC:
             s.all_notes_off()
+            if self.timbre is not None:
+                self.timbre.all_off()
         elif k is C.Kind.SYNC:
             self._reply(C.with_id(C.Kind.SYNCED, int(cmd.args[0])))
         elif k is C.Kind.QUIT:
             self.quit = True
-        if k in (C.Kind.NOTE, C.Kind.PITCH) and cmd.arrival > 0.0:
+        if k in (C.Kind.NOTE, C.Kind.PITCH, C.Kind.VOICE) and cmd.arrival > 0.0:
             self.stats.record_latency(now - cmd.arrival)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.audio import commands as C
 from timbrespace.protocol.addresses import Value
 
 Reply = tuple[str, tuple[Any, ...]]
@@ -35,9 +36,17 @@ class SynthLink(Protocol):
 
 
 class Engine(ABC):
-    """A sound engine behind the common address space."""
+    """A sound engine behind the common address space.
+
+    Notes go to the engine that is heard.  By default they are plain commands to the synth
+    (its voices are allocated on the audio side); an engine that computes per-note frames on
+    the control side (the timbre engine) overrides the note methods and asks for :meth:`tick`.
+    """
 
     name: ClassVar[str]
+    link: SynthLink
+    #: Seconds between calls to :meth:`tick` while the engine is heard; None: no ticks.
+    tick_period: float | None = None
 
     @abstractmethod
     def handlers(self) -> dict[str, Handler]:
@@ -57,6 +66,29 @@ class Engine(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Carry out deferred work now (when the engine asked for it, and before each offline block)."""
+
+    def note(self, pitch: int, velocity: int, arrival: float) -> None:
+        """Start (velocity > 0) or release a note; HandlerError when it cannot be queued."""
+        self._send(C.note(pitch, velocity, arrival), "/note")
+
+    def pitch(self, midi: float, arrival: float) -> None:
+        """Glide the most recent note."""
+        self._send(C.pitch(midi, arrival), "/pitch")
+
+    def panic(self, arrival: float) -> None:
+        """Release every note at once."""
+        self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
+
+    def tick(self, now: float) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Periodic work while heard (every :attr:`tick_period` seconds)."""
+
+    def deactivate(self, arrival: float) -> None:
+        """Another engine is selected: release this engine's notes."""
+        self.panic(arrival)
+
+    def _send(self, data: bytes, what: str) -> None:
+        if not self.link.send(data):
+            raise HandlerError(f"{what}: the audio command queue is full; message dropped")
 
 
 def chunk_names(labels: Iterable[str], limit: int = LIST_CHUNK_BYTES) -> list[tuple[int, list[str]]]:

@@ -146,7 +146,7 @@ class PatchEngine(Engine):
         self.link.put_patch(self.values, arrival)
 
     def _resolve(self, key: Value) -> int:
-        # The declaration's "preset" kind yields an int index or a str name, never a float.
+        # The declaration's "ref" kind yields an int index or a str name, never a float.
         try:
             return self.library.resolve(key if isinstance(key, str) else int(key))
         except LookupError as e:

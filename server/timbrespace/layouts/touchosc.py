@@ -19,7 +19,7 @@ WIDTH, HEIGHT = 1024, 768
 _NS = uuid.UUID("6f1f6f5e-7a1b-4d2c-9a57-2b1f0e7d3c11")
 
 #: TouchOSC argument conversion for each declared kind (a preset button sends its name).
-CONVERSION = {"int": "INTEGER", "float": "FLOAT", "str": "STRING", "preset": "STRING"}
+CONVERSION = {"int": "INTEGER", "float": "FLOAT", "str": "STRING", "ref": "STRING"}
 
 STATUS_SCRIPT = """function onReceiveOSC(message, connections)
   local path, args = message[1], message[2]

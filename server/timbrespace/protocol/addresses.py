@@ -10,7 +10,8 @@ as a float, SuperCollider sends integer literals as ints):
 ``int``    an OSC int, or a float with an integral value (``69.0``)
 ``float``  an OSC int or float; never NaN or infinite
 ``str``    an OSC string
-``preset`` a preset index (as ``int``) or a preset name (``str``; ``bank/name`` when ambiguous)
+``ref``    an index (as ``int``) or a name (``str``): a preset (``bank/name`` when ambiguous) or an
+           instrument, depending on the engine
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-ArgKind = Literal["int", "float", "str", "preset"]
+ArgKind = Literal["int", "float", "str", "ref"]
 Value = int | float | str
 
 _FMAX = 1.7976931348623157e308
 
 #: OSC type tags a declared kind may be sent as (for docs and OSCQuery TYPE strings).
-WIRE_TAGS: dict[ArgKind, str] = {"int": "i", "float": "f", "str": "s", "preset": "i|s"}
+WIRE_TAGS: dict[ArgKind, str] = {"int": "i", "float": "f", "str": "s", "ref": "i|s"}
 
 
 class InvalidMessage(ValueError):
@@ -75,12 +76,12 @@ class Arg:
             if not isinstance(value, str):
                 raise InvalidMessage(f"{where}: expected a string, got {_describe(value)}")
             return value
-        if self.kind == "preset":
+        if self.kind == "ref":
             if isinstance(value, str):
                 if not value:
-                    raise InvalidMessage(f"{where}: expected a preset index or name, got an empty string")
+                    raise InvalidMessage(f"{where}: expected an index or a name, got an empty string")
                 return value
-            return self._number(value, where, integral=True, what="a preset index or name")
+            return self._number(value, where, integral=True, what="an index or a name")
         return self._number(value, where, integral=self.kind == "int", what=f"an {self.kind}"
                             if self.kind == "int" else "a float")
 
@@ -166,6 +167,16 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
         )
 
 
+#: The engines a server can run (``/engine``); a server without the timbre model refuses it.
+ENGINES = ("patch", "timbre")
+
+
+def _check_engine(value: Value, values: tuple[Value, ...]) -> None:
+    if value not in ENGINES:
+        raise InvalidMessage(f"/engine argument 'name': unknown engine {value!r}; expected one of: "
+                             + ", ".join(ENGINES))
+
+
 def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | None = None) -> Arg:
     return Arg(name, kind, doc, lo, hi)
 
@@ -191,19 +202,30 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/pitch", (_a("midi", "float", "fractional MIDI pitch", 0, 127),),
             "Glide the most recent note to a pitch.", "notes"),
     Address("/panic", (), "Release every sounding note at once.", "notes"),
-    # -- the map --------------------------------------------------------------------------------
+    # -- engines --------------------------------------------------------------------------------
+    Address("/engine", (Arg("name", "str", "patch (amSynth presets) or timbre (the pitch/timbre model)",
+                            check=_check_engine),),
+            "Select the sound engine; notes sounding on the other engine are released.", "server"),
+    # -- the map ----------------------------------------------------------------------------------
     Address("/latent", (_a("x", "float", "horizontal map position", 0, 1),
                         _a("y", "float", "vertical map position", 0, 1)),
-            "Move to a point of the 2-D map; the decoded patch reaches sounding notes within a block.",
-            "map"),
-    Address("/source", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
-            "Set the interpolation source to a preset's place in latent space.", "map"),
-    Address("/target", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
-            "Set the interpolation target to a preset's place in latent space.", "map"),
+            "Move to a point of the 2-D map (patch: the preset map; timbre: the four corners' blend); "
+            "sounding notes follow within a block (patch) or a control frame (timbre).", "map"),
+    Address("/source", (_a("item", "ref", "patch: a preset; timbre: an instrument (index or name)"),),
+            "Set the interpolation source: a preset's or an instrument's place in latent space.", "map"),
+    Address("/target", (_a("item", "ref", "patch: a preset; timbre: an instrument (index or name)"),),
+            "Set the interpolation target: a preset's or an instrument's place in latent space.", "map"),
     Address("/alpha", (_a("alpha", "float", "0 = source, 1 = target", 0, 1),),
-            "Sound the point (1-alpha)*z_source + alpha*z_target of latent space.", "map"),
+            "Sound the point z_source + alpha*(z_target - z_source) of latent space (timbre transfer).",
+            "map"),
+    Address("/corners", tuple(_a(n, "ref", f"{w} corner instrument (index or name)")
+                              for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
+            "Timbre engine: the four instruments the /latent map blends bilinearly.", "map"),
+    Address("/z", (_a("index", "int", "dimension of the timbre code", 0, 63),
+                   _a("value", "float", "offset in prior standard deviations", -4, 4)),
+            "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map"),
     # -- patches --------------------------------------------------------------------------------
-    Address("/patch/load", (_a("preset", "preset", "index or name (bank/name when ambiguous)"),),
+    Address("/patch/load", (_a("preset", "ref", "index or name (bank/name when ambiguous)"),),
             "Load a preset exactly; the map point moves to where it encodes.", "patch",
             "/patch/load.reply", "index, bank/name, x, y"),
     Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),

@@ -1,0 +1,114 @@
+"""The audio side of the timbre engine: frame slots to additive voices, and the engine switch.
+
+The control side chooses each note's slot (= voice), decodes its frames and writes them to
+:class:`~timbrespace.audio.frames.FrameSlots`; a ``VOICE`` command starts or releases the
+slot's voice.  At every block :meth:`TimbreVoices.block` takes the frames written since the
+last one: a few array copies and pyo setter calls, no allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyo
+
+from timbrespace.audio.additive import AdditiveSynth
+from timbrespace.audio.frames import FrameSlots
+
+SWITCH_S = 0.02  # the engine switch fades over this long (no click)
+
+
+@dataclass(frozen=True)
+class TimbreAudioConfig:
+    """What the audio process needs to build the timbre voices (plain data: it crosses processes)."""
+
+    frames_name: str
+    slots: int
+    table_size: int
+    noise_centres_hz: tuple[float, ...]
+    release_s: float
+    gain: float
+
+
+class TimbreVoices:
+    """Applies frames and voice commands to an :class:`AdditiveSynth`."""
+
+    def __init__(self, synth: AdditiveSynth, frames: FrameSlots, release_s: float) -> None:
+        if len(synth.voices) != frames.slots:
+            raise ValueError(f"{frames.slots} frame slots for {len(synth.voices)} voices")
+        self.synth = synth
+        self.frames = frames
+        self.release_s = float(release_s)
+        self._tables: npt.NDArray[np.float32] = np.zeros((frames.slots, frames.table_size), np.float32)
+        self._noise: npt.NDArray[np.float32] = np.zeros((frames.slots, frames.n_noise), np.float32)
+        self._f0 = np.zeros(frames.slots)
+        self._sounding = np.zeros(frames.slots, dtype=bool)
+
+    def block(self) -> None:
+        """Take new frames: sounding voices crossfade to them; the noise bank follows."""
+        changed = False
+        for slot in self.frames.changed():
+            got = self.frames.take(slot, self._tables[slot], self._noise[slot])
+            if got is None:
+                continue
+            f0 = got[0]
+            voice = self.synth.voices[slot]
+            if not voice.silent and voice.key == slot:
+                if f0 != self._f0[slot]:
+                    voice.glide(f0, 0.0)
+                voice.frame(self._tables[slot])
+            self._f0[slot] = f0
+            changed = True
+        for i in np.flatnonzero(self._sounding).tolist():
+            if self.synth.voices[i].silent:  # its release ended
+                self._sounding[i] = False
+                changed = True
+        if changed:
+            self.synth.set_noise(self._noise * self._sounding[:, None])
+
+    def voice(self, slot: int, level: float) -> None:
+        """Start ``slot``'s voice from its newest frame (level > 0) or release it (0)."""
+        if not 0 <= slot < self.frames.slots:
+            return
+        if level <= 0.0:
+            self.synth.voices[slot].release()
+            return
+        got = self.frames.take(slot, self._tables[slot], self._noise[slot])  # the note's first frame
+        if got is not None:  # else block() took it already
+            self._f0[slot] = got[0]
+        v = self.synth.voices[slot]
+        v.start(slot, float(self._f0[slot]), level, self._tables[slot], self.release_s)
+        self._sounding[slot] = True
+        self.synth.set_noise(self._noise * self._sounding[:, None])
+
+    def all_off(self) -> None:
+        """Release every voice."""
+        for v in self.synth.voices:
+            if not v.silent:
+                v.release()
+
+    @property
+    def active_voices(self) -> int:
+        """Voices sounding or releasing."""
+        return self.synth.active_voices
+
+
+class EngineMix:
+    """The two synths' outputs through one fader each: only the selected engine is heard."""
+
+    def __init__(self, outputs: dict[str, Any], selected: str = "patch") -> None:
+        self._gains = {name: pyo.SigTo(1.0 if name == selected else 0.0, time=SWITCH_S) for name in outputs}
+        self.output = pyo.Mix([out * self._gains[name] for name, out in outputs.items()], voices=len(
+            next(iter(outputs.values()))))
+        self.selected = selected
+
+    def select(self, name: str) -> None:
+        """Fade ``name`` in and the others out."""
+        if name not in self._gains:
+            return
+        self.selected = name
+        for n, g in self._gains.items():
+            g.setValue(1.0 if n == name else 0.0)
