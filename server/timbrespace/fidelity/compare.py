@@ -182,7 +182,7 @@ def identify(values: npt.NDArray[np.float64], names: Sequence[str], workers: int
     if workers == 1:
         pairs = [_features_pair(v) for v in rows]
     else:
-        # spawn: each worker gets its own pyo (one server per process) and a clean plugin state
+        # spawn: each worker gets its own pyo (one server per process) and its own amSynth worker
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             pairs = []
             for k, pair in enumerate(pool.imap(_features_pair, rows, chunksize=4)):
