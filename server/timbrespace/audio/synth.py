@@ -28,13 +28,15 @@ reproduced.  What still differs:
   of amSynth's harmonics, without its per-voice pitch-dependent tweaks: the
   triangle's slight asymmetry (``pw - 2f/sr``), the pulse narrowing above 2.3 kHz.
 * Noise is pyo's, per voice; amSynth's LFO noise reaches pitch and cutoff once
-  per chunk, here at every sample.
+  per 64-sample chunk: here the cutoff's is held for 64 samples too (free-running,
+  not aligned to amSynth's chunks), the pitch's changes at every sample.
 * Envelope segment times are latched at note-on (attack, decay) and note-off
   (release); amSynth latches each segment when it starts.  Sustain follows at once.
 * pyo's Freeverb: amSynth's algorithm and constants (mapped), but every pyo
   instance has the same delays, so the right channel is decorrelated by two
-  short allpasses instead of amSynth's +23-sample delays; tails come out 1-4 dB
-  louder than amSynth's and damping acts somewhat more strongly.
+  short allpasses instead of amSynth's +23-sample delays; tails come out 3-4.4 dB
+  louder than amSynth's (more with room size) and damping acts less strongly
+  (measured: docs/fidelity.md).
 * The limiter's peak follower decays towards the signal, not towards 0, between
   peaks; a final clip at +-1 is a safety net (amSynth has none).
 * Voices are a pool, not one per MIDI note: a new note steals the oldest released

@@ -6,7 +6,7 @@ Signal flow, as in ``VoiceBoard::ProcessSamplesMix``::
     LFO (per voice, phase reset) ──┤                                   ├ mix + ring ─ biquad ─ x amp ─ out
                                    └─ x ratio2 (1 + fm2*lfo) ── osc2 ─┘   (lp/hp/bp/notch, 12/24 dB)
     cutoff = 16**c * blend(261.6 Hz, f, kbd) * blend(1, vel, vs) * lfo mult, then + f*env*amount
-             (amount > 0) or * (1 + amount/16*env) (amount < 0), clamped at 10 Hz
+             (amount > 0) or * (1 + amount/16*env) (amount < 0), clamped to [10 Hz, 0.99 Nyquist]
     amp    = ADSR * blend(1, vel, vs) * lfo mult * master, through amSynth's VCA low-pass
 
 Every patch-dependent quantity is a per-synth :class:`Shared` control signal (a
@@ -38,6 +38,8 @@ VCA_LOWPASS_HZ = 1000.0
 KEY_TRACK_BASE_HZ = 261.626  # middle C: the cutoff base with key tracking at 0
 VOLUME_SMOOTHING = 0.005  # amSynth's ParamSmoother step per sample
 MIN_CUTOFF_HZ = 10.0  # SynthFilter's lower clamp
+CONTROL_CHUNK = 64  # amSynth's VoiceBoard computes pitch and cutoff once per this many samples
+MAX_CUTOFF_NYQUIST = 0.99  # SynthFilter's upper clamp, a share of Nyquist ("unstable at PI")
 KILL_RELEASE_S = 0.005  # release used to silence a voice "at once" without a click
 BYPASS = 4  # amSynth's filter_type value for "bypass"
 
@@ -182,8 +184,13 @@ class Voice:
         lfo_tab = pyo.Pointer(sh.lfo_table, self.lfo_ph)
         self._mark("lfo_rand")
         self.lfo_rand = pyo.Randh(-1.0, 1.0, sh.lfo_rate)
+        # amSynth reads its LFO once per 64-sample chunk for the cutoff.  Noise at every sample
+        # on the cutoff of a resonant biquad near Nyquist blows it up (NaN in 3 factory presets):
+        # the cutoff gets the random LFO held per 64 samples, as amSynth's is.
+        self.lfo_rand_chunk = pyo.Degrade(self.lfo_rand, 32, 1.0 / CONTROL_CHUNK)
         self._mark("always")
         lfo = lfo_tab + self.lfo_rand
+        lfo_cut = lfo_tab + self.lfo_rand_chunk
 
         # Oscillator frequencies: amSynth's f * (amount * (lfo + 1) + 1 - amount).
         f1 = self.freq * pyo.Sig(lfo, mul=sh.fm1, add=1.0)
@@ -226,12 +233,16 @@ class Voice:
         self.env_f = _Env(sh.filter_sus, sh.filter_sus_rest)
         self.filter_velocity = pyo.Sig(sh.filter_vel, mul=0.0, add=1.0)
         cut = pyo.Sig(self.freq, mul=sh.cut_key, add=sh.cut_fixed) * self.filter_velocity
-        cut = cut * pyo.Sig(lfo, mul=sh.filter_lfo_depth, add=sh.filter_lfo_offset)
+        cut = cut * pyo.Sig(lfo_cut, mul=sh.filter_lfo_depth, add=sh.filter_lfo_offset)
         cut = cut * pyo.Sig(self.env_f.out, mul=sh.env_down, add=1.0)
         cut = cut + self.freq * (self.env_f.out * sh.env_up)
         self._mark("filter")
         # amSynth's own biquad (pyo's has the same coefficients: checked by impulse response).
-        self.filter = pyo.Biquadx(mix, pyo.Max(cut, MIN_CUTOFF_HZ), sh.q, type=0, stages=2)
+        # Clamped both ways as SynthFilter does: above Nyquist the biquad's tan() wraps and the
+        # filter blows up (inf, then NaN: 3 factory presets with high cutoff, key tracking or
+        # envelope amount).  Max first, so a NaN cutoff still becomes 10 Hz, not NaN.
+        cut = pyo.Min(pyo.Max(cut, MIN_CUTOFF_HZ), MAX_CUTOFF_NYQUIST * sr / 2.0)
+        self.filter = pyo.Biquadx(mix, cut, sh.q, type=0, stages=2)
         self._mark("always")
         self.filtered = pyo.Interp(self.filter, mix, 0.0)  # interp 1 = amSynth's bypass
 
