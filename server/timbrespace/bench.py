@@ -64,22 +64,28 @@ def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
 
 
 # -- synth -------------------------------------------------------------------------------------
-def bench_voices(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
-    """Held voices rendered offline on one core: times real time, and voices that fit in real time."""
-    from timbrespace.audio.offline import OfflineRenderer
-    from timbrespace.audio.synth import PatchSynth
+def _busy_patch() -> Any:
+    """A busy patch: two saws, 24 dB filter with envelope, LFO on pitch and filter, reverb."""
     from timbrespace.patch import params
 
-    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
-    seconds = 3.0 if quick else 10.0
-    blocks = math.ceil(seconds * sr / bs)
-    # A busy patch: two saws, 24 dB filter with envelope, LFO on pitch and filter, reverb.
     v = params.DEFAULTS.copy()
     for name, value in {"osc1_waveform": 2, "osc2_waveform": 2, "osc_mix": 0, "filter_type": 0,
                         "filter_slope": 1, "filter_cutoff": 0.3, "filter_env_amount": 4, "filter_resonance": 0.4,
                         "lfo_freq": 2.0, "freq_mod_amount": 1.05, "filter_mod_amount": 0, "reverb_wet": 0.3,
                         "amp_sustain": 1, "distortion_crunch": 0.2}.items():
         v[params.INDEX[name]] = value
+    return v
+
+
+def bench_voices(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
+    """Held voices rendered offline on one core: times real time, and voices that fit in real time."""
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    seconds = 3.0 if quick else 10.0
+    blocks = math.ceil(seconds * sr / bs)
+    v = _busy_patch()
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
         synth = PatchSynth(polyphony=voices, sample_rate=sr)
         synth.output.out()
@@ -102,6 +108,29 @@ def bench_voices(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
         "times_realtime": round(x, 2),
         "cpu_s": round(cpu, 3),
         "voices_in_realtime_one_core": int(voices * realtime / cpu),
+    }
+
+
+def bench_amsynth(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any] | None:
+    """The same held voices on amSynth itself (its DSSI plugin), rendered and timed in its worker process.
+
+    None when the plugin is not installed.  The worker is single-threaded, so this is one core too.
+    """
+    from timbrespace.fidelity import reference
+
+    if not reference.available():
+        return None
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    seconds = 3.0 if quick else 10.0
+    with tempfile.TemporaryDirectory(prefix="timbrespace-bench-") as home, reference.Worker(Path(home)) as w:
+        w.bench(_busy_patch(), voices, 0.5, sr, bs)  # the plugin loads and its tables fill: not timed
+        t = w.bench(_busy_patch(), voices, seconds, sr, bs)
+    return {
+        "voices": voices,
+        "seconds_rendered": round(t["seconds_rendered"], 3),
+        "times_realtime": round(t["seconds_rendered"] / t["wall_s"], 2),
+        "cpu_s": round(t["cpu_s"], 3),
+        "voices_in_realtime_one_core": int(voices * t["seconds_rendered"] / t["cpu_s"]),
     }
 
 
@@ -315,6 +344,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["decode"] = bench_decode(cfg, quick)
     print("bench: voices ...", file=sys.stderr)
     result["voices"] = bench_voices(cfg, quick)
+    print("bench: amSynth's voices ...", file=sys.stderr)
+    result["amsynth_voices"] = bench_amsynth(cfg, quick)
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
@@ -326,6 +357,11 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     if markdown_path is not None:
         atomic_write_text(markdown_path, table)
     return result
+
+
+def _cpu_ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
+    """Our speed over amSynth's by CPU time: steadier than wall time on a loaded machine."""
+    return float((ours["seconds_rendered"] / ours["cpu_s"]) / (theirs["seconds_rendered"] / theirs["cpu_s"]))
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -362,8 +398,16 @@ def markdown(r: dict[str, Any]) -> str:
         rows.append((f"patch decode, {k.replace('_', ', ')}", f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f})",
                      "PatchSpace.decode_unit"))
     vo = r["voices"]
+    am = r.get("amsynth_voices")
     rows.append((f"{vo['voices']} held voices, offline, one core", f"{vo['times_realtime']:.1f}x real time",
-                 f"≈ {vo['voices_in_realtime_one_core']} voices fit in real time"))
+                 f"≈ {vo['voices_in_realtime_one_core']} voices fit in real time"
+                 + (f"; amSynth {am['times_realtime']:.1f}x: ratio {vo['times_realtime'] / am['times_realtime']:.2f}x"
+                    f" (by CPU time {_cpu_ratio(vo, am):.2f}x)" if am else "; amSynth's plugin not installed")))
+    if am:
+        rows.append((f"{am['voices']} held voices, amSynth itself (DSSI plugin), one core",
+                     f"{am['times_realtime']:.1f}x real time",
+                     f"≈ {am['voices_in_realtime_one_core']} voices fit in real time; same patch and notes, "
+                     "timed in its worker process"))
     m = r["machine"]
     lines = [f"Measured {r['date']} on {m['cpus']} CPUs ({m['platform']}), "
              f"torch {m['torch']}{' (quick run)' if r['quick'] else ''}.", "",
