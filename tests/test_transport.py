@@ -509,3 +509,32 @@ def test_udp_throughput_figures(srv: ServerThread) -> None:
         r = spawn_load("127.0.0.1", srv.port, **kw)
         print(r.to_dict())
         assert r.lost == 0 and r.unexpected == 0
+
+
+def test_polls_answer_their_exact_packets_without_the_handler(srv: ServerThread) -> None:
+    calls: list[tuple[Peer, float]] = []
+    declined: list[Peer] = []
+
+    def poll(peer: Peer, arrival: float) -> bytes | None:
+        if peer.protocol == "udp" and peer.port == decline_port:
+            declined.append(peer)
+            return None  # the normal path answers instead
+        calls.append((peer, arrival))
+        return encode_message("/poll.reply", (len(calls),))
+
+    ping = encode_message("/ping", ())
+    srv.server.polls = {ping: poll}
+    u, other, t = Udp(srv.port), Udp(srv.port), Tcp(srv.port)
+    other.sock.bind(("127.0.0.1", 0))
+    decline_port = other.sock.getsockname()[1]
+    u.send(ping)
+    assert u.recv().address == "/poll.reply"
+    t.send(ping)
+    m = t.recv()
+    assert (m.address, m.params) == ("/poll.reply", [2])
+    assert srv.received == []  # the handler never saw them
+    assert calls[0][0].protocol == "udp" and calls[1][0].protocol == "tcp" and calls[0][1] > 0
+    u.send(encode_message("/ping", (1,)))  # not the exact bytes: the handler's
+    assert u.recv().address == "/echo"
+    other.send(ping)
+    assert other.recv().address == "/echo" and len(declined) == 1

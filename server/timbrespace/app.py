@@ -20,7 +20,7 @@ from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
-from timbrespace.protocol.encode import MessageTemplate, PackedReply
+from timbrespace.protocol.encode import MessageTemplate, PackedReply, encode_message
 from timbrespace.protocol.transport import Incoming, Peer
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,31 @@ class App:
             p50 = p99 = 0.0
         c = self.counters
         return self.clients(), voices, c.received, c.rejected, late, p50, p99
+
+    def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
+        """Exact packets the transport may answer without decoding them (see OscServer.polls)."""
+        return {encode_message("/status", ()): self._poll_status}
+
+    def _poll_status(self, peer: Peer, arrival: float) -> bytes | None:
+        """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch.
+
+        Written out flat (no helper calls): monitors send this thousands of times a second.
+        """
+        if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
+            return None  # redirected replies take the normal path
+        c = self.counters
+        c.received += 1
+        self._peers[(peer.protocol, peer.host, peer.port, peer.conn_id)] = arrival
+        if arrival - self._pruned >= 1.0:
+            self.clients()  # prunes at most once a second
+        stats = self.stats
+        if stats is not None:
+            v = stats.values
+            p50, p99 = stats.percentiles(v[LAT_COUNT])
+            values = (len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99)
+        else:
+            values = (len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0)
+        return self._status_reply.encode(*values)
 
     def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         t = self._status_reply

@@ -166,6 +166,7 @@ async def serve(
             ) from None
         server = osc
         app.send = osc.send
+        osc.polls = app.polls()
 
         def on_audio() -> None:
             for reply in audio.replies():

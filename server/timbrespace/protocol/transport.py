@@ -32,6 +32,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
@@ -94,6 +95,9 @@ class OscServer:
         self._seq = 0
         self._offset = 0.0  # time.time() - loop.time(), updated only when it moves by > 1 ms
         self._timer: asyncio.TimerHandle | None = None
+        #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
+        #: returning the encoded reply, or None to take the normal path (see _udp_readable).
+        self.polls: dict[bytes, Callable[[Peer, float], bytes | None]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,6 +239,7 @@ class OscServer:
         recvfrom = sock.recvfrom
         maxd = self.max_datagram
         peers = self._peers
+        polls = self.polls
         handler = self._handler
         monotonic = time.monotonic
         out: list[tuple[bytes, Any]] = []
@@ -254,6 +259,21 @@ class OscServer:
                 received += 1
                 nbytes += len(data)
                 peer = peers.get(addr) or self._udp_peer(addr)
+                # A monitor polling /status thousands of times a second sends the same bytes every
+                # time: such packets skip decoding, validation and dispatch (~5 us of ~25 here).
+                poll = polls.get(data)
+                if poll is not None:
+                    try:
+                        reply = poll(peer, arrival)
+                    except Exception:  # a bug: the normal path below answers /fail and logs it
+                        log.exception("poll handler failed")
+                        reply = None
+                    if reply is not None:
+                        out.append((reply, addr))
+                        if received == 1 or len(out) >= UDP_FLUSH:
+                            self._udp_flush(out)
+                            out.clear()
+                        continue
                 if len(data) > maxd:
                     self._malformed(peer, f"datagram larger than {maxd} bytes")
                     continue
@@ -313,6 +333,12 @@ class OscServer:
 
     def _packet(self, data: bytes, peer: Peer, arrival: float) -> None:
         """Decode one packet and deliver (or schedule) its messages."""
+        poll = self.polls.get(data)
+        if poll is not None:
+            reply = poll(peer, arrival)
+            if reply is not None:
+                self._send_bytes(peer, reply)
+                return
         try:
             packet = decode_packet(data)
         except OscDecodeError as exc:
