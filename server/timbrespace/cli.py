@@ -37,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     r.add_argument("--config", type=Path)
 
-    t = sub.add_parser("train", help="train a model")
-    t.add_argument("model", choices=["patch-vae"])
+    t = sub.add_parser("train", help="train a model (timbre: see `timbrespace train timbre --help`)")
+    t.add_argument("model", choices=["patch-vae", "timbre"])
     t.add_argument("--out", type=Path, help="output folder (default: models/<model>)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
@@ -78,6 +78,35 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: var/data/<DIR's name>)")
     df.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     df.add_argument("--config", type=Path)
+
+    e = sub.add_parser("eval", help="measure a model against the paper's targets")
+    esub = e.add_subparsers(dest="action", required=True, metavar="ACTION")
+    et = esub.add_parser("timbre", help="timbre GMVAE: Table 1 probes, controllable synthesis, timbre transfer")
+    et.add_argument("--model", type=Path, action="append", metavar="P",
+                    help="a timbre-gmvae checkpoint; repeatable (default: the shipped ones that exist)")
+    et.add_argument("--manifest", type=Path, default=Path("var/data/soundfont/manifest.json"), metavar="F",
+                    help="the notes (their valid split is held out; default: %(default)s)")
+    et.add_argument("--cache", type=Path, default=Path("var/cache/timbre-features"), metavar="DIR",
+                    help="feature cache (default: %(default)s)")
+    et.add_argument("--out-json", type=Path, metavar="F",
+                    help="figures as JSON (default: docs/timbre-eval.json; --quick: var/eval/timbre-quick.json)")
+    et.add_argument("--markdown", type=Path, metavar="F",
+                    help="the report (default: docs/timbre.md; --quick: var/eval/timbre-quick.md)")
+    et.add_argument("--plots", type=Path, metavar="DIR", help="PNG folder (default: docs; --quick: var/eval)")
+    et.add_argument("--quick", action="store_true", help="a few notes per instrument (CI; well under a minute)")
+    et.add_argument("--seed", type=int, default=0)
+
+    x = sub.add_parser("transfer", help="move a recorded note's timbre toward another instrument",
+                       description="Encode the note's first 500 ms, move its timbre code by alpha (mu_target - "
+                       "mu_source), decode over the note's length at velocity 100, write a 16-bit WAV.")
+    x.add_argument("input", type=Path, metavar="IN.wav")
+    x.add_argument("--target", required=True, metavar="I", help="target instrument (index or name)")
+    x.add_argument("--source", metavar="I", help="source instrument (default: the model's guess)")
+    x.add_argument("--alpha", type=float, default=1.0, metavar="A",
+                   help="how far to move, 0 = none, 1 = by the whole source-to-target step (default: 1)")
+    x.add_argument("--pitch", type=float, metavar="MIDI", help="the note's pitch (default: detected with CREPE)")
+    x.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
+    x.add_argument("--model", type=Path, metavar="P", help="timbre-gmvae checkpoint (default: the shipped one)")
 
     c = sub.add_parser("send", help="send one OSC message and print the replies")
     c.add_argument("--host", help="server address (default: find one with zeroconf)")
@@ -145,6 +174,8 @@ def _render(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     from timbrespace.models.train_patch_vae import train
 
+    if a.model == "timbre":  # main() hands `train timbre ...` over before parsing; options came first here
+        raise CliError("write the options after the model: timbrespace train timbre [options]")
     cfg = _config(a.config)
     _logging(cfg.log_level)
     out = a.out or (Path(cfg.patch.model).parent)
@@ -153,6 +184,78 @@ def _train(a: argparse.Namespace) -> int:
         kwargs["epochs"] = a.epochs
     path = train(out, **kwargs)  # type: ignore[arg-type]
     print(f"wrote {path}")
+    return 0
+
+
+def _train_timbre(argv: Sequence[str]) -> int:
+    """``train timbre ...``: the options and behaviour of ``python -m timbrespace.models.train_timbre``."""
+    from timbrespace.models import train_timbre
+
+    try:
+        return train_timbre.main(argv)
+    except (ValueError, OSError) as e:
+        raise CliError(str(e)) from None
+
+
+def _eval(a: argparse.Namespace) -> int:
+    from timbrespace.evaluate import timbre
+    from timbrespace.fsutil import atomic_write_text
+    from timbrespace.models.checkpoint import CheckpointError
+    from timbrespace.models.timbre_features import load_notes
+
+    _logging("warning")
+    models = a.model or [p for p in timbre.SHIPPED if p.is_file()]
+    if not models:
+        raise CliError(f"no model: give --model P (none of {', '.join(map(str, timbre.SHIPPED))} exists)")
+    for m in models:
+        if not m.is_file():
+            raise CliError(f"--model {m}: no such file; expected a timbre-gmvae checkpoint (.pt)")
+    out_dir = Path("var/eval") if a.quick else Path("docs")
+    json_path = a.out_json or out_dir / ("timbre-quick.json" if a.quick else "timbre-eval.json")
+    md_path = a.markdown or out_dir / ("timbre-quick.md" if a.quick else "timbre.md")
+    plots = a.plots or out_dir
+    try:
+        notes = load_notes(a.manifest, cache_dir=a.cache)
+        result = timbre.evaluate(models, notes, timbre.Settings.make(a.quick, a.seed), plots=plots,
+                                 cnn_cache=a.cache.parent / "timbre-eval",  # next to the feature cache
+                                 log=lambda line: print(line, file=sys.stderr))
+    except FileNotFoundError as e:
+        raise CliError(f"{e.filename}: no such file (build the notes with `timbrespace data soundfont`)") from None
+    except (ValueError, CheckpointError) as e:
+        raise CliError(str(e)) from None
+    print(timbre.format_table(result))
+    atomic_write_text(json_path, timbre.to_json(result))
+    atomic_write_text(md_path, timbre.markdown(result, md_path.parent))
+    print(f"wrote {json_path}, {md_path} and plots in {plots}")
+    return 0
+
+
+def _transfer(a: argparse.Namespace) -> int:
+    from timbrespace.models.checkpoint import CheckpointError
+    from timbrespace.models.timbre_space import TimbreSpace
+    from timbrespace.transfer import TransferError, transfer_file
+
+    path = a.model or TimbreSpace.default_path()
+    if not Path(path).is_file():
+        raise CliError(f"model {path}: no such file; expected a timbre-gmvae checkpoint (train one with "
+                       "`timbrespace train timbre`)")
+    try:
+        space = TimbreSpace.load(path, device="cpu")
+    except (CheckpointError, OSError, ValueError) as e:
+        raise CliError(f"cannot load model {path}: {e}") from None
+
+    def ref(v: str) -> int | str:
+        return int(v) if v.strip().isdigit() else v  # an index, else a name
+
+    try:
+        r = transfer_file(space, a.input, a.out, ref(a.target), source=None if a.source is None else ref(a.source),
+                          alpha=a.alpha, pitch=a.pitch)
+    except TransferError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot write {a.out}: {e.strerror or e}; expected a writable file path") from None
+    print("\n".join(r.lines()))
+    print(f"wrote {a.out}")
     return 0
 
 
@@ -264,11 +367,22 @@ _COMMANDS = {
     "compare": _compare,
     "send": _send,
     "data": _data,
+    "eval": _eval,
+    "transfer": _transfer,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["train", "timbre"]:  # its options are train_timbre's own (timbrespace train timbre --help)
+        try:
+            return _train_timbre(argv[2:])
+        except CliError as e:
+            print(f"timbrespace train: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)

@@ -1,0 +1,1 @@
+"""Measurements of the timbre engine against the paper's targets (``timbrespace eval timbre``)."""
