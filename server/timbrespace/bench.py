@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -262,9 +263,89 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         block_ms = 1000.0 * st["block_size"] / st["sample_rate"]
         out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["block_ms"] = round(block_ms, 4)
+        # Timbre notes: each note-on decodes its first frame before it is queued, and ticks decode
+        # every sounding note.  4,500 notes fill the latency ring, so these percentiles are theirs.
+        if st["engine"] == "patch" and _engine(host, port, "timbre"):
+            _paced(host, port, 1000, 4.5, "/note")
+            st = _status(host, port)
+            out["latency_timbre_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["late_blocks"] = st["late_blocks"]
         out["received_total"] = st["received"]
     return out
+
+
+def _engine(host: str, port: int, name: str) -> bool:
+    """Select an engine; False when the server does not run it."""
+    from timbrespace.protocol.encode import encode_message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        s.sendto(encode_message("/engine", (name,)), (host, port))
+        with contextlib.suppress(TimeoutError):
+            s.recv(65536)  # a /fail when it does not run it
+            return False
+    return bool(_status(host, port)["engine"] == name)
+
+
+def bench_timbre(cfg: Config, quick: bool) -> dict[str, Any] | None:
+    """The timbre engine's control-side cost per tick: the decoder alone, and decode + wavetables."""
+    if not cfg.timbre.model.exists():
+        return None
+    out: dict[str, Any] = {}
+    for device in ["cpu"] + (["cuda"] if _cuda() else []):
+        out.update(_bench_timbre_on(cfg, device, 100 if quick else 500))
+    return out
+
+
+class _NullLink:
+    """A synth link that drops everything (the bench times the control side only)."""
+
+    def send(self, data: bytes) -> bool:
+        return True
+
+    def put_patch(self, values: Any, arrival: float) -> None:
+        pass
+
+
+def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
+    import numpy as np
+
+    from timbrespace.audio.frames import FrameSlots
+    from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.models.timbre_space import TimbreSpace
+
+    space = TimbreSpace.load(cfg.timbre.model, device=device, num_threads=cfg.inference.threads)
+    out: dict[str, Any] = {"hop_ms": round(space.hop_s * 1000.0, 3)}
+    for voices in (1, 16):
+        args = (np.repeat(space.means[:1], voices, axis=0), np.arange(48, 48 + voices, dtype=np.float64),
+                np.full(voices, 10), np.full(voices, 100.0))
+        out[f"decode_{device}_{voices}"] = _timed(functools.partial(space.frames, *args), n)
+    engine = TimbreEngine(space, _NullLink(), FrameSlots(16, 4096, space.n_noise),
+                          sample_rate=cfg.audio.sample_rate, clock=lambda: 0.0)
+    for p in range(16):
+        engine.note(48 + p, 100, 0.0)
+    out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)
+    return out
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _timed(fn: Any, n: int) -> dict[str, float]:
+    import numpy as np
+
+    for _ in range(max(5, n // 10)):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    ms = np.asarray(times) * 1000.0
+    return {"p50_ms": round(float(np.median(ms)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
 
 
 # -- scsynth, the peer ---------------------------------------------------------------------------
@@ -346,6 +427,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["voices"] = bench_voices(cfg, quick)
     print("bench: amSynth's voices ...", file=sys.stderr)
     result["amsynth_voices"] = bench_amsynth(cfg, quick)
+    print("bench: timbre engine ...", file=sys.stderr)
+    result["timbre"] = bench_timbre(cfg, quick)
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
@@ -408,6 +491,19 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{am['times_realtime']:.1f}x real time",
                      f"≈ {am['voices_in_realtime_one_core']} voices fit in real time; same patch and notes, "
                      "timed in its worker process"))
+    tb = r.get("timbre")
+    if tb:
+        for key in ("decode_cpu_1", "decode_cpu_16", "tick_cpu_16", "decode_cuda_16", "tick_cuda_16"):
+            if key in tb:
+                what, device, n = key.split("_")
+                label = ("timbre decode" if what == "decode" else "timbre tick (decode + wavetables)")
+                rows.append((f"{label}, {device}, {n} voice{'s' if n != '1' else ''}",
+                             f"{tb[key]['p50_ms']:.3f} ms (p99 {tb[key]['p99_ms']:.3f})",
+                             f"one frame per voice; a tick every {tb['hop_ms']:.1f} ms"))
+    lt = s.get("latency_timbre_notes")
+    if lt:
+        rows.append(("arrival → block, timbre notes (p50 / p99)", f"{lt['p50_ms']:.2f} / {lt['p99_ms']:.2f} ms",
+                     f"p99 = {lt['p99_ms'] / block:.2f} blocks; the first frame's decode included (1,000 notes/s)"))
     m = r["machine"]
     lines = [f"Measured {r['date']} on {m['cpus']} CPUs ({m['platform']}), "
              f"torch {m['torch']}{' (quick run)' if r['quick'] else ''}.", "",
