@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pyo
 
+from timbrespace.audio.voice import base
 from timbrespace.audio.wavetable import TABLE_SIZE, harmonic_table
 
 F64 = npt.NDArray[np.float64]
@@ -61,7 +62,15 @@ class AdditiveVoice:
         amp = self.env * self.level
         self.out = pyo.Interp(a, b, self._xfade, mul=amp)
         self._end = pyo.TrigFunc(self.env["trig"], on_silent, arg=self)
-        self._objects: list[Any] = [self.freq, self._phase, a, b, self._xfade, self.level, amp, self.out]
+        # Notes and frames call the C objects' setters: ~50x cheaper than pyo's Python properties,
+        # and these calls run in the audio callback (voice.py does the same).  The Adsr itself
+        # is never stopped as a whole: its Python-level play() also runs the end-of-release trigger.
+        self._objects: list[Any] = [base(o) for o in (self.freq, self._phase, a, b, self._xfade, self.level, amp,
+                                                      self.out)]
+        self._b_freq, self._b_phase, self._b_xfade, self._b_level, self._b_env = (
+            base(self.freq), base(self._phase), base(self._xfade), base(self.level), base(self.env))
+        # the end-of-release trigger stream is the Adsr's own: played with the envelope at each note
+        self._b_trig = base(self.env["trig"])
         self._stop()
 
     def _stop(self) -> None:
@@ -74,36 +83,37 @@ class AdditiveVoice:
         if self.silent:
             for o in self._objects:
                 o.play()
-            self._phase.reset()
+            self._b_phase.reset()
             self.silent = False
         self.f0 = float(f0)
-        self.freq.setTime(0.0)
-        self.freq.setValue(self.f0)
-        self.level.setValue(float(level))
+        self._b_freq.setTime(0.0)
+        self._b_freq.setValue(self.f0)
+        self._b_level.setValue(float(level))
         self._front = 0
         _write(self._tables[0], table)
-        self._xfade.setTime(0.0)
-        self._xfade.setValue(0.0)
-        self.env.setRelease(float(release_s))
-        self.env.play()
+        self._b_xfade.setTime(0.0)
+        self._b_xfade.setValue(0.0)
+        self._b_env.setRelease(float(release_s))
+        self._b_env.play()
+        self._b_trig.play()
 
     def frame(self, table: npt.ArrayLike, crossfade_s: float = CROSSFADE_S) -> None:
         """Move to a new frame: fill the idle table, then crossfade to it."""
         back = 1 - self._front
         _write(self._tables[back], table)
-        self._xfade.setTime(float(crossfade_s))
-        self._xfade.setValue(float(back))
+        self._b_xfade.setTime(float(crossfade_s))
+        self._b_xfade.setValue(float(back))
         self._front = back
 
     def glide(self, f0: float, seconds: float) -> None:
         """Move the pitch (a table built for a lower pitch may alias a little until the next frame)."""
         self.f0 = float(f0)
-        self.freq.setTime(max(float(seconds), 0.0))
-        self.freq.setValue(self.f0)
+        self._b_freq.setTime(max(float(seconds), 0.0))
+        self._b_freq.setValue(self.f0)
 
     def release(self) -> None:
         """Start the release; the voice parks itself when it is over."""
-        self.env.stop()  # in pyo's "wait" mode stop() starts the release
+        self._b_env.stop()  # in pyo's "wait" mode stop() starts the release
 
     def parked(self) -> None:
         """The release has ended (called by the synth)."""
@@ -155,7 +165,8 @@ class NoiseBank:
             for n, f, qq, g, k in zip(self._noise, c, q, self.gains, scale, strict=True)
         ]
         self.out = pyo.Mix(self.bands, voices=1, mul=gain)
-        self._objects: list[Any] = [*self._noise, *self.gains, *self.bands, self.out]
+        self._objects: list[Any] = [base(o) for o in (*self._noise, *self.gains, *self.bands, self.out)]
+        self._gain_bases = [base(g) for g in self.gains]
         self.playing = True
         self.stop()
 
@@ -178,7 +189,7 @@ class NoiseBank:
         g = np.asarray(gains, dtype=np.float64).ravel()
         if len(g) != len(self.gains):
             raise ValueError(f"expected {len(self.gains)} noise gains, got {len(g)}")
-        for sig, v in zip(self.gains, g.tolist(), strict=True):
+        for sig, v in zip(self._gain_bases, g.tolist(), strict=True):
             sig.setValue(v)
 
 
