@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
-from timbrespace.models.model_card import write_patch_vae_card
+from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_vae import PatchVAE, vae_loss
 from timbrespace.patch import params
@@ -136,11 +135,7 @@ def _epoch_losses(model: PatchVAE, data: _Data, cfg: TrainConfig, beta: float) -
 
 
 def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
-    with open(out_dir / "loss_curve.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    write_loss_csv(out_dir / "loss_curve.csv", rows)
     # Figure + Agg canvas directly: no pyplot, so no global backend state is touched.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

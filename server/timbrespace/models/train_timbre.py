@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import math
 import os
 import time
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
-from timbrespace.models.model_card import write_timbre_gmvae_card
+from timbrespace.models.model_card import write_loss_csv, write_timbre_gmvae_card
 from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE
 
@@ -241,11 +240,7 @@ def latent_metrics(
 
 
 def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
-    with open(out_dir / "loss_curve.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    write_loss_csv(out_dir / "loss_curve.csv", rows)
     # Figure + Agg canvas directly: no pyplot, so no global backend state is touched.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
