@@ -357,6 +357,7 @@ def _scsynth(sr: int, bs: int) -> Iterator[int | None]:
     from timbrespace.audio.host import jack_running
 
     procs: list[subprocess.Popen[bytes]] = []
+    port: int | None = None
     try:
         if not jack_running():
             procs.append(subprocess.Popen(["jackd", "-d", "dummy", "-r", str(sr), "-p", str(bs)],
@@ -385,6 +386,10 @@ def _scsynth(sr: int, bs: int) -> Iterator[int | None]:
             p.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(5)
+        # scsynth leaves its 8 MB shared-memory interface behind when terminated
+        if port is not None:
+            with contextlib.suppress(OSError):
+                Path(f"/dev/shm/SuperColliderServer_{port}").unlink()
 
 
 def _sc_status(port: int) -> None:
