@@ -28,7 +28,7 @@ def test_advertised_found_used_and_withdrawn(tmp_path: Path) -> None:
         for f in found.values():
             assert f.port == s.port
             assert f.txt["txtvers"] == "1" and f.txt["version"] == "1.1"
-            assert f.txt["engines"] == "patch" and f.txt["api"]
+            assert f.txt["engines"].split(",") == ["patch", "timbre"] and f.txt["api"]
         assert found["tcp"].txt["framing"] == "slip"
         # The client finds the server by itself when no host is given.
         out = subprocess.run([sys.executable, "-m", "timbrespace", "send", "/version"],
