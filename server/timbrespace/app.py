@@ -268,49 +268,36 @@ class App:
 
     def status(self) -> dict[str, Any]:
         """What /status reports, as a dict (keys in reply order)."""
-        args = self._status_reply.args(*self._status_values())
+        args = self._status_reply.args(*self._status_values(self.clock()))
         return {str(k): v for k, v in zip(args[::2], args[1::2])}
 
-    def _status_values(self) -> tuple[int, int, int, int, int, float, float]:
-        stats = self.stats
-        if stats is not None:
-            v = stats.values
-            p50, p99 = stats.percentiles(v[LAT_COUNT])
-            voices, late = int(v[VOICES]), int(v[LATE])
-        else:
-            voices = late = 0
-            p50 = p99 = 0.0
+    def _status_values(self, now: float) -> tuple[int, int, int, int, int, float, float]:
+        # Called for every /status: stale peers are pruned at most once a second, as clients() does.
+        if now - self._pruned >= 1.0:
+            self.clients()
         c = self.counters
-        return self.clients(), voices, c.received, c.rejected, late, p50, p99
+        stats = self.stats
+        if stats is None:
+            return len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0
+        v = stats.values
+        p50, p99 = stats.percentiles(v[LAT_COUNT])
+        return len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99
 
     def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
         """Exact packets the transport may answer without decoding them (see OscServer.polls)."""
         return {encode_message("/status", ()): self._poll_status}
 
     def _poll_status(self, peer: Peer, arrival: float) -> bytes | None:
-        """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch.
-
-        Written out flat (no helper calls): monitors send this thousands of times a second.
-        """
+        """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch."""
         if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
             return None  # redirected replies take the normal path
-        c = self.counters
-        c.received += 1
+        self.counters.received += 1
         self._peers[(peer.protocol, peer.host, peer.port, peer.conn_id)] = arrival
-        if arrival - self._pruned >= 1.0:
-            self.clients()  # prunes at most once a second
-        stats = self.stats
-        if stats is not None:
-            v = stats.values
-            p50, p99 = stats.percentiles(v[LAT_COUNT])
-            values = (len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99)
-        else:
-            values = (len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0)
-        return self._status_reply.encode(*values)
+        return self._status_reply.encode(*self._status_values(arrival))
 
     def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         t = self._status_reply
-        values = self._status_values()
+        values = self._status_values(self.clock())
         return [PackedReply(t.address, t.args(*values), t.encode(*values))]
 
     def _version(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
