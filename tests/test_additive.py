@@ -42,6 +42,11 @@ def render(seconds: float, script: Callable[[AdditiveSynth, int], None], polypho
     return out
 
 
+def start(s: AdditiveSynth, slot: int, f0: float, amps: list[float], release_s: float = 0.2) -> None:
+    """Start voice ``slot`` as the audio side does: from a wavetable the control side built."""
+    s.voices[slot].start(slot, f0, 1.0, harmonic_table(amps, f0, SR, s.table_size), release_s)
+
+
 def peak(x: F64, hz: float) -> float:
     """Amplitude of the sinusoid at ``hz`` (flat-top window: amplitude-exact within 0.01 dB)."""
     n = len(x)
@@ -68,7 +73,7 @@ def test_a_note_sounds_its_harmonics_at_the_exact_pitch() -> None:
 
     def script(s: AdditiveSynth, k: int) -> None:
         if k == 0:
-            s.note_on(57, f0, 1.0, amps)
+            start(s, 0, f0, amps)
 
     x = render(1.2, script)[int(0.2 * SR) :]
     for h, a in enumerate(amps, start=1):
@@ -86,9 +91,9 @@ def test_a_frame_change_crossfades_without_a_click() -> None:
 
     def script(s: AdditiveSynth, k: int) -> None:
         if k == 0:
-            s.note_on(64, f0, 1.0, [0.3])
-        if k == 40:
-            s.frame(64, [0.0, 0.0, 0.3])  # from a sine to its third harmonic
+            start(s, 0, f0, [0.3])
+        if k == 40:  # from a sine to its third harmonic
+            s.voices[0].frame(harmonic_table([0.0, 0.0, 0.3], f0, SR, s.table_size))
 
     x = render(1.0, script)
     after = x[int(0.5 * SR) :]
@@ -105,9 +110,9 @@ def test_released_voices_fade_and_park() -> None:
 
     def script(s: AdditiveSynth, k: int) -> None:
         if k == 0:
-            s.note_on(60, 261.6, 1.0, [0.3], release_s=0.1)
+            start(s, 0, 261.6, [0.3], release_s=0.1)
         if k == 50:
-            s.note_off(60)
+            s.voices[0].release()
         active.append(s.active_voices)
 
     x = render(1.0, script)
@@ -115,19 +120,6 @@ def test_released_voices_fade_and_park() -> None:
     release_end = 50 * BS + int(0.1 * SR) + 2 * BS
     assert np.abs(x[release_end:]).max() == 0.0
     assert np.abs(x[50 * BS - BS : 50 * BS]).max() > 0.25
-
-
-def test_voices_are_reused_and_stolen_oldest_first() -> None:
-    seen: list[list[int]] = []
-
-    def script(s: AdditiveSynth, k: int) -> None:
-        if k < 5:
-            s.note_on(60 + k, 200.0 + 10 * k, 0.2, [0.1])  # five notes on four voices
-        if k == 5:
-            seen.append(sorted(v.key for v in s.voices))
-
-    render(0.1, script)
-    assert seen == [[61, 62, 63, 64]]  # 60, the oldest, was stolen
 
 
 def test_noise_bands_shape_the_spectrum_and_set_the_level() -> None:

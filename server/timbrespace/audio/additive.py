@@ -4,7 +4,7 @@ A frame of a sounding note is a set of harmonic amplitudes (the peaks of sinusoi
 ``k * f0``) and noise band gains, as the timbre model's decoder gives them.
 
 * Harmonics: the control side turns a frame into a single-cycle wavetable with an inverse
-  FFT (:func:`harmonic_table`, harmonics at or above Nyquist removed for the note's pitch).
+  FFT (:func:`~timbrespace.audio.wavetable.harmonic_table`, harmonics at or above Nyquist removed for the note's pitch).
   A voice reads two tables with phase-locked ``Pointer``\\ s on one ``Phasor`` and crossfades
   from the previous frame's table to the new one over one control period, so the timbre moves
   continuously while the pitch stays exactly the phasor's frequency.  Updating a voice is a
@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio.voice import base
-from timbrespace.audio.wavetable import TABLE_SIZE, harmonic_table
+from timbrespace.audio.wavetable import TABLE_SIZE
 
 F64 = npt.NDArray[np.float64]
 CROSSFADE_S = 0.0116  # one frame of the model's features (256 / 22050 s)
@@ -48,7 +48,6 @@ class AdditiveVoice:
 
     def __init__(self, size: int, gain: pyo.PyoObject, on_silent: Callable[[AdditiveVoice], None]) -> None:
         self.key = -1
-        self.order = 0
         self.silent = True
         self.f0 = 440.0
         self._tables = (pyo.DataTable(size), pyo.DataTable(size))
@@ -207,7 +206,6 @@ class AdditiveSynth:
         self.sample_rate = float(sample_rate)
         self.table_size = int(table_size)
         self.gain = pyo.SigTo(1.0, time=0.02)
-        self._order = 0
         self.voices = [AdditiveVoice(self.table_size, self.gain, self._on_silent) for _ in range(polyphony)]
         self.noise = NoiseBank(noise_centres_hz, self.sample_rate, self.gain)
         mono = pyo.Mix([v.out for v in self.voices] + [self.noise.out], voices=1)
@@ -220,35 +218,6 @@ class AdditiveSynth:
     def active_voices(self) -> int:
         """Voices sounding or releasing."""
         return sum(not v.silent for v in self.voices)
-
-    def voice_for(self, key: int) -> AdditiveVoice:
-        """The voice to start ``key`` on: a silent one, else the oldest (stolen)."""
-        for v in self.voices:
-            if v.key == key and not v.silent:
-                return v
-        silent = [v for v in self.voices if v.silent]
-        voice = silent[0] if silent else min(self.voices, key=lambda v: v.order)
-        self._order += 1
-        voice.order = self._order
-        return voice
-
-    def note_on(self, key: int, f0: float, level: float, amps: npt.ArrayLike, release_s: float = 0.2) -> AdditiveVoice:
-        """Start a note from its first frame's harmonic amplitudes."""
-        voice = self.voice_for(key)
-        voice.start(key, f0, level, harmonic_table(amps, f0, self.sample_rate, self.table_size), release_s)
-        return voice
-
-    def frame(self, key: int, amps: npt.ArrayLike, crossfade_s: float = CROSSFADE_S) -> None:
-        """A new frame of harmonic amplitudes for the sounding note ``key`` (ignored if none)."""
-        for v in self.voices:
-            if v.key == key and not v.silent:
-                v.frame(harmonic_table(amps, v.f0, self.sample_rate, self.table_size), crossfade_s)
-
-    def note_off(self, key: int) -> None:
-        """Release every voice holding ``key``."""
-        for v in self.voices:
-            if v.key == key and not v.silent:
-                v.release()
 
     def set_noise(self, per_voice: npt.ArrayLike) -> None:
         """Noise band gains of the sounding notes, ``(voices, bands)``: summed in power.

@@ -103,12 +103,10 @@ class EngineMix:
         self._gains = {name: pyo.SigTo(1.0 if name == selected else 0.0, time=SWITCH_S) for name in outputs}
         self.output = pyo.Mix([out * self._gains[name] for name, out in outputs.items()], voices=len(
             next(iter(outputs.values()))))
-        self.selected = selected
 
     def select(self, name: str) -> None:
         """Fade ``name`` in and the others out."""
         if name not in self._gains:
             return
-        self.selected = name
         for n, g in self._gains.items():
             g.setValue(1.0 if n == name else 0.0)

@@ -80,7 +80,6 @@ class TimbreEngine(Engine):
         # The model's noise gains are magnitudes on unit white noise at its own sample rate;
         # the bank's unit is unit white noise at ours: same power density, scaled by the rates.
         self._noise_scale = math.sqrt(self.sample_rate / space.sample_rate)
-        self.ticks = 0
 
     # -- engine interface ------------------------------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -215,7 +214,6 @@ class TimbreEngine(Engine):
 
     def tick(self, now: float) -> None:
         """Decode and publish one frame for every sounding note."""
-        self.ticks += 1
         done = [s for s, n in self._notes.items() if n.t_off is not None and now - n.t_off > self.release_s]
         for s in done:
             del self._notes[s]
