@@ -202,3 +202,6 @@ def test_frame_slots_skip_a_frame_being_written() -> None:
     assert slots.take(1, table, noise) is None  # taken already
     slots._head[1, 0] += 1.0  # a writer in the middle of its copy
     assert slots.changed() == [] and slots.take(1, table, noise) is None
+    slots.put(0, np.zeros(8), [0, 0, 0], 110.0)  # a new frame elsewhere is still seen
+    assert slots.changed() == [0] and slots.take(0, table, noise) == (110.0, 0.0)
+    assert slots.changed() == []

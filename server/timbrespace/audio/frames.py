@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from timbrespace.audio.shm import SharedBlock
 
-_SEQ, _F0, _ARRIVAL = range(3)
-_HEAD = 4  # float64 fields per slot (one spare keeps rows 32-byte aligned)
+_SEQ, _F0, _ARRIVAL, _GEN = range(4)
+_HEAD = 4  # float64 fields per slot; _GEN is only used in row 0: frames published so far
 
 
 class FrameSlots:
@@ -35,6 +35,7 @@ class FrameSlots:
             self._head[:] = 0.0
             self._data[:] = 0.0
         self._seen = np.zeros(self.slots)
+        self._gen_seen = 0.0
 
     @staticmethod
     def nbytes(slots: int, table_size: int, n_noise: int) -> int:
@@ -66,11 +67,23 @@ class FrameSlots:
         row[: self.table_size] = table
         row[self.table_size :] = noise
         h[_SEQ] = seq + 2.0
+        self._head[0, _GEN] += 1.0
 
     def changed(self) -> list[int]:
-        """Slots with a complete frame not taken yet (cheap: one comparison per slot)."""
+        """Slots with a complete frame not taken yet.
+
+        The audio side asks at every block, mostly when nothing was published: one comparison
+        with the publication counter answers that; the slots are scanned only when it moved.
+        """
+        gen = float(self._head[0, _GEN])
+        if gen == self._gen_seen:
+            return []
         seq = self._head[:, _SEQ]
-        return [int(i) for i in np.flatnonzero((seq != self._seen) & (seq % 2.0 == 0.0))]
+        pending = seq != self._seen
+        if not pending.any():
+            self._gen_seen = gen
+            return []
+        return [int(i) for i in np.flatnonzero(pending & (seq % 2.0 == 0.0))]
 
     def take(
         self, slot: int, table: npt.NDArray[np.float32], noise: npt.NDArray[np.float32]

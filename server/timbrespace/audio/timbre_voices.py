@@ -45,7 +45,8 @@ class TimbreVoices:
         self._tables: npt.NDArray[np.float32] = np.zeros((frames.slots, frames.table_size), np.float32)
         self._noise: npt.NDArray[np.float32] = np.zeros((frames.slots, frames.n_noise), np.float32)
         self._f0 = np.zeros(frames.slots)
-        self._sounding = np.zeros(frames.slots, dtype=bool)
+        self._sounding = np.zeros(frames.slots, dtype=bool)  # mask of the noise rows heard
+        self._started: set[int] = set()  # the same slots, to visit without numpy at every block
 
     def block(self) -> None:
         """Take new frames: sounding voices crossfade to them; the noise bank follows."""
@@ -62,10 +63,10 @@ class TimbreVoices:
                 voice.frame(self._tables[slot])
             self._f0[slot] = f0
             changed = True
-        for i in np.flatnonzero(self._sounding).tolist():
-            if self.synth.voices[i].silent:  # its release ended
-                self._sounding[i] = False
-                changed = True
+        for i in [i for i in self._started if self.synth.voices[i].silent]:  # their release ended
+            self._started.discard(i)
+            self._sounding[i] = False
+            changed = True
         if changed:
             self.synth.set_noise(self._noise * self._sounding[:, None])
 
@@ -82,6 +83,7 @@ class TimbreVoices:
         v = self.synth.voices[slot]
         v.start(slot, float(self._f0[slot]), level, self._tables[slot], self.release_s)
         self._sounding[slot] = True
+        self._started.add(slot)
         self.synth.set_noise(self._noise * self._sounding[:, None])
 
     def all_off(self) -> None:
