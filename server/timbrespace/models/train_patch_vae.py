@@ -9,9 +9,8 @@ curve (``loss_curve.csv``/``.png``) and ``MODEL_CARD.md``.  Command line:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_vae import PatchVAE, vae_loss
+from timbrespace.models.seeding import reproducible
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 
@@ -55,22 +55,6 @@ class _Data:
     x: torch.Tensor  # features
     cont: torch.Tensor  # continuous targets in [0, 1]
     cls: torch.Tensor  # class indices
-
-
-@contextlib.contextmanager
-def _reproducible(seed: int, threads: int) -> Iterator[None]:
-    # Deterministic kernels and a fixed thread count make reruns bit-identical on one machine;
-    # the previous global settings come back afterwards.
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    old_threads = torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
-        torch.set_num_threads(old_threads)
 
 
 def _tensors(codec: PatchCodec, values: npt.NDArray[np.float64]) -> _Data:
@@ -205,7 +189,7 @@ def train(
         "hidden": list(cfg.hidden),
     }
     rows: list[dict[str, float]] = []
-    with _reproducible(seed, threads):
+    with reproducible(seed, threads):
         model = registry.create("patch-vae", **config)
         assert isinstance(model, PatchVAE)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)

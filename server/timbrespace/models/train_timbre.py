@@ -10,11 +10,10 @@ Command line: ``python -m timbrespace.models.train_timbre`` (``timbrespace train
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_timbre_gmvae_card
+from timbrespace.models.seeding import reproducible
 from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE
 
@@ -56,21 +56,6 @@ class TrainConfig:
     n_harmonics: int = 60
     n_noise: int = 48
     pitch_prior: str = "helix"  # or "learned" (the paper's; see timbre_gmvae.pitch_helix)
-
-
-@contextlib.contextmanager
-def _reproducible(seed: int, threads: int) -> Iterator[None]:
-    # Deterministic kernels and a fixed thread count make reruns bit-identical on one machine.
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    old_threads = torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
-        torch.set_num_threads(old_threads)
 
 
 @dataclass(frozen=True)
@@ -307,7 +292,7 @@ def train(
     }
     rows: list[dict[str, float]] = []
     started = time.monotonic()
-    with _reproducible(cfg.seed, cfg.threads):
+    with reproducible(cfg.seed, cfg.threads):
         model = registry.create("timbre-gmvae", **config)
         assert isinstance(model, TimbreGMVAE)
         model.to(dd.device)
