@@ -31,6 +31,8 @@ CLIENT_TIMEOUT = 60.0
 LOG_REJECTS = 20
 #: Senders whose replies /reply/port redirects, at most.
 MAX_REPLY_PORTS = 1024
+#: Why an optional engine may be missing, for the /fail that names it.
+_NOT_RUNNING = {"timbre": "the timbre model was not found or disabled in the config"}
 
 
 @dataclass
@@ -90,16 +92,12 @@ class App:
             "/panic": self._panic,
         }
         self._route()
+        # An engine this server does not run (no timbre model) leaves its own addresses unserved:
+        # they are answered with /fail naming the engine (see _handle).
         missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers
-                   and a.path not in ("/sync", "/reply/port") and not self._other_engine(a.path)]
+                   and a.path not in ("/sync", "/reply/port") and a.engine in (None, *self.engines)]
         if missing:
             raise RuntimeError(f"addresses declared but not handled: {missing}")
-
-    @staticmethod
-    def _other_engine(path: str) -> bool:
-        # An engine this server does not run (no timbre model) may leave its addresses unserved;
-        # they are answered with /fail naming the engine.
-        return path in ("/corners", "/z")
 
     def _route(self) -> None:
         """Address -> handler: the heard engine's where it has one, else the engine that has one.
@@ -130,8 +128,7 @@ class App:
         if engine is None:
             have = ", ".join(self.engines)
             raise HandlerError(f"/engine: the {name!r} engine is not running on this server (running: {have})"
-                               + ("; the timbre model was not found or disabled in the config"
-                                  if name == "timbre" else ""))
+                               + (f"; {_NOT_RUNNING[name]}" if name in _NOT_RUNNING else ""))
         if engine is self.engine:
             return
         if not self.link.send(C.engine(name, arrival)):
@@ -171,8 +168,8 @@ class App:
                 return self._reply_port(args, msg.arrival, msg.peer)
             handler = self._handlers.get(decl.path)
             if handler is None:
-                raise HandlerError(f"{decl.path}: served by the timbre engine, which is not running on this "
-                                   "server (the timbre model was not found or disabled in the config)")
+                raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
+                                   f"this server ({_NOT_RUNNING.get(str(decl.engine), 'not configured')})")
             return handler(args, msg.arrival)
         except (InvalidMessage, HandlerError) as e:
             return self._fail(msg.address, str(e), msg.peer)

@@ -112,6 +112,9 @@ class Address:
     group: str
     reply: str | None = None
     reply_doc: str = ""
+    #: The one engine that serves it, when only one does (a server without that engine
+    #: answers it with /fail naming the engine); None: the server or every engine.
+    engine: str | None = None
 
     def parse(self, raw: Sequence[object]) -> tuple[Value, ...]:
         """Convert and validate raw OSC arguments; InvalidMessage names what was wrong."""
@@ -220,10 +223,11 @@ ADDRESSES: tuple[Address, ...] = (
             "map"),
     Address("/corners", tuple(_a(n, "ref", f"{w} corner instrument (index or name)")
                               for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
-            "Timbre engine: the four instruments the /latent map blends bilinearly.", "map"),
+            "Timbre engine: the four instruments the /latent map blends bilinearly.", "map", engine="timbre"),
     Address("/z", (_a("index", "int", "dimension of the timbre code", 0, 63),
                    _a("value", "float", "offset in prior standard deviations", -4, 4)),
-            "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map"),
+            "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map",
+            engine="timbre"),
     # -- patches --------------------------------------------------------------------------------
     Address("/patch/load", (_a("preset", "ref", "index or name (bank/name when ambiguous)"),),
             "Load a preset exactly; the map point moves to where it encodes.", "patch",
