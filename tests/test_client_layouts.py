@@ -76,6 +76,7 @@ def tosc_messages() -> list[tuple[str, str, ET.Element]]:
 def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
     msgs = tosc_messages()
     seen: dict[str, set[str]] = defaultdict(set)
+    sent: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
     for kind, name, osc in msgs:
         path = "".join(p.findtext("value") or "" for p in osc.iterfind("path/partial"))
         assert path in BY_PATH, f"{name}: {path}"
@@ -98,10 +99,61 @@ def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
                 values.append(hi)  # both ends are in range; the top one must also convert
         decl.parse(values)  # raises InvalidMessage if the declaration would reject it
         seen[path].add(kind)
-    assert seen["/latent"] == {"XY"} and seen["/alpha"] == {"FADER"}
-    assert {"/note", "/source", "/target", "/patch/load", "/status", "/panic"} <= set(seen)
-    keys = [n for _, n, o in msgs if n.startswith("key_")]
-    assert len(keys) == len(layouts.KEYS)
+        sent[path].add(tuple(values))
+    assert seen["/latent"] == {"XY"} and seen["/alpha"] == {"FADER"} and seen["/z"] == {"FADER"}
+    assert {"/note", "/source", "/target", "/patch/load", "/status", "/panic", "/engine", "/corners"} <= set(seen)
+    # Both engines, every instrument as source and target, every corner set, the first Z_DIMS dimensions.
+    assert sent["/engine"] == {(e,) for e in layouts.ENGINE_NAMES}
+    for path in ("/source", "/target"):
+        assert {(i,) for i in layouts.INSTRUMENTS} | {(p,) for p in layouts.PRESETS} == sent[path]
+    assert sent["/corners"] == set(layouts.CORNER_SETS)
+    assert {v[0] for v in sent["/z"]} == set(range(layouts.Z_DIMS))
+    for page in ("patch_", "timbre_"):
+        keys = [n for _, n, o in msgs if n.startswith(page + "key_")]
+        assert len(keys) == len(layouts.KEYS)
+
+
+def test_touchosc_layout_pages_one_per_engine() -> None:
+    root = ET.fromstring(zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode())
+    (pager,) = [n for n in root.iter("node") if n.get("type") == "PAGER"]
+    pages = pager.findall("children/node")
+    tabs = [next(p.findtext("value") for p in g.iter("property") if p.findtext("key") == "tabLabel") for g in pages]
+    assert [g.get("type") for g in pages] == ["GROUP", "GROUP"] and tabs == list(layouts.ENGINE_NAMES)
+    # Every control lies inside its container (frames are relative to the parent).
+    for parent in root.iter("node"):
+        pw, ph = _size(parent)
+        for child in parent.findall("children/node"):
+            x, y, w, h = _frame(child)
+            assert min(x, y) >= 0 and x + w <= pw and y + h <= ph, _name(child)
+        # Controls a finger can touch do not overlap (labels lie over their buttons; pages share the pager).
+        if parent.get("type") != "PAGER":
+            kids = [c for c in parent.findall("children/node") if c.get("type") != "LABEL"]
+            for i, a in enumerate(kids):
+                ax, ay, aw, ah = _frame(a)
+                for b in kids[i + 1:]:
+                    bx, by, bw, bh = _frame(b)
+                    assert not (ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah), (_name(a), _name(b))
+
+
+def _frame(node: ET.Element) -> tuple[float, float, float, float]:
+    (f,) = [p for p in node.findall("properties/property") if p.findtext("key") == "frame"]
+    return tuple(float(f.findtext(f"value/{k}") or "nan") for k in "xywh")  # type: ignore[return-value]
+
+
+def _size(node: ET.Element) -> tuple[float, float]:
+    return _frame(node)[2:]
+
+
+def _name(node: ET.Element) -> str:
+    return next(p.findtext("value") or "" for p in node.findall("properties/property") if p.findtext("key") == "name")
+
+
+def test_layout_instruments_are_the_shipped_models() -> None:
+    from timbrespace.models.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(ROOT / "models/timbre-gmvae/timbre-gmvae.pt").metadata
+    assert tuple(meta["instruments"]) == layouts.INSTRUMENTS
+    assert set(layouts.CORNER_SETS[0]) <= set(layouts.INSTRUMENTS)
 
 
 def test_touchosc_status_display_handles_the_declared_replies() -> None:
@@ -126,6 +178,7 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
     (send,) = [i for i, b in boxes.items() if b.get("text", "").startswith("udpsend ")]
     assert boxes[send]["text"].split()[2] == str(layouts.PORT)
     paths = set()
+    menus: dict[str, list[str]] = {}
     for src, _, _ in into[send]:
         box = boxes[src]
         text = box["text"]
@@ -146,11 +199,18 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
         if boxes[up]["maxclass"] == "newobj" and boxes[up]["text"].split()[0] in {"pack", "pak"}:
             widgets = [(inlet, w, outlet) for w, outlet, inlet in into[up]]
         else:
-            widgets = [(0, up, 0)]
+            widgets = [(0, up, feeders[0][1])]
         assert sorted({i for i, _, _ in widgets}) == list(range(len(decl.args))), path
         for i, w, outlet in widgets:
             b = boxes[w]
-            if b["maxclass"] == "flonum":
+            if b["maxclass"] == "umenu":  # the middle outlet: the chosen item's text
+                assert outlet == 1 and len(decl.args) == 1
+                items = [t for t in b["items"] if t != ","]
+                for item in items:
+                    decl.parse([item])
+                menus[path] = items
+                continue
+            if b["maxclass"] in {"flonum", "number"}:
                 lo, hi = b["minimum"], b["maximum"]
             elif b["maxclass"] == "slider":
                 assert b["floatoutput"] == 1
@@ -160,7 +220,9 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
             else:
                 raise AssertionError(f"unexpected widget {b['maxclass']}")
             assert in_range(path, i, lo, hi), f"{path} {decl.args[i].name}: [{lo}, {hi}]"
-    assert {"/note", "/latent", "/alpha", "/source", "/target", "/patch/load", "/status", "/panic"} <= paths
+    assert {"/note", "/latent", "/alpha", "/source", "/target", "/patch/load", "/status", "/panic", "/engine",
+            "/corners", "/z"} <= paths
+    assert menus == {"/source": list(layouts.INSTRUMENTS), "/target": list(layouts.INSTRUMENTS)}
     assert any(b.get("text", "") == f"udpreceive {maxpatch.REPLY_PORT}" for b in boxes.values())
 
 
@@ -192,6 +254,7 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
             assert path in BY_PATH, path
             fmts[n] = path
     assert set(fmts.values()) == set(BY_PATH)  # one per declared address
+    constants: dict[str, set[str]] = defaultdict(set)
     receivers = {" ".join(b[3:]) for b in boxes if b[0] == "obj" and b[3] == "r"}
     assert {f"r ts{p}" for p in BY_PATH} <= receivers
     for n, path in fmts.items():
@@ -201,11 +264,15 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
                 args = b[3:]
                 if args == ["bang"]:
                     args = []
-                elif args[0] == "symbol":
+                elif args[0] in {"symbol", "list"}:
                     args = args[1:]
                 BY_PATH[path].parse([float(a) if re.fullmatch(r"-?[\d.]+", a) else a for a in args])
+                constants[path].add(" ".join(args))
             else:
                 assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
+    assert constants["/engine"] == set(layouts.ENGINE_NAMES)
+    assert set(layouts.INSTRUMENTS) <= constants["/source"] and set(layouts.INSTRUMENTS) <= constants["/target"]
+    assert constants["/corners"] == {" ".join(c) for c in layouts.CORNER_SETS}
     # Sliders: their range lies inside that of the argument they end up as.
     for n, b in enumerate(boxes):
         if b[0] == "obj" and b[3] == "hsl":
@@ -229,6 +296,8 @@ def _pd_downstream(n: int, boxes: list[list[str]], into: dict[int, list[tuple[in
                 return fmts[dst], index
             if boxes[dst][3] == "pack":
                 index = max(index, inlet)
+            elif boxes[dst][3:5] == ["list", "prepend"]:  # its atoms go first
+                index += len(boxes[dst][5:])
             if dst not in seen:
                 todo.append(dst)
     raise AssertionError(f"hsl {n} reaches no oscformat")

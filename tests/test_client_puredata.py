@@ -22,15 +22,19 @@ PATCH = ROOT / "clients/puredata/timbrespace.pd"
 
 pytestmark = pytest.mark.skipif(shutil.which("pd") is None, reason="pd (Pure Data) is not installed")
 
-#: Messages the driver sends, in three bursts; the bad /note must come back as /fail.
+#: Messages the driver sends, in five bursts; the bad /note must come back as /fail. The third plays
+#: the timbre engine through the patch's instrument, corner and /z receivers and slider.
 BURSTS = (
     "ts/version bang \\; ts/note 60 100 \\; ts/latent 0.2 0.8 \\; ts/sync 5",
     "ts/status bang \\; ts/note 60 0 \\; ts/source BriansBank01/basic11 \\; ts/target 7 \\; "
     "ts/alpha 0.5 \\; ts/patch/load BriansBank02/WowPad \\; ts/param filter_cutoff 0.5 \\; ts/pitch 61.5 \\; "
     "ts-ui/x 0.75 \\; ts-ui/y 0.25 \\; ts-ui/alpha 0.3 \\; ts/note 200 100 \\; ts/panic bang",
+    "ts/engine timbre \\; ts/source french_horn \\; ts/target piano \\; "
+    "ts/corners violin oboe clarinet french_horn \\; ts-ui/z3 1.5 \\; ts/note 64 100",
+    "ts/status bang \\; ts/note 64 0 \\; ts/engine patch",
     "ts/status bang",
 )
-SENT = 4 + 13 + 1  # OSC messages in the bursts (ts-ui/y sends /latent too: x then y)
+SENT = 4 + 13 + 7 + 3  # OSC messages in the bursts (ts-ui/y sends /latent too: x then y)
 
 
 def driver(host: str, port: int) -> str:
@@ -68,8 +72,10 @@ def test_puredata_patch_plays_the_server(server: ServerProc, tmp_path: Path) -> 
     # The replies came back on netsend's socket and oscparse made them readable.
     assert "timbrespace: version.reply timbrespace" in log, log
     assert "timbrespace: synced 5" in log
-    held, done = re.findall(r"timbrespace: status\.reply clients \d+ voices (\d+)", log)
-    assert int(held) >= 1 and int(done) == 0, log
+    replies = re.findall(r"timbrespace: status\.reply clients \d+ voices (\d+) engine (\w+)", log)
+    assert [engine for _, engine in replies] == ["patch", "timbre", "patch"], log
+    held, timbre_held, done = (int(v) for v, _ in replies)
+    assert held >= 1 and timbre_held >= 1 and done == 0, log
     assert "timbrespace: patch load.reply" in log and "BriansBank02/WowPad" in log
     fails = re.findall(r"^timbrespace-fail: (\S+)", log, re.M)
     assert fails == ["/note"], log

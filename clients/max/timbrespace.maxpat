@@ -13,7 +13,7 @@
       60.0,
       80.0,
       900.0,
-      640.0
+      860.0
     ],
     "openinpresentation": 0,
     "default_fontsize": 12.0,
@@ -45,7 +45,7 @@
           "numoutlets": 0,
           "patching_rect": [
             20,
-            560,
+            780,
             200,
             22
           ],
@@ -60,7 +60,7 @@
           "numoutlets": 0,
           "patching_rect": [
             230,
-            560,
+            780,
             400,
             20
           ],
@@ -614,6 +614,322 @@
           ],
           "text": "replies arriving on port 57131 (the last one shows here)"
         }
+      },
+      {
+        "box": {
+          "id": "obj-40",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            20,
+            470,
+            760,
+            20
+          ],
+          "text": "engine, and the timbre engine's instruments, corners and timbre code"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-41",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            496,
+            120,
+            22
+          ],
+          "text": "/engine patch"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-42",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            150,
+            496,
+            120,
+            22
+          ],
+          "text": "/engine timbre"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-43",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            300,
+            496,
+            60,
+            20
+          ],
+          "text": "source"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-44",
+          "maxclass": "umenu",
+          "numinlets": 1,
+          "numoutlets": 3,
+          "patching_rect": [
+            360,
+            496,
+            120,
+            22
+          ],
+          "items": [
+            "piano",
+            ",",
+            "violin",
+            ",",
+            "cello",
+            ",",
+            "english_horn",
+            ",",
+            "french_horn",
+            ",",
+            "trombone",
+            ",",
+            "trumpet",
+            ",",
+            "saxophone",
+            ",",
+            "bassoon",
+            ",",
+            "clarinet",
+            ",",
+            "flute",
+            ",",
+            "oboe"
+          ],
+          "outlettype": [
+            "int",
+            "",
+            ""
+          ]
+        }
+      },
+      {
+        "box": {
+          "id": "obj-45",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            360,
+            526,
+            120,
+            22
+          ],
+          "text": "prepend /source"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-46",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            500,
+            496,
+            60,
+            20
+          ],
+          "text": "target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-47",
+          "maxclass": "umenu",
+          "numinlets": 1,
+          "numoutlets": 3,
+          "patching_rect": [
+            560,
+            496,
+            120,
+            22
+          ],
+          "items": [
+            "piano",
+            ",",
+            "violin",
+            ",",
+            "cello",
+            ",",
+            "english_horn",
+            ",",
+            "french_horn",
+            ",",
+            "trombone",
+            ",",
+            "trumpet",
+            ",",
+            "saxophone",
+            ",",
+            "bassoon",
+            ",",
+            "clarinet",
+            ",",
+            "flute",
+            ",",
+            "oboe"
+          ],
+          "outlettype": [
+            "int",
+            "",
+            ""
+          ]
+        }
+      },
+      {
+        "box": {
+          "id": "obj-48",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            560,
+            526,
+            120,
+            22
+          ],
+          "text": "prepend /target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-49",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            560,
+            400,
+            22
+          ],
+          "text": "/corners flute trumpet cello piano"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-50",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            588,
+            400,
+            22
+          ],
+          "text": "/corners violin oboe clarinet french_horn"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-51",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            616,
+            400,
+            22
+          ],
+          "text": "/corners bassoon saxophone english_horn trombone"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-52",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            460,
+            560,
+            300,
+            20
+          ],
+          "text": "/z dimension (0-7 shown here) and value in sigmas"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-53",
+          "maxclass": "number",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            460,
+            585,
+            50,
+            22
+          ],
+          "minimum": 0,
+          "maximum": 7
+        }
+      },
+      {
+        "box": {
+          "id": "obj-54",
+          "maxclass": "flonum",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            520,
+            585,
+            60,
+            22
+          ],
+          "minimum": -4,
+          "maximum": 4,
+          "format": 6
+        }
+      },
+      {
+        "box": {
+          "id": "obj-55",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            460,
+            615,
+            80,
+            22
+          ],
+          "text": "pak 0 0."
+        }
+      },
+      {
+        "box": {
+          "id": "obj-56",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            460,
+            645,
+            120,
+            22
+          ],
+          "text": "prepend /z"
+        }
       }
     ],
     "lines": [
@@ -974,6 +1290,162 @@
           "destination": [
             "obj-38",
             1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-41",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-42",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-44",
+            1
+          ],
+          "destination": [
+            "obj-45",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-45",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-47",
+            1
+          ],
+          "destination": [
+            "obj-48",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-48",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-49",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-50",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-51",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-53",
+            0
+          ],
+          "destination": [
+            "obj-55",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-54",
+            0
+          ],
+          "destination": [
+            "obj-55",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-55",
+            0
+          ],
+          "destination": [
+            "obj-56",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-56",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
           ]
         }
       }

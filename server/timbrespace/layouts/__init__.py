@@ -11,10 +11,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from timbrespace.layouts import maxpatch, puredata, touchosc
-from timbrespace.layouts._spec import HOST, KEYS, PORT, PRESETS, ROOT, VELOCITY, address, arg, bounds
+from timbrespace.layouts._spec import (
+    CORNER_SETS,
+    ENGINE_NAMES,
+    HOST,
+    INSTRUMENTS,
+    KEYS,
+    PORT,
+    PRESETS,
+    ROOT,
+    VELOCITY,
+    Z_DIMS,
+    address,
+    arg,
+    bounds,
+)
 
-__all__ = ["HOST", "KEYS", "PORT", "PRESETS", "ROOT", "VELOCITY", "address", "arg", "bounds", "outputs", "stale",
-           "write_all"]
+__all__ = ["CORNER_SETS", "ENGINE_NAMES", "HOST", "INSTRUMENTS", "KEYS", "PORT", "PRESETS", "ROOT", "VELOCITY",
+           "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
 
 
 def outputs() -> dict[str, Callable[[], bytes]]:

@@ -1,9 +1,11 @@
 """``clients/max/timbrespace.maxpat``: a Max patcher (JSON) driving the server with udpsend.
 
 A keyboard (``kslider``) sends ``/note``, two number boxes bounded by the declared ranges send
-``/latent``, a slider ``/alpha``; message boxes load presets, set source and target, ask for
-``/status`` and panic. On load it sends ``/reply/port`` so the server's replies go to
-``udpreceive``'s port, where they are printed and shown.
+``/latent``, a slider ``/alpha``; message boxes select the engine, load presets, set source and
+target, ask for ``/status`` and panic. For the timbre engine, two menus (``umenu``) of instruments
+send ``/source`` and ``/target``, message boxes ``/corners`` sets, and a dimension box with a value
+box ``/z``. On load it sends ``/reply/port`` so the server's replies go to ``udpreceive``'s port,
+where they are printed and shown.
 """
 
 from __future__ import annotations
@@ -11,7 +13,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from timbrespace.layouts._spec import HOST, PORT, PRESETS, address, bounds
+from timbrespace.layouts._spec import (
+    CORNER_SETS,
+    ENGINE_NAMES,
+    HOST,
+    INSTRUMENTS,
+    PORT,
+    PRESETS,
+    Z_DIMS,
+    address,
+    bounds,
+)
 
 #: The port the patch's udpreceive listens on for replies.
 REPLY_PORT = 57131
@@ -50,7 +62,7 @@ class _Patcher:
             "fileversion": 1,
             "appversion": {"major": 8, "minor": 5, "revision": 0, "architecture": "x64", "modernui": 1},
             "classnamespace": "box",
-            "rect": [60.0, 80.0, 900.0, 640.0],
+            "rect": [60.0, 80.0, 900.0, 860.0],
             "openinpresentation": 0,
             "default_fontsize": 12.0,
             "gridsize": [15.0, 15.0],
@@ -64,8 +76,8 @@ def render_dict() -> dict[str, Any]:
     p = _Patcher()
     p.comment((20, 10, 760, 20), "Timbrespace from Max. Generated from the OSC address declaration by "
                                  "python -m timbrespace.layouts (edit the generator, not this file).")
-    send = p.obj((20, 560, 200, 22), f"udpsend {HOST} {PORT}", inlets=1, outlets=0)
-    p.comment((230, 560, 400, 20), "change the host (and port) to your server's")
+    send = p.obj((20, 780, 200, 22), f"udpsend {HOST} {PORT}", inlets=1, outlets=0)
+    p.comment((230, 780, 400, 20), "change the host (and port) to your server's")
     # Keyboard: kslider -> pack pitch velocity -> /note.
     note = address("/note")
     plo, phi = bounds("/note", "pitch")
@@ -124,7 +136,41 @@ def render_dict() -> dict[str, Any]:
     p.wire(recv, prt)
     p.wire(recv, show, 0, 1)
     p.comment((200, 380, 560, 20), f"replies arriving on port {REPLY_PORT} (the last one shows here)")
+    _timbre(p, send, 470)
     return p.render()
+
+
+def _timbre(p: _Patcher, send: str, y: int) -> None:
+    """The engine switch and the timbre engine's controls, from ``y`` down."""
+    p.comment((20, y, 760, 20), "engine, and the timbre engine's instruments, corners and timbre code")
+    for i, engine in enumerate(ENGINE_NAMES):
+        p.wire(p.message((20 + i * 130, y + 26, 120, 22), f"/engine {engine}"), send)
+    # Instrument menus: umenu's middle outlet gives the chosen item's text.
+    items: list[str] = []
+    for name in INSTRUMENTS:
+        items += [name, ","]
+    for i, path in enumerate(("/source", "/target")):
+        address(path)
+        p.comment((300 + i * 200, y + 26, 60, 20), path[1:])
+        menu = p.box("umenu", (360 + i * 200, y + 26, 120, 22), None, 1, 3, items=items[:-1],
+                     outlettype=["int", "", ""])
+        pre = p.obj((360 + i * 200, y + 56, 120, 22), f"prepend {path}")
+        p.wire(menu, pre, 1, 0)
+        p.wire(pre, send)
+    for i, names in enumerate(CORNER_SETS):
+        p.wire(p.message((20, y + 90 + i * 28, 400, 22), "/corners " + " ".join(names)), send)
+    # /z: a dimension box and a value box (prior sigmas) -> pak -> prepend /z.
+    ilo, _ = bounds("/z", "index")
+    vlo, vhi = bounds("/z", "value")
+    p.comment((460, y + 90, 300, 20), f"/z dimension (0-{Z_DIMS - 1} shown here) and value in sigmas")
+    dim = p.box("number", (460, y + 115, 50, 22), None, 1, 2, minimum=ilo, maximum=Z_DIMS - 1)
+    val = p.box("flonum", (520, y + 115, 60, 22), None, 1, 2, minimum=vlo, maximum=vhi, format=6)
+    pak = p.obj((460, y + 145, 80, 22), "pak 0 0.", inlets=2, outlets=1)
+    pre_z = p.obj((460, y + 175, 120, 22), "prepend /z")
+    p.wire(dim, pak, 0, 0)
+    p.wire(val, pak, 0, 1)
+    p.wire(pak, pre_z)
+    p.wire(pre_z, send)
 
 
 def render() -> bytes:

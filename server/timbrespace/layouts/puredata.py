@@ -4,7 +4,8 @@ Every address gets a receiver ``ts<path>`` (``[r ts/note]``, ``[r ts/patch/load]
 ``[oscformat]``, so other patches (and the tests) play it with ``; ts/note 60 100`` (``; ts/status
 bang`` for an address without arguments); on the canvas,
 sliders with the declared ranges, a keyboard of message boxes, preset and status buttons drive the
-same objects. Replies come back on netsend's own socket (the server answers the sender) and are
+same objects, and for the timbre engine: engine, instrument and corner messages and a /z slider
+per timbre-code dimension. Replies come back on netsend's own socket (the server answers the sender) and are
 printed and sent to ``[r ts/reply]``. The sliders also listen on ``ts-ui/x``, ``ts-ui/y`` and
 ``ts-ui/alpha``.
 """
@@ -13,7 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from timbrespace.layouts._spec import HOST, KEYS, PORT, PRESETS, VELOCITY, bounds
+from timbrespace.layouts._spec import (
+    CORNER_SETS,
+    ENGINE_NAMES,
+    HOST,
+    INSTRUMENTS,
+    KEYS,
+    PORT,
+    PRESETS,
+    VELOCITY,
+    Z_DIMS,
+    bounds,
+)
 from timbrespace.protocol.addresses import ADDRESSES
 
 
@@ -45,16 +57,16 @@ class _Patch:
     def text(self, x: int, y: int, text: str) -> None:
         self.add("text", x, y, _escape(text))
 
-    def hsl(self, x: int, y: int, lo: float, hi: float, label: str) -> int:
+    def hsl(self, x: int, y: int, lo: float, hi: float, label: str, width: int = 160) -> int:
         # width height bottom top log init send receive label x_off y_off font size colours value steady
-        return self.obj(x, y, f"hsl 160 18 {_num(lo)} {_num(hi)} 0 0 empty ts-ui/{label} {label} 4 -10 0 12 "
+        return self.obj(x, y, f"hsl {width} 18 {_num(lo)} {_num(hi)} 0 0 empty ts-ui/{label} {label} 4 -10 0 12 "
                               "#fcfcfc #000000 #000000 0 1")
 
     def wire(self, a: int, b: int, outlet: int = 0, inlet: int = 0) -> None:
         self.wires.append((a, outlet, b, inlet))
 
     def render(self) -> str:
-        head = "#N canvas 40 40 980 720 12;"
+        head = "#N canvas 40 40 1380 1000 12;"
         tail = [f"#X connect {a} {o} {b} {i};" for a, o, b, i in self.wires]
         return "\n".join([head, *self.lines, *tail]) + "\n"
 
@@ -147,7 +159,27 @@ def render_text() -> str:
     status = p.msg(20, y, "bang")
     p.wire(status, fmt["/status"])
     p.text(70, y, "/status: the reply prints in the Pd window")
+    _timbre(p, fmt, 860)
     return p.render()
+
+
+def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
+    """The engine switch and the timbre engine's controls, from ``y`` down."""
+    p.text(20, y, "engine, and the timbre engine's instruments (/source /target), corners and timbre code (/z)")
+    for i, engine in enumerate(ENGINE_NAMES):
+        p.wire(p.msg(20 + i * 120, y + 30, f"symbol {engine}"), fmt["/engine"])
+    for row, path in enumerate(("/source", "/target")):
+        p.text(20, y + 64 + row * 28, path[1:])
+        for i, name in enumerate(INSTRUMENTS):
+            p.wire(p.msg(90 + i * 110, y + 64 + row * 28, f"symbol {name}"), fmt[path])
+    for i, names in enumerate(CORNER_SETS):
+        p.wire(p.msg(20 + i * 330, y + 130, "list " + " ".join(names)), fmt["/corners"])
+    zlo, zhi = bounds("/z", "value")
+    for i in range(Z_DIMS):
+        slider = p.hsl(20 + (i % 4) * 200, y + 190 + (i // 4) * 60, zlo, zhi, f"z{i}", width=140)
+        prepend = p.obj(20 + (i % 4) * 200, y + 214 + (i // 4) * 60, f"list prepend {i}")
+        p.wire(slider, prepend)
+        p.wire(prepend, fmt["/z"])
 
 
 def render() -> bytes:

@@ -1,9 +1,12 @@
 """``clients/touchosc/timbrespace.tosc``: a TouchOSC layout (zlib-compressed ``lexml`` XML).
 
-One page: an XY pad sending ``/latent``, a one-octave keyboard of momentary buttons sending
-``/note pitch velocity`` (velocity 0 on release), an ``/alpha`` fader, rows of preset buttons for
-``/source``, ``/target`` and ``/patch/load``, panic and status buttons and a label that shows the
-``/status.reply`` and ``/fail`` replies (a small Lua script). Ranges are the declared ones.
+A top bar (``/engine`` buttons, panic, status and a label that shows the ``/status.reply`` and
+``/fail`` replies through a small Lua script) over a pager of two pages, one per engine. Each page
+has an XY pad sending ``/latent``, an ``/alpha`` fader and a one-octave keyboard of momentary
+buttons sending ``/note pitch velocity`` (velocity 0 on release). The patch page adds rows of
+preset buttons for ``/source``, ``/target`` and ``/patch/load``; the timbre page rows of instrument
+buttons for ``/source`` and ``/target``, ``/corners`` sets and faders for ``/z``. Ranges are the
+declared ones.
 """
 
 from __future__ import annotations
@@ -11,7 +14,17 @@ from __future__ import annotations
 import uuid
 import zlib
 
-from timbrespace.layouts._spec import KEYS, PRESETS, VELOCITY, address, bounds
+from timbrespace.layouts._spec import (
+    CORNER_SETS,
+    ENGINE_NAMES,
+    INSTRUMENTS,
+    KEYS,
+    PRESETS,
+    VELOCITY,
+    Z_DIMS,
+    address,
+    bounds,
+)
 
 #: The lexml version written; TouchOSC opens it and upgrades the file when it saves.
 LEXML_VERSION = "3"
@@ -76,32 +89,59 @@ def var(path: str, i: int, name: str, hi: float | None = None) -> str:
     return _partial("VALUE", CONVERSION[a.kind], name, lo, top if hi is None else hi)
 
 
+def _tap(path: str, *values: str | int | float) -> str:
+    """A button's message: ``path`` with constant arguments, sent when it is pressed."""
+    return osc_message(path, [const(path, i, v) for i, v in enumerate(values)], [("x", "RISE")])
+
+
+Frame = tuple[int, int, int, int]
+
+
 class _Layout:
-    def __init__(self) -> None:
+    """Nodes of one container (the root, a pager or a page); frames are relative to it."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix  # names are unique across the document: node IDs derive from them
         self.nodes: list[str] = []
 
-    def node(self, kind: str, name: str, frame: tuple[int, int, int, int], props: str = "", values: str = "",
-             messages: str = "") -> None:
+    def node(self, kind: str, name: str, frame: Frame, props: str = "", values: str = "", messages: str = "",
+             children: str = "") -> None:
+        name = self.prefix + name
         ident = uuid.uuid5(_NS, name)
+        kids = f"<children>{children}</children>" if children else ""
         self.nodes.append(
             f"<node ID='{ident}' type='{kind}'><properties>{_prop('s', 'name', _cdata(name))}{_frame(*frame)}"
-            f"{props}</properties><values>{values}</values><messages>{messages}</messages></node>"
+            f"{props}</properties><values>{values}</values><messages>{messages}</messages>{kids}</node>"
         )
 
-    def label(self, name: str, frame: tuple[int, int, int, int], text: str, script: str = "") -> None:
-        props = _prop("b", "interactive", "0") + _prop("i", "textSize", "14") + _color(0.8, 0.8, 0.8)
+    def label(self, name: str, frame: Frame, text: str, script: str = "", size: int = 14) -> None:
+        props = _prop("b", "interactive", "0") + _prop("i", "textSize", str(size)) + _color(0.8, 0.8, 0.8)
         if script:
             props += _prop("s", "script", _cdata(script))
         value = ("<value><key><![CDATA[text]]></key><locked>0</locked><lockedDefaultCurrent>0</lockedDefaultCurrent>"
                  f"<default>{_cdata(text)}</default><defaultPull>0</defaultPull></value>")
         self.node("LABEL", name, frame, props, value)
 
-    def button(self, name: str, frame: tuple[int, int, int, int], message: str, colour: tuple[float, float, float],
-               text: str = "") -> None:
+    def button(self, name: str, frame: Frame, message: str, colour: tuple[float, float, float], text: str = "",
+               size: int = 14) -> None:
         props = _prop("i", "buttonType", "0") + _color(*colour)
         self.node("BUTTON", name, frame, props, messages=message)
         if text:
-            self.label(name + "_label", frame, text)
+            self.label(name + "_label", frame, text, size=size)
+
+    def pager(self, name: str, frame: Frame, pages: list[tuple[str, _Layout]], tabbar: int) -> None:
+        """A pager whose pages are ``(tab label, layout)``, each filling the area below the tab bar."""
+        w, h = frame[2], frame[3]
+        groups = []
+        for label, page in pages:
+            inner = _Layout()
+            props = _prop("s", "tabLabel", _cdata(label)) + _prop("b", "background", "0")
+            inner.node("GROUP", f"{self.prefix}{name}_{label}", (0, tabbar, w, h - tabbar), props,
+                       children="".join(page.nodes))
+            groups.extend(inner.nodes)
+        props = (_prop("b", "tabbar", "1") + _prop("b", "tabLabels", "1") + _prop("i", "tabbarSize", str(tabbar))
+                 + _prop("i", "textSizeOn", "16") + _prop("i", "textSizeOff", "16"))
+        self.node("PAGER", name, frame, props, children="".join(groups))
 
     def render(self) -> str:
         root = (f"<node ID='{uuid.uuid5(_NS, 'root')}' type='GROUP'><properties>"
@@ -110,40 +150,79 @@ class _Layout:
         return f"<?xml version='1.0' encoding='UTF-8'?><lexml version='{LEXML_VERSION}'>{root}</lexml>"
 
 
-def render_xml() -> str:
-    """The layout document."""
-    lay = _Layout()
-    lay.label("title", (20, 10, 600, 30), "Timbrespace: map, keyboard, alpha, presets (generated from the protocol)")
-    # The map: x and y scaled to /latent's declared ranges.
+#: The pager's tab bar height, and where the pager starts below the top bar.
+TABBAR = 40
+PAGER_TOP = 80
+
+
+def _map_alpha_keys(page: _Layout) -> None:
+    """What both pages share: the map pad, the alpha fader and the keyboard."""
     xy = osc_message("/latent", [var("/latent", 0, "x"), var("/latent", 1, "y")], [("x", "ANY"), ("y", "ANY")])
-    lay.node("XY", "map", (20, 50, 480, 480), _color(0.2, 0.6, 1.0), messages=xy)
-    # /alpha fader.
+    page.node("XY", "map", (20, 10, 430, 430), _color(0.2, 0.6, 1.0), messages=xy)
     alpha = osc_message("/alpha", [var("/alpha", 0, "x")], [("x", "ANY")])
-    lay.node("FADER", "alpha", (520, 50, 60, 480), _color(1.0, 0.6, 0.2), messages=alpha)
-    lay.label("alpha_label", (520, 535, 60, 20), "alpha")
-    # Presets: source, target, load rows (names as strings).
-    for row, (label, path) in enumerate((("source", "/source"), ("target", "/target"), ("load", "/patch/load"))):
-        y = 50 + row * 90
-        lay.label(f"{label}_row", (600, y, 400, 20), f"{path}")
-        for i, preset in enumerate(PRESETS):
-            msg = osc_message(path, [const(path, 0, preset)], [("x", "RISE")])
-            lay.button(f"{label}_{i}", (600 + i * 102, y + 24, 96, 56), msg, (0.4, 0.8, 0.4), preset.split("/")[1])
-    # Panic and status.
-    lay.button("panic", (600, 330, 196, 60), osc_message("/panic", [], [("x", "RISE")]), (1.0, 0.3, 0.3), "panic")
-    lay.button("status", (804, 330, 196, 60), osc_message("/status", [], [("x", "RISE")]), (0.6, 0.6, 0.6),
-               "status")
-    lay.label("status_display", (600, 400, 400, 130), "press status", STATUS_SCRIPT)
-    # The keyboard: each key sends /note pitch velocity on press and /note pitch 0 on release.
+    page.node("FADER", "alpha", (470, 10, 60, 410), _color(1.0, 0.6, 0.2), messages=alpha)
+    page.label("alpha_label", (470, 420, 60, 20), "alpha")
+    # Each key sends /note pitch velocity on press and /note pitch 0 on release.
     key_w = (WIDTH - 40) // len(KEYS)
     for i, pitch in enumerate(KEYS):
         black = pitch % 12 in (1, 3, 6, 8, 10)
         msg = osc_message("/note", [const("/note", 0, pitch), var("/note", 1, "x", hi=VELOCITY)], [("x", "ANY")])
         shade = 0.15 if black else 0.95
-        lay.button(f"key_{pitch}", (20 + i * key_w, 570 if black else 600, key_w - 4, 150), msg, (shade, shade, shade))
+        page.button(f"key_{pitch}", (20 + i * key_w, 452 if black else 472, key_w - 4, 160), msg,
+                    (shade, shade, shade))
+
+
+def _patch_page() -> _Layout:
+    page = _Layout("patch_")
+    _map_alpha_keys(page)
+    for row, (label, path) in enumerate((("source", "/source"), ("target", "/target"), ("load", "/patch/load"))):
+        y = 10 + row * 90
+        page.label(f"{label}_row", (550, y, 450, 20), path)
+        for i, preset in enumerate(PRESETS):
+            page.button(f"{label}_{i}", (550 + i * 115, y + 24, 108, 56), _tap(path, preset), (0.4, 0.8, 0.4),
+                        preset.split("/")[1])
+    return page
+
+
+def _timbre_page() -> _Layout:
+    page = _Layout("timbre_")
+    _map_alpha_keys(page)
+    per_row, bw = 6, 76
+    for block, path in enumerate(("/source", "/target")):
+        y = 10 + block * 108
+        page.label(f"{path[1:]}_row", (550, y, 450, 20), f"{path} (instrument)")
+        for i, name in enumerate(INSTRUMENTS):
+            r, c = divmod(i, per_row)
+            page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 22 + r * 42, bw - 4, 38), _tap(path, name),
+                        (0.4, 0.7, 0.9), name.replace("_", " "), size=11)
+    page.label("corners_row", (550, 226, 450, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
+    for i, names in enumerate(CORNER_SETS):
+        page.button(f"corners_{i}", (550 + i * 152, 248, 146, 56), _tap("/corners", *names), (0.8, 0.6, 0.9),
+                    " ".join(n.replace("_", " ") for n in names), size=10)
+    zlo, zhi = bounds("/z", "value")
+    page.label("z_row", (550, 314, 450, 20), f"/z: timbre code dimensions 0-{Z_DIMS - 1} ({zlo:g} to {zhi:g} sigma)")
+    fw = 450 // Z_DIMS
+    for i in range(Z_DIMS):
+        msg = osc_message("/z", [const("/z", 0, i), var("/z", 1, "x")], [("x", "ANY")])
+        page.node("FADER", f"z_{i}", (550 + i * fw, 336, fw - 6, 104), _color(0.9, 0.5, 0.7), messages=msg)
+    return page
+
+
+def render_xml() -> str:
+    """The layout document."""
+    lay = _Layout()
+    lay.label("title", (20, 8, 300, 30), "Timbrespace (generated from the protocol)")
+    for i, engine in enumerate(ENGINE_NAMES):
+        lay.button(f"engine_{engine}", (340 + i * 120, 8, 112, 34), _tap("/engine", engine), (0.9, 0.8, 0.3),
+                   f"engine {engine}")
+    lay.button("panic", (600, 8, 110, 34), _tap("/panic"), (1.0, 0.3, 0.3), "panic")
+    lay.button("status", (720, 8, 110, 34), _tap("/status"), (0.6, 0.6, 0.6), "status")
+    lay.label("status_display", (20, 46, WIDTH - 40, 28), "press status", STATUS_SCRIPT, size=11)
+    lay.pager("pages", (0, PAGER_TOP, WIDTH, HEIGHT - PAGER_TOP),
+              [("patch", _patch_page()), ("timbre", _timbre_page())], TABBAR)
     return lay.render()
 
 
 def render() -> bytes:
     """The ``.tosc`` bytes: the XML compressed with zlib (level 9, so the output is reproducible)."""
     return zlib.compress(render_xml().encode("utf-8"), 9)
-
