@@ -60,6 +60,14 @@ fork {
 	0.2.wait;
 	while { ~morph.isPlaying } { 0.1.wait };
 	"MORPH DONE".postln;
+	(dir +/+ "timbre_transfer.scd").load;
+	0.2.wait;
+	while { ~transfer.isPlaying } { 0.1.wait };
+	"TRANSFER DONE".postln;
+	~ts.engine(\timbre);
+	~ts.corners(0, "French horn", \english_horn, 11);
+	~ts.z(2, -1.5);
+	~ts.z(99, 0);
 	~ts.sync(8, { "SYNCED 8".postln });
 	0.5.wait;
 	"FAILS %".format(~ts.failures.size).postln;
@@ -111,10 +119,16 @@ def _play(server: ServerProc, tmp_path: Path) -> None:
     assert "LOADED BriansBank01/basic11" in log
     # The deliberate unknown parameter came back as /fail and was printed; nothing else failed.
     assert "Timbrespace /fail: /param" in log
-    assert re.findall(r"^FAILS (\d+)", log, re.M) == ["1", "0"]
     # The examples ran to their end; the morph example printed its own /status line.
-    assert "PBIND DONE" in log and "MORPH DONE" in log
+    assert "PBIND DONE" in log and "MORPH DONE" in log and "TRANSFER DONE" in log
     assert re.search(r"voices \d+, received \d+, rejected \d+", log)
-    # The server got it all: 32 notes with their /latent and releases, 204 alpha steps, ...
-    assert after["received"] - before["received"] >= 15 + 3 * 32 + 204
-    assert after["rejected"] - before["rejected"] == 1
+    # The timbre example's note sounded on the timbre engine while alpha moved.
+    held = re.search(r"timbre engine (\w+), voices (\d+)", log)
+    assert held and held[1] == "timbre" and int(held[2]) >= 1, log[-4000:]
+    # Its out-of-range /z (index 99) came back as /fail; the corners by index, name and symbol did not.
+    assert re.findall(r"^FAILS (\d+)", log, re.M) == ["1", "1"], log[-4000:]
+    assert "Timbrespace /fail: /z" in log
+    # The server got it all: 32 notes with their /latent and releases, 204 alpha steps, the timbre
+    # example's 41 alpha steps, 42 /z, 48 map moves and 10 notes, ...
+    assert after["received"] - before["received"] >= 15 + 3 * 32 + 204 + 41 + 42 + 48 + 10
+    assert after["rejected"] - before["rejected"] == 2

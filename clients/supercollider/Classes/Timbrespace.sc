@@ -21,6 +21,7 @@ Timbrespace {
 			} {
 				if(~x.notNil and: { ~y.notNil }) { ts.latent(~x.value, ~y.value) };
 				if(~alpha.notNil) { ts.alpha(~alpha.value) };
+				if(~zIndex.notNil and: { ~zValue.notNil }) { ts.z(~zIndex.value, ~zValue.value) };
 				if(currentEnvironment.isRest.not) {
 					notes = ~midinote.value.asArray.collect { |n| n.round.asInteger };
 					vel = (~velocity ? 100).value;
@@ -63,11 +64,19 @@ Timbrespace {
 	pitch { |midi| addr.sendMsg("/pitch", midi.asFloat) }
 	panic { addr.sendMsg("/panic") }
 
-	// -- the map
+	// -- the engine heard: \patch (amSynth presets) or \timbre (the pitch/timbre model)
+	engine { |name| addr.sendMsg("/engine", name.asString) }
+
+	// -- the map; source and target take a preset (patch engine) or an instrument (timbre engine),
+	// as an index or a name ("French horn", \french_horn)
 	latent { |x, y| addr.sendMsg("/latent", x.asFloat, y.asFloat) }
-	source { |preset| addr.sendMsg("/source", this.prPreset(preset)) }
-	target { |preset| addr.sendMsg("/target", this.prPreset(preset)) }
+	source { |item| addr.sendMsg("/source", this.prPreset(item)) }
+	target { |item| addr.sendMsg("/target", this.prPreset(item)) }
 	alpha { |a| addr.sendMsg("/alpha", a.asFloat) }
+	// timbre engine: the instruments at the map's corners (0,0) (1,0) (0,1) (1,1)
+	corners { |a, b, c, d| addr.sendMsg("/corners", *[a, b, c, d].collect { |i| this.prPreset(i) }) }
+	// timbre engine: an offset (in prior sigmas) along one dimension of the timbre code
+	z { |index, value| addr.sendMsg("/z", index.asInteger, value.asFloat) }
 
 	// -- patches; action receives the reply's arguments
 	load { |preset, action| this.prRequest('/patch/load.reply', action, "/patch/load", this.prPreset(preset)) }
