@@ -6,6 +6,7 @@ it releases its notes on the way out.
 
     .venv/bin/python clients/python/wander.py              # find a server on the LAN
     .venv/bin/python clients/python/wander.py --host 127.0.0.1 --port 57130 --seconds 20
+    .venv/bin/python clients/python/wander.py --engine timbre --corners oboe trumpet cello bassoon
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--tempo", type=float, default=96.0, help="beats per minute (a note per beat)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--engine", choices=("patch", "timbre"), help="select this engine first (default: as it is)")
+    p.add_argument("--corners", nargs=4, metavar="INSTRUMENT",
+                   help="timbre engine: the map's corner instruments (0,0) (1,0) (0,1) (1,1)")
     a = p.parse_args(argv)
     if a.host is None:
         a.host, a.port, name = find_server(3.0)
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     def send(address: str, *args: int | float | str) -> None:
         sock.sendto(message(address, *args), addr)
 
+    if a.engine:
+        send("/engine", a.engine)
+    if a.corners:
+        send("/corners", *a.corners)
     beat = 60.0 / a.tempo
     x, y = rnd.random(), rnd.random()
     heading = rnd.uniform(0, 2 * math.pi)
