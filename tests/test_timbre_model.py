@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from timbrespace.evaluate.linear import macro_f1
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from timbrespace.models.timbre_features import FeatureSpec, load_notes, logmel
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_render import SpectralRenderer, midi_to_hz, render_audio
-from timbrespace.models.train_timbre import labelled_mask, macro_f1, train
+from timbrespace.models.train_timbre import labelled_mask, train
 
 SR = 22050
 SMALL = {"channels": 32, "hidden": 64, "dec_hidden": 64, "latent_dim": 16}

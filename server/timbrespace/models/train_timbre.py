@@ -27,6 +27,7 @@ from torch.utils.data import TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from timbrespace.evaluate.linear import macro_f1, probe_f1
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_timbre_gmvae_card
@@ -114,53 +115,6 @@ def _tensors(
     )
 
 
-def probe(
-    x_train: torch.Tensor,
-    y_train: npt.NDArray[np.int64],
-    x_test: torch.Tensor,
-    *,
-    seed: int = 0,
-    steps: int = 1000,
-    weight_decay: float = 1e-4,
-) -> npt.NDArray[np.int64]:
-    """A linear classifier (multinomial logistic regression, full-batch L-BFGS) fitted on ``x_train``;
-    returns its labels for ``x_test``.  (No scikit-learn here.)
-
-    Inputs are centred and divided by one overall scale, not per dimension: per-dimension
-    scaling blows up latent dimensions that carry only noise (the pitch helix uses 4 of 16).
-    """
-    classes = np.unique(y_train)
-    target = torch.as_tensor(np.searchsorted(classes, y_train))
-    mean, scale = x_train.mean(0), x_train.std().clamp_min(1e-6)
-    xs, xt = ((x_train - mean) / scale).double(), ((x_test - mean) / scale).double()
-    gen = torch.Generator().manual_seed(seed)
-    w = (0.01 * torch.randn(xs.shape[1], len(classes), generator=gen, dtype=torch.float64)).requires_grad_()
-    b = torch.zeros(len(classes), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xs @ w + b, target) + weight_decay * w.pow(2).sum()
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)  # type: ignore[no-untyped-call]
-    with torch.no_grad():
-        return np.asarray(classes[(xt @ w + b).argmax(1).numpy()], dtype=np.int64)
-
-
-def macro_f1(truth: npt.ArrayLike, pred: npt.ArrayLike) -> float:
-    """F1 averaged over the classes present in ``truth`` (a class only predicted counts as a false positive)."""
-    t, p = np.asarray(truth), np.asarray(pred)
-    scores = []
-    for c in np.unique(t):
-        tp = float(np.sum((t == c) & (p == c)))
-        denom = float(np.sum(t == c) + np.sum(p == c))
-        scores.append(2.0 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
-
-
 def _sum_terms(t: ElboTerms) -> torch.Tensor:
     return torch.stack([t.total.sum(), t.recon.sum(), t.kl_pitch.sum(), t.kl_timbre.sum(), t.kl_y.sum()])
 
@@ -206,8 +160,8 @@ def latent_metrics(
         ("pitch_from_zt", zt, y_pitch),
         ("instrument_from_zp", zp, y_inst),
     ):
-        pred = probe(z[train_idx], y[train_idx], z[val_idx], seed=seed)
-        out[name] = {"f1": macro_f1(y[val_idx], pred), "accuracy": float(np.mean(pred == y[val_idx]))}
+        f1, acc = probe_f1(z[train_idx], y[train_idx], z[val_idx], y[val_idx], seed=seed)
+        out[name] = {"f1": f1, "accuracy": acc}
     # The mixtures themselves as classifiers: most responsible instrument, nearest pitch mean.
     with torch.inference_mode():
         gmm_inst = model.instrument_posterior(zt[val_idx]).argmax(1).numpy()
