@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from timbrespace.evaluate.linear import macro_f1
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from timbrespace.models.timbre_features import FeatureSpec, load_notes, logmel
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_render import SpectralRenderer, midi_to_hz, render_audio
-from timbrespace.models.train_timbre import labelled_mask, train
+from timbrespace.models.train_timbre import _Tensors, labelled_mask, refit_timbre_means, train
 
 SR = 22050
 SMALL = {"channels": 32, "hidden": 64, "dec_hidden": 64, "latent_dim": 16}
@@ -252,9 +251,58 @@ def test_unlabelled_notes_pay_the_y_term_and_labelled_do_not() -> None:
     assert mask.reshape(4, 20).sum(1).tolist() == [5, 5, 5, 5]
 
 
-def test_macro_f1() -> None:
-    assert macro_f1([0, 0, 1, 1], [0, 0, 1, 1]) == 1.0
-    assert macro_f1([0, 0, 1, 1], [0, 1, 1, 1]) == pytest.approx((2 / 3 + 0.8) / 2)
+def test_reconstruction_reaches_the_pitch_encoder_only_when_asked() -> None:
+    x = torch.randn(4, 129, 256)
+    args = (x, torch.arange(0, 129, 8), torch.tensor([0, 1, 2, 3]), torch.full((4,), 100.0), torch.tensor([0, 2, 1, 0]))
+    for paper in (True, False):
+        m = _model(pitch_recon_grad=paper).train()
+        m(*args).recon.sum().backward()
+        grads = [p.grad for p in m.pitch_encoder.parameters()]
+        reached = any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+        assert reached == paper
+        # The supervised pitch prior still trains it either way; the timbre encoder learns from both.
+        m.zero_grad()
+        m(*args).kl_pitch.sum().backward()
+        assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in m.pitch_encoder.parameters())
+
+
+def test_refit_puts_each_timbre_mean_at_its_notes_average() -> None:
+    m = _model().train()
+    x = torch.randn(12, 129, 256)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), labels))
+    assert m.training  # the mode it was called in is restored
+    with torch.no_grad():
+        mu = m.eval().encode(x).mu_t
+    for k in range(3):
+        assert torch.allclose(m.timbre_means[k], mu[labels == k].mean(0), atol=1e-5)
+    # Unlabelled notes count by their responsibilities under the means they are refitted from.
+    hidden = torch.tensor([0, 0, 0, -1, 1, 1, 1, -1, 2, 2, 2, -1])
+    with torch.no_grad():
+        q = m.instrument_posterior(mu)
+        w = torch.where((hidden >= 0).unsqueeze(1), torch.nn.functional.one_hot(hidden.clamp_min(0), 3).float(), q)
+        expect = (w.t() @ mu) / w.sum(0).unsqueeze(1)
+    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), hidden))
+    assert torch.allclose(m.timbre_means.detach(), expect, atol=1e-5)
+
+
+def test_the_card_retrain_command_trains_the_same_config() -> None:
+    import argparse
+    from dataclasses import replace
+
+    from timbrespace.models.train_timbre import TrainConfig, add_arguments, retrain_command
+
+    cfg = replace(TrainConfig(), label_fraction=0.25, refit_means=False, epochs=7, dec_hidden=96, lr=5e-4)
+    cmd = retrain_command(cfg, Path("models/x"), "var/data/soundfont/manifest.json")
+    assert cmd == "--out models/x --epochs 7 --label-fraction 0.25 --no-refit-means --dec-hidden 96 --lr 0.0005"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    ns = parser.parse_args(cmd.split())
+    assert {k: getattr(ns, k) for k in ("label_fraction", "refit_means", "epochs", "dec_hidden", "lr", "out")} == {
+        "label_fraction": 0.25, "refit_means": False, "epochs": 7, "dec_hidden": 96, "lr": 5e-4, "out": "models/x"}
+    assert retrain_command(TrainConfig(), Path("m"), "other.json") == "--out m --manifest other.json"
+    assert "in Python: frames_per_step=8" in retrain_command(replace(TrainConfig(), frames_per_step=8), Path("m"),
+                                                              "var/data/soundfont/manifest.json")
 
 
 def test_controls_timing_for_16_voices() -> None:

@@ -181,6 +181,7 @@ def timbre_gmvae_card(
 ) -> str:
     """The card of a timbre-GMVAE checkpoint, from the metadata stored in it."""
     data, train, elbo, lat = metadata["data"], metadata["training"], metadata["elbo"], metadata["latent_metrics"]
+    retrain = train.get("command", "--out models/timbre-gmvae")
     pitches = config["pitches"]
     per_inst = ", ".join(f"{k} {v}" for k, v in data["notes_per_instrument"].items())
     out = [
@@ -220,8 +221,19 @@ def timbre_gmvae_card(
             if config.get("pitch_prior", "learned") == "helix"
             else "Xavier-initialised and learned (the paper's)"
         )
-        + f"; timbre GMM with {config['n_instruments']} components, sigma e^0, Xavier-initialised learnable means; "
-        "q(y_t|X) ~ p(y_t|z_t) for unlabelled notes (eq. (2) of the paper)",
+        + (
+            "; the pitch encoder learns from this supervised prior alone (the reconstruction's gradient stops at "
+            "z_p: with it, z_p carried timbre and sat a semitone off its pitch)"
+            if not config.get("pitch_recon_grad", True)
+            else ""
+        )
+        + f"; timbre GMM with {config['n_instruments']} components, sigma e^0, Xavier-initialised learnable means"
+        + (
+            ", set after every epoch to their closed-form optimum (the average posterior mean of their notes)"
+            if train.get("refit_means", False)
+            else ""
+        )
+        + "; q(y_t|X) ~ p(y_t|z_t) for unlabelled notes (eq. (2) of the paper)",
         f"- decoder: MLP ({config['dec_hidden']} x 2, SiLU) of (z_t, z_p, frame embedding, velocity) -> per frame "
         f"an amplitude x a softmax over {config['n_harmonics']} harmonics (zero above Nyquist) and "
         f"{config['n_noise']} mel-spaced noise band magnitudes; trained on the first {config['dec_frames']} "
@@ -282,13 +294,14 @@ def timbre_gmvae_card(
         "## Retrain",
         "",
         "```",
-        "timbrespace train timbre --out models/timbre-gmvae",
-        "# same as: python -m timbrespace.models.train_timbre --out models/timbre-gmvae",
+        f"timbrespace train timbre {retrain}",
+        f"# same as: python -m timbrespace.models.train_timbre {retrain}",
         "# several processes: torchrun --nproc_per_node=2 -m timbrespace.models.train_timbre",
         "```",
         "",
         "Same seed, same machine, same torch, one process: the same weights. Options: `--manifest`, `--epochs`, "
-        "`--seed`, `--label-fraction`, `--pitch-prior`, `--threads`, `--batch-size`, `--lr`.",
+        "`--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, `--[no-]refit-means`, "
+        "`--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`.",
         "",
     ]
     return "\n".join(out)
