@@ -446,8 +446,11 @@ def markdown(result: dict[str, Any], md_dir: Path) -> str:
             "not 30 draws; the judge is a small CNN on log-mel and pitch is measured by CREPE instead of a pitch CNN.",
             "- Transfer keeps each note's own z_p (encoded), pitch and velocity; z_t moves by "
             "alpha (mu_target − mu_source), as in section 4.4.",
-            "- Linear probes: multinomial logistic regression (L-BFGS, standardised features, small L2) on "
-            "posterior means; macro F1.", ""]
+            "- Training (see the model cards): the pitch encoder learns from its supervised prior alone (the "
+            "reconstruction's gradient stops at z_p, which otherwise carried timbre), and the timbre means are set "
+            "after every epoch to their closed-form optimum, the average posterior mean of their notes.",
+            "- Linear probes: multinomial logistic regression (L-BFGS, features centred and divided by one overall "
+            "scale, small L2) on posterior means; macro F1.", ""]
     return "\n".join(out)
 
 
