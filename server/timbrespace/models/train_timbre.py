@@ -390,7 +390,7 @@ def _finish(
     write_timbre_gmvae_card(out / "MODEL_CARD.md", metadata, config, digest, ckpt.name, rows)
 
 
-#: TrainConfig fields and the command-line options that set them.
+#: TrainConfig fields and the command-line options that set them (dest = field name).
 _FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fraction", "threads": "--threads",
           "pitch_prior": "--pitch-prior", "pitch_recon_grad": "--pitch-recon-grad", "refit_means": "--refit-means",
           "dec_hidden": "--dec-hidden", "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr"}
@@ -453,22 +453,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ns: argparse.Namespace) -> Path:
     """Train from parsed :func:`add_arguments` options."""
+    # Each option's dest is its TrainConfig field, so the table the model card uses serves here too.
     return train(
         ns.out,
         manifest=ns.manifest,
         cache_dir=ns.cache,
         progress=not ns.quiet,
-        epochs=ns.epochs,
-        seed=ns.seed,
-        label_fraction=ns.label_fraction,
-        threads=ns.threads,
-        batch_size=ns.batch_size,
-        lr=ns.lr,
-        pitch_prior=ns.pitch_prior,
-        pitch_recon_grad=ns.pitch_recon_grad,
-        refit_means=ns.refit_means,
-        dec_hidden=ns.dec_hidden,
-        channels=ns.channels,
+        **{name: getattr(ns, name) for name in _FLAGS},
     )
 
 
