@@ -103,7 +103,7 @@ def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
     assert seen["/latent"] == {"XY"} and seen["/alpha"] == {"FADER"} and seen["/z"] == {"FADER"}
     assert {"/note", "/source", "/target", "/patch/load", "/status", "/panic", "/engine", "/corners"} <= set(seen)
     # Both engines, every instrument as source and target, every corner set, the first Z_DIMS dimensions.
-    assert sent["/engine"] == {(e,) for e in layouts.ENGINE_NAMES}
+    assert sent["/engine"] == {(e,) for e in layouts.ENGINES}
     for path in ("/source", "/target"):
         assert {(i,) for i in layouts.INSTRUMENTS} | {(p,) for p in layouts.PRESETS} == sent[path]
     assert sent["/corners"] == set(layouts.CORNER_SETS)
@@ -118,7 +118,7 @@ def test_touchosc_layout_pages_one_per_engine() -> None:
     (pager,) = [n for n in root.iter("node") if n.get("type") == "PAGER"]
     pages = pager.findall("children/node")
     tabs = [next(p.findtext("value") for p in g.iter("property") if p.findtext("key") == "tabLabel") for g in pages]
-    assert [g.get("type") for g in pages] == ["GROUP", "GROUP"] and tabs == list(layouts.ENGINE_NAMES)
+    assert [g.get("type") for g in pages] == ["GROUP", "GROUP"] and tabs == list(layouts.ENGINES)
     # Every control lies inside its container (frames are relative to the parent).
     for parent in root.iter("node"):
         pw, ph = _size(parent)
@@ -270,7 +270,7 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
                 constants[path].add(" ".join(args))
             else:
                 assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
-    assert constants["/engine"] == set(layouts.ENGINE_NAMES)
+    assert constants["/engine"] == set(layouts.ENGINES)
     assert set(layouts.INSTRUMENTS) <= constants["/source"] and set(layouts.INSTRUMENTS) <= constants["/target"]
     assert constants["/corners"] == {" ".join(c) for c in layouts.CORNER_SETS}
     # Sliders: their range lies inside that of the argument they end up as.

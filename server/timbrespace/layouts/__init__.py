@@ -13,7 +13,6 @@ from pathlib import Path
 from timbrespace.layouts import maxpatch, puredata, touchosc
 from timbrespace.layouts._spec import (
     CORNER_SETS,
-    ENGINE_NAMES,
     HOST,
     INSTRUMENTS,
     KEYS,
@@ -26,8 +25,9 @@ from timbrespace.layouts._spec import (
     arg,
     bounds,
 )
+from timbrespace.protocol.addresses import ENGINES
 
-__all__ = ["CORNER_SETS", "ENGINE_NAMES", "HOST", "INSTRUMENTS", "KEYS", "PORT", "PRESETS", "ROOT", "VELOCITY",
+__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "PORT", "PRESETS", "ROOT", "VELOCITY",
            "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from timbrespace.config import TimbreConfig
 from timbrespace.data.soundfont import INSTRUMENTS as _SOUNDFONT_INSTRUMENTS
-from timbrespace.protocol.addresses import BY_PATH, ENGINES, Address, Arg
+from timbrespace.protocol.addresses import BY_PATH, Address, Arg
 
 #: Presets the layouts offer as buttons (source, target, load); names in the factory banks.
 PRESETS: tuple[str, ...] = (
@@ -17,15 +18,14 @@ PRESETS: tuple[str, ...] = (
 #: Instruments the layouts offer for /source and /target (the shipped timbre model's, by name).
 INSTRUMENTS: tuple[str, ...] = tuple(s.name for s in _SOUNDFONT_INSTRUMENTS)
 #: Corner sets for /corners a b c d: the config's default first, then the other eight instruments.
-CORNER_SETS: tuple[tuple[str, str, str, str], ...] = (
-    ("flute", "trumpet", "cello", "piano"),
+_DEFAULT_CORNERS = tuple(str(c) for c in TimbreConfig().corners)
+CORNER_SETS: tuple[tuple[str, ...], ...] = (
+    _DEFAULT_CORNERS,
     ("violin", "oboe", "clarinet", "french_horn"),
     ("bassoon", "saxophone", "english_horn", "trombone"),
 )
 #: How many /z dimensions get a control (the shipped model's timbre code has 16).
 Z_DIMS = 8
-#: The engines /engine selects.
-ENGINE_NAMES: tuple[str, ...] = ENGINES
 #: The keyboard: one octave from middle C, at this velocity.
 KEYS: tuple[int, ...] = tuple(range(60, 73))
 VELOCITY = 100

@@ -15,7 +15,6 @@ from typing import Any
 
 from timbrespace.layouts._spec import (
     CORNER_SETS,
-    ENGINE_NAMES,
     HOST,
     INSTRUMENTS,
     PORT,
@@ -24,6 +23,7 @@ from timbrespace.layouts._spec import (
     address,
     bounds,
 )
+from timbrespace.protocol.addresses import ENGINES
 
 #: The port the patch's udpreceive listens on for replies.
 REPLY_PORT = 57131
@@ -143,7 +143,7 @@ def render_dict() -> dict[str, Any]:
 def _timbre(p: _Patcher, send: str, y: int) -> None:
     """The engine switch and the timbre engine's controls, from ``y`` down."""
     p.comment((20, y, 760, 20), "engine, and the timbre engine's instruments, corners and timbre code")
-    for i, engine in enumerate(ENGINE_NAMES):
+    for i, engine in enumerate(ENGINES):
         p.wire(p.message((20 + i * 130, y + 26, 120, 22), f"/engine {engine}"), send)
     # Instrument menus: umenu's middle outlet gives the chosen item's text.
     items: list[str] = []

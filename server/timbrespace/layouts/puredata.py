@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from timbrespace.layouts._spec import (
     CORNER_SETS,
-    ENGINE_NAMES,
     HOST,
     INSTRUMENTS,
     KEYS,
@@ -26,7 +25,7 @@ from timbrespace.layouts._spec import (
     Z_DIMS,
     bounds,
 )
-from timbrespace.protocol.addresses import ADDRESSES
+from timbrespace.protocol.addresses import ADDRESSES, ENGINES
 
 
 def _num(x: float) -> str:
@@ -166,7 +165,7 @@ def render_text() -> str:
 def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
     """The engine switch and the timbre engine's controls, from ``y`` down."""
     p.text(20, y, "engine, and the timbre engine's instruments (/source /target), corners and timbre code (/z)")
-    for i, engine in enumerate(ENGINE_NAMES):
+    for i, engine in enumerate(ENGINES):
         p.wire(p.msg(20 + i * 120, y + 30, f"symbol {engine}"), fmt["/engine"])
     for row, path in enumerate(("/source", "/target")):
         p.text(20, y + 64 + row * 28, path[1:])

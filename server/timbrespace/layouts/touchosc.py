@@ -16,7 +16,6 @@ import zlib
 
 from timbrespace.layouts._spec import (
     CORNER_SETS,
-    ENGINE_NAMES,
     INSTRUMENTS,
     KEYS,
     PRESETS,
@@ -25,6 +24,7 @@ from timbrespace.layouts._spec import (
     address,
     bounds,
 )
+from timbrespace.protocol.addresses import ENGINES
 
 #: The lexml version written; TouchOSC opens it and upgrades the file when it saves.
 LEXML_VERSION = "3"
@@ -212,7 +212,7 @@ def render_xml() -> str:
     """The layout document."""
     lay = _Layout()
     lay.label("title", (20, 8, 300, 30), "Timbrespace (generated from the protocol)")
-    for i, engine in enumerate(ENGINE_NAMES):
+    for i, engine in enumerate(ENGINES):
         lay.button(f"engine_{engine}", (340 + i * 120, 8, 112, 34), _tap("/engine", engine), (0.9, 0.8, 0.3),
                    f"engine {engine}")
     lay.button("panic", (600, 8, 110, 34), _tap("/panic"), (1.0, 0.3, 0.3), "panic")
