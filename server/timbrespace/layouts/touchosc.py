@@ -97,6 +97,14 @@ def _tap(path: str, *values: str | int | float) -> str:
 Frame = tuple[int, int, int, int]
 
 
+def _node(kind: str, name: str, frame: Frame, props: str = "", values: str = "", messages: str = "",
+          children: str = "") -> str:
+    """One control; its ID derives from its name, so names are unique across the document."""
+    kids = f"<children>{children}</children>" if children else ""
+    return (f"<node ID='{uuid.uuid5(_NS, name)}' type='{kind}'><properties>{_prop('s', 'name', _cdata(name))}"
+            f"{_frame(*frame)}{props}</properties><values>{values}</values><messages>{messages}</messages>{kids}</node>")
+
+
 class _Layout:
     """Nodes of one container (the root, a pager or a page); frames are relative to it."""
 
@@ -106,13 +114,7 @@ class _Layout:
 
     def node(self, kind: str, name: str, frame: Frame, props: str = "", values: str = "", messages: str = "",
              children: str = "") -> None:
-        name = self.prefix + name
-        ident = uuid.uuid5(_NS, name)
-        kids = f"<children>{children}</children>" if children else ""
-        self.nodes.append(
-            f"<node ID='{ident}' type='{kind}'><properties>{_prop('s', 'name', _cdata(name))}{_frame(*frame)}"
-            f"{props}</properties><values>{values}</values><messages>{messages}</messages>{kids}</node>"
-        )
+        self.nodes.append(_node(kind, self.prefix + name, frame, props, values, messages, children))
 
     def label(self, name: str, frame: Frame, text: str, script: str = "", size: int = 14) -> None:
         props = _prop("b", "interactive", "0") + _prop("i", "textSize", str(size)) + _color(0.8, 0.8, 0.8)
@@ -132,13 +134,11 @@ class _Layout:
     def pager(self, name: str, frame: Frame, pages: list[tuple[str, _Layout]], tabbar: int) -> None:
         """A pager whose pages are ``(tab label, layout)``, each filling the area below the tab bar."""
         w, h = frame[2], frame[3]
-        groups = []
-        for label, page in pages:
-            inner = _Layout()
-            props = _prop("s", "tabLabel", _cdata(label)) + _prop("b", "background", "0")
-            inner.node("GROUP", f"{self.prefix}{name}_{label}", (0, tabbar, w, h - tabbar), props,
-                       children="".join(page.nodes))
-            groups.extend(inner.nodes)
+        groups = [
+            _node("GROUP", f"{self.prefix}{name}_{label}", (0, tabbar, w, h - tabbar),
+                  _prop("s", "tabLabel", _cdata(label)) + _prop("b", "background", "0"), children="".join(page.nodes))
+            for label, page in pages
+        ]
         props = (_prop("b", "tabbar", "1") + _prop("b", "tabLabels", "1") + _prop("i", "tabbarSize", str(tabbar))
                  + _prop("i", "textSizeOn", "16") + _prop("i", "textSizeOff", "16"))
         self.node("PAGER", name, frame, props, children="".join(groups))
