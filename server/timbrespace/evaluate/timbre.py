@@ -449,6 +449,13 @@ def markdown(result: dict[str, Any], md_dir: Path) -> str:
             "- Training (see the model cards): the pitch encoder learns from its supervised prior alone (the "
             "reconstruction's gradient stops at z_p, which otherwise carried timbre), and the timbre means are set "
             "after every epoch to their closed-form optimum, the average posterior mean of their notes.",
+            "- Pitch: the pitch encoder reads harmonic sums of the log-mel (a fixed linear map) rather than the "
+            "log-mel, and the fixed pitch means lie on eight circles (periods 3 to 254 semitones) that use all 16 "
+            "dimensions, where the paper learns them.",
+            "- Reconstruction is scored as the analysis hears the rendered audio (each frame mixes its neighbours' "
+            "controls), the decoder sees time through smooth functions, and - outside the paper's ELBO - each "
+            "labelled note is also decoded from its instrument and pitch means and scored against itself "
+            "(the decoder learns what the means should sound like at every pitch).",
             "- Linear probes: multinomial logistic regression (L-BFGS, features centred and divided by one overall "
             "scale, small L2) on posterior means; macro F1.", ""]
     return "\n".join(out)

@@ -213,14 +213,20 @@ def timbre_gmvae_card(
         f"{config['log_hi']:.3f}]",
         f"- two encoders (pitch, timbre): 2 strided 1-D convolutions over time ({config['channels']} channels, "
         f"mels as channels) + a {config['hidden']}-unit layer, batch norm + ReLU, Gaussian heads in "
-        f"{config['latent_dim']}-D",
-        f"- priors: pitch GMM with {len(pitches)} components, sigma e^-2, supervised by the MIDI label, means "
+        f"{config['latent_dim']}-D"
         + (
-            "fixed on a pitch helix (chroma circle x height half-circle; the decoder renders exact f0, so learned "
-            "pitch means are not held apart by reconstruction and drift together)"
-            if config.get("pitch_prior", "learned") == "helix"
-            else "Xavier-initialised and learned (the paper's)"
-        )
+            "; the pitch encoder reads harmonic sums of the log-mel (12 harmonics on a half-semitone grid, "
+            "each frame's mean removed) instead of the log-mel"
+            if config.get("pitch_input", "mel") == "salience"
+            else ""
+        ),
+        f"- priors: pitch GMM with {len(pitches)} components, sigma e^-2, supervised by the MIDI label, means "
+        + {
+            "helix": "fixed on a pitch helix (chroma circle x height half-circle; the decoder renders exact f0, so "
+            "learned pitch means are not held apart by reconstruction and drift together)",
+            "circles": "fixed, one unit circle per period of 3, 4, 6, 12, 24, 48, 96 and 254 semitones (all 16 "
+            "dimensions carry pitch; learned means are not held apart by reconstruction and drift together)",
+        }.get(str(config.get("pitch_prior", "learned")), "Xavier-initialised and learned (the paper's)")
         + (
             "; the pitch encoder learns from this supervised prior alone (the reconstruction's gradient stops at "
             "z_p: with it, z_p carried timbre and sat a semitone off its pitch)"
@@ -234,13 +240,22 @@ def timbre_gmvae_card(
             else ""
         )
         + "; q(y_t|X) ~ p(y_t|z_t) for unlabelled notes (eq. (2) of the paper)",
-        f"- decoder: MLP ({config['dec_hidden']} x 2, SiLU) of (z_t, z_p, frame embedding, velocity) -> per frame "
+        f"- decoder: MLP ({config['dec_hidden']} x 2, SiLU) of (z_t, z_p, "
+        + ("16 smooth functions of log time" if config.get("time_basis") == "smooth" else "a learned vector per frame")
+        + f", velocity) -> per frame "
         f"an amplitude x a softmax over {config['n_harmonics']} harmonics (zero above Nyquist) and "
         f"{config['n_noise']} mel-spaced noise band magnitudes; trained on the first {config['dec_frames']} "
         "frames (1.5 s, note-on to note-off); later frames hold the last one",
         "- reconstruction: summed squared error between the input's normalised log-mel and the controls' expected "
         "log-mel (harmonic peaks at exact k f0 shaped by the Hann kernel, plus the noise bands, through the same "
-        "filterbank and scaling); a random subset of frames per step",
+        "filterbank and scaling; each frame mixes its neighbours' controls as the analysis window hears "
+        "amplitudes moving linearly between frames); random runs of frames per step"
+        + (
+            f"; not the paper's: each labelled note is also decoded from its instrument and pitch means and "
+            f"scored against itself, weight {train['mean_recon']:g} (decoder only)"
+            if train.get("mean_recon", 0.0)
+            else ""
+        ),
         f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
         f"{train['frames_per_step']} frames per note and step, seed {train['seed']}; "
         f"{metadata['n_weights']:,} weights",

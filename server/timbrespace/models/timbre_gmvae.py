@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from timbrespace.models.registry import register
 from timbrespace.models.timbre_features import FeatureSpec, Normaliser
-from timbrespace.models.timbre_render import SpectralRenderer, midi_to_hz, nyquist_mask
+from timbrespace.models.timbre_pitch import HarmonicSalience, pitch_circles, pitch_helix
+from timbrespace.models.timbre_render import SpectralRenderer, frame_mixing, midi_to_hz, mix_frames, nyquist_mask
 
 
 class Encoder(nn.Module):
@@ -84,10 +85,11 @@ class ElboTerms:
     kl_pitch: Tensor  # KL(q(z_p|X) || p(z_p|y_p))
     kl_timbre: Tensor  # E_q(y_t|X) KL(q(z_t|X) || p(z_t|y_t)), one-hot q for labelled notes
     kl_y: Tensor  # KL(q(y_t|X) || uniform), zero for labelled notes
+    mean_recon: Tensor  # weighted recon of the note decoded from its mixture means (0 unless asked; not the paper's)
 
     @property
     def total(self) -> Tensor:
-        return self.recon + self.kl_pitch + self.kl_timbre + self.kl_y
+        return self.recon + self.kl_pitch + self.kl_timbre + self.kl_y + self.mean_recon
 
 
 def _gauss_kl(mu: Tensor, logvar: Tensor, mu0: Tensor, logvar0: float) -> Tensor:
@@ -95,24 +97,21 @@ def _gauss_kl(mu: Tensor, logvar: Tensor, mu0: Tensor, logvar0: float) -> Tensor
     return 0.5 * torch.sum(logvar0 - logvar + (logvar.exp() + (mu - mu0).pow(2)) / math.exp(logvar0) - 1.0, dim=-1)
 
 
-def pitch_helix(pitches: Sequence[int], latent_dim: int) -> Tensor:
-    """Fixed pitch-component means: chroma on a unit circle, height on a half circle of radius 2 (MIDI 0-127).
+def smooth_time_basis(n_frames: int, size: int) -> Tensor:
+    """``(n_frames, size)`` Gaussian bumps evenly spaced in log(1 + frame / 2), one bump wide.
 
-    Why not learned means: the decoder renders harmonics at the label's exact f0, so
-    reconstruction never needs neighbouring pitch components apart, and learned means
-    drift together (validation pitch F1 0.51 from z_p with them, 80 epochs).  Here
-    semitones are 0.52 apart and octaves 0.59 (~4 sigma at sigma e^-2), the curve is
-    smooth (fractional pitches interpolate), and every point lies on a sphere, so each
-    pitch is linearly separable from the others.
+    The decoder sees time through these, so its controls are smooth functions of time:
+    fine steps through the attack (frames 0, 1, 2 are a bump apart), about 25 frames per
+    bump late in the sustain.  A free embedding per frame (``time_basis="embedding"``)
+    left ~5% frame-to-frame jitter in the harmonic amplitudes; rendered, that amplitude
+    modulation at the 86 Hz frame rate filled the valleys between harmonics by 1-3 nats.
     """
-    if latent_dim < 4:
-        raise ValueError("the pitch helix needs a latent space of at least 4 dimensions")
-    p = torch.tensor([float(x) for x in pitches], dtype=torch.float64)
-    chroma, height = 2.0 * math.pi * p / 12.0, math.pi * p / 127.0
-    out = torch.zeros(len(pitches), latent_dim, dtype=torch.float64)
-    out[:, 0], out[:, 1] = torch.cos(chroma), torch.sin(chroma)
-    out[:, 2], out[:, 3] = 2.0 * torch.cos(height), 2.0 * torch.sin(height)
-    return out.float()
+    if size < 2:
+        raise ValueError("the smooth time basis needs at least 2 functions")
+    u = torch.log1p(torch.arange(n_frames, dtype=torch.float64) / 2.0)
+    centres = torch.linspace(0.0, float(u[-1]), size, dtype=torch.float64)
+    width = float(centres[1] - centres[0])
+    return torch.exp(-0.5 * ((u.unsqueeze(1) - centres) / width) ** 2).float()
 
 
 @register("timbre-gmvae")
@@ -136,6 +135,8 @@ class TimbreGMVAE(nn.Module):
         pitch_prior: str = "helix",
         timbre_log_sigma: float = 0.0,
         pitch_recon_grad: bool = True,
+        time_basis: str = "embedding",
+        pitch_input: str = "mel",
         sample_rate: int = 22050,
         n_fft: int = 2048,
         hop: int = 256,
@@ -155,7 +156,15 @@ class TimbreGMVAE(nn.Module):
         # Fixed prior spreads (the paper's sigma e^-2 and e^0) as log variances.
         self.pitch_logvar, self.timbre_logvar = 2.0 * pitch_log_sigma, 2.0 * timbre_log_sigma
         self.timbre_encoder = Encoder(n_mels, enc_frames, channels, hidden, self.latent_dim)
-        self.pitch_encoder = Encoder(n_mels, enc_frames, channels, hidden, self.latent_dim)
+        # What the pitch encoder reads: the log-mel (the paper) or its harmonic sums (HarmonicSalience).
+        self.pitch_input = str(pitch_input)
+        self.salience: HarmonicSalience | None = None
+        if self.pitch_input == "salience":
+            self.salience = HarmonicSalience(self.spec.stft)
+        elif self.pitch_input != "mel":
+            raise ValueError(f"pitch_input {pitch_input!r}: expected 'mel' or 'salience'")
+        pitch_channels = self.salience.size if self.salience is not None else n_mels
+        self.pitch_encoder = Encoder(pitch_channels, enc_frames, channels, hidden, self.latent_dim)
         self.timbre_means = nn.Parameter(torch.empty(self.n_instruments, self.latent_dim))
         self.pitch_prior = str(pitch_prior)
         # Whether the reconstruction's gradient reaches the pitch encoder (the paper: yes).  With
@@ -165,12 +174,28 @@ class TimbreGMVAE(nn.Module):
         self.pitch_means: Tensor
         if self.pitch_prior == "helix":
             self.register_buffer("pitch_means", pitch_helix(self.pitches, self.latent_dim))
+        elif self.pitch_prior == "circles":
+            self.register_buffer("pitch_means", pitch_circles(self.pitches, self.latent_dim))
         elif self.pitch_prior == "learned":  # the paper's: Xavier-initialised, trained
             self.pitch_means = nn.Parameter(nn.init.xavier_uniform_(torch.empty(len(self.pitches), self.latent_dim)))
         else:
-            raise ValueError(f"pitch_prior {pitch_prior!r}: expected 'helix' or 'learned'")
+            raise ValueError(f"pitch_prior {pitch_prior!r}: expected 'helix', 'circles' or 'learned'")
         nn.init.xavier_uniform_(self.timbre_means)
-        self.time = nn.Embedding(dec_frames, time_dim)
+        # Time as the decoder sees it: (dec_frames, time_dim), learned per frame or fixed and smooth.
+        self.time_basis = str(time_basis)
+        self.time: nn.Embedding | None = None
+        self.time_fixed: Tensor
+        if self.time_basis == "embedding":
+            self.time = nn.Embedding(dec_frames, time_dim)
+        elif self.time_basis == "smooth":
+            self.register_buffer("time_fixed", smooth_time_basis(dec_frames, time_dim))
+        else:
+            raise ValueError(f"time_basis {time_basis!r}: expected 'embedding' or 'smooth'")
+        own, cross = frame_mixing(dec_frames, hop, n_fft)
+        self.mix_own: Tensor
+        self.mix_cross: Tensor
+        self.register_buffer("mix_own", own, persistent=False)  # derived from the spec: not in checkpoints
+        self.register_buffer("mix_cross", cross, persistent=False)
         self.decoder = nn.Sequential(
             nn.Linear(2 * self.latent_dim + time_dim + 1, dec_hidden),
             nn.SiLU(),
@@ -182,12 +207,17 @@ class TimbreGMVAE(nn.Module):
         self._tables: Tensor | None = None  # (M, H, mels), built on the first training/eval forward
         self._fast: tuple[tuple[int, ...], Tensor, Tensor, Tensor, Tensor, Tensor] | None = None  # controls()
 
+    @property
+    def time_table(self) -> Tensor:
+        """``(dec_frames, time_dim)``: row t is what the decoder reads for frame t."""
+        return self.time.weight if self.time is not None else self.time_fixed
+
     # -- encoding -----------------------------------------------------------------------------
     def encode(self, logmel: Tensor) -> Posterior:
         """Posteriors of raw log-mel ``(B, >= enc_frames, n_mels)`` (as :func:`timbre_features.logmel`)."""
         x = self.normalise(logmel[:, : self.spec.enc_frames])
         mu_t, logvar_t = self.timbre_encoder(x)
-        mu_p, logvar_p = self.pitch_encoder(x)
+        mu_p, logvar_p = self.pitch_encoder(self.salience(x) if self.salience is not None else x)
         return Posterior(mu_t, logvar_t, mu_p, logvar_p)
 
     def component_means(self) -> ComponentMeans:
@@ -218,7 +248,7 @@ class TimbreGMVAE(nn.Module):
         parts = [
             z_t.unsqueeze(1).expand(b, t, -1),
             z_p.unsqueeze(1).expand(b, t, -1),
-            self.time(frames).unsqueeze(0).expand(b, t, -1),
+            self.time_table[frames].unsqueeze(0).expand(b, t, -1),
             (velocity / 127.0).reshape(b, 1, 1).expand(b, t, 1).to(z_t.dtype),
         ]
         out = self.decoder(torch.cat(parts, dim=-1))
@@ -245,9 +275,14 @@ class TimbreGMVAE(nn.Module):
         """One frame of controls for B voices: ``(harmonic_amps[B, H], noise[B, N])``.
 
         ``pitch`` (B,) is MIDI (fractional allowed): it sets f0 for the Nyquist
-        mask and, unless ``z_p`` is given, z_p = the pitch mixture's mean.
-        ``frame_index`` (int or (B,)) counts hops from note-on; past the trained
-        window it holds the last frame (the sustain).  No gradients are kept.
+        mask and, unless ``z_p`` is given, the decoder reads the means of the
+        integer pitches either side and its outputs (log amplitudes and harmonic
+        logits) are interpolated between them.  Why not decode the interpolated
+        mean: the decoder was trained only near the means, and neighbouring means
+        lie far apart (:func:`pitch_circles`), so a bend would pass through codes
+        it never saw.  ``frame_index`` (int or (B,)) counts hops from note-on;
+        past the trained window it holds the last frame (the sustain).  No
+        gradients are kept.
         """
         with torch.inference_mode():
             b = z_t.shape[0]
@@ -255,14 +290,15 @@ class TimbreGMVAE(nn.Module):
             pitch = torch.as_tensor(pitch, dtype=torch.float32).reshape(b)
             frames = torch.as_tensor(frame_index).reshape(-1).expand(b).clamp(0, self.spec.dec_frames - 1)
             vel = torch.as_tensor(velocity, dtype=z_t.dtype).reshape(-1, 1)
-            if z_p is None:  # pitch_latent() is linear between integer pitches: interpolate its table
+            common = torch.addmm(time_tab[frames] + vel * w_v, z_t, w_t)
+            if z_p is None:  # both neighbours in one pass: rows 0..B-1 below, B..2B-1 above
                 lo = pitch.floor().clamp(0, 126)
                 i = lo.long()
-                h = torch.lerp(pitch_tab[i], pitch_tab[i + 1], (pitch - lo).clamp(0, 1).unsqueeze(1))
+                h = torch.cat([pitch_tab[i], pitch_tab[i + 1]]) + common.repeat(2, 1)
+                both = self.decoder[4](F.silu(self.decoder[2](F.silu(h))))
+                out = torch.lerp(both[:b], both[b:], (pitch - lo).clamp(0, 1).unsqueeze(1))
             else:
-                h = z_p @ w_p
-            h = torch.addmm(h + time_tab[frames] + vel * w_v, z_t, w_t)
-            out = self.decoder[4](F.silu(self.decoder[2](F.silu(h))))
+                out = self.decoder[4](F.silu(self.decoder[2](F.silu(common + z_p @ w_p))))
             f0 = 440.0 * torch.pow(2.0, (pitch - 69.0) / 12.0)
             return self._controls(out, f0)
 
@@ -275,7 +311,7 @@ class TimbreGMVAE(nn.Module):
         """
         first = self.decoder[0]
         assert isinstance(first, nn.Linear)
-        params = (first.weight, first.bias, self.time.weight, self.pitch_means)
+        params = (first.weight, first.bias, self.time_table, self.pitch_means)
         key = tuple(int(p._version) for p in params) + tuple(p.data_ptr() for p in params)
         if self._fast is None or self._fast[0] != key:
             with torch.no_grad():
@@ -283,7 +319,7 @@ class TimbreGMVAE(nn.Module):
                 w = first.weight.detach().t()  # (in, hidden)
                 w_t, w_p = w[:n].contiguous(), w[n : 2 * n].contiguous()
                 w_e, w_v = w[2 * n : -1], w[-1:] / 127.0
-                time_tab = self.time.weight.detach() @ w_e + first.bias.detach()
+                time_tab = self.time_table.detach() @ w_e + first.bias.detach()
                 midi = torch.arange(128, dtype=torch.float32, device=w.device)
                 pitch_tab = self.pitch_latent(midi) @ w_p
                 self._fast = (key, w_t, w_p, w_v.contiguous(), time_tab, pitch_tab)
@@ -310,14 +346,21 @@ class TimbreGMVAE(nn.Module):
         velocity: Tensor,
         instrument: Tensor,
         sample: bool = True,
+        mean_weight: float = 0.0,
     ) -> ElboTerms:
         """Negative-ELBO terms of a batch (eq. (2) of the paper, per note).
 
         ``logmel`` (B, dec_frames, mels) raw log-mel; the encoders read its first
         ``enc_frames``, the reconstruction is scored on frame indices ``frames``
-        (T,) and scaled by dec_frames / T (so a random subset of frames is an
-        unbiased estimate of the whole 1.5 s).  ``instrument`` (B,): label, or -1
+        (T,) and scaled by dec_frames / T (so a random subset of frames estimates
+        the whole 1.5 s).  Each scored frame is the window-weighted mix of the
+        decoded frames around it (:func:`frame_mixing`), so contiguous runs of
+        ``frames`` decode fewer frames than scattered ones.  ``instrument`` (B,): label, or -1
         for unlabelled notes, which use q(y_t|X) ~ p(y_t|z_t) at the sampled z_t.
+
+        ``mean_weight`` > 0 adds a term outside the paper's ELBO: each labelled note is also
+        decoded from its instrument's mean and its pitch's mean (controllable synthesis) and
+        scored against itself, with that weight; the gradient reaches the decoder only.
         """
         post = self.encode(logmel)
 
@@ -328,16 +371,34 @@ class TimbreGMVAE(nn.Module):
         if not self.pitch_recon_grad:  # the pitch encoder learns from its supervised prior alone
             z_p = z_p.detach()
         f0 = torch.as_tensor(midi_to_hz(np.asarray(self.pitches)), dtype=z_t.dtype, device=z_t.device)[pitch_index]
-        amps, noise = self.decode(z_t, z_p, frames, f0, velocity)
-        pred = self.render_logmel(amps, noise, pitch_index)
-        target = self.normalise(logmel[:, frames])
-        recon = (pred - target).pow(2).sum(dim=(1, 2)) * (self.spec.dec_frames / frames.shape[0])
+        labelled = instrument >= 0
+        b = z_t.shape[0]
+        rows = torch.arange(b, device=z_t.device)
+        if mean_weight > 0:  # the same notes again, from the mixture means: one decoder pass for both
+            rows = torch.cat([rows, rows[labelled]])
+            z_t = torch.cat([z_t, self.timbre_means.detach()[instrument[labelled]]])
+            z_p = torch.cat([z_p, self.pitch_means.detach()[pitch_index[labelled]]])
+        # Decode every frame the scored frames' analysis windows reach, and score what the audio would give.
+        decoded = torch.nonzero(self.mix_own[frames].sum(0) > 0).squeeze(1)
+        amps, noise = self.decode(z_t, z_p, decoded, f0[rows], velocity[rows])
+        tables = self.harmonic_tables().to(amps.device)[pitch_index[rows]]
+        power = self.renderer.mel_power_sq(
+            mix_frames(amps, decoded, frames, self.mix_own, self.mix_cross),
+            mix_frames(noise, decoded, frames, self.mix_own, self.mix_cross),
+            tables,
+        )
+        pred = self.normalise(torch.log(power + self.spec.floor))
+        target = self.normalise(logmel[:, frames])[rows]
+        sq = (pred - target).pow(2).sum(dim=(1, 2)) * (self.spec.dec_frames / frames.shape[0])
+        recon = sq[:b]
+        mean_recon = torch.zeros_like(recon)
+        if mean_weight > 0:
+            mean_recon = mean_recon.index_put((rows[b:],), mean_weight * sq[b:])
         kl_pitch = _gauss_kl(post.mu_p, post.logvar_p, self.pitch_means[pitch_index], self.pitch_logvar)
         kl_each = _gauss_kl(post.mu_t.unsqueeze(1), post.logvar_t.unsqueeze(1), self.timbre_means, self.timbre_logvar)
-        q_y = self.instrument_posterior(z_t)
-        labelled = instrument >= 0
+        q_y = self.instrument_posterior(z_t[:b])
         onehot = F.one_hot(instrument.clamp_min(0), self.n_instruments).to(q_y.dtype)
         weights = torch.where(labelled.unsqueeze(1), onehot, q_y)
         kl_timbre = (weights * kl_each).sum(-1)
         kl_y = (q_y * torch.log(q_y.clamp_min(1e-12) * self.n_instruments)).sum(-1) * (~labelled).to(q_y.dtype)
-        return ElboTerms(recon, kl_pitch, kl_timbre, kl_y)
+        return ElboTerms(recon, kl_pitch, kl_timbre, kl_y, mean_recon)

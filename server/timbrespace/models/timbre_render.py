@@ -103,6 +103,37 @@ def hann_kernel_power(nu: FloatArray, n_fft: int) -> FloatArray:
     return np.asarray(np.abs(w) ** 2)
 
 
+def frame_mixing(n_frames: int, hop: int, n_fft: int) -> tuple[Tensor, Tensor]:
+    """How each analysis frame's power mixes the controls of the frames around it: ``(own, cross)``, each (T, T).
+
+    :func:`render_audio` (and the live engine's crossfades) move a harmonic's amplitude
+    linearly from one frame centre to the next, from silence before sample 0, and hold
+    it after the last centre.  Analysed with the Hann window centred on frame t, a
+    harmonic of per-frame amplitudes ``a`` then has power (relative to a steady sine)
+    ``sum_j own[t, j] a_j^2 + 2 sum_j cross[t, j] a_j a_(j+1)``.  Why it matters: an
+    attack that rises within the 93 ms window was otherwise rendered up to 1.25 nats
+    (frame 0) louder than the expected log-mel the decoder was trained on, and the
+    evaluation's CNN recognised 6 points fewer generated notes (86% against 92%).
+    Rows sum to 1 (own + 2 cross) wherever the window lies after sample 0.
+    """
+    half = n_fft // 2
+    w2 = hann(n_fft) ** 2
+    own = np.zeros((n_frames, n_frames))
+    cross = np.zeros((n_frames, n_frames))
+    reach = half // hop + 1
+    for t in range(n_frames):
+        n = t * hop + np.arange(-half, half)
+        weight = np.where(n >= 0, w2, 0.0) / w2.sum()
+        pos = n / hop
+        lo, hi = max(0, t - reach), min(n_frames, t + reach + 1)
+        hats = np.stack([np.clip(1.0 - np.abs(pos - j), 0.0, 1.0) for j in range(lo, hi)])
+        if hi == n_frames:  # the last frame's amplitude holds (a sustained note)
+            hats[-1] = np.where(pos >= n_frames - 1, 1.0, hats[-1])
+        own[t, lo:hi] = (hats**2) @ weight
+        cross[t, lo : hi - 1] = (hats[:-1] * hats[1:]) @ weight
+    return torch.as_tensor(own, dtype=torch.float32), torch.as_tensor(cross, dtype=torch.float32)
+
+
 def nyquist_mask(f0: Tensor, n_harmonics: int, sample_rate: float) -> Tensor:
     """1 for harmonics ``k * f0`` below Nyquist, 0 above; ``f0`` of any shape, a harmonic axis appended."""
     k = torch.arange(1, n_harmonics + 1, dtype=f0.dtype, device=f0.device)
@@ -142,8 +173,23 @@ class SpectralRenderer:
 
     def mel_power(self, harmonic_amps: Tensor, noise: Tensor, tables: Tensor) -> Tensor:
         """Expected mel power ``(B, T, n_mels)`` from amps ``(B, T, H)``, noise ``(B, T, N)``, tables ``(B, H, M)``."""
-        harmonic = torch.bmm(harmonic_amps.pow(2), tables)
-        return harmonic + noise.pow(2) @ self.noise_mel.to(noise.device)
+        return self.mel_power_sq(harmonic_amps.pow(2), noise.pow(2), tables)
+
+    def mel_power_sq(self, harmonic_sq: Tensor, noise_sq: Tensor, tables: Tensor) -> Tensor:
+        """:meth:`mel_power` of squared amplitudes (or of their frame-mixed values, see :func:`mix_frames`)."""
+        return torch.bmm(harmonic_sq, tables) + noise_sq @ self.noise_mel.to(noise_sq.device)
+
+
+def mix_frames(values: Tensor, decoded: Tensor, scored: Tensor, own: Tensor, cross: Tensor) -> Tensor:
+    """Squared amplitudes as the analysis of frames ``scored`` hears them (see :func:`frame_mixing`).
+
+    ``values`` (B, D, C) are per-frame amplitudes at the sorted frame indices ``decoded`` (D,),
+    which must hold every frame the scored frames' windows reach; returns (B, S, C).
+    """
+    rows_own, rows_cross = own[scored][:, decoded], cross[scored][:, decoded[:-1]]
+    adjacent = (decoded[1:] == decoded[:-1] + 1).to(values.dtype)  # a_j a_(j+1) only where both were decoded
+    mixed = torch.einsum("sd,bdc->bsc", rows_own, values.pow(2))
+    return mixed + 2.0 * torch.einsum("sd,bdc->bsc", rows_cross * adjacent, values[:, :-1] * values[:, 1:])
 
 
 def render_audio(

@@ -10,6 +10,7 @@ Command line: ``python -m timbrespace.models.train_timbre`` (``timbrespace train
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import time
@@ -37,7 +38,7 @@ from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, 
 from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE
 
 CHECKPOINT_NAME = "timbre-gmvae.pt"
-TERMS = ("loss", "recon", "kl_pitch", "kl_timbre", "kl_y")
+TERMS = ("loss", "recon", "kl_pitch", "kl_timbre", "kl_y", "mean_recon")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrainConfig:
     lr: float = 1e-3
     label_fraction: float = 1.0
     frames_per_step: int = 32  # decoder frames scored per note and step (of 129), a fresh random set each step
+    frame_block: int = 8  # ...in runs this long: a scored frame needs its 4 neighbours each side decoded
     threads: int = 1  # on a busy 2-core machine 2 threads ran 42 s/epoch vs 5 s with 1 (spin-waiting)
     latent_dim: int = 16
     channels: int = 256  # the paper: 512; 256 halves the convolutions so CPU training fits its budget
@@ -57,9 +59,12 @@ class TrainConfig:
     dec_hidden: int = 512  # valid reconstructions the evaluation CNN recognised: 93% at 256 (160 epochs), 97% here
     n_harmonics: int = 60
     n_noise: int = 48
-    pitch_prior: str = "helix"  # or "learned" (the paper's; see timbre_gmvae.pitch_helix)
+    pitch_prior: str = "circles"  # or "helix", or "learned" (the paper's); see timbre_pitch
     pitch_recon_grad: bool = False  # the paper's True leaked timbre into z_p (see TimbreGMVAE)
     refit_means: bool = True  # timbre means set to their closed-form optimum each epoch (refit_timbre_means)
+    time_basis: str = "smooth"  # or "embedding": a free vector per frame (see timbre_gmvae.smooth_time_basis)
+    pitch_input: str = "salience"  # or "mel" (the paper's; see timbre_pitch.HarmonicSalience)
+    mean_recon: float = 1.0  # weight of decoding each note from its mixture means too (see TimbreGMVAE.forward)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,16 @@ def _tensors(
     )
 
 
+def scored_frames(n_frames: int, count: int, block: int, generator: torch.Generator) -> torch.Tensor:
+    """About ``count`` of ``n_frames`` frame indices (sorted) in runs of ``block``: the frames cut into runs
+    at a random offset, and ``ceil(count / block)`` runs drawn, so every frame is equally likely."""
+    offset = int(torch.randint(block, (1,), generator=generator))
+    cuts = sorted({0, n_frames, *range(offset, n_frames, block)})
+    runs = [torch.arange(a, b) for a, b in itertools.pairwise(cuts)]
+    pick = torch.randperm(len(runs), generator=generator)[: max(1, math.ceil(count / block))]
+    return torch.cat([runs[int(i)] for i in pick]).sort().values
+
+
 def refit_timbre_means(model: TimbreGMVAE, data: _Tensors, batch: int = 256) -> None:
     """Set each timbre mixture mean to its optimum for the ELBO's KL term, given the encoder: the
     average posterior mean of its notes (labelled notes by their label, the others weighted by
@@ -144,10 +159,12 @@ def refit_timbre_means(model: TimbreGMVAE, data: _Tensors, batch: int = 256) -> 
 
 
 def _sum_terms(t: ElboTerms) -> torch.Tensor:
-    return torch.stack([t.total.sum(), t.recon.sum(), t.kl_pitch.sum(), t.kl_timbre.sum(), t.kl_y.sum()])
+    return torch.stack(
+        [t.total.sum(), t.recon.sum(), t.kl_pitch.sum(), t.kl_timbre.sum(), t.kl_y.sum(), t.mean_recon.sum()]
+    )
 
 
-def evaluate_terms(model: TimbreGMVAE, data: _Tensors, batch: int = 128) -> dict[str, float]:
+def evaluate_terms(model: TimbreGMVAE, data: _Tensors, batch: int = 128, mean_weight: float = 0.0) -> dict[str, float]:
     """Mean negative-ELBO terms per note through the posterior means, on all decoder frames."""
     model.eval()
     frames = torch.arange(model.spec.dec_frames, device=data.logmel.device)
@@ -157,7 +174,13 @@ def evaluate_terms(model: TimbreGMVAE, data: _Tensors, batch: int = 128) -> dict
         for s in range(0, n, batch):
             sl = slice(s, s + batch)
             t = model(
-                data.logmel[sl], frames, data.pitch_index[sl], data.velocity[sl], data.instrument[sl], sample=False
+                data.logmel[sl],
+                frames,
+                data.pitch_index[sl],
+                data.velocity[sl],
+                data.instrument[sl],
+                sample=False,
+                mean_weight=mean_weight,
             )
             total += _sum_terms(t).double().cpu()
     return {k: float(v) / max(n, 1) for k, v in zip(TERMS, total, strict=True)}
@@ -243,7 +266,7 @@ def train(
     ``label_fraction``, ``threads``, ...).
     """
     cfg = TrainConfig(**options)
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.frames_per_step < 1:
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.frames_per_step < 1 or cfg.frame_block < 1:
         raise ValueError(f"invalid training settings: {cfg}")
     dd = _init_distributed()
     if dd.rank == 0:
@@ -271,6 +294,8 @@ def train(
         "n_noise": cfg.n_noise,
         "pitch_prior": cfg.pitch_prior,
         "pitch_recon_grad": cfg.pitch_recon_grad,
+        "time_basis": cfg.time_basis,
+        "pitch_input": cfg.pitch_input,
         **{k: v for k, v in asdict(notes.spec).items()},
     }
     rows: list[dict[str, float]] = []
@@ -309,9 +334,14 @@ def train(
             sums = torch.zeros(len(TERMS) + 1, dtype=torch.float64)
             for s in range(0, len(order), cfg.batch_size):
                 j = order[s : s + cfg.batch_size].to(dd.device)
-                frames = torch.randperm(n_frames, generator=frame_rng)[: cfg.frames_per_step].sort().values
+                frames = scored_frames(n_frames, cfg.frames_per_step, cfg.frame_block, frame_rng)
                 terms: ElboTerms = wrapped(
-                    tr.logmel[j], frames.to(dd.device), tr.pitch_index[j], tr.velocity[j], tr.instrument[j]
+                    tr.logmel[j],
+                    frames.to(dd.device),
+                    tr.pitch_index[j],
+                    tr.velocity[j],
+                    tr.instrument[j],
+                    mean_weight=cfg.mean_recon,
                 )
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(terms.total.mean())
@@ -324,7 +354,8 @@ def train(
             row: dict[str, float] = {"epoch": float(epoch)}
             row.update({f"train_{k}": float(v) / float(sums[-1]) for k, v in zip(TERMS, sums[:-1], strict=True)})
             if dd.rank == 0:
-                row.update({f"val_{k}": v for k, v in evaluate_terms(model, va).items()})
+                val = evaluate_terms(model, va, mean_weight=cfg.mean_recon)
+                row.update({f"val_{k}": v for k, v in val.items()})
                 row["seconds"] = time.monotonic() - started
                 rows.append(row)
                 bar.set_postfix(train=f"{row['train_loss']:.0f}", val=f"{row['val_loss']:.0f}")
@@ -393,7 +424,9 @@ def _finish(
 #: TrainConfig fields and the command-line options that set them (dest = field name).
 _FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fraction", "threads": "--threads",
           "pitch_prior": "--pitch-prior", "pitch_recon_grad": "--pitch-recon-grad", "refit_means": "--refit-means",
-          "dec_hidden": "--dec-hidden", "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr"}
+          "time_basis": "--time-basis", "pitch_input": "--pitch-input", "mean_recon": "--mean-recon",
+          "frame_block": "--frame-block", "dec_hidden": "--dec-hidden",
+          "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr"}
 
 
 def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str]) -> str:
@@ -431,7 +464,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of training notes whose instrument label is used (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=d.threads)
-    parser.add_argument("--pitch-prior", choices=("helix", "learned"), default=d.pitch_prior)
+    parser.add_argument("--pitch-prior", choices=("helix", "circles", "learned"), default=d.pitch_prior)
     parser.add_argument(
         "--pitch-recon-grad",
         action=argparse.BooleanOptionalAction,
@@ -443,6 +476,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=d.refit_means,
         help="set the timbre means to their notes' average posterior mean after each epoch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--time-basis",
+        choices=("smooth", "embedding"),
+        default=d.time_basis,
+        help="how the decoder sees time: smooth fixed functions or a learned vector per frame (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pitch-input",
+        choices=("salience", "mel"),
+        default=d.pitch_input,
+        help="what the pitch encoder reads: harmonic sums of the log-mel, or the log-mel (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mean-recon",
+        type=float,
+        default=d.mean_recon,
+        help="weight of also decoding each labelled note from its instrument and pitch means (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--frame-block",
+        type=int,
+        default=d.frame_block,
+        help="scored frames come in runs this long (default: %(default)s)",
     )
     parser.add_argument("--dec-hidden", type=int, default=d.dec_hidden, help="decoder width (default: %(default)s)")
     parser.add_argument("--channels", type=int, default=d.channels, help="encoder channels (default: %(default)s)")
