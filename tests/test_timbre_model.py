@@ -296,6 +296,11 @@ def test_encode_decode_shapes_and_component_counts() -> None:
         want = m._controls(torch.lerp(raw[0], raw[1], 0.3), torch.as_tensor(midi_to_hz([44.3]), dtype=torch.float32))
     got = m.controls(z1, torch.tensor([44.3]), 7, 63.5)
     assert torch.allclose(got[0], want[0], rtol=1e-4, atol=1e-9) and torch.allclose(got[1], want[1], rtol=1e-4)
+    # A batch mixing held and bent voices gives each what it gets alone.
+    pair = m.controls(post.mu_t[:1].expand(2, -1), torch.tensor([44.0, 44.3]), 7, 63.5)
+    alone = m.controls(z1, torch.tensor([44.0]), 7, 63.5)
+    assert torch.allclose(pair[0][1:], got[0], rtol=1e-5, atol=1e-9)
+    assert torch.allclose(pair[0][:1], alone[0], rtol=1e-5, atol=1e-9)
     # pitch latents interpolate between neighbouring components and clamp at the ends
     z = m.pitch_latent(torch.tensor([40.0, 42.5, 50.0, 90.0]))
     assert torch.allclose(z[1], 0.5 * (means.pitch[0] + means.pitch[1]))

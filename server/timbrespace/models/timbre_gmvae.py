@@ -291,16 +291,24 @@ class TimbreGMVAE(nn.Module):
             frames = torch.as_tensor(frame_index).reshape(-1).expand(b).clamp(0, self.spec.dec_frames - 1)
             vel = torch.as_tensor(velocity, dtype=z_t.dtype).reshape(-1, 1)
             common = torch.addmm(time_tab[frames] + vel * w_v, z_t, w_t)
-            if z_p is None:  # both neighbours in one pass: rows 0..B-1 below, B..2B-1 above
+            if z_p is None:
                 lo = pitch.floor().clamp(0, 126)
                 i = lo.long()
-                h = torch.cat([pitch_tab[i], pitch_tab[i + 1]]) + common.repeat(2, 1)
-                both = self.decoder[4](F.silu(self.decoder[2](F.silu(h))))
-                out = torch.lerp(both[:b], both[b:], (pitch - lo).clamp(0, 1).unsqueeze(1))
+                frac = (pitch - lo).clamp(0, 1)
+                out = self._hidden_to_out(common + pitch_tab[i])
+                bent = torch.nonzero(frac > 0).squeeze(1)  # only these need the pitch above decoded too
+                if bent.numel():
+                    above = self._hidden_to_out(common[bent] + pitch_tab[i[bent] + 1])
+                    out[bent] = torch.lerp(out[bent], above, frac[bent].unsqueeze(1))
             else:
-                out = self.decoder[4](F.silu(self.decoder[2](F.silu(common + z_p @ w_p))))
+                out = self._hidden_to_out(common + z_p @ w_p)
             f0 = 440.0 * torch.pow(2.0, (pitch - 69.0) / 12.0)
             return self._controls(out, f0)
+
+    def _hidden_to_out(self, h: Tensor) -> Tensor:
+        """The decoder after its first layer's affine map (controls() tabulates that map)."""
+        out: Tensor = self.decoder[4](F.silu(self.decoder[2](F.silu(h))))
+        return out
 
     def _first_layer(self) -> tuple[tuple[int, ...], Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The decoder's first layer split by input, with its frame and pitch terms tabulated.
