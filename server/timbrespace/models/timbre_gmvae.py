@@ -342,8 +342,12 @@ class TimbreGMVAE(nn.Module):
 
     def render_logmel(self, harmonic_amps: Tensor, noise: Tensor, pitch_index: Tensor) -> Tensor:
         """Normalised log-mel ``(B, T, mels)`` of controls; ``pitch_index`` (B,) indexes ``pitches``."""
-        tables = self.harmonic_tables().to(harmonic_amps.device)[pitch_index]
-        power = self.renderer.mel_power(harmonic_amps, noise, tables)
+        return self._logmel_of_squares(harmonic_amps.pow(2), noise.pow(2), pitch_index)
+
+    def _logmel_of_squares(self, harmonic_sq: Tensor, noise_sq: Tensor, pitch_index: Tensor) -> Tensor:
+        """:meth:`render_logmel` of squared (or frame-mixed, :func:`mix_frames`) amplitudes."""
+        tables = self.harmonic_tables().to(harmonic_sq.device)[pitch_index]
+        power = self.renderer.mel_power_sq(harmonic_sq, noise_sq, tables)
         return self.normalise(torch.log(power + self.spec.floor))
 
     def forward(
@@ -389,13 +393,11 @@ class TimbreGMVAE(nn.Module):
         # Decode every frame the scored frames' analysis windows reach, and score what the audio would give.
         decoded = torch.nonzero(self.mix_own[frames].sum(0) > 0).squeeze(1)
         amps, noise = self.decode(z_t, z_p, decoded, f0[rows], velocity[rows])
-        tables = self.harmonic_tables().to(amps.device)[pitch_index[rows]]
-        power = self.renderer.mel_power_sq(
+        pred = self._logmel_of_squares(
             mix_frames(amps, decoded, frames, self.mix_own, self.mix_cross),
             mix_frames(noise, decoded, frames, self.mix_own, self.mix_cross),
-            tables,
+            pitch_index[rows],
         )
-        pred = self.normalise(torch.log(power + self.spec.floor))
         target = self.normalise(logmel[:, frames])[rows]
         sq = (pred - target).pow(2).sum(dim=(1, 2)) * (self.spec.dec_frames / frames.shape[0])
         recon = sq[:b]
