@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from timbrespace.fsutil import atomic_write_text
+from timbrespace.models.timbre_pitch import circle_periods
 
 # Measured with `train()` on the 28 Debian amSynth 1.13.2 factory banks (baselines: 65.7 %, 0.0662).
 _ABLATION = [
@@ -224,8 +225,10 @@ def timbre_gmvae_card(
         + {
             "helix": "fixed on a pitch helix (chroma circle x height half-circle; the decoder renders exact f0, so "
             "learned pitch means are not held apart by reconstruction and drift together)",
-            "circles": "fixed, one unit circle per period of 3, 4, 6, 12, 24, 48, 96 and 254 semitones (all 16 "
-            "dimensions carry pitch; learned means are not held apart by reconstruction and drift together)",
+            "circles": "fixed, one unit circle per period of "
+            + ", ".join(f"{x:g}" for x in circle_periods(int(config["latent_dim"])))
+            + " semitones (every dimension carries pitch; learned means are not held apart by reconstruction and "
+            "drift together)",
         }.get(str(config.get("pitch_prior", "learned")), "Xavier-initialised and learned (the paper's)")
         + (
             "; the pitch encoder learns from this supervised prior alone (the reconstruction's gradient stops at "
