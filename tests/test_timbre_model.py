@@ -476,6 +476,24 @@ def test_checkpoint_round_trip_is_strict_and_sha_checked(tmp_path: Path) -> None
         load_checkpoint(path)
 
 
+def test_how_often_validation_runs_does_not_change_the_weights(manifest: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    runs = {}
+    for every in (1, 3):
+        out = tmp_path / f"every{every}"
+        kw = {"epochs": 4, "batch_size": 16, "val_every": every, **SMALL}
+        runs[every] = train(out, manifest=manifest, cache_dir=tmp_path / "cache", progress=False, **kw)
+    a, b = (load_checkpoint(p).model.state_dict() for p in (runs[1], runs[3]))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = (runs[3].parent / "loss_curve.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    val = header.index("val_loss")
+    validated = [r.split(",")[0] for r in lines[1:] if r.split(",")[val]]
+    assert validated == ["1", "3", "4"] and len(lines) == 5  # epoch 2 trained, not validated
+    with pytest.raises(ValueError, match="val_every=0, expected an integer >= 1"):
+        train(tmp_path / "bad", manifest=manifest, cache_dir=tmp_path / "cache", progress=False, val_every=0)
+
+
 def test_training_lowers_the_loss_and_writes_the_model_directory(trained: Path, manifest: Path) -> None:
     out = trained.parent
     rows = (out / "loss_curve.csv").read_text().splitlines()

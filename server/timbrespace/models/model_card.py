@@ -340,7 +340,9 @@ def write_timbre_gmvae_card(
 def write_loss_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, float]]) -> None:
     """A training run's per-epoch figures as CSV (6 significant digits), written atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    # Columns in first-seen order; a row without a figure (an epoch not validated) leaves it empty.
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
