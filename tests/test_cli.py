@@ -89,3 +89,13 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert "late_blocks" in s and data["voices"]["times_realtime"] > 0
     assert data["decode"]["cpu_batch1"]["p50_ms"] > 0
     assert "| figure |" in md.read_text()
+
+
+def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["train", "timbre-map", "--model", str(tmp_path / "none.pt")]) == 2
+    assert f"no checkpoint at {tmp_path / 'none.pt'}" in capsys.readouterr().err
+    patch = Path(__file__).resolve().parents[1] / "models" / "patch-vae" / "patch-vae.pt"
+    assert main(["train", "timbre-map", "--model", str(patch)]) == 2
+    assert "a timbre-gmvae checkpoint was expected, got 'patch-vae'" in capsys.readouterr().err
+    assert main(["train", "--epochs", "3", "timbre-map"]) == 2
+    assert "write the options after the model: timbrespace train timbre-map [options]" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
     assert seen["/latent"] == {"XY"} and seen["/alpha"] == {"FADER"} and seen["/z"] == {"FADER"}
     assert {"/note", "/source", "/target", "/patch/load", "/status", "/panic", "/engine", "/corners"} <= set(seen)
     # Both engines, every instrument as source and target, every corner set, the first Z_DIMS dimensions.
-    assert sent["/engine"] == {(e,) for e in layouts.ENGINES}
+    assert sent["/engine"] == {(e,) for e in layouts.ENGINES} and sent["/map"] == {(m,) for m in layouts.MAPS}
     for path in ("/source", "/target"):
         assert {(i,) for i in layouts.INSTRUMENTS} | {(p,) for p in layouts.PRESETS} == sent[path]
     assert sent["/corners"] == set(layouts.CORNER_SETS)
@@ -221,7 +221,7 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
                 raise AssertionError(f"unexpected widget {b['maxclass']}")
             assert in_range(path, i, lo, hi), f"{path} {decl.args[i].name}: [{lo}, {hi}]"
     assert {"/note", "/latent", "/alpha", "/source", "/target", "/patch/load", "/status", "/panic", "/engine",
-            "/corners", "/z"} <= paths
+            "/corners", "/z", "/map"} <= paths
     assert menus == {"/source": list(layouts.INSTRUMENTS), "/target": list(layouts.INSTRUMENTS)}
     assert any(b.get("text", "") == f"udpreceive {maxpatch.REPLY_PORT}" for b in boxes.values())
 
@@ -270,7 +270,7 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
                 constants[path].add(" ".join(args))
             else:
                 assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
-    assert constants["/engine"] == set(layouts.ENGINES)
+    assert constants["/engine"] == set(layouts.ENGINES) and constants["/map"] == set(layouts.MAPS)
     assert set(layouts.INSTRUMENTS) <= constants["/source"] and set(layouts.INSTRUMENTS) <= constants["/target"]
     assert constants["/corners"] == {" ".join(c) for c in layouts.CORNER_SETS}
     # Sliders: their range lies inside that of the argument they end up as.

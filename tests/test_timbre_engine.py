@@ -19,6 +19,7 @@ from timbrespace.audio.wavetable import harmonic_table
 from timbrespace.engines.base import HandlerError
 from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
+from timbrespace.models.timbre_map import fit_map
 from timbrespace.models.timbre_space import TimbreSpace, normalise_name
 from timbrespace.protocol import addresses
 
@@ -51,6 +52,16 @@ def space() -> TimbreSpace:
     torch.manual_seed(0)
     model = TimbreGMVAE(list(range(36, 97)), len(NAMES), -12.0, 2.0, channels=8, hidden=16, dec_hidden=32)
     return TimbreSpace(model, NAMES, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def mapped(space: TimbreSpace) -> TimbreSpace:
+    """The same model with a learned map fitted to codes around its instrument means."""
+    g = torch.Generator().manual_seed(0)
+    means = torch.as_tensor(space.means, dtype=torch.float32)
+    mu = means.repeat_interleave(20, 0) + 0.3 * torch.randn(20 * len(NAMES), space.latent_dim, generator=g)
+    tmap = fit_map(mu, torch.full_like(mu, -3.0), space.sigma, steps=300, seed=0).model
+    return TimbreSpace(space.model, NAMES, torch.device("cpu"), learned_map=tmap)
 
 
 def make(space: TimbreSpace, slots: int = 4) -> tuple[TimbreEngine, Link, FrameSlots, list[float]]:
@@ -189,6 +200,39 @@ def test_snapshot_round_trips_by_instrument_name(space: TimbreSpace) -> None:
     assert np.allclose(f.point(), e.point()) and f.snapshot() == snap
     f.restore({"corners": ["nope"] * 4, "alpha": "x"})  # unreadable: logged and left as it was
     assert f.snapshot() == snap
+
+
+def test_the_learned_map_places_the_point_once_chosen(mapped: TimbreSpace, space: TimbreSpace) -> None:
+    e, *_ = make(mapped)
+    call(e, "/latent", 0.2, 0.7)
+    corners = e.point()
+    call(e, "/map", "learned")
+    assert np.allclose(e.point(), mapped.map_point(0.2, 0.7)) and not np.allclose(e.point(), corners)
+    call(e, "/latent", 0.9, 0.1)  # /latent now moves over the learned map
+    assert np.allclose(e.point(), mapped.map_point(0.9, 0.1))
+    call(e, "/z", 1, 2.0)  # offsets add on top of it as on the corners
+    assert e.point()[1] == pytest.approx(mapped.map_point(0.9, 0.1)[1] + 2.0 * mapped.sigma)
+    call(e, "/alpha", 0.5)  # transfer takes over until the next /latent or /map
+    assert e.snapshot()["mode"] == "transfer"
+    call(e, "/map", "learned")
+    assert e.snapshot()["mode"] == "map" and e.snapshot()["map"] == "learned"
+    f, *_ = make(mapped)
+    f.restore(e.snapshot())
+    assert np.allclose(f.point(), e.point())
+    call(e, "/map", "corners")
+    h, *_ = make(mapped)
+    call(h, "/latent", 0.9, 0.1)
+    call(h, "/z", 1, 2.0)
+    assert np.allclose(e.point(), h.point())  # back on the corners' blend at the same xy
+    # a model without a learned map: /map learned fails with the reason, a saved choice falls back
+    g, *_ = make(space)
+    with pytest.raises(HandlerError, match="/map learned: no learned map was given"):
+        call(g, "/map", "learned")
+    g.restore(e.snapshot() | {"map": "learned"})
+    assert g.snapshot()["map"] == "corners"
+    with pytest.raises(addresses.InvalidMessage, match="/map argument 'kind': unknown map 'grid'; expected one of: "
+                       "corners, learned"):
+        addresses.lookup("/map").parse(("grid",))
 
 
 def test_frame_slots_skip_a_frame_being_written() -> None:

@@ -20,8 +20,10 @@ from timbrespace.models import registry
 from timbrespace.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from timbrespace.models.timbre_features import FeatureSpec, load_notes, logmel
 from timbrespace.models.timbre_gmvae import TimbreGMVAE, smooth_time_basis
+from timbrespace.models.timbre_map import TimbreMap
 from timbrespace.models.timbre_pitch import HarmonicSalience, pitch_circles
 from timbrespace.models.timbre_render import SpectralRenderer, frame_mixing, midi_to_hz, mix_frames, render_audio
+from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.models.train_timbre import _Tensors, labelled_mask, refit_timbre_means, scored_frames, train
 
 SR = 22050
@@ -474,6 +476,41 @@ def test_checkpoint_round_trip_is_strict_and_sha_checked(tmp_path: Path) -> None
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
         load_checkpoint(path)
+
+
+def test_training_fits_the_learned_map_beside_the_model_and_it_is_used_only_with_it(
+    trained: Path, tmp_path: Path
+) -> None:
+    out = trained.parent
+    for name in ("timbre-map.pt", "timbre-map.pt.sha256", "timbre-map.png", "TIMBRE_MAP.md"):
+        assert (out / name).is_file()
+    ck = load_checkpoint(out / "timbre-map.pt")
+    assert isinstance(ck.model, TimbreMap) and ck.metadata["parent_sha256"] == load_checkpoint(trained).sha256
+    fig = ck.metadata["figures"]
+    # This small model barely tells two of its instruments apart (means 2 sigma apart), so the border
+    # notes may flip; a map that kept nothing would be at chance (1/3). test_timbre_map fits separable ones.
+    assert fig["roundtrip_instrument_kept"] >= 0.6 and sum(fig["square_share"].values()) == pytest.approx(1.0)
+    assert min(fig["square_share"].values()) > 0.1
+    assert ck.sha256 in (out / "TIMBRE_MAP.md").read_text()
+    space = TimbreSpace.load(trained, device="cpu")
+    assert space.learned_map is not None and space.map_point(0.5, 0.5).shape == (space.latent_dim,)
+    # a map of another model is refused with the reason; the model itself still loads
+    copy = tmp_path / "m"
+    copy.mkdir()
+    for f in out.glob("timbre-gmvae.pt*"):
+        (copy / f.name).write_bytes(f.read_bytes())
+    other = ck.metadata | {"parent_sha256": "0" * 64}
+    save_checkpoint(copy / "timbre-map.pt", "timbre-map", ck.config, ck.model, other)
+    stale = TimbreSpace.load(copy / "timbre-gmvae.pt", device="cpu")
+    assert stale.learned_map is None and "fitted to another timbre model" in stale.map_error
+    with pytest.raises(ValueError, match="refit it: `timbrespace train timbre-map --model"):
+        stale.map_point(0.5, 0.5)
+    data = bytearray((copy / "timbre-map.pt").read_bytes())
+    data[-50] ^= 1
+    (copy / "timbre-map.pt").write_bytes(bytes(data))
+    assert "sha256 mismatch" in TimbreSpace.load(copy / "timbre-gmvae.pt", device="cpu").map_error
+    (copy / "timbre-map.pt").unlink()
+    assert "no learned map at" in TimbreSpace.load(copy / "timbre-gmvae.pt", device="cpu").map_error
 
 
 def test_how_often_validation_runs_does_not_change_the_weights(manifest: Path, tmp_path: Path) -> None:

@@ -856,6 +856,36 @@
       {
         "box": {
           "id": "obj-52",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            20,
+            650,
+            120,
+            22
+          ],
+          "text": "/map corners"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-53",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            150,
+            650,
+            120,
+            22
+          ],
+          "text": "/map learned"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-54",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -870,7 +900,7 @@
       },
       {
         "box": {
-          "id": "obj-53",
+          "id": "obj-55",
           "maxclass": "number",
           "numinlets": 1,
           "numoutlets": 2,
@@ -886,7 +916,7 @@
       },
       {
         "box": {
-          "id": "obj-54",
+          "id": "obj-56",
           "maxclass": "flonum",
           "numinlets": 1,
           "numoutlets": 2,
@@ -903,7 +933,7 @@
       },
       {
         "box": {
-          "id": "obj-55",
+          "id": "obj-57",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 1,
@@ -918,7 +948,7 @@
       },
       {
         "box": {
-          "id": "obj-56",
+          "id": "obj-58",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -1404,11 +1434,11 @@
       {
         "patchline": {
           "source": [
-            "obj-53",
+            "obj-52",
             0
           ],
           "destination": [
-            "obj-55",
+            "obj-2",
             0
           ]
         }
@@ -1416,11 +1446,35 @@
       {
         "patchline": {
           "source": [
-            "obj-54",
+            "obj-53",
             0
           ],
           "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
             "obj-55",
+            0
+          ],
+          "destination": [
+            "obj-57",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-56",
+            0
+          ],
+          "destination": [
+            "obj-57",
             1
           ]
         }
@@ -1428,11 +1482,11 @@
       {
         "patchline": {
           "source": [
-            "obj-55",
+            "obj-57",
             0
           ],
           "destination": [
-            "obj-56",
+            "obj-58",
             0
           ]
         }
@@ -1440,7 +1494,7 @@
       {
         "patchline": {
           "source": [
-            "obj-56",
+            "obj-58",
             0
           ],
           "destination": [

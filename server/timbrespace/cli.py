@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import timbrespace
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path)
 
     t = sub.add_parser("train", help="train a model (timbre: see `timbrespace train timbre --help`)")
-    t.add_argument("model", choices=["patch-vae", "timbre"])
+    t.add_argument("model", choices=["patch-vae", "timbre", "timbre-map"])
     t.add_argument("--out", type=Path, help="output folder (default: models/<model>)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
@@ -174,8 +174,8 @@ def _render(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     from timbrespace.models.train_patch_vae import train
 
-    if a.model == "timbre":  # main() hands `train timbre ...` over before parsing; options came first here
-        raise CliError("write the options after the model: timbrespace train timbre [options]")
+    if a.model in _OWN_OPTIONS:  # main() hands `train timbre ...` over before parsing; options came first here
+        raise CliError(f"write the options after the model: timbrespace train {a.model} [options]")
     cfg = _config(a.config)
     _logging(cfg.log_level)
     out = a.out or (Path(cfg.patch.model).parent)
@@ -187,13 +187,20 @@ def _train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _train_timbre(argv: Sequence[str]) -> int:
+#: ``train`` models whose options are their training module's own (``timbrespace train timbre --help``).
+_OWN_OPTIONS = {"timbre": "timbrespace.models.train_timbre", "timbre-map": "timbrespace.models.train_timbre_map"}
+
+
+def _train_own(model: str, argv: Sequence[str]) -> int:
     """``train timbre ...``: the options and behaviour of ``python -m timbrespace.models.train_timbre``."""
-    from timbrespace.models import train_timbre
+    import importlib
+
+    from timbrespace.models.checkpoint import CheckpointError
 
     try:
-        return train_timbre.main(argv)
-    except (ValueError, OSError) as e:
+        main: Callable[[Sequence[str]], int] = importlib.import_module(_OWN_OPTIONS[model]).main
+        return main(argv)
+    except (ValueError, OSError, CheckpointError) as e:
         raise CliError(str(e)) from None
 
 
@@ -375,9 +382,9 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["train", "timbre"]:  # its options are train_timbre's own (timbrespace train timbre --help)
+    if argv[:1] == ["train"] and argv[1:2] and argv[1] in _OWN_OPTIONS:  # see _OWN_OPTIONS
         try:
-            return _train_timbre(argv[2:])
+            return _train_own(argv[1], argv[2:])
         except CliError as e:
             print(f"timbrespace train: {e}", file=sys.stderr)
             return 2

@@ -94,6 +94,9 @@ class TimbreConfig:
     model: Path = Path("models/timbre-gmvae/timbre-gmvae.pt")
     #: Instruments at the /latent map's corners (0,0), (1,0), (0,1), (1,1): index or name.
     corners: list[str | int] = field(default_factory=lambda: ["flute", "trumpet", "cello", "piano"])
+    #: What /latent moves over at start: the corners' blend, or the learned map beside the model
+    #: (timbre-map.pt; `timbrespace train timbre-map`). A saved state's choice wins.
+    map: Literal["corners", "learned"] = "corners"
     polyphony: int = field(default=16, metadata=_rng(1, 64))
     #: Release time of a note, seconds (the model decodes held notes).
     release: float = field(default=0.3, metadata=_rng(0.005, 10.0))

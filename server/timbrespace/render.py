@@ -181,7 +181,7 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz)) if layout else None
     if tspace is not None and frames is not None:
         engines.append(TimbreEngine(tspace, link, frames, sample_rate=sr, corners=timbre_corners(cfg, tspace),
-                                    release_s=cfg.timbre.release, clock=lambda: now[0]))
+                                    map_kind=cfg.timbre.map, release_s=cfg.timbre.release, clock=lambda: now[0]))
     app = App(engines, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)

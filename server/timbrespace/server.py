@@ -134,7 +134,8 @@ async def serve(
         if tspace is not None:
             assert audio.frames is not None
             timbre = TimbreEngine(tspace, audio, audio.frames, sample_rate=audio.sample_rate,
-                                  corners=timbre_corners(cfg, tspace), release_s=cfg.timbre.release)
+                                  corners=timbre_corners(cfg, tspace), map_kind=cfg.timbre.map,
+                                  release_s=cfg.timbre.release)
             if "timbre" in saved:
                 timbre.restore(saved["timbre"])
         if "patch" in saved:

@@ -2,8 +2,10 @@
 
 Where the sound sits in timbre space is one point ``z``:
 
-* ``/latent x y``: the NSynth-Super arrangement, a bilinear blend of the four corner
-  instruments' mixture means (``/corners a b c d``: (0,0), (1,0), (0,1), (1,1));
+* ``/latent x y``: by default the NSynth-Super arrangement, a bilinear blend of the four
+  corner instruments' mixture means (``/corners a b c d``: (0,0), (1,0), (0,1), (1,1)); after
+  ``/map learned``, the code the learned 2-D map (:mod:`timbrespace.models.timbre_map`) gives
+  at that point, where every instrument has its region;
 * ``/source``, ``/target``, ``/alpha``: timbre transfer, ``z = mu_s + alpha (mu_t - mu_s)``
   (the seed paper's ``z_s + alpha (mu_t - mu_s)`` with the source at its own mean);
 * ``/z i v``: on top of either, dimension ``i`` moved by ``v`` component standard deviations.
@@ -47,7 +49,7 @@ class _Note:
 
 
 class TimbreEngine(Engine):
-    """Serves /latent, /source, /target, /alpha, /corners, /z and plays notes through the model."""
+    """Serves /latent, /map, /source, /target, /alpha, /corners, /z and plays notes through the model."""
 
     name = "timbre"
 
@@ -59,6 +61,7 @@ class TimbreEngine(Engine):
         *,
         sample_rate: float,
         corners: tuple[str, str, str, str] = ("flute", "trumpet", "cello", "piano"),
+        map_kind: str = "corners",
         release_s: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,6 +77,12 @@ class TimbreEngine(Engine):
         self.source = self.target = 0
         self.alpha = 0.0
         self.mode = "map"  # which of /latent or /source-/target-/alpha placed the point last
+        self.map_kind = "corners"
+        self._learned = np.zeros(space.latent_dim)  # the learned map's code at xy (decoded on change)
+        if map_kind == "learned" and space.learned_map is None:
+            log.warning("timbre: %s; /latent uses the corners", space.map_error)
+        else:
+            self._set_map(map_kind)
         self.offset = np.zeros(space.latent_dim)
         self._notes: dict[int, _Note] = {}  # slot -> note
         self._latest: int | None = None  # slot of the most recent note (/pitch)
@@ -90,6 +99,7 @@ class TimbreEngine(Engine):
             "/target": self._target,
             "/alpha": self._alpha,
             "/corners": self._corners,
+            "/map": self._map,
             "/z": self._z,
         }
 
@@ -99,6 +109,7 @@ class TimbreEngine(Engine):
         return {
             "engine": self.name,
             "mode": self.mode,
+            "map": self.map_kind,
             "xy": [float(v) for v in self.xy],
             "corners": [names[i] for i in self.corners],
             "source": names[self.source],
@@ -124,6 +135,12 @@ class TimbreEngine(Engine):
                 self.offset = np.clip(offset, -4.0, 4.0)
             if state.get("mode") in ("map", "transfer"):
                 self.mode = str(state["mode"])
+            kind = state.get("map", self.map_kind)
+            if kind == "learned" and self.space.learned_map is None:
+                log.warning("state: the saved map is the learned one, but %s; using the corners", self.space.map_error)
+                kind = "corners"
+            if kind in ("corners", "learned"):
+                self._set_map(str(kind))
         except (TypeError, ValueError) as e:
             log.warning("state: ignoring unreadable timbre state (%s)", e)
 
@@ -134,7 +151,9 @@ class TimbreEngine(Engine):
     def point(self) -> FloatArray:
         """The timbre code notes are decoded with now."""
         m = self.space.means
-        if self.mode == "map":
+        if self.mode == "map" and self.map_kind == "learned":
+            base = self._learned
+        elif self.mode == "map":
             x, y = self.xy
             a, b, c, d = (m[i] for i in self.corners)
             base = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
@@ -148,8 +167,22 @@ class TimbreEngine(Engine):
         except ValueError as e:
             raise HandlerError(f"{what}: {e}") from None
 
+    def _set_map(self, kind: str) -> None:
+        self.map_kind = kind
+        if kind == "learned":  # one small decode per move, not one per control tick
+            self._learned = self.space.map_point(*self.xy)
+
     def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
+        self.mode = "map"
+        self._set_map(self.map_kind)
+        return []
+
+    def _map(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+        kind = str(args[0])
+        if kind == "learned" and self.space.learned_map is None:
+            raise HandlerError(f"/map learned: {self.space.map_error}")
+        self._set_map(kind)
         self.mode = "map"
         return []
 

@@ -17,6 +17,7 @@ import torch
 
 from timbrespace.models.timbre_features import NoteSet
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
+from timbrespace.models.timbre_map import TimbreMap
 from timbrespace.models.timbre_render import noise_basis
 
 FloatArray = npt.NDArray[np.float64]
@@ -183,6 +184,30 @@ def plot_corner_map(path: Path, model: TimbreGMVAE, names: list[str], corners: l
             "instruments": placed}
 
 
+def plot_learned_map(path: Path, regions: npt.NDArray[np.int64], confidence: FloatArray, places: FloatArray,
+                     labels: npt.NDArray[np.int64], names: list[str]) -> None:
+    """The learned map: each cell coloured by its most responsible instrument (paler where that
+    instrument's posterior is lower, i.e. toward blends), with notes' places and each instrument's
+    median place."""
+    from matplotlib.colors import to_rgb
+
+    colours = np.array([to_rgb(c) for c in _colours(len(names))])
+    img = colours[regions] * confidence[..., None] + (1.0 - confidence[..., None])
+    fig = _figure(7.0, 7.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), interpolation="nearest")
+    ax.scatter(places[:, 0], places[:, 1], s=3, c="k", alpha=0.35, linewidths=0)
+    for k, name in enumerate(names):
+        if np.any(labels == k):
+            x, y = np.median(places[labels == k], axis=0)
+            ax.annotate(name, (x, y), ha="center", va="center", fontsize=8,
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="x (/latent)", ylabel="y (/latent)",
+           title="/map learned: most responsible instrument; dots: notes")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def _lognorm(values: FloatArray) -> Any:
     from matplotlib.colors import LogNorm
 
@@ -190,8 +215,9 @@ def _lognorm(values: FloatArray) -> Any:
 
 
 def write_plots(out_dir: Path, prefix: str, model: TimbreGMVAE, notes: NoteSet, zt: FloatArray,
-                va: npt.NDArray[np.intp]) -> dict[str, Any]:
-    """All three figures for one model into ``out_dir`` as ``{prefix}-space/-traversal/-map.png``."""
+                va: npt.NDArray[np.intp], learned: TimbreMap | None = None) -> dict[str, Any]:
+    """The figures for one model into ``out_dir`` as ``{prefix}-space/-traversal/-map.png``, and
+    ``{prefix}-learned-map.png`` with a learned map (``zt``: every note's posterior mean)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(notes.instruments)
     means = model.component_means().timbre.double().numpy()
@@ -204,4 +230,12 @@ def write_plots(out_dir: Path, prefix: str, model: TimbreGMVAE, notes: NoteSet, 
     show = corners  # the corner instruments span bright to dark; the same four in both plots
     trav = plot_traversal(files["traversal"], model, dim, r, names, show)
     cmap = plot_corner_map(files["map"], model, names, corners)
+    if learned is not None:
+        from timbrespace.models.train_timbre_map import region_grid
+
+        files["learned-map"] = out_dir / f"{prefix}-learned-map.png"
+        regions, best = region_grid(model, learned, 128)
+        places = learned.place(torch.as_tensor(zt[va], dtype=torch.float32)).double().numpy()
+        plot_learned_map(files["learned-map"], regions.numpy(), best.double().numpy(), places,
+                         notes.instrument[va], names)
     return {"files": {k: str(v) for k, v in files.items()}, "traversal": trav, "map": cmap}

@@ -308,7 +308,12 @@ def evaluate(
         if plots is not None:
             from timbrespace.evaluate.plots import write_plots
 
-            entry["plots"] = write_plots(plots, _prefix(path, out["models"]), model, notes, zt, va)
+            entry["plots"] = write_plots(plots, _prefix(path, out["models"]), model, notes, zt, va,
+                                         space.learned_map)
+        if space.learned_map is not None:
+            from timbrespace.models.train_timbre_map import measure
+
+            entry["learned_map"] = measure(model, space.learned_map, notes, va, tr)
         # Diagnostic: each instrument's centroid of the training notes' posterior means.
         cents = np.stack([zt[tr][notes.instrument[tr] == k].mean(0) for k in range(len(notes.instruments))])
         entry["synthesis"] = synthesis(model, notes, va, clf, settings, cents if settings.diagnostics else None)
@@ -435,6 +440,14 @@ def markdown(result: dict[str, Any], md_dir: Path) -> str:
                     f"its traversal: ![traversal]({_rel(f['traversal'], md_dir)})", "",
                     f"The /latent map ({', '.join(m['plots']['map']['corners'])} at (0,0), (1,0), (0,1), (1,1)), "
                     f"coloured by centroid, every instrument at its nearest point: ![map]({_rel(f['map'], md_dir)})"]
+        if "learned_map" in m:
+            lm = m["learned_map"]
+            out += ["", "The learned map (`/map learned`, models/timbre-gmvae/TIMBRE_MAP.md): held-out notes whose "
+                    f"instrument survives the trip through it: {_pct(lm['roundtrip_instrument_kept'])}; every "
+                    "instrument's region: " + ", ".join(f"{k} {v:.0%}" for k, v in lm["square_share"].items())
+                    + " of the square."]
+            if "learned-map" in m.get("plots", {}).get("files", {}):
+                out += ["", f"Held-out notes on it: ![learned map]({_rel(m['plots']['files']['learned-map'], md_dir)})"]
     out += ["", "## What differs from the paper", "",
             "- Data: 12 General MIDI instruments rendered from one SoundFont (22050 Hz, 2 s notes, note-off at 1.5 s, "
             "velocities 64/100/127) instead of the Studio On Line recordings; the same 12 instrument families.",

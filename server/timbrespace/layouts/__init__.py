@@ -25,9 +25,9 @@ from timbrespace.layouts._spec import (
     arg,
     bounds,
 )
-from timbrespace.protocol.addresses import ENGINES
+from timbrespace.protocol.addresses import ENGINES, MAPS
 
-__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "PORT", "PRESETS", "ROOT", "VELOCITY",
+__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "MAPS", "PORT", "PRESETS", "ROOT", "VELOCITY",
            "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
 
 

@@ -23,7 +23,7 @@ from timbrespace.layouts._spec import (
     address,
     bounds,
 )
-from timbrespace.protocol.addresses import ENGINES
+from timbrespace.protocol.addresses import ENGINES, MAPS
 
 #: The port the patch's udpreceive listens on for replies.
 REPLY_PORT = 57131
@@ -159,6 +159,9 @@ def _timbre(p: _Patcher, send: str, y: int) -> None:
         p.wire(pre, send)
     for i, names in enumerate(CORNER_SETS):
         p.wire(p.message((20, y + 90 + i * 28, 400, 22), "/corners " + " ".join(names)), send)
+    below = y + 90 + len(CORNER_SETS) * 28 + 6
+    for i, kind in enumerate(MAPS):  # what /latent moves over
+        p.wire(p.message((20 + i * 130, below, 120, 22), f"/map {kind}"), send)
     # /z: a dimension box and a value box (prior sigmas) -> pak -> prepend /z.
     ilo, _ = bounds("/z", "index")
     vlo, vhi = bounds("/z", "value")

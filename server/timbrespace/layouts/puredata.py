@@ -25,7 +25,7 @@ from timbrespace.layouts._spec import (
     Z_DIMS,
     bounds,
 )
-from timbrespace.protocol.addresses import ADDRESSES, ENGINES
+from timbrespace.protocol.addresses import ADDRESSES, ENGINES, MAPS
 
 
 def _num(x: float) -> str:
@@ -164,9 +164,12 @@ def render_text() -> str:
 
 def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
     """The engine switch and the timbre engine's controls, from ``y`` down."""
-    p.text(20, y, "engine, and the timbre engine's instruments (/source /target), corners and timbre code (/z)")
+    p.text(20, y, "engine, what /latent moves over (/map), the timbre engine's instruments (/source /target), "
+           "corners and timbre code (/z)")
     for i, engine in enumerate(ENGINES):
         p.wire(p.msg(20 + i * 120, y + 30, f"symbol {engine}"), fmt["/engine"])
+    for i, kind in enumerate(MAPS):
+        p.wire(p.msg(280 + i * 120, y + 30, f"symbol {kind}"), fmt["/map"])
     for row, path in enumerate(("/source", "/target")):
         p.text(20, y + 64 + row * 28, path[1:])
         for i, name in enumerate(INSTRUMENTS):

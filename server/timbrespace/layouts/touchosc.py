@@ -24,7 +24,7 @@ from timbrespace.layouts._spec import (
     address,
     bounds,
 )
-from timbrespace.protocol.addresses import ENGINES
+from timbrespace.protocol.addresses import ENGINES, MAPS
 
 #: The lexml version written; TouchOSC opens it and upgrades the file when it saves.
 LEXML_VERSION = "3"
@@ -195,7 +195,10 @@ def _timbre_page() -> _Layout:
             r, c = divmod(i, per_row)
             page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 22 + r * 42, bw - 4, 38), _tap(path, name),
                         (0.4, 0.7, 0.9), name.replace("_", " "), size=11)
-    page.label("corners_row", (550, 226, 450, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
+    page.label("corners_row", (550, 226, 200, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
+    for i, kind in enumerate(MAPS):  # what the pad moves over
+        page.button(f"map_{kind}", (758 + i * 124, 222, 118, 24), _tap("/map", kind), (0.3, 0.8, 0.8),
+                    f"map {kind}", size=11)
     for i, names in enumerate(CORNER_SETS):
         page.button(f"corners_{i}", (550 + i * 152, 248, 146, 56), _tap("/corners", *names), (0.8, 0.6, 0.9),
                     " ".join(n.replace("_", " ") for n in names), size=10)

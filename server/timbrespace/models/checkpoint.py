@@ -115,7 +115,7 @@ def load_checkpoint(
     """
     p = Path(path)
     if not p.exists():
-        raise CheckpointError(f"no checkpoint at {p}; train one with `timbrespace train patch-vae`")
+        raise CheckpointError(f"no checkpoint at {p}; expected a file written by `timbrespace train` (see --help)")
     source = "the expected_sha256 argument" if expected_sha256 else f"{sidecar_path(p).name}"
     expected = expected_sha256.lower() if expected_sha256 else read_sidecar(p)
     if expected is None:

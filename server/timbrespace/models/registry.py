@@ -13,7 +13,11 @@ F = TypeVar("F", bound=Factory)
 
 _FACTORIES: dict[str, Factory] = {}
 # Built-in models register on import; importing lazily keeps `import timbrespace.models` light.
-_BUILTIN_MODULES = {"patch-vae": "timbrespace.models.patch_vae", "timbre-gmvae": "timbrespace.models.timbre_gmvae"}
+_BUILTIN_MODULES = {
+    "patch-vae": "timbrespace.models.patch_vae",
+    "timbre-gmvae": "timbrespace.models.timbre_gmvae",
+    "timbre-map": "timbrespace.models.timbre_map",
+}
 
 
 def register(name: str) -> Callable[[F], F]:

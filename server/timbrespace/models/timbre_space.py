@@ -19,6 +19,7 @@ import torch
 from timbrespace.models.checkpoint import CheckpointError, load_checkpoint
 from timbrespace.models.patch_space import resolve_device
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
+from timbrespace.models.timbre_map import TimbreMap, map_path
 from timbrespace.models.timbre_render import _hz_to_mel, _mel_to_hz
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,7 +33,15 @@ def normalise_name(name: str) -> str:
 class TimbreSpace:
     """A trained timbre GMVAE and what the engine needs of it; decoding is thread-safe."""
 
-    def __init__(self, model: TimbreGMVAE, instruments: list[str], device: torch.device, sha256: str = "") -> None:
+    def __init__(
+        self,
+        model: TimbreGMVAE,
+        instruments: list[str],
+        device: torch.device,
+        sha256: str = "",
+        learned_map: TimbreMap | None = None,
+        map_error: str = "",
+    ) -> None:
         if len(instruments) != model.n_instruments:
             raise ValueError(f"{len(instruments)} instrument names for {model.n_instruments} mixture components")
         self.model = model.eval()
@@ -50,6 +59,9 @@ class TimbreSpace:
         #: Standard deviation of each instrument's mixture component (the unit of ``/z``).
         self.sigma = float(np.exp(model.timbre_logvar / 2.0))
         self.pitch_range = (min(model.pitches), max(model.pitches))
+        #: The learned 2-D map fitted to this model, if one was found; else why not.
+        self.learned_map = learned_map.eval() if learned_map is not None else None
+        self.map_error = "" if learned_map is not None else (map_error or "no learned map was given")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto",
@@ -64,7 +76,14 @@ class TimbreSpace:
         names = loaded.metadata.get("instruments")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise CheckpointError(f"{path}: the checkpoint does not name its instruments (metadata 'instruments')")
-        return cls(loaded.model, [str(n) for n in names], dev, loaded.sha256)
+        tmap, why = _load_map(Path(path), loaded.sha256, dev)
+        return cls(loaded.model, [str(n) for n in names], dev, loaded.sha256, tmap, why)
+
+    def map_point(self, x: float, y: float) -> FloatArray:
+        """The timbre code at (x, y) of the learned map; ValueError says why there is none."""
+        if self.learned_map is None:
+            raise ValueError(self.map_error)
+        return self.learned_map.point(x, y)
 
     def instrument(self, ref: int | str) -> int:
         """The index of an instrument given by index or name; ValueError says what exists."""
@@ -100,3 +119,22 @@ class TimbreSpace:
         """Where the shipped checkpoint lives."""
         return Path(__file__).resolve().parents[3] / "models" / "timbre-gmvae" / "timbre-gmvae.pt"
 
+
+def _load_map(model_path: Path, parent_sha256: str, device: torch.device) -> tuple[TimbreMap | None, str]:
+    """The learned map beside ``model_path`` if it was fitted to that model (``parent_sha256``), else why not.
+
+    A missing, altered or stale map is not fatal: the corner map still plays.
+    """
+    path = map_path(model_path)
+    if not path.exists():
+        return None, f"no learned map at {path}; fit one with `timbrespace train timbre-map --model {model_path}`"
+    try:
+        loaded = load_checkpoint(path, device=device)
+    except CheckpointError as e:
+        return None, f"learned map unusable: {e}"
+    if not isinstance(loaded.model, TimbreMap):
+        return None, f"{path}: a timbre-map checkpoint was expected, got {loaded.name!r}"
+    if loaded.metadata.get("parent_sha256") != parent_sha256:
+        return None, (f"{path} was fitted to another timbre model (sha256 {loaded.metadata.get('parent_sha256')}, "
+                      f"this one is {parent_sha256}); refit it: `timbrespace train timbre-map --model {model_path}`")
+    return loaded.model, ""

@@ -261,9 +261,13 @@ def train(
     manifest: str | os.PathLike[str] = DEFAULT_MANIFEST,
     cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
     progress: bool = True,
+    learned_map: bool = True,
     **options: Any,
 ) -> Path:
     """Train on ``manifest``'s notes (its train/valid split); return the checkpoint's path.
+
+    With ``learned_map`` the 2-D map (:mod:`timbrespace.models.train_timbre_map`) is fitted
+    to the trained model afterwards (seconds), beside it.
 
     ``options`` are :class:`TrainConfig` fields (``epochs``, ``seed``,
     ``label_fraction``, ``threads``, ...).
@@ -372,6 +376,10 @@ def train(
         if dd.rank == 0:
             model.cpu()
             _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest)
+    if dd.rank == 0 and learned_map:
+        from timbrespace.models.train_timbre_map import train_map
+
+        train_map(ckpt, manifest=manifest, cache_dir=cache_dir, seed=cfg.seed, notes=notes)
     if dd.active:
         dist.barrier()
         dist.destroy_process_group()
@@ -519,6 +527,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=d.channels, help="encoder channels (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument(
+        "--learned-map",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the learned 2-D timbre map beside the model afterwards, seconds (default: %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -530,6 +544,7 @@ def run(ns: argparse.Namespace) -> Path:
         manifest=ns.manifest,
         cache_dir=ns.cache,
         progress=not ns.quiet,
+        learned_map=ns.learned_map,
         **{name: getattr(ns, name) for name in _FLAGS},
     )
 

@@ -172,12 +172,20 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
 
 #: The engines a server can run (``/engine``); a server without the timbre model refuses it.
 ENGINES = ("patch", "timbre")
+#: What the timbre engine's ``/latent`` moves over (``/map``).
+MAPS = ("corners", "learned")
 
 
-def _check_engine(value: Value, values: tuple[Value, ...]) -> None:
-    if value not in ENGINES:
-        raise InvalidMessage(f"/engine argument 'name': unknown engine {value!r}; expected one of: "
-                             + ", ".join(ENGINES))
+Check = Callable[[Value, tuple[Value, ...]], None]
+
+
+def _one_of(address: str, arg: str, what: str, options: tuple[str, ...]) -> Check:
+    def check(value: Value, values: tuple[Value, ...]) -> None:
+        if value not in options:
+            raise InvalidMessage(f"{address} argument {arg!r}: unknown {what} {value!r}; expected one of: "
+                                 + ", ".join(options))
+
+    return check
 
 
 def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | None = None) -> Arg:
@@ -207,12 +215,13 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/panic", (), "Release every sounding note at once.", "notes"),
     # -- engines --------------------------------------------------------------------------------
     Address("/engine", (Arg("name", "str", "patch (amSynth presets) or timbre (the pitch/timbre model)",
-                            check=_check_engine),),
+                            check=_one_of("/engine", "name", "engine", ENGINES)),),
             "Select the sound engine; notes sounding on the other engine are released.", "server"),
     # -- the map ----------------------------------------------------------------------------------
     Address("/latent", (_a("x", "float", "horizontal map position", 0, 1),
                         _a("y", "float", "vertical map position", 0, 1)),
-            "Move to a point of the 2-D map (patch: the preset map; timbre: the four corners' blend); "
+            "Move to a point of the 2-D map (patch: the preset map; timbre: the corners' blend or the learned "
+            "map, see /map); "
             "sounding notes follow within a block (patch) or a control frame (timbre).", "map"),
     Address("/source", (_a("item", "ref", "patch: a preset; timbre: an instrument (index or name)"),),
             "Set the interpolation source: a preset's or an instrument's place in latent space.", "map"),
@@ -224,6 +233,10 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/corners", tuple(_a(n, "ref", f"{w} corner instrument (index or name)")
                               for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
             "Timbre engine: the four instruments the /latent map blends bilinearly.", "map", engine="timbre"),
+    Address("/map", (Arg("kind", "str", "corners (the four instruments' bilinear blend) or learned (the map "
+                             "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)",
+                         check=_one_of("/map", "kind", "map", MAPS)),),
+            "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre"),
     Address("/z", (_a("index", "int", "dimension of the timbre code", 0, 63),
                    _a("value", "float", "offset in prior standard deviations", -4, 4)),
             "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map",
