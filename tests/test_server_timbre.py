@@ -21,6 +21,7 @@ def test_engine_switch_plays_timbre_notes_at_pitch_and_persists(tmp_path: Path) 
         c.send("/engine", "timbre")
         c.sync(1)
         assert c.status()["engine"] == "timbre"
+        c.send("/map", "learned")  # the shipped map; the transfer below then places the point
         c.send("/source", "French horn")
         c.send("/alpha", 0.0)
         c.send("/note", 69, 100)
@@ -35,11 +36,15 @@ def test_engine_switch_plays_timbre_notes_at_pitch_and_persists(tmp_path: Path) 
         c.send("/corners", "flute", "tuba", 1, 2)
         fail = c.expect("/fail")
         assert "unknown instrument 'tuba'" in fail.params[1] and "french_horn" in fail.params[1]
+        c.send("/map", "grid")
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/map" and "unknown map 'grid'; expected one of: corners, learned" in fail.params[1]
         c.close()
     finally:
         assert s.stop(signal.SIGTERM) == 0
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["active"] == "timbre" and state["engines"]["timbre"]["source"] == "french_horn"
+    assert state["engines"]["timbre"]["map"] == "learned"
     audio = read_wav(out)[:, 0]
     env = np.sqrt(np.convolve(audio**2, np.ones(2400) / 2400, mode="same"))
     loud = np.flatnonzero(env > 0.2 * env.max())

@@ -105,3 +105,23 @@ def test_the_shipped_model_names_the_papers_instruments(cfg: config.Config) -> N
     space = TimbreSpace.load(cfg.timbre.model, device="cpu")
     assert space.instruments == ["piano", "violin", "cello", "english_horn", "french_horn", "trombone", "trumpet",
                                  "saxophone", "bassoon", "clarinet", "flute", "oboe"]
+    # the learned map shipped beside it was fitted to this very model
+    assert space.learned_map is not None, space.map_error
+
+
+def test_the_learned_map_plays_each_instrument_where_its_notes_lie(cfg: config.Config) -> None:
+    from timbrespace.models.checkpoint import load_checkpoint
+    from timbrespace.models.timbre_map import map_path
+
+    places = load_checkpoint(map_path(cfg.timbre.model)).metadata["figures"]["instrument_places"]
+    events = [ev(0, "/engine", "timbre"), ev(0, "/map", "learned"), ev(0, "/latent", *places["flute"]),
+              ev(0.05, "/note", 67, 100), ev(1.0, "/latent", *places["trumpet"])]
+    x = render(cfg, events, 2.0)
+    before, after = x[int(0.5 * SR) : int(1.0 * SR)], x[int(1.5 * SR) : int(2.0 * SR)]
+    ends = [render(cfg, [ev(0, "/engine", "timbre"), ev(0, "/source", i), ev(0, "/alpha", 0.0),
+                         ev(0.05, "/note", 67, 100)], 2.0) for i in ("flute", "trumpet")]
+    flute, trumpet = (e[int(0.5 * SR) : int(1.0 * SR)] for e in ends)
+    # at flute's place the held note sounds like the flute, and moves to the trumpet with the point
+    assert abs(centroid(before) - centroid(flute)) < abs(centroid(before) - centroid(trumpet))
+    assert abs(centroid(after) - centroid(ends[1][int(1.5 * SR) :])) < abs(centroid(after) - centroid(flute))
+    assert 1200 * abs(np.log2(harmonic_f0(after, 392.0) / 392.0)) < 5.0
