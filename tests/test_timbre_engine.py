@@ -210,6 +210,19 @@ def test_the_learned_map_places_the_point_once_chosen(mapped: TimbreSpace, space
     assert np.allclose(e.point(), mapped.map_point(0.2, 0.7)) and not np.allclose(e.point(), corners)
     call(e, "/latent", 0.9, 0.1)  # /latent now moves over the learned map
     assert np.allclose(e.point(), mapped.map_point(0.9, 0.1))
+    # a flood of /latent decodes the map once, when a frame needs the point
+    decodes = []
+    real = mapped.map_point
+    mapped.map_point = lambda x, y: decodes.append((x, y)) or real(x, y)  # type: ignore[method-assign]
+    try:
+        for i in range(500):
+            call(e, "/latent", i / 1000, 0.5)
+        call(e, "/latent", 0.7, 0.2)
+        assert decodes == [] and np.allclose(e.point(), real(0.7, 0.2)) and np.allclose(e.point(), e.point())
+        assert decodes == [(0.7, 0.2)]
+    finally:
+        del mapped.map_point
+    call(e, "/latent", 0.9, 0.1)
     call(e, "/z", 1, 2.0)  # offsets add on top of it as on the corners
     assert e.point()[1] == pytest.approx(mapped.map_point(0.9, 0.1)[1] + 2.0 * mapped.sigma)
     call(e, "/alpha", 0.5)  # transfer takes over until the next /latent or /map

@@ -325,6 +325,17 @@ def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
     for p in range(16):
         engine.note(48 + p, 100, 0.0)
     out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)
+    if space.learned_map is not None:  # the map point moving every tick: one map decode more
+        engine.handlers()["/map"](("learned",), 0.0)
+        move = engine.handlers()["/latent"]
+        step = iter(range(10**9))
+
+        def moving_tick() -> None:
+            k = next(step)
+            move(((k % 97) / 96.0, (k % 89) / 88.0), 0.0)
+            engine.tick(0.1)
+
+        out[f"tickmap_{device}_16"] = _timed(moving_tick, n)
     return out
 
 
@@ -498,10 +509,13 @@ def markdown(r: dict[str, Any]) -> str:
                      "timed in its worker process"))
     tb = r.get("timbre")
     if tb:
-        for key in ("decode_cpu_1", "decode_cpu_16", "tick_cpu_16", "decode_cuda_16", "tick_cuda_16"):
+        labels = {"decode": "timbre decode", "tick": "timbre tick (decode + wavetables)",
+                  "tickmap": "timbre tick, learned map point moving every tick"}
+        for key in ("decode_cpu_1", "decode_cpu_16", "tick_cpu_16", "tickmap_cpu_16", "decode_cuda_16",
+                    "tick_cuda_16", "tickmap_cuda_16"):
             if key in tb:
                 what, device, n = key.split("_")
-                label = ("timbre decode" if what == "decode" else "timbre tick (decode + wavetables)")
+                label = labels[what]
                 rows.append((f"{label}, {device}, {n} voice{'s' if n != '1' else ''}",
                              f"{tb[key]['p50_ms']:.3f} ms (p99 {tb[key]['p99_ms']:.3f})",
                              f"one frame per voice; a tick every {tb['hop_ms']:.1f} ms"))

@@ -78,11 +78,14 @@ class TimbreEngine(Engine):
         self.alpha = 0.0
         self.mode = "map"  # which of /latent or /source-/target-/alpha placed the point last
         self.map_kind = "corners"
-        self._learned = np.zeros(space.latent_dim)  # the learned map's code at xy (decoded on change)
+        # The learned map's code and the xy it was decoded at: decoded when a frame needs it and xy
+        # moved, so a flood of /latent costs one decode per control tick, not one per message (~0.1 ms).
+        self._learned = np.zeros(space.latent_dim)
+        self._learned_xy: tuple[float, float] | None = None
         if map_kind == "learned" and space.learned_map is None:
             log.warning("timbre: %s; /latent uses the corners", space.map_error)
         else:
-            self._set_map(map_kind)
+            self.map_kind = map_kind
         self.offset = np.zeros(space.latent_dim)
         self._notes: dict[int, _Note] = {}  # slot -> note
         self._latest: int | None = None  # slot of the most recent note (/pitch)
@@ -140,7 +143,7 @@ class TimbreEngine(Engine):
                 log.warning("state: the saved map is the learned one, but %s; using the corners", self.space.map_error)
                 kind = "corners"
             if kind in ("corners", "learned"):
-                self._set_map(str(kind))
+                self.map_kind = str(kind)
         except (TypeError, ValueError) as e:
             log.warning("state: ignoring unreadable timbre state (%s)", e)
 
@@ -152,6 +155,9 @@ class TimbreEngine(Engine):
         """The timbre code notes are decoded with now."""
         m = self.space.means
         if self.mode == "map" and self.map_kind == "learned":
+            if self._learned_xy != self.xy:
+                self._learned = self.space.map_point(*self.xy)
+                self._learned_xy = self.xy
             base = self._learned
         elif self.mode == "map":
             x, y = self.xy
@@ -167,22 +173,16 @@ class TimbreEngine(Engine):
         except ValueError as e:
             raise HandlerError(f"{what}: {e}") from None
 
-    def _set_map(self, kind: str) -> None:
-        self.map_kind = kind
-        if kind == "learned":  # one small decode per move, not one per control tick
-            self._learned = self.space.map_point(*self.xy)
-
     def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
         self.mode = "map"
-        self._set_map(self.map_kind)
         return []
 
     def _map(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         kind = str(args[0])
         if kind == "learned" and self.space.learned_map is None:
             raise HandlerError(f"/map learned: {self.space.map_error}")
-        self._set_map(kind)
+        self.map_kind = kind
         self.mode = "map"
         return []
 
