@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -217,3 +219,20 @@ def test_train_timbre_takes_the_training_modules_options(capsys: pytest.CaptureF
     assert main(["train", "timbre", "--manifest", "/nonexistent/manifest.json", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("timbrespace train: ") and "/nonexistent/manifest.json" in err
+
+
+def test_crepe_gives_one_answer_whatever_the_random_state(tmp_path: Path) -> None:
+    # torchcrepe dithers its bin centres from numpy's global RNG on first use; we must not.
+    code = (
+        "import sys, numpy as np\n"
+        "np.random.seed(int(sys.argv[1]))\n"
+        "from timbrespace.evaluate import pitch\n"
+        "sr, f0 = 16000, 220.0 * 2 ** (0.1 / 12)\n"
+        "t = np.arange(sr) / sr\n"
+        "x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))\n"
+        "print(repr(pitch.estimate(x, sr).cents_from(57.0)))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code, str(seed)], capture_output=True, text=True, check=True)
+            for seed in (1, 2)]
+    first, second = (float(r.stdout) for r in runs)
+    assert first == second and abs(first - 10.0) < 10.0  # the tone is 10 cents above A3

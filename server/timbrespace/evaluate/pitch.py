@@ -39,6 +39,12 @@ def _torchcrepe() -> Any:
                 del sys.modules[name]
             sys.modules["torchaudio"] = types.ModuleType("torchaudio")  # torchcrepe.load is never called here
         _crepe = importlib.import_module("torchcrepe")
+        # weighted_argmax caches its bin centres on first use from bins_to_cents(), which adds a
+        # triangular dither of +-1 bin (20 cents) drawn from numpy's unseeded global RNG: the same
+        # note measured 4.7 cents off in one process and 8.5 in the next.  The weighted average
+        # over the peak's bins already resolves below a bin, so the exact centres are set here.
+        centres = _crepe.CENTS_PER_BIN * torch.arange(_crepe.PITCH_BINS, dtype=torch.float64) + 1997.3794084376191
+        _crepe.decode.weighted_argmax.weights = centres.float()[None, :, None]
     return _crepe
 
 
