@@ -442,7 +442,8 @@ def markdown(result: dict[str, Any], md_dir: Path) -> str:
                     f"coloured by centroid, every instrument at its nearest point: ![map]({_rel(f['map'], md_dir)})"]
         if "learned_map" in m:
             lm = m["learned_map"]
-            out += ["", "The learned map (`/map learned`, models/timbre-gmvae/TIMBRE_MAP.md): held-out notes whose "
+            card = Path(m["path"]).parent / "TIMBRE_MAP.md"
+            out += ["", f"The learned map (`/map learned`, {card}): held-out notes whose "
                     f"instrument survives the trip through it: {_pct(lm['roundtrip_instrument_kept'])}; every "
                     "instrument's region: " + ", ".join(f"{k} {v:.0%}" for k, v in lm["square_share"].items())
                     + " of the square."]
