@@ -87,6 +87,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert key in s
     assert s["status_256_in_flight"]["received"] > 0
     assert "late_blocks" in s and data["voices"]["times_realtime"] > 0
+    assert sum(s["late_blocks_by_phase"].values()) == s["late_blocks"]
+    ht = data["host_timer"]
+    assert ht["wakeups"] == int(ht["seconds"] / (256 / 48000)) and 0 <= ht["over_one_block"] <= ht["wakeups"]
     assert data["decode"]["cpu_batch1"]["p50_ms"] > 0
     assert "| figure |" in md.read_text()
 

@@ -239,8 +239,20 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with _server(cfg) as (host, port):
         time.sleep(0.5)
+        # Late blocks after each phase, so a nonzero total says which load caused it.
+        phases: dict[str, int] = {}
+        seen = [0]  # "start": from the server's start to here
+
+        def phase(name: str) -> None:
+            now = _status(host, port)["late_blocks"]
+            phases[name] = now - seen[0]
+            seen[0] = now
+
+        phase("start")
         out["status_256_in_flight"] = spawn_load(host, port, in_flight=256, duration=d).to_dict()
+        phase("status_256_in_flight")
         out["status_one_at_a_time"] = spawn_load(host, port, in_flight=1, duration=d).to_dict()
+        phase("status_one_at_a_time")
         # Sustained map moves: the highest paced rate at which the server counted every message.
         sustained = []
         for rate in ((2000, 10000, 20000) if quick else (2000, 5000, 10000, 15000, 20000, 30000)):
@@ -250,6 +262,7 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
             sustained.append({"rate": rate, "sent": sent, "received": got, "lost": sent - got,
                               "drain_ms": round(drain * 1000.0, 1)})
         out["latent_sustained"] = sustained
+        phase("latent_sustained")
         # Kept up: nothing lost and the backlog gone within 100 ms of the last message.
         ok = [s["rate"] for s in sustained if s["lost"] == 0 and s["drain_ms"] <= 100.0]
         out["latent_rate_without_loss"] = max(ok) if ok else 0
@@ -258,18 +271,22 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         _paced(host, port, 200, d, "/note")
         st = _status(host, port)
         out["latency_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
+        phase("notes_200_per_s")
         _paced(host, port, 500, d, "/latent")
         st = _status(host, port)
         block_ms = 1000.0 * st["block_size"] / st["sample_rate"]
         out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["block_ms"] = round(block_ms, 4)
+        phase("latent_500_per_s")
         # Timbre notes: each note-on decodes its first frame before it is queued, and ticks decode
         # every sounding note.  4,500 notes fill the latency ring, so these percentiles are theirs.
         if st["engine"] == "patch" and _engine(host, port, "timbre"):
             _paced(host, port, 1000, 4.5, "/note")
             st = _status(host, port)
             out["latency_timbre_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
+            phase("timbre_notes_1000_per_s")
         out["late_blocks"] = st["late_blocks"]
+        out["late_blocks_by_phase"] = phases
         out["received_total"] = st["received"]
     return out
 
@@ -285,6 +302,43 @@ def _engine(host: str, port: int, name: str) -> bool:
             s.recv(65536)  # a /fail when it does not run it
             return False
     return bool(_status(host, port)["engine"] == name)
+
+
+def timer_probe(period: float, seconds: float, priority: int) -> dict[str, Any]:
+    """How late this machine wakes a sleeping thread at each block's start, as the ``null`` audio
+    backend sleeps (same period and real-time priority): the floor under the server's late blocks.
+
+    Run it in its own process (it asks for SCHED_FIFO).  A wake-up more than one block late
+    makes that block late whatever the block costs.
+    """
+    import numpy as np
+
+    from timbrespace.audio.host import _realtime
+
+    policy = _realtime(priority)
+    t0 = time.monotonic()
+    lateness = []
+    for k in range(int(seconds / period)):
+        due = t0 + k * period
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        lateness.append(time.monotonic() - due)
+    ms = np.asarray(lateness) * 1000.0
+    return {"seconds": seconds, "policy": policy, "wakeups": len(ms), "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "max_ms": round(float(ms.max()), 2), "over_one_block": int(np.sum(ms > period * 1000.0))}
+
+
+def bench_host_timer(cfg: Config, quick: bool) -> dict[str, Any]:
+    """:func:`timer_probe` in a child process, with nothing else of ours running."""
+    period = cfg.audio.block_size / cfg.audio.sample_rate
+    seconds = 10.0 if quick else 60.0
+    code = ("import json,sys\nfrom timbrespace.bench import timer_probe\n"
+            "print(json.dumps(timer_probe(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(period), str(seconds), str(cfg.audio.realtime_priority)],
+                         capture_output=True, text=True, check=True, timeout=seconds + 60)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def bench_timbre(cfg: Config, quick: bool) -> dict[str, Any] | None:
@@ -445,6 +499,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["amsynth_voices"] = bench_amsynth(cfg, quick)
     print("bench: timbre engine ...", file=sys.stderr)
     result["timbre"] = bench_timbre(cfg, quick)
+    print("bench: the host's timer ...", file=sys.stderr)
+    result["host_timer"] = bench_host_timer(cfg, quick)
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
@@ -491,7 +547,18 @@ def markdown(r: dict[str, Any]) -> str:
          f"{s['latency_latent']['p50_ms']:.2f} / {s['latency_latent']['p99_ms']:.2f} ms",
          f"p99 = {s['latency_latent']['p99_ms'] / block:.2f} blocks; decode included"),
         ("late blocks under all of the above", f"{s['late_blocks']}",
-         f"the audio process's own count, over {s['received_total']:,} messages"),
+         f"the audio process's own count, over {s['received_total']:,} messages"
+         + (" (" + ", ".join(f"{k} {v}" for k, v in s.get("late_blocks_by_phase", {}).items() if v) + ")"
+            if s["late_blocks"] else "")),
+    ]
+    ht = r.get("host_timer")
+    if ht:
+        rows += [
+            (f"host timer: wake-ups over one block late, {ht['seconds']:.0f} s idle",
+             f"{ht['over_one_block']} of {ht['wakeups']:,}",
+             f"a bare sleep loop at the audio's period ({ht['policy']}), nothing of ours running: p99 "
+             f"{ht['p99_ms']:.2f} ms, max {ht['max_ms']:.1f} ms late; each such wake-up is a late block "
+             "whatever the block costs"),
     ]
     for k, v in r["decode"].items():
         rows.append((f"patch decode, {k.replace('_', ', ')}", f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f})",
