@@ -518,7 +518,7 @@ def test_how_often_validation_runs_does_not_change_the_weights(manifest: Path, t
     runs = {}
     for every in (1, 3):
         out = tmp_path / f"every{every}"
-        kw = {"epochs": 4, "batch_size": 16, "val_every": every, **SMALL}
+        kw = {"epochs": 4, "batch_size": 16, "val_every": every, "learned_map": False, **SMALL}
         runs[every] = train(out, manifest=manifest, cache_dir=tmp_path / "cache", progress=False, **kw)
     a, b = (load_checkpoint(p).model.state_dict() for p in (runs[1], runs[3]))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -562,6 +562,7 @@ def test_training_is_deterministic_and_takes_a_label_fraction(manifest: Path, tm
         "epochs": 2,
         "batch_size": 16,
         "label_fraction": 0.25,
+        "learned_map": False,
         **SMALL,
     }
     a, b = train(tmp_path / "a", **kw), train(tmp_path / "b", **kw)
@@ -598,4 +599,6 @@ def test_torchrun_trains_with_two_processes(manifest: Path, tmp_path: Path) -> N
     assert res.returncode == 0, res.stdout + res.stderr
     ck = load_checkpoint(tmp_path / "ddp" / "timbre-gmvae.pt")
     assert ck.metadata["training"]["world_size"] == 2
+    # rank 0 fits the learned map while the other rank waits at the barrier
+    assert load_checkpoint(tmp_path / "ddp" / "timbre-map.pt").metadata["parent_sha256"] == ck.sha256
     assert (tmp_path / "ddp" / "MODEL_CARD.md").is_file()
