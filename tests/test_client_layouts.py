@@ -135,6 +135,15 @@ def test_touchosc_layout_pages_one_per_engine() -> None:
                     assert not (ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah), (_name(a), _name(b))
 
 
+def test_touchosc_controls_are_big_enough_for_a_finger() -> None:
+    # 44 pt is Apple's minimum hit target; an iPad lays out the 1024 x 768 layout one point a unit.
+    root = ET.fromstring(zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode())
+    touchable = [n for n in root.iter("node") if n.get("type") in ("BUTTON", "FADER", "XY")]
+    assert len(touchable) >= 80  # the top bar, both pages' pads, faders, keys and buttons
+    small = {_name(n): _size(n) for n in touchable if min(_size(n)) < 44}
+    assert not small, small
+
+
 def _frame(node: ET.Element) -> tuple[float, float, float, float]:
     (f,) = [p for p in node.findall("properties/property") if p.findtext("key") == "frame"]
     return tuple(float(f.findtext(f"value/{k}") or "nan") for k in "xywh")  # type: ignore[return-value]

@@ -153,6 +153,9 @@ class _Layout:
 #: The pager's tab bar height, and where the pager starts below the top bar.
 TABBAR = 40
 PAGER_TOP = 80
+#: The smallest side of anything a finger presses: 44 pt, Apple's minimum hit target, which an
+#: iPad's 1024 x 768 points lay out one to one.
+TOUCH = 44
 
 
 def _map_alpha_keys(page: _Layout) -> None:
@@ -189,38 +192,38 @@ def _timbre_page() -> _Layout:
     _map_alpha_keys(page)
     per_row, bw = 6, 76
     for block, path in enumerate(("/source", "/target")):
-        y = 10 + block * 108
-        page.label(f"{path[1:]}_row", (550, y, 450, 20), f"{path} (instrument)")
+        y = 4 + block * 112
+        page.label(f"{path[1:]}_row", (550, y, 450, 18), f"{path} (instrument)")
         for i, name in enumerate(INSTRUMENTS):
             r, c = divmod(i, per_row)
-            page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 22 + r * 42, bw - 4, 38), _tap(path, name),
+            page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 18 + r * 46, bw - 4, TOUCH), _tap(path, name),
                         (0.4, 0.7, 0.9), name.replace("_", " "), size=11)
-    page.label("corners_row", (550, 226, 200, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
+    page.label("corners_row", (550, 240, 200, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
     for i, kind in enumerate(MAPS):  # what the pad moves over
-        page.button(f"map_{kind}", (758 + i * 124, 222, 118, 24), _tap("/map", kind), (0.3, 0.8, 0.8),
-                    f"map {kind}", size=11)
+        page.button(f"map_{kind}", (758 + i * 124, 228, 118, TOUCH), _tap("/map", kind), (0.3, 0.8, 0.8),
+                    f"map {kind}", size=12)
     for i, names in enumerate(CORNER_SETS):
-        page.button(f"corners_{i}", (550 + i * 152, 248, 146, 56), _tap("/corners", *names), (0.8, 0.6, 0.9),
+        page.button(f"corners_{i}", (550 + i * 152, 276, 146, TOUCH), _tap("/corners", *names), (0.8, 0.6, 0.9),
                     " ".join(n.replace("_", " ") for n in names), size=10)
     zlo, zhi = bounds("/z", "value")
-    page.label("z_row", (550, 314, 450, 20), f"/z: timbre code dimensions 0-{Z_DIMS - 1} ({zlo:g} to {zhi:g} sigma)")
+    page.label("z_row", (550, 324, 450, 20), f"/z: timbre code dimensions 0-{Z_DIMS - 1} ({zlo:g} to {zhi:g} sigma)")
     fw = 450 // Z_DIMS
     for i in range(Z_DIMS):
         msg = osc_message("/z", [const("/z", 0, i), var("/z", 1, "x")], [("x", "ANY")])
-        page.node("FADER", f"z_{i}", (550 + i * fw, 336, fw - 6, 104), _color(0.9, 0.5, 0.7), messages=msg)
+        page.node("FADER", f"z_{i}", (550 + i * fw, 346, fw - 6, 94), _color(0.9, 0.5, 0.7), messages=msg)
     return page
 
 
 def render_xml() -> str:
     """The layout document."""
     lay = _Layout()
-    lay.label("title", (20, 8, 300, 30), "Timbrespace (generated from the protocol)")
+    lay.label("title", (20, 11, 300, 30), "Timbrespace (generated from the protocol)")
     for i, engine in enumerate(ENGINES):
-        lay.button(f"engine_{engine}", (340 + i * 120, 8, 112, 34), _tap("/engine", engine), (0.9, 0.8, 0.3),
+        lay.button(f"engine_{engine}", (340 + i * 120, 4, 112, TOUCH), _tap("/engine", engine), (0.9, 0.8, 0.3),
                    f"engine {engine}")
-    lay.button("panic", (600, 8, 110, 34), _tap("/panic"), (1.0, 0.3, 0.3), "panic")
-    lay.button("status", (720, 8, 110, 34), _tap("/status"), (0.6, 0.6, 0.6), "status")
-    lay.label("status_display", (20, 46, WIDTH - 40, 28), "press status", STATUS_SCRIPT, size=11)
+    lay.button("panic", (600, 4, 110, TOUCH), _tap("/panic"), (1.0, 0.3, 0.3), "panic")
+    lay.button("status", (720, 4, 110, TOUCH), _tap("/status"), (0.6, 0.6, 0.6), "status")
+    lay.label("status_display", (20, 52, WIDTH - 40, 26), "press status", STATUS_SCRIPT, size=11)
     lay.pager("pages", (0, PAGER_TOP, WIDTH, HEIGHT - PAGER_TOP),
               [("patch", _patch_page()), ("timbre", _timbre_page())], TABBAR)
     return lay.render()
