@@ -44,6 +44,11 @@ def test_committed_layouts_equal_the_generator_output() -> None:
 def test_the_module_entry_point_checks_for_drift() -> None:
     out = subprocess.run([sys.executable, "-m", "timbrespace.layouts", "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+    # A mistyped flag is refused before anything is written, not taken as "write them all".
+    before = {rel: (ROOT / rel).stat().st_mtime_ns for rel in layouts.outputs()}
+    bad = subprocess.run([sys.executable, "-m", "timbrespace.layouts", "--chek"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--chek" in bad.stderr and not bad.stdout, bad.stdout + bad.stderr
+    assert {rel: (ROOT / rel).stat().st_mtime_ns for rel in layouts.outputs()} == before
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:

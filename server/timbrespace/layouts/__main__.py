@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from timbrespace.layouts import stale, write_all
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the layouts; with ``--check`` only report (exit 1) those that differ."""
-    args = sys.argv[1:] if argv is None else argv
-    if "--check" in args:
+    parser = argparse.ArgumentParser(
+        prog="python -m timbrespace.layouts",
+        description="Regenerate the TouchOSC, Max and Pure Data layouts in clients/ from the address declaration.",
+    )
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; list the committed layouts that differ and exit 1 if any do")
+    args = parser.parse_args(argv)
+    if args.check:
         bad = stale()
         for rel in bad:
             print(f"out of date: {rel} (run python -m timbrespace.layouts)")
@@ -21,4 +27,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
