@@ -291,6 +291,7 @@ def _compare(a: argparse.Namespace) -> int:
     import numpy as np
 
     from timbrespace.fidelity import compare, reference
+    from timbrespace.fsutil import atomic_write_text
     from timbrespace.patch.library import PresetLibrary
 
     cfg = _config(a.config)
@@ -326,7 +327,7 @@ def _compare(a: argparse.Namespace) -> int:
             compare.plot(ident, a.plot)
             print(f"wrote {a.plot}")
     if a.out_json is not None:
-        a.out_json.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        atomic_write_text(a.out_json, json.dumps(report, indent=2, default=float) + "\n")
         print(f"wrote {a.out_json}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from timbrespace.fsutil import atomic_write_bytes
 from timbrespace.layouts import maxpatch, puredata, touchosc
 from timbrespace.layouts._spec import (
     CORNER_SETS,
@@ -46,7 +47,7 @@ def write_all(root: Path = ROOT) -> list[Path]:
     for rel, render in outputs().items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(render())
+        atomic_write_bytes(path, render())  # an editor never opens half a layout
         written.append(path)
     return written
 

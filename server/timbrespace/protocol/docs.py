@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import timbrespace
+from timbrespace.fsutil import atomic_write_text
 from timbrespace.patch import params
 from timbrespace.protocol import addresses
 
@@ -66,7 +67,7 @@ def render() -> str:
 def main() -> int:
     """Write docs/protocol.md (or the path given)."""
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "docs/protocol.md"
-    path.write_text(render(), encoding="utf-8")
+    atomic_write_text(path, render())
     print(f"wrote {path}")
     return 0
 
