@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,16 @@ def test_every_address_is_documented_once() -> None:
     for a in addresses.ADDRESSES:
         assert a.doc and a.path.startswith("/")
         assert all(arg.doc for arg in a.args)
+
+
+def test_protocol_docs_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert docs.main([str(tmp_path / "protocol.md")]) == 0
+    assert (tmp_path / "protocol.md").read_text(encoding="utf-8") == docs.render()
+    # An option it does not know is refused, not taken for a file name to write.
+    with pytest.raises(SystemExit) as exit_:
+        docs.main(["--bogus"])
+    assert exit_.value.code == 2 and "--bogus" in capsys.readouterr().err
+    assert not Path("--bogus").exists()
 
 
 def test_protocol_md_is_generated_from_the_declaration() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import timbrespace
@@ -64,13 +64,17 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Write docs/protocol.md (or the path given)."""
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "docs/protocol.md"
+    parser = argparse.ArgumentParser(prog="python -m timbrespace.protocol.docs",
+                                     description="Write the protocol reference generated from the address declaration.")
+    parser.add_argument("path", nargs="?", type=Path, default=Path(__file__).resolve().parents[3] / "docs/protocol.md",
+                        help="where to write it (default: docs/protocol.md in the repository)")
+    path = parser.parse_args(argv).path
     atomic_write_text(path, render())
     print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
