@@ -46,7 +46,6 @@ def write_all(root: Path = ROOT) -> list[Path]:
     written = []
     for rel, render in outputs().items():
         path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, render())  # an editor never opens half a layout
         written.append(path)
     return written
