@@ -61,10 +61,14 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
 # -- TouchOSC ----------------------------------------------------------------------------------
 
 
+def tosc_xml() -> str:
+    """The committed .tosc, decompressed."""
+    return zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode("utf-8")
+
+
 def tosc_messages() -> list[tuple[str, str, ET.Element]]:
     """(control type, control name, <osc> element) for every OSC message in the .tosc."""
-    raw = (ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()
-    root = ET.fromstring(zlib.decompress(raw).decode("utf-8"))
+    root = ET.fromstring(tosc_xml())
     assert root.tag == "lexml" and root.get("version") == touchosc.LEXML_VERSION
     (top,) = list(root)
     assert top.tag == "node" and top.get("type") == "GROUP"
@@ -119,7 +123,7 @@ def test_touchosc_layout_sends_only_declared_messages_in_range() -> None:
 
 
 def test_touchosc_layout_pages_one_per_engine() -> None:
-    root = ET.fromstring(zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode())
+    root = ET.fromstring(tosc_xml())
     (pager,) = [n for n in root.iter("node") if n.get("type") == "PAGER"]
     pages = pager.findall("children/node")
     tabs = [next(p.findtext("value") for p in g.iter("property") if p.findtext("key") == "tabLabel") for g in pages]
@@ -142,7 +146,7 @@ def test_touchosc_layout_pages_one_per_engine() -> None:
 
 def test_touchosc_controls_are_big_enough_for_a_finger() -> None:
     # 44 pt is Apple's minimum hit target; an iPad lays out the 1024 x 768 layout one point a unit.
-    root = ET.fromstring(zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode())
+    root = ET.fromstring(tosc_xml())
     touchable = [n for n in root.iter("node") if n.get("type") in ("BUTTON", "FADER", "XY")]
     assert len(touchable) >= 80  # the top bar, both pages' pads, faders, keys and buttons
     small = {_name(n): _size(n) for n in touchable if min(_size(n)) < 44}
@@ -171,7 +175,7 @@ def test_layout_instruments_are_the_shipped_models() -> None:
 
 
 def test_touchosc_status_display_handles_the_declared_replies() -> None:
-    xml = zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()).decode()
+    xml = tosc_xml()
     assert BY_PATH["/status"].reply == "/status.reply"
     assert "'/status.reply'" in touchosc.STATUS_SCRIPT and "'/fail'" in touchosc.STATUS_SCRIPT
     assert "onReceiveOSC" in xml
