@@ -177,6 +177,33 @@ def read_wav(path: Path) -> Any:
     return audio.reshape(-1, channels)
 
 
+def spectrum_db(audio: Any, frame: int = 4096) -> Any:
+    """Long-term magnitude spectrum of the mono mix in dB: mean over Hann frames, half overlapped."""
+    import numpy as np
+
+    mono = np.asarray(audio, np.float64)
+    mono = mono.mean(axis=1) if mono.ndim == 2 else mono
+    hop = frame // 2
+    starts = range(0, max(1, mono.size - frame + 1), hop)
+    window = np.hanning(frame)
+    mags = [np.abs(np.fft.rfft(np.resize(mono[s : s + frame], frame) * window)) for s in starts]
+    return 20 * np.log10(np.mean(mags, axis=0) + 1e-12)
+
+
+def assert_same_spectrum(a: Any, b: Any, within_db: float, floor_db: float = 60.0) -> None:
+    """``a`` and ``b`` sound the same: spectra equal within ``within_db`` wherever either is less
+    than ``floor_db`` below the louder's peak (below that, rounding noise has no pitch or timbre).
+    """
+    import numpy as np
+
+    sa, sb = spectrum_db(a), spectrum_db(b)
+    top = max(float(sa.max()), float(sb.max()))
+    assert top > -60.0, "both signals are silent: nothing to compare"
+    heard = np.maximum(sa, sb) > top - floor_db
+    worst = float(np.abs(sa - sb)[heard].max())
+    assert worst <= within_db, f"spectra differ by {worst:.2f} dB (allowed {within_db} dB)"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     """One server for a whole test module."""
