@@ -10,6 +10,7 @@ import glob
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("PYO_GUI_WX", "0")
 
@@ -371,10 +372,23 @@ def test_noise_lfo_on_a_resonant_cutoff_near_nyquist_stays_finite() -> None:
     assert np.isfinite(x).all() and np.abs(x).max() > 0.05
 
 
-# -- costs (generous bounds: the numbers for the report come from bench) -------------------------
+# -- costs ------------------------------------------------------------------------------------
+# The figures are the bench's (`timbrespace bench`). These tests check what the costs rest on
+# (parked voices compute nothing, an unchanged patch touches nothing) and, in CPU time, which
+# waiting for a shared core does not inflate, bounds an order of magnitude from what is measured.
+
+BLOCK_S = BS / SR
 
 
-def test_eight_held_voices_render_much_faster_than_real_time() -> None:
+def cpu_per_call(fn: Any, n: int) -> float:
+    """CPU seconds per call of ``fn``: the process's CPU clock, not the wall clock."""
+    t = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - t) / n
+
+
+def test_eight_held_voices_render_faster_than_real_time_and_parked_ones_compute_nothing() -> None:
     v = patch(osc1_waveform=2, osc2_waveform=1, filter_cutoff=0.3, filter_env_amount=4, filter_resonance=0.4,
               lfo_freq=2.0, freq_mod_amount=1.05, filter_mod_amount=0, reverb_wet=0.3, distortion_crunch=0.2)
     with OfflineRenderer(SR, BS, 2) as r:
@@ -384,25 +398,24 @@ def test_eight_held_voices_render_much_faster_than_real_time() -> None:
             s.note_on(48 + 3 * i, 100)
         for _ in range(10):
             r.process_block()
-        n = 400
-        t = time.perf_counter()
-        for _ in range(n):
-            r.process_block()
-        held = (time.perf_counter() - t) / n
-        assert s.active_voices == 8
+        assert s.active_voices == 8 and all(voice.running() > 0 for voice in s.voices)
+        held = cpu_per_call(r.process_block, 200)
         s.all_notes_off()
-        for _ in range(10):
+        for _ in range(400):  # the longest release here is well under 2 s
             r.process_block()
-        t = time.perf_counter()
-        for _ in range(n):
-            r.process_block()
-        idle = (time.perf_counter() - t) / n
+            if s.active_voices == 0:
+                break
+        assert s.active_voices == 0
+        assert [voice.running() for voice in s.voices] == [0] * 8  # parked voices stop every object
         s.close()
-    assert BS / SR / held > 5  # ~17x measured on one core; leave room for a loaded machine
-    assert idle < held / 3  # parked voices stop all their objects
+    # Twice real time in CPU: an order of magnitude under the bench's figure, yet a synth that
+    # rendered its parked voices or ran far slower than amSynth would fail it.
+    assert BLOCK_S / held > 2, f"8 voices took {held / BLOCK_S:.2f} blocks of CPU per block"
 
 
-def test_set_patch_and_note_on_are_cheap() -> None:
+def test_set_patch_and_note_on_fit_in_a_block_and_an_unchanged_patch_touches_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     chosen = presets()[:60] or [patch(osc1_waveform=w % 3) for w in range(60)]
     with OfflineRenderer(SR, BS, 2) as r:
         s = PatchSynth(polyphony=8, sample_rate=SR)
@@ -411,21 +424,20 @@ def test_set_patch_and_note_on_are_cheap() -> None:
         r.process_block()
         costs = []
         for v in chosen:
-            t = time.perf_counter()
-            s.set_patch(v)
-            costs.append(time.perf_counter() - t)
+            costs.append(cpu_per_call(lambda v=v: s.set_patch(v), 1))
             r.process_block()
-        t = time.perf_counter()
-        s.set_patch(chosen[-1])
-        unchanged = time.perf_counter() - t
+        applied: list[object] = []
+        monkeypatch.setattr(s, "_apply", applied.append)
+        s.set_patch(chosen[-1].copy())
+        assert applied == []  # the same values again: nothing reaches pyo
+        monkeypatch.undo()
         s.all_notes_off()
         for _ in range(20):
             r.process_block()
-        t = time.perf_counter()
-        s.note_on(60, 100)
-        note_on = time.perf_counter() - t
+        note_on = cpu_per_call(lambda: s.note_on(60, 100), 1)
         s.close()
-    assert np.median(costs) < 2e-3 and unchanged < 2e-4 and note_on < 2e-3
+    # A patch change or a note must never cost the audio a whole block (the bench has the figures).
+    assert np.median(costs) < BLOCK_S and note_on < BLOCK_S
 
 
 # -- the offline renderer ----------------------------------------------------------------------

@@ -318,6 +318,11 @@ class Voice:
                 for o in self._sources[name]:
                     o.play()
 
+    def running(self) -> int:
+        """How many of the voice's pyo objects are computing (a parked voice: none)."""
+        groups = [self._always, *self._sources.values()]
+        return sum(1 for group in groups for o in group if o._getStream().isPlaying())
+
     def stop_all(self) -> None:
         """Stop every object of the voice: a silent voice then costs almost nothing."""
         for o in self._always:
