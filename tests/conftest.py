@@ -24,6 +24,32 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 os.environ.setdefault("PYO_GUI_WX", "0")
 
+#: torch's and numpy's threads for the whole run, in this process and in every server the tests
+#: start. The numeric claims must hold whatever reductions and kernels the count picks, so
+#: ``make test-threads`` reruns the numeric tests at 2 (see tests/README.md).
+THREADS = int(os.environ.get("TIMBRESPACE_TEST_THREADS", "1"))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)  # servers and tools the tests start
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pin torch's and numpy's thread counts to THREADS for the run.
+
+    Code under test asks torch for its configured count (``inference.threads``, usually 1); the
+    pin overrides every such request, so a run at 2 threads really computes with 2.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    set_threads = torch.set_num_threads
+    set_threads(THREADS)
+    torch.set_num_threads = lambda n: set_threads(THREADS)  # type: ignore[assignment]
+    config._timbrespace_blas = threadpool_limits(THREADS)  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"timbrespace: torch and numpy at {THREADS} thread(s) (TIMBRESPACE_TEST_THREADS)"
+
 READY = re.compile(r"ready: udp://(?P<host>[^:]+):(?P<port>\d+) tcp://")
 
 
@@ -109,6 +135,7 @@ def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
     """A config for tests: loopback, any free port, no audio device, files under tmp."""
     data: dict[str, Any] = {
         "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False},
+        "inference": {"threads": THREADS},
         "audio": {"backend": "null"},
         "patch": {"user_bank": str(tmp / "user.amSynth.bank")},
         "state": {"path": str(tmp / "state.json")},

@@ -21,6 +21,8 @@ from timbrespace.audio.additive import AdditiveSynth
 from timbrespace.audio.offline import OfflineRenderer
 from timbrespace.audio.wavetable import harmonic_table
 
+pytestmark = pytest.mark.numeric
+
 SR = 48000
 BS = 256
 CENTRES = np.geomspace(100.0, 16000.0, 24)

@@ -18,7 +18,8 @@ from timbrespace.data.fluid import FluidRenderer
 from timbrespace.data.soundfont import DEFAULT_SOUNDFONT, INSTRUMENTS, DataError
 from timbrespace.data.split import split_groups
 
-pytestmark = pytest.mark.skipif(not DEFAULT_SOUNDFONT.is_file(), reason="apt-get install fluid-soundfont-gm")
+pytestmark = [pytest.mark.numeric,
+              pytest.mark.skipif(not DEFAULT_SOUNDFONT.is_file(), reason="apt-get install fluid-soundfont-gm")]
 
 SR = 22050
 INSTR = ["violin", "flute"]

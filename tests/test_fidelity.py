@@ -20,7 +20,8 @@ import pytest
 from timbrespace.fidelity import compare, features, reference
 from timbrespace.patch import params
 
-pytestmark = pytest.mark.skipif(not reference.available(), reason="amSynth's DSSI plugin is not installed")
+pytestmark = [pytest.mark.numeric,
+              pytest.mark.skipif(not reference.available(), reason="amSynth's DSSI plugin is not installed")]
 
 SR = 48000
 BANKS = Path("/usr/share/amsynth/banks")

@@ -17,6 +17,8 @@ from timbrespace.render import ScoreError, load_score, parse_score, render_score
 
 from conftest import assert_same_spectrum
 
+pytestmark = pytest.mark.numeric
+
 SR = 48000
 
 

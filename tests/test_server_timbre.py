@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import read_wav, start_server
+
+pytestmark = pytest.mark.numeric
 
 
 def test_engine_switch_plays_timbre_notes_at_pitch_and_persists(tmp_path: Path) -> None:

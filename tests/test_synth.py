@@ -23,6 +23,8 @@ from timbrespace.audio.synth import PatchSynth
 from timbrespace.fidelity import reference
 from timbrespace.patch import params
 
+pytestmark = pytest.mark.numeric
+
 SR, BS = 48000, 256
 BANKS = "/usr/share/amsynth/banks"
 Audio = npt.NDArray[np.float32]

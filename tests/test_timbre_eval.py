@@ -21,6 +21,8 @@ from timbrespace.evaluate.linear import fit_logistic, macro_f1, probe_f1
 from timbrespace.models.timbre_features import read_wav_mono
 from timbrespace.models.train_timbre import train
 
+pytestmark = pytest.mark.numeric
+
 SR = 22050
 NAMES = ["piano", "cello", "bassoon", "french_horn"]  # the paper's transfer pairs all exist
 SMALL = {"channels": 32, "hidden": 64, "dec_hidden": 64, "latent_dim": 8, "n_harmonics": 30, "n_noise": 16}

@@ -17,6 +17,8 @@ from timbrespace import config
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.render import parse_score, render_score
 
+pytestmark = pytest.mark.numeric
+
 SR = 48000
 F64 = npt.NDArray[np.float64]
 

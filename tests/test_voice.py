@@ -21,6 +21,8 @@ from timbrespace.audio.offline import OfflineRenderer, render_patch
 from timbrespace.audio.synth import PatchSynth
 from timbrespace.patch import params
 
+pytestmark = pytest.mark.numeric
+
 SR = 48000
 Audio = npt.NDArray[np.float32]
 
