@@ -231,6 +231,36 @@ def assert_same_spectrum(a: Any, b: Any, within_db: float, floor_db: float = 60.
     assert worst <= within_db, f"spectra differ by {worst:.2f} dB (allowed {within_db} dB)"
 
 
+#: Two signals (or wavetables, or band gains) that differ by less than this fraction of their peak
+#: (-80 dB) sound the same: a hundred times float32 rounding, far below hearing in any mix.
+INAUDIBLE = 1e-4
+
+
+def assert_inaudibly_close(got: Any, want: Any, within: float = INAUDIBLE) -> None:
+    """``got`` equals ``want`` up to ``within`` of ``want``'s peak (the claim is about sound)."""
+    import numpy as np
+
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    peak = float(np.abs(want).max())
+    worst = float(np.abs(got - want).max())
+    assert worst <= within * peak, f"differs by {worst:.3g}, {worst / peak if peak else np.inf:.3g} of the peak"
+
+
+def assert_same_patch(got: Any, want: Any, within: float = 1e-4) -> None:
+    """Rows of amSynth patches (bank units) are the same patches: every parameter within ``within`` of
+    its range (a ten-thousandth of a knob's travel), so a stepped parameter must be on the same step."""
+    import numpy as np
+
+    from timbrespace.patch import params
+
+    span = np.array([p.maximum - p.minimum for p in params.PARAMS])
+    off = np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64)) / span
+    if off.size and off.max() > within:
+        i = np.unravel_index(int(np.argmax(off)), off.shape)
+        raise AssertionError(f"{params.PARAMS[i[-1]].name} differs by {off[i]:.3g} of its range at {i}")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     """One server for a whole test module."""

@@ -9,6 +9,8 @@ import torch
 from timbrespace.models import registry
 from timbrespace.models.timbre_map import TimbreMap, fit_map
 
+pytestmark = pytest.mark.numeric
+
 
 def _clusters(k: int = 4, per: int = 60, dim: int = 16, spread: float = 6.0, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Posterior means of ``k`` instruments around means ``spread`` sigma apart, and their labels."""
@@ -57,7 +59,8 @@ def test_a_fitted_map_keeps_every_instrument_and_gives_each_a_region() -> None:
     # point() (the engine's float64 path) is the decoder at that point of the square
     with torch.inference_mode():
         want = m.decode(m.plane(torch.tensor([[0.3, 0.8]])))[0].double().numpy()
-    assert m.point(0.3, 0.8).dtype == np.float64 and np.allclose(m.point(0.3, 0.8), want, atol=1e-6)
+    # equal within a ten-thousandth of the prior's sigma: far below any audible move, above float32 rounding
+    assert m.point(0.3, 0.8).dtype == np.float64 and np.allclose(m.point(0.3, 0.8), want, rtol=0, atol=1e-4)
     # deterministic for a seed
     again = fit_map(mu, logvar, code_sigma=1.0, steps=1500, seed=0).model
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), again.state_dict().values(), strict=True))
