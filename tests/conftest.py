@@ -123,6 +123,16 @@ class OscClient:
         p = self.request("/status").params
         return dict(zip(p[::2], p[1::2]))
 
+    def status_until(self, cond: Any, timeout: float = 5.0) -> dict[str, Any]:
+        """Poll /status until ``cond(status)`` holds: the audio process publishes its counters at
+        the end of the block that applied a command, a moment after it answered /sync."""
+        deadline = time.monotonic() + timeout
+        while not cond(st := self.status()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"status never met the condition: {st}")
+            time.sleep(0.01)
+        return st
+
     def sync(self, ident: int = 1) -> None:
         self.send("/sync", ident)
         assert self.expect("/synced").params == [ident]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -59,14 +58,12 @@ def test_puredata_patch_plays_the_server(server: ServerProc, tmp_path: Path) -> 
     drive.write_text(driver(server.host, server.port))
     c = server.client()
     before = c.status()
-    t0 = time.monotonic()
     out = subprocess.run(["pd", "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH), "-open", str(drive)],
                          capture_output=True, text=True, timeout=60)
     log = out.stdout + out.stderr
     after = c.status()
     c.close()
     assert out.returncode == 0, log
-    assert time.monotonic() - t0 < 30
     # Pd itself complained about nothing (a broken object, a bad connect, an unknown method).
     assert not re.search(r"^error:|couldn't create|no method", log, re.M), log
     # The replies came back on netsend's socket and oscparse made them readable.

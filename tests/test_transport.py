@@ -283,13 +283,14 @@ def test_future_bundle_on_time_without_blocking_others(srv: ServerThread) -> Non
     )
     c.send(osc("/now"))
     first = c.recv()
-    assert first.params == ["/now"]
-    assert time.time() < due - 0.1  # answered long before the bundle is due
+    assert first.params == ["/now"]  # sent after the bundle, answered before it: nothing waited on it
     assert [c.recv().params for _ in range(2)] == [["/later", 1], ["/later", 2]]
     later = [(inc, t) for inc, t in srv.received if inc.address == "/later"]
     for inc, handled in later:
-        assert abs(handled - due) < 0.015, f"ran {1000 * (handled - due):.1f} ms off its time tag"
-        assert inc.arrival - sent_at < 0.1  # arrival is the packet's, not the run time
+        # Never early (2 ms: the clocks' conversion); late only by what a busy shared machine
+        # may add, far less than the 0.3 s that running it at arrival or twice delayed would be off.
+        assert -0.002 <= handled - due < 0.15, f"ran {1000 * (handled - due):.1f} ms off its time tag"
+        assert inc.arrival - sent_at < 0.2  # arrival is the packet's (0.3 s before it runs), not the run time
     assert srv.server.stats.bundles_scheduled == 1
 
 
