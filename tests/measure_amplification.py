@@ -16,13 +16,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from timbrespace.protocol.encode import encode_bundle
+
 from conftest import osc, start_server
 
 HEADER = 28  # IPv4 + UDP
 
 PROBES: list[tuple[str, bytes]] = [
     ("/patch/list", osc("/patch/list")),
-    ("/patch/list 0 1000", osc("/patch/list", 0, 1000)),
+    ("/patch/list 0 64", osc("/patch/list", 0, 64)),
+    ("bundle 2400 req", encode_bundle(None, [osc("/patch/list", 0, 64), osc("/status")] * 1200)),
     ("/status", osc("/status")),
     ("/version", osc("/version")),
     ("1-byte datagram", b"\x00"),
@@ -35,6 +38,7 @@ PROBES: list[tuple[str, bytes]] = [
 def measure(host: str, port: int, packet: bytes, quiet: float = 0.3) -> tuple[int, int]:
     """(datagrams, payload bytes) answered to one ``packet``."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind(("127.0.0.1", 0))
     s.sendto(packet, (host, port))
     s.settimeout(quiet)
