@@ -522,7 +522,7 @@
             100,
             22
           ],
-          "text": "/patch/list"
+          "text": "/patch/list 0 64"
         }
       },
       {

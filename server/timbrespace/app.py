@@ -21,7 +21,9 @@ from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, Synth
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
 from timbrespace.protocol.encode import MessageTemplate, PackedReply, encode_message
+from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT, clip_fail
 from timbrespace.protocol.transport import Incoming, Peer
+from timbrespace.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 CLIENT_TIMEOUT = 60.0
 #: Rejections logged per second at most; the rest are counted in one line.
 LOG_REJECTS = 20
+#: Internal errors (with their traceback) logged per second at most.
+LOG_INTERNAL = 5
 #: Senders whose replies /reply/port redirects, at most.
 MAX_REPLY_PORTS = 1024
 #: Why an optional engine may be missing, for the /fail that names it.
@@ -52,6 +56,8 @@ class Counters:
     received: int = 0
     rejected: int = 0
     malformed: int = 0
+    #: Replies (/fail, /synced, *.reply) received: never answered, or two servers answer each other forever.
+    ignored: int = 0
 
 
 class App:
@@ -81,8 +87,12 @@ class App:
         self._reply_ports: dict[tuple[str, int], int] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
-        self._log_window = -1e9
-        self._log_count = self._log_suppressed = 0
+        #: Whether (host, port) is one of the server's own sockets (the server sets the transport's).
+        self.is_own: Callable[[str, int], bool] = lambda host, port: False
+        # A flood of bad packets must not become a flood of log lines (and of I/O in the process
+        # that serves everyone).
+        self._log_rejects = RateLimitedLog(log, LOG_REJECTS, "rejected messages", clock)
+        self._log_internal = RateLimitedLog(log, LOG_INTERNAL, "internal errors", clock)
         self._own: dict[str, Handler] = {
             "/status": self._status,
             "/version": self._version,
@@ -159,6 +169,11 @@ class App:
         self.counters.received += 1
         p = msg.peer
         self._peers[(p.protocol, p.host, p.port, p.conn_id)] = msg.arrival
+        if msg.address in addresses.REPLY_ADDRESSES:
+            self.counters.ignored += 1
+            self._log_rejects.info("ignored %.80s from %s:%s: the server does not answer replies",
+                                   msg.address, p.host, p.port)
+            return []
         try:
             decl = addresses.lookup(msg.address)
             args = decl.parse(msg.args)
@@ -174,7 +189,7 @@ class App:
         except (InvalidMessage, HandlerError) as e:
             return self._fail(msg.address, str(e), msg.peer)
         except Exception as e:  # a bug must cost one message, never the server
-            log.exception("internal error handling %s from %s", msg.address, msg.peer)
+            self._log_internal.error("internal error handling %.80s from %s", msg.address, msg.peer, exc_info=e)
             return self._fail(msg.address, f"internal error: {type(e).__name__}: {e}", msg.peer)
 
     def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
@@ -201,19 +216,10 @@ class App:
     # -- handlers ---------------------------------------------------------------------------------
     def _fail(self, address: str, reason: str, peer: Peer) -> list[Reply]:
         self.counters.rejected += 1
-        # Logged, but a flood of bad packets must not become a flood of log lines (and of I/O in
-        # the process that serves everyone): at most LOG_REJECTS a second, then a count.
-        now = self.clock()
-        if now - self._log_window >= 1.0:
-            if self._log_suppressed:
-                log.info("... and %d more rejected messages not logged", self._log_suppressed)
-            self._log_window, self._log_count, self._log_suppressed = now, 0, 0
-        if self._log_count < LOG_REJECTS:
-            self._log_count += 1
-            log.info("rejected %.80s from %s:%s: %.300s", address or "(packet)", peer.host, peer.port, reason)
-        else:
-            self._log_suppressed += 1
-        return [("/fail", (address, reason))]
+        self._log_rejects.info("rejected %.80s from %s:%s: %.300s", address or "(packet)", peer.host, peer.port,
+                               reason)
+        # Clipped: a 65,000-character address must still get its /fail, in one datagram.
+        return [("/fail", clip_fail(address, reason))]
 
     def _sync(self, args: tuple[Value, ...], peer: Peer, arrival: float) -> list[Reply]:
         internal = next(self._sync_ids)
@@ -228,6 +234,9 @@ class App:
         port = int(args[0])
         if peer.protocol != "udp":
             raise HandlerError("/reply/port: replies on TCP go back on the connection; this is for UDP")
+        if port and self.is_own(peer.host, port):
+            raise HandlerError(f"/reply/port: port {port} is the server's own; expected 0 (the sending port) "
+                               f"or another port in {FIRST_UNPRIVILEGED_PORT}..65535")
         key = (peer.host, peer.port)
         self._reply_ports.pop(key, None)
         if port:

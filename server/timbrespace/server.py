@@ -167,6 +167,9 @@ async def serve(
             ) from None
         server = osc
         app.send = osc.send
+        app.is_own = osc.is_own
+        if cfg.network.zeroconf:
+            osc.own.ports.add(5353)  # mDNS, which the advertiser listens on: never a reply's destination
         osc.polls = app.polls()
 
         def on_audio() -> None:

@@ -18,13 +18,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink, chunk_names
+from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.addresses import Value, show
+from timbrespace.protocol.replies import UDP_REPLY_FLOOR, clip
+from timbrespace.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
+
+#: Bytes of one /patch/list.reply at most: a page fits the reply budget of any UDP request, so
+#: a client that has not proved its address can still list everything, a page at a time.
+LIST_PAGE_BYTES = UDP_REPLY_FLOOR
+_log_save = RateLimitedLog(log, 5, "save failures")
 
 
 class PatchEngine(Engine):
@@ -209,16 +216,38 @@ class PatchEngine(Engine):
         self.flush()
         try:
             self.library.append_user(name, self.values)
-        except (ValueError, OSError) as e:
-            raise HandlerError(f"/patch/save {name!r}: {e}") from None
+        except ValueError as e:
+            raise HandlerError(f"/patch/save {show(name)}: {e}") from None
+        except OSError as e:  # its text names the file's absolute path: not for the network
+            _log_save.warning("/patch/save %r: %s", name[:80], e)
+            raise HandlerError(f"/patch/save {show(name)}: could not write the user bank "
+                               f"({e.strerror or type(e).__name__})") from None
         index = len(self.library) - 1
         label = self.library.qualified_name(index)
         self.preset = label
-        return [("/patch/save.reply", (index, label, str(self.library.user_bank)))]
+        # The bank's file name, not its path: a reply must not tell the network where files live.
+        bank = self.library.user_bank
+        return [("/patch/save.reply", (index, label, bank.name if bank is not None else ""))]
 
     def _list(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        labels = [self.library.qualified_name(i) for i in range(len(self.library))]
-        return [("/patch/list.reply", (len(labels), start, *names)) for start, names in chunk_names(labels)]
+        start, count = int(args[0]), int(args[1])
+        return [("/patch/list.reply", (len(self.library), start, *self.page(start, count)))]
+
+    def page(self, start: int, count: int, limit: int = LIST_PAGE_BYTES) -> list[str]:
+        """Names from ``start``: at most ``count``, and as many as fit a reply of ``limit`` bytes."""
+        names: list[str] = []
+        nbytes = 0  # the names' padded bytes
+        for i in range(start, min(start + count, len(self.library))):
+            name = self.library.qualified_name(i)
+            padded = (len(name.encode()) // 4 + 1) * 4
+            if _list_size(len(names) + 1, nbytes + padded) > limit:
+                if names:
+                    break
+                name = clip(name, limit - _list_size(1, 0) - 1)  # longer than a page: clipped, never skipped
+                padded = (len(name.encode()) // 4 + 1) * 4
+            names.append(name)
+            nbytes += padded
+        return names
 
     def _param(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.flush()
@@ -229,6 +258,11 @@ class PatchEngine(Engine):
         self.preset = ""
         self.link.put_patch(self.values, arrival)
         return []
+
+
+def _list_size(n: int, names_bytes: int) -> int:
+    """Bytes of a /patch/list.reply with ``n`` names taking ``names_bytes`` (padded)."""
+    return 20 + ((3 + n) // 4 + 1) * 4 + 8 + names_bytes  # address, ",ii" + n "s", two ints, names
 
 
 def _pair(v: npt.NDArray[np.float64]) -> tuple[float, float]:

@@ -119,8 +119,9 @@ def render_dict() -> dict[str, Any]:
             m = p.message((90 + i * 190, y, 180, 22), f"{path} {preset}")
             p.wire(m, send)
         y += 34
-    for i, text in enumerate(("/status", "/version", "/panic", "/patch/list")):
-        address(text)
+    # /patch/list answers one page (total, start, names): this asks for the first.
+    for i, text in enumerate(("/status", "/version", "/panic", "/patch/list 0 64")):
+        address(text.split()[0])
         m = p.message((20 + i * 110, y + 10, 100, 22), text)
         p.wire(m, send)
     # Replies: udpsend cannot receive, so on load the patch asks the server to send its replies

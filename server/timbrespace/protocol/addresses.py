@@ -21,10 +21,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .replies import FIRST_UNPRIVILEGED_PORT, clip
+
 ArgKind = Literal["int", "float", "str", "ref"]
 Value = int | float | str
 
 _FMAX = 1.7976931348623157e308
+#: The range of an OSC int32: what an integer echoed in a reply (``/synced id``) must fit.
+INT32 = (-(2**31), 2**31 - 1)
+#: Characters of a client's value a /fail reason repeats (a 300-digit integer is not repeated).
+SHOW_CHARS = 48
 
 #: OSC type tags a declared kind may be sent as (for docs and OSCQuery TYPE strings).
 WIRE_TAGS: dict[ArgKind, str] = {"int": "i", "float": "f", "str": "s", "ref": "i|s"}
@@ -89,16 +95,16 @@ class Arg:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidMessage(f"{where}: expected {what}, got {_describe(value)}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidMessage(f"{where}: expected a finite number, got {value}")
+            raise InvalidMessage(f"{where}: expected a finite number, got {show(value)}")
         out: Value
         if integral:
             if isinstance(value, float) and not value.is_integer():
-                raise InvalidMessage(f"{where}: expected an integer, got {value}")
+                raise InvalidMessage(f"{where}: expected an integer, got {show(value)}")
             out = int(value)
         else:
             out = float(value)
         if (self.lo is not None and out < self.lo) or (self.hi is not None and out > self.hi):
-            raise InvalidMessage(f"{where}: {out} is out of range {self.range_text()}")
+            raise InvalidMessage(f"{where}: {show(out)} is out of range {self.range_text()}")
         return out
 
 
@@ -140,6 +146,14 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def show(value: object) -> str:
+    """``value`` as a reason repeats it: its repr for a string, clipped to SHOW_CHARS characters."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) <= SHOW_CHARS:
+        return text
+    return clip(text, SHOW_CHARS) + f" ({len(text)} characters)"
+
+
 def _describe(value: object) -> str:
     if value is None:
         return "nil"
@@ -147,7 +161,7 @@ def _describe(value: object) -> str:
         return f"a boolean ({value})"
     if isinstance(value, bytes | bytearray):
         return f"a blob of {len(value)} bytes"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {show(value)}"
 
 
 def _check_param(value: Value, values: tuple[Value, ...]) -> None:
@@ -159,7 +173,7 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
     assert isinstance(name, str)
     if name not in params.INDEX:
         raise InvalidMessage(
-            f"/param argument 'name': unknown amSynth parameter {name!r}; expected one of: "
+            f"/param argument 'name': unknown amSynth parameter {show(name)}; expected one of: "
             + ", ".join(params.NAMES)
         )
     spec = params.spec(name)
@@ -174,6 +188,8 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
 ENGINES = ("patch", "timbre")
 #: What the timbre engine's ``/latent`` moves over (``/map``).
 MAPS = ("corners", "learned")
+#: Presets one ``/patch/list`` may ask for (a page is also bounded in bytes, see engines/patch).
+LIST_PAGE_MAX = 64
 
 
 Check = Callable[[Value, tuple[Value, ...]], None]
@@ -182,7 +198,7 @@ Check = Callable[[Value, tuple[Value, ...]], None]
 def _one_of(address: str, arg: str, what: str, options: tuple[str, ...]) -> Check:
     def check(value: Value, values: tuple[Value, ...]) -> None:
         if value not in options:
-            raise InvalidMessage(f"{address} argument {arg!r}: unknown {what} {value!r}; expected one of: "
+            raise InvalidMessage(f"{address} argument {arg!r}: unknown {what} {show(value)}; expected one of: "
                                  + ", ".join(options))
 
     return check
@@ -192,6 +208,13 @@ def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | 
     return Arg(name, kind, doc, lo, hi)
 
 
+def _unprivileged(value: Value, values: tuple[Value, ...]) -> None:
+    """Replies never go to a privileged port (echo, chargen, DNS...): a reply there starts loops."""
+    if 0 < int(value) < FIRST_UNPRIVILEGED_PORT:
+        raise InvalidMessage(f"/reply/port argument 'port': {value} is a privileged port; expected 0 (the "
+                             f"sending port) or {FIRST_UNPRIVILEGED_PORT}..65535")
+
+
 ADDRESSES: tuple[Address, ...] = (
     # -- server ---------------------------------------------------------------------------------
     Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
@@ -199,11 +222,12 @@ ADDRESSES: tuple[Address, ...] = (
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version"),
-    Address("/sync", (_a("id", "int", "any integer, echoed back"),),
+    Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
             "Reply once everything sent before it has taken effect in the audio.", "server",
             "/synced", "id"),
-    Address("/reply/port", (_a("port", "int", "UDP port on the sender's host; 0: the sending port again",
-                                0, 65535),),
+    Address("/reply/port", (Arg("port", "int", f"UDP port on the sender's host, {FIRST_UNPRIVILEGED_PORT}..65535 "
+                                "and not the server's own; 0: the sending port again", 0, 65535,
+                                check=_unprivileged),),
             "Send this sender's replies to another UDP port of its host (Max's udpsend cannot receive).",
             "server", "/reply/port.reply", "port, sent to the new port"),
     # -- notes ----------------------------------------------------------------------------------
@@ -247,9 +271,13 @@ ADDRESSES: tuple[Address, ...] = (
             "/patch/load.reply", "index, bank/name, x, y"),
     Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),
             "Append the current sound to the user bank (an amSynth .bank file).", "patch",
-            "/patch/save.reply", "index, bank/name, path of the user bank"),
-    Address("/patch/list", (), "List the loaded presets.", "patch", "/patch/list.reply",
-            "total, start index, then bank/name of each preset from there (one message per ~4 KB)"),
+            "/patch/save.reply", "index, bank/name, file name of the user bank"),
+    Address("/patch/list", (_a("start", "int", "index of the first preset to list", 0, INT32[1]),
+                            _a("count", "int", "presets to list at most", 1, LIST_PAGE_MAX)),
+            "List a page of the loaded presets: one reply of at most ~250 bytes (it fits any UDP reply budget); "
+            "ask again from start + the names received until total.", "patch", "/patch/list.reply",
+            "total, start index, then bank/name of each preset from there (fewer than count when they "
+            "would not fit one page; none when start >= total)"),
     Address("/param", (_a("name", "str", "amSynth parameter name"),
                        Arg("value", "float", "value in amSynth's bank units", check=_check_param)),
             "Set one amSynth parameter directly, on top of the current patch.", "patch"),
@@ -263,12 +291,19 @@ SERVER_REPLIES: dict[str, str] = {
 }
 
 
+#: Addresses of the server's replies: a message to one is counted and never answered (answering
+#: a /fail with a /fail lets two servers, or a server and itself, answer each other forever).
+REPLY_ADDRESSES: frozenset[str] = frozenset(
+    {"/fail", *SERVER_REPLIES, *(a.reply for a in ADDRESSES if a.reply is not None)}
+)
+
+
 def lookup(path: str) -> Address:
     """The declaration of ``path``; InvalidMessage when the address is not part of the API."""
     try:
         return BY_PATH[path]
     except KeyError:
-        raise InvalidMessage(f"unknown address {path!r}; send /status, or see docs/protocol.md") from None
+        raise InvalidMessage(f"unknown address {show(path)}; send /status, or see docs/protocol.md") from None
 
 
 def groups() -> Iterable[tuple[str, list[Address]]]:

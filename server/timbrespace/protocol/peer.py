@@ -63,4 +63,12 @@ class TransportStats:
     handler_errors: int = 0
     packets_sent: int = 0
     send_dropped: int = 0
+    #: Replies not sent because of where they would go (a privileged port, the server itself).
+    send_refused: int = 0
+    #: Replies dropped because the request's or the packet's reply budget was spent.
+    replies_over_budget: int = 0
+    #: Replies a handler made that could not be encoded (each answered with a /fail instead).
+    encode_errors: int = 0
+    #: Requests of a TCP connection not handled because it had closed.
+    dropped_closed: int = 0
     bundles_scheduled: int = 0

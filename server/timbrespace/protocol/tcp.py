@@ -87,6 +87,12 @@ class TcpConnection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
+    @property
+    def is_open(self) -> bool:
+        """False once the connection is closing or closed: its queued requests are not handled."""
+        t = self._transport
+        return t is not None and not t.is_closing() and not self._closing
+
     def write(self, packet: bytes) -> None:
         """Send one packet framed like the requests."""
         t = self._transport

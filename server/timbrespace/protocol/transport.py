@@ -32,12 +32,24 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
+
+from timbrespace.ratelog import RateLimitedLog
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
 from .encode import PackedReply, encode_message
 from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
+from .replies import (
+    FAIL_MIN_BYTES,
+    FIRST_UNPRIVILEGED_PORT,
+    REQUEST_REPLY_BUDGET,
+    UDP_REPLY_FACTOR,
+    UDP_REPLY_FLOOR,
+    OwnAddresses,
+    encode_fail,
+    packet_budget,
+)
 from .tcp import TcpConnection, tcp_socket
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
@@ -98,6 +110,15 @@ class OscServer:
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
         #: returning the encoded reply, or None to take the normal path (see _udp_readable).
         self.polls: dict[bytes, Callable[[Peer, float], bytes | None]] = {}
+        #: The server's own listening ports (the OSC port; the owner may add others, e.g. mDNS).
+        self.own = OwnAddresses()
+        # Bytes of replies the packet being handled may still cause; None outside a packet.
+        self._budget: int | None = None
+        self._over_noted = False  # this packet's "reply budget spent" /fail was sent
+        self._log_io = RateLimitedLog(log, 5, "socket errors")
+        self._log_fail = RateLimitedLog(log, 5, "handler failures")
+        self._log_refused = RateLimitedLog(log, 5, "refused replies")
+        self._log_malformed = RateLimitedLog(log, 20, "malformed packets")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,6 +156,7 @@ class OscServer:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self._udp = udp
         self._udp_addr = (str(sockaddr[0]), port)
+        self.own.ports.add(port)
         loop.add_reader(udp.fileno(), self._udp_readable)
         rcvbuf = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         log.info(
@@ -162,9 +184,61 @@ class OscServer:
 
     # ------------------------------------------------------------------ sending
 
+    def is_own(self, host: str, port: int) -> bool:
+        """True when ``(host, port)`` is one of this server's own listening sockets."""
+        return self.own.is_own(host, port)
+
     def send(self, peer: Peer, address: str, args: tuple[object, ...]) -> None:
-        """Send one message to ``peer`` (UDP address or open TCP connection); dropped if it is gone."""
-        self._send_bytes(peer, encode_message(address, args))
+        """Send one message to ``peer`` (UDP address or open TCP connection); dropped if it is gone.
+
+        Called while a packet is handled (a redirected reply), it spends that packet's budget.
+        """
+        self._emit(peer, ((address, args),), address)
+
+    def _open_budget(self, protocol: str, size: int) -> None:
+        self._budget = packet_budget(protocol, size)
+        self._over_noted = False
+
+    def _emit(self, peer: Peer, replies: Iterable[Reply], about: str) -> None:
+        """Encode and send one request's replies one by one, within the request's and packet's budgets.
+
+        A reply that cannot be encoded or does not fit costs only itself: it is counted, and
+        answered with a /fail (one per packet for the budget); a /fail itself is clipped to fit.
+        """
+        left = REQUEST_REPLY_BUDGET
+        for r in replies:
+            try:
+                data = r.packet if type(r) is PackedReply else encode_message(*r)
+            except OscEncodeError as exc:  # a handler's bug: this reply is lost, not the others
+                self.stats.encode_errors += 1
+                self.stats.handler_errors += 1
+                self._log_fail.error("reply %.40s to %.80s from %s cannot be encoded: %.200s", r[0], about, peer, exc)
+                self._report(peer, f"reply not encodable handling {about}: {type(exc).__name__}: {exc}")
+                continue
+            n = len(data)
+            budget = self._budget
+            if n > left or (budget is not None and n > budget):
+                fit = self._over_budget(r, n, left if budget is None else min(left, budget), about)
+                if fit is None:
+                    continue
+                data, n = fit, len(fit)
+            left -= n
+            if budget is not None:
+                self._budget = budget - n
+            self._send_bytes(peer, data)
+
+    def _over_budget(self, reply: Reply, size: int, room: int, about: str) -> bytes | None:
+        """What to send instead of a reply of ``size`` bytes when only ``room`` are left."""
+        if room >= FAIL_MIN_BYTES and reply[0] == "/fail" and len(reply[1]) == 2:
+            return encode_fail(str(reply[1][0]), str(reply[1][1]), room)
+        self.stats.replies_over_budget += 1
+        if self._over_noted or room < FAIL_MIN_BYTES:
+            return None
+        self._over_noted = True
+        return encode_fail(about, (
+            f"reply {reply[0]} of {size} bytes dropped: the reply budget is spent ({room} bytes left; "
+            f"a UDP packet may cause {UDP_REPLY_FACTOR}x its size or {UDP_REPLY_FLOOR} bytes of replies, "
+            f"one request {REQUEST_REPLY_BUDGET}); ask for less or use TCP"), room)
 
     def _send_bytes(self, peer: Peer, data: bytes) -> None:
         if peer.protocol == "udp":
@@ -178,13 +252,28 @@ class OscServer:
             conn.write(data)
 
     def _udp_send(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._udp_out is not None:  # inside a receive batch: goes out with its replies
-            self._udp_out.append((data, addr))
+        out = self._udp_out
+        if out is not None:  # inside a receive batch: goes out with its replies
+            out.append((data, addr))
+            if len(out) >= UDP_FLUSH:  # streamed: a bundle's replies are never all held at once
+                self._udp_flush(out)
+                out.clear()
         else:
             self._udp_send_now(data, addr)
 
+    def _may_send(self, addr: tuple[str, int]) -> bool:
+        """The guard every UDP reply passes: never to a privileged port, never to the server itself."""
+        why = self.own.refusal(addr[0], addr[1])
+        if why is None:
+            return True
+        self.stats.send_refused += 1
+        self._log_refused.warning("not sending a reply to %s:%s: %s", addr[0], addr[1], why)
+        return False
+
     def _udp_send_now(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send, or queue behind what the socket could not take yet (bounded)."""
+        if (addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in self.own.ports) and not self._may_send(addr):
+            return
         sock = self._udp
         if sock is None:
             self.stats.send_dropped += 1
@@ -199,7 +288,7 @@ class OscServer:
                 self._loop.add_writer(sock.fileno(), self._udp_writable)
             except OSError as exc:
                 self.stats.send_dropped += 1
-                log.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
+                self._log_io.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
                 return
         if len(self._udp_backlog) >= 4096:
             self._udp_backlog.popleft()
@@ -217,7 +306,7 @@ class OscServer:
                 return
             except OSError as exc:
                 self.stats.send_dropped += 1
-                log.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
+                self._log_io.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
             else:
                 self.stats.packets_sent += 1
             backlog.popleft()
@@ -253,7 +342,7 @@ class OscServer:
                     break
                 except OSError as exc:
                     if self._udp is not None:  # not closed by stop() from a handler
-                        log.warning("UDP receive failed: %s", exc)
+                        self._log_io.warning("UDP receive failed: %s", exc)
                     break
                 arrival = monotonic()
                 received += 1
@@ -266,7 +355,7 @@ class OscServer:
                     try:
                         reply = poll(peer, arrival)
                     except Exception:  # a bug: the normal path below answers /fail and logs it
-                        log.exception("poll handler failed")
+                        self._log_fail.error("poll handler failed", exc_info=True)
                         reply = None
                     if reply is not None:
                         out.append((reply, addr))
@@ -274,6 +363,7 @@ class OscServer:
                             self._udp_flush(out)
                             out.clear()
                         continue
+                self._open_budget("udp", len(data))
                 if len(data) > maxd:
                     self._malformed(peer, f"datagram larger than {maxd} bytes")
                     continue
@@ -292,8 +382,7 @@ class OscServer:
                     {"address": msg[0], "args": msg[1], "peer": peer, "arrival": arrival, "tags": msg[2]},
                 )
                 try:
-                    for r in handler(inc):
-                        out.append((r.packet if type(r) is PackedReply else encode_message(*r), addr))
+                    self._emit(peer, handler(inc), msg[0])
                 except Exception as exc:
                     self._handler_failed(msg, peer, exc)
                 if out and (received == 1 or len(out) >= UDP_FLUSH):
@@ -301,6 +390,7 @@ class OscServer:
                     out.clear()
         finally:
             self._udp_out = None
+            self._budget = None
             stats = self.stats
             stats.packets_received += received
             stats.bytes_received += nbytes
@@ -309,6 +399,11 @@ class OscServer:
 
     def _udp_flush(self, out: list[tuple[bytes, Any]]) -> None:
         """Send queued datagrams in order; what the socket refuses waits in the backlog."""
+        ports = self.own.ports
+        for _, addr in out:
+            if addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in ports:
+                out = [(d, a) for d, a in out if self._may_send(a)]
+                break
         sock = self._udp
         if self._udp_backlog or sock is None:
             for data, addr in out:
@@ -333,6 +428,16 @@ class OscServer:
 
     def _packet(self, data: bytes, peer: Peer, arrival: float) -> None:
         """Decode one packet and deliver (or schedule) its messages."""
+        if peer.protocol == "tcp" and not self._tcp_open(peer):
+            self.stats.dropped_closed += 1
+            return
+        self._open_budget(peer.protocol, len(data))
+        try:
+            self._packet_now(data, peer, arrival)
+        finally:
+            self._budget = None
+
+    def _packet_now(self, data: bytes, peer: Peer, arrival: float) -> None:
         poll = self.polls.get(data)
         if poll is not None:
             reply = poll(peer, arrival)
@@ -351,32 +456,39 @@ class OscServer:
             self._bundle(packet, peer, arrival)
 
     def _deliver(self, msg: Message, peer: Peer, arrival: float) -> None:
-        """Run the handler for one message and send its replies; never raises."""
+        """Run the handler for one message and send its replies; never raises.
+
+        A TCP connection's requests are not handled once it has closed (replies could not go back).
+        """
+        if peer.protocol == "tcp" and not self._tcp_open(peer):
+            self.stats.dropped_closed += 1
+            return
         try:
-            replies = self._handler(new_incoming(msg[0], msg[1], peer, arrival, msg[2]))
-            for r in replies:
-                self._send_bytes(peer, r.packet if type(r) is PackedReply else encode_message(*r))
+            self._emit(peer, self._handler(new_incoming(msg[0], msg[1], peer, arrival, msg[2])), msg[0])
         except Exception as exc:
             self._handler_failed(msg, peer, exc)
 
+    def _tcp_open(self, peer: Peer) -> bool:
+        conn = self._conns.get(peer.conn_id)
+        return conn is not None and conn.is_open
+
     def _handler_failed(self, msg: Message, peer: Peer, exc: Exception) -> None:
         self.stats.handler_errors += 1
-        log.error("handler failed on %s from %s", msg.address, peer, exc_info=exc)
+        self._log_fail.error("handler failed on %.80s from %s", msg.address, peer, exc_info=exc)
         kind = "reply not encodable" if isinstance(exc, OscEncodeError) else "internal error"
         self._report(peer, f"{kind} handling {msg.address}: {type(exc).__name__}: {exc}")
 
     def _malformed(self, peer: Peer, reason: str) -> None:
         self.stats.malformed += 1
-        log.debug("malformed packet from %s: %s", peer, reason)
+        self._log_malformed.log(logging.DEBUG, "malformed packet from %s: %.200s", peer, reason)
         self._report(peer, reason)
 
     def _report(self, peer: Peer, reason: str) -> None:
         """Send the replies ``on_malformed`` gives for ``reason``; never raises."""
         try:
-            for address, args in self._on_malformed(peer, reason):
-                self._send_bytes(peer, encode_message(address, args))
+            self._emit(peer, self._on_malformed(peer, reason), "")
         except Exception:
-            log.exception("on_malformed failed for %s (%s)", peer, reason)
+            self._log_fail.error("on_malformed failed for %s (%.200s)", peer, reason, exc_info=True)
 
     # ------------------------------------------------------------------ bundles
 
@@ -421,8 +533,10 @@ class OscServer:
         deadline = self._loop.time() + 0.0005
         while self._heap and self._heap[0][0] <= deadline:
             _, _, msgs, peer, arrival = heapq.heappop(self._heap)
+            self._open_budget(peer.protocol, 0)  # the packet that scheduled it has been answered
             for msg in msgs:
                 self._deliver(msg, peer, arrival)
+        self._budget = None
         self._arm()
 
     # ------------------------------------------------------------------ TCP
