@@ -43,7 +43,6 @@ def test_status_version_and_sync(server: ServerProc) -> None:
         (osc("/latent", float("inf"), 0.5), "/latent", "finite"),
         (osc("/patch/load", "no such preset"), "/patch/load", "no such preset"),
         (osc("/param", "cutoff", 0.5), "/param", "unknown amSynth parameter"),
-        (osc("/alpha", 0.5), "/alpha", "/alpha needs /source and /target first"),
         (b"\x00\x01garbage", "", "malformed packet"),
         (b"/note\x00\x00\x00,ii\x00\x00\x00", "", "malformed packet"),  # truncated arguments
     ],
@@ -59,6 +58,19 @@ def test_each_bad_input_gets_fail_and_server_keeps_serving(
     assert needle in fail.params[1]
     assert c.status()["rejected"] == before + 1
     c.close()
+
+
+def test_alpha_before_source_and_target_gets_fail(tmp_path: Path) -> None:
+    # A server of its own: on the shared one another test may have set /source and /target.
+    s = start_server(tmp_path)
+    try:
+        c = s.client()
+        c.send("/alpha", 0.5)
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/alpha" and "/alpha needs /source and /target first" in fail.params[1]
+        c.close()
+    finally:
+        assert s.stop() == 0
 
 
 def test_patch_load_list_save_and_param(server: ServerProc) -> None:
