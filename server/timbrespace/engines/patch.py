@@ -42,6 +42,7 @@ class PatchEngine(Engine):
         clock: Callable[[], float] = time.monotonic,
         defer: Callable[[float], None] | None = None,
     ) -> None:
+        super().__init__()
         self.space = space
         self.library = library
         self.link = link

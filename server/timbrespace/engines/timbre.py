@@ -42,6 +42,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class _Note:
+    key: int  # the key struck: its note-off releases the note wherever /pitch glided it
     pitch: float
     velocity: int
     t_on: float
@@ -65,6 +66,7 @@ class TimbreEngine(Engine):
         release_s: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.space = space
         self.link = link
         self.frames = frames
@@ -219,16 +221,20 @@ class TimbreEngine(Engine):
         now = self.clock()
         if velocity <= 0:
             for slot, n in self._notes.items():
-                if n.t_off is None and round(n.pitch) == pitch:
+                if n.t_off is None and n.key == pitch:
                     n.t_off = now
                     self._send(C.voice(slot, 0.0, arrival), "/note")
             return
         slot = self._free_slot(now)
-        note = _Note(float(pitch), int(velocity), now)
+        note = _Note(int(pitch), float(pitch), int(velocity), now)
         self._publish({slot: note}, now, arrival)
+        self._send(C.voice(slot, 1.0, arrival), "/note")  # refused: the note is not ours to track
         self._notes[slot] = note
         self._latest = slot
-        self._send(C.voice(slot, 1.0, arrival), "/note")
+
+    def held(self) -> list[int]:
+        """The voice slots of the notes held (not released)."""
+        return sorted(s for s, n in self._notes.items() if n.t_off is None)
 
     def pitch(self, midi: float, arrival: float) -> None:
         """Glide the most recent note (its next frame carries the new pitch)."""
