@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import random
@@ -12,9 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import ServerProc, osc, start_server
+from conftest import ServerProc, osc, read_wav, start_server
 
 # A voice's release, once its note-off arrived, ends well within this (the default patch's release is
 # short; the timbre engine's is 0.3 s); the control side also reconciles voices every second.
@@ -123,3 +125,38 @@ def test_audio_stall_is_reported_and_its_notes_are_released(fresh: ServerProc) -
     fresh.stop()
     log = "\n".join(fresh.lines)
     assert log.count("audio stalled") == 1 and log.count("audio resumed after a stall") == 1
+
+
+def test_nan_in_the_state_file_is_replaced_by_defaults_never_written_back(tmp_path: Path) -> None:
+    # Before: NaN loaded silently and written back; /patch/save then failed, transfer notes were silent.
+    state = tmp_path / "state.json"
+    state.write_text(
+        '{"version": 1, "active": "timbre", "engines": {'
+        '"patch": {"engine": "patch", "xy": [0.5, 0.5], "alpha": NaN, "values": {"filter_cutoff": NaN}},'
+        '"timbre": {"engine": "timbre", "mode": "transfer", "source": "flute", "target": "cello",'
+        ' "alpha": NaN, "xy": [Infinity, 0.5]}}}\n'
+    )
+    out = tmp_path / "take.wav"
+    s = start_server(tmp_path, "--record", str(out))
+    try:
+        c = s.client()
+        assert c.status()["engine"] == "timbre"
+        c.send("/note", 69, 100)
+        c.sync(1)
+        time.sleep(0.5)
+        c.send("/note", 69, 0)
+        c.send("/patch/save", "after nan")
+        assert c.expect("/patch/save.reply").params[1].endswith("after nan")
+        c.close()
+    finally:
+        assert s.stop() == 0
+    log = "\n".join(s.lines)
+    for key, rng in (("patch.values.filter_cutoff", "[-0.5, 1.5]"), ("patch.alpha", "[0, 1]"),
+                     ("timbre.alpha", "[0, 1]"), ("timbre.xy[0]", "[0, 1]")):
+        line = next(x for x in s.lines if f"state: {key} = " in x)
+        assert rng in line and ("nan" in line or "inf" in line), line
+        assert log.count(f"state: {key} = ") == 1
+    saved = json.loads(state.read_text(), parse_constant=lambda c: pytest.fail(f"{c} written back"))
+    assert saved["engines"]["timbre"]["alpha"] == 0.0
+    audio = read_wav(out)
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 1e-3  # the transfer note sounded

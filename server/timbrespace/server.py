@@ -271,8 +271,9 @@ async def serve(
                 if timbre is not None:
                     snapshots["timbre"] = timbre.snapshot()
                 save_state(cfg.state.path, snapshots, app.engine.name if app is not None else first)
-            except OSError as e:
-                print(f"timbrespace: could not save state to {cfg.state.path}: {e}", file=sys.stderr)
+            except (OSError, ValueError) as e:
+                print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
+                      file=sys.stderr)
         audio.stop()
 
 
