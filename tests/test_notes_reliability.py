@@ -160,3 +160,23 @@ def test_nan_in_the_state_file_is_replaced_by_defaults_never_written_back(tmp_pa
     assert saved["engines"]["timbre"]["alpha"] == 0.0
     audio = read_wav(out)
     assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 1e-3  # the transfer note sounded
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\ufeff", "\u2028", "\u2029", "\u00ad", "\x85"])
+def test_patch_save_refuses_invisible_characters_naming_them(server: ServerProc, char: str) -> None:
+    c = server.client()
+    c.send("/patch/save", f"pad{char}one")
+    fail = c.expect("/fail")
+    assert fail.params[0] == "/patch/save" and f"U+{ord(char):04X}" in fail.params[1], fail.params
+    c.close()
+
+
+def test_patch_save_refuses_a_factory_presets_name(server: ServerProc) -> None:
+    # A user preset named like a factory one made plain-name loads ambiguous.
+    c = server.client()
+    factory = c.request("/patch/load", 0).params[1]  # bank/name
+    name = factory.split("/", 1)[1]
+    c.send("/patch/save", name)
+    fail = c.expect("/fail")
+    assert "a factory preset is named" in fail.params[1] and factory in fail.params[1], fail.params
+    c.close()
