@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +181,43 @@ def test_patch_save_refuses_a_factory_presets_name(server: ServerProc) -> None:
     fail = c.expect("/fail")
     assert "a factory preset is named" in fail.params[1] and factory in fail.params[1], fail.params
     c.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (needs root and mount; skipped with the reason where refused)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tiny tmpfs here: {r.stderr.strip() or r.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as f:
+        while True:
+            f.write(b"\0" * 4096)
+
+
+def test_full_disk_keeps_the_previous_bank_and_state_and_says_so(tmp_path: Path, tiny_disk: Path) -> None:
+    bank, state = tiny_disk / "user.amSynth.bank", tiny_disk / "state.json"
+    s = start_server(tmp_path, patch={"user_bank": str(bank)}, state={"path": str(state)})
+    try:
+        c = s.client()
+        assert c.request("/patch/save", "first").params[1].endswith("/first")
+        before = bank.read_bytes()
+        _fill(tiny_disk)
+        c.send("/patch/save", "second")
+        fail = c.expect("/fail").params[1]
+        assert "No space left on device" in fail and "the previous file is unchanged" in fail, fail
+        assert str(tiny_disk) not in fail  # the reply names the file, not where it lives
+        c.close()
+    finally:
+        s.stop()
+    assert bank.read_bytes() == before
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "user.amSynth.bank"]  # no temp file left
+    assert any("could not save state" in line and "No space left" in line for line in s.lines)
