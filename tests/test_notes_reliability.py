@@ -221,3 +221,21 @@ def test_full_disk_keeps_the_previous_bank_and_state_and_says_so(tmp_path: Path,
     assert bank.read_bytes() == before
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "user.amSynth.bank"]  # no temp file left
     assert any("could not save state" in line and "No space left" in line for line in s.lines)
+
+
+def test_relative_paths_in_a_config_resolve_beside_it(tmp_path: Path) -> None:
+    # Before: `user_bank: mybank.amSynth.bank` in a config kept elsewhere landed in the repository root.
+    from timbrespace import config
+
+    s = start_server(tmp_path, patch={"user_bank": "mybank.amSynth.bank"}, state={"path": "st/state.json"})
+    try:
+        c = s.client()
+        c.request("/patch/save", "beside the config")
+        c.close()
+    finally:
+        assert s.stop() == 0
+    assert (tmp_path / "mybank.amSynth.bank").is_file() and (tmp_path / "st" / "state.json").is_file()
+    assert not (config.REPO_ROOT / "mybank.amSynth.bank").exists()
+    default = config.load(None)  # the default config's own paths stay in the repository
+    assert default.patch.user_bank == config.REPO_ROOT / "var" / "user.amSynth.bank"
+    assert config.load(s.config).patch.model == default.patch.model  # keys a config leaves out too
