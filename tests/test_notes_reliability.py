@@ -124,8 +124,10 @@ def test_audio_stall_is_reported_and_its_notes_are_released(fresh: ServerProc) -
     c.close()
     assert _settle_voices(fresh) == 0
     fresh.stop()
-    log = "\n".join(fresh.lines)
-    assert log.count("audio stalled") == 1 and log.count("audio resumed after a stall") == 1
+    # Once when it starts, once when it ends (a busy machine may add a short stall of its own).
+    events = [line for line in fresh.lines if "audio stalled" in line or "audio resumed after a stall" in line]
+    assert events and all(("stalled" in e) == (i % 2 == 0) for i, e in enumerate(events)), events
+    assert "audio resumed after a stall" in events[-1]
 
 
 def test_nan_in_the_state_file_is_replaced_by_defaults_never_written_back(tmp_path: Path) -> None:
