@@ -122,3 +122,35 @@ def test_audio_process_runs_in_real_time_and_answers_sync() -> None:
     finally:
         proc.stop()
     assert not proc.alive
+
+
+def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> None:
+    from timbrespace.audio.outbox import MAX_PENDING, Outbox
+
+    room = [2]
+    sent: list[bytes] = []
+
+    def send_raw(data: bytes) -> bool:
+        if room[0] <= 0:
+            return False
+        room[0] -= 1
+        sent.append(data)
+        return True
+
+    box = Outbox(send_raw)
+    assert box.send(C.note(60, 100, 0.0)) and box.send(C.note(61, 100, 0.0))
+    assert not box.send(C.note(62, 100, 0.0))  # full: a note-on is refused
+    for _ in range(1000):  # a flood of note-offs for two keys costs two entries
+        assert box.send(C.note(60, 0, 0.0)) and box.send(C.voice(3, 0.0, 0.0))
+    assert box.pending == 2
+    room[0] = 100
+    assert box.send(C.note(60, 100, 0.0)) and box.pending == 0  # the waiting releases went first
+    assert [C.decode(d).args for d in sent[2:4]] == [(60, 0), (3, 0.0)]
+    room[0] = 0
+    for k in range(200):
+        box.send(C.note(k % 128, 0, 0.0))
+        box.send(C.voice(k, 0.0, 0.0))
+    assert box.pending <= MAX_PENDING
+    box.send(C.simple(C.Kind.PANIC))
+    assert box.pending == 1  # a panic releases all that waited
+    assert C.decode(C.held("patch", [0, 64, 127])).args == (0, (1 << 0) | (1 << 64) | (1 << 127))

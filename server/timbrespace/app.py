@@ -129,7 +129,7 @@ class App:
             "clients", int, "voices", int, "engine", self.engine.name, "audio", i.audio,
             "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
             "received", int, "rejected", int, "late_blocks", int,
-            "latency_p50_ms", float, "latency_p99_ms", float,
+            "latency_p50_ms", float, "latency_p99_ms", float, "audio_stall_s", float,
         ))
 
     def select(self, name: str, arrival: float) -> None:
@@ -277,17 +277,18 @@ class App:
         args = self._status_reply.args(*self._status_values(self.clock()))
         return {str(k): v for k, v in zip(args[::2], args[1::2])}
 
-    def _status_values(self, now: float) -> tuple[int, int, int, int, int, float, float]:
+    def _status_values(self, now: float) -> tuple[int, int, int, int, int, float, float, float]:
         # Called for every /status: stale peers are pruned at most once a second, as clients() does.
         if now - self._pruned >= 1.0:
             self.clients()
         c = self.counters
         stats = self.stats
         if stats is None:
-            return len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0
+            return len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
         v = stats.values
         p50, p99 = stats.percentiles(v[LAT_COUNT])
-        return len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99
+        return (len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99,
+                stats.stall_s(now))
 
     def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
         """Exact packets the transport may answer without decoding them (see OscServer.polls)."""

@@ -154,8 +154,18 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     if data is None:
         data = {}
     cfg = from_dict(data, source=str(p))
-    _resolve_paths(cfg, p.resolve().parent)
+    # The default config describes the repository's own layout; any other config file's relative
+    # paths are beside it, wherever it is kept. Keys it does not set keep the repository's defaults.
+    own = p.resolve() == DEFAULT_CONFIG.resolve()
+    _resolve_paths(cfg, REPO_ROOT if own else p.resolve().parent, _given(data))
     return cfg
+
+
+def _given(data: object) -> set[str]:
+    """Dotted keys present in a config's plain data (``patch.user_bank``...)."""
+    if not isinstance(data, dict):
+        return set()
+    return {f"{section}.{key}" for section, sub in data.items() if isinstance(sub, dict) for key in sub}
 
 
 def from_dict(data: object, *, source: str = "config") -> Config:
@@ -243,22 +253,21 @@ def _check_semantics(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: patch.initial_latent = {lat} must be two numbers in [0, 1]")
 
 
-def _resolve_paths(cfg: Config, base: Path) -> None:
-    def fix(p: Path) -> Path:
+def _resolve_paths(cfg: Config, base: Path, given: set[str] | None = None) -> None:
+    """Make relative paths absolute: those in ``given`` against ``base``, the others against the repo."""
+
+    def fix(key: str, p: Path) -> Path:
         if p.is_absolute():
             return p
-        for root in (REPO_ROOT, base):
-            if (root / p).exists() or (root / p).parent.exists():
-                return root / p
-        return REPO_ROOT / p
+        return (base if given is None or key in given else REPO_ROOT) / p
 
-    cfg.patch.banks = [fix(b) for b in cfg.patch.banks]
-    cfg.patch.user_bank = fix(cfg.patch.user_bank)
-    cfg.patch.model = fix(cfg.patch.model)
-    cfg.state.path = fix(cfg.state.path)
-    cfg.data.soundfont = fix(cfg.data.soundfont)
-    cfg.data.data_dir = fix(cfg.data.data_dir)
-    cfg.timbre.model = fix(cfg.timbre.model)
+    cfg.patch.banks = [fix("patch.banks", b) for b in cfg.patch.banks]
+    cfg.patch.user_bank = fix("patch.user_bank", cfg.patch.user_bank)
+    cfg.patch.model = fix("patch.model", cfg.patch.model)
+    cfg.state.path = fix("state.path", cfg.state.path)
+    cfg.data.soundfont = fix("data.soundfont", cfg.data.soundfont)
+    cfg.data.data_dir = fix("data.data_dir", cfg.data.data_dir)
+    cfg.timbre.model = fix("timbre.model", cfg.timbre.model)
 
 
 def resolve_default_paths(cfg: Config) -> Config:

@@ -8,9 +8,28 @@ import tempfile
 from pathlib import Path
 
 
+class WriteError(OSError):
+    """A file could not be written; the previous version of it (if any) is unchanged."""
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename.
+
+    On any failure (a full disk included) the temp file is removed and the previous file is left
+    as it was; the :class:`WriteError` says so, naming the file but not its folder (replies carry it).
+    """
     p = Path(path)
+    try:
+        _write(p, data)
+    except OSError as e:
+        if isinstance(e, WriteError):
+            raise
+        raise WriteError(e.errno, f"could not write {p.name}: {e.strerror or e}; "
+                                  f"{'the previous file is unchanged' if p.exists() else 'nothing was written'}"
+                         ) from e
+
+
+def _write(p: Path, data: bytes) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:

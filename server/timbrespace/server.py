@@ -7,12 +7,14 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import timbrespace
 from timbrespace.app import App, ServerInfo
+from timbrespace.audio import commands as C
 from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout
 from timbrespace.audio.wavetable import TABLE_SIZE
 from timbrespace.config import Config
@@ -29,6 +31,12 @@ from timbrespace.protocol.transport import OscServer
 from timbrespace.state import SavedState, load_state, save_state
 
 log = logging.getLogger(__name__)
+
+#: How often the control side checks the audio process (alive, stalled) and reconciles voices.
+WATCH_S = 0.05
+#: Every this many seconds (and after a stall) the audio side releases voices the control side does
+#: not hold: whatever lost a note-off, no note stays stuck for longer.
+RECONCILE_S = 1.0
 
 
 class StartupError(RuntimeError):
@@ -185,14 +193,48 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         status = 0
 
+        pump_handle: asyncio.TimerHandle | None = None
+        period = audio.block_size / audio.sample_rate
+
+        def pump() -> None:
+            # Releases that found the socket full are retried every block until they are through.
+            nonlocal pump_handle
+            pump_handle = loop.call_later(period, pump) if audio.pump() else None
+
+        def arm_pump() -> None:
+            nonlocal pump_handle
+            if pump_handle is None:
+                pump_handle = loop.call_later(period, pump)
+
+        audio.outbox.on_pending = arm_pump
+
+        def reconcile() -> None:
+            assert app is not None
+            for e in app.engines.values():
+                audio.send(C.held(e.name, e.held()))
+
         async def watch() -> None:
             nonlocal status
+            stalled = 0.0
+            reconciled = loop.time()
             while not stop.is_set():
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(WATCH_S)
                 if not audio.alive:
                     log.error("the audio process died; shutting down")
                     status = 1
                     stop.set()
+                    continue
+                stall = audio.stats.stall_s(time.monotonic())
+                if stall and not stalled:
+                    log.warning("audio stalled: no block rendered for %.2f s", stall)
+                elif stalled and not stall:
+                    log.warning("audio resumed after a stall of %.2f s; reconciling voices", stalled)
+                    reconcile()
+                    reconciled = loop.time()
+                stalled = stall
+                if not stall and loop.time() - reconciled >= RECONCILE_S:
+                    reconcile()
+                    reconciled = loop.time()
 
         ticker = asyncio.create_task(watch())
         host, port = osc.udp_address
@@ -213,6 +255,8 @@ async def serve(
         await stop.wait()
         if tick_handle is not None:
             tick_handle.cancel()
+        if pump_handle is not None:
+            pump_handle.cancel()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
@@ -230,8 +274,9 @@ async def serve(
                 if timbre is not None:
                     snapshots["timbre"] = timbre.snapshot()
                 save_state(cfg.state.path, snapshots, app.engine.name if app is not None else first)
-            except OSError as e:
-                print(f"timbrespace: could not save state to {cfg.state.path}: {e}", file=sys.stderr)
+            except (OSError, ValueError) as e:
+                print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
+                      file=sys.stderr)
         audio.stop()
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from timbrespace.fsutil import atomic_write_text
+from timbrespace.protocol.addresses import Arg
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,31 @@ def load_state(path: Path) -> SavedState:
     return SavedState(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
 
 
+def checked(key: str, value: object, lo: float, hi: float, default: float) -> float:
+    """A number from the state file, validated like OSC input: finite and in ``[lo, hi]``.
+
+    Anything else (NaN, inf, out of range, not a number) becomes ``default``, with one warning
+    naming the key, the value and the allowed range; so a bad value is never written back.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if math.isfinite(v) and lo <= v <= hi:
+        return v
+    log.warning("state: %s = %r is not a number in [%g, %g]; using the default %g", key, value, lo, hi, default)
+    return default
+
+
+def checked_arg(key: str, value: object, arg: Arg, default: float) -> float:
+    """A state value checked against the range its OSC address declares (see :func:`checked`)."""
+    lo = -math.inf if arg.lo is None else arg.lo
+    hi = math.inf if arg.hi is None else arg.hi
+    return checked(key, value, lo, hi, default)
+
+
 def save_state(path: Path, engines: dict[str, Any], active: str | None = None) -> None:
     """Persist each engine's snapshot and which one is heard."""
     data: dict[str, Any] = {"version": STATE_VERSION, "engines": engines}
     if active is not None:
         data["active"] = active
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    # allow_nan=False: a NaN would be written as the non-JSON token NaN and poison the next start.
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")

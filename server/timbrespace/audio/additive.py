@@ -49,6 +49,7 @@ class AdditiveVoice:
     def __init__(self, size: int, gain: pyo.PyoObject, on_silent: Callable[[AdditiveVoice], None]) -> None:
         self.key = -1
         self.silent = True
+        self.held = False  # started and not yet released
         self.f0 = 440.0
         self._tables = (pyo.DataTable(size), pyo.DataTable(size))
         self._front = 0  # the table heard (crossfade position 0 or 1)
@@ -95,6 +96,7 @@ class AdditiveVoice:
         self._b_env.setRelease(float(release_s))
         self._b_env.play()
         self._b_trig.play()
+        self.held = True
 
     def frame(self, table: npt.ArrayLike, crossfade_s: float = CROSSFADE_S) -> None:
         """Move to a new frame: fill the idle table, then crossfade to it."""
@@ -112,11 +114,13 @@ class AdditiveVoice:
 
     def release(self) -> None:
         """Start the release; the voice parks itself when it is over."""
+        self.held = False
         self._b_env.stop()  # in pyo's "wait" mode stop() starts the release
 
     def parked(self) -> None:
         """The release has ended (called by the synth)."""
         self.silent = True
+        self.held = False
         self.key = -1
         self._stop()
 

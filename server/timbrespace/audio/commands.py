@@ -10,6 +10,7 @@ The layout is fixed so the audio side decodes with one ``struct.unpack_from`` an
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -24,6 +25,7 @@ class Kind(IntEnum):
     QUIT = 7  # leave the audio loop
     VOICE = 8  # timbre engine: start (level > 0) or release (level 0) the voice of a frame slot
     ENGINE = 9  # which synth is heard: 0 patch, 1 timbre (the other is silenced)
+    HELD = 10  # reconcile: an engine's keys (patch) or slots (timbre) the control side holds
     # audio -> control
     SYNCED = 100  # id
     READY = 101  # sample rate, block size, backend code
@@ -35,6 +37,9 @@ _PITCH = struct.Struct("<Bdd")
 _ID = struct.Struct("<Bdq")
 _VOICE = struct.Struct("<Bdid")
 _ENGINE = struct.Struct("<Bdi")
+_HELD = struct.Struct("<BdiQQ")
+#: Keys (or slots) a HELD command can name: MIDI's 128.
+HELD_KEYS = 128
 ENGINE_CODES = {"patch": 0, "timbre": 1}
 _READY = struct.Struct("<Bdii16s24s")
 
@@ -73,6 +78,30 @@ def engine(name: str, arrival: float = 0.0) -> bytes:
     return _ENGINE.pack(Kind.ENGINE, arrival, ENGINE_CODES[name])
 
 
+def held(engine_name: str, keys: Iterable[int], arrival: float = 0.0) -> bytes:
+    """The keys (patch engine) or slots (timbre engine) the control side holds; the rest are released."""
+    mask = 0
+    for k in keys:
+        if 0 <= k < HELD_KEYS:
+            mask |= 1 << k
+    return _HELD.pack(Kind.HELD, arrival, ENGINE_CODES[engine_name], mask & (2**64 - 1), mask >> 64)
+
+
+def is_release(data: bytes) -> bool:
+    """Whether a command only releases sound (a note-off, a voice release, a panic).
+
+    The control side never drops these: see :class:`timbrespace.audio.outbox.Outbox`.
+    """
+    kind = data[0] if data else 0
+    if kind == Kind.PANIC:
+        return True
+    if kind == Kind.NOTE and len(data) == _NOTE.size:
+        return bool(_NOTE.unpack(data)[3] <= 0)
+    if kind == Kind.VOICE and len(data) == _VOICE.size:
+        return bool(_VOICE.unpack(data)[3] <= 0.0)
+    return False
+
+
 def with_id(kind: Kind, ident: int, arrival: float = 0.0) -> bytes:
     """SYNC or SYNCED with its id."""
     return _ID.pack(kind, arrival, ident)
@@ -100,6 +129,9 @@ def decode(data: bytes) -> Command:
     if kind is Kind.ENGINE:
         _, t, code = _ENGINE.unpack(data)
         return Command(kind, t, (code,))
+    if kind is Kind.HELD:
+        _, t, code, lo, hi = _HELD.unpack(data)
+        return Command(kind, t, (code, lo | (hi << 64)))
     if kind in (Kind.SYNC, Kind.SYNCED):
         _, t, ident = _ID.unpack(data)
         return Command(kind, t, (ident,))

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from timbrespace.audio import commands as C
 from timbrespace.audio.frames import FrameSlots
 from timbrespace.audio.mailbox import PatchMailbox
+from timbrespace.audio.outbox import Outbox
 from timbrespace.audio.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
 from timbrespace.config import AudioConfig
 
@@ -272,8 +273,11 @@ def _run_clocked(server: Any, player: Any, stats: AudioStats, period: float) -> 
         a[MAX_BLOCK_MS] = max(a[MAX_BLOCK_MS], (done - began) * 1000.0)
         if done > t0 + (k + 1) * period:
             a[LATE] += 1
-            if done - (t0 + (k + 1) * period) > 4 * period:
-                # Far behind (suspended, debugger): restart the clock rather than burst to catch up.
+            behind = done - (t0 + (k + 1) * period)
+            if behind > 4 * period:
+                # Far behind (suspended, debugger): restart the clock rather than burst to catch up,
+                # and count the blocks that were never rendered on time as late too.
+                a[LATE] += int(behind / period)
                 t0 = done - (k + 1) * period
         k += 1
 
@@ -304,7 +308,8 @@ class AudioProcess:
         self.scheduling = ""
         self.sample_rate = 0
         self.block_size = 0
-        self.dropped = 0
+        #: Every event command goes through here: releases are never dropped (see audio.outbox).
+        self.outbox = Outbox(self._send_raw)
 
     def start(self, timeout: float = 60.0) -> str:
         """Spawn the audio process and wait until it renders; returns the backend in use."""
@@ -354,13 +359,24 @@ class AudioProcess:
         """The socket replies arrive on (for an event loop's add_reader)."""
         return self._sock.fileno()
 
+    @property
+    def dropped(self) -> int:
+        """Commands refused because the socket was full."""
+        return self.outbox.refused
+
     def send(self, data: bytes) -> bool:
-        """Queue one event command; False (and counted) when the queue is full."""
+        """Queue one event command; False when refused (a release is never refused: it waits)."""
+        return self.outbox.send(data)
+
+    def pump(self) -> bool:
+        """Retry releases that waited for room; True while some still wait."""
+        return self.outbox.pump()
+
+    def _send_raw(self, data: bytes) -> bool:
         try:
             self._sock.send(data)
             return True
-        except BlockingIOError:
-            self.dropped += 1
+        except (BlockingIOError, InterruptedError):
             return False
 
     def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from timbrespace.audio import commands as C
 from timbrespace.audio.mailbox import PatchMailbox
-from timbrespace.audio.stats import BLOCKS, VOICES, AudioStats
+from timbrespace.audio.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
 
 if TYPE_CHECKING:
     from timbrespace.audio.timbre_voices import TimbreVoices
@@ -31,6 +31,7 @@ class Synth(Protocol):
     def note_off(self, pitch: int) -> None: ...
     def set_pitch(self, midi: float) -> None: ...
     def all_notes_off(self) -> None: ...
+    def reconcile(self, held: int) -> None: ...
     @property
     def active_voices(self) -> int: ...
 
@@ -77,6 +78,7 @@ class Player:
             self.apply(C.decode(data), now)
         a = self.stats.array
         a[BLOCKS] += 1
+        a[BLOCK_T] = now
         a[VOICES] = self.synth.active_voices + (self.timbre.active_voices if self.timbre is not None else 0)
 
     def apply(self, cmd: C.Command, now: float) -> None:
@@ -97,6 +99,12 @@ class Player:
         elif k is C.Kind.ENGINE:
             if self._select is not None:
                 self._select(_ENGINE_NAMES.get(int(cmd.args[0]), "patch"))
+        elif k is C.Kind.HELD:
+            code, held = int(cmd.args[0]), int(cmd.args[1])
+            if code == C.ENGINE_CODES["patch"]:
+                s.reconcile(held)
+            elif self.timbre is not None:
+                self.timbre.reconcile(held)
         elif k is C.Kind.PANIC:
             s.all_notes_off()
             if self.timbre is not None:

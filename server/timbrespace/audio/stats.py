@@ -14,9 +14,11 @@ import numpy.typing as npt
 
 from timbrespace.audio.shm import SharedBlock
 
-BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED = range(8)
+BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T = range(9)
 LAT_RING = 4096
-_HEAD = 8
+_HEAD = 16
+#: The audio process counts as stalled once it has published no block for this many block periods.
+STALL_BLOCKS = 20
 SIZE = _HEAD + LAT_RING
 PERCENTILE_EVERY = 0.1
 
@@ -84,6 +86,18 @@ class AudioStats:
                 self._pct = (float(p50), float(p99))
                 self._pct_count, self._pct_time = count, now
         return self._pct
+
+    def stall_s(self, now: float) -> float:
+        """Seconds since the audio process last started a block, once past STALL_BLOCKS periods; else 0.
+
+        ``now`` is on the monotonic clock, which both processes share.
+        """
+        v = self.values
+        t, sr = v[BLOCK_T], v[SAMPLE_RATE]
+        if t <= 0.0 or sr <= 0.0:
+            return 0.0  # no block yet (starting)
+        gap = now - t
+        return gap if gap > STALL_BLOCKS * v[BLOCK_SIZE] / sr else 0.0
 
     def snapshot(self) -> dict[str, float]:
         """Counters and latency percentiles in milliseconds."""

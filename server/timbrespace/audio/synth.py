@@ -499,6 +499,17 @@ class PatchSynth:
         v.glide(v.current_hz(), hz, PITCH_GLIDE_S if glide is None else glide)
         self._last_hz = hz
 
+    def reconcile(self, held: int) -> None:
+        """Release every note whose key is not set in ``held`` (bit k: key k), the control side's view.
+
+        Whatever lost a note-off (a dropped message, a stall), a voice nobody holds is released.
+        """
+        for key in [k for k in self._held if not (held >> k) & 1]:
+            self.note_off(key)
+        for v in self.voices:
+            if v.held and v.key not in self._held:
+                v.release(self._amp_times.release, self._filter_times.release)
+
     def all_notes_off(self) -> None:
         """Release every voice within 5 ms and forget held keys."""
         self._held.clear()

@@ -92,6 +92,12 @@ class TimbreVoices:
             if not v.silent:
                 v.release()
 
+    def reconcile(self, held: int) -> None:
+        """Release every held voice whose slot is not set in the ``held`` bit mask (the control side's)."""
+        for slot, v in enumerate(self.synth.voices):
+            if v.held and not v.silent and not (held >> slot) & 1:
+                v.release()
+
     @property
     def active_voices(self) -> int:
         """Voices sounding or releasing."""

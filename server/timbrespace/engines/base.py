@@ -48,6 +48,11 @@ class Engine(ABC):
     #: Seconds between calls to :meth:`tick` while the engine is heard; None: no ticks.
     tick_period: float | None = None
 
+    def __init__(self) -> None:
+        #: Keys held through the default note path: the control side's view, which the audio side
+        #: is reconciled with (see :meth:`held`).
+        self._keys: set[int] = set()
+
     @abstractmethod
     def handlers(self) -> dict[str, Handler]:
         """Address -> handler for the addresses this engine serves."""
@@ -68,8 +73,22 @@ class Engine(ABC):
         """Carry out deferred work now (when the engine asked for it, and before each offline block)."""
 
     def note(self, pitch: int, velocity: int, arrival: float) -> None:
-        """Start (velocity > 0) or release a note; HandlerError when it cannot be queued."""
+        """Start (velocity > 0) or release a note; HandlerError when a note-on cannot be queued.
+
+        A release is never refused (the link keeps it until the audio side has room).
+        """
         self._send(C.note(pitch, velocity, arrival), "/note")
+        if velocity > 0:
+            self._keys.add(pitch)
+        else:
+            self._keys.discard(pitch)
+
+    def held(self) -> list[int]:
+        """What this engine believes sounds: keys (notes on the synth's voices) or voice slots.
+
+        The audio side releases any voice of this engine that is not in the list (``HELD``).
+        """
+        return sorted(self._keys)
 
     def pitch(self, midi: float, arrival: float) -> None:
         """Glide the most recent note."""
@@ -78,6 +97,7 @@ class Engine(ABC):
     def panic(self, arrival: float) -> None:
         """Release every note at once."""
         self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
+        self._keys.clear()
 
     def tick(self, now: float) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Periodic work while heard (every :attr:`tick_period` seconds)."""

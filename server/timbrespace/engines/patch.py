@@ -22,9 +22,10 @@ from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, Synth
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
-from timbrespace.protocol.addresses import Value, show
+from timbrespace.protocol.addresses import BY_PATH, Value, show
 from timbrespace.protocol.replies import UDP_REPLY_FLOOR, clip
 from timbrespace.ratelog import RateLimitedLog
+from timbrespace.state import checked, checked_arg
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class PatchEngine(Engine):
         clock: Callable[[], float] = time.monotonic,
         defer: Callable[[float], None] | None = None,
     ) -> None:
+        super().__init__()
         self.space = space
         self.library = library
         self.link = link
@@ -97,11 +99,13 @@ class PatchEngine(Engine):
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Take back a snapshot; anything that no longer resolves is skipped with a log line."""
+        """Take back a snapshot, validated like OSC input; what no longer resolves is skipped (logged)."""
         try:
-            xy = [float(v) for v in state.get("xy", self.xy)]
-            if len(xy) == 2 and all(0.0 <= v <= 1.0 for v in xy):
-                self.xy = (xy[0], xy[1])
+            xy = state.get("xy", self.xy)
+            if isinstance(xy, list | tuple) and len(xy) == 2:
+                lat = BY_PATH["/latent"].args
+                self.xy = (checked_arg("patch.xy[0]", xy[0], lat[0], self.xy[0]),
+                           checked_arg("patch.xy[1]", xy[1], lat[1], self.xy[1]))
             for which in ("source", "target"):
                 name = state.get(which) or ""
                 if name:
@@ -109,13 +113,14 @@ class PatchEngine(Engine):
                         self._set_end(which, name)
                     except HandlerError as e:
                         log.warning("state: %s", e)
-            self.alpha = min(max(float(state.get("alpha", 0.0)), 0.0), 1.0)
+            self.alpha = checked_arg("patch.alpha", state.get("alpha", 0.0), BY_PATH["/alpha"].args[0], 0.0)
             values = state.get("values")
             if isinstance(values, Mapping):
                 v = self.values.copy()
                 for n, x in values.items():
                     if n in params.INDEX:
-                        v[params.INDEX[n]] = float(x)
+                        p = params.spec(n)
+                        v[params.INDEX[n]] = checked(f"patch.values.{n}", x, p.minimum, p.maximum, p.default)
                 self.values = params.clamp_vector(v)
             self.preset = str(state.get("preset", ""))
         except (TypeError, ValueError) as e:

@@ -34,7 +34,8 @@ from timbrespace.audio.frames import FrameSlots
 from timbrespace.audio.wavetable import harmonic_tables
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.addresses import BY_PATH, Value
+from timbrespace.state import checked_arg
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -42,6 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class _Note:
+    key: int  # the key struck: its note-off releases the note wherever /pitch glided it
     pitch: float
     velocity: int
     t_on: float
@@ -65,6 +67,7 @@ class TimbreEngine(Engine):
         release_s: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.space = space
         self.link = link
         self.frames = frames
@@ -124,18 +127,22 @@ class TimbreEngine(Engine):
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot; what no longer resolves is skipped with a log line."""
         try:
-            xy = [float(v) for v in state.get("xy", self.xy)]
-            if len(xy) == 2 and all(0.0 <= v <= 1.0 for v in xy):
-                self.xy = (xy[0], xy[1])
+            xy = state.get("xy", self.xy)
+            if isinstance(xy, list | tuple) and len(xy) == 2:
+                lat = BY_PATH["/latent"].args
+                self.xy = (checked_arg("timbre.xy[0]", xy[0], lat[0], self.xy[0]),
+                           checked_arg("timbre.xy[1]", xy[1], lat[1], self.xy[1]))
             corners = state.get("corners")
             if isinstance(corners, list) and len(corners) == 4:
                 self.corners = tuple(self.space.instrument(c) for c in corners)
             self.source = self.space.instrument(state.get("source", self.source))
             self.target = self.space.instrument(state.get("target", self.target))
-            self.alpha = min(max(float(state.get("alpha", self.alpha)), 0.0), 1.0)
-            offset = np.asarray(state.get("offset", self.offset), dtype=np.float64)
-            if offset.shape == self.offset.shape and np.all(np.isfinite(offset)):
-                self.offset = np.clip(offset, -4.0, 4.0)
+            self.alpha = checked_arg("timbre.alpha", state.get("alpha", self.alpha), BY_PATH["/alpha"].args[0],
+                                     self.alpha)
+            offset = state.get("offset")
+            if isinstance(offset, list) and len(offset) == len(self.offset):
+                z = BY_PATH["/z"].args[1]
+                self.offset = np.array([checked_arg(f"timbre.offset[{i}]", v, z, 0.0) for i, v in enumerate(offset)])
             if state.get("mode") in ("map", "transfer"):
                 self.mode = str(state["mode"])
             kind = state.get("map", self.map_kind)
@@ -219,16 +226,20 @@ class TimbreEngine(Engine):
         now = self.clock()
         if velocity <= 0:
             for slot, n in self._notes.items():
-                if n.t_off is None and round(n.pitch) == pitch:
+                if n.t_off is None and n.key == pitch:
                     n.t_off = now
                     self._send(C.voice(slot, 0.0, arrival), "/note")
             return
         slot = self._free_slot(now)
-        note = _Note(float(pitch), int(velocity), now)
+        note = _Note(int(pitch), float(pitch), int(velocity), now)
         self._publish({slot: note}, now, arrival)
+        self._send(C.voice(slot, 1.0, arrival), "/note")  # refused: the note is not ours to track
         self._notes[slot] = note
         self._latest = slot
-        self._send(C.voice(slot, 1.0, arrival), "/note")
+
+    def held(self) -> list[int]:
+        """The voice slots of the notes held (not released)."""
+        return sorted(s for s, n in self._notes.items() if n.t_off is None)
 
     def pitch(self, midi: float, arrival: float) -> None:
         """Glide the most recent note (its next frame carries the new pitch)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ from timbrespace.patch import params
 from timbrespace.patch.bank import MAX_PRESETS, Preset, bank_key, canonical, read_bank, write_bank
 
 MAX_NAME_LENGTH = 64
-_RESERVED_NAMES = frozenset({"unused"})  # amSynth drops presets of this name when it saves a bank
+_RESERVED_NAMES = frozenset({"unused"})
+#: Unicode categories refused in names: controls, formats (bidi overrides, zero-width), separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})  # amSynth drops presets of this name when it saves a bank
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,12 @@ class LoadReport:
 def validate_name(name: str) -> str:
     """Return ``name`` if it can be a saved preset's name; ValueError says why not.
 
-    Names are names, never paths: no ``/``, no control characters, not empty or
-    only spaces, no leading/trailing spaces (invisible in lists), at most 64
-    characters, and not amSynth's reserved ``unused``.
+    Names are names, never paths: no ``/``, not empty or only spaces, no
+    leading/trailing spaces (invisible in lists), at most 64 characters, and not
+    amSynth's reserved ``unused``.  No control, format or line-separator character
+    (Unicode categories Cc, Cf, Zl, Zp): direction overrides would make a list show
+    a name other than the one stored, zero-width characters two names that look
+    the same; the refusal names the character as ``U+XXXX``.
     """
     if not isinstance(name, str):
         raise TypeError(f"a preset name is a str, got {type(name).__name__}")
@@ -55,8 +61,9 @@ def validate_name(name: str) -> str:
         problem = "it has leading or trailing spaces"
     elif "/" in name:
         problem = "it contains '/'"
-    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
-        problem = "it contains a control character"
+    elif (bad := next((c for c in name if unicodedata.category(c) in _INVISIBLE), None)) is not None:
+        what = unicodedata.name(bad, "a control character")
+        problem = f"it contains U+{ord(bad):04X} ({what}), a control, format or line-separator character"
     elif len(name) > MAX_NAME_LENGTH:
         problem = f"it is longer than {MAX_NAME_LENGTH} characters"
     elif name in _RESERVED_NAMES:
@@ -209,6 +216,11 @@ class PresetLibrary:
         if self._user_path is None:
             raise RuntimeError("this library has no user bank configured")
         validate_name(name)
+        factory = [f"{p.bank}/{p.name}" for p in self._presets[: self._n_factory] if p.name == name]
+        if factory:
+            # A plain-name load would then be ambiguous between the factory preset and the user's.
+            raise ValueError(f"a factory preset is named {name!r} ({', '.join(factory)}); expected a name "
+                             "no factory preset has")
         preset = Preset(name, canonical(values), bank_key(self._user_path))
         with self._lock:
             on_disk = self._read_user()

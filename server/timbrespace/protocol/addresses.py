@@ -219,7 +219,8 @@ ADDRESSES: tuple[Address, ...] = (
     # -- server ---------------------------------------------------------------------------------
     Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
             "key value pairs: clients, voices, engine, audio, sample_rate, block_size, device, "
-            "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms"),
+            "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
+            "audio process has rendered no block; 0 unless it is stalled now)"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
