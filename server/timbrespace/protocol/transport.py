@@ -236,7 +236,8 @@ class OscServer:
             return None
         self._over_noted = True
         return encode_fail(about, (
-            f"reply {reply[0]} of {size} bytes dropped: the reply budget is spent ({room} bytes left; "
+            # What happened first: with little room left the end of the reason is clipped.
+            f"reply budget spent: {reply[0]} of {size} bytes dropped ({room} bytes left; "
             f"a UDP packet may cause {UDP_REPLY_FACTOR}x its size or {UDP_REPLY_FLOOR} bytes of replies, "
             f"one request {REQUEST_REPLY_BUDGET}); ask for less or use TCP"), room)
 
