@@ -1,0 +1,114 @@
+"""Issue 14, bounded memory: a client cannot grow the server's caches, queues, tables or connections.
+
+Each test drives a real server process over real sockets and reads the server's resident memory
+from /proc/<pid>/status; bounds come from what each fix claims, far from what the defect cost.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pythonosc.osc_message import OscMessage
+
+from conftest import OscClient, ServerProc, start_server
+
+MiB = 1 << 20
+
+
+def rss(s: ServerProc) -> int:
+    """Resident memory of the server's control process, bytes."""
+    for line in Path(f"/proc/{s.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def cpu(s: ServerProc) -> float:
+    """User + system CPU seconds of the server's control process (reported, never asserted)."""
+    fields = Path(f"/proc/{s.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+def bundle(when: float, *elements: bytes) -> bytes:
+    """An OSC bundle for Unix time ``when`` (0: immediately)."""
+    from timbrespace.protocol.codec import TimeTag
+
+    tt = 1 if when == 0 else int(TimeTag.from_unix(when))
+    return b"#bundle\x00" + struct.pack(">Q", tt) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
+
+
+def slip(packet: bytes) -> bytes:
+    return b"\xc0" + packet.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+
+
+def read_slip(sock: socket.socket, want: str, timeout: float = 10.0) -> OscMessage:
+    """Read SLIP frames from ``sock`` until one addressed ``want``."""
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+        *frames, buf = buf.split(b"\xc0")
+        for f in frames:
+            if f:
+                m = OscMessage(f.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
+                if m.address == want:
+                    return m
+
+
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """True when the server closes ``sock`` within ``timeout`` (replies before the close are skipped)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProc]:
+    s = start_server(tmp_path)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server: ServerProc) -> Iterator[OscClient]:
+    c = server.client()
+    yield c
+    c.close()
+
+
+# ----------------------------------------------------------------------------- the decoder's plans
+
+
+def huge_header(n: int) -> bytes:
+    """A 64 KB message with a distinct address and 21,600 type tags (`iT` x 10,800)."""
+    addr = f"/y{n}".encode()
+    addr += b"\x00" * (4 - len(addr) % 4)
+    tags = b"," + b"iT" * 10800
+    tags += b"\x00" * (4 - len(tags) % 4)
+    return addr + tags + struct.pack(">10800i", *range(10800))
+
+
+def test_distinct_huge_headers_do_not_grow_memory(server: ServerProc, client: OscClient) -> None:
+    """Before: each distinct header cached a generated decoder of ~5 MB (20 of them: ~100 MiB)."""
+    client.send_raw(huge_header(-1))
+    client.expect("/fail")
+    before, cpu0 = rss(server), cpu(server)
+    for n in range(20):
+        client.send_raw(huge_header(n))
+        client.expect("/fail", timeout=30)
+    grown = rss(server) - before
+    print(f"20 distinct huge headers: RSS +{grown / MiB:.1f} MiB, CPU {(cpu(server) - cpu0) / 20 * 1e3:.1f} ms each")
+    assert grown < 20 * MiB
