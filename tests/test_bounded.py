@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from conftest import OscClient, ServerProc, start_server
+from conftest import OscClient, ServerProc, osc, start_server
 
 MiB = 1 << 20
 
@@ -112,3 +112,37 @@ def test_distinct_huge_headers_do_not_grow_memory(server: ServerProc, client: Os
     grown = rss(server) - before
     print(f"20 distinct huge headers: RSS +{grown / MiB:.1f} MiB, CPU {(cpu(server) - cpu0) / 20 * 1e3:.1f} ms each")
     assert grown < 20 * MiB
+
+
+# ----------------------------------------------------------------------------- the client table
+
+
+def test_client_table_bounded_under_many_sources(server: ServerProc, client: OscClient) -> None:
+    """Before: one entry per distinct source address, kept for 60 s (2 M sources: +420 MiB)."""
+    from timbrespace.clients import MAX_CLIENTS
+
+    status = osc("/version")
+    n = MAX_CLIENTS + 20000
+    client.status()
+    before = rss(server)
+    sent = 0
+    for a in range(2, 250):
+        for b in range(1, 250):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((f"127.0.{a}.{b}", 0))
+                s.sendto(status, (server.host, server.port))
+            finally:
+                s.close()
+            sent += 1
+            if sent % 500 == 0:  # keep within the server's receive buffer
+                client.status()
+            if sent >= n:
+                break
+        if sent >= n:
+            break
+    clients = client.status()["clients"]
+    grown = rss(server) - before
+    print(f"{sent} sources: clients={clients}, RSS +{grown / MiB:.1f} MiB")
+    assert clients <= MAX_CLIENTS
+    assert grown < 8 * MiB
