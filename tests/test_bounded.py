@@ -6,8 +6,10 @@ from /proc/<pid>/status; bounds come from what each fix claims, far from what th
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +148,84 @@ def test_client_table_bounded_under_many_sources(server: ServerProc, client: Osc
     print(f"{sent} sources: clients={clients}, RSS +{grown / MiB:.1f} MiB")
     assert clients <= MAX_CLIENTS
     assert grown < 8 * MiB
+
+
+# ----------------------------------------------------------------------------- scheduled bundles
+
+
+def tcp(s: ServerProc) -> socket.socket:
+    sock = socket.create_connection((s.host, s.port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def test_one_client_filling_its_share_of_future_bundles_leaves_others_served(
+    server: ServerProc, client: OscClient
+) -> None:
+    """Before: 10,050 tiny future bundles from one client filled the shared cap for everyone."""
+    later = time.time() + 600
+    hog = tcp(server)
+    try:
+        hog.sendall(b"".join(slip(bundle(later, osc("/version"))) for _ in range(10050)))
+        hog.sendall(slip(osc("/version")))
+        read_slip(hog, "/version.reply", timeout=30)  # all of them handled
+        client.send_raw(bundle(time.time() + 0.2, osc("/version")))
+        client.expect("/version.reply")
+    finally:
+        hog.close()
+
+
+def test_future_bundles_bounded_in_bytes(server: ServerProc, client: OscClient) -> None:
+    """Before: future bundles were capped by count only; big ones held hundreds of MiB."""
+    later = time.time() + 600
+    tiny = osc("/a", 100000, 100001, 100002, 100003)  # ~10x larger decoded than on the wire
+    big = bundle(later, *([tiny] * ((65000 - 16) // (len(tiny) + 4))))
+    hog = tcp(server)
+    try:
+        hog.sendall(slip(osc("/version")))
+        read_slip(hog, "/version.reply")
+        before = rss(server)
+        hog.sendall(b"".join(slip(big) for _ in range(120)))
+        hog.sendall(slip(osc("/version")))
+        read_slip(hog, "/version.reply", timeout=60)
+        grown = rss(server) - before
+        print(f"120 future bundles of {len(big)} bytes: RSS +{grown / MiB:.1f} MiB")
+        assert grown < 24 * MiB
+        client.send_raw(bundle(time.time() + 0.2, osc("/version")))  # others still scheduled
+        client.expect("/version.reply")
+    finally:
+        hog.close()
+
+
+def test_burst_at_one_time_tag_does_not_block_other_clients(server: ServerProc, client: OscClient) -> None:
+    """Before: every bundle due at one time ran in one go, others' requests waited for all of it."""
+    burst = osc("/latent", 0.5, 0.5)
+    per = (65000 - 16) // (len(burst) + 4)
+    at = time.time() + 1.0
+    hog = OscClient(server.host, server.port)
+    try:
+        for _ in range(30):
+            hog.send_raw(bundle(at, *([burst] * per)))
+            hog.send("/version")
+            hog.expect("/version.reply")
+        hog.send_raw(bundle(at, osc("/version")))  # answered when the whole burst has run
+        time.sleep(max(0.0, at - time.time()) + 0.005)
+        client.send("/status")
+        done = False
+        answered_first = 0
+        deadline = time.monotonic() + 30
+        hog.sock.settimeout(0.001)
+        while not done and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                if OscMessage(hog.sock.recv(65536)).address == "/version.reply":
+                    done = True
+                    break
+            with contextlib.suppress(TimeoutError):
+                if client.recv(0.001).address == "/status.reply":
+                    answered_first += 1
+                    client.send("/status")
+        print(f"{30 * per} messages due at one time: {answered_first} /status answered during the burst")
+        assert done
+        assert answered_first >= 1
+    finally:
+        hog.close()

@@ -21,13 +21,14 @@ by a later clock step.  Immediate (1) or past tags run at once, in the network
 callback; future ones run from ``loop.call_at`` (the loop never sleeps for
 them).  A nested bundle never runs before its parent (its effective time is the
 later of the two).  ``Incoming.arrival`` is always ``time.monotonic()`` at the
-packet's arrival, scheduled or not.
+packet's arrival, scheduled or not.  Waiting bundles are bounded in count and bytes, per client
+and in all, and due ones run in slices (see :mod:`.schedule`); a timed bundle that falls due
+while others due before it still wait queues behind them, so equal tags keep arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import socket
 import time
@@ -38,6 +39,7 @@ from typing import Any, Literal
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
 from .encode import PackedReply, encode_message
 from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
+from .schedule import Schedule
 from .tcp import TcpConnection, tcp_socket
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
@@ -90,9 +92,8 @@ class OscServer:
         self._udp_out: list[tuple[bytes, Any]] | None = None  # replies of the batch being read
         self._conns: dict[int, TcpConnection] = {}
         self._next_conn = 1
-        # (loop time due, arrival sequence, messages, peer, arrival): equal tags keep arrival order
-        self._heap: list[tuple[float, int, list[Message], Peer, float]] = []
-        self._seq = 0
+        self._schedule = Schedule(max_scheduled)
+        self._soon: asyncio.Handle | None = None  # the next slice of due bundles
         self._offset = 0.0  # time.time() - loop.time(), updated only when it moves by > 1 ms
         self._timer: asyncio.TimerHandle | None = None
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
@@ -146,7 +147,10 @@ class OscServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._heap.clear()
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+        self._schedule.clear()
         if self._udp is not None and self._loop is not None:
             self._loop.remove_reader(self._udp.fileno())
             self._loop.remove_writer(self._udp.fileno())
@@ -389,40 +393,48 @@ class OscServer:
             self._offset = offset
         groups: list[tuple[float | None, list[Message]]] = []
         _flatten(bundle, None, groups)
+        schedule = self._schedule
         for when, msgs in groups:
             due = now_loop if when is None else when - self._offset
-            if due <= now_loop:
+            if due <= now_loop and (when is None or not schedule.busy(due)):
                 for msg in msgs:
                     self._deliver(msg, peer, arrival)
             elif due - now_loop > self.max_delay:
                 ahead = due - now_loop
                 self._malformed(peer, f"bundle time tag {ahead:.1f} s ahead exceeds {self.max_delay} s")
-            elif len(self._heap) >= self.max_scheduled:
-                self._malformed(peer, f"too many scheduled bundles ({self.max_scheduled} pending)")
+            elif (refused := schedule.add(due, msgs, peer, arrival)) is not None:
+                self._malformed(peer, refused)
             else:
-                self._seq += 1
                 self.stats.bundles_scheduled += 1
-                heapq.heappush(self._heap, (due, self._seq, msgs, peer, arrival))
         self._arm()
 
     def _arm(self) -> None:
-        if not self._heap or self._loop is None:
+        """Run the next slice soon when some are due, else set the timer for the next due time."""
+        when = self._schedule.next_due()
+        if when is None or self._loop is None or self._soon is not None:
+            return  # nothing waits, stopped, or the slice already queued re-arms when it has run
+        if when < 0:
+            self._soon = self._loop.call_soon(self._on_soon)
             return
-        when = self._heap[0][0]
         if self._timer is not None:
             if self._timer.when() <= when:
                 return
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._fire)
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._fire()
+
+    def _on_soon(self) -> None:
+        self._soon = None
+        self._fire()
 
     def _fire(self) -> None:
+        """Run one slice of the due messages; the loop serves other clients before the next."""
         assert self._loop is not None
-        self._timer = None
-        deadline = self._loop.time() + 0.0005
-        while self._heap and self._heap[0][0] <= deadline:
-            _, _, msgs, peer, arrival = heapq.heappop(self._heap)
-            for msg in msgs:
-                self._deliver(msg, peer, arrival)
+        for msg, peer, arrival in self._schedule.take(self._loop.time() + 0.0005):
+            self._deliver(msg, peer, arrival)
         self._arm()
 
     # ------------------------------------------------------------------ TCP
