@@ -7,6 +7,7 @@ from /proc/<pid>/status; bounds come from what each fix claims, far from what th
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import struct
 import time
@@ -229,3 +230,86 @@ def test_burst_at_one_time_tag_does_not_block_other_clients(server: ServerProc, 
         assert answered_first >= 1
     finally:
         hog.close()
+
+
+# ----------------------------------------------------------------------------- TCP connections
+
+LIMITS = {"max_connections": 24, "max_connections_per_host": 12, "tcp_idle_timeout": 2.0,
+          "tcp_frame_timeout": 1.0}
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[ServerProc]:
+    s = start_server(tmp_path, network=LIMITS)
+    yield s
+    s.stop()
+
+
+def test_connection_caps_idle_and_half_sent_timeouts(limited: ServerProc) -> None:
+    """Before: no cap, no idle timeout: idle and half-sent connections stayed forever."""
+    socks = [tcp(limited) for _ in range(30)]
+    try:
+        time.sleep(0.3)
+        refused = [s for s in socks if closed_by_server(s, 0.05)]
+        assert len(refused) == 30 - LIMITS["max_connections_per_host"]
+        kept = [s for s in socks if s not in refused]
+        kept[0].sendall(slip(osc("/version"))[:-1])  # a frame that never ends
+        for s in kept[1:]:
+            s.sendall(slip(osc("/version")))
+            read_slip(s, "/version.reply")
+        assert read_slip(kept[0], "/fail").params[1].startswith("malformed packet: incomplete frame")
+        assert all(closed_by_server(s, 10) for s in kept)  # idle
+        fresh = tcp(limited)  # the slots are free again
+        fresh.sendall(slip(osc("/version")))
+        read_slip(fresh, "/version.reply")
+        fresh.close()
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_unfinished_frames_bounded(limited: ServerProc) -> None:
+    """Before: 2,000 connections each holding an unfinished 131 KB frame held 292 MiB."""
+    before = rss(limited)
+    socks = []
+    try:
+        for _ in range(300):
+            s = tcp(limited)
+            socks.append(s)
+            with contextlib.suppress(OSError):
+                s.sendall(b"\xc0" + b"/" * 120000)
+        time.sleep(0.5)
+        grown = rss(limited) - before
+        print(f"300 connections with unfinished frames: RSS +{grown / MiB:.1f} MiB")
+        assert grown < 16 * MiB
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_at_the_descriptor_limit_no_log_flood_and_saves_work(tmp_path: Path) -> None:
+    """Before: at the fd limit accept errors flooded the log and /patch/save failed (EMFILE)."""
+    s = start_server(tmp_path, network={"max_connections": 4000, "max_connections_per_host": 4000})
+    socks: list[socket.socket] = []
+    try:
+        used = len(list(Path(f"/proc/{s.proc.pid}/fd").iterdir()))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.prlimit(s.proc.pid, resource.RLIMIT_NOFILE, (used + 100, hard))
+        lines0 = len(s.lines)
+        for _ in range(400):
+            with contextlib.suppress(OSError):
+                socks.append(socket.create_connection((s.host, s.port), timeout=0.2))
+        time.sleep(2)
+        c = s.client()
+        c.send("/patch/save", "at the limit")
+        reply = c.expect("/patch/save.reply", timeout=10)
+        assert reply.params
+        assert c.status()["clients"] >= 1
+        c.close()
+        logged = len(s.lines) - lines0
+        print(f"400 connects at a limit of {used + 100} descriptors: {logged} log lines")
+        assert logged < 40
+    finally:
+        for sock in socks:
+            sock.close()
+        s.stop()

@@ -40,7 +40,7 @@ from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packe
 from .encode import PackedReply, encode_message
 from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
 from .schedule import Schedule
-from .tcp import TcpConnection, tcp_socket
+from .tcp import TcpConnection, TcpLimits, TcpListener, tcp_socket
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
@@ -71,6 +71,7 @@ class OscServer:
         rcvbuf: int = 4 << 20,
         max_scheduled: int = 10000,
         max_delay: float = 3600.0,
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
         if tcp_framing not in ("slip", "length"):
             raise ValueError(f"tcp_framing must be 'slip' or 'length', not {tcp_framing!r}")
@@ -83,10 +84,11 @@ class OscServer:
         self.max_scheduled = max_scheduled
         self.max_delay = max_delay
         self._rcvbuf = rcvbuf
+        self.tcp_limits = tcp_limits or TcpLimits()
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
-        self._tcp: asyncio.Server | None = None
+        self._tcp: TcpListener | None = None
         self._udp_addr: tuple[str, int] = (host, 0)
         self._peers: dict[Any, Peer] = {}
         self._udp_backlog: deque[tuple[bytes, tuple[str, int]]] = deque()
@@ -123,15 +125,14 @@ class OscServer:
             try:
                 udp.bind(sockaddr)
                 port = udp.getsockname()[1]
-                self._tcp = await loop.create_server(
-                    self._new_connection, sock=tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
-                )
+                tcp = tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
             except OSError:
                 udp.close()
                 if self._port != 0 or attempt == 19:
                     raise
                 continue
             break
+        self._tcp = TcpListener(tcp, self.tcp_limits, self.tcp_framing, self._new_connection, self._conns)
         udp.setblocking(False)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
@@ -161,7 +162,7 @@ class OscServer:
             self._tcp.close()
             for conn in list(self._conns.values()):
                 conn.close()
-            await self._tcp.wait_closed()
+            await asyncio.sleep(0)  # their connection_lost runs
             self._tcp = None
         self._conns.clear()
 
@@ -440,11 +441,11 @@ class OscServer:
 
     # ------------------------------------------------------------------ TCP
 
-    def _new_connection(self) -> TcpConnection:
+    def _new_connection(self, on_lost: Callable[[TcpConnection], None]) -> TcpConnection:
         conn_id = self._next_conn
         self._next_conn += 1
         return TcpConnection(conn_id, self.tcp_framing, self.max_datagram, self.stats, self._conns,
-                             self._packet, self._malformed)
+                             self._packet, self._malformed, on_lost)
 
 
 def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None, list[Message]]]) -> None:
