@@ -24,8 +24,15 @@ def test_a_client_filling_its_share_is_refused_and_others_are_not() -> None:
     assert "bytes" in (s.add(10.0, big, B, 0.0) or "")
     assert s.add(10.0, msgs(1), B, 0.0) is None
     s.take(11.0, most=10**9)  # all ran: the shares are free again
-    assert len(s) == 0 and s._bytes == 0 and not s._per_client
+    assert len(s) == 0 and s._bytes == 0 and not s._per_client and not s._per_host
     assert s.add(10.0, msgs(1), A, 0.0) is None
+
+
+def test_one_host_with_many_ports_cannot_fill_the_schedule() -> None:
+    s = Schedule(max_pending=10000)
+    refused = [s.add(10.0, msgs(1), Peer("udp", "10.0.0.9", port), 0.0) for port in range(5000)]
+    assert refused.count(None) == schedule.HOST_PENDING
+    assert s.add(10.0, msgs(1), A, 0.0) is None  # another host is still served
 
 
 def test_due_groups_run_in_slices_keeping_arrival_order() -> None:

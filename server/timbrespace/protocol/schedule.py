@@ -3,8 +3,10 @@
 A future-dated bundle holds its decoded messages until it is due, so one client could otherwise
 fill the server's memory, or the shared limit, for up to ``max_delay``.  Each client (one
 :class:`Peer`: a UDP source address or a TCP connection) may hold :data:`CLIENT_PENDING` groups
-and :data:`CLIENT_PENDING_BYTES`; all clients together :data:`MAX_PENDING_BYTES` and the
-transport's ``max_scheduled``.  A client that fills its share is refused, the others are not.
+and :data:`CLIENT_PENDING_BYTES`; all clients of one host four times that, so that a host with
+many ports or connections cannot fill the rest; all clients together :data:`MAX_PENDING_BYTES`
+and the transport's ``max_scheduled``.  A client that fills its share is refused, the others
+are not.
 
 Bytes are estimated from the decoded messages (:func:`held_bytes`), since decoding makes a
 packet several times larger than its wire size (an argument-less message is 12 bytes on the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .codec import Message
 from .peer import Peer
@@ -28,10 +30,13 @@ CLIENT_PENDING = 1000
 """Scheduled groups (a bundle, or one nested bundle with its own time) one client may hold."""
 CLIENT_PENDING_BYTES = 4 << 20
 """Estimated bytes of scheduled messages one client may hold."""
+HOST_PENDING, HOST_PENDING_BYTES = 4 * CLIENT_PENDING, 4 * CLIENT_PENDING_BYTES
+"""The same for all clients of one source host."""
 MAX_PENDING_BYTES = 32 << 20
 """Estimated bytes of scheduled messages all clients together may hold."""
 FIRE_SLICE = 256
 """Due messages run per turn of the event loop."""
+K = TypeVar("K")
 _MESSAGE_BYTES = 200  # a decoded Message: the tuple, its args tuple, the address string
 _ARG_BYTES = 40  # one argument: its slot and a number object
 
@@ -72,6 +77,7 @@ class Schedule:
         self._seq = 0
         self._bytes = 0
         self._per_client: dict[Peer, list[int]] = {}  # peer -> [groups, bytes]
+        self._per_host: dict[str, list[int]] = {}  # host -> [groups, bytes]
 
     def __len__(self) -> int:
         return len(self._heap) + len(self._ready)
@@ -84,14 +90,18 @@ class Schedule:
             return f"too many scheduled bundles from this client ({CLIENT_PENDING} pending)"
         if (mine[1] if mine else 0) + cost > CLIENT_PENDING_BYTES:
             return f"scheduled bundles from this client would hold more than {CLIENT_PENDING_BYTES} bytes"
+        host = self._per_host.get(peer.host)
+        if host is not None and (host[0] >= HOST_PENDING or host[1] + cost > HOST_PENDING_BYTES):
+            return (f"scheduled bundles from {peer.host} would exceed {HOST_PENDING} bundles or "
+                    f"{HOST_PENDING_BYTES} bytes")
         if len(self) >= self.max_pending:
             return f"too many scheduled bundles ({self.max_pending} pending)"
         if self._bytes + cost > MAX_PENDING_BYTES:
             return f"scheduled bundles would hold more than {MAX_PENDING_BYTES} bytes"
-        if mine is None:
-            mine = self._per_client[peer] = [0, 0]
-        mine[0] += 1
-        mine[1] += cost
+        for share in (mine or self._per_client.setdefault(peer, [0, 0]),
+                      host or self._per_host.setdefault(peer.host, [0, 0])):
+            share[0] += 1
+            share[1] += cost
         self._bytes += cost
         self._seq += 1
         heapq.heappush(self._heap, _Group(due, self._seq, msgs, peer, arrival, cost))
@@ -129,11 +139,17 @@ class Schedule:
         self._ready.clear()
         self._next = self._bytes = 0
         self._per_client.clear()
+        self._per_host.clear()
 
     def _release(self, g: _Group) -> None:
         self._bytes -= g.cost
-        mine = self._per_client[g.peer]
-        mine[0] -= 1
-        mine[1] -= g.cost
-        if not mine[0]:
-            del self._per_client[g.peer]
+        _unshare(self._per_client, g.peer, g.cost)
+        _unshare(self._per_host, g.peer.host, g.cost)
+
+
+def _unshare(shares: dict[K, list[int]], key: K, cost: int) -> None:
+    share = shares[key]
+    share[0] -= 1
+    share[1] -= cost
+    if not share[0]:
+        del shares[key]
