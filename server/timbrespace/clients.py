@@ -34,6 +34,7 @@ class ClientRegistry:
         self.limit = limit
         self.timeout = timeout
         self._last: OrderedDict[ClientKey, float] = OrderedDict()
+        self._stale_at = float("-inf")  # no entry can be stale before this time
 
     def heard(self, peer: Peer, now: float) -> None:
         """``peer`` sent a message at ``now`` (monotonic seconds)."""
@@ -43,11 +44,13 @@ class ClientRegistry:
         last.move_to_end(key)
         if len(last) > self.limit:
             last.popitem(last=False)
-        self._prune(now, _PRUNE_STEP)
+        if now >= self._stale_at:
+            self._prune(now, _PRUNE_STEP)
 
     def count(self, now: float) -> int:
         """Clients heard within the timeout (stale ones at the old end are dropped first)."""
-        self._prune(now, self.limit)
+        if now >= self._stale_at:
+            self._prune(now, self.limit)
         return len(self._last)
 
     def _prune(self, now: float, most: int) -> None:
@@ -57,9 +60,12 @@ class ClientRegistry:
         cutoff = now - self.timeout
         for _ in range(most):
             if not last:
+                self._stale_at = now  # the next client heard sets it from its own time
                 return
             key = next(iter(last))
-            if last[key] >= cutoff:
+            t = last[key]
+            if t >= cutoff:
+                self._stale_at = t + self.timeout  # nothing can be stale before then
                 return
             del last[key]
 
