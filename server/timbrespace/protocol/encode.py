@@ -56,9 +56,10 @@ def _encode_address(address: str) -> bytes:
     if not isinstance(address, str) or not address.startswith("/"):
         raise OscEncodeError(f"OSC address must be a str starting with '/', got {address!r}")
     b = _pad_string(address)
-    if len(_ADDRS) >= _CACHE_LIMIT:
-        _ADDRS.clear()
-    _ADDRS[address] = b
+    if len(b) <= 64:  # the server's own reply addresses; a long one is not worth its memory
+        if len(_ADDRS) >= _CACHE_LIMIT:
+            _ADDRS.clear()
+        _ADDRS[address] = b
     return b
 
 
