@@ -84,3 +84,31 @@ def test_a_server_without_the_timbre_model_refuses_it_by_name(tmp_path: Path) ->
         c.close()
     finally:
         s.stop()
+
+
+def test_a_message_for_the_engine_not_heard_says_so(tmp_path: Path) -> None:
+    """Issue 19: a patch-engine client meeting a server left on the timbre engine (and back)."""
+    s = start_server(tmp_path)
+    try:
+        c = s.client()
+        c.send("/engine", "timbre")
+        c.send("/source", "BriansBank01/basic11")
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/source"
+        assert ("the timbre engine is heard; 'BriansBank01/basic11' names a patch preset: send /engine patch first"
+                in fail.params[1]), fail.params
+        # Loaded all the same (it can be prepared), but the reply says it is not what is heard.
+        reply = c.request("/patch/load", "BriansBank02/WowPad")
+        assert reply.params[1] == "BriansBank02/WowPad"
+        assert reply.params[4].startswith("not heard: the timbre engine is heard; send /engine patch")
+        c.send("/target", "nosuchthing")  # a name neither engine knows keeps the engine's own reason
+        assert "unknown instrument 'nosuchthing'" in c.expect("/fail").params[1]
+        c.send("/engine", "patch")
+        assert c.request("/patch/load", "BriansBank02/WowPad").params[4] == "heard"
+        c.send("/target", "french_horn")
+        fail = c.expect("/fail")
+        assert "the patch engine is heard; 'french_horn' names a timbre instrument: send /engine timbre first" \
+            in fail.params[1], fail.params
+        c.close()
+    finally:
+        s.stop()

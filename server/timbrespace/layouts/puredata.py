@@ -151,15 +151,30 @@ def render_text() -> str:
     y = 720
     for row, (label, path) in enumerate((("load", "/patch/load"), ("source", "/source"), ("target", "/target"))):
         p.text(20, y + row * 28, label)
+        first = _engine_first(p, fmt, "patch", 890, y + row * 28, path)
         for i, preset in enumerate(PRESETS):
             m = p.msg(90 + i * 200, y + row * 28, f"symbol {preset}")
-            p.wire(m, fmt[path])
+            p.wire(m, first)
     y = 810
     status = p.msg(20, y, "bang")
     p.wire(status, fmt["/status"])
     p.text(70, y, "/status: the reply prints in the Pd window")
     _timbre(p, fmt, 860)
     return p.render()
+
+
+def _engine_first(p: _Patch, fmt: dict[str, int], engine: str, x: int, y: int, path: str) -> int:
+    """[t a b]: select ``engine`` (right outlet, first), then send to ``path``; returns its inlet.
+
+    A preset names nothing on the timbre engine (and an instrument nothing on the patch engine),
+    so a button must not depend on which engine the server was left on.
+    """
+    first = p.obj(x, y, "t a b")
+    select = p.msg(x + 60, y, f"symbol {engine}")
+    p.wire(first, select, outlet=1)
+    p.wire(select, fmt["/engine"])
+    p.wire(first, fmt[path])
+    return first
 
 
 def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
@@ -172,8 +187,9 @@ def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
         p.wire(p.msg(280 + i * 120, y + 30, f"symbol {kind}"), fmt["/map"])
     for row, path in enumerate(("/source", "/target")):
         p.text(20, y + 64 + row * 28, path[1:])
+        first = _engine_first(p, fmt, "timbre", 90 + len(INSTRUMENTS) * 110, y + 64 + row * 28, path)
         for i, name in enumerate(INSTRUMENTS):
-            p.wire(p.msg(90 + i * 110, y + 64 + row * 28, f"symbol {name}"), fmt[path])
+            p.wire(p.msg(90 + i * 110, y + 64 + row * 28, f"symbol {name}"), first)
     for i, names in enumerate(CORNER_SETS):
         p.wire(p.msg(20 + i * 330, y + 130, "list " + " ".join(names)), fmt["/corners"])
     zlo, zhi = bounds("/z", "value")

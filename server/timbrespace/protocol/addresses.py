@@ -269,7 +269,8 @@ ADDRESSES: tuple[Address, ...] = (
     # -- patches --------------------------------------------------------------------------------
     Address("/patch/load", (_a("preset", "ref", "index or name (bank/name when ambiguous)"),),
             "Load a preset exactly; the map point moves to where it encodes.", "patch",
-            "/patch/load.reply", "index, bank/name, x, y"),
+            "/patch/load.reply", "index, bank/name, x, y, then \"heard\", or \"not heard: ...\" when the timbre "
+            "engine is heard (the preset is loaded all the same and sounds after /engine patch)"),
     Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),
             "Append the current sound to the user bank (an amSynth .bank file).", "patch",
             "/patch/save.reply", "index, bank/name, file name of the user bank"),
