@@ -378,3 +378,10 @@ def test_layout_presets_load_on_the_server(server: ServerProc) -> None:
 def test_an_undeclared_constant_would_be_caught() -> None:
     with pytest.raises(InvalidMessage):
         BY_PATH["/note"].parse([200.0, 100.0])
+
+
+def test_max_reply_port_is_out_of_the_servers_way() -> None:
+    # Issue 19: 57131 is where a second server on the host listens; udpreceive must not take it.
+    assert maxpatch.REPLY_PORT not in range(layouts.PORT, layouts.PORT + 10)
+    assert maxpatch.REPLY_PORT not in (57110, 57120)  # scsynth, sclang
+    assert f"[udpreceive {maxpatch.REPLY_PORT}]" in (ROOT / "clients/max/README.md").read_text()

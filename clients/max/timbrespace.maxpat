@@ -552,7 +552,7 @@
             160,
             22
           ],
-          "text": "/reply/port 57131"
+          "text": "/reply/port 57199"
         }
       },
       {
@@ -567,7 +567,7 @@
             160,
             22
           ],
-          "text": "udpreceive 57131"
+          "text": "udpreceive 57199"
         }
       },
       {
@@ -612,7 +612,7 @@
             560,
             20
           ],
-          "text": "replies arriving on port 57131 (the last one shows here)"
+          "text": "replies arriving on port 57199 (the last one shows here)"
         }
       },
       {

@@ -25,8 +25,11 @@ from timbrespace.layouts._spec import (
 )
 from timbrespace.protocol.addresses import ENGINES, MAPS
 
-#: The port the patch's udpreceive listens on for replies.
-REPLY_PORT = 57131
+#: The port the patch's udpreceive listens on for replies. Not 57131: a second server on the same
+#: host takes the port after the default 57130, and udpreceive would then fail to bind (or steal
+#: that server's packets). Far enough above 57130 for a row of servers, and clear of SuperCollider's
+#: 57110 (scsynth) and 57120 (sclang).
+REPLY_PORT = 57199
 
 
 class _Patcher:
