@@ -102,3 +102,15 @@ def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str]
     assert "a timbre-gmvae checkpoint was expected, got 'patch-vae'" in capsys.readouterr().err
     assert main(["train", "--epochs", "3", "timbre-map"]) == 2
     assert "write the options after the model: timbrespace train timbre-map [options]" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_record_path_it_cannot_write(tmp_path: Path) -> None:
+    # Issue 19: pyo printed one line, then the server ran, recorded nothing and exited 0.
+    from conftest import write_config
+
+    cfg = write_config(tmp_path)
+    for path, why in ((tmp_path / "missing/dir/take.wav", "does not exist"), (tmp_path, "is a folder")):
+        r = run("serve", "--config", str(cfg), "--record", str(path), timeout=60)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"timbrespace serve: --record {path}:" in r.stderr and why in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "ready" not in r.stdout

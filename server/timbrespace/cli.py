@@ -133,6 +133,21 @@ def _logging(level: str) -> None:
     )
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """CliError naming ``path`` unless a file can be written there.
+
+    Checked before anything starts: the audio process opens the file itself, and pyo only
+    prints a line when it cannot, then records nothing while the server runs as if all were well.
+    """
+    if path.is_dir():
+        raise CliError(f"{option} {path}: is a folder; expected a file path such as {path / 'take.wav'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CliError(f"{option} {path}: not writable (permission denied); choose another path")
+
+
 def _serve(a: argparse.Namespace) -> int:
     from timbrespace.server import StartupError, serve
 
@@ -147,6 +162,8 @@ def _serve(a: argparse.Namespace) -> int:
         cfg.audio.backend = a.audio
     if a.no_zeroconf:
         cfg.network.zeroconf = False
+    if a.record is not None:
+        _check_writable(a.record, "--record")
     _logging(cfg.log_level)
     try:
         return asyncio.run(serve(cfg, record=a.record))
