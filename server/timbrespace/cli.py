@@ -112,8 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--host", help="server address (default: find one with zeroconf)")
     c.add_argument("--port", type=int, default=57130)
     c.add_argument("--tcp", action="store_true", help="use TCP (SLIP framing) instead of UDP")
-    c.add_argument("--wait", type=float, default=1.0, help="seconds to wait for replies")
-    c.add_argument("address")
+    c.add_argument("--wait", type=float, default=1.0,
+                   help="seconds to wait for a reply (or for /synced after an address without one); 0: only send")
+    c.add_argument("--list", action="store_true", help="list the servers zeroconf finds, and send nothing")
+    c.add_argument("address", nargs="?")
     c.add_argument("args", nargs="*")
     return p
 
@@ -378,8 +380,14 @@ def _data(a: argparse.Namespace) -> int:
 
 
 def _send(a: argparse.Namespace) -> int:
-    from timbrespace.client import send_and_print
+    from timbrespace.client import list_servers, send_and_print
 
+    if a.list:
+        if a.address is not None:
+            raise CliError("--list sends nothing: give it alone, or an ADDRESS without --list")
+        return list_servers()
+    if a.address is None:
+        raise CliError("give an ADDRESS (e.g. /status), or --list")
     return send_and_print(a.address, a.args, host=a.host, port=a.port, tcp=a.tcp, wait=a.wait)
 
 
@@ -410,7 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours, and nothing more to say. Python
+        # flushes stdout again at exit, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except CliError as e:
         print(f"timbrespace {args.command}: {e}", file=sys.stderr)
         return 2
