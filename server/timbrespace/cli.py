@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
+    s.add_argument("--fresh", action="store_true",
+                   help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
 
     r = sub.add_parser("render", help="render a score offline, deterministically")
     r.add_argument("score", type=Path, metavar="SCORE.yaml")
@@ -168,7 +170,7 @@ def _serve(a: argparse.Namespace) -> int:
         _check_writable(a.record, "--record")
     _logging(cfg.log_level)
     try:
-        return asyncio.run(serve(cfg, record=a.record))
+        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh))
     except StartupError as e:
         raise CliError(str(e)) from None
 
