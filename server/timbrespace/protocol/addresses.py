@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from timbrespace.clients import CLIENT_TIMEOUT
+
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
 
 ArgKind = Literal["int", "float", "str", "ref"]
@@ -218,7 +220,9 @@ def _unprivileged(value: Value, values: tuple[Value, ...]) -> None:
 ADDRESSES: tuple[Address, ...] = (
     # -- server ---------------------------------------------------------------------------------
     Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
-            "key value pairs: clients, voices, engine, audio, sample_rate, block_size, device, "
+            f"key value pairs: clients (senders heard from in the last {CLIENT_TIMEOUT:g} s: each UDP source "
+            "address and each TCP connection; a one-shot sender such as an oscsend call counts for that long), "
+            "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
             "audio process has rendered no block; 0 unless it is stalled now)"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
