@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--target", required=True, metavar="I", help="target instrument (index or name)")
     x.add_argument("--source", metavar="I", help="source instrument (default: the model's guess)")
     x.add_argument("--alpha", type=float, default=1.0, metavar="A",
-                   help="how far to move, 0 = none, 1 = by the whole source-to-target step (default: 1)")
+                   help="how far to move, in [0, 1]: 0 = none, 1 = by the whole source-to-target step (default: 1)")
     x.add_argument("--pitch", type=float, metavar="MIDI", help="the note's pitch (default: detected with CREPE)")
     x.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     x.add_argument("--model", type=Path, metavar="P", help="timbre-gmvae checkpoint (default: the shipped one)")
@@ -263,6 +263,11 @@ def _transfer(a: argparse.Namespace) -> int:
     from timbrespace.models.timbre_space import TimbreSpace
     from timbrespace.transfer import TransferError, transfer_file
 
+    # Checked before the model loads. Past 1 the code leaves the region the model was trained on
+    # (the same range /alpha declares), and the sound is no longer the target instrument's.
+    if not 0.0 <= a.alpha <= 1.0:
+        raise CliError(f"--alpha {a.alpha:g} is out of range [0, 1] (0: the note as it is, 1: the whole step "
+                       "to the target)")
     path = a.model or TimbreSpace.default_path()
     if not Path(path).is_file():
         raise CliError(f"model {path}: no such file; expected a timbre-gmvae checkpoint (train one with "
