@@ -112,3 +112,23 @@ def test_a_message_for_the_engine_not_heard_says_so(tmp_path: Path) -> None:
         c.close()
     finally:
         s.stop()
+
+
+def test_z_index_range_is_the_models_and_the_doc_says_so(tmp_path: Path) -> None:
+    """Issue 19: docs/protocol.md gave /z index 0-63 while the shipped model has 16 dimensions."""
+    from timbrespace.protocol.addresses import BY_PATH
+
+    doc = BY_PATH["/z"].args[0].doc
+    assert "0-15 for the shipped model, which has 16" in doc
+    s = start_server(tmp_path)
+    try:
+        c = s.client()
+        c.send("/engine", "timbre")
+        c.send("/z", 16, 1.0)
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/z" and "16 is out of range 0..15 (the timbre code's dimensions)" in fail.params[1]
+        c.send("/z", 15, 1.0)
+        c.sync(1)  # taken: no /fail before the /synced
+        c.close()
+    finally:
+        s.stop()

@@ -190,6 +190,10 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
 ENGINES = ("patch", "timbre")
 #: What the timbre engine's ``/latent`` moves over (``/map``).
 MAPS = ("corners", "learned")
+#: Dimensions a timbre model's code may have, at most: the declared bound of ``/z index``. The
+#: model's own count (16 for the shipped one) is known only once it loads, so the engine checks it
+#: and its /fail names the real range.
+MAX_TIMBRE_DIMS = 64
 #: Presets one ``/patch/list`` may ask for (a page is also bounded in bytes, see engines/patch).
 LIST_PAGE_MAX = 64
 
@@ -266,7 +270,9 @@ ADDRESSES: tuple[Address, ...] = (
                              "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)",
                          check=_one_of("/map", "kind", "map", MAPS)),),
             "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre"),
-    Address("/z", (_a("index", "int", "dimension of the timbre code", 0, 63),
+    Address("/z", (_a("index", "int", "dimension of the timbre code: 0 to the model's dimensions - 1 (0-15 for "
+                      "the shipped model, which has 16; a /fail names the loaded model's range)",
+                      0, MAX_TIMBRE_DIMS - 1),
                    _a("value", "float", "offset in prior standard deviations", -4, 4)),
             "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map",
             engine="timbre"),
