@@ -385,3 +385,12 @@ def test_max_reply_port_is_out_of_the_servers_way() -> None:
     assert maxpatch.REPLY_PORT not in range(layouts.PORT, layouts.PORT + 10)
     assert maxpatch.REPLY_PORT not in (57110, 57120)  # scsynth, sclang
     assert f"[udpreceive {maxpatch.REPLY_PORT}]" in (ROOT / "clients/max/README.md").read_text()
+
+
+def test_puredata_canvas_holds_every_box() -> None:
+    # Issue 19: the /z sliders sat below the bottom of the window the patch opens in.
+    text = (ROOT / "clients/puredata/timbrespace.pd").read_text()
+    width, height = map(int, text.split(";", 1)[0].split()[4:6])
+    for m in re.finditer(r"^#X (?:obj|msg|text) (\d+) (\d+) (\S+)", text, re.M):
+        x, y = int(m[1]), int(m[2])
+        assert x + (160 if m[3] == "hsl" else 40) <= width and y + 30 <= height, m[0]
