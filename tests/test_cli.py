@@ -7,6 +7,7 @@ import subprocess
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,3 +103,89 @@ def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str]
     assert "a timbre-gmvae checkpoint was expected, got 'patch-vae'" in capsys.readouterr().err
     assert main(["train", "--epochs", "3", "timbre-map"]) == 2
     assert "write the options after the model: timbrespace train timbre-map [options]" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_record_path_it_cannot_write(tmp_path: Path) -> None:
+    # Issue 19: pyo printed one line, then the server ran, recorded nothing and exited 0.
+    from conftest import write_config
+
+    cfg = write_config(tmp_path)
+    for path, why in ((tmp_path / "missing/dir/take.wav", "does not exist"), (tmp_path, "is a folder")):
+        r = run("serve", "--config", str(cfg), "--record", str(path), timeout=60)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"timbrespace serve: --record {path}:" in r.stderr and why in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "ready" not in r.stdout
+
+
+# -- timbrespace send (issue 19): every call ends with an answer, or one line saying why not ----
+
+
+def test_send_says_when_nothing_answers(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        for address in ("/status", "/note"):  # with a reply of its own, and one confirmed by /sync
+            r = run("send", "--host", "127.0.0.1", "--port", str(port), "--wait", "0.3", address, "60", "0")
+            assert r.returncode == 1 and r.stdout == "", r
+            assert f"no reply from 127.0.0.1:{port} (UDP) within 0.3 s" in r.stderr, r.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:  # bound, not listening: refused
+        closed.bind(("127.0.0.1", 0))
+        r = run("send", "--tcp", "--host", "127.0.0.1", "--port", str(closed.getsockname()[1]), "/status")
+    assert r.returncode == 2 and "connection refused" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run("send", "--host", "no-such-host.invalid", "/status")
+    assert r.returncode == 2 and "unknown host 'no-such-host.invalid'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_send_confirms_delivery_and_survives_a_closed_pipe(server: Any) -> None:
+    host = ["--host", server.host, "--port", str(server.port)]
+    r = run("send", *host, "/note", "60", "0")  # no reply of its own: /synced confirms it, silently
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    r = run("send", *host, "/note", "200", "0")
+    assert r.returncode == 1 and r.stdout.startswith("/fail '/note'"), r
+    r = run("send", "--tcp", *host, "/note", "60", "0")
+    assert r.returncode == 0 and r.stdout == "", r
+    # `| head`: the reader is gone before the reply is printed.
+    p = subprocess.Popen([sys.executable, "-m", "timbrespace", "send", *host, "/patch/list", "0", "64"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()
+    err = p.stderr.read()
+    p.wait(30)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_send_finds_servers_and_says_which_it_picked(tmp_path: Path) -> None:
+    import uuid
+
+    from conftest import start_server
+
+    tag = uuid.uuid4().hex[:8]
+    for n in "ab":
+        (tmp_path / n).mkdir()
+    servers = [start_server(tmp_path / n, network={"zeroconf": True, "name": f"ts-{tag}-{n}",
+                                                   "interfaces": ["127.0.0.1"]}) for n in ("a", "b")]
+    try:
+        r = run("send", "--list", timeout=60)
+        assert r.returncode == 0, r.stderr
+        for n, s in zip("ab", servers):
+            assert f"ts-{tag}-{n}\t" in r.stdout and f"\t{s.port}\n" in r.stdout, r.stdout
+        r = run("send", "/version", timeout=60)
+        assert r.returncode == 0 and r.stdout.startswith("/version.reply 'timbrespace'"), r
+        assert "servers found; using '" in r.stderr and "--list" in r.stderr, r.stderr
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_transfer_refuses_alpha_outside_its_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 19: --alpha 3 was accepted and extrapolated far past the target instrument.
+    for alpha in ("3", "-0.5", "nan"):
+        code = main(["transfer", str(tmp_path / "in.wav"), "--target", "piano", "--alpha", alpha,
+                     "--out", str(tmp_path / "out.wav")])
+        assert code == 2
+        assert f"--alpha {float(alpha):g} is out of range [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "out.wav").exists()

@@ -200,11 +200,16 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
     for src, _, _ in into[send]:
         box = boxes[src]
         text = box["text"]
-        if box["maxclass"] == "message":
-            path, *args = text.split()
-            BY_PATH[path].parse([int(a) if a.isdigit() else a for a in args])
-            paths.add(path)
+        if box["maxclass"] == "message":  # one message, or several separated by commas
+            for one in text.split(","):
+                path, *args = one.split()
+                BY_PATH[path].parse([int(a) if a.isdigit() else a for a in args])
+                paths.add(path)
             continue
+        if text == "t a b":  # selects the engine (right outlet), then passes the message on
+            ((src, _, _),) = into[src]
+            box = boxes[src]
+            text = box["text"]
         assert text.startswith("prepend /"), text
         path = text.split()[1]
         paths.add(path)
@@ -278,7 +283,11 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
     for n, path in fmts.items():
         for src, _, _ in into[n]:
             b = boxes[src]
-            if b[0] == "msg":  # constants straight into oscformat
+            sources = [boxes[up] for up, _, _ in into[src]] if b[3:5] == ["t", "a"] else [b]  # engine first
+            for b in sources:
+                if b[0] != "msg":
+                    assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
+                    continue
                 args = b[3:]
                 if args == ["bang"]:
                     args = []
@@ -286,8 +295,6 @@ def test_puredata_patch_formats_only_declared_messages_in_range() -> None:
                     args = args[1:]
                 BY_PATH[path].parse([float(a) if re.fullmatch(r"-?[\d.]+", a) else a for a in args])
                 constants[path].add(" ".join(args))
-            else:
-                assert b[3] in {"list", "pack", "hsl"}, b  # [r] -> [list] chains; sliders checked below
     assert constants["/engine"] == set(layouts.ENGINES) and constants["/map"] == set(layouts.MAPS)
     assert set(layouts.INSTRUMENTS) <= constants["/source"] and set(layouts.INSTRUMENTS) <= constants["/target"]
     assert constants["/corners"] == {" ".join(c) for c in layouts.CORNER_SETS}
@@ -325,6 +332,38 @@ def test_puredata_generator_escapes_dollars() -> None:
     assert "connect \\$1 \\$2" in puredata.render_text()
 
 
+# -- the buttons select the engine they play (the server may have been left on the other) -------
+
+
+def test_preset_and_instrument_buttons_select_their_engine_first() -> None:
+    # Max: each preset message box sends /engine patch before its message; the instrument menus
+    # go through [t a b], whose bang sends /engine timbre first.
+    data = json.loads((ROOT / "clients/max/timbrespace.maxpat").read_text())
+    texts = [b["box"].get("text", "") for b in data["patcher"]["boxes"]]
+    for path in ("/patch/load", "/source", "/target"):
+        for preset in layouts.PRESETS:
+            assert f"/engine patch, {path} {preset}" in texts
+    assert texts.count("t a b") == 2 and "/engine timbre" in texts
+    # Pure Data: every preset and instrument message box feeds a [t a b] whose bang selects the engine.
+    boxes, into = pd_objects()
+    for n, b in enumerate(boxes):
+        if b[0] == "msg" and b[3] == "symbol" and (b[4] in layouts.PRESETS or b[4] in layouts.INSTRUMENTS):
+            (trig,) = [d for d, wires in into.items() for src, _, _ in wires if src == n]
+            assert boxes[trig][3:] == ["t", "a", "b"], b
+            (sel,) = [d for d, wires in into.items() for src, out, _ in wires if src == trig and out == 1]
+            assert boxes[sel][3:] == ["symbol", "patch" if b[4] in layouts.PRESETS else "timbre"]
+    # TouchOSC: each preset (instrument) button sends /engine patch (timbre) first, then its message.
+    root = ET.fromstring(zlib.decompress((ROOT / "clients/touchosc/timbrespace.tosc").read_bytes()))
+    for node in root.iter("node"):
+        oscs = node.findall("./messages/osc")
+        sent = [[p.findtext("value") for p in o.iter("partial")] for o in oscs]
+        names = [s[1] for s in sent if s[0] in ("/source", "/target", "/patch/load") and len(s) > 1]
+        if not names:
+            continue
+        engine = "patch" if names[0] in layouts.PRESETS else "timbre"
+        assert sent[0] == ["/engine", engine], sent
+
+
 # -- presets the layouts offer exist on a real server --------------------------------------------
 
 
@@ -339,3 +378,19 @@ def test_layout_presets_load_on_the_server(server: ServerProc) -> None:
 def test_an_undeclared_constant_would_be_caught() -> None:
     with pytest.raises(InvalidMessage):
         BY_PATH["/note"].parse([200.0, 100.0])
+
+
+def test_max_reply_port_is_out_of_the_servers_way() -> None:
+    # Issue 19: 57131 is where a second server on the host listens; udpreceive must not take it.
+    assert maxpatch.REPLY_PORT not in range(layouts.PORT, layouts.PORT + 10)
+    assert maxpatch.REPLY_PORT not in (57110, 57120)  # scsynth, sclang
+    assert f"[udpreceive {maxpatch.REPLY_PORT}]" in (ROOT / "clients/max/README.md").read_text()
+
+
+def test_puredata_canvas_holds_every_box() -> None:
+    # Issue 19: the /z sliders sat below the bottom of the window the patch opens in.
+    text = (ROOT / "clients/puredata/timbrespace.pd").read_text()
+    width, height = map(int, text.split(";", 1)[0].split()[4:6])
+    for m in re.finditer(r"^#X (?:obj|msg|text) (\d+) (\d+) (\S+)", text, re.M):
+        x, y = int(m[1]), int(m[2])
+        assert x + (160 if m[3] == "hsl" else 40) <= width and y + 30 <= height, m[0]

@@ -76,6 +76,10 @@ def test_puredata_patch_plays_the_server(server: ServerProc, tmp_path: Path) -> 
     assert "timbrespace: patch load.reply" in log and "BriansBank02/WowPad" in log
     fails = re.findall(r"^timbrespace-fail: (\S+)", log, re.M)
     assert fails == ["/note"], log
+    # Printed once (not again as a reply), as words: no escaped spaces (issue 19).
+    (fail,) = [ln for ln in log.splitlines() if "fail" in ln and "/note" in ln]
+    assert fail.startswith("timbrespace-fail: /note /note argument 'pitch': 200 is out of range"), fail
+    assert "\\" not in fail, fail
     # Everything arrived (plus the test's own /status), and only the bad note was rejected.
     assert after["received"] - before["received"] == SENT + 1
     assert after["rejected"] - before["rejected"] == 1

@@ -29,3 +29,23 @@ def test_stale_clients_pruned_a_few_per_message_and_on_count() -> None:
     assert 90 < len(reg) < 101
     assert reg.count(20.0) == 1
     assert reg.count(31.0) == 0
+
+
+def test_status_counts_only_clients_heard_recently() -> None:
+    # Issue 19: every oscsend call (a new source port) counted as a client for a minute.
+    from timbrespace.clients import CLIENT_TIMEOUT
+    from timbrespace.protocol.addresses import BY_PATH
+
+    assert CLIENT_TIMEOUT <= 10.0
+    reg = ClientRegistry()
+    reg.heard(Peer("udp", "127.0.0.1", 40001), 0.0)  # one oscsend call
+    player = Peer("udp", "127.0.0.1", 40002)
+    t = 0.0
+    while t < CLIENT_TIMEOUT - 1:  # a client playing: something every second
+        reg.heard(player, t)
+        t += 1
+    assert reg.count(CLIENT_TIMEOUT - 0.5) == 2
+    reg.heard(player, CLIENT_TIMEOUT)
+    assert reg.count(CLIENT_TIMEOUT + 0.5) == 1
+    # The reply's declaration says what the number means.
+    assert f"clients (senders heard from in the last {CLIENT_TIMEOUT:g} s" in BY_PATH["/status"].reply_doc

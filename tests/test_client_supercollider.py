@@ -21,6 +21,7 @@ from conftest import ServerProc, read_wav, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SC = ROOT / "clients/supercollider"
+QUARK = SC / "Timbrespace"  # the quark's folder: SuperCollider names a local quark after it
 
 pytestmark = pytest.mark.skipif(shutil.which("sclang") is None, reason="sclang (SuperCollider) is not installed")
 
@@ -31,7 +32,8 @@ var port = "TIMBRESPACE_PORT".getenv.asInteger;
 var dir = "TIMBRESPACE_EXAMPLES".getenv;
 SystemClock.sched(50, { "HARNESS TIMEOUT".postln; 1.exit; nil });
 ~ts = Timbrespace("127.0.0.1", port);
-"QUARK %".format((dir +/+ "../Timbrespace.quark").load[\name]).postln;
+"QUARK %".format((dir +/+ "../Timbrespace/Timbrespace.quark").load[\name]).postln;
+"QUARK FOLDER %".format(Quark.fromLocalPath(dir +/+ "../Timbrespace").name).postln;
 fork {
 	~ts.version { |v| "VERSION %".format(v).postln };
 	~ts.note(60, 100);
@@ -95,7 +97,7 @@ def test_supercollider_class_and_examples_play_the_server(tmp_path: Path) -> Non
 
 def _play(server: ServerProc, tmp_path: Path) -> None:
     conf = tmp_path / "sclang_conf.yaml"
-    conf.write_text(f"includePaths:\n  - {SC}\nexcludePaths: []\npostInlineWarnings: false\n")
+    conf.write_text(f"includePaths:\n  - {QUARK}\nexcludePaths: []\npostInlineWarnings: false\n")
     harness = tmp_path / "harness.scd"
     harness.write_text(HARNESS)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1",
@@ -109,8 +111,10 @@ def _play(server: ServerProc, tmp_path: Path) -> None:
     c.close()
     assert out.returncode == 0, log[-4000:]
     assert not re.search(r"^\s*(ERROR|FAILURE IN SERVER|HARNESS TIMEOUT)", log, re.M), log[-4000:]
-    assert "Compiling directory '" + str(SC) + "'" in log  # the class came from the repo, not elsewhere
+    assert "Compiling directory '" + str(QUARK) + "'" in log  # the class came from the repo, not elsewhere
     assert "QUARK Timbrespace" in log  # the Quark file is a valid SuperCollider literal
+    # Quarks.install names a local quark after its folder (issue 19: it installed as "supercollider").
+    assert "QUARK FOLDER Timbrespace" in log
     # Replies reached the class's OSCdef callbacks.
     assert "VERSION [ timbrespace," in log
     assert "SYNCED 7" in log and "SYNCED 8" in log

@@ -31,3 +31,15 @@ def test_python_wander_plays_the_server(server: ServerProc, engine: list[str]) -
     assert after["received"] - before["received"] >= 150
     assert after["rejected"] == before["rejected"]
     c.close()
+
+
+def test_python_wander_reports_what_the_server_refuses(server: ServerProc) -> None:
+    # Issue 19: a misspelt corner was refused by the server while wander.py played on and exited 0.
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "clients/python/wander.py"), "--host", server.host, "--port", str(server.port),
+         "--seconds", "2", "--engine", "timbre", "--corners", "oboe", "trumpett", "cello", "bassoon"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "wander.py: the server refused /corners: /corners: unknown instrument 'trumpett'" in out.stderr, out.stderr
+    assert "not playing" in out.stderr and "engine=" not in out.stdout

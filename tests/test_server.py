@@ -299,3 +299,28 @@ def test_reply_port_redirects_replies(server: ServerProc) -> None:
     assert sender.expect("/reply/port.reply").params == [sender.sock.getsockname()[1]]
     sender.close()
     listener.close()
+
+
+def test_restored_state_is_logged_and_fresh_ignores_it(tmp_path: Path) -> None:
+    """Issue 19: after a run, patch.initial_preset seemed to do nothing (the saved state won, unsaid)."""
+    state = tmp_path / "state.json"
+    section = {"initial_preset": "BriansBank02/WowPad", "user_bank": str(tmp_path / "user.amSynth.bank")}
+    s = start_server(tmp_path, patch=section)
+    s.client().request("/patch/load", "BriansBank01/Pianola")
+    assert s.stop() == 0
+    assert f"state: nothing saved in {state}; starting from the config" in "\n".join(s.lines)
+    s = start_server(tmp_path, patch=section)
+    try:
+        (line,) = [ln for ln in s.lines if "state: restored" in ln]
+        assert f"from {state}; it overrides the config's engine, patch.initial_preset, patch.initial_latent" in line
+        assert "serve --fresh" in line
+    finally:
+        assert s.stop() == 0
+    assert json.loads(state.read_text())["engines"]["patch"]["preset"] == "BriansBank01/Pianola"
+    s = start_server(tmp_path, "--fresh", patch=section)
+    try:
+        assert any(f"state: --fresh: {state} not restored" in ln for ln in s.lines), s.lines
+    finally:
+        assert s.stop() == 0
+    # The config's initial preset was what played, and is what was saved at exit.
+    assert json.loads(state.read_text())["engines"]["patch"]["preset"] == "BriansBank02/WowPad"

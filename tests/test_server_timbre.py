@@ -84,3 +84,51 @@ def test_a_server_without_the_timbre_model_refuses_it_by_name(tmp_path: Path) ->
         c.close()
     finally:
         s.stop()
+
+
+def test_a_message_for_the_engine_not_heard_says_so(tmp_path: Path) -> None:
+    """Issue 19: a patch-engine client meeting a server left on the timbre engine (and back)."""
+    s = start_server(tmp_path)
+    try:
+        c = s.client()
+        c.send("/engine", "timbre")
+        c.send("/source", "BriansBank01/basic11")
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/source"
+        assert ("the timbre engine is heard; 'BriansBank01/basic11' names a patch preset: send /engine patch first"
+                in fail.params[1]), fail.params
+        # Loaded all the same (it can be prepared), but the reply says it is not what is heard.
+        reply = c.request("/patch/load", "BriansBank02/WowPad")
+        assert reply.params[1] == "BriansBank02/WowPad"
+        assert reply.params[4].startswith("not heard: the timbre engine is heard; send /engine patch")
+        c.send("/target", "nosuchthing")  # a name neither engine knows keeps the engine's own reason
+        assert "unknown instrument 'nosuchthing'" in c.expect("/fail").params[1]
+        c.send("/engine", "patch")
+        assert c.request("/patch/load", "BriansBank02/WowPad").params[4] == "heard"
+        c.send("/target", "french_horn")
+        fail = c.expect("/fail")
+        assert "the patch engine is heard; 'french_horn' names a timbre instrument: send /engine timbre first" \
+            in fail.params[1], fail.params
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_z_index_range_is_the_models_and_the_doc_says_so(tmp_path: Path) -> None:
+    """Issue 19: docs/protocol.md gave /z index 0-63 while the shipped model has 16 dimensions."""
+    from timbrespace.protocol.addresses import BY_PATH
+
+    doc = BY_PATH["/z"].args[0].doc
+    assert "0-15 for the shipped model, which has 16" in doc
+    s = start_server(tmp_path)
+    try:
+        c = s.client()
+        c.send("/engine", "timbre")
+        c.send("/z", 16, 1.0)
+        fail = c.expect("/fail")
+        assert fail.params[0] == "/z" and "16 is out of range 0..15 (the timbre code's dimensions)" in fail.params[1]
+        c.send("/z", 15, 1.0)
+        c.sync(1)  # taken: no /fail before the /synced
+        c.close()
+    finally:
+        s.stop()

@@ -267,7 +267,7 @@
             180,
             22
           ],
-          "text": "/patch/load BriansBank01/basic11"
+          "text": "/engine patch, /patch/load BriansBank01/basic11"
         }
       },
       {
@@ -282,7 +282,7 @@
             180,
             22
           ],
-          "text": "/patch/load BriansBank02/WowPad"
+          "text": "/engine patch, /patch/load BriansBank02/WowPad"
         }
       },
       {
@@ -297,7 +297,7 @@
             180,
             22
           ],
-          "text": "/patch/load BriansBank01/Pianola"
+          "text": "/engine patch, /patch/load BriansBank01/Pianola"
         }
       },
       {
@@ -312,7 +312,7 @@
             180,
             22
           ],
-          "text": "/patch/load BriansBank02/RudeBass"
+          "text": "/engine patch, /patch/load BriansBank02/RudeBass"
         }
       },
       {
@@ -342,7 +342,7 @@
             180,
             22
           ],
-          "text": "/source BriansBank01/basic11"
+          "text": "/engine patch, /source BriansBank01/basic11"
         }
       },
       {
@@ -357,7 +357,7 @@
             180,
             22
           ],
-          "text": "/source BriansBank02/WowPad"
+          "text": "/engine patch, /source BriansBank02/WowPad"
         }
       },
       {
@@ -372,7 +372,7 @@
             180,
             22
           ],
-          "text": "/source BriansBank01/Pianola"
+          "text": "/engine patch, /source BriansBank01/Pianola"
         }
       },
       {
@@ -387,7 +387,7 @@
             180,
             22
           ],
-          "text": "/source BriansBank02/RudeBass"
+          "text": "/engine patch, /source BriansBank02/RudeBass"
         }
       },
       {
@@ -417,7 +417,7 @@
             180,
             22
           ],
-          "text": "/target BriansBank01/basic11"
+          "text": "/engine patch, /target BriansBank01/basic11"
         }
       },
       {
@@ -432,7 +432,7 @@
             180,
             22
           ],
-          "text": "/target BriansBank02/WowPad"
+          "text": "/engine patch, /target BriansBank02/WowPad"
         }
       },
       {
@@ -447,7 +447,7 @@
             180,
             22
           ],
-          "text": "/target BriansBank01/Pianola"
+          "text": "/engine patch, /target BriansBank01/Pianola"
         }
       },
       {
@@ -462,7 +462,7 @@
             180,
             22
           ],
-          "text": "/target BriansBank02/RudeBass"
+          "text": "/engine patch, /target BriansBank02/RudeBass"
         }
       },
       {
@@ -552,7 +552,7 @@
             160,
             22
           ],
-          "text": "/reply/port 57131"
+          "text": "/reply/port 57199"
         }
       },
       {
@@ -567,7 +567,7 @@
             160,
             22
           ],
-          "text": "udpreceive 57131"
+          "text": "udpreceive 57199"
         }
       },
       {
@@ -612,7 +612,7 @@
             560,
             20
           ],
-          "text": "replies arriving on port 57131 (the last one shows here)"
+          "text": "replies arriving on port 57199 (the last one shows here)"
         }
       },
       {
@@ -737,6 +737,36 @@
       {
         "box": {
           "id": "obj-46",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            360,
+            556,
+            60,
+            22
+          ],
+          "text": "t a b"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-47",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            430,
+            556,
+            110,
+            22
+          ],
+          "text": "/engine timbre"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-48",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -751,7 +781,7 @@
       },
       {
         "box": {
-          "id": "obj-47",
+          "id": "obj-49",
           "maxclass": "umenu",
           "numinlets": 1,
           "numoutlets": 3,
@@ -795,7 +825,7 @@
       },
       {
         "box": {
-          "id": "obj-48",
+          "id": "obj-50",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -810,7 +840,37 @@
       },
       {
         "box": {
-          "id": "obj-49",
+          "id": "obj-51",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            560,
+            556,
+            60,
+            22
+          ],
+          "text": "t a b"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-52",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            630,
+            556,
+            110,
+            22
+          ],
+          "text": "/engine timbre"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-53",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -825,7 +885,7 @@
       },
       {
         "box": {
-          "id": "obj-50",
+          "id": "obj-54",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -840,7 +900,7 @@
       },
       {
         "box": {
-          "id": "obj-51",
+          "id": "obj-55",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -855,7 +915,7 @@
       },
       {
         "box": {
-          "id": "obj-52",
+          "id": "obj-56",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -870,7 +930,7 @@
       },
       {
         "box": {
-          "id": "obj-53",
+          "id": "obj-57",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -885,7 +945,7 @@
       },
       {
         "box": {
-          "id": "obj-54",
+          "id": "obj-58",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -900,7 +960,7 @@
       },
       {
         "box": {
-          "id": "obj-55",
+          "id": "obj-59",
           "maxclass": "number",
           "numinlets": 1,
           "numoutlets": 2,
@@ -916,7 +976,7 @@
       },
       {
         "box": {
-          "id": "obj-56",
+          "id": "obj-60",
           "maxclass": "flonum",
           "numinlets": 1,
           "numoutlets": 2,
@@ -933,7 +993,7 @@
       },
       {
         "box": {
-          "id": "obj-57",
+          "id": "obj-61",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 1,
@@ -948,7 +1008,7 @@
       },
       {
         "box": {
-          "id": "obj-58",
+          "id": "obj-62",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -1366,7 +1426,19 @@
             0
           ],
           "destination": [
-            "obj-2",
+            "obj-46",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-46",
+            1
+          ],
+          "destination": [
+            "obj-47",
             0
           ]
         }
@@ -1375,10 +1447,10 @@
         "patchline": {
           "source": [
             "obj-47",
-            1
+            0
           ],
           "destination": [
-            "obj-48",
+            "obj-2",
             0
           ]
         }
@@ -1386,7 +1458,7 @@
       {
         "patchline": {
           "source": [
-            "obj-48",
+            "obj-46",
             0
           ],
           "destination": [
@@ -1399,10 +1471,10 @@
         "patchline": {
           "source": [
             "obj-49",
-            0
+            1
           ],
           "destination": [
-            "obj-2",
+            "obj-50",
             0
           ]
         }
@@ -1411,6 +1483,30 @@
         "patchline": {
           "source": [
             "obj-50",
+            0
+          ],
+          "destination": [
+            "obj-51",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-51",
+            1
+          ],
+          "destination": [
+            "obj-52",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-52",
             0
           ],
           "destination": [
@@ -1434,7 +1530,7 @@
       {
         "patchline": {
           "source": [
-            "obj-52",
+            "obj-53",
             0
           ],
           "destination": [
@@ -1446,7 +1542,7 @@
       {
         "patchline": {
           "source": [
-            "obj-53",
+            "obj-54",
             0
           ],
           "destination": [
@@ -1462,7 +1558,7 @@
             0
           ],
           "destination": [
-            "obj-57",
+            "obj-2",
             0
           ]
         }
@@ -1474,8 +1570,8 @@
             0
           ],
           "destination": [
-            "obj-57",
-            1
+            "obj-2",
+            0
           ]
         }
       },
@@ -1486,7 +1582,7 @@
             0
           ],
           "destination": [
-            "obj-58",
+            "obj-2",
             0
           ]
         }
@@ -1494,7 +1590,43 @@
       {
         "patchline": {
           "source": [
-            "obj-58",
+            "obj-59",
+            0
+          ],
+          "destination": [
+            "obj-61",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-60",
+            0
+          ],
+          "destination": [
+            "obj-61",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-61",
+            0
+          ],
+          "destination": [
+            "obj-62",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-62",
             0
           ],
           "destination": [

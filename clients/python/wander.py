@@ -2,7 +2,9 @@
 
 Finds the server with zeroconf (or takes --host/--port), then for --seconds plays notes from a
 scale while the map point drifts, and prints the server's /status at the end. Stop with Ctrl-C:
-it releases its notes on the way out.
+it releases its notes on the way out. Every /fail the server sends back is printed on stderr; if
+it refuses what is sent at the start (--engine, --corners), the piece does not play and the exit
+status is 2.
 
     .venv/bin/python clients/python/wander.py              # find a server on the LAN
     .venv/bin/python clients/python/wander.py --host 127.0.0.1 --port 57130 --seconds 20
@@ -63,10 +65,43 @@ def main(argv: list[str] | None = None) -> int:
     def send(address: str, *args: int | float | str) -> None:
         sock.sendto(message(address, *args), addr)
 
+    def report(reply: OscMessage) -> bool:
+        """Print a /fail on stderr; True when it was one."""
+        if reply.address != "/fail":
+            return False
+        where, why = [*reply.params, "", ""][:2]
+        print(f"wander.py: the server refused {where}: {why}", file=sys.stderr)
+        return True
+
+    def drain() -> None:
+        """Report the /fail replies that have arrived, without waiting."""
+        sock.setblocking(False)
+        try:
+            while True:
+                report(OscMessage(sock.recv(65536)))
+        except (BlockingIOError, InterruptedError):
+            pass
+        finally:
+            sock.setblocking(True)
+
     if a.engine:
         send("/engine", a.engine)
     if a.corners:
         send("/corners", *a.corners)
+    # /synced comes after any /fail for what was sent before it: the set-up was taken, or not.
+    send("/sync", 1)
+    sock.settimeout(3.0)
+    refused = False
+    try:
+        while (reply := OscMessage(sock.recv(65536))).address != "/synced":
+            refused |= report(reply)
+    except TimeoutError:
+        print(f"wander.py: no answer from {a.host}:{a.port} within 3 s; is a Timbrespace server running there?",
+              file=sys.stderr)
+        return 1
+    if refused:
+        print("wander.py: not playing; fix the options above", file=sys.stderr)
+        return 2
     beat = 60.0 / a.tempo
     x, y = rnd.random(), rnd.random()
     heading = rnd.uniform(0, 2 * math.pi)
@@ -87,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     y = min(max(y, 0.0), 1.0)
                 send("/latent", x, y)
                 time.sleep(beat / 20)
+            drain()
             if sounding is not None:
                 send("/note", sounding, 0)
                 sounding = None
@@ -103,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while True:
             reply = OscMessage(sock.recv(65536))
+            report(reply)
             if reply.address == "/status.reply":
                 p_ = reply.params
                 print(" ".join(f"{k}={v}" for k, v in zip(p_[::2], p_[1::2])))

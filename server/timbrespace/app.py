@@ -115,6 +115,7 @@ class App:
         """
         table: dict[str, Handler] = {}
         for e in self.engines.values():
+            e.heard = e is self.engine
             if e is not self.engine:
                 table.update(e.handlers())
         table.update(self.engine.handlers())
@@ -183,12 +184,30 @@ class App:
             if handler is None:
                 raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
                                    f"this server ({_NOT_RUNNING.get(str(decl.engine), 'not configured')})")
-            return handler(args, msg.arrival)
+            try:
+                return handler(args, msg.arrival)
+            except HandlerError as e:
+                raise self._other_engine(decl.path, args) or e from None
         except (InvalidMessage, HandlerError) as e:
             return self._fail(msg.address, str(e), msg.peer)
         except Exception as e:  # a bug must cost one message, never the server
             self._log_internal.error("internal error handling %.80s from %s", msg.address, msg.peer, exc_info=e)
             return self._fail(msg.address, f"internal error: {type(e).__name__}: {e}", msg.peer)
+
+    def _other_engine(self, path: str, args: tuple[Value, ...]) -> HandlerError | None:
+        """A clearer reason when a name the heard engine refused is one the other engine knows.
+
+        A client written for the patch engine sends preset names; if the server was left on the
+        timbre engine, "unknown instrument" would send its user looking in the wrong place.
+        """
+        decl = addresses.BY_PATH[path]
+        if decl.engine is not None or not decl.args or decl.args[0].kind != "ref" or not isinstance(args[0], str):
+            return None
+        for e in self.engines.values():
+            if e is not self.engine and e.knows(args[0]):
+                return HandlerError(f"{path}: the {self.engine.name} engine is heard; {addresses.show(args[0])} "
+                                    f"names a {e.item}: send /engine {e.name} first")
+        return None
 
     def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
         """A packet that could not be decoded."""

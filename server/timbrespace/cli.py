@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
+    s.add_argument("--fresh", action="store_true",
+                   help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
 
     r = sub.add_parser("render", help="render a score offline, deterministically")
     r.add_argument("score", type=Path, metavar="SCORE.yaml")
@@ -103,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--target", required=True, metavar="I", help="target instrument (index or name)")
     x.add_argument("--source", metavar="I", help="source instrument (default: the model's guess)")
     x.add_argument("--alpha", type=float, default=1.0, metavar="A",
-                   help="how far to move, 0 = none, 1 = by the whole source-to-target step (default: 1)")
+                   help="how far to move, in [0, 1]: 0 = none, 1 = by the whole source-to-target step (default: 1)")
     x.add_argument("--pitch", type=float, metavar="MIDI", help="the note's pitch (default: detected with CREPE)")
     x.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     x.add_argument("--model", type=Path, metavar="P", help="timbre-gmvae checkpoint (default: the shipped one)")
@@ -112,8 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--host", help="server address (default: find one with zeroconf)")
     c.add_argument("--port", type=int, default=57130)
     c.add_argument("--tcp", action="store_true", help="use TCP (SLIP framing) instead of UDP")
-    c.add_argument("--wait", type=float, default=1.0, help="seconds to wait for replies")
-    c.add_argument("address")
+    c.add_argument("--wait", type=float, default=1.0,
+                   help="seconds to wait for a reply (or for /synced after an address without one); 0: only send")
+    c.add_argument("--list", action="store_true", help="list the servers zeroconf finds, and send nothing")
+    c.add_argument("address", nargs="?")
     c.add_argument("args", nargs="*")
     return p
 
@@ -133,6 +137,21 @@ def _logging(level: str) -> None:
     )
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """CliError naming ``path`` unless a file can be written there.
+
+    Checked before anything starts: the audio process opens the file itself, and pyo only
+    prints a line when it cannot, then records nothing while the server runs as if all were well.
+    """
+    if path.is_dir():
+        raise CliError(f"{option} {path}: is a folder; expected a file path such as {path / 'take.wav'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CliError(f"{option} {path}: not writable (permission denied); choose another path")
+
+
 def _serve(a: argparse.Namespace) -> int:
     from timbrespace.server import StartupError, serve
 
@@ -147,9 +166,11 @@ def _serve(a: argparse.Namespace) -> int:
         cfg.audio.backend = a.audio
     if a.no_zeroconf:
         cfg.network.zeroconf = False
+    if a.record is not None:
+        _check_writable(a.record, "--record")
     _logging(cfg.log_level)
     try:
-        return asyncio.run(serve(cfg, record=a.record))
+        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh))
     except StartupError as e:
         raise CliError(str(e)) from None
 
@@ -242,6 +263,11 @@ def _transfer(a: argparse.Namespace) -> int:
     from timbrespace.models.timbre_space import TimbreSpace
     from timbrespace.transfer import TransferError, transfer_file
 
+    # Checked before the model loads. Past 1 the code leaves the region the model was trained on
+    # (the same range /alpha declares), and the sound is no longer the target instrument's.
+    if not 0.0 <= a.alpha <= 1.0:
+        raise CliError(f"--alpha {a.alpha:g} is out of range [0, 1] (0: the note as it is, 1: the whole step "
+                       "to the target)")
     path = a.model or TimbreSpace.default_path()
     if not Path(path).is_file():
         raise CliError(f"model {path}: no such file; expected a timbre-gmvae checkpoint (train one with "
@@ -361,8 +387,14 @@ def _data(a: argparse.Namespace) -> int:
 
 
 def _send(a: argparse.Namespace) -> int:
-    from timbrespace.client import send_and_print
+    from timbrespace.client import list_servers, send_and_print
 
+    if a.list:
+        if a.address is not None:
+            raise CliError("--list sends nothing: give it alone, or an ADDRESS without --list")
+        return list_servers()
+    if a.address is None:
+        raise CliError("give an ADDRESS (e.g. /status), or --list")
     return send_and_print(a.address, a.args, host=a.host, port=a.port, tcp=a.tcp, wait=a.wait)
 
 
@@ -393,7 +425,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours, and nothing more to say. Python
+        # flushes stdout again at exit, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except CliError as e:
         print(f"timbrespace {args.command}: {e}", file=sys.stderr)
         return 2

@@ -15,8 +15,15 @@ from timbrespace.protocol.peer import Peer
 
 MAX_CLIENTS = 4096
 """Clients remembered at most (each entry is a few hundred bytes: ~1.5 MiB in all)."""
-CLIENT_TIMEOUT = 60.0
-"""A client that sent nothing for this long (seconds) no longer counts."""
+CLIENT_TIMEOUT = 10.0
+"""A client that sent nothing for this long (seconds) no longer counts.
+
+``/status`` reports "clients" as who is playing now. Every ``oscsend`` call is a new source port,
+so with a long window a few one-shot commands looked like a room full of players. A client that
+is playing sends far more often than this (a map move, a note, a monitor's /status poll), so it
+keeps counting; one silent for 10 s is no longer counted, and is forgotten with it (re-counted at
+its next message).
+"""
 _PRUNE_STEP = 2  # stale entries dropped per message heard: amortised O(1), drains any backlog
 
 ClientKey = tuple[str, str, int, int]

@@ -77,7 +77,7 @@ def timbre_layout(cfg: Config, space: TimbreSpace) -> TimbreLayout:
 
 
 async def serve(
-    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None
+    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
 ) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     loop = asyncio.get_running_loop()
@@ -87,7 +87,7 @@ async def serve(
     except (BankFormatError, CheckpointError, OSError, ValueError) as e:
         raise StartupError(str(e)) from None
     tspace = load_timbre(cfg)
-    state = load_state(cfg.state.path) if cfg.state.persist else SavedState()
+    state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
     saved = state.engines
     first = state.active or cfg.engine
     if first not in ("patch", "timbre") or (first == "timbre" and tspace is None):

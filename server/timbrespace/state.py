@@ -25,8 +25,22 @@ class SavedState:
     active: str | None = None
 
 
-def load_state(path: Path) -> SavedState:
-    """The saved state, or an empty one when there is none or it cannot be read (logged)."""
+def load_state(path: Path, *, fresh: bool = False) -> SavedState:
+    """The saved state, or an empty one when there is none, it cannot be read or ``fresh`` (logged).
+
+    What is restored is logged in one line: a saved state silently overriding the config
+    (``patch.initial_preset``, ``engine``, ...) looks like the config being ignored.
+    """
+    if fresh:
+        log.info("state: --fresh: %s not restored; starting from the config (the state is saved there at exit)",
+                 path)
+        return SavedState()
+    state = _read_state(path)
+    log.info("%s", describe(state, path))
+    return state
+
+
+def _read_state(path: Path) -> SavedState:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -40,6 +54,41 @@ def load_state(path: Path) -> SavedState:
     engines = data.get("engines")
     active = data.get("active")
     return SavedState(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
+
+
+#: Config keys a saved state overrides, by the state entry that does: (engine or None, entry key).
+OVERRIDES: dict[str, tuple[str | None, str]] = {
+    "engine": (None, "active"),
+    "patch.initial_preset": ("patch", ""),  # any saved patch state: its sound, point and ends
+    "patch.initial_latent": ("patch", ""),
+    "timbre.corners": ("timbre", "corners"),
+    "timbre.map": ("timbre", "map"),
+}
+
+
+def overridden(state: SavedState) -> list[str]:
+    """The config keys ``state`` overrides when restored (see :data:`OVERRIDES`)."""
+    out = []
+    for key, (engine, entry) in OVERRIDES.items():
+        if engine is None:
+            hit = state.active is not None
+        else:
+            saved = state.engines.get(engine)
+            hit = isinstance(saved, dict) and (not entry or entry in saved)
+        if hit:
+            out.append(key)
+    return out
+
+
+def describe(state: SavedState, path: Path) -> str:
+    """One line for the start-up log: what is restored from where, and what it overrides."""
+    if not state.engines and state.active is None:
+        return f"state: nothing saved in {path}; starting from the config"
+    keys = overridden(state)
+    what = ", ".join(state.engines) or "no engine"
+    heard = f", {state.active} engine heard" if state.active else ""
+    return (f"state: restored {what} state{heard} from {path}; it overrides the config's "
+            f"{', '.join(keys) or 'nothing'} (serve --fresh starts from the config)")
 
 
 def checked(key: str, value: object, lo: float, hi: float, default: float) -> float:

@@ -47,6 +47,10 @@ class Engine(ABC):
     link: SynthLink
     #: Seconds between calls to :meth:`tick` while the engine is heard; None: no ticks.
     tick_period: float | None = None
+    #: Whether this engine is the one heard (the app keeps it current; see App._route).
+    heard: bool = True
+    #: What this engine's names name, for a /fail sent when the other engine is heard.
+    item: ClassVar[str] = "item"
 
     def __init__(self) -> None:
         #: Keys held through the default note path: the control side's view, which the audio side
@@ -68,6 +72,10 @@ class Engine(ABC):
     @abstractmethod
     def activate(self, arrival: float) -> None:
         """Send the current sound to the synth (on start and when the engine is selected)."""
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` names one of this engine's items (a preset, an instrument)."""
+        return False
 
     def flush(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Carry out deferred work now (when the engine asked for it, and before each offline block)."""

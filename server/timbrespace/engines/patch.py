@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Bytes of one /patch/list.reply at most: a page fits the reply budget of any UDP request, so
 #: a client that has not proved its address can still list everything, a page at a time.
 LIST_PAGE_BYTES = UDP_REPLY_FLOOR
+#: The last argument of /patch/load.reply when another engine is heard.
+NOT_HEARD = "not heard: the timbre engine is heard; send /engine patch to hear it"
 _log_save = RateLimitedLog(log, 5, "save failures")
 
 
@@ -39,6 +41,7 @@ class PatchEngine(Engine):
     """Serves /latent, /source, /target, /alpha, /patch/* and /param."""
 
     name = "patch"
+    item = "patch preset"
 
     def __init__(
         self,
@@ -164,6 +167,13 @@ class PatchEngine(Engine):
         except LookupError as e:
             raise HandlerError(str(e).strip("'\"")) from None
 
+    def knows(self, name: str) -> bool:
+        try:
+            self.library.resolve(name)
+        except LookupError:
+            return False
+        return True
+
     def _set_end(self, which: str, key: Value) -> int:
         index = self._resolve(key)
         z = self.space.encode_latent(self.library[index].values[None, :])[0]
@@ -214,7 +224,10 @@ class PatchEngine(Engine):
         self.preset = self.library.qualified_name(index)
         self.xy = _pair(self.space.encode_unit(self.values[None, :])[0])
         self.link.put_patch(self.values, arrival)
-        return [("/patch/load.reply", (index, self.preset, *self.xy))]
+        # Loaded either way (a patch can be prepared while the other engine plays), but a client
+        # that expected to hear it must learn why it does not.
+        heard = "heard" if self.heard else NOT_HEARD
+        return [("/patch/load.reply", (index, self.preset, *self.xy, heard))]
 
     def _save(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         name = str(args[0])

@@ -54,6 +54,7 @@ class TimbreEngine(Engine):
     """Serves /latent, /map, /source, /target, /alpha, /corners, /z and plays notes through the model."""
 
     name = "timbre"
+    item = "timbre instrument"
 
     def __init__(
         self,
@@ -179,6 +180,13 @@ class TimbreEngine(Engine):
             return self.space.instrument(ref if isinstance(ref, str) else int(ref))
         except ValueError as e:
             raise HandlerError(f"{what}: {e}") from None
+
+    def knows(self, name: str) -> bool:
+        try:
+            self.space.instrument(name)
+        except ValueError:
+            return False
+        return True
 
     def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))

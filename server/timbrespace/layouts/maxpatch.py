@@ -25,8 +25,11 @@ from timbrespace.layouts._spec import (
 )
 from timbrespace.protocol.addresses import ENGINES, MAPS
 
-#: The port the patch's udpreceive listens on for replies.
-REPLY_PORT = 57131
+#: The port the patch's udpreceive listens on for replies. Not 57131: a second server on the same
+#: host takes the port after the default 57130, and udpreceive would then fail to bind (or steal
+#: that server's packets). Far enough above 57130 for a row of servers, and clear of SuperCollider's
+#: 57110 (scsynth) and 57120 (sclang).
+REPLY_PORT = 57199
 
 
 class _Patcher:
@@ -116,7 +119,8 @@ def render_dict() -> dict[str, Any]:
         address(path)
         p.comment((20, y, 60, 20), label)
         for i, preset in enumerate(PRESETS):
-            m = p.message((90 + i * 190, y, 180, 22), f"{path} {preset}")
+            # Presets are the patch engine's: select it first (the server may have been left on timbre).
+            m = p.message((90 + i * 190, y, 180, 22), f"/engine patch, {path} {preset}")
             p.wire(m, send)
         y += 34
     # /patch/list answers one page (total, start, names): this asks for the first.
@@ -156,8 +160,14 @@ def _timbre(p: _Patcher, send: str, y: int) -> None:
         menu = p.box("umenu", (360 + i * 200, y + 26, 120, 22), None, 1, 3, items=items[:-1],
                      outlettype=["int", "", ""])
         pre = p.obj((360 + i * 200, y + 56, 120, 22), f"prepend {path}")
+        # Instruments are the timbre engine's: select it first (right to left: the bang goes first).
+        first = p.obj((360 + i * 200, y + 86, 60, 22), "t a b", inlets=1, outlets=2)
+        select = p.message((430 + i * 200, y + 86, 110, 22), "/engine timbre")
         p.wire(menu, pre, 1, 0)
-        p.wire(pre, send)
+        p.wire(pre, first)
+        p.wire(first, select, 1, 0)
+        p.wire(select, send)
+        p.wire(first, send, 0, 0)
     for i, names in enumerate(CORNER_SETS):
         p.wire(p.message((20, y + 90 + i * 28, 400, 22), "/corners " + " ".join(names)), send)
     below = y + 90 + len(CORNER_SETS) * 28 + 6

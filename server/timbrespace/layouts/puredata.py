@@ -65,7 +65,9 @@ class _Patch:
         self.wires.append((a, outlet, b, inlet))
 
     def render(self) -> str:
-        head = "#N canvas 40 40 1380 1000 12;"
+        # The window holds everything placed (the /z sliders are the lowest), with a margin.
+        xs, ys = zip(*((int(w[2]), int(w[3])) for w in (line.split(" ", 4) for line in self.lines)))
+        head = f"#N canvas 40 40 {max(xs) + 200} {max(ys) + 80} 12;"
         tail = [f"#X connect {a} {o} {b} {i};" for a, o, b, i in self.wires]
         return "\n".join([head, *self.lines, *tail]) + "\n"
 
@@ -98,11 +100,10 @@ def render_text() -> str:
     p.wire(net, parse, outlet=1)
     p.wire(parse, rtrim)
     p.wire(rtrim, route)
-    fail_print = p.obj(120, 340, "print timbrespace-fail")
     reply_print = p.obj(280, 340, "print timbrespace")
     reply_send = p.obj(280, 370, "s ts/reply")
-    p.wire(route, fail_print)
-    p.wire(rtrim, reply_print)
+    _print_fails(p, route, 250, 150)
+    p.wire(route, reply_print, outlet=1)  # everything but /fail, which prints once, above
     p.wire(rtrim, reply_send)
     p.text(20, 400, "Replies print to the Pd window and go to [r ts/reply] (oscparse: 'status.reply clients 1 ...').")
 
@@ -151,15 +152,67 @@ def render_text() -> str:
     y = 720
     for row, (label, path) in enumerate((("load", "/patch/load"), ("source", "/source"), ("target", "/target"))):
         p.text(20, y + row * 28, label)
+        first = _engine_first(p, fmt, "patch", 890, y + row * 28, path)
         for i, preset in enumerate(PRESETS):
             m = p.msg(90 + i * 200, y + row * 28, f"symbol {preset}")
-            p.wire(m, fmt[path])
+            p.wire(m, first)
     y = 810
     status = p.msg(20, y, "bang")
     p.wire(status, fmt["/status"])
     p.text(70, y, "/status: the reply prints in the Pd window")
     _timbre(p, fmt, 860)
     return p.render()
+
+
+def _print_fails(p: _Patch, route: int, x: int, y: int) -> None:
+    """``/fail address reason`` from [route fail] printed once, as words.
+
+    oscparse gives the reason as one symbol, which [print] shows with every space escaped
+    (``unknown\\ instrument``). Its bytes are parsed back into words ([fudiparse]; it splits at
+    commas and semicolons, so the pieces are gathered in a [list store]) and printed after the address.
+    """
+    # Two columns in the space right of the connection objects.
+    split = p.obj(x, y, "t a a")
+    reason = p.obj(x, y + 30, "list split 1")
+    codes = p.obj(x, y + 60, "list fromsymbol")
+    order = p.obj(x, y + 90, "t b a b")
+    store = p.obj(x, y + 120, "list store")
+    before = p.obj(x, y + 150, "list prepend")
+    address = p.obj(x + 135, y, "list split 1")
+    parse = p.obj(x + 135, y + 30, "fudiparse")
+    append = p.obj(x + 135, y + 60, "list prepend append")
+    trim = p.obj(x + 135, y + 90, "list trim")
+    words = p.obj(x + 135, y + 120, "list trim")
+    out = p.obj(x + 135, y + 150, "print timbrespace-fail")
+    p.wire(route, split)
+    p.wire(split, address, outlet=1)  # right to left: the address is stored first
+    p.wire(address, before, inlet=1)
+    p.wire(split, reason)
+    p.wire(reason, codes, outlet=1)
+    p.wire(codes, order)
+    p.wire(order, store, outlet=2, inlet=1)  # empty the store
+    p.wire(order, parse, outlet=1)
+    p.wire(parse, append)
+    p.wire(append, trim)
+    p.wire(trim, store)
+    p.wire(order, store, outlet=0)  # then output what was gathered
+    p.wire(store, before)
+    p.wire(before, words)
+    p.wire(words, out)
+
+
+def _engine_first(p: _Patch, fmt: dict[str, int], engine: str, x: int, y: int, path: str) -> int:
+    """[t a b]: select ``engine`` (right outlet, first), then send to ``path``; returns its inlet.
+
+    A preset names nothing on the timbre engine (and an instrument nothing on the patch engine),
+    so a button must not depend on which engine the server was left on.
+    """
+    first = p.obj(x, y, "t a b")
+    select = p.msg(x + 60, y, f"symbol {engine}")
+    p.wire(first, select, outlet=1)
+    p.wire(select, fmt["/engine"])
+    p.wire(first, fmt[path])
+    return first
 
 
 def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
@@ -172,8 +225,9 @@ def _timbre(p: _Patch, fmt: dict[str, int], y: int) -> None:
         p.wire(p.msg(280 + i * 120, y + 30, f"symbol {kind}"), fmt["/map"])
     for row, path in enumerate(("/source", "/target")):
         p.text(20, y + 64 + row * 28, path[1:])
+        first = _engine_first(p, fmt, "timbre", 90 + len(INSTRUMENTS) * 110, y + 64 + row * 28, path)
         for i, name in enumerate(INSTRUMENTS):
-            p.wire(p.msg(90 + i * 110, y + 64 + row * 28, f"symbol {name}"), fmt[path])
+            p.wire(p.msg(90 + i * 110, y + 64 + row * 28, f"symbol {name}"), first)
     for i, names in enumerate(CORNER_SETS):
         p.wire(p.msg(20 + i * 330, y + 130, "list " + " ".join(names)), fmt["/corners"])
     zlo, zhi = bounds("/z", "value")

@@ -182,7 +182,9 @@ def _patch_page() -> _Layout:
         y = 10 + row * 90
         page.label(f"{label}_row", (550, y, 450, 20), path)
         for i, preset in enumerate(PRESETS):
-            page.button(f"{label}_{i}", (550 + i * 115, y + 24, 108, 56), _tap(path, preset), (0.4, 0.8, 0.4),
+            # The page's engine first: a server left on the other engine would refuse (or not sound) it.
+            page.button(f"{label}_{i}", (550 + i * 115, y + 24, 108, 56), _tap("/engine", "patch") + _tap(path, preset),
+                        (0.4, 0.8, 0.4),
                         preset.split("/")[1])
     return page
 
@@ -196,7 +198,8 @@ def _timbre_page() -> _Layout:
         page.label(f"{path[1:]}_row", (550, y, 450, 18), f"{path} (instrument)")
         for i, name in enumerate(INSTRUMENTS):
             r, c = divmod(i, per_row)
-            page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 18 + r * 46, bw - 4, TOUCH), _tap(path, name),
+            page.button(f"{path[1:]}_{name}", (550 + c * bw, y + 18 + r * 46, bw - 4, TOUCH),
+                        _tap("/engine", "timbre") + _tap(path, name),
                         (0.4, 0.7, 0.9), name.replace("_", " "), size=11)
     page.label("corners_row", (550, 240, 200, 20), "/corners (0,0) (1,0) (0,1) (1,1)")
     for i, kind in enumerate(MAPS):  # what the pad moves over

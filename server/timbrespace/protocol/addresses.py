@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from timbrespace.clients import CLIENT_TIMEOUT
+
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
 
 ArgKind = Literal["int", "float", "str", "ref"]
@@ -188,6 +190,10 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
 ENGINES = ("patch", "timbre")
 #: What the timbre engine's ``/latent`` moves over (``/map``).
 MAPS = ("corners", "learned")
+#: Dimensions a timbre model's code may have, at most: the declared bound of ``/z index``. The
+#: model's own count (16 for the shipped one) is known only once it loads, so the engine checks it
+#: and its /fail names the real range.
+MAX_TIMBRE_DIMS = 64
 #: Presets one ``/patch/list`` may ask for (a page is also bounded in bytes, see engines/patch).
 LIST_PAGE_MAX = 64
 
@@ -218,7 +224,9 @@ def _unprivileged(value: Value, values: tuple[Value, ...]) -> None:
 ADDRESSES: tuple[Address, ...] = (
     # -- server ---------------------------------------------------------------------------------
     Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
-            "key value pairs: clients, voices, engine, audio, sample_rate, block_size, device, "
+            f"key value pairs: clients (senders heard from in the last {CLIENT_TIMEOUT:g} s: each UDP source "
+            "address and each TCP connection; a one-shot sender such as an oscsend call counts for that long), "
+            "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
             "audio process has rendered no block; 0 unless it is stalled now)"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
@@ -262,14 +270,17 @@ ADDRESSES: tuple[Address, ...] = (
                              "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)",
                          check=_one_of("/map", "kind", "map", MAPS)),),
             "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre"),
-    Address("/z", (_a("index", "int", "dimension of the timbre code", 0, 63),
+    Address("/z", (_a("index", "int", "dimension of the timbre code: 0 to the model's dimensions - 1 (0-15 for "
+                      "the shipped model, which has 16; a /fail names the loaded model's range)",
+                      0, MAX_TIMBRE_DIMS - 1),
                    _a("value", "float", "offset in prior standard deviations", -4, 4)),
             "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map",
             engine="timbre"),
     # -- patches --------------------------------------------------------------------------------
     Address("/patch/load", (_a("preset", "ref", "index or name (bank/name when ambiguous)"),),
             "Load a preset exactly; the map point moves to where it encodes.", "patch",
-            "/patch/load.reply", "index, bank/name, x, y"),
+            "/patch/load.reply", "index, bank/name, x, y, then \"heard\", or \"not heard: ...\" when the timbre "
+            "engine is heard (the preset is loaded all the same and sounds after /engine patch)"),
     Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),
             "Append the current sound to the user bank (an amSynth .bank file).", "patch",
             "/patch/save.reply", "index, bank/name, file name of the user bank"),
