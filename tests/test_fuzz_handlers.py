@@ -221,3 +221,13 @@ def test_every_address_with_any_arguments_succeeds_or_fails_cleanly(models: Mode
             json.dumps(e.snapshot(), allow_nan=False)
 
     run()
+
+
+def test_a_full_user_bank_fails_without_revealing_its_path(models: Models, tmp_path: Path) -> None:
+    """The 129th /patch/save is refused; its reason names the bank by file name, not by path."""
+    r = build(models, tmp_path / "full.amSynth.bank")
+    for i in range(128):
+        assert send(r, "/patch/save", (f"mine {i}",))[0][0] == "/patch/save.reply"
+    (fail,) = send(r, "/patch/save", ("one more",), secret=str(tmp_path))
+    assert fail[0] == "/fail" and "full" in fail[1][1] and "full.amSynth.bank" in fail[1][1]
+
