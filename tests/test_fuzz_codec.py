@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fuzz_profiles import examples
+from fuzz_profiles import PROFILE, count, examples
 from timbrespace.protocol import codec
 from timbrespace.protocol.codec import IMPULSE, Bundle, Message, OscDecodeError, TimeTag, decode_packet
 from timbrespace.protocol.encode import encode_bundle, encode_message, encode_packet
@@ -153,25 +153,27 @@ def check_decode(data: bytes) -> None:
     assert _uncached(data) == first
 
 
-@examples(300)
+@examples(300, 20_000)
 @given(packets)
 def test_valid_packets_round_trip(data: bytes) -> None:
+    count("decode: valid packets")
     p = decode_packet(data)
     assert isinstance(p, Message | Bundle)
     assert encode_packet(p) == data
     check_decode(data)
 
 
-@examples(500)
+@examples(500, 300_000)
 @given(st.binary(max_size=256))
 @example(b"")
 @example(b"/\x00\x00\x00")
 @example(b"#bundle\x00")
 def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
+    count("decode: random bytes")
     check_decode(data)
 
 
-@examples(500)
+@examples(500, 20_000)
 @given(packets, st.lists(_OPS, min_size=1, max_size=6), st.lists(packets, max_size=1))
 def test_mutated_packets_decode_or_raise_decode_error(data: bytes, ops: list[tuple[str, int, Any]],
                                                        splice: list[bytes]) -> None:
@@ -179,6 +181,7 @@ def test_mutated_packets_decode_or_raise_decode_error(data: bytes, ops: list[tup
     mutated = mutate(data, ops)
     if splice:  # the head of one packet on the tail of another
         mutated = mutated[: len(mutated) // 2] + splice[0][len(splice[0]) // 2 :]
+    count("decode: mutated packets")
     check_decode(mutated)
 
 
@@ -260,10 +263,11 @@ def length(packet: bytes) -> bytes:
 _FRAME = st.binary(max_size=MAX_PACKET).map(lambda b: b + b"\xc0\xdb" if len(b) % 3 == 0 else b)
 
 
-@examples(300)
+@examples(300, 20_000)
 @given(st.lists(_FRAME, max_size=8), st.lists(st.integers(0, 1 << 12), max_size=12),
        st.sampled_from(["slip", "length"]))
 def test_framed_packets_arrive_whole_however_split(frames: list[bytes], cuts: list[int], framing: str) -> None:
+    count("tcp framers: framed streams, split")
     frames = [f[:MAX_PACKET] for f in frames]
     stream = b"".join(map(slip if framing == "slip" else length, frames))
     whole = feed(framing, [stream])
@@ -272,13 +276,14 @@ def test_framed_packets_arrive_whole_however_split(frames: list[bytes], cuts: li
     assert whole[0] == want and not whole[1]
 
 
-@examples(400)
+@examples(400, 30_000)
 @given(st.binary(max_size=600), st.lists(st.integers(0, 1 << 12), max_size=12), st.sampled_from(["slip", "length"]))
 @example(b"\x00\x00\x00\x05abc", [], "length")
 @example(b"\xff\xff\xff\xff", [], "length")
 @example(b"\xdb\xc0\xdbx\xc0", [1], "slip")
 @example(b"a" * 200 + b"\xc0", [100], "slip")
 def test_garbage_is_rejected_through_the_malformed_path(data: bytes, cuts: list[int], framing: str) -> None:
+    count("tcp framers: garbage streams")
     events, closed, buffered = feed(framing, _split(data, cuts))
     limit = 2 * MAX_PACKET if framing == "slip" else MAX_PACKET + 4
     assert buffered <= limit, f"{buffered} bytes buffered, more than a frame's {limit}"
@@ -304,14 +309,15 @@ def test_fake_transport_matches_the_framers_needs(framing: str) -> None:
 
 
 #: Mutants decoded per example by the burst test: most of the long run's inputs come from here.
-BURST = 40
+BURST = 200 if PROFILE == "long" else 40
 
 
-@examples(100)
+@examples(60, 4_000)
 @given(packets, st.randoms(use_true_random=False))
 def test_mutation_bursts_decode_or_raise_decode_error(data: bytes, rng: Any) -> None:
     """Many cheap mutants of one valid packet (hypothesis draws the packet, a seeded RNG the edits)."""
     check_decode(data)
+    count("decode: mutation bursts", BURST)
     for _ in range(BURST):
         check_decode(mutate(data, [_random_op(rng) for _ in range(rng.randint(1, 4))]))
 

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from fuzz_profiles import examples
+from fuzz_profiles import count, examples
 from timbrespace import config
 from timbrespace.app import App, ServerInfo
 from timbrespace.engines.base import Engine
@@ -79,24 +80,29 @@ class Rig:
     timbre: TimbreEngine
     frames: Any
     now: list[float] = field(default_factory=lambda: [0.0])
+    #: Commands are dropped after each message (no audio side), else left for a Player.
+    drain: bool = True
+    #: What the messages sent count as (fuzz_profiles.count).
+    target: str = "app: single messages"
 
     @property
     def engines(self) -> list[Engine]:
         return [self.patch, self.timbre]
 
 
-def build(m: Models, user_bank: Path | None = None) -> Rig:
-    """A fresh App and engines on the loaded models (the user bank may be a fresh one)."""
+def build(m: Models, user_bank: Path | None = None, library: PresetLibrary | None = None,
+          frames: Any = None) -> Rig:
+    """A fresh App and engines on the loaded models (a fresh user bank, or a library shared)."""
     from timbrespace.audio.frames import FrameSlots
     from timbrespace.server import timbre_corners, timbre_layout
 
     cfg = m.cfg
     now = [0.0]
     link = LocalLink()
-    library = PresetLibrary(cfg.patch.banks, user_bank or cfg.patch.user_bank)
+    library = library or PresetLibrary(cfg.patch.banks, user_bank or cfg.patch.user_bank)
     patch = PatchEngine(m.patch, library, link, block_period=BS / SR, clock=lambda: now[0])
     layout = timbre_layout(cfg, m.timbre)
-    frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz))
+    frames = frames or FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz))
     timbre = TimbreEngine(m.timbre, link, frames, sample_rate=SR, corners=timbre_corners(cfg, m.timbre),
                           map_kind=cfg.timbre.map, release_s=cfg.timbre.release, clock=lambda: now[0])
     app = App([patch, timbre], link, ServerInfo("offline", SR, BS, "cpu"), clock=lambda: now[0])
@@ -168,6 +174,7 @@ def message(names: dict[str, list[str]]) -> st.SearchStrategy[tuple[str, tuple[A
 
 def send(rig: Rig, address: str, args: tuple[Any, ...], secret: str = "") -> list[tuple[str, tuple[Any, ...]]]:
     """One message through the App, with every check a single message allows."""
+    count(rig.target)
     before = (rig.app.counters.received, rig.app.counters.rejected, rig.app.counters.ignored)
     replies = rig.app.handle(Incoming(address, args, PEER, rig.now[0]))
     received, rejected, ignored = rig.app.counters.received, rig.app.counters.rejected, rig.app.counters.ignored
@@ -187,7 +194,8 @@ def send(rig: Rig, address: str, args: tuple[Any, ...], secret: str = "") -> lis
         assert not reason.startswith("internal error"), f"{address} {args!r}: a handler raised: {reason}"
         if secret:
             assert secret not in reason, f"{address}: the /fail reveals a server path: {reason}"
-    rig.link.queue.clear()  # the audio side is not running here; commands are not the point
+    if rig.drain:
+        rig.link.queue.clear()  # no audio side here: commands are not the point
     return replies
 
 
@@ -206,7 +214,7 @@ def test_every_address_with_any_arguments_succeeds_or_fails_cleanly(models: Mode
     names = _names(models, rig)
     secret = str(models.tmp)
 
-    @examples(1500)
+    @examples(800, 20_000)
     @given(st.lists(message(names), min_size=1, max_size=5))
     @example([("/patch/save", ("x" * 64,)), ("/patch/save", ("x" * 64,))])
     @example([("/param", ("amp_release", math.nan)), ("/param", ("nope", 0.5))])
@@ -231,3 +239,238 @@ def test_a_full_user_bank_fails_without_revealing_its_path(models: Models, tmp_p
     (fail,) = send(r, "/patch/save", ("one more",), secret=str(tmp_path))
     assert fail[0] == "/fail" and "full" in fail[1][1] and "full.amSynth.bank" in fail[1][1]
 
+
+
+# --------------------------------------------------------------------------- handler sequences
+
+# Mostly four keys (repeats, overlaps, voice stealing), sometimes any.
+_KEYS = st.one_of(st.integers(60, 63), st.integers(60, 63), st.integers(0, 127))
+_UNIT = st.floats(0, 1)
+
+
+class Sequences(RuleBasedStateMachine):
+    """Handler sequences on the control side; after any of them, notes can all be released."""
+
+    models: Models
+    library: PresetLibrary
+    names: dict[str, list[str]]
+    kind = "control side"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rig = build(self.models, library=self.library, frames=self.frames())
+        self.rig.target = f"app: messages in sequences ({self.kind})"
+        count(f"app: sequences ({self.kind})")
+        self.struck: set[int] = set()
+
+    def frames(self) -> Any:
+        return None
+
+    def send(self, address: str, *args: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        return send(self.rig, address, args)
+
+    def advance(self, seconds: float) -> None:
+        """Let virtual time pass: the timbre engine ticks on its grid (as render_score runs it)."""
+        r = self.rig
+        end = r.now[0] + seconds
+        while r.now[0] < end:
+            r.now[0] += BS / SR
+            if r.app.engine.tick_period is not None:
+                r.app.engine.tick(r.now[0])
+            r.app.flush()
+            r.link.queue.clear()
+
+    # -- what a client does: notes often (their release is the point), the rest less ------------
+    @rule(key=_KEYS, velocity=st.integers(1, 127))
+    def note_on(self, key: int, velocity: int) -> None:
+        self.send("/note", key, velocity)
+        self.struck.add(key)
+
+    @rule(key=_KEYS, velocity=st.integers(1, 127), glide=st.floats(0, 127))
+    def note_on_and_glide(self, key: int, velocity: int, glide: float) -> None:
+        self.note_on(key, velocity)
+        self.send("/pitch", glide)
+
+    @rule(key=_KEYS)
+    def note_off(self, key: int) -> None:
+        self.send("/note", key, 0)
+
+    @rule(midi=st.floats(0, 127))
+    def pitch(self, midi: float) -> None:
+        self.send("/pitch", midi)
+
+    @rule(name=st.sampled_from(addresses.ENGINES))
+    def engine(self, name: str) -> None:
+        self.send("/engine", name)
+
+    @rule(data=st.data())
+    def shape(self, data: Any) -> None:
+        """One of the addresses that shape the sound (the map, presets, parameters, the timbre code)."""
+        d = data.draw
+        kind = d(st.sampled_from(["/latent", "/source", "/target", "/alpha", "/patch/load", "/param", "/z",
+                                  "/corners", "/map"]))
+        if kind == "/latent":
+            self.send(kind, d(_UNIT), d(_UNIT))
+        elif kind in ("/source", "/target"):
+            self.send(kind, d(st.one_of(st.integers(0, 40), st.sampled_from(self.names["preset"]
+                                                                             + self.names["instrument"]))))
+        elif kind == "/alpha":
+            self.send(kind, d(_UNIT))
+        elif kind == "/patch/load":
+            self.send(kind, d(st.one_of(st.integers(0, 3400), st.sampled_from(self.names["preset"]))))
+        elif kind == "/param":
+            p = params.spec(d(st.sampled_from(params.NAMES)))
+            self.send(kind, p.name, p.minimum + d(_UNIT) * (p.maximum - p.minimum))
+        elif kind == "/z":
+            self.send(kind, d(st.integers(0, 70)), d(st.floats(-4, 4)))
+        elif kind == "/corners":
+            self.send(kind, *d(st.lists(st.integers(0, 12), min_size=4, max_size=4)))
+        else:
+            self.send(kind, d(st.sampled_from(addresses.MAPS)))
+
+    @rule()
+    def panic(self) -> None:
+        self.send("/panic")
+
+    @rule(seconds=st.floats(0, 0.5))
+    def wait(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    @rule(msg=st.data())
+    def anything(self, msg: Any) -> None:
+        address, args = msg.draw(message(self.names))
+        if address == "/patch/save":  # the machines share one library; saving is fuzzed above
+            return
+        if not send(self.rig, address, args) and address == "/note":  # accepted: a key struck or released
+            self.struck.add(int(args[0]))
+
+    # -- what must hold after any of it -----------------------------------------------------------
+    def held(self) -> dict[str, list[int]]:
+        return {e.name: e.held() for e in self.rig.engines if e.held()}
+
+    @rule()
+    def panic_releases_everything(self) -> None:
+        self.send("/panic")
+        assert self.held() == {}, "voices held after /panic"
+        self.struck.clear()
+
+    @rule()
+    def note_offs_release_everything(self) -> None:
+        for key in sorted(self.struck):
+            self.send("/note", key, 0)
+        assert self.held() == {}, f"voices held after note-offs for every key struck ({sorted(self.struck)})"
+        self.struck.clear()
+
+    @rule()
+    def state_saves_and_reloads(self) -> None:
+        fresh = build(self.models, library=self.library)
+        for engine, other in zip(self.rig.engines, fresh.engines):
+            snap = engine.snapshot()
+            text = json.dumps(snap, allow_nan=False)  # what state.save_state writes
+            other.restore(json.loads(text))
+            assert other.snapshot() == snap, f"the {engine.name} engine's state changed through save and load"
+
+    def teardown(self) -> None:
+        self.note_offs_release_everything()
+
+
+def _machine(models: Models, cls: type[Sequences], **extra: Any) -> type[Sequences]:
+    library = PresetLibrary(models.cfg.patch.banks, models.tmp / "machine.amSynth.bank")
+    probe = build(models, library=library)
+    attrs = {"models": models, "library": library, "names": _names(models, probe), **extra}
+    return type(cls.__name__, (cls,), attrs)
+
+
+def test_handler_sequences_release_every_note_and_keep_a_loadable_state(models: Models) -> None:
+    machine = _machine(models, Sequences)
+    run_state_machine_as_test(machine, settings=examples(100, 2_000))
+
+
+# --------------------------------------------------------------------------- the audio side too
+
+#: Seconds after a release by which every voice must be silent: amSynth's longest amplitude
+#: release (2.5 s) or the timbre voices' release, plus a margin of blocks.
+RELEASE_WAIT = params.spec("amp_release").maximum + 0.5
+PANIC_WAIT = 0.5  # panic kills patch voices in 5 ms; timbre voices release over timbre.release (0.3 s)
+
+
+class AudioSequences(Sequences):
+    """The same sequences with the audio side running: pyo's synths, offline, block by block."""
+
+    kind = "with the synths"
+    renderer: Any
+    synth: Any
+    voices: Any
+    shared_frames: Any
+
+    def __init__(self) -> None:
+        from timbrespace.audio.player import Player
+        from timbrespace.audio.stats import AudioStats
+
+        super().__init__()
+        self.rig.drain = False
+        self.player = Player(self.synth, self.rig.link.mailbox, AudioStats(), self.rig.link.receive, lambda b: None,
+                             timbre=self.voices)
+        # The synths are shared between examples: silence what the last one left.
+        self.synth.all_notes_off()
+        self.voices.all_off()
+        self.rig.patch.activate(0.0)
+        self.advance(PANIC_WAIT)
+        assert self.sounding() == 0
+
+    def frames(self) -> Any:
+        return self.shared_frames
+
+    def sounding(self) -> int:
+        return int(self.synth.active_voices + self.voices.active_voices)
+
+    def send(self, address: str, *args: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        replies = super().send(address, *args)
+        self.advance(BS / SR)  # the audio side takes it at the next block
+        return replies
+
+    def advance(self, seconds: float) -> None:
+        r = self.rig
+        end = r.now[0] + seconds
+        while r.now[0] < end:
+            r.now[0] += BS / SR
+            if r.app.engine.tick_period is not None:
+                r.app.engine.tick(r.now[0])
+            r.app.flush()
+            self.player.block(r.now[0])
+            self.renderer.process_block()
+
+    @rule()
+    def panic_releases_everything(self) -> None:
+        super().panic_releases_everything()
+        self.advance(PANIC_WAIT)
+        assert self.sounding() == 0, f"{self.sounding()} voices still sound {PANIC_WAIT} s after /panic"
+
+    @rule()
+    def note_offs_release_everything(self) -> None:
+        super().note_offs_release_everything()
+        self.advance(RELEASE_WAIT)
+        assert self.sounding() == 0, f"{self.sounding()} voices still sound {RELEASE_WAIT} s after the note-offs"
+
+
+def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models) -> None:
+    from timbrespace.audio.additive import AdditiveSynth
+    from timbrespace.audio.frames import FrameSlots
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+    from timbrespace.audio.timbre_voices import TimbreVoices
+    from timbrespace.server import timbre_layout
+
+    layout = timbre_layout(models.cfg, models.timbre)
+    frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz))
+    with OfflineRenderer(sample_rate=SR, block_size=BS, channels=2) as renderer:
+        synth = PatchSynth(polyphony=models.cfg.audio.polyphony, sample_rate=SR)
+        additive = AdditiveSynth(layout.slots, SR, layout.noise_centres_hz, table_size=layout.table_size)
+        voices = TimbreVoices(additive, frames, layout.release_s)
+        machine = _machine(models, AudioSequences, renderer=renderer, synth=synth, voices=voices,
+                           shared_frames=frames)
+        try:
+            run_state_machine_as_test(machine, settings=examples(12, 150))
+        finally:
+            synth.close()
+            additive.close()
