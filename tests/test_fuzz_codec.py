@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import struct
 from typing import Any
 
@@ -153,7 +154,7 @@ def check_decode(data: bytes) -> None:
     assert _uncached(data) == first
 
 
-@examples(300, 20_000)
+@examples(300, 10_000)
 @given(packets)
 def test_valid_packets_round_trip(data: bytes) -> None:
     count("decode: valid packets")
@@ -173,7 +174,7 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     check_decode(data)
 
 
-@examples(500, 20_000)
+@examples(500, 10_000)
 @given(packets, st.lists(_OPS, min_size=1, max_size=6), st.lists(packets, max_size=1))
 def test_mutated_packets_decode_or_raise_decode_error(data: bytes, ops: list[tuple[str, int, Any]],
                                                        splice: list[bytes]) -> None:
@@ -313,16 +314,17 @@ BURST = 200 if PROFILE == "long" else 40
 
 
 @examples(60, 4_000)
-@given(packets, st.randoms(use_true_random=False))
-def test_mutation_bursts_decode_or_raise_decode_error(data: bytes, rng: Any) -> None:
+@given(packets, st.integers(0, 2**32))
+def test_mutation_bursts_decode_or_raise_decode_error(data: bytes, seed: int) -> None:
     """Many cheap mutants of one valid packet (hypothesis draws the packet, a seeded RNG the edits)."""
+    rng = random.Random(seed)  # not st.randoms: hypothesis would record every draw and overrun
     check_decode(data)
     count("decode: mutation bursts", BURST)
     for _ in range(BURST):
         check_decode(mutate(data, [_random_op(rng) for _ in range(rng.randint(1, 4))]))
 
 
-def _random_op(rng: Any) -> tuple[str, int, Any]:
+def _random_op(rng: random.Random) -> tuple[str, int, Any]:
     op, pos = rng.choice(["set", "flip", "cut", "del", "ins", "int"]), rng.randrange(1 << 16)
     arg = {"set": rng.randrange(256), "flip": rng.randrange(8), "cut": 0, "del": rng.randint(1, 8),
            "ins": rng.randbytes(rng.randint(1, 8)), "int": rng.choice([0, 1, 3, 4, -1, -4, 0x7FFFFFFF, 1 << 16])}

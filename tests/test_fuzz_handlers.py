@@ -214,7 +214,7 @@ def test_every_address_with_any_arguments_succeeds_or_fails_cleanly(models: Mode
     names = _names(models, rig)
     secret = str(models.tmp)
 
-    @examples(800, 20_000)
+    @examples(800, 10_000)
     @given(st.lists(message(names), min_size=1, max_size=5))
     @example([("/patch/save", ("x" * 64,)), ("/patch/save", ("x" * 64,))])
     @example([("/param", ("amp_release", math.nan)), ("/param", ("nope", 0.5))])
@@ -383,7 +383,7 @@ def _machine(models: Models, cls: type[Sequences], **extra: Any) -> type[Sequenc
 
 def test_handler_sequences_release_every_note_and_keep_a_loadable_state(models: Models) -> None:
     machine = _machine(models, Sequences)
-    run_state_machine_as_test(machine, settings=examples(100, 2_000))
+    run_state_machine_as_test(machine, settings=examples(100, 1_000))
 
 
 # --------------------------------------------------------------------------- the audio side too
@@ -470,7 +470,7 @@ def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models)
         machine = _machine(models, AudioSequences, renderer=renderer, synth=synth, voices=voices,
                            shared_frames=frames)
         try:
-            run_state_machine_as_test(machine, settings=examples(12, 150))
+            run_state_machine_as_test(machine, settings=examples(12, 60))
         finally:
             synth.close()
             additive.close()
