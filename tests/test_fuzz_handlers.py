@@ -169,6 +169,47 @@ def message(names: dict[str, list[str]]) -> st.SearchStrategy[tuple[str, tuple[A
     return st.one_of(declared, declared, declared, other)
 
 
+# --------------------------------------------------------------------------- validation alone
+
+#: The longest reason validation may give (/param's unknown name lists the 41 parameters).
+MAX_REASON_CHARS = 1200
+_NAMES_FOR_PARSE = {"preset": ["BriansBank01/basic11", "basic11"], "instrument": ["flute", "cello"]}
+
+
+def _raw_args(decl: addresses.Address) -> st.SearchStrategy[tuple[Any, ...]]:
+    right = st.tuples(*[_value(decl.path, a, _NAMES_FOR_PARSE) for a in decl.args]) if decl.args else st.just(())
+    return st.one_of(right, st.lists(_ANY, max_size=len(decl.args) + 2).map(tuple))
+
+
+_RAW = {d.path: _raw_args(d) for d in addresses.ADDRESSES}
+
+
+@examples(600, 100_000)
+@given(st.sampled_from(addresses.ADDRESSES).flatmap(lambda d: st.tuples(st.just(d), _RAW[d.path])))
+def test_validation_accepts_only_what_each_address_declares(case: tuple[addresses.Address, tuple[Any, ...]]) -> None:
+    """Address.parse returns the declared kinds, finite and in range, or raises InvalidMessage."""
+    count("validation: Address.parse")
+    decl, raw = case
+    try:
+        values = decl.parse(raw)
+    except addresses.InvalidMessage as e:
+        # Bounded before any clipping: a value is repeated in at most SHOW_CHARS characters.
+        assert 0 < len(str(e)) <= MAX_REASON_CHARS, f"{decl.path}: a {len(str(e))}-character reason"
+        return
+    assert len(values) == len(decl.args)
+    for arg, v in zip(decl.args, values):
+        if arg.kind == "str":
+            assert type(v) is str
+        elif arg.kind == "ref":
+            assert type(v) is int or (type(v) is str and v)
+        else:
+            assert type(v) is (int if arg.kind == "int" else float), f"{decl.path} {arg.name}: {v!r}"
+        if type(v) is not str:
+            assert math.isfinite(v)  # type: ignore[arg-type]
+            assert arg.lo is None or v >= arg.lo
+            assert arg.hi is None or v <= arg.hi
+
+
 # --------------------------------------------------------------------------- one message
 
 
