@@ -154,7 +154,7 @@ def check_decode(data: bytes) -> None:
     assert _uncached(data) == first
 
 
-@examples(300, 10_000)
+@examples(300, 5_000)
 @given(packets)
 def test_valid_packets_round_trip(data: bytes) -> None:
     count("decode: valid packets")
@@ -164,7 +164,7 @@ def test_valid_packets_round_trip(data: bytes) -> None:
     check_decode(data)
 
 
-@examples(500, 300_000)
+@examples(500, 100_000)
 @given(st.binary(max_size=256))
 @example(b"")
 @example(b"/\x00\x00\x00")
@@ -174,7 +174,7 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     check_decode(data)
 
 
-@examples(500, 10_000)
+@examples(500, 5_000)
 @given(packets, st.lists(_OPS, min_size=1, max_size=6), st.lists(packets, max_size=1))
 def test_mutated_packets_decode_or_raise_decode_error(data: bytes, ops: list[tuple[str, int, Any]],
                                                        splice: list[bytes]) -> None:
@@ -264,7 +264,7 @@ def length(packet: bytes) -> bytes:
 _FRAME = st.binary(max_size=MAX_PACKET).map(lambda b: b + b"\xc0\xdb" if len(b) % 3 == 0 else b)
 
 
-@examples(300, 20_000)
+@examples(300, 10_000)
 @given(st.lists(_FRAME, max_size=8), st.lists(st.integers(0, 1 << 12), max_size=12),
        st.sampled_from(["slip", "length"]))
 def test_framed_packets_arrive_whole_however_split(frames: list[bytes], cuts: list[int], framing: str) -> None:
@@ -277,7 +277,7 @@ def test_framed_packets_arrive_whole_however_split(frames: list[bytes], cuts: li
     assert whole[0] == want and not whole[1]
 
 
-@examples(400, 30_000)
+@examples(400, 20_000)
 @given(st.binary(max_size=600), st.lists(st.integers(0, 1 << 12), max_size=12), st.sampled_from(["slip", "length"]))
 @example(b"\x00\x00\x00\x05abc", [], "length")
 @example(b"\xff\xff\xff\xff", [], "length")
@@ -310,10 +310,10 @@ def test_fake_transport_matches_the_framers_needs(framing: str) -> None:
 
 
 #: Mutants decoded per example by the burst test: most of the long run's inputs come from here.
-BURST = 200 if PROFILE == "long" else 40
+BURST = 1000 if PROFILE == "long" else 40
 
 
-@examples(60, 4_000)
+@examples(60, 1_000)
 @given(packets, st.integers(0, 2**32))
 def test_mutation_bursts_decode_or_raise_decode_error(data: bytes, seed: int) -> None:
     """Many cheap mutants of one valid packet (hypothesis draws the packet, a seeded RNG the edits)."""

@@ -184,7 +184,7 @@ def _raw_args(decl: addresses.Address) -> st.SearchStrategy[tuple[Any, ...]]:
 _RAW = {d.path: _raw_args(d) for d in addresses.ADDRESSES}
 
 
-@examples(600, 100_000)
+@examples(600, 10_000)
 @given(st.sampled_from(addresses.ADDRESSES).flatmap(lambda d: st.tuples(st.just(d), _RAW[d.path])))
 def test_validation_accepts_only_what_each_address_declares(case: tuple[addresses.Address, tuple[Any, ...]]) -> None:
     """Address.parse returns the declared kinds, finite and in range, or raises InvalidMessage."""
@@ -255,7 +255,7 @@ def test_every_address_with_any_arguments_succeeds_or_fails_cleanly(models: Mode
     names = _names(models, rig)
     secret = str(models.tmp)
 
-    @examples(800, 10_000)
+    @examples(800, 5_000)
     @given(st.lists(message(names), min_size=1, max_size=5))
     @example([("/patch/save", ("x" * 64,)), ("/patch/save", ("x" * 64,))])
     @example([("/param", ("amp_release", math.nan)), ("/param", ("nope", 0.5))])
@@ -424,7 +424,7 @@ def _machine(models: Models, cls: type[Sequences], **extra: Any) -> type[Sequenc
 
 def test_handler_sequences_release_every_note_and_keep_a_loadable_state(models: Models) -> None:
     machine = _machine(models, Sequences)
-    run_state_machine_as_test(machine, settings=examples(100, 1_000))
+    run_state_machine_as_test(machine, settings=examples(100, 500))
 
 
 # --------------------------------------------------------------------------- the audio side too
@@ -511,7 +511,7 @@ def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models)
         machine = _machine(models, AudioSequences, renderer=renderer, synth=synth, voices=voices,
                            shared_frames=frames)
         try:
-            run_state_machine_as_test(machine, settings=examples(12, 60))
+            run_state_machine_as_test(machine, settings=examples(12, 40))
         finally:
             synth.close()
             additive.close()
