@@ -4,8 +4,8 @@ and a long one on demand.
 ``TIMBRESPACE_FUZZ=long`` selects the long run (see docs/reliability.md, "Fuzzing"); anything else,
 or nothing, the CI one. Each test asks :func:`examples` for its own counts, CI and long, so that
 cheap targets (the codec) take most of the long run's inputs. Tests :func:`count` the inputs they
-try, by target; the long run prints the table at exit (and writes it as JSON to
-``TIMBRESPACE_FUZZ_REPORT`` when set).
+try, by target; the long run prints the table at exit, and any run writes it as JSON to
+``TIMBRESPACE_FUZZ_REPORT`` when that is set.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ def count(target: str, n: int = 1) -> None:
 
 
 def _report() -> None:
-    if PROFILE != "long" or not COUNTS:
+    path = os.environ.get("TIMBRESPACE_FUZZ_REPORT")
+    if not COUNTS or (PROFILE != "long" and not path):
         return
     width = max(map(len, COUNTS))
     lines = [f"{t:<{width}}  {n:>10,}" for t, n in sorted(COUNTS.items())]
     print("\nfuzz inputs by target:\n" + "\n".join(lines) + f"\n{'total':<{width}}  {sum(COUNTS.values()):>10,}",
           file=sys.stderr)
-    path = os.environ.get("TIMBRESPACE_FUZZ_REPORT")
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(dict(COUNTS), f, indent=1)

@@ -511,7 +511,7 @@ def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models)
         machine = _machine(models, AudioSequences, renderer=renderer, synth=synth, voices=voices,
                            shared_frames=frames)
         try:
-            run_state_machine_as_test(machine, settings=examples(12, 40))
+            run_state_machine_as_test(machine, settings=examples(8, 40))
         finally:
             synth.close()
             additive.close()
