@@ -227,8 +227,9 @@ class PresetLibrary:
             if any(p.name == name for p in on_disk):
                 raise ValueError(f"a preset named {name!r} is already in the user bank; expected a new name")
             if len(on_disk) >= MAX_PRESETS:
+                # The file name only: the reason goes to the network in /patch/save's /fail.
                 raise ValueError(
-                    f"the user bank {self._user_path} is full ({MAX_PRESETS} presets, amSynth's limit)"
+                    f"the user bank {self._user_path.name} is full ({MAX_PRESETS} presets, amSynth's limit)"
                 )
             self._user_path.parent.mkdir(parents=True, exist_ok=True)
             write_bank(self._user_path, [*on_disk, preset])
