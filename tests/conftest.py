@@ -47,8 +47,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config._timbrespace_blas = threadpool_limits(THREADS)  # type: ignore[attr-defined]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"timbrespace: torch and numpy at {THREADS} thread(s) (TIMBRESPACE_TEST_THREADS)"
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The run's thread count and test order, also under -q: what it takes to replay a failure."""
+    order = "declared order"
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        order = f"random order, replay with ARGS='-p randomly --randomly-seed={seed}'"
+    terminalreporter.write_line(f"timbrespace: torch and numpy at {THREADS} thread(s); {order}")
 
 READY = re.compile(r"ready: udp://(?P<host>[^:]+):(?P<port>\d+) tcp://")
 
