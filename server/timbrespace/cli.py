@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -265,6 +266,8 @@ def _transfer(a: argparse.Namespace) -> int:
 
     # Checked before the model loads. Past 1 the code leaves the region the model was trained on
     # (the same range /alpha declares), and the sound is no longer the target instrument's.
+    if not math.isfinite(a.alpha):
+        raise CliError(f"--alpha {a.alpha} is not a finite number; expected a number in [0, 1]")
     if not 0.0 <= a.alpha <= 1.0:
         raise CliError(f"--alpha {a.alpha:g} is out of range [0, 1] (0: the note as it is, 1: the whole step "
                        "to the target)")
