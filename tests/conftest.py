@@ -250,7 +250,7 @@ def assert_inaudibly_close(got: Any, want: Any, within: float = INAUDIBLE) -> No
     """``got`` equals ``want`` up to ``within`` of ``want``'s peak (the claim is about sound)."""
     import numpy as np
 
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    got, want = (np.asarray(x.detach() if hasattr(x, "detach") else x, np.float64) for x in (got, want))
     assert got.shape == want.shape, (got.shape, want.shape)
     peak = float(np.abs(want).max())
     worst = float(np.abs(got - want).max())

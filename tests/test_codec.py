@@ -373,3 +373,31 @@ def test_packed_reply_is_still_the_address_and_args_pair() -> None:
     r = PackedReply("/a", t.args(1), t.encode(1))
     address, args = r
     assert (address, args) == ("/a", ("k", 1)) and r.packet == encode_message("/a", ("k", 1))
+
+
+def test_plan_cache_bounded_in_bytes_and_count() -> None:
+    """Issue 14: each distinct header cached a generated decoder (~5 MB for 21,600 tags), 4,096 of them."""
+    import tracemalloc
+
+    from timbrespace.protocol import codec
+
+    # worst-case cacheable headers: long addresses, the most tags, all of them generated code
+    packets = [encode_message(f"/{n:0>470}", ("x", b"y") * (codec.PLAN_MAX_TAGS // 2)) for n in range(700)]
+    codec._PLANS.clear()
+    codec._plan_bytes = 0
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for m in packets:
+            for _ in range(codec.PLAN_HOT):  # the last decode generates the code
+                assert decode_packet(m).args == ("x", b"y") * (codec.PLAN_MAX_TAGS // 2)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert len(codec._PLANS) < 700  # evicted by bytes before the count limit
+    assert len(codec._PLANS) <= codec.PLAN_CACHE
+    assert grown < 2 * codec.PLAN_BYTES
+    huge = encode_message("/y", (1, True) * 10800)  # past PLAN_MAX_TAGS: decoded linearly, never cached
+    assert decode_packet(huge).args == (1, True) * 10800
+    assert huge[:8] not in b"".join(codec._PLANS)
+    assert all(len(p.tags) <= codec.PLAN_MAX_TAGS for p in codec._PLANS.values())

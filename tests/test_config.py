@@ -32,6 +32,12 @@ def test_default_yaml_loads_and_matches_builtin_defaults() -> None:
         ({"patch": {"initial_latent": [0.5, 2]}}, "patch.initial_latent = [0.5, 2.0] must be two numbers in [0, 1]"),
         ({"network": {"zeroconf": "yes"}}, "network.zeroconf = 'yes' must be true or false"),
         ({"audio": 3}, "audio must be a mapping"),
+        ({"network": {"max_connections": 0}}, "network.max_connections = 0 is out of range [1, 65536]"),
+        ({"network": {"tcp_idle_timeout": 0}}, "network.tcp_idle_timeout = 0 is out of range [1.0, 604800.0]"),
+        ({"network": {"tcp_frame_timeout": 7200}},
+         "network.tcp_frame_timeout = 7200 is out of range [0.1, 3600.0]"),
+        ({"network": {"max_connections": 8, "max_connections_per_host": 9}},
+         "network.max_connections_per_host = 9 must not exceed network.max_connections = 8"),
     ],
 )
 def test_bad_values_name_key_value_and_range(data: dict[str, object], needle: str) -> None:

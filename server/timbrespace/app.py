@@ -17,6 +17,7 @@ from typing import Any
 import timbrespace
 from timbrespace.audio import commands as C
 from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
+from timbrespace.clients import ClientRegistry
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
@@ -27,8 +28,6 @@ from timbrespace.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-#: Peers that sent nothing for this long no longer count as clients in /status.
-CLIENT_TIMEOUT = 60.0
 #: Rejections logged per second at most; the rest are counted in one line.
 LOG_REJECTS = 20
 #: Internal errors (with their traceback) logged per second at most.
@@ -80,10 +79,9 @@ class App:
         self.stats = stats
         self.clock = clock
         self.counters = Counters()
-        self._peers: dict[tuple[str, str, int, int], float] = {}
+        self._peers = ClientRegistry()
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
-        self._pruned = -1e9
         self._reply_ports: dict[tuple[str, int], int] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
@@ -173,7 +171,7 @@ class App:
     def _handle(self, msg: Incoming) -> list[Reply]:
         self.counters.received += 1
         p = msg.peer
-        self._peers[(p.protocol, p.host, p.port, p.conn_id)] = msg.arrival
+        self._peers.heard(p, msg.arrival)
         if msg.address in addresses.REPLY_ADDRESSES:
             self.counters.ignored += 1
             self._log_rejects.info("ignored %.80s from %s:%s: the server does not answer replies",
@@ -268,14 +266,8 @@ class App:
         return []
 
     def clients(self) -> int:
-        """Peers heard from within CLIENT_TIMEOUT (stale ones pruned at most once a second)."""
-        now = self.clock()
-        if now - self._pruned >= 1.0:
-            cutoff = now - CLIENT_TIMEOUT
-            for k in [k for k, t in self._peers.items() if t < cutoff]:
-                del self._peers[k]
-            self._pruned = now
-        return len(self._peers)
+        """Clients heard from within ``clients.CLIENT_TIMEOUT``."""
+        return self._peers.count(self.clock())
 
     def status(self) -> dict[str, Any]:
         """What /status reports, as a dict (keys in reply order)."""
@@ -283,17 +275,14 @@ class App:
         return {str(k): v for k, v in zip(args[::2], args[1::2])}
 
     def _status_values(self, now: float) -> tuple[int, int, int, int, int, float, float, float]:
-        # Called for every /status: stale peers are pruned at most once a second, as clients() does.
-        if now - self._pruned >= 1.0:
-            self.clients()
+        clients = self._peers.count(now)
         c = self.counters
         stats = self.stats
         if stats is None:
-            return len(self._peers), 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
+            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
         v = stats.values
         p50, p99 = stats.percentiles(v[LAT_COUNT])
-        return (len(self._peers), int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99,
-                stats.stall_s(now))
+        return clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now)
 
     def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
         """Exact packets the transport may answer without decoding them (see OscServer.polls)."""
@@ -304,7 +293,7 @@ class App:
         if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
             return None  # redirected replies take the normal path
         self.counters.received += 1
-        self._peers[(peer.protocol, peer.host, peer.port, peer.conn_id)] = arrival
+        self._peers.heard(peer, arrival)
         return self._status_reply.encode(*self._status_values(arrival))
 
     def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:

@@ -37,7 +37,16 @@ class NetworkConfig:
     host: str = "0.0.0.0"
     port: int = field(default=57130, metadata=_rng(0, 65535))
     tcp_framing: Literal["slip", "length"] = "slip"
+    #: The largest packet taken, in bytes: a UDP datagram or a TCP frame (an unfinished SLIP
+    #: frame may hold twice this, escaped).
     max_datagram: int = field(default=65536, metadata=_rng(512, 65536))
+    #: TCP connections open at once, in all and per source host; more are refused with a /fail.
+    max_connections: int = field(default=128, metadata=_rng(1, 65536))
+    max_connections_per_host: int = field(default=16, metadata=_rng(1, 65536))
+    #: Seconds a TCP connection may send nothing before it is closed.
+    tcp_idle_timeout: float = field(default=600.0, metadata=_rng(1.0, 604800.0))
+    #: Seconds a TCP frame may stay unfinished before the connection gets a /fail and is closed.
+    tcp_frame_timeout: float = field(default=10.0, metadata=_rng(0.1, 3600.0))
     zeroconf: bool = True
     #: Instance name; ``{hostname}`` is replaced by this machine's name.
     name: str = "Timbrespace on {hostname}"
@@ -243,6 +252,10 @@ def _coerce(tp: Any, value: Any, key: str, source: str, meta: typing.Mapping[str
 
 
 def _check_semantics(cfg: Config, source: str) -> None:
+    net = cfg.network
+    if net.max_connections_per_host > net.max_connections:
+        raise ConfigError(f"{source}: network.max_connections_per_host = {net.max_connections_per_host} "
+                          f"must not exceed network.max_connections = {net.max_connections}")
     bs = cfg.audio.block_size
     if bs & (bs - 1):
         raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")

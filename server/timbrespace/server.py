@@ -28,6 +28,7 @@ from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.patch.bank import BankFormatError
 from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol.discovery import Advertiser
+from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
 from timbrespace.state import SavedState, load_state, save_state
 
@@ -181,6 +182,8 @@ async def serve(
             port=cfg.network.port,
             tcp_framing=cfg.network.tcp_framing,
             max_datagram=cfg.network.max_datagram,
+            tcp_limits=TcpLimits(cfg.network.max_connections, cfg.network.max_connections_per_host,
+                                 cfg.network.tcp_idle_timeout, cfg.network.tcp_frame_timeout),
         )
         try:
             await osc.start()

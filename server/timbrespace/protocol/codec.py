@@ -4,7 +4,11 @@ Encoding is in :mod:`timbrespace.protocol.encode`.
 
 Strict: every malformed packet raises :class:`OscDecodeError` whose text says what is wrong and
 where.  Fast: decoding caches a plan per message header (address + type tags), encoding one per
-argument-type signature, as precompiled structs and small generated functions.  Measured here
+argument-type signature, as precompiled structs and small generated functions.  The decoder's
+cache is bounded in count and bytes: only short headers get a plan (:data:`PLAN_MAX_TAGS`,
+:data:`PLAN_MAX_HEADER`), at most :data:`PLAN_CACHE` of them (oldest evicted first), and a plan's
+generated function is built only when its header comes back (:data:`PLAN_HOT`); other messages take the linear path
+that validates as it goes.  Measured here
 (a slow VM): a 24-argument ``/status.reply`` encodes in ~3.5 us (python-osc's builder: ~90 us),
 an argument-less ``/status`` decodes in ~0.4 us (python-osc: ~3.6 us).
 
@@ -29,7 +33,21 @@ NTP_DELTA = 2208988800
 """Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01)."""
 
 MAX_BUNDLE_DEPTH = 32
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 4096  # the encoder's caches (encode.py)
+PLAN_MAX_TAGS = 16
+"""Headers with more type tags than this are decoded without a cached plan (linear, no codegen).
+
+The server's own addresses take at most four arguments; generating a decoder costs CPU in
+proportion to its tags, so a client cannot buy much work with one small packet."""
+PLAN_MAX_HEADER = 512
+"""Headers (address + type tags, padded) longer than this are not cached."""
+PLAN_CACHE = 1024
+"""Header plans kept at most; a full cache forgets its oldest."""
+PLAN_HOT = 4
+"""A plan's decoder is generated when its header has come back this many times."""
+PLAN_BYTES = 4 << 20
+"""Estimated bytes the cached plans may hold (see ``_Plan.cost``); oldest forgotten first."""
+_PLAN_TAG_BYTES = 400  # a generated decoder's bytes per type tag, measured with tracemalloc, rounded up
 _TWO32 = 4294967296
 _BUNDLE_HEAD = b"#bundle\x00"
 _STR_PAD = (b"\x00\x00\x00\x00", b"\x00\x00\x00", b"\x00\x00", b"\x00")
@@ -149,20 +167,32 @@ class _Retry(Exception):
 class _Plan:
     """How to decode the arguments that follow one cached message header."""
 
-    __slots__ = ("address", "dec", "empty", "size", "st", "tags")
+    __slots__ = ("address", "cost", "dec", "empty", "gen", "hits", "size", "st", "tags")
 
-    def __init__(self, address: str, tags: str) -> None:
+    def __init__(self, address: str, tags: str, header: int) -> None:
         self.address = address
+        #: Bytes charged against PLAN_BYTES: as if the decoder were generated (an upper bound).
+        self.cost = 2 * header + 1024 + _PLAN_TAG_BYTES * len(tags)
         self.tags = tags
         self.empty: Message | None = Message(address, (), "") if not tags else None
         self.st: struct.Struct | None = None  # all plain fixed-size values: one unpack
         self.size = 0
-        self.dec: _Decoder | None = None  # other common tags: generated code
+        self.dec: _Decoder | None = None  # other common tags: generated code, see hot()
+        self.gen = False
+        self.hits = 0
         if tags and all(c in _FIXED and _FIXED[c][1] is None for c in tags):
             self.st = struct.Struct(">" + "".join(_FIXED[c][0] for c in tags))
             self.size = self.st.size
         elif tags and all(c in "ihfdtrcsSbTFNI" for c in tags):
-            self.dec = _make_decoder(tags)
+            self.gen = True  # generated once the header proves common (PLAN_HOT), not for one-offs
+
+    def hot(self, data: bytes, off: int) -> tuple[object, ...]:
+        """Decode the arguments at ``off`` before the decoder exists; generate it once hot."""
+        self.hits += 1
+        if self.hits < PLAN_HOT:
+            return _decode_args(data, off, self.tags)
+        self.dec = dec = _make_decoder(self.tags)
+        return dec(data, off)
 
 
 def _make_decoder(tags: str) -> _Decoder:
@@ -196,11 +226,12 @@ def _make_decoder(tags: str) -> _Decoder:
                     src.append(f"v{lo + i} = T_{c}(v{lo + i})")
     src += ["if off != n: raise R", f"return ({''.join(f'v{i}, ' for i in range(len(tags)))})"]
     exec("\n    ".join(src), env)
-    dec: _Decoder = env["dec"]
+    dec: _Decoder = env.pop("dec")  # no function <-> globals cycle: freed as soon as it is evicted
     return dec
 
 
 _PLANS: dict[bytes, _Plan] = {}
+_plan_bytes = 0  # sum of the cached plans' cost
 _new = tuple.__new__
 
 
@@ -231,9 +262,11 @@ def decode_message(data: bytes) -> Message:
                 if st is not None:
                     if n == h + plan.size:
                         return _new(Message, (plan.address, st.unpack_from(data, h), plan.tags))
-                elif plan.dec is not None:
+                elif plan.gen:
                     try:
-                        return _new(Message, (plan.address, plan.dec(data, h), plan.tags))
+                        dec = plan.dec
+                        args = dec(data, h) if dec is not None else plan.hot(data, h)
+                        return _new(Message, (plan.address, args, plan.tags))
                     except (_Retry, struct.error, ValueError):
                         pass
                 elif plan.empty is None and not n & 3:
@@ -322,10 +355,21 @@ def _decode_message_slow(data: bytes) -> Message:
     if bad >= 0:
         raise OscDecodeError(f"unknown type tag {tags[bad]!r} at position {bad} in ',{tags}'")
     args = _decode_args(data, h, tags)
-    if len(_PLANS) >= _CACHE_LIMIT:
-        _PLANS.clear()
-    _PLANS[data[:h]] = _Plan(address, tags)
+    if len(tags) <= PLAN_MAX_TAGS and h <= PLAN_MAX_HEADER:
+        _remember(data[:h], _Plan(address, tags, h))
     return Message(address, args, tags)
+
+
+def _remember(header: bytes, plan: _Plan) -> None:
+    """Cache ``plan``, forgetting the oldest plans (dicts keep insertion order) to stay in bounds."""
+    global _plan_bytes
+    old = _PLANS.pop(header, None)
+    if old is not None:
+        _plan_bytes -= old.cost
+    while _PLANS and (len(_PLANS) >= PLAN_CACHE or _plan_bytes + plan.cost > PLAN_BYTES):
+        _plan_bytes -= _PLANS.pop(next(iter(_PLANS))).cost
+    _PLANS[header] = plan
+    _plan_bytes += plan.cost
 
 
 def _need(data: bytes, off: int, size: int, pos: int, tag: str) -> None:

@@ -2,25 +2,75 @@
 
 A connection deframes packets and hands them to its server's callbacks; replies are framed the
 same way as the requests.  A peer that stops reading its replies is paused, then dropped.
+
+Connections cost a file descriptor and up to one unfinished frame of memory each, so
+:class:`TcpListener` bounds them (:class:`TcpLimits`): a cap in all and per source host, file
+descriptors kept free for the server's own files (:data:`FD_HEADROOM`), an idle timeout and a
+timeout for a frame that stays half-sent.  Accept errors (``EMFILE``) pause accepting briefly and
+are logged at most once per :data:`LOG_PERIOD`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import resource
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from .encode import encode_message
 from .peer import Peer, TransportStats
 
 log = logging.getLogger(__name__)
 
 SLIP_END, SLIP_ESC = 0xC0, 0xDB
 WRITE_LIMIT = 4 << 20  # a TCP peer that leaves this much unread is disconnected
+FD_HEADROOM = 64
+"""File descriptors kept free for the server's own files: no connection is accepted into them."""
+ACCEPT_PAUSE = 0.5
+"""Seconds accepting stops after the system refused a descriptor (EMFILE, ENFILE, ENOBUFS)."""
+ACCEPT_BATCH = 64
+"""Connections accepted per wake-up before the loop serves others."""
+LOG_PERIOD = 10.0
+"""Seconds between log lines about one kind of connection event; the rest are counted."""
+_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 PacketCallback = Callable[[bytes, Peer, float], None]
 MalformedCallback = Callable[[Peer, str], None]
+
+
+@dataclass(frozen=True)
+class TcpLimits:
+    """Bounds on TCP connections (config ``network.*``, see config.py)."""
+
+    max_connections: int = 128
+    per_host: int = 16
+    #: Seconds without a byte from the peer before its connection is closed.
+    idle_timeout: float = 600.0
+    #: Seconds an unfinished frame may wait for its end before the connection is closed.
+    frame_timeout: float = 10.0
+
+
+class Throttle:
+    """One log line per ``period`` for one kind of event; the lines in between are counted."""
+
+    def __init__(self, period: float = LOG_PERIOD) -> None:
+        self.period = period
+        self._next = 0.0
+        self._skipped = 0
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return
+        if self._skipped:
+            msg, args = msg + " (and %d more in the last %.0f s)", (*args, self._skipped, self.period)
+        log.log(level, msg, *args)
+        self._next, self._skipped = now + self.period, 0
 
 
 def tcp_socket(family: int, sockaddr: tuple[Any, ...]) -> socket.socket:
@@ -46,6 +96,7 @@ class TcpConnection(asyncio.Protocol):
         registry: dict[int, TcpConnection],
         on_packet: PacketCallback,
         on_malformed: MalformedCallback,
+        on_lost: Callable[[TcpConnection], None] | None = None,
     ) -> None:
         self._conn_id = conn_id
         self._slip = framing == "slip"
@@ -58,7 +109,11 @@ class TcpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._closing = False  # after a fatal framing error: input is discarded until the close
         self._linger: asyncio.TimerHandle | None = None
+        self._on_lost = on_lost
         self.peer = Peer("tcp", "", 0, conn_id)
+        #: time.monotonic() of the last bytes received, and since when a frame is unfinished
+        self.last_rx = time.monotonic()
+        self.partial_since: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -78,6 +133,9 @@ class TcpConnection(asyncio.Protocol):
         if self._registry.pop(self._conn_id, None) is not None:
             self._stats.tcp_connections -= 1
         self._transport = None
+        if self._on_lost is not None:
+            on_lost, self._on_lost = self._on_lost, None
+            on_lost(self)
 
     def pause_writing(self) -> None:
         if self._transport is not None:
@@ -120,7 +178,7 @@ class TcpConnection(asyncio.Protocol):
             return
         stats = self._stats
         stats.bytes_received += len(data)
-        arrival = time.monotonic()
+        self.last_rx = arrival = time.monotonic()
         buf = self._buf
         scan = len(buf)
         buf += data
@@ -140,6 +198,7 @@ class TcpConnection(asyncio.Protocol):
                     return
             if len(buf) > limit:
                 self._fatal(f"SLIP frame exceeds {limit} bytes without END")
+                return
         else:
             while len(buf) >= 4:
                 size = int.from_bytes(buf[:4], "big", signed=True)
@@ -152,6 +211,25 @@ class TcpConnection(asyncio.Protocol):
                 del buf[: 4 + size]
                 stats.packets_received += 1
                 self._on_packet(frame, self.peer, arrival)
+                if self._closing:
+                    return
+        if not self._buf:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = arrival
+
+    def idle_check(self, now: float, limits: TcpLimits) -> str | None:
+        """Close this connection if it was idle, or left a frame unfinished, for too long."""
+        t = self._transport
+        if t is None or self._closing or t.is_closing():
+            return None
+        if self.partial_since is not None and now - self.partial_since > limits.frame_timeout:
+            self._fatal(f"incomplete frame: {len(self._buf)} bytes and no end for {limits.frame_timeout:g} s")
+            return "frame"
+        if now - self.last_rx > limits.idle_timeout:
+            t.close()
+            return "idle"
+        return None
 
     def _slip_frame(self, frame: bytes, arrival: float) -> None:
         self._stats.packets_received += 1
@@ -185,3 +263,138 @@ class TcpConnection(asyncio.Protocol):
             self._linger = asyncio.get_running_loop().call_later(2.0, t.close)
         else:
             t.close()
+
+
+class TcpListener:
+    """Accepts connections within :class:`TcpLimits`; closes idle and half-sent ones."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        limits: TcpLimits,
+        framing: Literal["slip", "length"],
+        make: Callable[[Callable[[TcpConnection], None]], TcpConnection],
+        registry: dict[int, TcpConnection],
+    ) -> None:
+        self._sock = sock
+        self.limits = limits
+        self._make = make  # builds a connection that calls the given function when it is lost
+        self._registry = registry
+        self._slip = framing == "slip"
+        self._loop = asyncio.get_running_loop()
+        self._hosts: dict[str, int] = {}  # open (or opening) connections per source host
+        self._open = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._resume: asyncio.TimerHandle | None = None
+        self._throttles = {k: Throttle() for k in ("accept", "refuse", "idle")}
+        #: connections refused (over a cap or the descriptor headroom) and closed by a timeout
+        self.refused = self.timed_out = 0
+        sock.setblocking(False)
+        sock.listen(min(socket.SOMAXCONN, 128))
+        self._loop.add_reader(sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket (open connections are left to the caller)."""
+        for h in (self._sweep, self._resume):
+            if h is not None:
+                h.cancel()
+        self._sweep = self._resume = None
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _RESOURCE_ERRORS:  # the fd stays readable: pause, or spin
+                    self._loop.remove_reader(self._sock.fileno())
+                    self._resume = self._loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+                    self._throttles["accept"].log(
+                        logging.WARNING, "TCP accept paused %.1f s: %s", ACCEPT_PAUSE, exc.strerror)
+                else:
+                    self._throttles["accept"].log(logging.WARNING, "TCP accept failed: %s", exc)
+                return
+            host = str(addr[0])
+            reason = self._refusal(conn, host)
+            if reason is not None:
+                self._refuse(conn, host, reason)
+                continue
+            self._open += 1
+            self._hosts[host] = self._hosts.get(host, 0) + 1
+            task = self._loop.create_task(self._connect(conn, host))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            if self._sweep is None:
+                self._arm_sweep()
+
+    def _refusal(self, conn: socket.socket, host: str) -> str | None:
+        lim = self.limits
+        if self._open >= lim.max_connections:
+            return f"too many TCP connections ({lim.max_connections} open)"
+        if self._hosts.get(host, 0) >= lim.per_host:
+            return f"too many TCP connections from {host} ({lim.per_host} open)"
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY and conn.fileno() >= soft - FD_HEADROOM:
+            return f"file descriptors running out (limit {soft}, {FD_HEADROOM} kept for files)"
+        return None
+
+    def _refuse(self, conn: socket.socket, host: str, reason: str) -> None:
+        """Tell the client why in one framed /fail (if its socket takes it), then close."""
+        self.refused += 1
+        self._throttles["refuse"].log(logging.WARNING, "TCP connection from %s refused: %s", host, reason)
+        packet = encode_message("/fail", ("", f"connection refused: {reason}"))
+        framed = b"\xc0" + packet + b"\xc0" if self._slip else len(packet).to_bytes(4, "big") + packet
+        try:
+            conn.setblocking(False)
+            conn.send(framed)
+        except OSError:
+            pass
+        conn.close()
+
+    async def _connect(self, conn: socket.socket, host: str) -> None:
+        try:
+            await self._loop.connect_accepted_socket(lambda: self._make(self._lost(host)), conn)
+        except OSError as exc:  # the peer went away before its transport was made
+            conn.close()
+            self._release(host)
+            log.debug("TCP connection from %s failed at setup: %s", host, exc)
+
+    def _lost(self, host: str) -> Callable[[TcpConnection], None]:
+        return lambda _conn: self._release(host)
+
+    def _release(self, host: str) -> None:
+        self._open -= 1
+        left = self._hosts.get(host, 1) - 1
+        if left > 0:
+            self._hosts[host] = left
+        else:
+            self._hosts.pop(host, None)
+
+    def _resume_accepting(self) -> None:
+        self._resume = None
+        if self._sock.fileno() >= 0:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def _arm_sweep(self) -> None:
+        lim = self.limits
+        period = max(0.05, min(1.0, lim.frame_timeout / 4, lim.idle_timeout / 4))
+        self._sweep = self._loop.call_later(period, self._check)
+
+    def _check(self) -> None:
+        """Close connections idle or half-sent for too long (a scan of at most max_connections)."""
+        self._sweep = None
+        now = time.monotonic()
+        for conn in list(self._registry.values()):
+            why = conn.idle_check(now, self.limits)
+            if why is not None:
+                self.timed_out += 1
+                self._throttles["idle"].log(logging.INFO, "closing %s: %s timeout", conn.peer, why)
+        if self._open:
+            self._arm_sweep()

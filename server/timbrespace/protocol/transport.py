@@ -21,13 +21,14 @@ by a later clock step.  Immediate (1) or past tags run at once, in the network
 callback; future ones run from ``loop.call_at`` (the loop never sleeps for
 them).  A nested bundle never runs before its parent (its effective time is the
 later of the two).  ``Incoming.arrival`` is always ``time.monotonic()`` at the
-packet's arrival, scheduled or not.
+packet's arrival, scheduled or not.  Waiting bundles are bounded in count and bytes, per client
+and in all, and due ones run in slices (see :mod:`.schedule`); a timed bundle that falls due
+while others due before it still wait queues behind them, so equal tags keep arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import socket
 import time
@@ -50,7 +51,8 @@ from .replies import (
     encode_fail,
     packet_budget,
 )
-from .tcp import TcpConnection, tcp_socket
+from .schedule import Schedule
+from .tcp import TcpConnection, TcpLimits, TcpListener, tcp_socket
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
@@ -61,6 +63,7 @@ UDP_BATCH = 64
 UDP_FLUSH = 16
 """Replies held back while draining a batch before they are sent (see ``_udp_readable``)."""
 _PEER_CACHE = 4096
+"""UDP source addresses whose Peer is reused (a few hundred bytes each)."""
 _object_new = object.__new__
 _setattr = object.__setattr__  # Incoming is frozen: built without its __init__ on the hot path
 
@@ -80,6 +83,7 @@ class OscServer:
         rcvbuf: int = 4 << 20,
         max_scheduled: int = 10000,
         max_delay: float = 3600.0,
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
         if tcp_framing not in ("slip", "length"):
             raise ValueError(f"tcp_framing must be 'slip' or 'length', not {tcp_framing!r}")
@@ -92,19 +96,19 @@ class OscServer:
         self.max_scheduled = max_scheduled
         self.max_delay = max_delay
         self._rcvbuf = rcvbuf
+        self.tcp_limits = tcp_limits or TcpLimits()
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
-        self._tcp: asyncio.Server | None = None
+        self._tcp: TcpListener | None = None
         self._udp_addr: tuple[str, int] = (host, 0)
         self._peers: dict[Any, Peer] = {}
         self._udp_backlog: deque[tuple[bytes, tuple[str, int]]] = deque()
         self._udp_out: list[tuple[bytes, Any]] | None = None  # replies of the batch being read
         self._conns: dict[int, TcpConnection] = {}
         self._next_conn = 1
-        # (loop time due, arrival sequence, messages, peer, arrival): equal tags keep arrival order
-        self._heap: list[tuple[float, int, list[Message], Peer, float]] = []
-        self._seq = 0
+        self._schedule = Schedule(max_scheduled)
+        self._soon: asyncio.Handle | None = None  # the next slice of due bundles
         self._offset = 0.0  # time.time() - loop.time(), updated only when it moves by > 1 ms
         self._timer: asyncio.TimerHandle | None = None
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
@@ -142,15 +146,14 @@ class OscServer:
             try:
                 udp.bind(sockaddr)
                 port = udp.getsockname()[1]
-                self._tcp = await loop.create_server(
-                    self._new_connection, sock=tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
-                )
+                tcp = tcp_socket(family, (sockaddr[0], port, *sockaddr[2:]))
             except OSError:
                 udp.close()
                 if self._port != 0 or attempt == 19:
                     raise
                 continue
             break
+        self._tcp = TcpListener(tcp, self.tcp_limits, self.tcp_framing, self._new_connection, self._conns)
         udp.setblocking(False)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
@@ -168,7 +171,10 @@ class OscServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._heap.clear()
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+        self._schedule.clear()
         if self._udp is not None and self._loop is not None:
             self._loop.remove_reader(self._udp.fileno())
             self._loop.remove_writer(self._udp.fileno())
@@ -178,7 +184,7 @@ class OscServer:
             self._tcp.close()
             for conn in list(self._conns.values()):
                 conn.close()
-            await self._tcp.wait_closed()
+            await asyncio.sleep(0)  # their connection_lost runs
             self._tcp = None
         self._conns.clear()
 
@@ -422,8 +428,8 @@ class OscServer:
         self.stats.packets_sent += sent
 
     def _udp_peer(self, addr: Any) -> Peer:
-        if len(self._peers) >= _PEER_CACHE:
-            self._peers.clear()
+        if len(self._peers) >= _PEER_CACHE:  # forget the oldest source, in O(1)
+            del self._peers[next(iter(self._peers))]
         peer = self._peers[addr] = Peer("udp", addr[0], addr[1])
         return peer
 
@@ -502,51 +508,62 @@ class OscServer:
             self._offset = offset
         groups: list[tuple[float | None, list[Message]]] = []
         _flatten(bundle, None, groups)
+        schedule = self._schedule
         for when, msgs in groups:
             due = now_loop if when is None else when - self._offset
-            if due <= now_loop:
+            if due <= now_loop and (when is None or not schedule.busy(due)):
                 for msg in msgs:
                     self._deliver(msg, peer, arrival)
             elif due - now_loop > self.max_delay:
                 ahead = due - now_loop
                 self._malformed(peer, f"bundle time tag {ahead:.1f} s ahead exceeds {self.max_delay} s")
-            elif len(self._heap) >= self.max_scheduled:
-                self._malformed(peer, f"too many scheduled bundles ({self.max_scheduled} pending)")
+            elif (refused := schedule.add(due, msgs, peer, arrival)) is not None:
+                self._malformed(peer, refused)
             else:
-                self._seq += 1
                 self.stats.bundles_scheduled += 1
-                heapq.heappush(self._heap, (due, self._seq, msgs, peer, arrival))
         self._arm()
 
     def _arm(self) -> None:
-        if not self._heap or self._loop is None:
+        """Run the next slice soon when some are due, else set the timer for the next due time."""
+        when = self._schedule.next_due()
+        if when is None or self._loop is None or self._soon is not None:
+            return  # nothing waits, stopped, or the slice already queued re-arms when it has run
+        if when < 0:
+            self._soon = self._loop.call_soon(self._on_soon)
             return
-        when = self._heap[0][0]
         if self._timer is not None:
             if self._timer.when() <= when:
                 return
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._fire)
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._fire()
+
+    def _on_soon(self) -> None:
+        self._soon = None
+        self._fire()
 
     def _fire(self) -> None:
+        """Run one slice of the due messages; the loop serves other clients before the next."""
         assert self._loop is not None
-        self._timer = None
-        deadline = self._loop.time() + 0.0005
-        while self._heap and self._heap[0][0] <= deadline:
-            _, _, msgs, peer, arrival = heapq.heappop(self._heap)
-            self._open_budget(peer.protocol, 0)  # the packet that scheduled it has been answered
-            for msg in msgs:
-                self._deliver(msg, peer, arrival)
+        group: tuple[Peer, float] | None = None
+        for msg, peer, arrival in self._schedule.take(self._loop.time() + 0.0005):
+            if (peer, arrival) != group:  # one scheduled bundle, one reply budget (its packet was answered)
+                group = (peer, arrival)
+                self._open_budget(peer.protocol, 0)
+            self._deliver(msg, peer, arrival)
         self._budget = None
         self._arm()
 
     # ------------------------------------------------------------------ TCP
 
-    def _new_connection(self) -> TcpConnection:
+    def _new_connection(self, on_lost: Callable[[TcpConnection], None]) -> TcpConnection:
         conn_id = self._next_conn
         self._next_conn += 1
         return TcpConnection(conn_id, self.tcp_framing, self.max_datagram, self.stats, self._conns,
-                             self._packet, self._malformed)
+                             self._packet, self._malformed, on_lost)
 
 
 def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None, list[Message]]]) -> None:
