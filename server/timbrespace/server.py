@@ -184,6 +184,8 @@ async def serve(
             max_datagram=cfg.network.max_datagram,
             tcp_limits=TcpLimits(cfg.network.max_connections, cfg.network.max_connections_per_host,
                                  cfg.network.tcp_idle_timeout, cfg.network.tcp_frame_timeout),
+            udp_rate=cfg.network.udp_rate_limit,
+            udp_burst=cfg.network.udp_burst,
         )
         try:
             await osc.start()
