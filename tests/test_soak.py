@@ -140,6 +140,7 @@ def soak(tmp_path: Path, seconds: float) -> None:
         assert s.stop() == 0
 
 
+@pytest.mark.timeout(SOAK_S + 240)
 def test_soak_mixed_load_keeps_memory_fds_and_threads_flat(tmp_path: Path) -> None:
     """Three processes of mixed load (every address, UDP and TCP, bundles, bad packets) for
     TIMBRESPACE_SOAK_S seconds (default 60; 600 is the documented run)."""
@@ -147,6 +148,7 @@ def test_soak_mixed_load_keeps_memory_fds_and_threads_flat(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600 + 240)
 def test_soak_ten_minutes(tmp_path: Path) -> None:
     """The 10-minute form: ``make test ARGS="-m slow -k soak"``."""
     soak(tmp_path, 600.0)
