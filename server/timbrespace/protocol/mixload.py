@@ -256,7 +256,7 @@ def poll(host: str, port: int, duration: float, protocol: str = "tcp", rate: flo
     want = encode_message("/status.reply")[:-4]
     start = time.monotonic()
     rtts: list[tuple[float, float]] = []  # (seconds since start, round trip ms)
-    lost = 0
+    lost = sent = 0
     k = 0
     while (due := start + k / rate) < start + duration:
         k += 1
@@ -271,6 +271,7 @@ def poll(host: str, port: int, duration: float, protocol: str = "tcp", rate: flo
             _discard_late(conn.sock, timeout)  # replies to requests already counted lost would skew the next
         t0 = time.perf_counter()
         conn.send(req)
+        sent += 1
         try:
             while not conn.recv().startswith(want):
                 pass
@@ -281,7 +282,7 @@ def poll(host: str, port: int, duration: float, protocol: str = "tcp", rate: flo
             continue
         rtts.append((round(time.monotonic() - start, 3), (time.perf_counter() - t0) * 1000.0))
     conn.close()
-    return {"mode": "poll", "protocol": protocol, "sent": k, "lost": lost, "rtts": rtts}
+    return {"mode": "poll", "protocol": protocol, "sent": sent, "lost": lost, "rtts": rtts}
 
 
 def _discard_late(sock: socket.socket, timeout: float) -> None:
