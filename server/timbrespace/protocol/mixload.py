@@ -314,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tcp", action="store_true", help="poll over TCP (slip framing)")
     p.add_argument("--rate", type=float, default=20.0, help="polls per second")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds after which a poll counts as lost")
     a = p.parse_args(argv)
     if a.mode == "mixed":
         out = mixed(a.host, a.port, a.duration, a.seed)
@@ -322,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif a.mode == "tcpflood":
         out = tcp_flood(a.host, a.port, a.duration, a.seed)
     else:
-        out = poll(a.host, a.port, a.duration, "tcp" if a.tcp else "udp", a.rate)
+        out = poll(a.host, a.port, a.duration, "tcp" if a.tcp else "udp", a.rate, timeout=a.timeout)
     print(json.dumps(out))
     return 0
 
