@@ -17,19 +17,24 @@ from conftest import start_server
 pytestmark = pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd2 is not installed")
 
 
+def start_jackd() -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if jack_running():
+            break
+        time.sleep(0.1)
+    assert jack_running(), "jackd did not start"
+    return proc
+
+
 @pytest.fixture()
 def jackd() -> Iterator[None]:
     if jack_running():
         yield
         return
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_jackd()
     try:
-        for _ in range(100):
-            if jack_running():
-                break
-            time.sleep(0.1)
-        assert jack_running(), "jackd did not start"
         yield
     finally:
         proc.terminate()
@@ -60,3 +65,50 @@ def test_auto_uses_a_running_jack_server(jackd: None, tmp_path: Path) -> None:
         c.close()
     finally:
         assert s.stop() == 0
+
+
+def test_jack_stopping_under_a_running_server_falls_back_to_null_and_returns(tmp_path: Path) -> None:
+    """Killing jackd under the server: /status keeps answering and says so, the held note is gone
+    after the restart, the audio moves back to JACK when it returns, and SIGTERM still exits 0."""
+    if jack_running():
+        pytest.skip("a JACK server of someone else's runs here; this test must kill its own")
+    jack = start_jackd()
+    s = None
+    try:
+        s = start_server(tmp_path, audio={"backend": "auto"})
+        c = s.client(timeout=2.0)  # every /status must be answered within this, fault or not
+        assert c.status()["audio"] == "jack"
+        c.send("/note", 60, 100)
+        c.sync(1)
+        c.status_until(lambda st: st["voices"] == 1)
+        jack.kill()
+        jack.wait(10)
+        seen = set()
+
+        def fell_back(st: dict[str, object]) -> bool:
+            seen.add(st["audio"])
+            return st["audio"] == "null"
+
+        st = c.status_until(fell_back, timeout=20.0)
+        # Before the fix the audio process sat in a dead JACK client: "jack" and a growing stall forever.
+        assert st["audio_stall_s"] < 1.0
+        c.status_until(lambda st: st["voices"] == 0 and st["audio_stall_s"] == 0.0)
+        assert any("the JACK server stopped" in line for line in s.lines), "\n".join(s.lines[-20:])
+        # The restarted process renders: a new note sounds and its note-off releases it.
+        c.send("/note", 64, 100)
+        c.sync(2)
+        c.status_until(lambda st: st["voices"] == 1)
+        c.send("/note", 64, 0)
+        c.send("/note", 60, 0)  # the note held at the fault: already released, harmless
+        c.sync(3)
+        c.status_until(lambda st: st["voices"] == 0)
+        jack = start_jackd()
+        c.status_until(lambda st: st["audio"] == "jack" and st["audio_stall_s"] == 0.0, timeout=30.0)
+        c.close()
+        code = s.stop(timeout=20.0)
+        assert code == 0, "\n".join(s.lines[-30:])
+    finally:
+        if s is not None:
+            s.stop()
+        jack.terminate()
+        jack.wait(10)

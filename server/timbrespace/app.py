@@ -150,6 +150,11 @@ class App:
         if self.on_select is not None:
             self.on_select(engine)
 
+    def audio_changed(self, backend: str) -> None:
+        """The audio process was restarted on ``backend`` (what /status reports as ``audio``)."""
+        self.info.audio = backend
+        self._route()
+
     # -- entry points for the transport ---------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
         """Handle one message; replies go back to its sender (or where /reply/port said)."""

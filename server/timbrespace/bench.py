@@ -142,7 +142,8 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
 
     tmp = Path(tempfile.mkdtemp(prefix="timbrespace-bench-"))
     data = {
-        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False},
+        # No rate limit: the bench measures how many packets one client can get through.
+        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0},
         "audio": {"backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size},
         "patch": {"model": str(cfg.patch.model), "banks": [str(b) for b in cfg.patch.banks],
                   "user_bank": str(tmp / "user.bank")},

@@ -47,6 +47,11 @@ class NetworkConfig:
     tcp_idle_timeout: float = field(default=600.0, metadata=_rng(1.0, 604800.0))
     #: Seconds a TCP frame may stay unfinished before the connection gets a /fail and is closed.
     tcp_frame_timeout: float = field(default=10.0, metadata=_rng(0.1, 3600.0))
+    #: UDP datagrams per second one source (address and port) may send, bursts of udp_burst
+    #: beyond; the rest are dropped before decoding, so a flood cannot starve other clients. 0: no limit.
+    udp_rate_limit: float = field(default=0.0, metadata=_rng(0.0, 10_000_000.0))
+    #: Datagrams one source may send at once above udp_rate_limit before the limit applies.
+    udp_burst: int = field(default=2000, metadata=_rng(1, 10_000_000))
     zeroconf: bool = True
     #: Instance name; ``{hostname}`` is replaced by this machine's name.
     name: str = "Timbrespace on {hostname}"

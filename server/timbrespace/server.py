@@ -8,17 +8,18 @@ import logging
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import timbrespace
 from timbrespace.app import App, ServerInfo
 from timbrespace.audio import commands as C
-from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout
+from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout, jack_running
 from timbrespace.audio.wavetable import TABLE_SIZE
 from timbrespace.config import Config
-from timbrespace.engines.base import Engine
+from timbrespace.engines.base import Engine, HandlerError
 from timbrespace.engines.patch import PatchEngine
 from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.models.checkpoint import CheckpointError
@@ -38,6 +39,20 @@ WATCH_S = 0.05
 #: Every this many seconds (and after a stall) the audio side releases voices the control side does
 #: not hold: whatever lost a note-off, no note stays stuck for longer.
 RECONCILE_S = 1.0
+#: A JACK backend that has rendered nothing for this long is checked: is the JACK server still there?
+JACK_CHECK_S = 0.25
+#: A JACK backend stalled this long while the JACK server runs is restarted (JACK drops a client
+#: that misses its deadlines too long).
+JACK_STALL_S = 3.0
+#: While JACK is away the audio runs on null and JACK is looked for this often, doubling after
+#: each failed move back up to JACK_RETRY_MAX_S.
+JACK_RETRY_S = 1.0
+JACK_RETRY_MAX_S = 30.0
+#: A restarted audio process must render within this long.
+RESTART_TIMEOUT_S = 30.0
+#: More audio restarts than this within RESTART_WINDOW_S: the server exits (status 1) rather than loop.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 class StartupError(RuntimeError):
@@ -169,6 +184,8 @@ async def serve(
             max_datagram=cfg.network.max_datagram,
             tcp_limits=TcpLimits(cfg.network.max_connections, cfg.network.max_connections_per_host,
                                  cfg.network.tcp_idle_timeout, cfg.network.tcp_frame_timeout),
+            udp_rate=cfg.network.udp_rate_limit,
+            udp_burst=cfg.network.udp_burst,
         )
         try:
             await osc.start()
@@ -216,18 +233,95 @@ async def serve(
             for e in app.engines.values():
                 audio.send(C.held(e.name, e.held()))
 
+        # JACK may go away under a running server; the audio then runs on the null backend (real-time
+        # clock, no output) until the JACK server is back. See docs/architecture.md, "Audio faults".
+        on_jack = backend == "jack"
+        restarts: deque[float] = deque()
+
+        async def restart_audio(target: Literal["jack", "portaudio", "null"]) -> bool:
+            """Replace the audio process with one on ``target``; False when that one could not start."""
+            assert app is not None
+            rate = audio.sample_rate
+            loop.remove_reader(audio.fileno())
+            app.audio_changed("restarting")
+            audio.engine = app.engine.name
+            audio.restart(target)
+            deadline = loop.time() + RESTART_TIMEOUT_S
+            try:
+                while (started := audio.poll_started()) is None:
+                    if loop.time() > deadline:
+                        raise AudioError(f"the audio process did not start within {RESTART_TIMEOUT_S:.0f} s")
+                    await asyncio.sleep(WATCH_S)
+                if audio.sample_rate != rate:
+                    raise AudioError(f"{started} runs at {audio.sample_rate} Hz and this server at {rate} Hz "
+                                     "(restart the server to follow it)")
+            except AudioError as e:
+                log.error("audio on %s: %s", target, e)
+                audio.sample_rate = rate
+                if target == "null":
+                    raise
+                return await restart_audio("null")
+            finally:
+                loop.add_reader(audio.fileno(), on_audio)
+            # The new process holds no voice: the control side forgets the notes it held, so that
+            # nothing it later releases or reconciles refers to sound from before the fault.
+            for engine_ in app.engines.values():
+                with contextlib.suppress(HandlerError):
+                    engine_.panic(0.0)
+            app.engine.activate(0.0)  # the patch in effect (also in the mailbox, which it reads first)
+            app.audio_changed(started)
+            reconcile()
+            log.warning("audio running again on %s", started)
+            return started == target
+
         async def watch() -> None:
             nonlocal status
             stalled = 0.0
             reconciled = loop.time()
+            retry_at, retry_wait = 0.0, JACK_RETRY_S
             while not stop.is_set():
                 await asyncio.sleep(WATCH_S)
-                if not audio.alive:
-                    log.error("the audio process died; shutting down")
-                    status = 1
-                    stop.set()
-                    continue
                 stall = audio.stats.stall_s(time.monotonic())
+                fault = ""
+                if not audio.alive:
+                    fault = f"the audio process died (exit code {audio.exitcode})"
+                elif audio.backend == "jack" and stall >= JACK_CHECK_S and not jack_running():
+                    fault = "the JACK server stopped"
+                elif audio.backend == "jack" and stall >= JACK_STALL_S:
+                    fault = f"JACK has not run the audio process for {stall:.1f} s"
+                now = loop.time()
+                if fault:
+                    restarts.append(now)
+                    while restarts[0] < now - RESTART_WINDOW_S:
+                        restarts.popleft()
+                    if len(restarts) > MAX_RESTARTS:
+                        log.error("%s, the %d. time in %.0f s; shutting down", fault, len(restarts),
+                                  RESTART_WINDOW_S)
+                        status = 1
+                        stop.set()
+                        continue
+                    target: Literal["jack", "portaudio", "null"] = "null"
+                    if audio.backend in ("jack", "portaudio") and (audio.backend != "jack" or jack_running()):
+                        target = "jack" if audio.backend == "jack" else "portaudio"
+                    log.error("%s; restarting the audio process on %s%s", fault, target,
+                              " until the JACK server is back" if on_jack and target != "jack" else "")
+                    try:
+                        await restart_audio(target)
+                    except AudioError:
+                        log.error("the audio process cannot be restarted; shutting down")
+                        status = 1
+                        stop.set()
+                        continue
+                    stalled, reconciled = 0.0, loop.time()
+                    retry_at, retry_wait = loop.time() + JACK_RETRY_S, JACK_RETRY_S
+                    continue
+                if on_jack and audio.backend != "jack" and now >= retry_at and jack_running():
+                    log.warning("the JACK server is back; moving the audio to it")
+                    if not await restart_audio("jack"):
+                        retry_wait = min(retry_wait * 2.0, JACK_RETRY_MAX_S)
+                    retry_at = loop.time() + retry_wait
+                    stalled, reconciled = 0.0, loop.time()
+                    continue
                 if stall and not stalled:
                     log.warning("audio stalled: no block rendered for %.2f s", stall)
                 elif stalled and not stall:

@@ -25,9 +25,9 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -304,6 +304,8 @@ class AudioProcess:
             self.frames = FrameSlots.create(timbre.slots, timbre.table_size, len(timbre.noise_centres_hz))
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
+        #: True from a spawn until the process says it renders (see poll_started).
+        self.starting = False
         self.backend = ""
         self.scheduling = ""
         self.sample_rate = 0
@@ -313,40 +315,85 @@ class AudioProcess:
 
     def start(self, timeout: float = 60.0) -> str:
         """Spawn the audio process and wait until it renders; returns the backend in use."""
+        self._spawn(self.cfg)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                backend = self.poll_started()
+            except AudioError:
+                self.stop()
+                raise
+            if backend is not None:
+                return backend
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AudioError(f"the audio process did not start within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def restart(self, backend: Literal["jack", "portaudio", "null"]) -> None:
+        """Replace the audio process with a new one on ``backend``; :meth:`poll_started` says when it renders.
+
+        The old process is killed, not asked: it is restarted because it stopped rendering, so it
+        would not read a QUIT. The new one gets a fresh socket (nothing queued for the old one
+        reaches it) and the same shared memory: it applies the patch in the mailbox at its first
+        block and starts with no voice sounding. It runs at the sample rate and block size the
+        control side already uses.
+        """
+        self._kill()
+        self.record = None  # a new process would overwrite the recording made so far
+        for s in (self._sock, self._child_sock):
+            s.close()
+        self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.outbox.clear()
+        cfg = replace(self.cfg, backend=backend, sample_rate=self.sample_rate or self.cfg.sample_rate)
+        self._spawn(cfg)
+
+    def _spawn(self, cfg: AudioConfig) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that has torch and threads in it
+        self.starting = True
         self._proc = ctx.Process(
             target=audio_main,
             name="timbrespace-audio",
-            args=(self._child_sock, self.stats.name, self.mailbox.name, asdict(self.cfg),
+            args=(self._child_sock, self.stats.name, self.mailbox.name, asdict(cfg),
                   str(self.record) if self.record else None, self._timbre_args(), self.engine),
             daemon=True,
         )
         self._proc.start()
-        self._sock.settimeout(0.25)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = C.decode(self._sock.recv(_RECV))
-                break
-            except TimeoutError:
-                pass
-            if not self._proc.is_alive():
+        self._sock.setblocking(False)
+
+    def poll_started(self) -> str | None:
+        """The backend once the process spawned last is rendering; None while it starts (never blocks).
+
+        Raises AudioError when it exited or its backend could not start.
+        """
+        if not self.starting:
+            return self.backend
+        try:
+            msg = C.decode(self._sock.recv(_RECV))
+        except (BlockingIOError, InterruptedError):
+            if self._proc is not None and not self._proc.is_alive():
                 code = self._proc.exitcode
-                self.stop()
-                raise AudioError(f"the audio process exited while starting (exit code {code}); see its log above")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AudioError(f"the audio process did not start within {timeout:.0f} s")
-        name = str(msg.args[2])
-        if msg.kind is not C.Kind.READY or name.startswith("error:"):
-            self.stop()
+                self._kill()
+                raise AudioError(f"the audio process exited while starting (exit code {code}); "
+                                 "see its log above") from None
+            return None
+        name = str(msg.args[2]) if msg.kind is C.Kind.READY else "error:unexpected reply"
+        if name.startswith("error:"):
+            self._kill()
             raise AudioError(f"audio backend {name.removeprefix('error:')!r} could not start")
+        self.starting = False
         self.sample_rate, self.block_size, self.backend = int(msg.args[0]), int(msg.args[1]), name
         self.scheduling = str(msg.args[3])
         log.info("audio process: backend %s, %d Hz, %d-sample blocks, scheduling %s",
                  name, self.sample_rate, self.block_size, self.scheduling)
-        self._sock.setblocking(False)
         return self.backend
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(2.0)
+            self._proc = None
 
     def _timbre_args(self) -> dict[str, Any] | None:
         t, f = self.timbre, self.frames
@@ -373,6 +420,8 @@ class AudioProcess:
         return self.outbox.pump()
 
     def _send_raw(self, data: bytes) -> bool:
+        if self.starting:
+            return False  # not rendering yet: starts are refused, releases wait in the outbox
         try:
             self._sock.send(data)
             return True
@@ -397,8 +446,15 @@ class AudioProcess:
         """Whether the audio process is still running."""
         return self._proc is not None and self._proc.is_alive()
 
+    @property
+    def exitcode(self) -> int | None:
+        """The audio process's exit status once it ended (negative: the signal that ended it)."""
+        return None if self._proc is None else self._proc.exitcode
+
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the audio process to finish, wait, and release shared memory."""
+        if self.starting or self.stats.stall_s(time.monotonic()) > 0.0:
+            timeout = min(timeout, 1.0)  # it is not rendering, so it may never read the QUIT
         if self._proc is not None:
             if self._proc.is_alive():
                 with contextlib.suppress(OSError):

@@ -58,6 +58,10 @@ class Outbox:
             return False
         return True
 
+    def clear(self) -> None:
+        """Forget waiting releases (the audio process they were for was replaced: it holds no voice)."""
+        self._pending.clear()
+
     def pump(self) -> bool:
         """Send waiting releases, oldest first; True while some still wait."""
         while self._pending:

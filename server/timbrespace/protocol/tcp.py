@@ -35,6 +35,8 @@ ACCEPT_PAUSE = 0.5
 """Seconds accepting stops after the system refused a descriptor (EMFILE, ENFILE, ENOBUFS)."""
 ACCEPT_BATCH = 64
 """Connections accepted per wake-up before the loop serves others."""
+TCP_BATCH = 64
+"""Frames one connection may have handled per loop turn before the loop serves others."""
 LOG_PERIOD = 10.0
 """Seconds between log lines about one kind of connection event; the rest are counted."""
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -114,6 +116,11 @@ class TcpConnection(asyncio.Protocol):
         #: time.monotonic() of the last bytes received, and since when a frame is unfinished
         self.last_rx = time.monotonic()
         self.partial_since: float | None = None
+        self._arrival = self.last_rx  # when the bytes being deframed came in
+        self._scan = 0  # SLIP: bytes at the buffer's start already searched for END
+        self._batch_paused = False  # reading paused while complete frames wait (see _deframe)
+        self._write_paused = False  # reading paused because the peer does not read its replies
+        self._batch_handle: asyncio.Handle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -130,6 +137,9 @@ class TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:
             self._linger.cancel()
+        if self._batch_handle is not None:
+            self._batch_handle.cancel()  # its frames are not handled once the connection is gone
+            self._batch_handle = None
         if self._registry.pop(self._conn_id, None) is not None:
             self._stats.tcp_connections -= 1
         self._transport = None
@@ -138,11 +148,13 @@ class TcpConnection(asyncio.Protocol):
             on_lost(self)
 
     def pause_writing(self) -> None:
+        self._write_paused = True
         if self._transport is not None:
             self._transport.pause_reading()  # stop taking requests from a peer that does not read replies
 
     def resume_writing(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        self._write_paused = False
+        if self._transport is not None and not self._transport.is_closing() and not self._batch_paused:
             self._transport.resume_reading()
 
     @property
@@ -176,44 +188,78 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        stats = self._stats
-        stats.bytes_received += len(data)
-        self.last_rx = arrival = time.monotonic()
+        self._stats.bytes_received += len(data)
+        self.last_rx = self._arrival = time.monotonic()
+        self._buf += data
+        self._deframe()
+
+    def _deframe(self) -> None:
+        """Handle up to TCP_BATCH complete frames; with more waiting, pause reading and go on next turn.
+
+        One read can hold thousands of small frames; handling them all in one callback would keep
+        every other client (a /status poll on another connection, UDP) waiting until they are done.
+        The buffer is cut once per batch: cutting it after each frame costs a copy of the rest.
+        """
+        self._batch_handle = None
         buf = self._buf
-        scan = len(buf)
-        buf += data
+        arrival = self._arrival
         limit = self._max_packet
+        pos = frames = 0
+        more = False
         if self._slip:
             limit *= 2  # escaping can double a packet
+            scan = self._scan
             while True:
-                end = buf.find(SLIP_END, scan)
+                end = buf.find(SLIP_END, max(pos, scan))
                 if end < 0:
                     break
-                frame = bytes(buf[:end])
-                del buf[: end + 1]
-                scan = 0
+                if frames >= TCP_BATCH:
+                    more = True
+                    break
+                frame = bytes(buf[pos:end])
+                pos = end + 1
                 if frame:
+                    frames += 1
                     self._slip_frame(frame, arrival)
                 if self._closing:
                     return
-            if len(buf) > limit:
-                self._fatal(f"SLIP frame exceeds {limit} bytes without END")
-                return
         else:
-            while len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "big", signed=True)
+            stats = self._stats
+            while len(buf) - pos >= 4:
+                size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
                 if size < 0 or size > limit:
                     self._fatal(f"length prefix {size} outside 0..{limit}")
                     return
-                if len(buf) < 4 + size:
+                if len(buf) - pos < 4 + size:
                     break
-                frame = bytes(buf[4 : 4 + size])
-                del buf[: 4 + size]
+                if frames >= TCP_BATCH:
+                    more = True
+                    break
+                frame = bytes(buf[pos + 4 : pos + 4 + size])
+                pos += 4 + size
+                frames += 1
                 stats.packets_received += 1
                 self._on_packet(frame, self.peer, arrival)
                 if self._closing:
                     return
-        if not self._buf:
+        if pos:
+            del buf[:pos]
+        self._scan = 0 if more else len(buf)  # where the next END search starts (SLIP)
+        t = self._transport
+        if more:
+            if t is not None and not self._batch_paused:
+                self._batch_paused = True
+                t.pause_reading()
+            self._batch_handle = asyncio.get_running_loop().call_soon(self._deframe)
+            return
+        if self._batch_paused:
+            self._batch_paused = False
+            if t is not None and not self._write_paused and not t.is_closing():
+                t.resume_reading()
+        if self._slip and len(buf) > limit:
+            self._fatal(f"SLIP frame exceeds {limit} bytes without END")
+            return
+        if not buf:
             self.partial_since = None
         elif self.partial_since is None:
             self.partial_since = arrival

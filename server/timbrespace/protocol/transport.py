@@ -64,6 +64,8 @@ UDP_FLUSH = 16
 """Replies held back while draining a batch before they are sent (see ``_udp_readable``)."""
 _PEER_CACHE = 4096
 """UDP source addresses whose Peer is reused (a few hundred bytes each)."""
+_BUCKETS = 4096
+"""UDP sources whose rate-limit bucket is kept (~150 bytes each); past it the table starts over."""
 _object_new = object.__new__
 _setattr = object.__setattr__  # Incoming is frozen: built without its __init__ on the hot path
 
@@ -84,6 +86,8 @@ class OscServer:
         max_scheduled: int = 10000,
         max_delay: float = 3600.0,
         tcp_limits: TcpLimits | None = None,
+        udp_rate: float = 0.0,
+        udp_burst: int = 1000,
     ) -> None:
         if tcp_framing not in ("slip", "length"):
             raise ValueError(f"tcp_framing must be 'slip' or 'length', not {tcp_framing!r}")
@@ -97,6 +101,11 @@ class OscServer:
         self.max_delay = max_delay
         self._rcvbuf = rcvbuf
         self.tcp_limits = tcp_limits or TcpLimits()
+        #: Datagrams per second one source (host, port) may send, with bursts of ``udp_burst``;
+        #: 0 is no limit. The rest are dropped before decoding (see _rate_limited).
+        self.udp_rate = udp_rate
+        self.udp_burst = udp_burst
+        self._buckets: dict[Any, list[float]] = {}  # source -> [tokens, last refill, last /fail]
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
@@ -338,6 +347,7 @@ class OscServer:
         polls = self.polls
         handler = self._handler
         monotonic = time.monotonic
+        rate = self.udp_rate
         out: list[tuple[bytes, Any]] = []
         self._udp_out = out
         received = nbytes = 0
@@ -354,6 +364,8 @@ class OscServer:
                 arrival = monotonic()
                 received += 1
                 nbytes += len(data)
+                if rate and self._rate_limited(addr, arrival, rate):
+                    continue
                 peer = peers.get(addr) or self._udp_peer(addr)
                 # A monitor polling /status thousands of times a second sends the same bytes every
                 # time: such packets skip decoding, validation and dispatch (~5 us of ~25 here).
@@ -403,6 +415,32 @@ class OscServer:
             stats.bytes_received += nbytes
             if out:
                 self._udp_flush(out)
+
+    def _rate_limited(self, addr: Any, now: float, rate: float) -> bool:
+        """Whether this datagram exceeds its source's token bucket (then it is dropped and counted).
+
+        The drop comes before any decoding, so a flood costs a read and a dict lookup per packet,
+        and other clients' packets and connections keep their turn on the loop. The flooder gets
+        one /fail a second at most: answering every dropped packet would be an amplifier itself.
+        """
+        b = self._buckets.get(addr)
+        if b is None:
+            if len(self._buckets) >= _BUCKETS:
+                self._buckets.clear()
+            b = self._buckets[addr] = [float(self.udp_burst), now, -1e9]
+        tokens = min(b[0] + (now - b[1]) * rate, float(self.udp_burst))
+        b[1] = now
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return False
+        b[0] = tokens
+        self.stats.rate_limited += 1
+        if now - b[2] >= 1.0:
+            b[2] = now
+            self._log_io.warning("UDP source %s:%s over %g packets/s: dropping its packets", addr[0], addr[1], rate)
+            self._udp_send(encode_fail("", f"rate limit: more than {rate:g} packets/s from this source; "
+                                           "packets dropped unread", 256), addr)
+        return True
 
     def _udp_flush(self, out: list[tuple[bytes, Any]]) -> None:
         """Send queued datagrams in order; what the socket refuses waits in the backlog."""
