@@ -47,6 +47,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config._timbrespace_blas = threadpool_limits(THREADS)  # type: ignore[attr-defined]
 
 
+#: Modules that share something beyond their own processes run on one xdist worker together:
+#: zeroconf (a browser sees every server advertised on the host) and the JACK server.
+SHARED_GROUPS = {"test_discovery": "zeroconf", "test_server_zeroconf": "zeroconf", "test_cli": "zeroconf",
+                 "test_jack": "jack"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs two xdist workers (``--dist loadgroup``): a module's tests stay on one worker,
+    where its module-scoped fixtures (a server, a trained model) are made once."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The run's thread count and test order, also under -q: what it takes to replay a failure."""
     order = "declared order"
