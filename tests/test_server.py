@@ -15,7 +15,7 @@ from pythonosc.osc_message import OscMessage
 
 from timbrespace.patch.bank import read_bank
 
-from conftest import OscClient, ServerProc, osc, read_wav, start_server
+from conftest import OscClient, ServerProc, osc, read_wav, start_server, write_config
 
 
 def test_status_version_and_sync(server: ServerProc) -> None:
@@ -235,6 +235,24 @@ def test_bad_config_exits_nonzero_with_message(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "audio.block_size = 300" in out.stderr
+
+
+def test_jack_without_a_jack_server_is_one_clear_line(tmp_path: Path) -> None:
+    """Asking for JACK where none runs: what failed and what to do, nothing that looks like a crash."""
+    import sys
+
+    from timbrespace.audio.host import jack_running
+
+    if jack_running():
+        pytest.skip("a JACK server is running here")
+    cfg = write_config(tmp_path, audio={"backend": "jack"})
+    out = subprocess.run([sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    said = (out.stdout + out.stderr).strip().splitlines()
+    assert said[-1].startswith("timbrespace serve: audio backend 'jack': no JACK server is running")
+    assert "--audio null" in said[-1]
+    assert not any(w in line for line in said for w in ("Traceback", "Error:", "Cannot connect", "Pyo error")), said
 
 
 def test_flood_of_bad_packets_does_not_stop_service(server: ServerProc) -> None:

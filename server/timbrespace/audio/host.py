@@ -161,7 +161,9 @@ def audio_main(
     server.boot()
     if not server.getIsBooted():
         sock.send(C.ready(0, 0, f"error:{backend}"))
-        return
+        # Out at once: the shared-memory views are still exported, and interpreter shutdown
+        # would print a BufferError traceback from SharedMemory.__del__ that looks like a crash.
+        os._exit(0)
     sr = int(server.getSamplingRate())
     bs = acfg.block_size
     period = bs / sr
@@ -315,6 +317,12 @@ class AudioProcess:
 
     def start(self, timeout: float = 60.0) -> str:
         """Spawn the audio process and wait until it renders; returns the backend in use."""
+        if self.cfg.backend == "jack" and not jack_running():
+            # Asked before spawning: pyo would try to start a JACK server itself and print a screen
+            # of libjack's complaints before failing.
+            self.stop()
+            raise AudioError("audio backend 'jack': no JACK server is running; start one first "
+                             "(for example `jackd -d dummy -r 48000 -p 256`), or use --audio null or auto")
         self._spawn(self.cfg)
         deadline = time.monotonic() + timeout
         while True:
@@ -380,7 +388,8 @@ class AudioProcess:
         name = str(msg.args[2]) if msg.kind is C.Kind.READY else "error:unexpected reply"
         if name.startswith("error:"):
             self._kill()
-            raise AudioError(f"audio backend {name.removeprefix('error:')!r} could not start")
+            raise AudioError(f"audio backend {name.removeprefix('error:')!r} could not start (its own messages "
+                             "are above); use --audio null to serve without a sound card")
         self.starting = False
         self.sample_rate, self.block_size, self.backend = int(msg.args[0]), int(msg.args[1]), name
         self.scheduling = str(msg.args[3])
