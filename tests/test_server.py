@@ -237,6 +237,7 @@ def test_bad_config_exits_nonzero_with_message(tmp_path: Path) -> None:
     assert "audio.block_size = 300" in out.stderr
 
 
+@pytest.mark.xdist_group("jack")  # never beside test_jack, which starts a JACK server
 def test_jack_without_a_jack_server_is_one_clear_line(tmp_path: Path) -> None:
     """Asking for JACK where none runs: what failed and what to do, nothing that looks like a crash."""
     import sys
