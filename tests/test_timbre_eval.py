@@ -17,7 +17,7 @@ import torch
 
 from timbrespace.cli import main
 from timbrespace.evaluate import pitch as crepe
-from timbrespace.evaluate.linear import fit_logistic, macro_f1, probe_f1
+from timbrespace.models.probes import fit_logistic, macro_f1, probe_f1
 from timbrespace.models.timbre_features import read_wav_mono
 from timbrespace.models.train_timbre import train
 

@@ -15,6 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from timbrespace.figures import colours as _colours
+from timbrespace.figures import figure as _figure
+from timbrespace.figures import plot_learned_map
 from timbrespace.models.timbre_features import NoteSet
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_map import TimbreMap
@@ -23,22 +26,6 @@ from timbrespace.models.timbre_render import noise_basis
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_CORNERS = ("flute", "trumpet", "cello", "piano")
 PITCH, FRAME = 60, 20  # the note and frame (~230 ms in: past the attack) the traversal and map decode
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _colours(n: int) -> list[Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab20" if n > 10 else "tab10"]
-    return [cmap(i % cmap.N) for i in range(n)]
 
 
 def control_centroid(model: TimbreGMVAE, amps: FloatArray, noise: FloatArray, f0: FloatArray) -> FloatArray:
@@ -182,30 +169,6 @@ def plot_corner_map(path: Path, model: TimbreGMVAE, names: list[str], corners: l
     fig.savefig(path)
     return {"corners": [names[i] for i in corners], "centroid_range_hz": [float(cent.min()), float(cent.max())],
             "instruments": placed}
-
-
-def plot_learned_map(path: Path, regions: npt.NDArray[np.int64], confidence: FloatArray, places: FloatArray,
-                     labels: npt.NDArray[np.int64], names: list[str]) -> None:
-    """The learned map: each cell coloured by its most responsible instrument (paler where that
-    instrument's posterior is lower, i.e. toward blends), with notes' places and each instrument's
-    median place."""
-    from matplotlib.colors import to_rgb
-
-    colours = np.array([to_rgb(c) for c in _colours(len(names))])
-    img = colours[regions] * confidence[..., None] + (1.0 - confidence[..., None])
-    fig = _figure(7.0, 7.0)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), interpolation="nearest")
-    ax.scatter(places[:, 0], places[:, 1], s=3, c="k", alpha=0.35, linewidths=0)
-    for k, name in enumerate(names):
-        if np.any(labels == k):
-            x, y = np.median(places[labels == k], axis=0)
-            ax.annotate(name, (x, y), ha="center", va="center", fontsize=8,
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="x (/latent)", ylabel="y (/latent)",
-           title="/map learned: most responsible instrument; dots: notes")
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def _lognorm(values: FloatArray) -> Any:

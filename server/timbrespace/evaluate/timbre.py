@@ -24,7 +24,7 @@ import torch
 
 from timbrespace.evaluate import pitch as crepe
 from timbrespace.evaluate.classifier import Classifier, cached_classifier
-from timbrespace.evaluate.linear import macro_f1, probe_f1
+from timbrespace.models.probes import macro_f1, probe_f1
 from timbrespace.models.timbre_features import NoteSet, logmel
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_render import midi_to_hz, render_audio

@@ -29,10 +29,10 @@ from torch.utils.data import TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from timbrespace.evaluate.linear import macro_f1, probe_f1
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_timbre_gmvae_card
+from timbrespace.models.probes import macro_f1, probe_f1
 from timbrespace.models.seeding import reproducible
 from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE

@@ -134,7 +134,7 @@ def train_map(
 def write_map_plot(path: Path, gmvae: TimbreGMVAE, tmap: TimbreMap, notes: NoteSet,
                    idx: npt.NDArray[np.intp]) -> None:
     """The square coloured by its most responsible instrument, with notes ``idx`` placed on it."""
-    from timbrespace.evaluate.plots import plot_learned_map
+    from timbrespace.figures import plot_learned_map
 
     regions, best = region_grid(gmvae, tmap, 128)
     mu, _ = _posteriors(gmvae, notes.logmel[idx])
