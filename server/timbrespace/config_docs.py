@@ -7,7 +7,6 @@ its description from the ``#:`` comment above the field, else from the key's com
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import re
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from timbrespace import config
-from timbrespace.fsutil import atomic_write_text
+from timbrespace.fsutil import write_generated
 from timbrespace.state import OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,14 +143,9 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write docs/config.md (or the path given)."""
-    parser = argparse.ArgumentParser(prog="python -m timbrespace.config_docs",
-                                     description="Write the configuration reference generated from config.py.")
-    parser.add_argument("path", nargs="?", type=Path, default=ROOT / "docs/config.md",
-                        help="where to write it (default: docs/config.md in the repository)")
-    path = parser.parse_args(argv).path
-    atomic_write_text(path, render())
-    print(f"wrote {path}")
-    return 0
+    return write_generated(argv, prog="python -m timbrespace.config_docs",
+                           what="the configuration reference generated from config.py",
+                           default=ROOT / "docs/config.md", render=render)
 
 
 if __name__ == "__main__":

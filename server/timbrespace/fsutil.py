@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -55,3 +56,18 @@ def _write(p: Path, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """UTF-8 text, atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_generated(argv: Sequence[str] | None, *, prog: str, what: str, default: Path,
+                    render: Callable[[], str]) -> int:
+    """The command line of a generated document: write ``render()`` atomically to ``default``
+    (or the path given); ``what`` says what it is, for --help."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=f"Write {what}.")
+    parser.add_argument("path", nargs="?", type=Path, default=default,
+                        help=f"where to write it (default: {default.parent.name}/{default.name} in the repository)")
+    path = parser.parse_args(argv).path
+    atomic_write_text(path, render())
+    print(f"wrote {path}")
+    return 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import timbrespace
-from timbrespace.fsutil import atomic_write_text
+from timbrespace.fsutil import write_generated
 from timbrespace.patch import params
 from timbrespace.protocol import addresses
 
@@ -66,14 +65,9 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write docs/protocol.md (or the path given)."""
-    parser = argparse.ArgumentParser(prog="python -m timbrespace.protocol.docs",
-                                     description="Write the protocol reference generated from the address declaration.")
-    parser.add_argument("path", nargs="?", type=Path, default=Path(__file__).resolve().parents[3] / "docs/protocol.md",
-                        help="where to write it (default: docs/protocol.md in the repository)")
-    path = parser.parse_args(argv).path
-    atomic_write_text(path, render())
-    print(f"wrote {path}")
-    return 0
+    return write_generated(argv, prog="python -m timbrespace.protocol.docs",
+                           what="the protocol reference generated from the address declaration",
+                           default=Path(__file__).resolve().parents[3] / "docs/protocol.md", render=render)
 
 
 if __name__ == "__main__":
