@@ -8,7 +8,7 @@ validated against ``protocol.addresses`` and return their replies.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -19,8 +19,6 @@ from timbrespace.protocol.addresses import Value
 
 Reply = tuple[str, tuple[Any, ...]]
 
-#: Bytes of names per list reply message, so each fits a UDP datagram any client takes.
-LIST_CHUNK_BYTES = 4000
 Handler = Callable[[tuple[Value, ...], float], list[Reply]]
 
 
@@ -117,20 +115,3 @@ class Engine(ABC):
     def _send(self, data: bytes, what: str) -> None:
         if not self.link.send(data):
             raise HandlerError(f"{what}: the audio command queue is full; message dropped")
-
-
-def chunk_names(labels: Iterable[str], limit: int = LIST_CHUNK_BYTES) -> list[tuple[int, list[str]]]:
-    """Split names into (start index, names) runs of about ``limit`` bytes each."""
-    out: list[tuple[int, list[str]]] = []
-    cur: list[str] = []
-    size = 0
-    start = 0
-    for i, name in enumerate(labels):
-        n = len(name.encode()) + 4
-        if cur and size + n > limit:
-            out.append((start, cur))
-            cur, size, start = [], 0, i
-        cur.append(name)
-        size += n
-    out.append((start, cur))
-    return out
