@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from timbrespace.audio import commands as C
 from timbrespace.audio.host import AudioProcess
-from timbrespace.audio.mailbox import PatchMailbox
 from timbrespace.audio.player import Player
-from timbrespace.audio.stats import AudioStats
 from timbrespace.config import AudioConfig
+from timbrespace.link import commands as C
+from timbrespace.link.mailbox import PatchMailbox
+from timbrespace.link.stats import AudioStats
 from timbrespace.patch import params
 
 
@@ -129,7 +129,7 @@ def test_audio_process_runs_in_real_time_and_answers_sync() -> None:
 
 
 def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> None:
-    from timbrespace.audio.outbox import MAX_PENDING, Outbox
+    from timbrespace.link.outbox import MAX_PENDING, Outbox
 
     room = [2]
     sent: list[bytes] = []

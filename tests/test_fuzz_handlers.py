@@ -93,7 +93,7 @@ class Rig:
 def build(m: Models, user_bank: Path | None = None, library: PresetLibrary | None = None,
           frames: Any = None) -> Rig:
     """A fresh App and engines on the loaded models (a fresh user bank, or a library shared)."""
-    from timbrespace.audio.frames import FrameSlots
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.server import timbre_corners, timbre_layout
 
     cfg = m.cfg
@@ -450,7 +450,7 @@ class AudioSequences(Sequences):
 
     def __init__(self) -> None:
         from timbrespace.audio.player import Player
-        from timbrespace.audio.stats import AudioStats
+        from timbrespace.link.stats import AudioStats
 
         super().__init__()
         self.rig.drain = False
@@ -493,10 +493,10 @@ class AudioSequences(Sequences):
 
 def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models) -> None:
     from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import TimbreVoices
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.server import timbre_layout
 
     layout = timbre_layout(models.cfg, models.timbre)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.frames import FrameSlots
-from timbrespace.audio.wavetable import harmonic_table
 from timbrespace.engines.base import HandlerError
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.link import commands as C
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.wavetable import harmonic_table
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_map import fit_map
 from timbrespace.models.timbre_space import TimbreSpace, normalise_name

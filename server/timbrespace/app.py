@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import timbrespace
-from timbrespace.audio import commands as C
-from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.clients import ClientRegistry
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.link import commands as C
+from timbrespace.link.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import InvalidMessage, Value
 from timbrespace.protocol.encode import MessageTemplate, PackedReply, encode_message

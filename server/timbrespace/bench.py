@@ -365,8 +365,8 @@ class _NullLink:
 def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
     import numpy as np
 
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.models.timbre_space import TimbreSpace
 
     space = TimbreSpace.load(cfg.timbre.model, device=device, num_threads=cfg.inference.threads)

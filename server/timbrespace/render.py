@@ -125,7 +125,7 @@ class LocalLink:
     """The synth link of a render: an in-process queue and mailbox instead of a socket."""
 
     def __init__(self) -> None:
-        from timbrespace.audio.mailbox import PatchMailbox
+        from timbrespace.link.mailbox import PatchMailbox
 
         self.queue: deque[bytes] = deque()
         self.mailbox = PatchMailbox()
@@ -148,17 +148,17 @@ class LocalLink:
 def render_score(cfg: Config, score: Score) -> RenderResult:
     """Render a score through the same app, engine and synth the server runs."""
     from timbrespace.app import App, ServerInfo
-    from timbrespace.audio import commands as C
     from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.player import Player
-    from timbrespace.audio.stats import AudioStats
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import EngineMix, TimbreVoices
     from timbrespace.engines.base import Engine
     from timbrespace.engines.patch import PatchEngine
     from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.link import commands as C
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.stats import AudioStats
     from timbrespace.models.patch_space import PatchSpace
     from timbrespace.patch.library import PresetLibrary
     from timbrespace.protocol.transport import Incoming, Peer

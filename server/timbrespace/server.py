@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 import timbrespace
 from timbrespace.app import App, ServerInfo
-from timbrespace.audio import commands as C
 from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout, jack_running
-from timbrespace.audio.wavetable import TABLE_SIZE
 from timbrespace.config import Config
 from timbrespace.engines.base import Engine, HandlerError
 from timbrespace.engines.patch import PatchEngine
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.link import commands as C
+from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.checkpoint import CheckpointError
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.timbre_space import TimbreSpace

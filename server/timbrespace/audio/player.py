@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.mailbox import PatchMailbox
-from timbrespace.audio.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
+from timbrespace.link import commands as C
+from timbrespace.link.mailbox import PatchMailbox
+from timbrespace.link.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
 
 if TYPE_CHECKING:
     from timbrespace.audio.timbre_voices import TimbreVoices

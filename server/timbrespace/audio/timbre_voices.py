@@ -1,7 +1,7 @@
 """The audio side of the timbre engine: frame slots to additive voices, and the engine switch.
 
 The control side chooses each note's slot (= voice), decodes its frames and writes them to
-:class:`~timbrespace.audio.frames.FrameSlots`; a ``VOICE`` command starts or releases the
+:class:`~timbrespace.link.frames.FrameSlots`; a ``VOICE`` command starts or releases the
 slot's voice.  At every block :meth:`TimbreVoices.block` takes the frames written since the
 last one: a few array copies and pyo setter calls, no allocation.
 """
@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio.additive import AdditiveSynth
-from timbrespace.audio.frames import FrameSlots
+from timbrespace.link.frames import FrameSlots
 
 SWITCH_S = 0.02  # the engine switch fades over this long (no click)
 

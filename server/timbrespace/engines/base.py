@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
+from timbrespace.link import commands as C
 from timbrespace.protocol.addresses import Value
 
 Reply = tuple[str, tuple[Any, ...]]

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.frames import FrameSlots
-from timbrespace.audio.wavetable import harmonic_tables
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.link import commands as C
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.wavetable import harmonic_tables
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import BY_PATH, Value
 from timbrespace.state import checked_arg

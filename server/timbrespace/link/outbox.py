@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from timbrespace.audio import commands as C
+from timbrespace.link import commands as C
 
 #: Bound on the side queue: 128 keys + 128 slots + a panic fit; past it, one panic replaces all.
 MAX_PENDING = 260

@@ -2,7 +2,7 @@
 
 One command is one datagram on a Unix SEQPACKET socket (or one item of a render's schedule).
 Patch vectors do not travel here: only the newest matters, so they go through
-``audio.mailbox.PatchMailbox`` instead.
+``link.mailbox.PatchMailbox`` instead.
 The layout is fixed so the audio side decodes with one ``struct.unpack_from`` and no pickle:
 ``<B d`` (kind, arrival time on the monotonic clock) then the kind's payload.
 """
@@ -90,7 +90,7 @@ def held(engine_name: str, keys: Iterable[int], arrival: float = 0.0) -> bytes:
 def is_release(data: bytes) -> bool:
     """Whether a command only releases sound (a note-off, a voice release, a panic).
 
-    The control side never drops these: see :class:`timbrespace.audio.outbox.Outbox`.
+    The control side never drops these: see :class:`timbrespace.link.outbox.Outbox`.
     """
     kind = data[0] if data else 0
     if kind == Kind.PANIC:
