@@ -28,6 +28,7 @@ import numpy as np
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_text
+from timbrespace.session.context import local
 
 
 def _ms(x: float) -> float:
@@ -381,13 +382,14 @@ def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
         engine.note(48 + p, 100, 0.0)
     out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)
     if space.learned_map is not None:  # the map point moving every tick: one map decode more
-        engine.handlers()["/map"](("learned",), 0.0)
+        ctx = local()
+        engine.handlers()["/map"](("learned",), ctx)
         move = engine.handlers()["/latent"]
         step = iter(range(10**9))
 
         def moving_tick() -> None:
             k = next(step)
-            move(((k % 97) / 96.0, (k % 89) / 88.0), 0.0)
+            move(((k % 97) / 96.0, (k % 89) / 88.0), ctx)
             engine.tick(0.1)
 
         out[f"tickmap_{device}_16"] = _timed(moving_tick, n)

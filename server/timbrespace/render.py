@@ -28,6 +28,7 @@ import yaml
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
+from timbrespace.session.context import local
 
 MAX_DURATION = 3600.0
 
@@ -171,10 +172,10 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
     link = LocalLink()
     engine = PatchEngine(space, library, link, block_period=period, clock=lambda: now[0])
-    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
+    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), local())
     engine.flush()
     if cfg.patch.initial_preset:
-        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
+        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), local())
     engines: list[Engine] = [engine]
     tspace = load_timbre(cfg)
     layout = timbre_layout(cfg, tspace) if tspace is not None else None

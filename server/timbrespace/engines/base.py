@@ -1,8 +1,9 @@
 """The interface every engine implements, and what an engine may call on the synth side.
 
 An engine owns the addresses that shape the sound (map moves, presets, parameters); the app
-owns the rest (server queries, notes). Handlers receive arguments already converted and
-validated against ``protocol.addresses`` and return their replies.
+owns the rest (server queries, notes, sessions). Handlers receive arguments already converted and
+validated against ``protocol.addresses`` and a :class:`~timbrespace.session.context.Context` (who
+sent them, when), and return their replies.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import numpy.typing as npt
 
 from timbrespace.link import commands as C
 from timbrespace.protocol.addresses import Value
+from timbrespace.session.context import Context
 
 Reply = tuple[str, tuple[Any, ...]]
 
-Handler = Callable[[tuple[Value, ...], float], list[Reply]]
+#: A handler: the declared arguments, converted and validated, and who sent them; its replies.
+Handler = Callable[[tuple[Value, ...], Context], list[Reply]]
 
 
 class HandlerError(ValueError):
@@ -62,6 +65,10 @@ class Engine(ABC):
     @abstractmethod
     def snapshot(self) -> dict[str, Any]:
         """The engine's state as plain data (persisted, and broadcast later on)."""
+
+    @abstractmethod
+    def state_messages(self) -> list[Reply]:
+        """The engine's state as the messages that would set it (a subscriber's snapshot)."""
 
     @abstractmethod
     def restore(self, state: Mapping[str, Any]) -> None:
