@@ -21,7 +21,8 @@ from timbrespace.link import commands as C
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import Value
-from timbrespace.protocol.encode import PackedReply, encode_message
+from timbrespace.protocol.codec import OscEncodeError
+from timbrespace.protocol.encode import PackedReply, encode_bundle, encode_message
 from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT
 from timbrespace.router import Router
@@ -38,6 +39,9 @@ MAX_REPLY_PORTS = 1024
 #: address, more for one that has.
 CLIENTS_PAGE_BYTES = 256
 CLIENTS_PAGE_BYTES_PROVED = 8192
+#: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
+FEEDBACK_PACKET_BYTES = 1400
+BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 #: Why an optional engine may be missing, for the /fail that names it.
 _NOT_RUNNING = {"timbre": "the timbre model was not found or disabled in the config"}
 
@@ -79,7 +83,7 @@ class App:
         self.sessions = Sessions(max_clients=s.max_clients, client_timeout=s.client_timeout, is_admin=s.is_admin)
         self.sessions.on_leave = self._left
         self.sessions.on_join = self._joined
-        self.feedback = Feedback(self._send_client, rate=s.feedback_rate)
+        self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate)
         self.feedback.state_of = self._layer_state
         self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
@@ -90,6 +94,8 @@ class App:
         self._reply_ports: dict[tuple[str, int], int] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
+        #: Sends an encoded packet outside any request (feedback; the server sets the transport's).
+        self.send_packet: Callable[[Peer, bytes], None] | None = None
         #: Whether (host, port) is one of the server's own sockets (the server sets the transport's).
         self.is_own: Callable[[str, int], bool] = lambda host, port: False
         self._own: dict[str, Handler] = {
@@ -233,9 +239,30 @@ class App:
         port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
         return peer if port is None else Peer("udp", peer.host, port)
 
-    def _send_client(self, client: Client, address: str, args: tuple[Any, ...]) -> None:
-        if self.send is not None:
-            self.send(self._destination(client.peer), address, args)
+    def _send_feedback(self, client: Client, messages: list[Reply]) -> None:
+        """One flush's messages in as few bundles as fit a datagram that is never fragmented.
+
+        One datagram per flush instead of one per message: a subscriber that reads slowly finds one
+        packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
+        the newest values (which are the ones that must arrive).
+        """
+        if self.send_packet is None:
+            return
+        dest = self._destination(client.peer)
+        chunk: list[bytes] = []
+        size = BUNDLE_HEADER
+        for address, args in messages:
+            try:
+                data = encode_message(address, args)
+            except OscEncodeError:
+                continue
+            if chunk and size + 4 + len(data) > FEEDBACK_PACKET_BYTES:
+                self.send_packet(dest, encode_bundle(None, chunk))
+                chunk, size = [], BUNDLE_HEADER
+            chunk.append(data)
+            size += 4 + len(data)
+        if chunk:
+            self.send_packet(dest, encode_bundle(None, chunk))
 
     # -- the server's handlers ------------------------------------------------------------------------
     def _other_engine(self, path: str, args: tuple[Value, ...]) -> HandlerError | None:
@@ -391,6 +418,9 @@ class App:
             raise HandlerError("/notify 1: feedback goes only to clients that proved their address: send "
                                "/hello NAME first, or connect over TCP")
         self.sessions.join(c)
+        if self.feedback.subscribed(c):  # a renewal (UDP): the stream goes on, no second snapshot
+            self.feedback.subscribe(c, ctx.arrival, ())
+            return [("/done", ("/notify", c.id))]
         snapshot = dict(self.feedback.snapshot(c.layer))
         for other in self.sessions.members():
             snapshot[("/clients", other.id)] = ("/clients", ("joined", other.id, other.label, other.layer))

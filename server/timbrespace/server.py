@@ -198,6 +198,7 @@ async def serve(
             ) from None
         server = osc
         app.send = osc.send
+        app.send_packet = osc.send_packet
         app.is_own = osc.is_own
         osc.allow = Networks(cfg.sessions.allow)
         osc.on_disconnect = app.on_disconnect

@@ -123,8 +123,7 @@ class OscServer:
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
         #: returning the encoded reply, or None to take the normal path (see _udp_readable).
         self.polls: dict[bytes, Callable[[Peer, float], bytes | None]] = {}
-        #: Hosts whose packets are taken (None: all); others are dropped before decoding and counted.
-        self.allow: Container[str] | None = None
+        self._allow: Container[str] | None = None
         #: Called with a TCP connection's peer once it has closed (its client leaves the session).
         self.on_disconnect: Callable[[Peer], None] | None = None
         #: The server's own listening ports (the OSC port; the owner may add others, e.g. mDNS).
@@ -202,6 +201,17 @@ class OscServer:
             self._tcp = None
         self._conns.clear()
 
+    @property
+    def allow(self) -> Container[str] | None:
+        """Hosts whose packets are taken (None: all); others are dropped before decoding and counted."""
+        return self._allow
+
+    @allow.setter
+    def allow(self, hosts: Container[str] | None) -> None:
+        self._allow = hosts
+        if self._tcp is not None:
+            self._tcp.allow = hosts
+
     # ------------------------------------------------------------------ sending
 
     def is_own(self, host: str, port: int) -> bool:
@@ -214,6 +224,10 @@ class OscServer:
         Called while a packet is handled (a redirected reply), it spends that packet's budget.
         """
         self._emit(peer, ((address, args),), address)
+
+    def send_packet(self, peer: Peer, data: bytes) -> None:
+        """Send an encoded packet to ``peer`` outside any request (feedback); dropped if it is gone."""
+        self._send_bytes(peer, data)
 
     def _open_budget(self, protocol: str, size: int) -> None:
         self._budget = packet_budget(protocol, size)

@@ -42,12 +42,12 @@ class Feedback:
 
     def __init__(
         self,
-        send: Callable[[Client, str, tuple[Any, ...]], None] | None = None,
+        send: Callable[[Client, list[Reply]], None] | None = None,
         *,
         rate: float = 30.0,
         udp_period: float = UDP_SUBSCRIPTION_S,
     ) -> None:
-        #: Sends one message to a client (where its replies go: /reply/port applies).
+        #: Sends a flush's messages to a client (where its replies go: /reply/port applies), in bundles.
         self.send = send
         self.rate = rate
         self.udp_period = udp_period
@@ -148,8 +148,7 @@ class Feedback:
             # On a shared grid: subscribers that are due together are flushed together.
             sub.next_send = (math.floor(now * self.rate) + 1.0) / self.rate
             if send is not None:
-                for address, args in pending.values():
-                    send(sub.client, address, args)
+                send(sub.client, list(pending.values()))
                 self.sent += len(pending)
         if soonest < float("inf") and self.wake is not None:
             self.wake(soonest)
