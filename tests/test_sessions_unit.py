@@ -130,8 +130,8 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, str, tuple[Any, ...]]] = []
 
-    def __call__(self, c: Client, address: str, args: tuple[Any, ...]) -> None:
-        self.sent.append((c.id, address, args))
+    def __call__(self, c: Client, messages: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self.sent += [(c.id, address, args) for address, args in messages]
 
 
 def subscribers(n: int, feedback: Feedback, protocol: str = "tcp") -> list[Client]:
