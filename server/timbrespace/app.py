@@ -348,18 +348,25 @@ class App:
             for name in self.engines:
                 self._disown(name)
         else:
-            self._release(ctx.client, ctx.arrival)
+            self._release(ctx.client, ctx.arrival, cut=True)
             self.sessions.settle(ctx.client)
         return []
 
-    def _release(self, c: Client, arrival: float) -> None:
-        """Release every note ``c`` owns (note-offs are never refused)."""
+    def _release(self, c: Client, arrival: float, cut: bool = False) -> None:
+        """Release every note ``c`` owns (note-offs are never refused); ``cut`` silences them at once."""
+        mine: dict[str, list[int]] = {}
         for key in sorted(c.notes):
             name, pitch = key
             if self._owners.get(key) is c:
                 del self._owners[key]
-                self.engines[name].note(pitch, 0, arrival)
+                mine.setdefault(name, []).append(pitch)
         c.notes.clear()
+        for name, pitches in mine.items():
+            if cut:
+                self.engines[name].cut(pitches, arrival)
+            else:
+                for pitch in pitches:
+                    self.engines[name].note(pitch, 0, arrival)
 
     def _disown(self, engine: str) -> None:
         """Nobody owns ``engine``'s notes any more (they were released as a whole)."""

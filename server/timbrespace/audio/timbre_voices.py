@@ -98,6 +98,12 @@ class TimbreVoices:
             if v.held and not v.silent and not (held >> slot) & 1:
                 v.release()
 
+    def cut(self, slots: int) -> None:
+        """Release the voices of the slots set in ``slots`` (the timbre voices' release is already short)."""
+        for slot, v in enumerate(self.synth.voices):
+            if not v.silent and (slots >> slot) & 1:
+                v.release()
+
     @property
     def active_voices(self) -> int:
         """Voices sounding or releasing."""

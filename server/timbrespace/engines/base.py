@@ -9,7 +9,7 @@ sent them, when), and return their replies.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -111,6 +111,13 @@ class Engine(ABC):
         """Release every note at once."""
         self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
         self._keys.clear()
+
+    def cut(self, pitches: Iterable[int], arrival: float) -> None:
+        """Silence these notes at once, as :meth:`panic` does for all (one client's ``/panic``)."""
+        keys = sorted(set(pitches))
+        for p in keys:
+            self.note(p, 0, arrival)
+        self._send(C.cut(self.name, keys, arrival), "/panic")
 
     def tick(self, now: float) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Periodic work while heard (every :attr:`tick_period` seconds)."""

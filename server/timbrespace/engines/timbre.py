@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,6 +277,11 @@ class TimbreEngine(Engine):
             if n.t_off is None:
                 n.t_off = now
                 self._send(C.voice(slot, 0.0, arrival), "/panic")
+
+    def cut(self, pitches: Iterable[int], arrival: float) -> None:
+        """Release these notes: a timbre voice's release is its own short one, as on :meth:`panic`."""
+        for p in sorted(set(pitches)):
+            self.note(p, 0, arrival)
 
     def tick(self, now: float) -> None:
         """Decode and publish one frame for every sounding note."""
