@@ -178,6 +178,14 @@ def test_subscribers_see_snapshot_changes_and_cursors_coalesced(srv: ServerProc)
         # Coalesced: at most one /latent per feedback tick, however many moves were sent.
         assert mirror.count["/latent"] <= 1 + (elapsed + 0.5) * RATE + 1
         assert mirror.joined.get(me) == "mover"
+        # Saying hello again under the same name (a client's keep-alive) announces nothing; a new name does.
+        announced = mirror.count["/clients"]
+        assert mover.request("/hello", "mover").params == [me, "mover"]
+        mirror.drain()
+        assert mirror.count["/clients"] == announced
+        assert mover.request("/hello", "mover too").params == [me, "mover too"]
+        mirror.drain()
+        assert mirror.count["/clients"] == announced + 1 and mirror.joined[me] == "mover too"
         # A late joiner gets the same state at once.
         late = TcpOscClient(srv.host, srv.port)
         try:

@@ -391,9 +391,9 @@ class App:
 
     # -- sessions ---------------------------------------------------------------------------------------
     def _hello(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        had = ctx.client.member
+        before = (ctx.client.member, ctx.client.id, ctx.client.label)
         c = self.sessions.hello(ctx.client, str(args[0]), ctx.arrival)
-        if had:  # a rename: announced here (a join is announced by _joined)
+        if before[0] and before[1:] != (c.id, c.label):  # a rename (a join is announced by _joined)
             self._joined(c)
         return [("/hello.reply", (c.id, c.name))]
 
