@@ -152,18 +152,26 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
         "log_level": "warning",
     }
     (tmp / "bench.yaml").write_text(yaml.safe_dump(data))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    log = tmp / "server.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if "ready: udp://" not in line:
-            raise RuntimeError(f"bench: the server did not start: {line!r}")
+            raise RuntimeError(f"bench: the server did not start: {line!r}{_tail(log)}")
         addr = line.split("udp://", 1)[1].split()[0]
         host, port = addr.rsplit(":", 1)
-        yield host, int(port)
+        try:
+            yield host, int(port)
+        except Exception as e:
+            if proc.poll() is None:
+                raise
+            # Whatever failed, the reason is the server's: say how it ended and what it logged.
+            raise RuntimeError(f"bench: the server exited ({proc.returncode}) during the run: {e}{_tail(log)}") from e
     finally:
         proc.terminate()
         try:
@@ -171,6 +179,15 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    """The end of the server's log, for an error message."""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n  server: {t}" for t in text)
 
 
 def _status(host: str, port: int) -> dict[str, Any]:
