@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -114,6 +116,7 @@ class OscClient:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.timeout = timeout
+        self._unbundled: deque[OscMessage] = deque()  # the rest of a bundle received (feedback)
 
     def send(self, address: str, *args: Any) -> None:
         self.sock.sendto(osc(address, *args), self.addr)
@@ -122,8 +125,23 @@ class OscClient:
         self.sock.sendto(data, self.addr)
 
     def recv(self, timeout: float | None = None) -> OscMessage:
+        """The next message; a bundle's messages one by one, in order."""
+        if self._unbundled:
+            return self._unbundled.popleft()
         self.sock.settimeout(self.timeout if timeout is None else timeout)
-        return OscMessage(self.sock.recv(65536))
+        return self._message(self.sock.recv(65536))
+
+    def _message(self, data: bytes) -> OscMessage:
+        if not OscBundle.dgram_is_bundle(data):
+            return OscMessage(data)
+        todo = [OscBundle(data)]
+        while todo:
+            for el in todo.pop(0):
+                if isinstance(el, OscBundle):
+                    todo.append(el)
+                else:
+                    self._unbundled.append(el)
+        return self._unbundled.popleft()
 
     def expect(self, address: str, timeout: float | None = None) -> OscMessage:
         """The next reply to ``address``, skipping others."""
@@ -160,6 +178,44 @@ class OscClient:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> OscClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TcpOscClient(OscClient):
+    """The same over one TCP connection, SLIP-framed (the server's default framing)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+        self.addr = (host, port)
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
+        self._buf = b""
+        self._unbundled = deque()
+
+    def send(self, address: str, *args: Any) -> None:
+        self.send_raw(osc(address, *args))
+
+    def send_raw(self, data: bytes) -> None:
+        esc = data.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc")
+        self.sock.sendall(b"\xc0" + esc + b"\xc0")
+
+    def recv(self, timeout: float | None = None) -> OscMessage:
+        if self._unbundled:
+            return self._unbundled.popleft()
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        while True:
+            frame, sep, rest = self._buf.lstrip(b"\xc0").partition(b"\xc0")
+            if sep:
+                self._buf = rest
+                return self._message(frame.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self._buf += data
 
 
 def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:

@@ -19,7 +19,7 @@ import pytest
 
 from timbrespace.audio.additive import AdditiveSynth
 from timbrespace.audio.offline import OfflineRenderer
-from timbrespace.audio.wavetable import harmonic_table
+from timbrespace.link.wavetable import harmonic_table
 
 pytestmark = pytest.mark.numeric
 

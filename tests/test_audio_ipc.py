@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from timbrespace.audio import commands as C
 from timbrespace.audio.host import AudioProcess
-from timbrespace.audio.mailbox import PatchMailbox
 from timbrespace.audio.player import Player
-from timbrespace.audio.stats import AudioStats
 from timbrespace.config import AudioConfig
+from timbrespace.link import commands as C
+from timbrespace.link.mailbox import PatchMailbox
+from timbrespace.link.stats import AudioStats
 from timbrespace.patch import params
 
 
@@ -129,7 +129,7 @@ def test_audio_process_runs_in_real_time_and_answers_sync() -> None:
 
 
 def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> None:
-    from timbrespace.audio.outbox import MAX_PENDING, Outbox
+    from timbrespace.link.outbox import MAX_PENDING, Outbox
 
     room = [2]
     sent: list[bytes] = []
@@ -158,3 +158,14 @@ def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> Non
     box.send(C.simple(C.Kind.PANIC))
     assert box.pending == 1  # a panic releases all that waited
     assert C.decode(C.held("patch", [0, 64, 127])).args == (0, (1 << 0) | (1 << 64) | (1 << 127))
+    # Two clients' panics while the socket is full: one CUT per engine, for both clients' keys.
+    box.clear()
+    box.send(C.cut("patch", [60, 61]))
+    box.send(C.cut("patch", [100]))
+    box.send(C.cut("timbre", [2]))
+    assert box.pending == 2
+    room[0] = 100
+    box.pump()
+    cuts = [C.decode(d) for d in sent if d[0] == C.Kind.CUT]
+    assert [(c.kind, c.args) for c in cuts[-2:]] == [(C.Kind.CUT, (0, (1 << 60) | (1 << 61) | (1 << 100))),
+                                                      (C.Kind.CUT, (1, 1 << 2))]

@@ -122,7 +122,7 @@ def test_distinct_huge_headers_do_not_grow_memory(server: ServerProc, client: Os
 
 def test_client_table_bounded_under_many_sources(server: ServerProc, client: OscClient) -> None:
     """Before: one entry per distinct source address, kept for 60 s (2 M sources: +420 MiB)."""
-    from timbrespace.clients import MAX_CLIENTS
+    from timbrespace.session.clients import MAX_PASSERS as MAX_CLIENTS
 
     status = osc("/version")
     n = MAX_CLIENTS + 20000

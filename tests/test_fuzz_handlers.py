@@ -93,7 +93,7 @@ class Rig:
 def build(m: Models, user_bank: Path | None = None, library: PresetLibrary | None = None,
           frames: Any = None) -> Rig:
     """A fresh App and engines on the loaded models (a fresh user bank, or a library shared)."""
-    from timbrespace.audio.frames import FrameSlots
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.server import timbre_corners, timbre_layout
 
     cfg = m.cfg
@@ -373,9 +373,9 @@ class Sequences(RuleBasedStateMachine):
         else:
             self.send(kind, d(st.sampled_from(addresses.MAPS)))
 
-    @rule()
-    def panic(self) -> None:
-        self.send("/panic")
+    @rule(which=st.sampled_from([(), ("mine",), ("all",)]))
+    def panic(self, which: tuple[str, ...]) -> None:
+        self.send("/panic", *which)
 
     @rule(seconds=st.floats(0, 0.5))
     def wait(self, seconds: float) -> None:
@@ -393,10 +393,11 @@ class Sequences(RuleBasedStateMachine):
     def held(self) -> dict[str, list[int]]:
         return {e.name: e.held() for e in self.rig.engines if e.held()}
 
-    @rule()
-    def panic_releases_everything(self) -> None:
-        self.send("/panic")
-        assert self.held() == {}, "voices held after /panic"
+    @rule(which=st.sampled_from(["mine", "all"]))
+    def panic_releases_everything(self, which: str) -> None:
+        # One client played every note here, so its own panic releases as much as everyone's.
+        self.send("/panic", which)
+        assert self.held() == {}, f"voices held after /panic {which}"
         self.struck.clear()
 
     @rule()
@@ -436,7 +437,7 @@ def test_handler_sequences_release_every_note_and_keep_a_loadable_state(models: 
 #: Seconds after a release by which every voice must be silent: amSynth's longest amplitude
 #: release (2.5 s) or the timbre voices' release, plus a margin of blocks.
 RELEASE_WAIT = params.spec("amp_release").maximum + 0.5
-PANIC_WAIT = 0.5  # panic kills patch voices in 5 ms; timbre voices release over timbre.release (0.3 s)
+PANIC_WAIT = 0.5  # a panic (mine or all) kills patch voices in 5 ms; timbre voices release over timbre.release (0.3 s)
 
 
 class AudioSequences(Sequences):
@@ -450,7 +451,7 @@ class AudioSequences(Sequences):
 
     def __init__(self) -> None:
         from timbrespace.audio.player import Player
-        from timbrespace.audio.stats import AudioStats
+        from timbrespace.link.stats import AudioStats
 
         super().__init__()
         self.rig.drain = False
@@ -478,11 +479,11 @@ class AudioSequences(Sequences):
         self.player.block(self.rig.now[0])
         self.renderer.process_block()
 
-    @rule()
-    def panic_releases_everything(self) -> None:
-        super().panic_releases_everything()
+    @rule(which=st.sampled_from(["mine", "all"]))
+    def panic_releases_everything(self, which: str) -> None:
+        super().panic_releases_everything(which)
         self.advance(PANIC_WAIT)
-        assert self.sounding() == 0, f"{self.sounding()} voices still sound {PANIC_WAIT} s after /panic"
+        assert self.sounding() == 0, f"{self.sounding()} voices still sound {PANIC_WAIT} s after /panic {which}"
 
     @rule()
     def note_offs_release_everything(self) -> None:
@@ -493,10 +494,10 @@ class AudioSequences(Sequences):
 
 def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models) -> None:
     from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import TimbreVoices
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.server import timbre_layout
 
     layout = timbre_layout(models.cfg, models.timbre)

@@ -38,3 +38,22 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     src = tmp_path / "probe.py"
     src.write_text("def f():\n    from timbrespace.evaluate.plots import x\n    from ..evaluate import timbre\n")
     assert {"timbrespace.evaluate.plots", "timbrespace.evaluate"} <= imported(src, "timbrespace.models")
+
+
+#: What the contract between the two processes may import from the package: itself, and the
+#: parameter table (the patch mailbox's width). Never pyo, never torch.
+LINK_MAY_IMPORT = ("timbrespace.link", "timbrespace.patch.params")
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "link").glob("*.py")), ids=lambda p: p.name)
+def test_the_link_between_the_processes_imports_neither_side(path: Path) -> None:
+    bad = sorted(m for m in imported(path) if m.split(".")[0] in ("pyo", "torch")
+                 or (m.startswith("timbrespace") and not m.startswith(LINK_MAY_IMPORT)))
+    assert not bad, f"link/{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "engines").glob("*.py")), ids=lambda p: p.name)
+def test_engines_reach_the_audio_process_only_through_the_link(path: Path) -> None:
+    bad = sorted(m for m in imported(path) if m.split(".")[0] == "pyo"
+                 or m == "timbrespace.audio" or m.startswith("timbrespace.audio."))
+    assert not bad, f"engines/{path.name} imports {bad}"

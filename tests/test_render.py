@@ -14,6 +14,7 @@ from timbrespace.mapping import spectral_centroid
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.render import ScoreError, load_score, parse_score, render_score
+from timbrespace.session.context import local
 
 from conftest import assert_same_spectrum
 
@@ -163,12 +164,12 @@ def test_alpha_zero_and_one_are_source_and_target(cfg: config.Config, space: Pat
     handle = engine.handlers()
 
     def decoded(address: str, *args: Any) -> npt.NDArray[np.float64]:
-        handle[address](args, 0.0)
+        handle[address](args, local())
         engine.flush()
         return engine.values.copy()
 
-    handle["/source"]((a,), 0.0)
-    handle["/target"]((b,), 0.0)
+    handle["/source"]((a,), local())
+    handle["/target"]((b,), local())
     span = np.array([p.maximum - p.minimum for p in params.PARAMS])
     for alpha, point in ((0.0, xy[0]), (1.0, xy[1])):
         blend = decoded("/alpha", alpha)

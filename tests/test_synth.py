@@ -113,6 +113,36 @@ def test_voices_park_when_their_release_ends() -> None:
         s.close()
 
 
+def test_cut_silences_its_keys_at_once_and_the_other_keys_play_on() -> None:
+    # One client's /panic: its keys go within 5 ms, whatever the patch's release; others' stay.
+    with OfflineRenderer(SR, BS, 2) as r:
+        s = PatchSynth(polyphony=4, sample_rate=SR)
+        s.set_patch(patch(amp_release=1.5))  # 3.4 s release
+        for p in (60, 64, 67):
+            s.note_on(p, 100)
+        r.process_block()
+        s.cut((1 << 60) | (1 << 64))
+        for _ in range(3):  # 16 ms
+            r.process_block()
+        assert s.active_voices == 1 and [v.key for v in s.voices if not v.silent] == [67]
+        s.all_notes_off()
+        for _ in range(3):
+            r.process_block()
+        # Mono: cutting the latest key falls back to the key still held, as its note-off would.
+        s.set_patch(patch(amp_release=1.5, keyboard_mode=1))
+        s.note_on(60, 100)
+        s.note_on(64, 100)
+        s.cut(1 << 64)
+        for _ in range(3):
+            r.process_block()
+        assert s.active_voices == 1 and s.voices[0].key == 60 and s.voices[0].held
+        s.cut(1 << 60)
+        for _ in range(3):
+            r.process_block()
+        assert s.active_voices == 0
+        s.close()
+
+
 def test_mono_retriggers_and_legato_glides_without_retriggering() -> None:
     # A slow attack shows retriggers: mono restarts the attack from the current level, legato not.
     notes = ((0.0, 1.0, 60, 100), (0.5, 1.0, 67, 100))

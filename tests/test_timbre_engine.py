@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.frames import FrameSlots
-from timbrespace.audio.wavetable import harmonic_table
 from timbrespace.engines.base import HandlerError
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.link import commands as C
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.wavetable import harmonic_table
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_map import fit_map
 from timbrespace.models.timbre_space import TimbreSpace, normalise_name
 from timbrespace.protocol import addresses
+from timbrespace.session.context import local
 
 from conftest import assert_inaudibly_close
 
@@ -77,7 +78,7 @@ def make(space: TimbreSpace, slots: int = 4) -> tuple[TimbreEngine, Link, FrameS
 
 
 def call(engine: TimbreEngine, path: str, *raw: object) -> None:
-    engine.handlers()[path](addresses.lookup(path).parse(raw), 0.0)
+    engine.handlers()[path](addresses.lookup(path).parse(raw), local())
 
 
 def test_instruments_are_found_by_index_or_loosely_written_name(space: TimbreSpace) -> None:

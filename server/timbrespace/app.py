@@ -1,66 +1,65 @@
-"""The server's handlers: typed arguments in, replies out.
+"""The control side composed: engines, the router, sessions, feedback and status.
 
-:class:`App` owns the addresses that do not shape the sound (status, version, sync, notes) and
-dispatches the rest to the active engine. Every message that cannot be carried out is answered
-with ``/fail <address> <reason>``, logged and counted; nothing escapes to the transport.
+:class:`App` chooses the engine heard, builds the router's handler table (the heard engine's
+handlers, the other engine's own addresses, and the server's), and serves the addresses that are
+not an engine's: queries, notes (with their owners) and sessions (``/hello``, ``/bye``,
+``/clients``, ``/notify``). The router (:mod:`timbrespace.router`) does the dispatching; the
+sessions (:mod:`timbrespace.session`) know who is playing and what each one owns.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import timbrespace
-from timbrespace.audio import commands as C
-from timbrespace.audio.stats import LAT_COUNT, LATE, VOICES, AudioStats
-from timbrespace.clients import ClientRegistry
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.link import commands as C
+from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
-from timbrespace.protocol.addresses import InvalidMessage, Value
-from timbrespace.protocol.encode import MessageTemplate, PackedReply, encode_message
-from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT, clip_fail
-from timbrespace.protocol.transport import Incoming, Peer
-from timbrespace.ratelog import RateLimitedLog
+from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.codec import OscEncodeError
+from timbrespace.protocol.encode import PackedReply, encode_bundle, encode_message
+from timbrespace.protocol.peer import Incoming, Peer
+from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT
+from timbrespace.router import Router
+from timbrespace.session.clients import Client, NoteKey, Sessions
+from timbrespace.session.context import Context
+from timbrespace.session.feedback import Feedback, FeedbackKey
+from timbrespace.status import Counters, ServerInfo, StatusReport
 
-log = logging.getLogger(__name__)
+__all__ = ["App", "ServerInfo", "SessionSettings"]
 
-#: Rejections logged per second at most; the rest are counted in one line.
-LOG_REJECTS = 20
-#: Internal errors (with their traceback) logged per second at most.
-LOG_INTERNAL = 5
 #: Senders whose replies /reply/port redirects, at most.
 MAX_REPLY_PORTS = 1024
+#: Bytes of one /clients.reply at most: any reply budget for a client that has not proved its
+#: address, more for one that has.
+CLIENTS_PAGE_BYTES = 256
+CLIENTS_PAGE_BYTES_PROVED = 8192
+#: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
+FEEDBACK_PACKET_BYTES = 1400
+BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 #: Why an optional engine may be missing, for the /fail that names it.
 _NOT_RUNNING = {"timbre": "the timbre model was not found or disabled in the config"}
 
 
-@dataclass
-class ServerInfo:
-    """Facts /status reports that do not change while serving."""
+@dataclass(frozen=True)
+class SessionSettings:
+    """The session policy (config ``sessions``)."""
 
-    audio: str = "offline"
-    sample_rate: int = 48000
-    block_size: int = 256
-    device: str = "cpu"
-
-
-@dataclass
-class Counters:
-    """Message counters reported by /status."""
-
-    received: int = 0
-    rejected: int = 0
-    malformed: int = 0
-    #: Replies (/fail, /synced, *.reply) received: never answered, or two servers answer each other forever.
-    ignored: int = 0
+    max_clients: int = 64
+    client_timeout: float = 60.0
+    feedback_rate: float = 30.0
+    rate_limit: float = 0.0
+    rate_burst: int = 200
+    is_admin: Callable[[str], bool] = lambda host: host in ("127.0.0.1", "::1")
 
 
 class App:
-    """Dispatches validated messages to handlers and builds replies."""
+    """Engines, sessions and the router, composed; the transport calls :meth:`handle`."""
 
     def __init__(
         self,
@@ -69,7 +68,9 @@ class App:
         info: ServerInfo,
         stats: AudioStats | None = None,
         clock: Callable[[], float] = time.monotonic,
+        settings: SessionSettings | None = None,
     ) -> None:
+        s = settings or SessionSettings()
         self.engines = {e.name: e for e in ([engines] if isinstance(engines, Engine) else engines)}
         self.engine = next(iter(self.engines.values()))  # the one heard; see select()
         #: Called with the newly selected engine (the server restarts its tick timer).
@@ -79,31 +80,43 @@ class App:
         self.stats = stats
         self.clock = clock
         self.counters = Counters()
-        self._peers = ClientRegistry()
+        self.sessions = Sessions(max_clients=s.max_clients, client_timeout=s.client_timeout, is_admin=s.is_admin)
+        self.sessions.on_leave = self._left
+        self.sessions.on_join = self._joined
+        self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate)
+        self.feedback.state_of = self._layer_state
+        self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
+        self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
+                             burst=s.rate_burst, explain=self._other_engine, clock=clock)
+        self._owners: dict[NoteKey, Client] = {}
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         self._reply_ports: dict[tuple[str, int], int] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
+        #: Sends an encoded packet outside any request (feedback; the server sets the transport's).
+        self.send_packet: Callable[[Peer, bytes], None] | None = None
         #: Whether (host, port) is one of the server's own sockets (the server sets the transport's).
         self.is_own: Callable[[str, int], bool] = lambda host, port: False
-        # A flood of bad packets must not become a flood of log lines (and of I/O in the process
-        # that serves everyone).
-        self._log_rejects = RateLimitedLog(log, LOG_REJECTS, "rejected messages", clock)
-        self._log_internal = RateLimitedLog(log, LOG_INTERNAL, "internal errors", clock)
         self._own: dict[str, Handler] = {
             "/status": self._status,
             "/version": self._version,
+            "/sync": self._sync,
+            "/reply/port": self._reply_port,
             "/engine": self._engine,
             "/note": self._note,
             "/pitch": self._pitch,
             "/panic": self._panic,
+            "/hello": self._hello,
+            "/bye": self._bye,
+            "/clients": self._clients,
+            "/notify": self._notify,
         }
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
-        # they are answered with /fail naming the engine (see _handle).
+        # they are answered with /fail naming the engine (see Router.dispatch).
         missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers
-                   and a.path not in ("/sync", "/reply/port") and a.engine in (None, *self.engines)]
+                   and a.engine in (None, *self.engines)]
         if missing:
             raise RuntimeError(f"addresses declared but not handled: {missing}")
 
@@ -119,17 +132,14 @@ class App:
             if e is not self.engine:
                 table.update(e.handlers())
         table.update(self.engine.handlers())
+        if "/latent" in table:
+            table["/latent"] = self._cursor(table["/latent"])
         table.update(self._own)
         self._handlers = table
-        # /status is what monitors poll hardest (the bench: tens of thousands a second), so its
-        # reply is a template: the fixed facts are encoded once, the live numbers per request.
-        i = self.info
-        self._status_reply = MessageTemplate("/status.reply", (
-            "clients", int, "voices", int, "engine", self.engine.name, "audio", i.audio,
-            "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
-            "received", int, "rejected", int, "late_blocks", int,
-            "latency_p50_ms", float, "latency_p99_ms", float, "audio_stall_s", float,
-        ))
+        missing = {a.path: _NOT_RUNNING.get(str(a.engine), "not configured") for a in addresses.ADDRESSES
+                   if a.path not in table}
+        self.router.set_table(table, missing)
+        self.status_report.engine_changed(self.engine.name)
 
     def select(self, name: str, arrival: float) -> None:
         """Make engine ``name`` the one heard: the other's notes are released."""
@@ -144,6 +154,7 @@ class App:
             raise HandlerError("/engine: the audio command queue is full; message dropped")
         self.engine.flush()
         self.engine.deactivate(arrival)
+        self._disown(self.engine.name)
         self.engine = engine
         engine.activate(arrival)
         self._route()
@@ -151,14 +162,19 @@ class App:
             self.on_select(engine)
 
     def audio_changed(self, backend: str) -> None:
-        """The audio process was restarted on ``backend`` (what /status reports as ``audio``)."""
+        """The audio process was restarted on ``backend`` (what /status reports as ``audio``).
+
+        The new process holds no voice, so nobody owns a note any more.
+        """
         self.info.audio = backend
+        for name in self.engines:
+            self._disown(name)
         self._route()
 
-    # -- entry points for the transport ---------------------------------------------------------
+    # -- entry points for the transport and the server ------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
         """Handle one message; replies go back to its sender (or where /reply/port said)."""
-        replies = self._handle(msg)
+        replies = self.router.dispatch(msg)
         p = msg.peer
         if replies and self._reply_ports and self.send is not None and p.protocol == "udp":
             port = self._reply_ports.get((p.host, p.port))
@@ -169,36 +185,86 @@ class App:
                 return []
         return replies
 
-    def _handle(self, msg: Incoming) -> list[Reply]:
+    def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
+        """A packet that could not be decoded."""
         self.counters.received += 1
-        p = msg.peer
-        self._peers.heard(p, msg.arrival)
-        if msg.address in addresses.REPLY_ADDRESSES:
-            self.counters.ignored += 1
-            self._log_rejects.info("ignored %.80s from %s:%s: the server does not answer replies",
-                                   msg.address, p.host, p.port)
-            return []
-        try:
-            decl = addresses.lookup(msg.address)
-            args = decl.parse(msg.args)
-            if decl.path == "/sync":
-                return self._sync(args, msg.peer, msg.arrival)
-            if decl.path == "/reply/port":
-                return self._reply_port(args, msg.arrival, msg.peer)
-            handler = self._handlers.get(decl.path)
-            if handler is None:
-                raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
-                                   f"this server ({_NOT_RUNNING.get(str(decl.engine), 'not configured')})")
-            try:
-                return handler(args, msg.arrival)
-            except HandlerError as e:
-                raise self._other_engine(decl.path, args) or e from None
-        except (InvalidMessage, HandlerError) as e:
-            return self._fail(msg.address, str(e), msg.peer)
-        except Exception as e:  # a bug must cost one message, never the server
-            self._log_internal.error("internal error handling %.80s from %s", msg.address, msg.peer, exc_info=e)
-            return self._fail(msg.address, f"internal error: {type(e).__name__}: {e}", msg.peer)
+        self.counters.malformed += 1
+        return self.router.fail("", f"malformed packet: {reason}", peer)
 
+    def on_disconnect(self, peer: Peer) -> None:
+        """A TCP connection closed: its client leaves the session."""
+        self.sessions.disconnected(peer)
+
+    def on_synced(self, internal_id: int) -> tuple[Peer, Reply] | None:
+        """The audio side applied a /sync; returns whom to answer and with what."""
+        entry = self._syncs.pop(internal_id, None)
+        if entry is None:
+            return None
+        peer, client_id = entry
+        return self._destination(peer), ("/synced", (client_id,))
+
+    def housekeeping(self, now: float) -> None:
+        """Periodic: silent members leave, expired subscriptions end, due feedback goes out."""
+        self.sessions.housekeeping(now)
+        self.feedback.flush(now)
+
+    def flush(self) -> None:
+        """Deferred engine work now (the offline renderer calls this before every block)."""
+        self.engine.flush()
+
+    def clients(self) -> int:
+        """Members plus passers-by heard recently (what /status reports)."""
+        return self.sessions.count(self.clock())
+
+    def status(self) -> dict[str, Any]:
+        """What /status reports, as a dict (keys in reply order)."""
+        return self.status_report.as_dict(self.clock())
+
+    def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
+        """Exact packets the transport may answer without decoding them (see OscServer.polls)."""
+        return {encode_message("/status", ()): self._poll_status}
+
+    def _poll_status(self, peer: Peer, arrival: float) -> bytes | None:
+        """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch."""
+        if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
+            return None  # redirected replies take the normal path
+        if self.router.rate_limit:
+            return None  # the rate limit is the router's
+        self.counters.received += 1
+        self.sessions.heard(peer, arrival)
+        return self.status_report.encode(arrival)
+
+    # -- where replies go -------------------------------------------------------------------------------
+    def _destination(self, peer: Peer) -> Peer:
+        port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
+        return peer if port is None else Peer("udp", peer.host, port)
+
+    def _send_feedback(self, client: Client, messages: list[Reply]) -> None:
+        """One flush's messages in as few bundles as fit a datagram that is never fragmented.
+
+        One datagram per flush instead of one per message: a subscriber that reads slowly finds one
+        packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
+        the newest values (which are the ones that must arrive).
+        """
+        if self.send_packet is None:
+            return
+        dest = self._destination(client.peer)
+        chunk: list[bytes] = []
+        size = BUNDLE_HEADER
+        for address, args in messages:
+            try:
+                data = encode_message(address, args)
+            except OscEncodeError:
+                continue
+            if chunk and size + 4 + len(data) > FEEDBACK_PACKET_BYTES:
+                self.send_packet(dest, encode_bundle(None, chunk))
+                chunk, size = [], BUNDLE_HEADER
+            chunk.append(data)
+            size += 4 + len(data)
+        if chunk:
+            self.send_packet(dest, encode_bundle(None, chunk))
+
+    # -- the server's handlers ------------------------------------------------------------------------
     def _other_engine(self, path: str, args: tuple[Value, ...]) -> HandlerError | None:
         """A clearer reason when a name the heard engine refused is one the other engine knows.
 
@@ -214,46 +280,26 @@ class App:
                                     f"names a {e.item}: send /engine {e.name} first")
         return None
 
-    def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
-        """A packet that could not be decoded."""
-        self.counters.received += 1
-        self.counters.malformed += 1
-        return self._fail("", f"malformed packet: {reason}", peer)
+    def _status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        t = self.status_report.template
+        values = self.status_report.values(self.clock())
+        return [PackedReply(t.address, t.args(*values), t.encode(*values))]
 
-    def on_synced(self, internal_id: int) -> tuple[Peer, Reply] | None:
-        """The audio side applied a /sync; returns whom to answer and with what."""
-        entry = self._syncs.pop(internal_id, None)
-        if entry is None:
-            return None
-        peer, client_id = entry
-        port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
-        if port is not None:
-            peer = Peer("udp", peer.host, port)
-        return peer, ("/synced", (client_id,))
+    def _version(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/version.reply", ("timbrespace", timbrespace.__version__, timbrespace.PROTOCOL_VERSION))]
 
-    def flush(self) -> None:
-        """Deferred engine work now (the offline renderer calls this before every block)."""
-        self.engine.flush()
-
-    # -- handlers ---------------------------------------------------------------------------------
-    def _fail(self, address: str, reason: str, peer: Peer) -> list[Reply]:
-        self.counters.rejected += 1
-        self._log_rejects.info("rejected %.80s from %s:%s: %.300s", address or "(packet)", peer.host, peer.port,
-                               reason)
-        # Clipped: a 65,000-character address must still get its /fail, in one datagram.
-        return [("/fail", clip_fail(address, reason))]
-
-    def _sync(self, args: tuple[Value, ...], peer: Peer, arrival: float) -> list[Reply]:
+    def _sync(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         internal = next(self._sync_ids)
         self.engine.flush()  # a deferred map move was sent before the /sync: it must land first
-        self._syncs[internal] = (peer, int(args[0]))
-        if not self.link.send(C.with_id(C.Kind.SYNC, internal, arrival)):
+        self._syncs[internal] = (ctx.client.peer, int(args[0]))
+        if not self.link.send(C.with_id(C.Kind.SYNC, internal, ctx.arrival)):
             del self._syncs[internal]
             raise HandlerError("/sync: the audio command queue is full")
         return []
 
-    def _reply_port(self, args: tuple[Value, ...], arrival: float, peer: Peer) -> list[Reply]:
+    def _reply_port(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         port = int(args[0])
+        peer = ctx.client.peer
         if peer.protocol != "udp":
             raise HandlerError("/reply/port: replies on TCP go back on the connection; this is for UDP")
         if port and self.is_own(peer.host, port):
@@ -267,59 +313,150 @@ class App:
             self._reply_ports[key] = port
         return [("/reply/port.reply", (port or peer.port,))]
 
-    def _engine(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self.select(str(args[0]), arrival)
+    def _engine(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        self.select(str(args[0]), ctx.arrival)
         return []
 
-    def _note(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self.engine.flush()
-        self.engine.note(int(args[0]), int(args[1]), arrival)
+    # -- notes and their owners -------------------------------------------------------------------------
+    def _note(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        pitch, velocity = int(args[0]), int(args[1])
+        engine = self.engine
+        key = (engine.name, pitch)
+        c = ctx.client
+        if velocity > 0:
+            self.sessions.join(c)  # an owner has something to lose: refused when the session is full
+        engine.flush()
+        engine.note(pitch, velocity, ctx.arrival)
+        # A note-off from anyone releases the key (a shared keyboard); its owner no longer owns it.
+        owner = self._owners.pop(key, None)
+        if owner is not None:
+            owner.notes.discard(key)
+        if velocity > 0:
+            self._owners[key] = c
+            c.notes.add(key)
+        elif owner is not None:
+            self.sessions.settle(owner)
         return []
 
-    def _pitch(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self.engine.pitch(float(args[0]), arrival)
+    def _pitch(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        self.engine.pitch(float(args[0]), ctx.arrival)
         return []
 
-    def _panic(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        self.engine.panic(arrival)
+    def _panic(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        if args[0] == "all":
+            self.engine.panic(ctx.arrival)
+            for name in self.engines:
+                self._disown(name)
+        else:
+            self._release(ctx.client, ctx.arrival, cut=True)
+            self.sessions.settle(ctx.client)
         return []
 
-    def clients(self) -> int:
-        """Clients heard from within ``clients.CLIENT_TIMEOUT``."""
-        return self._peers.count(self.clock())
+    def _release(self, c: Client, arrival: float, cut: bool = False) -> None:
+        """Release every note ``c`` owns (note-offs are never refused); ``cut`` silences them at once."""
+        mine: dict[str, list[int]] = {}
+        for key in sorted(c.notes):
+            name, pitch = key
+            if self._owners.get(key) is c:
+                del self._owners[key]
+                mine.setdefault(name, []).append(pitch)
+        c.notes.clear()
+        for name, pitches in mine.items():
+            if cut:
+                self.engines[name].cut(pitches, arrival)
+            else:
+                for pitch in pitches:
+                    self.engines[name].note(pitch, 0, arrival)
 
-    def status(self) -> dict[str, Any]:
-        """What /status reports, as a dict (keys in reply order)."""
-        args = self._status_reply.args(*self._status_values(self.clock()))
-        return {str(k): v for k, v in zip(args[::2], args[1::2])}
+    def _disown(self, engine: str) -> None:
+        """Nobody owns ``engine``'s notes any more (they were released as a whole)."""
+        for key in [k for k in self._owners if k[0] == engine]:
+            owner = self._owners.pop(key)
+            owner.notes.discard(key)
+            self.sessions.settle(owner)
 
-    def _status_values(self, now: float) -> tuple[int, int, int, int, int, float, float, float]:
-        clients = self._peers.count(now)
-        c = self.counters
-        stats = self.stats
-        if stats is None:
-            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
-        v = stats.values
-        p50, p99 = stats.percentiles(v[LAT_COUNT])
-        return clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now)
+    def _cursor(self, handler: Handler) -> Handler:
+        """/latent also moves the sender's own point, which the others see as /cursor."""
 
-    def polls(self) -> dict[bytes, Callable[[Peer, float], bytes | None]]:
-        """Exact packets the transport may answer without decoding them (see OscServer.polls)."""
-        return {encode_message("/status", ()): self._poll_status}
+        def latent(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+            replies = handler(args, ctx)
+            c = ctx.client
+            c.point = (float(args[0]), float(args[1]))
+            if len(self.feedback):
+                self.feedback.publish(ctx.layer, ("/cursor", c.id), ("/cursor", (c.id, c.label, *c.point)),
+                                      ctx.arrival, source=c)
+            return replies
 
-    def _poll_status(self, peer: Peer, arrival: float) -> bytes | None:
-        """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch."""
-        if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
-            return None  # redirected replies take the normal path
-        self.counters.received += 1
-        self._peers.heard(peer, arrival)
-        return self._status_reply.encode(*self._status_values(arrival))
+        return latent
 
-    def _status(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        t = self._status_reply
-        values = self._status_values(self.clock())
-        return [PackedReply(t.address, t.args(*values), t.encode(*values))]
+    # -- sessions ---------------------------------------------------------------------------------------
+    def _hello(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        before = (ctx.client.member, ctx.client.id, ctx.client.label)
+        c = self.sessions.hello(ctx.client, str(args[0]), ctx.arrival)
+        if before[0] and before[1:] != (c.id, c.label):  # a rename (a join is announced by _joined)
+            self._joined(c)
+        return [("/hello.reply", (c.id, c.name))]
 
-    def _version(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
-        return [("/version.reply", ("timbrespace", timbrespace.__version__, timbrespace.PROTOCOL_VERSION))]
+    def _bye(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        c = ctx.client
+        self.sessions.leave(c, "said /bye")
+        return [("/done", ("/bye", c.id))]
 
+    def _clients(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        members = list(self.sessions.members())
+        start = int(args[0])
+        limit = CLIENTS_PAGE_BYTES_PROVED if ctx.client.proved else CLIENTS_PAGE_BYTES
+        out: list[Value] = [len(members), start]
+        size = 40  # the address, the tags so far and the two ints, with room to spare
+        for c in members[start:]:
+            more = 4 + (len(c.label.encode()) // 4 + 1) * 4 + 4 + 3  # id, name, layer, their tags
+            if size + more > limit:
+                break
+            out += [c.id, c.label, c.layer]
+            size += more
+        return [("/clients.reply", tuple(out))]
+
+    def _notify(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        c = ctx.client
+        if not args[0]:
+            self.feedback.unsubscribe(c)
+            return [("/done", ("/notify", c.id))]
+        if not c.proved:
+            raise HandlerError("/notify 1: feedback goes only to clients that proved their address: send "
+                               "/hello NAME first, or connect over TCP")
+        self.sessions.join(c)
+        if self.feedback.subscribed(c):  # a renewal (UDP): the stream goes on, no second snapshot
+            self.feedback.subscribe(c, ctx.arrival, ())
+            return [("/done", ("/notify", c.id))]
+        snapshot = dict(self.feedback.snapshot(c.layer))
+        for other in self.sessions.members():
+            snapshot[("/clients", other.id)] = ("/clients", ("joined", other.id, other.label, other.layer))
+            if other is not c and other.point is not None and other.layer == c.layer:
+                snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
+        self.feedback.subscribe(c, ctx.arrival, snapshot.items())
+        return [("/done", ("/notify", c.id))]
+
+    def _joined(self, c: Client) -> None:
+        if len(self.feedback):
+            self.feedback.publish_all(("/clients", c.id), ("/clients", ("joined", c.id, c.label, c.layer)),
+                                      self.clock())
+
+    def _left(self, c: Client, why: str) -> None:
+        self._release(c, self.clock())
+        self.feedback.unsubscribe(c)
+        if len(self.feedback):
+            self.feedback.publish_all(("/clients", c.id), ("/clients", ("left", c.id, c.label, c.layer)),
+                                      self.clock())
+
+    def _layer_state(self, layer: int) -> dict[FeedbackKey, Reply]:
+        """What layer ``layer`` sounds, keyed: the engine heard, its state, the other engines' own."""
+        state: dict[FeedbackKey, Reply] = {("/engine",): ("/engine", (self.engine.name,))}
+        heard = self.engine.handlers()
+        for e in [*(e for e in self.engines.values() if e is not self.engine), self.engine]:
+            for address, args in e.state_messages():
+                if e is not self.engine and address in heard:
+                    continue
+                decl = addresses.BY_PATH.get(address)
+                n = decl.feedback_key if decl is not None else 0
+                state[(address, *args[:n])] = (address, tuple(args))
+        return state

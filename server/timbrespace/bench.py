@@ -28,6 +28,7 @@ import numpy as np
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_text
+from timbrespace.session.context import local
 
 
 def _ms(x: float) -> float:
@@ -151,18 +152,26 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
         "log_level": "warning",
     }
     (tmp / "bench.yaml").write_text(yaml.safe_dump(data))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    log = tmp / "server.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if "ready: udp://" not in line:
-            raise RuntimeError(f"bench: the server did not start: {line!r}")
+            raise RuntimeError(f"bench: the server did not start: {line!r}{_tail(log)}")
         addr = line.split("udp://", 1)[1].split()[0]
         host, port = addr.rsplit(":", 1)
-        yield host, int(port)
+        try:
+            yield host, int(port)
+        except Exception as e:
+            if proc.poll() is None:
+                raise
+            # Whatever failed, the reason is the server's: say how it ended and what it logged.
+            raise RuntimeError(f"bench: the server exited ({proc.returncode}) during the run: {e}{_tail(log)}") from e
     finally:
         proc.terminate()
         try:
@@ -170,6 +179,15 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    """The end of the server's log, for an error message."""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n  server: {t}" for t in text)
 
 
 def _status(host: str, port: int) -> dict[str, Any]:
@@ -365,8 +383,8 @@ class _NullLink:
 def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
     import numpy as np
 
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.link.frames import FrameSlots
     from timbrespace.models.timbre_space import TimbreSpace
 
     space = TimbreSpace.load(cfg.timbre.model, device=device, num_threads=cfg.inference.threads)
@@ -381,13 +399,14 @@ def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
         engine.note(48 + p, 100, 0.0)
     out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)
     if space.learned_map is not None:  # the map point moving every tick: one map decode more
-        engine.handlers()["/map"](("learned",), 0.0)
+        ctx = local()
+        engine.handlers()["/map"](("learned",), ctx)
         move = engine.handlers()["/latent"]
         step = iter(range(10**9))
 
         def moving_tick() -> None:
             k = next(step)
-            move(((k % 97) / 96.0, (k % 89) / 88.0), 0.0)
+            move(((k % 97) / 96.0, (k % 89) / 88.0), ctx)
             engine.tick(0.1)
 
         out[f"tickmap_{device}_16"] = _timed(moving_tick, n)

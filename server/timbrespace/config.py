@@ -137,6 +137,28 @@ class DataConfig:
 
 
 @dataclass
+class SessionsConfig:
+    """Many people on one server: who may play, how much, and what they see (docs/sessions.md)."""
+
+    #: Members at once (clients that said /hello, hold a note or subscribed); more are refused with a /fail.
+    max_clients: int = field(default=64, metadata=_rng(1, 4096))
+    #: Seconds of silence after which a UDP member leaves (its notes released); 0: never.
+    client_timeout: float = field(default=60.0, metadata=_rng(0.0, 604800.0))
+    #: Feedback messages per second per subscriber and key at most (changes in between are coalesced).
+    feedback_rate: float = field(default=30.0, metadata=_rng(1.0, 1000.0))
+    #: Networks whose packets are taken; others are dropped before decoding, and counted.
+    allow: list[str] = field(default_factory=lambda: [
+        "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+        "fc00::/7", "fe80::/10"])
+    #: Networks whose clients may use admin-only addresses (/panic all) and are not rate-limited.
+    admin: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    #: Messages per second one non-admin client may send, bursts of rate_burst beyond; the rest are
+    #: dropped and answered with one /fail a second. 0: no limit.
+    rate_limit: float = field(default=2000.0, metadata=_rng(0.0, 10_000_000.0))
+    rate_burst: int = field(default=4000, metadata=_rng(1, 10_000_000))
+
+
+@dataclass
 class Config:
     """The whole configuration."""
 
@@ -147,6 +169,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     data: DataConfig = field(default_factory=DataConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     #: The engine heard at start (a saved state's choice wins when state.persist is on).
     engine: Literal["patch", "timbre"] = "patch"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -266,6 +289,13 @@ def _check_semantics(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
+    from timbrespace.session.networks import NetworkError, Networks
+
+    for key in ("allow", "admin"):
+        try:
+            Networks(getattr(cfg.sessions, key))
+        except NetworkError as e:
+            raise ConfigError(f"{source}: sessions.{key}: {e}") from None
     lat = cfg.patch.initial_latent
     if len(lat) != 2 or not all(0.0 <= v <= 1.0 for v in lat):
         raise ConfigError(f"{source}: patch.initial_latent = {lat} must be two numbers in [0, 1]")

@@ -28,6 +28,7 @@ import yaml
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
+from timbrespace.session.context import local
 
 MAX_DURATION = 3600.0
 
@@ -125,7 +126,7 @@ class LocalLink:
     """The synth link of a render: an in-process queue and mailbox instead of a socket."""
 
     def __init__(self) -> None:
-        from timbrespace.audio.mailbox import PatchMailbox
+        from timbrespace.link.mailbox import PatchMailbox
 
         self.queue: deque[bytes] = deque()
         self.mailbox = PatchMailbox()
@@ -148,17 +149,17 @@ class LocalLink:
 def render_score(cfg: Config, score: Score) -> RenderResult:
     """Render a score through the same app, engine and synth the server runs."""
     from timbrespace.app import App, ServerInfo
-    from timbrespace.audio import commands as C
     from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.player import Player
-    from timbrespace.audio.stats import AudioStats
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import EngineMix, TimbreVoices
     from timbrespace.engines.base import Engine
     from timbrespace.engines.patch import PatchEngine
     from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.link import commands as C
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.stats import AudioStats
     from timbrespace.models.patch_space import PatchSpace
     from timbrespace.patch.library import PresetLibrary
     from timbrespace.protocol.transport import Incoming, Peer
@@ -171,10 +172,10 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
     link = LocalLink()
     engine = PatchEngine(space, library, link, block_period=period, clock=lambda: now[0])
-    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
+    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), local())
     engine.flush()
     if cfg.patch.initial_preset:
-        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
+        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), local())
     engines: list[Engine] = [engine]
     tspace = load_timbre(cfg)
     layout = timbre_layout(cfg, tspace) if tspace is not None else None

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import timbrespace
-from timbrespace.app import App, ServerInfo
-from timbrespace.audio import commands as C
+from timbrespace.app import App, ServerInfo, SessionSettings
 from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout, jack_running
-from timbrespace.audio.wavetable import TABLE_SIZE
 from timbrespace.config import Config
 from timbrespace.engines.base import Engine, HandlerError
 from timbrespace.engines.patch import PatchEngine
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.link import commands as C
+from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.checkpoint import CheckpointError
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.timbre_space import TimbreSpace
@@ -30,6 +30,8 @@ from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
+from timbrespace.session.context import local
+from timbrespace.session.networks import Networks
 from timbrespace.state import SavedState, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -165,13 +167,14 @@ async def serve(
         if "patch" in saved:
             engine.restore(saved["patch"])
         elif cfg.patch.initial_preset:
-            engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
+            engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), local())
         else:
-            engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
+            engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), local())
             engine.flush()
         engine.activate(0.0)
         info = ServerInfo(backend, audio.sample_rate, audio.block_size, str(space.device))
-        app = App([engine] + ([timbre] if timbre is not None else []), audio, info, audio.stats)
+        app = App([engine] + ([timbre] if timbre is not None else []), audio, info, audio.stats,
+                  settings=session_settings(cfg))
         app.on_select = on_select
         if first != "patch":
             app.select(first, 0.0)
@@ -195,7 +198,28 @@ async def serve(
             ) from None
         server = osc
         app.send = osc.send
+        app.send_packet = osc.send_packet
         app.is_own = osc.is_own
+        osc.allow = Networks(cfg.sessions.allow)
+        osc.on_disconnect = app.on_disconnect
+        feedback_handle: asyncio.TimerHandle | None = None
+
+        def feedback_due() -> None:
+            nonlocal feedback_handle
+            feedback_handle = None
+            app.feedback.flush(time.monotonic())
+
+        def wake_feedback(at: float) -> None:
+            # One timer, at the earliest time asked for (a later request never delays it).
+            nonlocal feedback_handle
+            when = loop.time() + max(0.0, at - time.monotonic())
+            if feedback_handle is not None and feedback_handle.when() <= when:
+                return
+            if feedback_handle is not None:
+                feedback_handle.cancel()
+            feedback_handle = loop.call_at(when, feedback_due)
+
+        app.feedback.wake = wake_feedback
         if cfg.network.zeroconf:
             osc.own.ports.add(5353)  # mDNS, which the advertiser listens on: never a reply's destination
         osc.polls = app.polls()
@@ -329,6 +353,7 @@ async def serve(
                     reconcile()
                     reconciled = loop.time()
                 stalled = stall
+                app.housekeeping(time.monotonic())
                 if not stall and loop.time() - reconciled >= RECONCILE_S:
                     reconcile()
                     reconciled = loop.time()
@@ -375,6 +400,15 @@ async def serve(
                 print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
                       file=sys.stderr)
         audio.stop()
+
+
+def session_settings(cfg: Config) -> SessionSettings:
+    """The session policy from config ``sessions``."""
+    s = cfg.sessions
+    admin = Networks(s.admin)
+    return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
+                           feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
+                           is_admin=admin.__contains__)
 
 
 def timbre_corners(cfg: Config, space: TimbreSpace) -> tuple[str, str, str, str]:

@@ -4,7 +4,7 @@ A frame of a sounding note is a set of harmonic amplitudes (the peaks of sinusoi
 ``k * f0``) and noise band gains, as the timbre model's decoder gives them.
 
 * Harmonics: the control side turns a frame into a single-cycle wavetable with an inverse
-  FFT (:func:`~timbrespace.audio.wavetable.harmonic_table`, harmonics at or above Nyquist removed for the note's pitch).
+  FFT (:func:`~timbrespace.link.wavetable.harmonic_table`, harmonics at or above Nyquist removed for the note's pitch).
   A voice reads two tables with phase-locked ``Pointer``\\ s on one ``Phasor`` and crossfades
   from the previous frame's table to the new one over one control period, so the timbre moves
   continuously while the pitch stays exactly the phasor's frequency.  Updating a voice is a
@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio.voice import base
-from timbrespace.audio.wavetable import TABLE_SIZE
+from timbrespace.link.wavetable import TABLE_SIZE
 
 F64 = npt.NDArray[np.float64]
 CROSSFADE_S = 0.0116  # one frame of the model's features (256 / 22050 s)

@@ -32,12 +32,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.frames import FrameSlots
-from timbrespace.audio.mailbox import PatchMailbox
-from timbrespace.audio.outbox import Outbox
-from timbrespace.audio.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
 from timbrespace.config import AudioConfig
+from timbrespace.link import commands as C
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.mailbox import PatchMailbox
+from timbrespace.link.outbox import Outbox
+from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ def audio_main(
 def _timbre_side(cfg: dict[str, Any] | None, synth: Any, sr: int, engine: str) -> tuple[Any, Any, Any]:
     """The timbre engine's voices (when the server runs it) and the mix that selects an engine."""
     from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.frames import FrameSlots
     from timbrespace.audio.timbre_voices import EngineMix, TimbreAudioConfig, TimbreVoices
+    from timbrespace.link.frames import FrameSlots
 
     if cfg is None:
         return None, None, EngineMix({"patch": synth.output}, "patch")
@@ -312,7 +312,7 @@ class AudioProcess:
         self.scheduling = ""
         self.sample_rate = 0
         self.block_size = 0
-        #: Every event command goes through here: releases are never dropped (see audio.outbox).
+        #: Every event command goes through here: releases are never dropped (see link.outbox).
         self.outbox = Outbox(self._send_raw)
 
     def start(self, timeout: float = 60.0) -> str:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.mailbox import PatchMailbox
-from timbrespace.audio.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
+from timbrespace.link import commands as C
+from timbrespace.link.mailbox import PatchMailbox
+from timbrespace.link.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
 
 if TYPE_CHECKING:
     from timbrespace.audio.timbre_voices import TimbreVoices
@@ -32,6 +32,7 @@ class Synth(Protocol):
     def set_pitch(self, midi: float) -> None: ...
     def all_notes_off(self) -> None: ...
     def reconcile(self, held: int) -> None: ...
+    def cut(self, keys: int) -> None: ...
     @property
     def active_voices(self) -> int: ...
 
@@ -105,6 +106,12 @@ class Player:
                 s.reconcile(held)
             elif self.timbre is not None:
                 self.timbre.reconcile(held)
+        elif k is C.Kind.CUT:
+            code, keys = int(cmd.args[0]), int(cmd.args[1])
+            if code == C.ENGINE_CODES["patch"]:
+                s.cut(keys)
+            elif self.timbre is not None:
+                self.timbre.cut(keys)
         elif k is C.Kind.PANIC:
             s.all_notes_off()
             if self.timbre is not None:

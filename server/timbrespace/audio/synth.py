@@ -510,6 +510,15 @@ class PatchSynth:
             if v.held and v.key not in self._held:
                 v.release(self._amp_times.release, self._filter_times.release)
 
+    def cut(self, keys: int) -> None:
+        """Silence the notes of the keys set in ``keys`` (bit k: key k) within 5 ms; the others play on."""
+        cut = [k for k in range(128) if (keys >> k) & 1]
+        for key in cut:
+            self.note_off(key)  # mono modes fall back to a key still held, as on a release
+        for v in self.voices:
+            if not v.silent and v.key in cut and v.key not in self._held:
+                v.kill()
+
     def all_notes_off(self) -> None:
         """Release every voice within 5 ms and forget held keys."""
         self._held.clear()

@@ -1,7 +1,7 @@
 """The audio side of the timbre engine: frame slots to additive voices, and the engine switch.
 
 The control side chooses each note's slot (= voice), decodes its frames and writes them to
-:class:`~timbrespace.audio.frames.FrameSlots`; a ``VOICE`` command starts or releases the
+:class:`~timbrespace.link.frames.FrameSlots`; a ``VOICE`` command starts or releases the
 slot's voice.  At every block :meth:`TimbreVoices.block` takes the frames written since the
 last one: a few array copies and pyo setter calls, no allocation.
 """
@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio.additive import AdditiveSynth
-from timbrespace.audio.frames import FrameSlots
+from timbrespace.link.frames import FrameSlots
 
 SWITCH_S = 0.02  # the engine switch fades over this long (no click)
 
@@ -96,6 +96,12 @@ class TimbreVoices:
         """Release every held voice whose slot is not set in the ``held`` bit mask (the control side's)."""
         for slot, v in enumerate(self.synth.voices):
             if v.held and not v.silent and not (held >> slot) & 1:
+                v.release()
+
+    def cut(self, slots: int) -> None:
+        """Release the voices of the slots set in ``slots`` (the timbre voices' release is already short)."""
+        for slot, v in enumerate(self.synth.voices):
+            if not v.silent and (slots >> slot) & 1:
                 v.release()
 
     @property

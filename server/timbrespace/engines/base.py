@@ -1,25 +1,28 @@
 """The interface every engine implements, and what an engine may call on the synth side.
 
 An engine owns the addresses that shape the sound (map moves, presets, parameters); the app
-owns the rest (server queries, notes). Handlers receive arguments already converted and
-validated against ``protocol.addresses`` and return their replies.
+owns the rest (server queries, notes, sessions). Handlers receive arguments already converted and
+validated against ``protocol.addresses`` and a :class:`~timbrespace.session.context.Context` (who
+sent them, when), and return their replies.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
+from timbrespace.link import commands as C
 from timbrespace.protocol.addresses import Value
+from timbrespace.session.context import Context
 
 Reply = tuple[str, tuple[Any, ...]]
 
-Handler = Callable[[tuple[Value, ...], float], list[Reply]]
+#: A handler: the declared arguments, converted and validated, and who sent them; its replies.
+Handler = Callable[[tuple[Value, ...], Context], list[Reply]]
 
 
 class HandlerError(ValueError):
@@ -64,6 +67,10 @@ class Engine(ABC):
         """The engine's state as plain data (persisted, and broadcast later on)."""
 
     @abstractmethod
+    def state_messages(self) -> list[Reply]:
+        """The engine's state as the messages that would set it (a subscriber's snapshot)."""
+
+    @abstractmethod
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot; unknown or stale entries are ignored with a log line."""
 
@@ -104,6 +111,13 @@ class Engine(ABC):
         """Release every note at once."""
         self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
         self._keys.clear()
+
+    def cut(self, pitches: Iterable[int], arrival: float) -> None:
+        """Silence these notes at once, as :meth:`panic` does for all (one client's ``/panic``)."""
+        keys = sorted(set(pitches))
+        for p in keys:
+            self.note(p, 0, arrival)
+        self._send(C.cut(self.name, keys, arrival), "/panic")
 
     def tick(self, now: float) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Periodic work while heard (every :attr:`tick_period` seconds)."""

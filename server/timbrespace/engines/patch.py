@@ -25,6 +25,7 @@ from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol.addresses import BY_PATH, Value, show
 from timbrespace.protocol.replies import UDP_REPLY_FLOOR, clip
 from timbrespace.ratelog import RateLimitedLog
+from timbrespace.session.context import Context
 from timbrespace.state import checked, checked_arg
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,16 @@ class PatchEngine(Engine):
             "preset": self.preset,
             "values": {n: float(v) for n, v in zip(params.NAMES, self.values)},
         }
+
+    def state_messages(self) -> list[Reply]:
+        """/latent, /source, /target, /alpha, every /param, and /patch/load.reply while a preset is unmodified."""
+        out: list[Reply] = [("/latent", self.xy), ("/alpha", (self.alpha,))]
+        out += [(w, (name,)) for w, name in (("/source", self.source), ("/target", self.target)) if name]
+        out += [("/param", (n, float(v))) for n, v in zip(params.NAMES, self.values)]
+        if self.preset and self.knows(self.preset):
+            heard = "heard" if self.heard else NOT_HEARD
+            out.append(("/patch/load.reply", (self.library.resolve(self.preset), self.preset, *self.xy, heard)))
+        return out
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot, validated like OSC input; what no longer resolves is skipped (logged)."""
@@ -192,44 +203,44 @@ class PatchEngine(Engine):
         self._move(z, arrival)
 
     # -- handlers --------------------------------------------------------------------------------
-    def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
-        self._move(None, arrival)
+        self._move(None, ctx.arrival)
         return []
 
-    def _source(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _source(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self._set_end("source", args[0])
-        self._blend(arrival)
+        self._blend(ctx.arrival)
         return []
 
-    def _target(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _target(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self._set_end("target", args[0])
-        self._blend(arrival)
+        self._blend(ctx.arrival)
         return []
 
-    def _alpha(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _alpha(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.alpha = float(args[0])
         if self.z_source is None or self.z_target is None:
             missing = " and ".join(w for w, z in (("/source", self.z_source), ("/target", self.z_target))
                                    if z is None)
             raise HandlerError(f"/alpha needs {missing} first (a preset index or name)")
-        self._blend(arrival)
+        self._blend(ctx.arrival)
         return []
 
-    def _load(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _load(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         index = self._resolve(args[0])
         preset = self.library[index]
         self._pending = None
         self.values = preset.values.copy()
         self.preset = self.library.qualified_name(index)
         self.xy = _pair(self.space.encode_unit(self.values[None, :])[0])
-        self.link.put_patch(self.values, arrival)
+        self.link.put_patch(self.values, ctx.arrival)
         # Loaded either way (a patch can be prepared while the other engine plays), but a client
         # that expected to hear it must learn why it does not.
         heard = "heard" if self.heard else NOT_HEARD
         return [("/patch/load.reply", (index, self.preset, *self.xy, heard))]
 
-    def _save(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _save(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         name = str(args[0])
         self.flush()
         try:
@@ -247,7 +258,7 @@ class PatchEngine(Engine):
         bank = self.library.user_bank
         return [("/patch/save.reply", (index, label, bank.name if bank is not None else ""))]
 
-    def _list(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _list(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         start, count = int(args[0]), int(args[1])
         return [("/patch/list.reply", (len(self.library), start, *self.page(start, count)))]
 
@@ -267,14 +278,14 @@ class PatchEngine(Engine):
             nbytes += padded
         return names
 
-    def _param(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _param(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.flush()
         i = params.INDEX[str(args[0])]
         v = self.values.copy()
         v[i] = params.PARAMS[i].clamp(float(args[1]))
         self.values = v
         self.preset = ""
-        self.link.put_patch(self.values, arrival)
+        self.link.put_patch(self.values, ctx.arrival)
         return []
 
 

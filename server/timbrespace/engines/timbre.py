@@ -22,19 +22,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio import commands as C
-from timbrespace.audio.frames import FrameSlots
-from timbrespace.audio.wavetable import harmonic_tables
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.link import commands as C
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.wavetable import harmonic_tables
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import BY_PATH, Value
+from timbrespace.session.context import Context
 from timbrespace.state import checked_arg
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,19 @@ class TimbreEngine(Engine):
             "offset": [float(v) for v in self.offset],
         }
 
+    def state_messages(self) -> list[Reply]:
+        """/map, /corners, /latent, /source, /target, /alpha and every /z dimension."""
+        names = self.space.instruments
+        return [
+            ("/map", (self.map_kind,)),
+            ("/corners", tuple(names[i] for i in self.corners)),
+            ("/latent", self.xy),
+            ("/source", (names[self.source],)),
+            ("/target", (names[self.target],)),
+            ("/alpha", (self.alpha,)),
+            *(("/z", (i, float(v))) for i, v in enumerate(self.offset)),
+        ]
+
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back a snapshot; what no longer resolves is skipped with a log line."""
         try:
@@ -188,12 +202,12 @@ class TimbreEngine(Engine):
             return False
         return True
 
-    def _latent(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
         self.mode = "map"
         return []
 
-    def _map(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _map(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         kind = str(args[0])
         if kind == "learned" and self.space.learned_map is None:
             raise HandlerError(f"/map learned: {self.space.map_error}")
@@ -201,26 +215,26 @@ class TimbreEngine(Engine):
         self.mode = "map"
         return []
 
-    def _source(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _source(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.source = self._instrument(args[0], "/source")
         self.mode = "transfer"
         return []
 
-    def _target(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _target(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.target = self._instrument(args[0], "/target")
         self.mode = "transfer"
         return []
 
-    def _alpha(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _alpha(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.alpha = float(args[0])
         self.mode = "transfer"
         return []
 
-    def _corners(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _corners(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.corners = tuple(self._instrument(a, "/corners") for a in args)
         return []
 
-    def _z(self, args: tuple[Value, ...], arrival: float) -> list[Reply]:
+    def _z(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         index = int(args[0])
         if index >= self.space.latent_dim:
             raise HandlerError(f"/z argument 'index': {index} is out of range 0..{self.space.latent_dim - 1} "
@@ -263,6 +277,11 @@ class TimbreEngine(Engine):
             if n.t_off is None:
                 n.t_off = now
                 self._send(C.voice(slot, 0.0, arrival), "/panic")
+
+    def cut(self, pitches: Iterable[int], arrival: float) -> None:
+        """Release these notes: a timbre voice's release is its own short one, as on :meth:`panic`."""
+        for p in sorted(set(pitches)):
+            self.note(p, 0, arrival)
 
     def tick(self, now: float) -> None:
         """Decode and publish one frame for every sounding note."""

@@ -21,12 +21,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from timbrespace.clients import CLIENT_TIMEOUT
+from timbrespace.session.clients import CLIENT_TIMEOUT
+from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
 
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
 
 ArgKind = Literal["int", "float", "str", "ref"]
 Value = int | float | str
+#: Whose state an address touches: the server's (queries), the sender's own (its identity, its
+#: subscription, where its replies go) or the layer's it plays on (the sound everyone hears).
+Scope = Literal["server", "client", "layer"]
 
 _FMAX = 1.7976931348623157e308
 #: The range of an OSC int32: what an integer echoed in a reply (``/synced id``) must fit.
@@ -53,6 +57,10 @@ class Arg:
     hi: float | None = None
     #: Extra check on the converted value (e.g. a parameter's own range); raises InvalidMessage.
     check: Callable[[Value, tuple[Value, ...]], None] | None = field(default=None, compare=False)
+    #: The value when the argument is left out; None: it must be sent. Only trailing arguments.
+    default: Value | None = None
+    #: Values only an admin may send (``/panic all``); see ``Address.admin``.
+    admin_values: tuple[Value, ...] = ()
     _lo: float = field(init=False, repr=False, compare=False)
     _hi: float = field(init=False, repr=False, compare=False)
     _fast: type | None = field(init=False, repr=False, compare=False)
@@ -123,16 +131,25 @@ class Address:
     #: The one engine that serves it, when only one does (a server without that engine
     #: answers it with /fail naming the engine); None: the server or every engine.
     engine: str | None = None
+    scope: Scope = "layer"
+    #: Only from an admin (loopback or ``sessions.admin``); per value: ``Arg.admin_values``.
+    admin: bool = False
+    #: Whether what it sets is fed back to the layer's subscribers (``/notify``), under the key
+    #: made of its address and its first ``feedback_key`` arguments (``/param name``, ``/z index``).
+    feedback: bool = False
+    feedback_key: int = 0
 
     def parse(self, raw: Sequence[object]) -> tuple[Value, ...]:
         """Convert and validate raw OSC arguments; InvalidMessage names what was wrong."""
         if not raw and not self.args:  # /status, /version, ...: the commonest polls
             return ()
         if len(raw) != len(self.args):
-            want = " ".join(a.name for a in self.args) or "no arguments"
-            raise InvalidMessage(
-                f"{self.path}: expected {len(self.args)} argument(s) ({want}), got {len(raw)}"
-            )
+            need = sum(1 for a in self.args if a.default is None)
+            if not need <= len(raw) <= len(self.args):
+                want = " ".join(a.name if a.default is None else f"[{a.name}]" for a in self.args) or "no arguments"
+                count = str(len(self.args)) if need == len(self.args) else f"{need} to {len(self.args)}"
+                raise InvalidMessage(f"{self.path}: expected {count} argument(s) ({want}), got {len(raw)}")
+            raw = [*raw, *(a.default for a in self.args[len(raw):])]
         values = tuple(a.convert(v, self.path) for a, v in zip(self.args, raw))
         for a, v in zip(self.args, values):
             if a.check is not None:
@@ -140,8 +157,13 @@ class Address:
         return values
 
     def signature(self) -> str:
-        """``/path name:kind ...`` for docs and error messages."""
-        return " ".join([self.path, *(f"{a.name}:{a.kind}" for a in self.args)])
+        """``/path name:kind ...`` for docs and error messages (optional arguments in brackets)."""
+        return " ".join([self.path, *(f"{a.name}:{a.kind}" if a.default is None else f"[{a.name}:{a.kind}]"
+                                      for a in self.args)])
+
+    def needs_admin(self, values: tuple[Value, ...]) -> bool:
+        """Whether these values may come only from an admin."""
+        return self.admin or any(v in a.admin_values for a, v in zip(self.args, values) if a.admin_values)
 
 
 def _num(x: float) -> str:
@@ -196,6 +218,8 @@ MAPS = ("corners", "learned")
 MAX_TIMBRE_DIMS = 64
 #: Presets one ``/patch/list`` may ask for (a page is also bounded in bytes, see engines/patch).
 LIST_PAGE_MAX = 64
+#: Characters of a /hello name at most.
+MAX_NAME = 32
 
 
 Check = Callable[[Value, tuple[Value, ...]], None]
@@ -214,6 +238,14 @@ def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | 
     return Arg(name, kind, doc, lo, hi)
 
 
+def _name(value: Value, values: tuple[Value, ...]) -> None:
+    """A name others see on their screens: short, printable, no look-alike or direction tricks."""
+    text = str(value)
+    if not 1 <= len(text) <= MAX_NAME or text != text.strip() or not all(c.isalnum() or c in " -_." for c in text):
+        raise InvalidMessage(f"/hello argument 'name': {show(text)} is not a name; expected 1 to {MAX_NAME} "
+                             "letters, digits, spaces, '-', '_' or '.', not starting or ending with a space")
+
+
 def _unprivileged(value: Value, values: tuple[Value, ...]) -> None:
     """Replies never go to a privileged port (echo, chargen, DNS...): a reply there starts loops."""
     if 0 < int(value) < FIRST_UNPRIVILEGED_PORT:
@@ -224,63 +256,72 @@ def _unprivileged(value: Value, values: tuple[Value, ...]) -> None:
 ADDRESSES: tuple[Address, ...] = (
     # -- server ---------------------------------------------------------------------------------
     Address("/status", (), "Ask for the server's state.", "server", "/status.reply",
-            f"key value pairs: clients (senders heard from in the last {CLIENT_TIMEOUT:g} s: each UDP source "
-            "address and each TCP connection; a one-shot sender such as an oscsend call counts for that long), "
+            "key value pairs: clients (the session's members, see /clients, plus senders heard from in the last "
+            f"{CLIENT_TIMEOUT:g} s: each UDP source address and each TCP connection; a one-shot sender such as an "
+            "oscsend call counts for that long), "
             "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
-            "audio process has rendered no block; 0 unless it is stalled now)"),
+            "audio process has rendered no block; 0 unless it is stalled now)", scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
-            "name, version, protocol version"),
+            "name, version, protocol version", scope="server"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
             "Reply once everything sent before it has taken effect in the audio.", "server",
-            "/synced", "id"),
+            "/synced", "id", scope="server"),
     Address("/reply/port", (Arg("port", "int", f"UDP port on the sender's host, {FIRST_UNPRIVILEGED_PORT}..65535 "
                                 "and not the server's own; 0: the sending port again", 0, 65535,
                                 check=_unprivileged),),
             "Send this sender's replies to another UDP port of its host (Max's udpsend cannot receive).",
-            "server", "/reply/port.reply", "port, sent to the new port"),
+            "server", "/reply/port.reply", "port, sent to the new port", scope="client"),
     # -- notes ----------------------------------------------------------------------------------
     Address("/note", (_a("pitch", "int", "MIDI note number", 0, 127),
                       _a("velocity", "int", "MIDI velocity; 0 releases the note", 0, 127)),
             "Start (velocity > 0) or release (velocity 0) a note; polyphonic.", "notes"),
     Address("/pitch", (_a("midi", "float", "fractional MIDI pitch", 0, 127),),
             "Glide the most recent note to a pitch.", "notes"),
-    Address("/panic", (), "Release every sounding note at once.", "notes"),
+    Address("/panic", (Arg("which", "str", "mine (the notes this client started) or all (everyone's: admin only)",
+                           check=_one_of("/panic", "which", "choice", ("mine", "all")), default="mine",
+                           admin_values=("all",)),),
+            "Release the sender's sounding notes at once; /panic all releases everyone's.", "notes"),
     # -- engines --------------------------------------------------------------------------------
     Address("/engine", (Arg("name", "str", "patch (amSynth presets) or timbre (the pitch/timbre model)",
                             check=_one_of("/engine", "name", "engine", ENGINES)),),
-            "Select the sound engine; notes sounding on the other engine are released.", "server"),
+            "Select the sound engine; notes sounding on the other engine are released.", "server",
+            feedback=True),
     # -- the map ----------------------------------------------------------------------------------
     Address("/latent", (_a("x", "float", "horizontal map position", 0, 1),
                         _a("y", "float", "vertical map position", 0, 1)),
             "Move to a point of the 2-D map (patch: the preset map; timbre: the corners' blend or the learned "
             "map, see /map); "
-            "sounding notes follow within a block (patch) or a control frame (timbre).", "map"),
+            "sounding notes follow within a block (patch) or a control frame (timbre).", "map", feedback=True),
     Address("/source", (_a("item", "ref", "patch: a preset; timbre: an instrument (index or name)"),),
-            "Set the interpolation source: a preset's or an instrument's place in latent space.", "map"),
+            "Set the interpolation source: a preset's or an instrument's place in latent space.", "map",
+            feedback=True),
     Address("/target", (_a("item", "ref", "patch: a preset; timbre: an instrument (index or name)"),),
-            "Set the interpolation target: a preset's or an instrument's place in latent space.", "map"),
+            "Set the interpolation target: a preset's or an instrument's place in latent space.", "map",
+            feedback=True),
     Address("/alpha", (_a("alpha", "float", "0 = source, 1 = target", 0, 1),),
             "Sound the point z_source + alpha*(z_target - z_source) of latent space (timbre transfer).",
-            "map"),
+            "map", feedback=True),
     Address("/corners", tuple(_a(n, "ref", f"{w} corner instrument (index or name)")
                               for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
-            "Timbre engine: the four instruments the /latent map blends bilinearly.", "map", engine="timbre"),
+            "Timbre engine: the four instruments the /latent map blends bilinearly.", "map", engine="timbre",
+            feedback=True),
     Address("/map", (Arg("kind", "str", "corners (the four instruments' bilinear blend) or learned (the map "
                              "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)",
                          check=_one_of("/map", "kind", "map", MAPS)),),
-            "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre"),
+            "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre",
+            feedback=True),
     Address("/z", (_a("index", "int", "dimension of the timbre code: 0 to the model's dimensions - 1 (0-15 for "
                       "the shipped model, which has 16; a /fail names the loaded model's range)",
                       0, MAX_TIMBRE_DIMS - 1),
                    _a("value", "float", "offset in prior standard deviations", -4, 4)),
             "Timbre engine: move along one dimension of the timbre code, on top of the map point.", "map",
-            engine="timbre"),
+            engine="timbre", feedback=True, feedback_key=1),
     # -- patches --------------------------------------------------------------------------------
     Address("/patch/load", (_a("preset", "ref", "index or name (bank/name when ambiguous)"),),
             "Load a preset exactly; the map point moves to where it encodes.", "patch",
             "/patch/load.reply", "index, bank/name, x, y, then \"heard\", or \"not heard: ...\" when the timbre "
-            "engine is heard (the preset is loaded all the same and sounds after /engine patch)"),
+            "engine is heard (the preset is loaded all the same and sounds after /engine patch)", feedback=True),
     Address("/patch/save", (_a("name", "str", "preset name (not a path)"),),
             "Append the current sound to the user bank (an amSynth .bank file).", "patch",
             "/patch/save.reply", "index, bank/name, file name of the user bank"),
@@ -292,7 +333,26 @@ ADDRESSES: tuple[Address, ...] = (
             "would not fit one page; none when start >= total)"),
     Address("/param", (_a("name", "str", "amSynth parameter name"),
                        Arg("value", "float", "value in amSynth's bank units", check=_check_param)),
-            "Set one amSynth parameter directly, on top of the current patch.", "patch"),
+            "Set one amSynth parameter directly, on top of the current patch.", "patch", feedback=True,
+            feedback_key=1),
+    # -- sessions -------------------------------------------------------------------------------
+    Address("/hello", (Arg("name", "str", f"a name for this player, 1 to {MAX_NAME} characters, letters, digits, "
+                           "spaces and - _ . only", check=_name),),
+            "Join the session as NAME; the same name gets the same id back (after a restart of the client or "
+            "a new address). Proves a UDP address: feedback and larger replies need it.", "session",
+            "/hello.reply", "id, name", scope="client"),
+    Address("/bye", (), "Leave the session: this client's notes are released and its subscription ends.",
+            "session", "/done", "\"/bye\", id", scope="client"),
+    Address("/clients", (Arg("start", "int", "index of the first member to list (default 0)", 0, INT32[1], default=0),),
+            "List the session's members (who said /hello, holds a note or subscribed).", "session",
+            "/clients.reply", "total, start, then id, name, layer of each member from start (as many as fit "
+            "one reply: ask again from start + the members received until total)", scope="server"),
+    Address("/notify", (_a("on", "int", "1 subscribes, 0 ends the subscription", 0, 1),),
+            "Subscribe to the layer's feedback: its whole state at once, then every change (same addresses "
+            "and types as the messages that set it), coalesced to sessions.feedback_rate; others' points "
+            "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "
+            f"{UDP_SUBSCRIPTION_S:g} s unless renewed; over TCP it lasts as long as the connection.",
+            "session", "/done", "\"/notify\", id", scope="client"),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
@@ -300,6 +360,11 @@ BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
 #: Replies the server sends that are not tied to one request address.
 SERVER_REPLIES: dict[str, str] = {
     "/fail": "address, reason: the message to that address was rejected and why",
+    "/cursor": "id, name, x, y (feedback): another client's own /latent point on this layer",
+}
+#: Feedback messages that share a request's address (the server never treats them as replies).
+FEEDBACK_EVENTS: dict[str, str] = {
+    "/clients": "joined|left, id, name, layer (feedback): a member joined or left the session",
 }
 
 

@@ -14,7 +14,10 @@ _GROUPS = {
     "notes": "Notes",
     "map": "The 2-D map and interpolation",
     "patch": "Patches and parameters",
+    "session": "Sessions: many players on one server",
 }
+_SCOPES = {"server": "the server (a query)", "client": "the sender's own state",
+           "layer": "the layer the sender plays on"}
 
 
 def render() -> str:
@@ -51,8 +54,19 @@ def render() -> str:
                 out.append("")
             if a.reply:
                 out += [f"Reply: `{a.reply}` {a.reply_doc}", ""]
+            facts = [f"Touches {_SCOPES[a.scope]}"]
+            if a.feedback:
+                facts.append("fed back to the layer's subscribers (`/notify`)"
+                             + (f", one value per {', '.join(x.name for x in a.args[:a.feedback_key])}"
+                                if a.feedback_key else ""))
+            if a.admin:
+                facts.append("admin only")
+            admin_values = [f"`{v}`" for x in a.args for v in x.admin_values]
+            if admin_values:
+                facts.append(f"{', '.join(admin_values)} admin only (loopback or `sessions.admin`)")
+            out += ["; ".join(facts) + ".", ""]
     out += ["## Replies not tied to one request", ""]
-    for path, doc in addresses.SERVER_REPLIES.items():
+    for path, doc in {**addresses.SERVER_REPLIES, **addresses.FEEDBACK_EVENTS}.items():
         out.append(f"- `{path}`: {doc}")
     out += ["", "## amSynth parameters (`/param`)", "",
             "Values in the units of amSynth's bank files.", "",

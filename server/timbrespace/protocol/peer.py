@@ -59,6 +59,8 @@ class TransportStats:
     bytes_received: int = 0
     #: UDP datagrams dropped unread: their source was over ``network.udp_rate_limit``.
     rate_limited: int = 0
+    #: Datagrams from hosts outside sessions.allow, dropped unanswered.
+    not_allowed: int = 0
     malformed: int = 0
     tcp_connections: int = 0
     tcp_connections_total: int = 0

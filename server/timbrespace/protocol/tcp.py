@@ -18,7 +18,7 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -324,6 +324,9 @@ class TcpListener:
     ) -> None:
         self._sock = sock
         self.limits = limits
+        #: Hosts whose connections are taken (None: all); others are closed at once, unanswered.
+        self.allow: Container[str] | None = None
+        self.not_allowed = 0
         self._make = make  # builds a connection that calls the given function when it is lost
         self._registry = registry
         self._slip = framing == "slip"
@@ -368,6 +371,10 @@ class TcpListener:
                     self._throttles["accept"].log(logging.WARNING, "TCP accept failed: %s", exc)
                 return
             host = str(addr[0])
+            if self.allow is not None and host not in self.allow:
+                self.not_allowed += 1
+                conn.close()
+                continue
             reason = self._refusal(conn, host)
             if reason is not None:
                 self._refuse(conn, host, reason)

@@ -33,7 +33,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any, Literal
 
 from timbrespace.ratelog import RateLimitedLog
@@ -123,6 +123,9 @@ class OscServer:
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
         #: returning the encoded reply, or None to take the normal path (see _udp_readable).
         self.polls: dict[bytes, Callable[[Peer, float], bytes | None]] = {}
+        self._allow: Container[str] | None = None
+        #: Called with a TCP connection's peer once it has closed (its client leaves the session).
+        self.on_disconnect: Callable[[Peer], None] | None = None
         #: The server's own listening ports (the OSC port; the owner may add others, e.g. mDNS).
         self.own = OwnAddresses()
         # Bytes of replies the packet being handled may still cause; None outside a packet.
@@ -163,6 +166,7 @@ class OscServer:
                 continue
             break
         self._tcp = TcpListener(tcp, self.tcp_limits, self.tcp_framing, self._new_connection, self._conns)
+        self._tcp.allow = self.allow
         udp.setblocking(False)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
@@ -197,6 +201,17 @@ class OscServer:
             self._tcp = None
         self._conns.clear()
 
+    @property
+    def allow(self) -> Container[str] | None:
+        """Hosts whose packets are taken (None: all); others are dropped before decoding and counted."""
+        return self._allow
+
+    @allow.setter
+    def allow(self, hosts: Container[str] | None) -> None:
+        self._allow = hosts
+        if self._tcp is not None:
+            self._tcp.allow = hosts
+
     # ------------------------------------------------------------------ sending
 
     def is_own(self, host: str, port: int) -> bool:
@@ -209,6 +224,10 @@ class OscServer:
         Called while a packet is handled (a redirected reply), it spends that packet's budget.
         """
         self._emit(peer, ((address, args),), address)
+
+    def send_packet(self, peer: Peer, data: bytes) -> None:
+        """Send an encoded packet to ``peer`` outside any request (feedback); dropped if it is gone."""
+        self._send_bytes(peer, data)
 
     def _open_budget(self, protocol: str, size: int) -> None:
         self._budget = packet_budget(protocol, size)
@@ -366,7 +385,12 @@ class OscServer:
                 nbytes += len(data)
                 if rate and self._rate_limited(addr, arrival, rate):
                     continue
-                peer = peers.get(addr) or self._udp_peer(addr)
+                peer = peers.get(addr)
+                if peer is None:
+                    if self.allow is not None and addr[0] not in self.allow:
+                        self.stats.not_allowed += 1  # outside sessions.allow: dropped unanswered
+                        continue
+                    peer = self._udp_peer(addr)
                 # A monitor polling /status thousands of times a second sends the same bytes every
                 # time: such packets skip decoding, validation and dispatch (~5 us of ~25 here).
                 poll = polls.get(data)
@@ -600,8 +624,14 @@ class OscServer:
     def _new_connection(self, on_lost: Callable[[TcpConnection], None]) -> TcpConnection:
         conn_id = self._next_conn
         self._next_conn += 1
+
+        def lost(conn: TcpConnection) -> None:
+            on_lost(conn)
+            if self.on_disconnect is not None and conn.peer is not None:
+                self.on_disconnect(conn.peer)
+
         return TcpConnection(conn_id, self.tcp_framing, self.max_datagram, self.stats, self._conns,
-                             self._packet, self._malformed, on_lost)
+                             self._packet, self._malformed, lost)
 
 
 def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None, list[Message]]]) -> None:

@@ -2,7 +2,7 @@
 
 One command is one datagram on a Unix SEQPACKET socket (or one item of a render's schedule).
 Patch vectors do not travel here: only the newest matters, so they go through
-``audio.mailbox.PatchMailbox`` instead.
+``link.mailbox.PatchMailbox`` instead.
 The layout is fixed so the audio side decodes with one ``struct.unpack_from`` and no pickle:
 ``<B d`` (kind, arrival time on the monotonic clock) then the kind's payload.
 """
@@ -26,6 +26,7 @@ class Kind(IntEnum):
     VOICE = 8  # timbre engine: start (level > 0) or release (level 0) the voice of a frame slot
     ENGINE = 9  # which synth is heard: 0 patch, 1 timbre (the other is silenced)
     HELD = 10  # reconcile: an engine's keys (patch) or slots (timbre) the control side holds
+    CUT = 11  # silence an engine's keys (patch) or slots (timbre) now: one client's panic
     # audio -> control
     SYNCED = 100  # id
     READY = 101  # sample rate, block size, backend code
@@ -80,20 +81,38 @@ def engine(name: str, arrival: float = 0.0) -> bytes:
 
 def held(engine_name: str, keys: Iterable[int], arrival: float = 0.0) -> bytes:
     """The keys (patch engine) or slots (timbre engine) the control side holds; the rest are released."""
+    return _mask(Kind.HELD, engine_name, keys, arrival)
+
+
+def cut(engine_name: str, keys: Iterable[int], arrival: float = 0.0) -> bytes:
+    """Silence ``engine_name``'s keys (patch) or slots (timbre) at once, as PANIC does for all of them."""
+    return _mask(Kind.CUT, engine_name, keys, arrival)
+
+
+def merge_cuts(a: bytes, b: bytes) -> bytes:
+    """One CUT for the keys of two CUTs of the same engine (the later arrival time)."""
+    ka, ta, code, lo_a, hi_a = _HELD.unpack(a)
+    kb, tb, code_b, lo_b, hi_b = _HELD.unpack(b)
+    if not ka == kb == Kind.CUT or code != code_b:
+        raise ValueError("merge_cuts: two CUT commands of the same engine were expected")
+    return _HELD.pack(Kind.CUT, max(ta, tb), code, lo_a | lo_b, hi_a | hi_b)
+
+
+def _mask(kind: Kind, engine_name: str, keys: Iterable[int], arrival: float) -> bytes:
     mask = 0
     for k in keys:
         if 0 <= k < HELD_KEYS:
             mask |= 1 << k
-    return _HELD.pack(Kind.HELD, arrival, ENGINE_CODES[engine_name], mask & (2**64 - 1), mask >> 64)
+    return _HELD.pack(kind, arrival, ENGINE_CODES[engine_name], mask & (2**64 - 1), mask >> 64)
 
 
 def is_release(data: bytes) -> bool:
     """Whether a command only releases sound (a note-off, a voice release, a panic).
 
-    The control side never drops these: see :class:`timbrespace.audio.outbox.Outbox`.
+    The control side never drops these: see :class:`timbrespace.link.outbox.Outbox`.
     """
     kind = data[0] if data else 0
-    if kind == Kind.PANIC:
+    if kind in (Kind.PANIC, Kind.CUT):
         return True
     if kind == Kind.NOTE and len(data) == _NOTE.size:
         return bool(_NOTE.unpack(data)[3] <= 0)
@@ -129,7 +148,7 @@ def decode(data: bytes) -> Command:
     if kind is Kind.ENGINE:
         _, t, code = _ENGINE.unpack(data)
         return Command(kind, t, (code,))
-    if kind is Kind.HELD:
+    if kind in (Kind.HELD, Kind.CUT):
         _, t, code, lo, hi = _HELD.unpack(data)
         return Command(kind, t, (code, lo | (hi << 64)))
     if kind in (Kind.SYNC, Kind.SYNCED):

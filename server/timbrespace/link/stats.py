@@ -12,7 +12,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio.shm import SharedBlock
+from timbrespace.link.shm import SharedBlock
 
 BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T = range(9)
 LAT_RING = 4096

@@ -4,7 +4,7 @@ When the socket to the audio process is full (a note flood, a stalled audio proc
 that starts sound is refused (the client gets ``/fail``), but one that releases sound is kept in
 a small side queue and retried until the socket takes it: otherwise a dropped note-off leaves a
 note sounding for good.  The side queue is keyed by what it releases, so it coalesces: at most one
-entry per MIDI key, per timbre voice slot, plus one panic, however long the flood.  While it is
+entry per MIDI key, per timbre voice slot, per engine's cut keys, plus one panic, however long the flood.  While it is
 not empty every other command is refused, so nothing overtakes a release (a note-on after the
 note-off that is still waiting would otherwise be released by it).
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from timbrespace.audio import commands as C
+from timbrespace.link import commands as C
 
-#: Bound on the side queue: 128 keys + 128 slots + a panic fit; past it, one panic replaces all.
+#: Bound on the side queue: 128 keys + 128 slots + two cuts + a panic fit; past it, one panic replaces all.
 MAX_PENDING = 260
 
 
@@ -25,7 +25,7 @@ def _release_key(data: bytes) -> tuple[int, int]:
     kind = data[0]
     if kind == C.Kind.NOTE:
         return kind, struct.unpack_from("<i", data, 9)[0]
-    if kind == C.Kind.VOICE:
+    if kind in (C.Kind.VOICE, C.Kind.CUT):  # a slot, or the engine whose keys are cut
         return kind, struct.unpack_from("<i", data, 9)[0]
     return kind, 0
 
@@ -79,7 +79,9 @@ class Outbox:
             # A panic releases everything the waiting releases would (and more): it replaces them.
             self._pending = {(int(C.Kind.PANIC), 0): C.simple(C.Kind.PANIC, 0.0)}
         else:
-            self._pending.pop(key, None)  # re-inserted: it goes out after what came before it
+            old = self._pending.pop(key, None)  # re-inserted: it goes out after what came before it
+            if old is not None and key[0] == C.Kind.CUT:
+                data = C.merge_cuts(old, data)  # both clients' keys go, not only the later one's
             self._pending[key] = data
         if was_empty and self.on_pending is not None:
             self.on_pending()

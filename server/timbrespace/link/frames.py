@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio.shm import SharedBlock
+from timbrespace.link.shm import SharedBlock
 
 _SEQ, _F0, _ARRIVAL, _GEN = range(4)
 _HEAD = 4  # float64 fields per slot; _GEN is only used in row 0: frames published so far

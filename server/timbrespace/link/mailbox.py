@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.audio.shm import SharedBlock
+from timbrespace.link.shm import SharedBlock
 from timbrespace.patch.params import N_PARAMS
 
 _SEQ, _ARRIVAL = 0, 1

@@ -1,0 +1,132 @@
+"""The router: one decoded message in, its sender's context built, its handler called, replies out.
+
+It knows the address declaration and the sessions (who is speaking), not the engines: the owner
+gives it a table of handlers (:meth:`Router.set_table`). Every message that cannot be carried out
+is answered with ``/fail <address> <reason>``, logged (rate-limited) and counted; nothing escapes
+to the transport. Changes to what a layer sounds are marked for feedback here, once, from the
+declaration (``Address.feedback``), so no handler has to remember to do it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from timbrespace.engines.base import Handler, HandlerError, Reply
+from timbrespace.protocol import addresses
+from timbrespace.protocol.addresses import Address, InvalidMessage, Value
+from timbrespace.protocol.peer import Incoming, Peer
+from timbrespace.protocol.replies import clip_fail
+from timbrespace.ratelog import RateLimitedLog
+from timbrespace.session.clients import Client, SessionFull, Sessions
+from timbrespace.session.context import Context
+from timbrespace.session.feedback import Feedback
+from timbrespace.status import Counters
+
+log = logging.getLogger(__name__)
+
+#: Rejections logged per second at most; the rest are counted in one line.
+LOG_REJECTS = 20
+#: Internal errors (with their traceback) logged per second at most.
+LOG_INTERNAL = 5
+
+#: Handles a declared address with the sender's context; raises HandlerError or InvalidMessage.
+Special = Callable[[Address, tuple[Value, ...], Context], list[Reply]]
+
+
+class Router:
+    """Dispatches validated messages to handlers with the sender's context."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        feedback: Feedback,
+        counters: Counters,
+        *,
+        rate_limit: float = 0.0,
+        burst: int = 1,
+        explain: Callable[[str, tuple[Value, ...]], HandlerError | None] = lambda path, args: None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.sessions = sessions
+        self.feedback = feedback
+        self.counters = counters
+        #: Messages per second a non-admin client may send (bursts of ``burst``); 0: no limit.
+        self.rate_limit = rate_limit
+        self.burst = burst
+        #: A clearer reason for a HandlerError (e.g. the name belongs to the other engine).
+        self.explain = explain
+        self.clock = clock
+        self._table: dict[str, Handler] = {}
+        self._missing: dict[str, str] = {}
+        self._log_rejects = RateLimitedLog(log, LOG_REJECTS, "rejected messages", clock)
+        self._log_internal = RateLimitedLog(log, LOG_INTERNAL, "internal errors", clock)
+
+    def set_table(self, table: dict[str, Handler], missing: dict[str, str]) -> None:
+        """Address -> handler; ``missing``: address -> why no engine here serves it."""
+        self._table = table
+        self._missing = missing
+
+    def dispatch(self, msg: Incoming) -> list[Reply]:
+        """Handle one message; the replies go back to its sender."""
+        self.counters.received += 1
+        client = self.sessions.heard(msg.peer, msg.arrival)
+        if msg.address in addresses.REPLY_ADDRESSES:
+            self.counters.ignored += 1
+            self._log_rejects.info("ignored %.80s from %s: the server does not answer replies", msg.address,
+                                   client.label)
+            return []
+        if self.rate_limit and not client.admin and not self._take(client, msg.arrival):
+            self.counters.limited += 1
+            if msg.arrival - client.told_limited < 1.0:
+                return []
+            client.told_limited = msg.arrival
+            return self.fail(msg.address, f"over this client's rate limit ({self.rate_limit:g} messages/s, bursts "
+                             f"of {self.burst}; sessions.rate_limit): messages dropped; this /fail is sent once a "
+                             "second at most", client)
+        ctx = Context(client, msg.arrival, client.layer)
+        try:
+            decl = addresses.lookup(msg.address)
+            args = decl.parse(msg.args)
+            if decl.needs_admin(args) and not ctx.admin:
+                raise HandlerError(f"{decl.path} {' '.join(map(str, args))}: admin only (from loopback or an "
+                                   "address in sessions.admin)")
+            handler = self._table.get(decl.path)
+            if handler is None:
+                raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
+                                   f"this server ({self._missing.get(decl.path, 'not configured')})")
+            try:
+                replies = handler(args, ctx)
+            except HandlerError as e:
+                raise self.explain(decl.path, args) or e from None
+            if decl.feedback and len(self.feedback):
+                self.feedback.changed(ctx.layer, (decl.path, *args[: decl.feedback_key]), client, msg.arrival)
+            return replies
+        except (InvalidMessage, HandlerError, SessionFull) as e:
+            return self.fail(msg.address, str(e), client)
+        except Exception as e:  # a bug must cost one message, never the server
+            self._log_internal.error("internal error handling %.80s from %s", msg.address, client.label, exc_info=e)
+            return self.fail(msg.address, f"internal error: {type(e).__name__}: {e}", client)
+
+    def fail(self, address: str, reason: str, who: Client | Peer) -> list[Reply]:
+        """Count and log a rejection; its /fail, clipped to fit one datagram."""
+        self.counters.rejected += 1
+        label = who.label if isinstance(who, Client) else f"{who.host}:{who.port}"
+        self._log_rejects.info("rejected %.80s from %s: %.300s", address or "(packet)", label, reason)
+        return [("/fail", clip_fail(address, reason))]
+
+    def _take(self, c: Client, now: float) -> bool:
+        """The per-client token bucket; over it, one /fail a second is sent (by the caller's count)."""
+        if c.tokens < 0:  # a new client starts with a full bucket
+            c.tokens, c.counted = float(self.burst), now
+        c.tokens = min(float(self.burst), c.tokens + (now - c.counted) * self.rate_limit)
+        c.counted = now
+        if c.tokens >= 1.0:
+            c.tokens -= 1.0
+            return True
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """Counters for logs and the bench."""
+        return {"handlers": len(self._table), "limited": self.counters.limited}

@@ -1,0 +1,195 @@
+"""Sessions in isolation: the client tables (bounded, members never evicted, rejoin) and feedback
+(coalesced per subscriber and key, rate-bounded, the last value always sent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from timbrespace.protocol.peer import Peer
+from timbrespace.session.clients import CLIENT_TIMEOUT, Client, SessionFull, Sessions
+from timbrespace.session.feedback import Feedback
+from timbrespace.session.networks import NetworkError, Networks
+
+
+def udp(port: int, host: str = "10.0.0.1") -> Peer:
+    return Peer("udp", host, port)
+
+
+def test_passers_by_bounded_and_least_recently_heard_forgotten_first() -> None:
+    s = Sessions(passers=3, passer_timeout=60.0)
+    peers = [udp(p) for p in range(5)]
+    for t, p in enumerate(peers[:3]):
+        s.heard(p, float(t))
+    s.heard(peers[0], 3.0)  # heard again: now the most recent
+    s.heard(peers[3], 4.0)  # evicts peers[1], the least recently heard
+    assert s.count(5.0) == 3
+    s.heard(peers[4], 5.0)
+    s.heard(peers[1], 6.0)
+    assert s.count(6.0) == 3
+    assert list(s._passers) == [("udp", "10.0.0.1", p, 0) for p in (3, 4, 1)]
+
+
+def test_stale_passers_pruned_a_few_per_message_and_on_count() -> None:
+    s = Sessions(passers=1000, passer_timeout=10.0)
+    for p in range(100):
+        s.heard(udp(p), 0.0)
+    s.heard(Peer("tcp", "10.0.0.2", 1, 7), 20.0)  # drops a couple of the stale ones, not all
+    assert 90 < len(s) < 101
+    assert s.count(20.0) == 1
+    assert s.count(31.0) == 0
+
+
+def test_status_counts_one_shot_senders_only_briefly() -> None:
+    # Issue 19: every oscsend call (a new source port) counted as a client for a minute.
+    from timbrespace.protocol.addresses import BY_PATH
+
+    assert CLIENT_TIMEOUT <= 10.0
+    s = Sessions()
+    s.heard(udp(40001, "127.0.0.1"), 0.0)  # one oscsend call
+    player = udp(40002, "127.0.0.1")
+    t = 0.0
+    while t < CLIENT_TIMEOUT - 1:  # a client playing: something every second
+        s.heard(player, t)
+        t += 1
+    assert s.count(CLIENT_TIMEOUT - 0.5) == 2
+    s.heard(player, CLIENT_TIMEOUT)
+    assert s.count(CLIENT_TIMEOUT + 0.5) == 1
+    assert f"senders heard from in the last {CLIENT_TIMEOUT:g} s" in BY_PATH["/status"].reply_doc
+
+
+def test_members_are_never_evicted_by_newcomers_and_the_session_has_a_size() -> None:
+    s = Sessions(max_clients=2, passers=4)
+    a, b = s.heard(udp(1), 0.0), s.heard(udp(2), 0.0)
+    s.hello(a, "ann", 0.0)
+    s.join(b)
+    for p in range(100, 200):  # a flood of new sources
+        s.heard(udp(p), 1.0)
+    assert s.heard(udp(1), 2.0) is a and s.heard(udp(2), 2.0) is b
+    with pytest.raises(SessionFull, match="max_clients"):
+        s.join(s.heard(udp(3), 2.0))
+    assert s.refused == 1
+
+
+def test_hello_gives_a_name_back_its_id_and_its_notes() -> None:
+    s = Sessions()
+    left: list[tuple[Client, str]] = []
+    s.on_leave = lambda c, why: left.append((c, why))
+    first = s.hello(s.heard(udp(5000), 0.0), "ann", 0.0)
+    first.notes.add(("patch", 60))
+    # The same player after a network drop: a new source address, the same name.
+    again = s.hello(s.heard(udp(6000), 1.0), "ann", 1.0)
+    assert again.id == first.id
+    assert again.notes == {("patch", 60)}  # it can release what it started before the drop
+    assert not left  # a rejoin is not a leave: nothing is released
+    assert s.member(first.id) is again
+    other = s.hello(s.heard(udp(7000), 1.0), "bob", 1.0)
+    assert other.id != again.id
+
+
+def test_udp_members_leave_after_the_timeout_and_tcp_ones_when_closed() -> None:
+    s = Sessions(client_timeout=60.0)
+    left: list[str] = []
+    s.on_leave = lambda c, why: left.append(c.label)
+    quiet = s.hello(s.heard(udp(1), 0.0), "quiet", 0.0)
+    busy = s.hello(s.heard(udp(2), 0.0), "busy", 0.0)
+    conn = Peer("tcp", "10.0.0.9", 4000, 3)
+    tcp = s.hello(s.heard(conn, 0.0), "tcp", 0.0)
+    s.heard(udp(2), 59.0)
+    s.housekeeping(61.0)
+    assert left == ["quiet"] and not quiet.member and busy.member and tcp.member  # TCP: no silence timeout
+    s.disconnected(conn)
+    assert left == ["quiet", "tcp"]
+
+
+def test_a_member_that_owns_nothing_any_more_settles_back() -> None:
+    s = Sessions()
+    c = s.heard(udp(1), 0.0)
+    s.join(c)
+    c.notes.add(("patch", 60))
+    s.settle(c)
+    assert c.member  # still holds a note
+    c.notes.clear()
+    s.settle(c)
+    assert not c.member
+    named = s.hello(s.heard(udp(2), 0.0), "ann", 0.0)
+    s.settle(named)
+    assert named.member  # a name is something to keep
+
+
+def test_networks_parse_and_match() -> None:
+    nets = Networks(["10.0.0.0/8", "::1/128", "192.168.1.7"])
+    assert "10.2.3.4" in nets and "::1" in nets and "192.168.1.7" in nets and "::ffff:10.0.0.1" in nets
+    assert "11.0.0.1" not in nets and "192.168.1.8" not in nets and "not-an-address" not in nets
+    with pytest.raises(NetworkError, match=r"'10\.0\.0\.0/33' is not a network"):
+        Networks(["10.0.0.0/33"])
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, tuple[Any, ...]]] = []
+
+    def __call__(self, c: Client, messages: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self.sent += [(c.id, address, args) for address, args in messages]
+
+
+def subscribers(n: int, feedback: Feedback, protocol: str = "tcp") -> list[Client]:
+    out = []
+    for i in range(n):
+        c = Client(i + 1, Peer(protocol, "10.0.0.1", 1000 + i, i), False, 0.0, name=f"c{i}")  # type: ignore[arg-type]
+        feedback.subscribe(c, 0.0, [])
+        out.append(c)
+    return out
+
+
+def test_feedback_coalesces_a_flood_into_the_rate_and_the_last_value_arrives() -> None:
+    rec = Recorder()
+    fb = Feedback(rec, rate=30.0)
+    state = {"xy": (0.0, 0.0)}
+    fb.state_of = lambda layer: {("/latent",): ("/latent", state["xy"])}
+    mover, watcher = subscribers(2, fb)
+    fb.snapshot(0)
+    t = 0.0
+    sent_at: list[float] = []
+    for k in range(1, 601):  # 1000 moves a second for 0.6 s
+        t = k / 1000.0
+        state["xy"] = (k / 600.0, 0.5)
+        fb.changed(0, ("/latent",), mover, t)
+        n = len(rec.sent)
+        fb.flush(t)
+        sent_at += [t] * (len(rec.sent) - n)
+    fb.flush(1.0)  # after the flood: what is pending goes out
+    to_watcher = [args for cid, _, args in rec.sent if cid == watcher.id]
+    assert to_watcher[-1] == (1.0, 0.5)  # the last value always arrives
+    assert len(to_watcher) <= 0.6 * 30 + 2  # never more than the rate (one per grid cell)
+    assert not [1 for cid, _, _ in rec.sent if cid == mover.id]  # no echo of one's own moves
+
+
+def test_feedback_sends_what_a_change_moved_besides_and_others_changes_to_the_author() -> None:
+    rec = Recorder()
+    fb = Feedback(rec)
+    state: dict[Any, Any] = {("/latent",): ("/latent", (0.5, 0.5)), ("/param", "cutoff"): ("/param", ("cutoff", 1.0))}
+    fb.state_of = lambda layer: dict(state)
+    a, _ = subscribers(2, fb)
+    fb.snapshot(0)
+    # a loads a preset: the point and a parameter move; a hears the parameter, not its own key.
+    state[("/latent",)] = ("/latent", (0.1, 0.2))
+    state[("/param", "cutoff")] = ("/param", ("cutoff", 0.3))
+    fb.changed(0, ("/patch/load.reply",), a, 0.0)
+    fb.flush(0.0)
+    got = {(cid, address) for cid, address, _ in rec.sent}
+    assert got == {(1, "/latent"), (1, "/param"), (2, "/latent"), (2, "/param")}
+
+
+def test_udp_subscriptions_expire_unless_renewed() -> None:
+    rec = Recorder()
+    fb = Feedback(rec, udp_period=60.0)
+    (c,) = subscribers(1, fb, "udp")
+    fb.flush(30.0)
+    assert fb.subscribed(c)
+    fb.subscribe(c, 30.0, [])  # renewed
+    fb.flush(89.0)
+    assert fb.subscribed(c)
+    fb.flush(91.0)
+    assert not fb.subscribed(c)
