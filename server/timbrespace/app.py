@@ -17,6 +17,7 @@ from typing import Any
 import timbrespace
 from timbrespace.clients import ClientRegistry
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.registry import SPECS
 from timbrespace.link import commands as C
 from timbrespace.link.stats import LAT_COUNT, LATE, VOICES, AudioStats
 from timbrespace.protocol import addresses
@@ -35,7 +36,7 @@ LOG_INTERNAL = 5
 #: Senders whose replies /reply/port redirects, at most.
 MAX_REPLY_PORTS = 1024
 #: Why an optional engine may be missing, for the /fail that names it.
-_NOT_RUNNING = {"timbre": "the timbre model was not found or disabled in the config"}
+_NOT_RUNNING = {s.name: s.missing for s in SPECS if s.missing}
 
 
 @dataclass

@@ -11,22 +11,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import timbrespace
 from timbrespace.app import App, ServerInfo
-from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout, jack_running
+from timbrespace.audio.host import AudioError, AudioProcess, jack_running
 from timbrespace.config import Config
 from timbrespace.engines.base import Engine, HandlerError
-from timbrespace.engines.patch import PatchEngine
-from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.engines.registry import EngineLoadError, Wiring, prepare_all
 from timbrespace.link import commands as C
-from timbrespace.link.wavetable import TABLE_SIZE
-from timbrespace.models.checkpoint import CheckpointError
-from timbrespace.models.patch_space import PatchSpace
-from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.patch.bank import BankFormatError
-from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
@@ -70,49 +63,26 @@ def txt_records(cfg: Config, engines: tuple[str, ...] = ("patch",)) -> dict[str,
     }
 
 
-def load_timbre(cfg: Config) -> TimbreSpace | None:
-    """The timbre model when enabled and present; None (logged) when it is not there."""
-    if not cfg.timbre.enabled:
-        return None
-    if not cfg.timbre.model.exists():
-        log.warning("timbre engine off: no model at %s (train one with `timbrespace train timbre`)",
-                    cfg.timbre.model)
-        return None
-    try:
-        return TimbreSpace.load(cfg.timbre.model, device=cfg.inference.device, num_threads=cfg.inference.threads)
-    except (CheckpointError, OSError, ValueError) as e:
-        raise StartupError(f"timbre model {cfg.timbre.model}: {e}") from None
-
-
-def timbre_layout(cfg: Config, space: TimbreSpace) -> TimbreLayout:
-    """The timbre voices the audio process builds for ``space``."""
-    centres = list(space.noise_centres_hz())
-    centres[0] = centres[1] / 2.0  # the model's first band sits on 0 Hz; a band-pass cannot
-    return TimbreLayout(cfg.timbre.polyphony, TABLE_SIZE, tuple(centres), cfg.timbre.release, cfg.timbre.gain)
-
-
 async def serve(
     cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
 ) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     loop = asyncio.get_running_loop()
     try:
-        library = PresetLibrary(cfg.patch.banks, cfg.patch.user_bank)
-        space = PatchSpace.load(cfg.patch.model, device=cfg.inference.device, num_threads=cfg.inference.threads)
-    except (BankFormatError, CheckpointError, OSError, ValueError) as e:
+        prepared = prepare_all(cfg, cfg.inference.device)
+    except EngineLoadError as e:
         raise StartupError(str(e)) from None
-    tspace = load_timbre(cfg)
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
-    saved = state.engines
     first = state.active or cfg.engine
-    if first not in ("patch", "timbre") or (first == "timbre" and tspace is None):
-        first = "patch"
-    layout = timbre_layout(cfg, tspace) if tspace is not None else None
-    audio = AudioProcess(cfg.audio, record, timbre=layout, engine=first)
+    if first not in prepared:
+        first = next(iter(prepared))
+    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], engine=first)
     try:
         backend = audio.start()
     except AudioError as e:
         raise StartupError(str(e)) from None
+    device = next(iter(prepared.values())).device
+    engines: dict[str, Engine] = {}
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
     app: App | None = None
@@ -127,10 +97,9 @@ async def serve(
     def run_flush() -> None:
         nonlocal flush_armed
         flush_armed = False
-        engine.flush()
+        for e in engines.values():
+            e.flush()
 
-    engine = PatchEngine(space, library, audio, block_period=audio.block_size / audio.sample_rate, defer=defer)
-    timbre: TimbreEngine | None = None
     tick_handle: asyncio.TimerHandle | None = None
 
     def run_ticks(due: float) -> None:
@@ -155,25 +124,16 @@ async def serve(
             run_ticks(loop.time())
 
     try:
-        if tspace is not None:
-            assert audio.frames is not None
-            timbre = TimbreEngine(tspace, audio, audio.frames, sample_rate=audio.sample_rate,
-                                  corners=timbre_corners(cfg, tspace), map_kind=cfg.timbre.map,
-                                  release_s=cfg.timbre.release)
-            if "timbre" in saved:
-                timbre.restore(saved["timbre"])
-        if "patch" in saved:
-            engine.restore(saved["patch"])
-        elif cfg.patch.initial_preset:
-            engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), 0.0)
-        else:
-            engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
-            engine.flush()
-        engine.activate(0.0)
-        info = ServerInfo(backend, audio.sample_rate, audio.block_size, str(space.device))
-        app = App([engine] + ([timbre] if timbre is not None else []), audio, info, audio.stats)
+        period = audio.block_size / audio.sample_rate
+        # Saved at exit once built: a start that failed before leaves the state file as it was.
+        engines = {name: p.build(Wiring(audio, audio.sample_rate, period, audio.frames.get(name), defer=defer),
+                                 state.engines.get(name))
+                   for name, p in prepared.items()}
+        info = ServerInfo(backend, audio.sample_rate, audio.block_size, device)
+        app = App(list(engines.values()), audio, info, audio.stats)
+        app.engine.activate(0.0)
         app.on_select = on_select
-        if first != "patch":
+        if first != app.engine.name:
             app.select(first, 0.0)
         osc = OscServer(
             app.handle,
@@ -346,7 +306,7 @@ async def serve(
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
-            f"engine {app.engine.name}, device {space.device}{zc})"
+            f"engine {app.engine.name}, device {device}{zc})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
         await stop.wait()
@@ -365,23 +325,12 @@ async def serve(
             await advertiser.stop()
         if osc is not None:
             await osc.stop()
-        if cfg.state.persist:
+        if cfg.state.persist and engines:
             try:
-                snapshots: dict[str, Any] = {"patch": engine.snapshot()}
-                if timbre is not None:
-                    snapshots["timbre"] = timbre.snapshot()
+                snapshots = {name: e.snapshot() for name, e in engines.items()}
                 save_state(cfg.state.path, snapshots, app.engine.name if app is not None else first)
             except (OSError, ValueError) as e:
                 print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
                       file=sys.stderr)
         audio.stop()
 
-
-def timbre_corners(cfg: Config, space: TimbreSpace) -> tuple[str, str, str, str]:
-    names = []
-    for ref in cfg.timbre.corners:
-        try:
-            names.append(space.instruments[space.instrument(ref)])
-        except ValueError as e:
-            raise StartupError(f"config timbre.corners: {e}") from None
-    return (names[0], names[1], names[2], names[3])
