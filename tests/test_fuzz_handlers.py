@@ -28,9 +28,10 @@ from timbrespace import config
 from timbrespace.app import App, ServerInfo
 from timbrespace.engines.base import Engine
 from timbrespace.engines.patch import PatchEngine
+from timbrespace.engines.registry import Wiring
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
 from timbrespace.models.patch_space import PatchSpace
-from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 from timbrespace.protocol import addresses
@@ -52,22 +53,20 @@ class Models:
 
     cfg: config.Config
     patch: PatchSpace
-    timbre: TimbreSpace
+    timbre: PreparedTimbre
     tmp: Path
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    from timbrespace.server import load_timbre
-
     cfg = config.load(None)
     cfg.state.persist = False
     tmp = tmp_path_factory.mktemp("fuzz")
     cfg.patch.user_bank = tmp / "user.amSynth.bank"
-    tspace = load_timbre(cfg)
-    if tspace is None:
+    timbre = prepare(cfg, cfg.inference.device)
+    if not isinstance(timbre, PreparedTimbre):
         pytest.skip("no timbre model")
-    return Models(cfg, PatchSpace.load(cfg.patch.model, device="cpu", num_threads=1), tspace, tmp)
+    return Models(cfg, PatchSpace.load(cfg.patch.model, device="cpu", num_threads=1), timbre, tmp)
 
 
 @dataclass
@@ -94,17 +93,16 @@ def build(m: Models, user_bank: Path | None = None, library: PresetLibrary | Non
           frames: Any = None) -> Rig:
     """A fresh App and engines on the loaded models (a fresh user bank, or a library shared)."""
     from timbrespace.link.frames import FrameSlots
-    from timbrespace.server import timbre_corners, timbre_layout
 
     cfg = m.cfg
     now = [0.0]
     link = LocalLink()
     library = library or PresetLibrary(cfg.patch.banks, user_bank or cfg.patch.user_bank)
     patch = PatchEngine(m.patch, library, link, block_period=BS / SR, clock=lambda: now[0])
-    layout = timbre_layout(cfg, m.timbre)
-    frames = frames or FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz))
-    timbre = TimbreEngine(m.timbre, link, frames, sample_rate=SR, corners=timbre_corners(cfg, m.timbre),
-                          map_kind=cfg.timbre.map, release_s=cfg.timbre.release, clock=lambda: now[0])
+    shape = m.timbre.audio().frames
+    assert shape is not None
+    frames = frames or FrameSlots(shape.slots, shape.table_size, shape.n_noise)
+    timbre = m.timbre.build(Wiring(link, SR, BS / SR, frames, clock=lambda: now[0]), None)
     app = App([patch, timbre], link, ServerInfo("offline", SR, BS, "cpu"), clock=lambda: now[0])
     return Rig(app, link, patch, timbre, frames, now)
 
@@ -248,7 +246,7 @@ def rig(models: Models) -> Rig:
 def _names(m: Models, r: Rig) -> dict[str, list[str]]:
     lib = r.patch.library
     presets = [lib.qualified_name(i) for i in range(0, len(lib), max(1, len(lib) // 20))]
-    return {"preset": presets + [p.split("/", 1)[1] for p in presets], "instrument": list(m.timbre.instruments)}
+    return {"preset": presets + [p.split("/", 1)[1] for p in presets], "instrument": list(m.timbre.space.instruments)}
 
 
 def test_every_address_with_any_arguments_succeeds_or_fails_cleanly(models: Models, rig: Rig) -> None:
@@ -498,14 +496,15 @@ def test_handler_sequences_leave_no_voice_sounding_in_the_synths(models: Models)
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import TimbreVoices
     from timbrespace.link.frames import FrameSlots
-    from timbrespace.server import timbre_layout
 
-    layout = timbre_layout(models.cfg, models.timbre)
-    frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz))
+    plan = models.timbre.audio()
+    shape = plan.frames
+    assert shape is not None
+    frames = FrameSlots(shape.slots, shape.table_size, shape.n_noise)
     with OfflineRenderer(sample_rate=SR, block_size=BS, channels=2) as renderer:
         synth = PatchSynth(polyphony=models.cfg.audio.polyphony, sample_rate=SR)
-        additive = AdditiveSynth(layout.slots, SR, layout.noise_centres_hz, table_size=layout.table_size)
-        voices = TimbreVoices(additive, frames, layout.release_s)
+        additive = AdditiveSynth(shape.slots, SR, plan.settings["noise_centres_hz"], table_size=shape.table_size)
+        voices = TimbreVoices(additive, frames, plan.settings["release_s"])
         machine = _machine(models, AudioSequences, renderer=renderer, synth=synth, voices=voices,
                            shared_frames=frames)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.registry import SPECS
 from timbrespace.link import commands as C
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
@@ -43,7 +44,7 @@ CLIENTS_PAGE_BYTES_PROVED = 8192
 FEEDBACK_PACKET_BYTES = 1400
 BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 #: Why an optional engine may be missing, for the /fail that names it.
-_NOT_RUNNING = {"timbre": "the timbre model was not found or disabled in the config"}
+_NOT_RUNNING = {s.name: s.missing for s in SPECS if s.missing}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ installed, scsynth on a JACK dummy server measured in the same run for the ratio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -383,18 +384,25 @@ class _NullLink:
 def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
     import numpy as np
 
-    from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.engines.registry import Wiring
+    from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
     from timbrespace.link.frames import FrameSlots
-    from timbrespace.models.timbre_space import TimbreSpace
 
-    space = TimbreSpace.load(cfg.timbre.model, device=device, num_threads=cfg.inference.threads)
+    # Measured whether or not the config lets the server run it.
+    prepared = prepare(dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, enabled=True)), device)
+    assert isinstance(prepared, PreparedTimbre)  # the model exists: bench_timbre looked
+    space = prepared.space
     out: dict[str, Any] = {"hop_ms": round(space.hop_s * 1000.0, 3)}
     for voices in (1, 16):
         args = (np.repeat(space.means[:1], voices, axis=0), np.arange(48, 48 + voices, dtype=np.float64),
                 np.full(voices, 10), np.full(voices, 100.0))
         out[f"decode_{device}_{voices}"] = _timed(functools.partial(space.frames, *args), n)
-    engine = TimbreEngine(space, _NullLink(), FrameSlots(16, 4096, space.n_noise),
-                          sample_rate=cfg.audio.sample_rate, clock=lambda: 0.0)
+    shape = prepared.audio().frames
+    assert shape is not None
+    # Built as the server builds it; at least 16 slots, so that 16 notes sound at once.
+    frames = FrameSlots(max(shape.slots, 16), shape.table_size, shape.n_noise)
+    engine = prepared.build(Wiring(_NullLink(), cfg.audio.sample_rate, cfg.audio.block_size / cfg.audio.sample_rate,
+                                   frames, clock=lambda: 0.0), None)
     for p in range(16):
         engine.note(48 + p, 100, 0.0)
     out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)

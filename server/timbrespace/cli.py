@@ -177,6 +177,7 @@ def _serve(a: argparse.Namespace) -> int:
 
 
 def _render(a: argparse.Namespace) -> int:
+    from timbrespace.engines.registry import EngineLoadError
     from timbrespace.render import ScoreError, load_score, render_score, write_wav
 
     cfg = _config(a.config)
@@ -185,7 +186,10 @@ def _render(a: argparse.Namespace) -> int:
         score = load_score(a.score)
     except ScoreError as e:
         raise CliError(str(e)) from None
-    result = render_score(cfg, score)
+    try:
+        result = render_score(cfg, score)
+    except EngineLoadError as e:
+        raise CliError(str(e)) from None
     write_wav(a.out, result.audio, result.sample_rate)
     for line in result.failures:
         print(line, file=sys.stderr)

@@ -28,7 +28,6 @@ import yaml
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
-from timbrespace.session.context import local
 
 MAX_DURATION = 3600.0
 
@@ -147,42 +146,27 @@ class LocalLink:
 
 
 def render_score(cfg: Config, score: Score) -> RenderResult:
-    """Render a score through the same app, engine and synth the server runs."""
+    """Render a score through the same app, engines and synths the server runs."""
     from timbrespace.app import App, ServerInfo
-    from timbrespace.audio.additive import AdditiveSynth
     from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.parts import EngineMix, build_parts, player_args
     from timbrespace.audio.player import Player
-    from timbrespace.audio.synth import PatchSynth
-    from timbrespace.audio.timbre_voices import EngineMix, TimbreVoices
-    from timbrespace.engines.base import Engine
-    from timbrespace.engines.patch import PatchEngine
-    from timbrespace.engines.timbre import TimbreEngine
+    from timbrespace.engines.registry import Wiring, prepare_all
     from timbrespace.link import commands as C
     from timbrespace.link.frames import FrameSlots
     from timbrespace.link.stats import AudioStats
-    from timbrespace.models.patch_space import PatchSpace
-    from timbrespace.patch.library import PresetLibrary
     from timbrespace.protocol.transport import Incoming, Peer
-    from timbrespace.server import load_timbre, timbre_corners, timbre_layout
 
     sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
     period = bs / sr
     now = [0.0]
-    library = PresetLibrary(cfg.patch.banks, cfg.patch.user_bank)
-    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
     link = LocalLink()
-    engine = PatchEngine(space, library, link, block_period=period, clock=lambda: now[0])
-    engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), local())
-    engine.flush()
-    if cfg.patch.initial_preset:
-        engine.handlers()["/patch/load"]((cfg.patch.initial_preset,), local())
-    engines: list[Engine] = [engine]
-    tspace = load_timbre(cfg)
-    layout = timbre_layout(cfg, tspace) if tspace is not None else None
-    frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz)) if layout else None
-    if tspace is not None and frames is not None:
-        engines.append(TimbreEngine(tspace, link, frames, sample_rate=sr, corners=timbre_corners(cfg, tspace),
-                                    map_kind=cfg.timbre.map, release_s=cfg.timbre.release, clock=lambda: now[0]))
+    prepared = prepare_all(cfg, "cpu")  # on the CPU, whatever the config says: the same bits on every machine
+    plans = [p.audio() for p in prepared.values()]
+    frames = {p.engine: FrameSlots(p.frames.slots, p.frames.table_size, p.frames.n_noise)
+              for p in plans if p.frames is not None}
+    engines = [p.build(Wiring(link, sr, period, frames.get(name), clock=lambda: now[0]), None)
+               for name, p in prepared.items()]
     app = App(engines, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
@@ -190,19 +174,12 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     events = deque(score.events)
     next_tick = 0.0
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
-        synth = PatchSynth(polyphony=cfg.audio.polyphony, sample_rate=sr)
-        outputs = {"patch": synth.output}
-        timbre_voices = None
-        if layout is not None and frames is not None:
-            additive = AdditiveSynth(layout.slots, sr, layout.noise_centres_hz, table_size=layout.table_size)
-            additive.gain.setValue(layout.gain)
-            timbre_voices = TimbreVoices(additive, frames, layout.release_s)
-            outputs["timbre"] = additive.output
-        mix = EngineMix(outputs, "patch")
+        parts = build_parts(plans, frames, sr, cfg.audio.polyphony)
+        mix = EngineMix({name: part.output for name, part in parts.items()}, app.engine.name)
         capture = r.capture(mix.output, n_blocks * period)
-        player = Player(synth, link.mailbox, AudioStats(), link.receive, link.replies.append,
-                        timbre=timbre_voices, select=mix.select)
-        if cfg.engine != "patch":
+        player = Player(mailbox=link.mailbox, stats=AudioStats(), receive=link.receive, reply=link.replies.append,
+                        select=mix.select, **player_args(parts))
+        if cfg.engine != app.engine.name:
             app.select(cfg.engine, 0.0)
         for k in range(n_blocks):
             t = k * period

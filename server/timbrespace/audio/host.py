@@ -24,8 +24,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.config import AudioConfig
+from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.mailbox import PatchMailbox
@@ -43,17 +44,6 @@ log = logging.getLogger(__name__)
 
 _RECV = 256
 _PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class TimbreLayout:
-    """The timbre voices the audio process builds: their count, wavetable size and noise bands."""
-
-    slots: int
-    table_size: int
-    noise_centres_hz: tuple[float, ...]
-    release_s: float
-    gain: float
 
 
 class AudioError(RuntimeError):
@@ -128,8 +118,9 @@ def audio_main(
     mailbox_name: str,
     cfg: dict[str, Any],
     record: str | None,
-    timbre_cfg: dict[str, Any] | None = None,
-    engine: str = "patch",
+    plans: Sequence[AudioPlan],
+    frame_names: dict[str, str],
+    engine: str,
 ) -> None:
     """Entry point of the audio process."""
     acfg = AudioConfig(**cfg)
@@ -143,8 +134,8 @@ def audio_main(
     os.environ.setdefault("PYO_GUI_WX", "0")
     import pyo
 
+    from timbrespace.audio.parts import EngineMix, build_parts, player_args
     from timbrespace.audio.player import Player
-    from timbrespace.audio.synth import PatchSynth
 
     stats = AudioStats.attach(stats_name)
     mailbox = PatchMailbox.attach(mailbox_name)
@@ -169,8 +160,10 @@ def audio_main(
     period = bs / sr
     stats.array[SAMPLE_RATE] = sr
     stats.array[BLOCK_SIZE] = bs
-    synth = PatchSynth(polyphony=acfg.polyphony, sample_rate=sr)
-    timbre, frames, mix = _timbre_side(timbre_cfg, synth, sr, engine)
+    frames = {p.engine: FrameSlots.attach(frame_names[p.engine], p.frames.slots, p.frames.table_size,
+                                          p.frames.n_noise) for p in plans if p.frames is not None}
+    parts = build_parts(plans, frames, sr, acfg.polyphony)
+    mix = EngineMix({name: part.output for name, part in parts.items()}, engine)
     mix.output.out()
     sock.setblocking(False)
 
@@ -186,7 +179,8 @@ def audio_main(
         except BlockingIOError:
             stats.array[DROPPED] += 1
 
-    player = Player(synth, mailbox, stats, receive, reply, timbre=timbre, select=mix.select)
+    player = Player(mailbox=mailbox, stats=stats, receive=receive, reply=reply, select=mix.select,
+                    **player_args(parts))
     last = [0.0]
     xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"
@@ -220,24 +214,8 @@ def audio_main(
         server.shutdown()
         stats.close()
         mailbox.close()
-        if frames is not None:
-            frames.close()
-
-
-def _timbre_side(cfg: dict[str, Any] | None, synth: Any, sr: int, engine: str) -> tuple[Any, Any, Any]:
-    """The timbre engine's voices (when the server runs it) and the mix that selects an engine."""
-    from timbrespace.audio.additive import AdditiveSynth
-    from timbrespace.audio.timbre_voices import EngineMix, TimbreAudioConfig, TimbreVoices
-    from timbrespace.link.frames import FrameSlots
-
-    if cfg is None:
-        return None, None, EngineMix({"patch": synth.output}, "patch")
-    t = TimbreAudioConfig(**cfg)
-    frames = FrameSlots.attach(t.frames_name, t.slots, t.table_size, len(t.noise_centres_hz))
-    additive = AdditiveSynth(t.slots, sr, t.noise_centres_hz, table_size=t.table_size, channels=len(synth.output))
-    additive.gain.setValue(t.gain)
-    voices = TimbreVoices(additive, frames, t.release_s)
-    return voices, frames, EngineMix({"patch": synth.output, "timbre": additive.output}, engine)
+        for f in frames.values():
+            f.close()
 
 
 def _jack_xrun_monitor(stats: AudioStats) -> Any:
@@ -291,19 +269,21 @@ class AudioProcess:
         self,
         cfg: AudioConfig,
         record: Path | None = None,
-        timbre: TimbreLayout | None = None,
-        engine: str = "patch",
+        plans: Sequence[AudioPlan] | None = None,
+        engine: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.record = record
         self.stats = AudioStats.create()
         self.mailbox = PatchMailbox.create()
-        self.timbre = timbre
-        self.engine = engine
-        #: The timbre engine's frame slots (None without the timbre model).
-        self.frames: FrameSlots | None = None
-        if timbre is not None:
-            self.frames = FrameSlots.create(timbre.slots, timbre.table_size, len(timbre.noise_centres_hz))
+        #: What the audio process builds, one plan per engine; by default the first engine's voices,
+        #: which every server runs and which need nothing from a model.
+        self.plans = tuple(plans) if plans is not None else (AudioPlan(SPECS[0].name, SPECS[0].audio),)
+        #: The engine heard (a restarted process starts with it).
+        self.engine = engine or self.plans[0].engine
+        #: Each engine's frame slots, for the engines that have some (shared with the audio process).
+        self.frames = {p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
+                       for p in self.plans if p.frames is not None}
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
         #: True from a spawn until the process says it renders (see poll_started).
@@ -363,7 +343,8 @@ class AudioProcess:
             target=audio_main,
             name="timbrespace-audio",
             args=(self._child_sock, self.stats.name, self.mailbox.name, asdict(cfg),
-                  str(self.record) if self.record else None, self._timbre_args(), self.engine),
+                  str(self.record) if self.record else None, self.plans,
+                  {name: f.name for name, f in self.frames.items()}, self.engine),
             daemon=True,
         )
         self._proc.start()
@@ -403,13 +384,6 @@ class AudioProcess:
                 self._proc.kill()
             self._proc.join(2.0)
             self._proc = None
-
-    def _timbre_args(self) -> dict[str, Any] | None:
-        t, f = self.timbre, self.frames
-        if t is None or f is None:
-            return None
-        return {"frames_name": f.name, "slots": t.slots, "table_size": t.table_size,
-                "noise_centres_hz": tuple(t.noise_centres_hz), "release_s": t.release_s, "gain": t.gain}
 
     def fileno(self) -> int:
         """The socket replies arrive on (for an event loop's add_reader)."""
@@ -480,5 +454,5 @@ class AudioProcess:
             s.close()
         self.stats.close()
         self.mailbox.close()
-        if self.frames is not None:
-            self.frames.close()
+        for f in self.frames.values():
+            f.close()

@@ -54,6 +54,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio import waves
+from timbrespace.audio.parts import AudioContext, AudioPart
 from timbrespace.audio.voice import KEY_TRACK_BASE_HZ, EnvTimes, Modes, Shared, Voice, base, fade_in_points
 from timbrespace.patch import params
 
@@ -530,3 +531,9 @@ class PatchSynth:
         """Stop every pyo object this synth built (before dropping it or its server)."""
         for obj in self._owned:
             obj.stop()
+
+
+def engine_part(ctx: AudioContext) -> AudioPart:
+    """The patch engine's synth, with ``audio.polyphony`` voices (its AudioPlan, engines/patch_setup.py)."""
+    synth = PatchSynth(polyphony=ctx.polyphony, sample_rate=ctx.sample_rate)
+    return AudioPart(synth.output, {"synth": synth})

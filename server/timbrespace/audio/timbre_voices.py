@@ -1,4 +1,4 @@
-"""The audio side of the timbre engine: frame slots to additive voices, and the engine switch.
+"""The audio side of the timbre engine: frame slots to additive voices.
 
 The control side chooses each note's slot (= voice), decodes its frames and writes them to
 :class:`~timbrespace.link.frames.FrameSlots`; a ``VOICE`` command starts or releases the
@@ -8,29 +8,12 @@ last one: a few array copies and pyo setter calls, no allocation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
-import pyo
 
 from timbrespace.audio.additive import AdditiveSynth
+from timbrespace.audio.parts import CHANNELS, AudioContext, AudioPart
 from timbrespace.link.frames import FrameSlots
-
-SWITCH_S = 0.02  # the engine switch fades over this long (no click)
-
-
-@dataclass(frozen=True)
-class TimbreAudioConfig:
-    """What the audio process needs to build the timbre voices (plain data: it crosses processes)."""
-
-    frames_name: str
-    slots: int
-    table_size: int
-    noise_centres_hz: tuple[float, ...]
-    release_s: float
-    gain: float
 
 
 class TimbreVoices:
@@ -110,17 +93,13 @@ class TimbreVoices:
         return self.synth.active_voices
 
 
-class EngineMix:
-    """The two synths' outputs through one fader each: only the selected engine is heard."""
-
-    def __init__(self, outputs: dict[str, Any], selected: str = "patch") -> None:
-        self._gains = {name: pyo.SigTo(1.0 if name == selected else 0.0, time=SWITCH_S) for name in outputs}
-        self.output = pyo.Mix([out * self._gains[name] for name, out in outputs.items()], voices=len(
-            next(iter(outputs.values()))))
-
-    def select(self, name: str) -> None:
-        """Fade ``name`` in and the others out."""
-        if name not in self._gains:
-            return
-        for n, g in self._gains.items():
-            g.setValue(1.0 if n == name else 0.0)
+def engine_part(ctx: AudioContext) -> AudioPart:
+    """The timbre engine's voices on its frame slots (its AudioPlan, engines/timbre_setup.py)."""
+    frames = ctx.frames
+    if frames is None:
+        raise ValueError("the timbre voices need frame slots")
+    s = ctx.settings
+    additive = AdditiveSynth(frames.slots, ctx.sample_rate, s["noise_centres_hz"], table_size=frames.table_size,
+                             channels=CHANNELS)
+    additive.gain.setValue(s["gain"])
+    return AudioPart(additive.output, {"timbre": TimbreVoices(additive, frames, s["release_s"])})

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.registry import BY_NAME
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
@@ -42,7 +43,7 @@ class PatchEngine(Engine):
     """Serves /latent, /source, /target, /alpha, /patch/* and /param."""
 
     name = "patch"
-    item = "patch preset"
+    item = BY_NAME[name].item
 
     def __init__(
         self,

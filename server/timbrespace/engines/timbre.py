@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.registry import BY_NAME
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.wavetable import harmonic_tables
@@ -55,7 +56,7 @@ class TimbreEngine(Engine):
     """Serves /latent, /map, /source, /target, /alpha, /corners, /z and plays notes through the model."""
 
     name = "timbre"
-    item = "timbre instrument"
+    item = BY_NAME[name].item
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from timbrespace.engines.registry import NAMES, SPECS
 from timbrespace.session.clients import CLIENT_TIMEOUT
 from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
 
@@ -208,8 +209,9 @@ def _check_param(value: Value, values: tuple[Value, ...]) -> None:
         )
 
 
-#: The engines a server can run (``/engine``); a server without the timbre model refuses it.
-ENGINES = ("patch", "timbre")
+#: The engines a server can run (``/engine``), as engines/registry.py declares them; a server
+#: without an optional engine (the timbre model missing) refuses it.
+ENGINES = NAMES
 #: What the timbre engine's ``/latent`` moves over (``/map``).
 MAPS = ("corners", "learned")
 #: Dimensions a timbre model's code may have, at most: the declared bound of ``/z index``. The
@@ -283,7 +285,7 @@ ADDRESSES: tuple[Address, ...] = (
                            admin_values=("all",)),),
             "Release the sender's sounding notes at once; /panic all releases everyone's.", "notes"),
     # -- engines --------------------------------------------------------------------------------
-    Address("/engine", (Arg("name", "str", "patch (amSynth presets) or timbre (the pitch/timbre model)",
+    Address("/engine", (Arg("name", "str", " or ".join(f"{s.name} ({s.summary})" for s in SPECS),
                             check=_one_of("/engine", "name", "engine", ENGINES)),),
             "Select the sound engine; notes sounding on the other engine are released.", "server",
             feedback=True),
