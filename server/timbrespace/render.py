@@ -154,6 +154,7 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.audio.timbre_voices import EngineMix, TimbreVoices
     from timbrespace.engines.base import Engine
+    from timbrespace.engines.inference import InlineInference
     from timbrespace.engines.patch import PatchEngine
     from timbrespace.engines.timbre import TimbreEngine
     from timbrespace.link import commands as C
@@ -170,7 +171,10 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     library = PresetLibrary(cfg.patch.banks, cfg.patch.user_bank)
     space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
     link = LocalLink()
-    engine = PatchEngine(space, library, link, block_period=period, clock=lambda: now[0])
+    # The models run inline, pending work at each block's start: the same batches, no thread, no clock.
+    inference = InlineInference(link, eager=False)
+    engine = PatchEngine(space, library, inference.link, block_period=period, clock=lambda: now[0],
+                         inference=inference)
     engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
     engine.flush()
     if cfg.patch.initial_preset:
@@ -180,9 +184,10 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     layout = timbre_layout(cfg, tspace) if tspace is not None else None
     frames = FrameSlots(layout.slots, layout.table_size, len(layout.noise_centres_hz)) if layout else None
     if tspace is not None and frames is not None:
-        engines.append(TimbreEngine(tspace, link, frames, sample_rate=sr, corners=timbre_corners(cfg, tspace),
-                                    map_kind=cfg.timbre.map, release_s=cfg.timbre.release, clock=lambda: now[0]))
-    app = App(engines, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
+        engines.append(TimbreEngine(tspace, inference.link, frames, sample_rate=sr,
+                                    corners=timbre_corners(cfg, tspace), map_kind=cfg.timbre.map,
+                                    release_s=cfg.timbre.release, clock=lambda: now[0], inference=inference))
+    app = App(engines, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))

@@ -18,6 +18,7 @@ from timbrespace.app import App, ServerInfo
 from timbrespace.audio.host import AudioError, AudioProcess, TimbreLayout, jack_running
 from timbrespace.config import Config
 from timbrespace.engines.base import Engine, HandlerError
+from timbrespace.engines.inference import WorkerInference
 from timbrespace.engines.patch import PatchEngine
 from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.link import commands as C
@@ -116,20 +117,11 @@ async def serve(
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
     app: App | None = None
-    flush_armed = False
-
-    def defer(delay: float) -> None:
-        nonlocal flush_armed
-        if not flush_armed:
-            flush_armed = True
-            loop.call_later(max(delay, 0.0), run_flush)
-
-    def run_flush() -> None:
-        nonlocal flush_armed
-        flush_armed = False
-        engine.flush()
-
-    engine = PatchEngine(space, library, audio, block_period=audio.block_size / audio.sample_rate, defer=defer)
+    # The inference worker owns the models' device; the engines and the app write to the synth
+    # through its ordered link (see engines/inference.py).
+    inference = start_inference(cfg, audio, loop)
+    engine = PatchEngine(space, library, inference.link, block_period=audio.block_size / audio.sample_rate,
+                         inference=inference)
     timbre: TimbreEngine | None = None
     tick_handle: asyncio.TimerHandle | None = None
 
@@ -157,9 +149,9 @@ async def serve(
     try:
         if tspace is not None:
             assert audio.frames is not None
-            timbre = TimbreEngine(tspace, audio, audio.frames, sample_rate=audio.sample_rate,
+            timbre = TimbreEngine(tspace, inference.link, audio.frames, sample_rate=audio.sample_rate,
                                   corners=timbre_corners(cfg, tspace), map_kind=cfg.timbre.map,
-                                  release_s=cfg.timbre.release)
+                                  release_s=cfg.timbre.release, inference=inference)
             if "timbre" in saved:
                 timbre.restore(saved["timbre"])
         if "patch" in saved:
@@ -171,7 +163,7 @@ async def serve(
             engine.flush()
         engine.activate(0.0)
         info = ServerInfo(backend, audio.sample_rate, audio.block_size, str(space.device))
-        app = App([engine] + ([timbre] if timbre is not None else []), audio, info, audio.stats)
+        app = App([engine] + ([timbre] if timbre is not None else []), inference.link, info, audio.stats)
         app.on_select = on_select
         if first != "patch":
             app.select(first, 0.0)
@@ -365,6 +357,7 @@ async def serve(
             await advertiser.stop()
         if osc is not None:
             await osc.stop()
+        inference.stop()  # what it decoded lands first: the state saved is the newest
         if cfg.state.persist:
             try:
                 snapshots: dict[str, Any] = {"patch": engine.snapshot()}
@@ -375,6 +368,14 @@ async def serve(
                 print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
                       file=sys.stderr)
         audio.stop()
+
+
+def start_inference(cfg: Config, audio: AudioProcess, loop: asyncio.AbstractEventLoop) -> WorkerInference:
+    """The inference worker, started: batches at most two per audio block, torch on ``inference.threads``."""
+    worker = WorkerInference(audio, loop, min_interval=audio.block_size / audio.sample_rate / 2.0,
+                             threads=cfg.inference.threads)
+    worker.start()
+    return worker
 
 
 def timbre_corners(cfg: Config, space: TimbreSpace) -> tuple[str, str, str, str]:
