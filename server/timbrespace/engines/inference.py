@@ -146,7 +146,8 @@ class InferenceStats:
     last_ms: float = 0.0
     max_ms: float = 0.0
     failures: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)  # jobs run, per kind
+    last_batch: dict[str, int] = field(default_factory=dict)  # the last cycle's jobs, per kind
 
 
 class Inference:
@@ -202,6 +203,7 @@ class Inference:
         groups: dict[Kind, list[Job]] = {}
         for job in jobs:
             groups.setdefault(job.kind, []).append(job)
+        self.stats.last_batch = {}
         for kind, group in groups.items():
             try:
                 results = kind.run([j.inputs for j in group])
@@ -214,6 +216,7 @@ class Inference:
                     j.cancelled = True
             name = type(kind).__name__
             self.stats.by_kind[name] = self.stats.by_kind.get(name, 0) + len(group)
+            self.stats.last_batch[name] = self.stats.last_batch.get(name, 0) + len(group)
         dt = time.perf_counter() - t0
         s = self.stats
         s.batches += 1
