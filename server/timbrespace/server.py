@@ -358,6 +358,9 @@ async def serve(
         if osc is not None:
             await osc.stop()
         inference.stop()  # what it decoded lands first: the state saved is the newest
+        st = inference.stats
+        log.info("inference: %d batches, %d jobs (%d replaced by newer ones), %.2f s busy, longest %.2f ms",
+                 st.batches, st.jobs, st.replaced, st.busy_s, st.max_ms)
         if cfg.state.persist:
             try:
                 snapshots: dict[str, Any] = {"patch": engine.snapshot()}
