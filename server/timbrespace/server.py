@@ -162,6 +162,7 @@ async def serve(
             engine.handlers()["/latent"](tuple(cfg.patch.initial_latent), 0.0)
             engine.flush()
         engine.activate(0.0)
+        await inference.settled()  # the initial patch is in place before the server says it is ready
         info = ServerInfo(backend, audio.sample_rate, audio.block_size, str(space.device))
         app = App([engine] + ([timbre] if timbre is not None else []), inference.link, info, audio.stats)
         app.on_select = on_select

@@ -106,6 +106,8 @@ class OrderedLink:
 
     def release(self) -> None:
         """Apply what is ready at the head of the queue, in order (on the loop)."""
+        if self._at_head:
+            return  # called from an action being applied: the call applying it goes on from here
         self._at_head = True
         try:
             while self._queue:
@@ -303,6 +305,11 @@ class WorkerInference(Inference):
             self._thread.join()
             self._thread = None
         self._apply_landed()
+
+    async def settled(self) -> None:
+        """Return once nothing is pending, running or waiting to be applied (polls the loop)."""
+        while self._pending or self._landed or not self.link.idle:
+            await asyncio.sleep(0.001)
 
     def _wake(self) -> None:
         # On the loop: wake the thread once, after this callback has submitted everything it will.
