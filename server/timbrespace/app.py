@@ -86,6 +86,8 @@ class App:
         self.sessions.on_join = self._joined
         self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate)
         self.feedback.state_of = self._layer_state
+        for e in self.engines.values():  # one layer so far: every engine's late changes are layer 0's
+            e.on_change = lambda: self.feedback.touch(0, self.clock())
         self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)

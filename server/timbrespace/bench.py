@@ -298,7 +298,7 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["block_ms"] = round(block_ms, 4)
         phase("latent_500_per_s")
-        # Timbre notes: each note-on decodes its first frame before it is queued, and ticks decode
+        # Timbre notes: each note-on starts once the worker decoded its first frame, and ticks decode
         # every sounding note.  4,500 notes fill the latency ring, so these percentiles are theirs.
         if st["engine"] == "patch" and _engine(host, port, "timbre"):
             _paced(host, port, 1000, 4.5, "/note")

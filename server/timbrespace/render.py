@@ -151,6 +151,7 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.parts import EngineMix, build_parts, player_args
     from timbrespace.audio.player import Player
+    from timbrespace.engines.inference import InlineInference
     from timbrespace.engines.registry import Wiring, prepare_all
     from timbrespace.link import commands as C
     from timbrespace.link.frames import FrameSlots
@@ -165,9 +166,12 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     plans = [p.audio() for p in prepared.values()]
     frames = {p.engine: FrameSlots(p.frames.slots, p.frames.table_size, p.frames.n_noise)
               for p in plans if p.frames is not None}
-    engines = [p.build(Wiring(link, sr, period, frames.get(name), clock=lambda: now[0]), None)
+    # The models run inline, pending work at each block's start: the same batches, no thread, no clock.
+    inference = InlineInference(link, eager=False)
+    engines = [p.build(Wiring(inference.link, sr, period, frames.get(name), clock=lambda: now[0],
+                              inference=inference), None)
                for name, p in prepared.items()]
-    app = App(engines, link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
+    app = App(engines, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))

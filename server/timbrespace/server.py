@@ -22,6 +22,7 @@ from timbrespace.audio_supervisor import AudioSupervisor
 from timbrespace.config import Config
 from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
+from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.tcp import TcpLimits
@@ -48,13 +49,22 @@ def txt_records(cfg: Config, engines: tuple[str, ...] = ("patch",)) -> dict[str,
     }
 
 
-def build_engines(prepared: Mapping[str, Prepared], audio: AudioProcess, timers: EngineTimers,
+def build_engines(prepared: Mapping[str, Prepared], audio: AudioProcess, inference: Inference,
                   saved: Mapping[str, Any]) -> dict[str, Engine]:
-    """Each prepared engine wired to the audio process, in its saved state (else the config's)."""
+    """Each prepared engine wired to the audio process through ``inference``'s ordered link, in its
+    saved state (else the config's)."""
     period = audio.block_size / audio.sample_rate
-    return {name: p.build(Wiring(audio, audio.sample_rate, period, audio.frames.get(name), defer=timers.defer),
-                          saved.get(name))
+    return {name: p.build(Wiring(inference.link, audio.sample_rate, period, audio.frames.get(name),
+                                 inference=inference), saved.get(name))
             for name, p in prepared.items()}
+
+
+def start_inference(cfg: Config, audio: AudioProcess, loop: asyncio.AbstractEventLoop) -> WorkerInference:
+    """The inference worker, started: batches at most two per audio block, torch on ``inference.threads``."""
+    worker = WorkerInference(audio, loop, min_interval=audio.block_size / audio.sample_rate / 2.0,
+                             threads=cfg.inference.threads)
+    worker.start()
+    return worker
 
 
 def osc_server(cfg: Config, app: App) -> OscServer:
@@ -93,16 +103,21 @@ async def serve(
         raise StartupError(str(e)) from None
     device = next(iter(prepared.values())).device
     timers = EngineTimers(loop)
+    # The inference worker owns the models' device; the engines and the app write to the synth
+    # through its ordered link (see engines/inference.py).
+    inference = start_inference(cfg, audio, loop)
     engines: dict[str, Engine] = {}
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
     app: App | None = None
     try:
         # Saved at exit once built: a start that failed before leaves the state file as it was.
-        engines = build_engines(prepared, audio, timers, state.engines)
-        app = App(list(engines.values()), audio, ServerInfo(backend, audio.sample_rate, audio.block_size, device),
-                  audio.stats, settings=session_settings(cfg))
+        engines = build_engines(prepared, audio, inference, state.engines)
+        app = App(list(engines.values()), inference.link,
+                  ServerInfo(backend, audio.sample_rate, audio.block_size, device), audio.stats,
+                  settings=session_settings(cfg))
         app.engine.activate(0.0)
+        await inference.settled()  # the initial patch is in place before the server says it is ready
         timers.attach(app)
         if first != app.engine.name:
             app.select(first, 0.0)
@@ -154,6 +169,10 @@ async def serve(
             await advertiser.stop()
         if osc is not None:
             await osc.stop()
+        inference.stop()  # what it decoded lands first: the state saved is the newest
+        st = inference.stats
+        log.info("inference: %d batches, %d jobs (%d replaced by newer ones), %.2f s busy, longest %.2f ms",
+                 st.batches, st.jobs, st.replaced, st.busy_s, st.max_ms)
         if cfg.state.persist and engines:
             _save(cfg, engines, app.engine.name if app is not None else first)
         audio.stop()

@@ -57,6 +57,9 @@ class Engine(ABC):
         #: Keys held through the default note path: the control side's view, which the audio side
         #: is reconciled with (see :meth:`held`).
         self._keys: set[int] = set()
+        #: Called when the state changed after its handler returned (a decode that landed later), so
+        #: that subscribers hear it; set by the App.
+        self.on_change: Callable[[], None] | None = None
 
     @abstractmethod
     def handlers(self) -> dict[str, Handler]:
@@ -125,6 +128,10 @@ class Engine(ABC):
     def deactivate(self, arrival: float) -> None:
         """Another engine is selected: release this engine's notes."""
         self.panic(arrival)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _send(self, data: bytes, what: str) -> None:
         if not self.link.send(data):

@@ -1,24 +1,26 @@
 """The amSynth patch engine: a 2-D map of presets decoded by the patch VAE, presets, parameters.
 
-Decoding is coalesced: a map move decodes at once unless another decode happened less than half
-an audio block ago; then the newest point waits until that half block is over (the owner's
-``defer`` timer, or the offline renderer's per-block :meth:`flush`). A dragged XY pad (tens of
-moves a second) is decoded move by move and heard at the next block; a flood of ``/latent`` costs
-at most two decodes per block, heard within 1.5 blocks, and the synth, which applies only the
-newest patch per block, hears what it would have heard.
+Map points are decoded by the inference worker (:mod:`timbrespace.engines.inference`): a move
+submits its point, replacing the one still waiting, and the decoded patch reaches the mailbox
+from the event loop, in order with everything sent after the move (a note, a ``/sync``, a
+``/param`` edit apply to the moved patch). The presets' places in the map are encoded once, when
+the engine is made, and each saved preset's in the background, so no handler waits on the model.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.inference import Inference, InlineInference, Job, OrderedLink
 from timbrespace.engines.registry import BY_NAME
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
@@ -37,6 +39,32 @@ LIST_PAGE_BYTES = UDP_REPLY_FLOOR
 #: The last argument of /patch/load.reply when another engine is heard.
 NOT_HEARD = "not heard: the timbre engine is heard; send /engine patch to hear it"
 _log_save = RateLimitedLog(log, 5, "save failures")
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PatchDecode:
+    """Map points to patches, batched: inputs ``(point, is_unit)``, results amSynth values ``(41,)``."""
+
+    space: PatchSpace
+
+    def run(self, inputs: Sequence[tuple[FloatArray, bool]]) -> list[FloatArray]:
+        """Decode every point in one model call."""
+        points = np.array([p for p, _ in inputs], dtype=np.float64)
+        unit = np.array([u for _, u in inputs], dtype=bool)
+        z = np.where(unit[:, None], self.space.unit_to_latent(np.clip(points, 0.0, 1.0)), points)
+        return list(self.space.decode_latent(z))
+
+
+@dataclass(frozen=True)
+class PatchEncode:
+    """Patches to latent points (posterior means), batched: inputs values ``(41,)``, results ``(2,)``."""
+
+    space: PatchSpace
+
+    def run(self, inputs: Sequence[FloatArray]) -> list[FloatArray]:
+        """Encode every patch in one model call."""
+        return list(self.space.encode_latent(np.stack(inputs)))
 
 
 class PatchEngine(Engine):
@@ -44,6 +72,7 @@ class PatchEngine(Engine):
 
     name = "patch"
     item = BY_NAME[name].item
+    link: OrderedLink
 
     def __init__(
         self,
@@ -53,16 +82,16 @@ class PatchEngine(Engine):
         *,
         block_period: float,
         clock: Callable[[], float] = time.monotonic,
-        defer: Callable[[float], None] | None = None,
+        inference: Inference | None = None,
     ) -> None:
         super().__init__()
         self.space = space
         self.library = library
-        self.link = link
-        self.window = block_period / 2.0
+        #: Runs the model; None: inline, at once (tests, tools).
+        self.inference = inference if inference is not None else InlineInference(link)
+        self.link = self.inference.link
+        self.block_period = block_period
         self.clock = clock
-        #: Asks the owner to call flush() after a delay; None: the owner flushes every block anyway.
-        self.defer = defer
         self.xy: tuple[float, float] = (0.5, 0.5)
         self.z_source: npt.NDArray[np.float64] | None = None
         self.z_target: npt.NDArray[np.float64] | None = None
@@ -71,11 +100,14 @@ class PatchEngine(Engine):
         self.alpha = 0.0
         self.values = params.DEFAULTS.copy()
         self.preset = ""  # the loaded preset's bank/name while it is unmodified
-        # (latent point, or None for "the unit point self.xy", arrival): converted only when decoded,
-        # so a flood of /latent costs no numpy work per message.
-        self._pending: tuple[npt.NDArray[np.float64] | None, float] | None = None
-        self._last_decode = -1e9
         self.decodes = 0
+        self._decode = PatchDecode(space)
+        self._encode = PatchEncode(space)
+        # Every preset's latent point (for /source, /target and /patch/load's reply), encoded here,
+        # before the engine serves; a preset saved later is encoded by the inference worker.
+        self._latents: dict[int, FloatArray] = {}
+        if len(library):
+            self._latents = dict(enumerate(space.encode_latent(library.values())))
 
     # -- engine interface ------------------------------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -142,35 +174,33 @@ class PatchEngine(Engine):
             log.warning("state: ignoring unreadable patch state (%s)", e)
 
     def activate(self, arrival: float) -> None:
-        """Send the current patch to the synth."""
-        self.link.put_patch(self.values, arrival)
+        """Send the current patch to the synth (the newest: after a map point still being decoded)."""
+        self.link.after(lambda: self.link.put_patch(self.values, arrival))
 
     def flush(self) -> None:
-        """Decode the newest pending map point, if any."""
-        if self._pending is not None:
-            z, arrival = self._pending
-            self._pending = None
-            self._decode(z, arrival)
+        """Decode pending map points now where the inference runs inline (the offline renderer)."""
+        self.inference.flush()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _move(self, z: npt.NDArray[np.float64] | None, arrival: float) -> None:
-        now = self.clock()
-        if now - self._last_decode >= self.window:
-            self._pending = None
-            self._decode(z, arrival)
-        else:
-            if self._pending is None and self.defer is not None:
-                self.defer(self.window - (now - self._last_decode))
-            self._pending = (z, arrival)
+    def _move(self, point: FloatArray, unit: bool, arrival: float) -> None:
+        """Decode ``point`` (unit square if ``unit``, else latent); it replaces a point still waiting."""
+        self.inference.submit(Job(self._decode, (point, unit), partial(self._decoded, arrival),
+                                  owner=(self, "point"), ordered=True))
 
-    def _decode(self, z: npt.NDArray[np.float64] | None, arrival: float) -> None:
-        if z is None:
-            z = self.space.unit_to_latent(np.array([self.xy]))[0]
-        self.values = self.space.decode_latent(z[None, :])[0]
+    def _decoded(self, arrival: float, values: FloatArray) -> None:
+        self.values = values
         self.preset = ""
-        self._last_decode = self.clock()
         self.decodes += 1
-        self.link.put_patch(self.values, arrival)
+        self.link.put_patch(values, arrival)
+        self._changed()
+
+    def _latent_of(self, index: int) -> FloatArray:
+        z = self._latents.get(index)
+        if z is None:
+            # Only a preset saved a moment ago, whose encoding has not landed yet.
+            z = self.space.encode_latent(self.library[index].values[None, :])[0]
+            self._latents[index] = z
+        return z
 
     def _resolve(self, key: Value) -> int:
         # The declaration's "ref" kind yields an int index or a str name, never a float.
@@ -188,7 +218,7 @@ class PatchEngine(Engine):
 
     def _set_end(self, which: str, key: Value) -> int:
         index = self._resolve(key)
-        z = self.space.encode_latent(self.library[index].values[None, :])[0]
+        z = self._latent_of(index)
         label = self.library.qualified_name(index)
         if which == "source":
             self.z_source, self.source = z, label
@@ -201,12 +231,12 @@ class PatchEngine(Engine):
             return
         z = (1.0 - self.alpha) * self.z_source + self.alpha * self.z_target
         self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
-        self._move(z, arrival)
+        self._move(z, False, arrival)
 
     # -- handlers --------------------------------------------------------------------------------
     def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
-        self._move(None, ctx.arrival)
+        self._move(np.array(self.xy), True, ctx.arrival)
         return []
 
     def _source(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
@@ -230,20 +260,28 @@ class PatchEngine(Engine):
 
     def _load(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         index = self._resolve(args[0])
-        preset = self.library[index]
-        self._pending = None
-        self.values = preset.values.copy()
-        self.preset = self.library.qualified_name(index)
-        self.xy = _pair(self.space.encode_unit(self.values[None, :])[0])
-        self.link.put_patch(self.values, ctx.arrival)
+        label = self.library.qualified_name(index)
+        values = self.library[index].values.copy()
+        self.inference.cancel((self, "point"))  # a point still waiting would only be overwritten
+        self.xy = _pair(self.space.latent_to_unit(self._latent_of(index)[None, :])[0])
+
+        def load() -> None:  # after a point being decoded lands, which the load then replaces
+            self.values, self.preset = values, label
+            self.link.put_patch(values, ctx.arrival)
+            self._changed()
+
+        self.link.after(load)
         # Loaded either way (a patch can be prepared while the other engine plays), but a client
         # that expected to hear it must learn why it does not.
         heard = "heard" if self.heard else NOT_HEARD
-        return [("/patch/load.reply", (index, self.preset, *self.xy, heard))]
+        return [("/patch/load.reply", (index, label, *self.xy, heard))]
 
     def _save(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         name = str(args[0])
         self.flush()
+        if not self.link.idle:  # the values to save are still being decoded; the reply must answer now
+            raise HandlerError(f"/patch/save {show(name)}: a map move is still being decoded; send /sync, "
+                               "then /patch/save again")
         try:
             self.library.append_user(name, self.values)
         except ValueError as e:
@@ -255,6 +293,8 @@ class PatchEngine(Engine):
         index = len(self.library) - 1
         label = self.library.qualified_name(index)
         self.preset = label
+        self.inference.submit(Job(self._encode, self.library[index].values, partial(self._latents.__setitem__, index),
+                                  owner=(self, "encode", index)))
         # The bank's file name, not its path: a reply must not tell the network where files live.
         bank = self.library.user_bank
         return [("/patch/save.reply", (index, label, bank.name if bank is not None else ""))]
@@ -282,11 +322,17 @@ class PatchEngine(Engine):
     def _param(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.flush()
         i = params.INDEX[str(args[0])]
-        v = self.values.copy()
-        v[i] = params.PARAMS[i].clamp(float(args[1]))
-        self.values = v
-        self.preset = ""
-        self.link.put_patch(self.values, ctx.arrival)
+        value = params.PARAMS[i].clamp(float(args[1]))
+
+        def edit() -> None:  # on the patch in effect once a point being decoded has landed
+            v = self.values.copy()
+            v[i] = value
+            self.values = v
+            self.preset = ""
+            self.link.put_patch(v, ctx.arrival)
+            self._changed()
+
+        self.link.after(edit)
         return []
 
 

@@ -37,7 +37,7 @@ class PreparedPatch:
         """The engine with the saved patch, else the config's initial preset, else its initial map point."""
         kw = {} if wiring.clock is None else {"clock": wiring.clock}
         engine = PatchEngine(self.space, self.library, wiring.link, block_period=wiring.block_period,
-                             defer=wiring.defer, **kw)
+                             inference=wiring.inference, **kw)
         if saved is not None:
             engine.restore(saved)
         elif self.cfg.patch.initial_preset:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from timbrespace.config import Config
     from timbrespace.engines.base import Engine, SynthLink
+    from timbrespace.engines.inference import Inference
     from timbrespace.link.frames import FrameSlots
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class Wiring:
     #: The engine's frame slots (those of its AudioPlan.frames), None when it has none.
     frames: FrameSlots | None = None
     clock: Callable[[], float] | None = None
-    #: Asks the owner to call the engine's flush() after a delay; None: the owner flushes every block.
-    defer: Callable[[float], None] | None = None
+    #: Where the engine's model calls run (shared by all engines); None: inline, at once.
+    inference: Inference | None = None
 
 
 class Prepared(Protocol):

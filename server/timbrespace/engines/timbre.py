@@ -11,10 +11,12 @@ Where the sound sits in timbre space is one point ``z``:
 * ``/z i v``: on top of either, dimension ``i`` moved by ``v`` component standard deviations.
 
 The last of ``/latent`` and ``/source``/``/target``/``/alpha`` decides which of the first two
-places the point.  Notes: the engine chooses each note's voice slot, decodes its first frame
-at once (heard at the next block) and then, every control tick (one frame of the model,
-~11.6 ms), decodes one frame for every sounding note in one batch and publishes it to the
-note's slot; the audio side crossfades to it.  A timbre move is thus heard within one tick.
+places the point.  Notes: the engine chooses each note's voice slot and has the inference worker
+(:mod:`timbrespace.engines.inference`) decode its first frame; when that lands, the loop writes
+it to the slot and starts the voice, and a note-off sent meanwhile follows the start (the link
+holds it back).  Then, every control tick (one frame of the model, ~11.6 ms), one frame for
+every sounding note is decoded in one batch and written to the notes' slots; the audio side
+crossfades to it.  A timbre move is thus heard within a tick and a decode.
 """
 
 from __future__ import annotations
@@ -22,34 +24,97 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.inference import Inference, InlineInference, Job
 from timbrespace.engines.registry import BY_NAME
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.wavetable import harmonic_tables
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import BY_PATH, Value
+from timbrespace.ratelog import RateLimitedLog
 from timbrespace.session.context import Context
 from timbrespace.state import checked_arg
 
 log = logging.getLogger(__name__)
+_log_refused = RateLimitedLog(log, 5, "refused timbre notes")
 FloatArray = npt.NDArray[np.float64]
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a slot's note is this one, not one like it
 class _Note:
     key: int  # the key struck: its note-off releases the note wherever /pitch glided it
     pitch: float
     velocity: int
     t_on: float
     t_off: float | None = None
+    started: bool = False  # its first frame landed and its voice was started
+    refused: bool = False  # the synth's queue was full when it was to start
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """Frames for some notes at one timbre point: ``base`` is a code, or a learned-map (x, y) to decode."""
+
+    base: FloatArray | tuple[float, float]
+    offset: FloatArray  # added to the base (``/z`` offsets, in code units)
+    pitch: FloatArray
+    frame: npt.NDArray[np.int64]
+    velocity: FloatArray
+    noise_gain: FloatArray  # per note: the sample-rate scale times its release fade
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Per note: a wavetable, scaled noise gains, f0; and the base code used (a decoded map point)."""
+
+    base: FloatArray
+    tables: npt.NDArray[np.float32]
+    noise: FloatArray
+    f0: FloatArray
+
+
+@dataclass(frozen=True)
+class TimbreFrames:
+    """One frame per note, batched across requests: model controls to wavetables and noise gains."""
+
+    space: TimbreSpace
+    sample_rate: float
+    table_size: int
+
+    def run(self, inputs: Sequence[FrameRequest]) -> list[FrameResult]:
+        """Decode every request's notes in one model call."""
+        bases: list[FloatArray] = []
+        maps: dict[tuple[float, float], FloatArray] = {}
+        for r in inputs:
+            if isinstance(r.base, tuple):
+                if r.base not in maps:
+                    maps[r.base] = self.space.map_point(*r.base)
+                bases.append(maps[r.base])
+            else:
+                bases.append(r.base)
+        z = np.concatenate([np.repeat((b + r.offset)[None, :], len(r.pitch), axis=0) for b, r in zip(bases, inputs)])
+        pitch = np.concatenate([r.pitch for r in inputs])
+        amps, noise = self.space.frames(z, pitch, np.concatenate([r.frame for r in inputs]),
+                                        np.concatenate([r.velocity for r in inputs]))
+        f0 = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+        tables = harmonic_tables(amps, f0, self.sample_rate, self.table_size)
+        noise *= np.concatenate([r.noise_gain for r in inputs])[:, None]
+        out: list[FrameResult] = []
+        i = 0
+        for b, r in zip(bases, inputs, strict=True):
+            j = i + len(r.pitch)
+            out.append(FrameResult(b, tables[i:j], noise[i:j], f0[i:j]))
+            i = j
+        return out
 
 
 class TimbreEngine(Engine):
@@ -69,10 +134,13 @@ class TimbreEngine(Engine):
         map_kind: str = "corners",
         release_s: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        inference: Inference | None = None,
     ) -> None:
         super().__init__()
         self.space = space
-        self.link = link
+        #: Runs the model; None: inline, at once (tests, tools).
+        self.inference = inference if inference is not None else InlineInference(link)
+        self.link = self.inference.link
         self.frames = frames
         self.sample_rate = float(sample_rate)
         self.release_s = float(release_s)
@@ -98,6 +166,8 @@ class TimbreEngine(Engine):
         # The model's noise gains are magnitudes on unit white noise at its own sample rate;
         # the bank's unit is unit white noise at ours: same power density, scaled by the rates.
         self._noise_scale = math.sqrt(self.sample_rate / space.sample_rate)
+        self._kind = TimbreFrames(space, self.sample_rate, frames.table_size)
+        self.refused = 0  # note-ons the synth's full queue refused when they were to start
 
     # -- engine interface ------------------------------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -173,14 +243,25 @@ class TimbreEngine(Engine):
     def activate(self, arrival: float) -> None:
         """Nothing to send: notes carry their frames, and the app switches the synths."""
 
+    def flush(self) -> None:
+        """Decode pending frames now where the inference runs inline (the offline renderer)."""
+        self.inference.flush()
+
     # -- the point in timbre space ------------------------------------------------------------------
     def point(self) -> FloatArray:
-        """The timbre code notes are decoded with now."""
+        """The timbre code notes are decoded with now (the learned map decoded here if it moved)."""
+        base = self._base()
+        if isinstance(base, tuple):
+            self._learned, self._learned_xy = self.space.map_point(*base), base
+            base = self._learned
+        return np.asarray(base + self.offset * self.space.sigma)
+
+    def _base(self) -> FloatArray | tuple[float, float]:
+        """The code before ``/z`` offsets, or the learned map's (x, y) when it has not been decoded there."""
         m = self.space.means
         if self.mode == "map" and self.map_kind == "learned":
             if self._learned_xy != self.xy:
-                self._learned = self.space.map_point(*self.xy)
-                self._learned_xy = self.xy
+                return self.xy
             base = self._learned
         elif self.mode == "map":
             x, y = self.xy
@@ -188,7 +269,7 @@ class TimbreEngine(Engine):
             base = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
         else:
             base = m[self.source] + self.alpha * (m[self.target] - m[self.source])
-        return np.asarray(base + self.offset * self.space.sigma)
+        return np.asarray(base)
 
     def _instrument(self, ref: Value, what: str) -> int:
         try:
@@ -245,31 +326,39 @@ class TimbreEngine(Engine):
 
     # -- notes ------------------------------------------------------------------------------------
     def note(self, pitch: int, velocity: int, arrival: float) -> None:
-        """Start a note on a free (or the oldest) slot with its first frame, or release it."""
+        """Start a note on a free (or the oldest) slot once its first frame is decoded, or release it."""
         now = self.clock()
         if velocity <= 0:
             for slot, n in self._notes.items():
                 if n.t_off is None and n.key == pitch:
                     n.t_off = now
-                    self._send(C.voice(slot, 0.0, arrival), "/note")
+                    self._send(C.voice(slot, 0.0, arrival), "/note")  # after its start, if that waits
             return
         slot = self._free_slot(now)
+        old = self._notes.get(slot)
+        if old is not None and not old.started:
+            self.inference.cancel(old)  # stolen before it sounded: it never will
         note = _Note(int(pitch), float(pitch), int(velocity), now)
-        self._publish({slot: note}, now, arrival)
-        self._send(C.voice(slot, 1.0, arrival), "/note")  # refused: the note is not ours to track
         self._notes[slot] = note
         self._latest = slot
+        request = self._request([(slot, note)], now)
+        self.inference.submit(Job(self._kind, request, partial(self._start, slot, note, request.base, arrival),
+                                  owner=note, ordered=True))
+        if note.refused:  # known at once where the inference runs inline
+            raise HandlerError("/note: the audio command queue is full; message dropped")
 
     def held(self) -> list[int]:
         """The voice slots of the notes held (not released)."""
         return sorted(s for s, n in self._notes.items() if n.t_off is None)
 
     def pitch(self, midi: float, arrival: float) -> None:
-        """Glide the most recent note (its next frame carries the new pitch)."""
+        """Glide the most recent note (a frame at the new pitch is decoded at once)."""
         n = self._notes.get(self._latest) if self._latest is not None else None
         if n is not None:
             n.pitch = float(midi)
-            self._publish({self._latest: n}, self.clock(), arrival)  # type: ignore[dict-item]
+            if n.started:
+                assert self._latest is not None
+                self._frames([(self._latest, n)], self.clock(), arrival, (self, "pitch"))
 
     def panic(self, arrival: float) -> None:
         """Release every note of this engine."""
@@ -285,12 +374,15 @@ class TimbreEngine(Engine):
             self.note(p, 0, arrival)
 
     def tick(self, now: float) -> None:
-        """Decode and publish one frame for every sounding note."""
+        """Have one frame decoded for every sounding note (one job per engine, replacing a waiting one)."""
         done = [s for s, n in self._notes.items() if n.t_off is not None and now - n.t_off > self.release_s]
         for s in done:
-            del self._notes[s]
-        if self._notes:
-            self._publish(self._notes, now, 0.0)
+            n = self._notes.pop(s)
+            if not n.started:
+                self.inference.cancel(n)
+        rows = [(s, n) for s, n in self._notes.items() if n.started]
+        if rows:
+            self._frames(rows, now, 0.0, (self, "tick"))
 
     def _free_slot(self, now: float) -> int:
         free = [s for s in range(self.frames.slots) if s not in self._notes]
@@ -302,18 +394,48 @@ class TimbreEngine(Engine):
             return min(released)[1]
         return min((n.t_on, s) for s, n in self._notes.items())[1]
 
-    def _publish(self, notes: Mapping[int, _Note], now: float, arrival: float) -> None:
-        slots = list(notes)
-        ns = [notes[s] for s in slots]
+    def _request(self, rows: Sequence[tuple[int, _Note]], now: float) -> FrameRequest:
+        """What the worker needs to decode one frame for each of ``rows`` at time ``now``."""
         hop = self.space.hop_s
-        frame = np.array([max(0, int((now - n.t_on) / hop)) for n in ns])
-        pitch = np.array([n.pitch for n in ns])
-        z = np.repeat(self.point()[None, :], len(ns), axis=0)
-        amps, noise = self.space.frames(z, pitch, frame, np.array([n.velocity for n in ns], dtype=np.float64))
-        f0 = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
-        tables = harmonic_tables(amps, f0, self.sample_rate, self.frames.table_size)
-        for i, (slot, n) in enumerate(zip(slots, ns, strict=True)):
-            fade = 1.0
-            if n.t_off is not None:  # the noise bank is shared: follow the voice's release here
-                fade = max(0.0, 1.0 - (now - n.t_off) / self.release_s)
-            self.frames.put(slot, tables[i], noise[i] * (self._noise_scale * fade), float(f0[i]), arrival)
+        fades = [1.0 if n.t_off is None else max(0.0, 1.0 - (now - n.t_off) / self.release_s) for _, n in rows]
+        # The noise bank is shared: a releasing note's noise follows its voice's release here.
+        return FrameRequest(
+            self._base(), self.offset * self.space.sigma,
+            np.array([n.pitch for _, n in rows]),
+            np.array([max(0, int((now - n.t_on) / hop)) for _, n in rows], dtype=np.int64),
+            np.array([n.velocity for _, n in rows], dtype=np.float64),
+            np.array(fades) * self._noise_scale,
+        )
+
+    def _frames(self, rows: list[tuple[int, _Note]], now: float, arrival: float, owner: tuple[object, str]) -> None:
+        request = self._request(rows, now)
+        self.inference.submit(Job(self._kind, request, partial(self._landed, rows, request.base, arrival),
+                                  owner=owner))
+
+    def _remember(self, asked: FloatArray | tuple[float, float], result: FrameResult) -> None:
+        """Keep a learned-map point the worker decoded, so later frames need not decode it again."""
+        if isinstance(asked, tuple):
+            self._learned, self._learned_xy = result.base, asked
+
+    def _landed(self, rows: list[tuple[int, _Note]], asked: FloatArray | tuple[float, float], arrival: float,
+                result: FrameResult) -> None:
+        """Frames decoded: each to its note's slot, unless the slot went to another note meanwhile."""
+        self._remember(asked, result)
+        for i, (slot, n) in enumerate(rows):
+            if self._notes.get(slot) is n:
+                self.frames.put(slot, result.tables[i], result.noise[i], float(result.f0[i]), arrival)
+
+    def _start(self, slot: int, n: _Note, asked: FloatArray | tuple[float, float], arrival: float,
+               result: FrameResult) -> None:
+        """A note's first frame landed: write it and start the voice (in the link's order)."""
+        self._remember(asked, result)
+        if self._notes.get(slot) is not n:
+            return  # stolen (or aged out) before it started
+        self.frames.put(slot, result.tables[0], result.noise[0], float(result.f0[0]), arrival)
+        if self.link.send(C.voice(slot, 1.0, arrival)):
+            n.started = True
+            return
+        del self._notes[slot]  # refused: the note is not ours to track
+        n.refused = True
+        self.refused += 1
+        _log_refused.warning("a timbre note-on was refused: the audio command queue is full")

@@ -48,7 +48,8 @@ class PreparedTimbre:
         kw = {} if wiring.clock is None else {"clock": wiring.clock}
         t = self.cfg.timbre
         engine = TimbreEngine(self.space, wiring.link, wiring.frames, sample_rate=wiring.sample_rate,
-                              corners=self.corners, map_kind=t.map, release_s=t.release, **kw)
+                              corners=self.corners, map_kind=t.map, release_s=t.release,
+                              inference=wiring.inference, **kw)
         if saved is not None:
             engine.restore(saved)
         return engine

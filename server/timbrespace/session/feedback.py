@@ -95,6 +95,13 @@ class Feedback:
         if self.wake is not None:
             self.wake(now)
 
+    def touch(self, layer: int, now: float) -> None:
+        """``layer``'s state changed on its own (a decode landed): compared and sent at the next flush."""
+        if self._subs:
+            self._dirty.setdefault(layer, {})
+            if self.wake is not None:
+                self.wake(now)
+
     def snapshot(self, layer: int) -> dict[FeedbackKey, Reply]:
         """The state a new subscriber of ``layer`` receives first."""
         state = self.state_of(layer)
