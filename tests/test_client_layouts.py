@@ -395,3 +395,32 @@ def test_puredata_canvas_holds_every_box() -> None:
     for m in re.finditer(r"^#X (?:obj|msg|text) (\d+) (\d+) (\S+)", text, re.M):
         x, y = int(m[1]), int(m[2])
         assert x + (160 if m[3] == "hsl" else 40) <= width and y + 30 <= height, m[0]
+
+
+# -- following the server (sessions, issue 20) ----------------------------------------------------
+
+
+def test_layouts_renew_their_subscription_well_inside_its_lifetime() -> None:
+    from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
+
+    assert 2 * layouts.RENEW_S < UDP_SUBSCRIPTION_S  # one lost renewal ends nothing
+    for who, name in layouts.PLAYER.items():
+        BY_PATH["/hello"].parse([name])  # a name the server takes
+        assert who in {"touchosc", "max", "puredata"}
+
+
+def test_puredata_patch_joins_subscribes_and_renews() -> None:
+    boxes, into = pd_objects()
+    texts = [" ".join(b[3:]) for b in boxes]
+    assert f"\\; ts/hello {layouts.PLAYER['puredata']} \\; ts/notify 1" in texts
+    assert "\\; ts/notify 0" in texts and "\\; ts/bye bang" in texts
+    # The renewal: a [delay RENEW_S] that restarts itself and sends 1 to /notify's formatter.
+    (delay,) = [n for n, t in enumerate(texts) if t.startswith("delay ")]
+    assert float(texts[delay].split()[1]) == layouts.RENEW_S * 1000
+    # Feedback reaches the sliders as "set" (shown, never sent back) on their receive names.
+    sends = {t.split()[1] for t in texts if t.startswith("s ts-ui/")}
+    assert {"ts-ui/x", "ts-ui/y", "ts-ui/alpha"} | {f"ts-ui/z{i}" for i in range(layouts.Z_DIMS)} <= sends
+    for n, t in enumerate(texts):
+        if t.startswith("s ts-ui/") and t.split()[1] not in {"ts-ui/point", "ts-ui/others"}:
+            ((src, _, _),) = into[n]
+            assert texts[src] == "set \\$1", t
