@@ -221,7 +221,7 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
         (up, _, _) = feeders[0]
         widgets: list[tuple[int, str, int]] = []  # (argument index, widget id, widget outlet)
         if boxes[up]["maxclass"] == "newobj" and boxes[up]["text"].split()[0] in {"pack", "pak"}:
-            widgets = [(inlet, w, outlet) for w, outlet, inlet in into[up]]
+            widgets = [(inlet, *_max_widget(w, outlet, boxes, into)) for w, outlet, inlet in into[up]]
         else:
             widgets = [(0, up, feeders[0][1])]
         assert sorted({i for i, _, _ in widgets}) == list(range(len(decl.args))), path
@@ -248,6 +248,16 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
             "/corners", "/z", "/map"} <= paths
     assert menus == {"/source": list(layouts.INSTRUMENTS), "/target": list(layouts.INSTRUMENTS)}
     assert any(b.get("text", "") == f"udpreceive {maxpatch.REPLY_PORT}" for b in boxes.values())
+
+
+def _max_widget(box: str, outlet: int, boxes: dict[str, Any],
+                into: dict[str, list[tuple[str, int, int]]]) -> tuple[str, int]:
+    """The widget behind a value store: [f] <- [t b f] <- the widget (feedback's [t f f] set it too)."""
+    while boxes[box].get("text") in ("f", "t b f"):
+        feeders = [(src, out) for src, out, inlet in into[box]
+                   if boxes[box]["text"] == "t b f" or (inlet == 1 and boxes[src].get("text") == "t b f")]
+        ((box, outlet),) = feeders
+    return box, outlet
 
 
 # -- Pure Data ---------------------------------------------------------------------------------
@@ -424,3 +434,22 @@ def test_puredata_patch_joins_subscribes_and_renews() -> None:
         if t.startswith("s ts-ui/") and t.split()[1] not in {"ts-ui/point", "ts-ui/others"}:
             ((src, _, _),) = into[n]
             assert texts[src] == "set \\$1", t
+
+
+def test_max_patch_follows_the_server() -> None:
+    data = json.loads((ROOT / "clients/max/timbrespace.maxpat").read_text())
+    boxes = {b["box"]["id"]: b["box"] for b in data["patcher"]["boxes"]}
+    texts = {i: b.get("text", "") for i, b in boxes.items()}
+    wires = [(ln["patchline"]["source"][0], ln["patchline"]["destination"][0]) for ln in data["patcher"]["lines"]]
+    (send,) = [i for i, t in texts.items() if t.startswith("udpsend ")]
+    (recv,) = [i for i, t in texts.items() if t.startswith("udpreceive ")]
+    sent = {texts[a] for a, b in wires if b == send}
+    assert {f"/hello {layouts.PLAYER['max']}", "/notify 1", "/notify 0"} <= sent
+    (metro,) = [i for i, t in texts.items() if t.startswith("metro ")]
+    assert float(texts[metro].split()[1]) == layouts.RENEW_S * 1000
+    assert any(texts[b] == "/notify 1" for a, b in wires if a == metro)
+    # Feedback from udpreceive reaches the map boxes and the alpha slider as "set" (never sent back).
+    (route,) = [b for a, b in wires if a == recv and texts[b].startswith("route ")]
+    assert texts[route].split()[1:] == ["/latent", "/alpha"]
+    shown = {boxes[b]["maxclass"] for a, b in wires if texts[a] == "set $1"}
+    assert shown == {"flonum", "slider"}
