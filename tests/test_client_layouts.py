@@ -453,3 +453,21 @@ def test_max_patch_follows_the_server() -> None:
     assert texts[route].split()[1:] == ["/latent", "/alpha"]
     shown = {boxes[b]["maxclass"] for a, b in wires if texts[a] == "set $1"}
     assert shown == {"flonum", "slider"}
+
+
+def test_touchosc_join_button_and_controls_that_follow_feedback() -> None:
+    received: dict[str, set[str]] = defaultdict(set)
+    for kind, name, osc in tosc_messages():
+        path = "".join(p.findtext("value") or "" for p in osc.iterfind("path/partial"))
+        assert osc.findtext("feedback") == "0", name  # a value set by the server is never sent back
+        if osc.findtext("receive") == "1":
+            received[path].add(kind)
+    # Controls receive the address they send: the pad, alpha and every /z fader (matched by index).
+    assert received == {"/latent": {"XY"}, "/alpha": {"FADER"}, "/z": {"FADER"}}
+    root = ET.fromstring(tosc_xml())
+    (join,) = [n for n in root.iter("node") if _name(n) == "join"]
+    sent = [[p.findtext("value") for p in o.iter("partial")] for o in join.findall("messages/osc")]
+    assert sent == [["/hello", layouts.PLAYER["touchosc"]], ["/notify", "1"]]
+    (script,) = [p.findtext("value") for p in join.iter("property") if p.findtext("key") == "script"]
+    assert script == touchosc.RENEW_SCRIPT and f"{layouts.RENEW_S * 1000:g}" in script
+    assert "sendOSC('/notify', 1)" in script
