@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,31 @@ def test_python_wander_reports_what_the_server_refuses(server: ServerProc) -> No
     assert out.returncode == 2, out.stdout + out.stderr
     assert "wander.py: the server refused /corners: /corners: unknown instrument 'trumpett'" in out.stderr, out.stderr
     assert "not playing" in out.stderr and "engine=" not in out.stdout
+
+
+def test_python_wander_joins_by_name_and_leaves(server: ServerProc) -> None:
+    # Issue 20: with --name it says /hello first (the others see its point as a cursor) and /bye last.
+    watcher = server.client()
+    watcher.request("/hello", "watcher")
+    watcher.send("/notify", 1)
+    assert watcher.expect("/done").params[0] == "/notify"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "clients/python/wander.py"), "--host", server.host, "--port", str(server.port),
+         "--seconds", "1", "--tempo", "240", "--name", "wanderer"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    joined = re.search(r"joined as 'wanderer' \(id (\d+)\)", out.stdout)
+    assert joined and f"left the session (id {joined[1]})" in out.stdout, out.stdout
+    ident = int(joined[1])
+    seen: set[str] = set()
+    deadline = time.monotonic() + 10
+    while "left" not in seen:
+        m = watcher.recv(max(0.1, deadline - time.monotonic()))
+        if m.address == "/clients" and m.params[1:3] == [ident, "wanderer"]:
+            seen.add(m.params[0])
+        elif m.address == "/cursor" and m.params[:2] == [ident, "wanderer"]:
+            seen.add("cursor")
+    assert seen == {"joined", "cursor", "left"}
+    watcher.send("/bye")
+    watcher.close()
