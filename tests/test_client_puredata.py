@@ -146,6 +146,7 @@ def test_puredata_patch_follows_another_player(server: ServerProc) -> None:
     assert not re.search(r"^error:|couldn't create|no method|no such object", log, re.M), log
     # What changes at the feedback rate is shown, not printed; the rest is printed.
     assert not re.search(r"^timbrespace: (latent|param|cursor) ", log, re.M), log
+    mover.send("/bye")
     mover.close()
 
 

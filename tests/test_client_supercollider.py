@@ -281,6 +281,7 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
                "the mirror kept a client that left")
         probe.sock.sendto(osc("/harness/quit"), sc_at)
         assert proc.wait(30) == 0
+        judge.send("/bye")
         for c in (py, judge, probe):
             c.close()
     finally:
