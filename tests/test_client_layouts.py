@@ -221,7 +221,7 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
         (up, _, _) = feeders[0]
         widgets: list[tuple[int, str, int]] = []  # (argument index, widget id, widget outlet)
         if boxes[up]["maxclass"] == "newobj" and boxes[up]["text"].split()[0] in {"pack", "pak"}:
-            widgets = [(inlet, w, outlet) for w, outlet, inlet in into[up]]
+            widgets = [(inlet, *_max_widget(w, outlet, boxes, into)) for w, outlet, inlet in into[up]]
         else:
             widgets = [(0, up, feeders[0][1])]
         assert sorted({i for i, _, _ in widgets}) == list(range(len(decl.args))), path
@@ -248,6 +248,16 @@ def test_max_patch_sends_only_declared_messages_in_range() -> None:
             "/corners", "/z", "/map"} <= paths
     assert menus == {"/source": list(layouts.INSTRUMENTS), "/target": list(layouts.INSTRUMENTS)}
     assert any(b.get("text", "") == f"udpreceive {maxpatch.REPLY_PORT}" for b in boxes.values())
+
+
+def _max_widget(box: str, outlet: int, boxes: dict[str, Any],
+                into: dict[str, list[tuple[str, int, int]]]) -> tuple[str, int]:
+    """The widget behind a value store: [f] <- [t b f] <- the widget (feedback's [t f f] set it too)."""
+    while boxes[box].get("text") in ("f", "t b f"):
+        feeders = [(src, out) for src, out, inlet in into[box]
+                   if boxes[box]["text"] == "t b f" or (inlet == 1 and boxes[src].get("text") == "t b f")]
+        ((box, outlet),) = feeders
+    return box, outlet
 
 
 # -- Pure Data ---------------------------------------------------------------------------------
@@ -395,3 +405,69 @@ def test_puredata_canvas_holds_every_box() -> None:
     for m in re.finditer(r"^#X (?:obj|msg|text) (\d+) (\d+) (\S+)", text, re.M):
         x, y = int(m[1]), int(m[2])
         assert x + (160 if m[3] == "hsl" else 40) <= width and y + 30 <= height, m[0]
+
+
+# -- following the server (sessions, issue 20) ----------------------------------------------------
+
+
+def test_layouts_renew_their_subscription_well_inside_its_lifetime() -> None:
+    from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
+
+    assert 2 * layouts.RENEW_S < UDP_SUBSCRIPTION_S  # one lost renewal ends nothing
+    for who, name in layouts.PLAYER.items():
+        BY_PATH["/hello"].parse([name])  # a name the server takes
+        assert who in {"touchosc", "max", "puredata"}
+
+
+def test_puredata_patch_joins_subscribes_and_renews() -> None:
+    boxes, into = pd_objects()
+    texts = [" ".join(b[3:]) for b in boxes]
+    assert f"\\; ts/hello {layouts.PLAYER['puredata']} \\; ts/notify 1" in texts
+    assert "\\; ts/notify 0" in texts and "\\; ts/bye bang" in texts
+    # The renewal: a [delay RENEW_S] that restarts itself and sends 1 to /notify's formatter.
+    (delay,) = [n for n, t in enumerate(texts) if t.startswith("delay ")]
+    assert float(texts[delay].split()[1]) == layouts.RENEW_S * 1000
+    # Feedback reaches the sliders as "set" (shown, never sent back) on their receive names.
+    sends = {t.split()[1] for t in texts if t.startswith("s ts-ui/")}
+    assert {"ts-ui/x", "ts-ui/y", "ts-ui/alpha"} | {f"ts-ui/z{i}" for i in range(layouts.Z_DIMS)} <= sends
+    for n, t in enumerate(texts):
+        if t.startswith("s ts-ui/") and t.split()[1] not in {"ts-ui/point", "ts-ui/others"}:
+            ((src, _, _),) = into[n]
+            assert texts[src] == "set \\$1", t
+
+
+def test_max_patch_follows_the_server() -> None:
+    data = json.loads((ROOT / "clients/max/timbrespace.maxpat").read_text())
+    boxes = {b["box"]["id"]: b["box"] for b in data["patcher"]["boxes"]}
+    texts = {i: b.get("text", "") for i, b in boxes.items()}
+    wires = [(ln["patchline"]["source"][0], ln["patchline"]["destination"][0]) for ln in data["patcher"]["lines"]]
+    (send,) = [i for i, t in texts.items() if t.startswith("udpsend ")]
+    (recv,) = [i for i, t in texts.items() if t.startswith("udpreceive ")]
+    sent = {texts[a] for a, b in wires if b == send}
+    assert {f"/hello {layouts.PLAYER['max']}", "/notify 1", "/notify 0"} <= sent
+    (metro,) = [i for i, t in texts.items() if t.startswith("metro ")]
+    assert float(texts[metro].split()[1]) == layouts.RENEW_S * 1000
+    assert any(texts[b] == "/notify 1" for a, b in wires if a == metro)
+    # Feedback from udpreceive reaches the map boxes and the alpha slider as "set" (never sent back).
+    (route,) = [b for a, b in wires if a == recv and texts[b].startswith("route ")]
+    assert texts[route].split()[1:] == ["/latent", "/alpha"]
+    shown = {boxes[b]["maxclass"] for a, b in wires if texts[a] == "set $1"}
+    assert shown == {"flonum", "slider"}
+
+
+def test_touchosc_join_button_and_controls_that_follow_feedback() -> None:
+    received: dict[str, set[str]] = defaultdict(set)
+    for kind, name, osc in tosc_messages():
+        path = "".join(p.findtext("value") or "" for p in osc.iterfind("path/partial"))
+        assert osc.findtext("feedback") == "0", name  # a value set by the server is never sent back
+        if osc.findtext("receive") == "1":
+            received[path].add(kind)
+    # Controls receive the address they send: the pad, alpha and every /z fader (matched by index).
+    assert received == {"/latent": {"XY"}, "/alpha": {"FADER"}, "/z": {"FADER"}}
+    root = ET.fromstring(tosc_xml())
+    (join,) = [n for n in root.iter("node") if _name(n) == "join"]
+    sent = [[p.findtext("value") for p in o.iter("partial")] for o in join.findall("messages/osc")]
+    assert sent == [["/hello", layouts.PLAYER["touchosc"]], ["/notify", "1"]]
+    (script,) = [p.findtext("value") for p in join.iter("property") if p.findtext("key") == "script"]
+    assert script == touchosc.RENEW_SCRIPT and f"{layouts.RENEW_S * 1000:g}" in script
+    assert "sendOSC('/notify', 1)" in script

@@ -8,16 +8,20 @@ server counted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import ServerProc, read_wav, start_server
+from conftest import OscClient, ServerProc, osc, read_wav, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SC = ROOT / "clients/supercollider"
@@ -136,3 +140,154 @@ def _play(server: ServerProc, tmp_path: Path) -> None:
     # example's 41 alpha steps, 42 /z, 48 map moves and 10 notes, ...
     assert after["received"] - before["received"] >= 15 + 3 * 32 + 204 + 41 + 42 + 48 + 10
     assert after["rejected"] - before["rejected"] == 2
+
+
+# -- the session: hello, notify, the mirror kept by feedback, bye -----------------------------------
+
+#: sclang joins, subscribes (renewing every 0.5 s), sets a point and alpha of its own, and then
+#: answers the test: /harness/dump sends its mirror back as the messages that set it.
+MIRROR_HARNESS = r"""
+(
+var port = "TIMBRESPACE_PORT".getenv.asInteger;
+SystemClock.sched(60, { "HARNESS TIMEOUT".postln; 1.exit; nil });
+~ts = Timbrespace("127.0.0.1", port);
+~ts.renewPeriod = 0.5;
+OSCdef(\dump, { |msg, time, from|
+	var n = 0;
+	~ts.mirrors.messages(~ts.layer).do { |m| from.sendMsg('/mirror', *m); n = n + 1 };
+	~ts.mirror[\cursors].keysValuesDo { |id, c| from.sendMsg('/mirror', '/cursor', id, c.name, c.x, c.y); n = n + 1 };
+	~ts.clients.keysValuesDo { |id, c| from.sendMsg('/mirror', '/clients', 'joined', id, c.name, c.layer); n = n + 1 };
+	from.sendMsg('/mirror.end', n, ~ts.renewals, ~ts.subscribed.binaryValue);
+}, '/harness/dump').permanent_(true);
+OSCdef(\quit, { |msg, time, from|
+	~ts.bye { |id| "BYE %".format(id).postln; ~ts.free; 0.exit };
+}, '/harness/quit');
+~ts.latent(0.125, 0.875);
+~ts.alpha(0.25);
+~ts.hello("sclang", { |r| "HELLO % %".format(*r).postln });
+~ts.notify(true, { |id| "READY % %".format(id, NetAddr.langPort).postln });
+)
+"""
+
+
+def _feedback_key(address: str, args: list[Any]) -> tuple[Any, ...]:
+    """A message's key in a layer's state: its address and the arguments naming what it sets."""
+    n = {"/param": 1, "/z": 1, "/cursor": 1, "/clients": 2}.get(address, 0)
+    return (address, *args[:n])
+
+
+def _as_state(messages: list[tuple[str, list[Any]]]) -> dict[tuple[Any, ...], list[Any]]:
+    return {_feedback_key(a, p): p for a, p in messages}
+
+
+def _snapshot(c: OscClient) -> dict[tuple[Any, ...], list[Any]]:
+    """What a new subscriber receives: the layer's whole state, cursors and members."""
+    c.send("/notify", 1)
+    assert c.expect("/done").params[0] == "/notify"
+    got = []
+    with contextlib.suppress(TimeoutError, socket.timeout):
+        while True:  # the snapshot is one flush; a quiet half second ends it
+            m = c.recv(0.5)
+            got.append((m.address, m.params))
+    c.send("/notify", 0)
+    return _as_state(got)
+
+
+def _dump(c: OscClient, to: tuple[str, int]) -> tuple[dict[tuple[Any, ...], list[Any]], int, int]:
+    """sclang's mirror, its renewals count and whether it is subscribed."""
+    c.sock.sendto(osc("/harness/dump"), to)
+    got = []
+    while True:
+        m = c.recv()
+        if m.address == "/mirror.end":
+            assert len(got) == m.params[0]
+            return _as_state(got), m.params[1], m.params[2]
+        if m.address == "/mirror":
+            got.append((m.params[0], m.params[1:]))
+
+
+def _differences(a: dict[tuple[Any, ...], list[Any]], b: dict[tuple[Any, ...], list[Any]]) -> list[str]:
+    """Where two states differ; floats travel as OSC float32 both ways, so equal within 1e-6."""
+    out = [f"{k}: {a.get(k)} != {b.get(k)}" for k in a.keys() ^ b.keys()]
+    return out + [f"{k}: {a[k]} != {b[k]}" for k in a.keys() & b.keys() if a[k] != pytest.approx(b[k], abs=1e-6)]
+
+
+def _until(differences: Any, what: str, timeout: float = 10.0) -> None:
+    """Poll until ``differences()`` is empty (feedback is sent at the feedback rate, not at once)."""
+    deadline = time.monotonic() + timeout
+    while left := differences():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {sorted(left)[:20]}")
+        time.sleep(0.1)
+
+
+def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: Path) -> None:
+    conf = tmp_path / "sclang_conf.yaml"
+    conf.write_text(f"includePaths:\n  - {QUARK}\nexcludePaths: []\npostInlineWarnings: false\n")
+    harness = tmp_path / "mirror.scd"
+    harness.write_text(MIRROR_HARNESS)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1",
+               TIMBRESPACE_PORT=str(server.port))
+    proc = subprocess.Popen(["sclang", "-i", "none", "-l", str(conf), str(harness)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if ready := re.match(r"READY (\d+) (\d+)", line):
+                break
+        else:
+            raise AssertionError("".join(lines[-60:]))
+        sc_id, sc_at = int(ready[1]), ("127.0.0.1", int(ready[2]))
+        assert f"HELLO {sc_id} sclang" in "".join(lines)
+        py, judge, probe = server.client(), server.client(), server.client()
+        py_id = py.request("/hello", "py").params[0]
+        # Another player moves the map point and a parameter (a point re-decodes the whole patch).
+        for x, y in ((0.2, 0.3), (0.5, 0.5), (0.75, 0.25)):
+            py.send("/latent", x, y)
+        py.send("/param", "filter_cutoff", 0.25)
+        py.send("/param", "osc_mix", -0.5)
+        py.sync(1)
+        judge_id = judge.request("/hello", "judge").params[0]
+        state = _snapshot(judge)
+        members = judge.request("/clients").params
+        layer = {k: v for k, v in state.items() if k[0] not in ("/cursor", "/clients")}
+        assert layer[("/latent",)] == pytest.approx([0.75, 0.25]) and layer[("/alpha",)] == [0.25]
+        assert layer[("/param", "filter_cutoff")] == ["filter_cutoff", 0.25]
+        # The others saw sclang's own point as its cursor.
+        assert state[("/cursor", sc_id)] == pytest.approx([sc_id, "sclang", 0.125, 0.875])
+
+        def mirror() -> dict[tuple[Any, ...], list[Any]]:
+            return _dump(probe, sc_at)[0]
+
+        # sclang's mirror ends equal to the server's state (its own alpha included), with the other
+        # player's cursor and the member list.
+        _until(lambda: _differences({k: v for k, v in mirror().items() if k[0] not in ("/cursor", "/clients")},
+                                    layer), "the mirror never matched the server")
+        got, renewals, subscribed = _dump(probe, sc_at)
+        assert got[("/cursor", py_id)] == pytest.approx([py_id, "py", 0.75, 0.25])
+        assert ("/cursor", sc_id) not in got  # a client is not its own cursor
+        rows = [members[i:i + 3] for i in range(2, len(members), 3)]
+        assert {k: v for k, v in got.items() if k[0] == "/clients"} == {
+            ("/clients", "joined", i): ["joined", i, n, layer_] for i, n, layer_ in rows}
+        assert {i for i, _, _ in rows} == {sc_id, py_id, judge_id}
+        # The subscription was renewed on its own (every 0.5 s here, 25 s by default).
+        assert subscribed == 1 and renewals >= 2, renewals
+        # The other player leaves: gone from the members and the cursors.
+        py.send("/bye")
+        assert py.expect("/done").params == ["/bye", py_id]
+        _until(lambda: {("/cursor", py_id), ("/clients", "joined", py_id)} & mirror().keys(),
+               "the mirror kept a client that left")
+        probe.sock.sendto(osc("/harness/quit"), sc_at)
+        assert proc.wait(30) == 0
+        judge.send("/bye")
+        for c in (py, judge, probe):
+            c.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = "".join(lines) + (proc.stdout.read() if proc.stdout else "")
+    assert f"BYE {sc_id}" in log, log[-4000:]
+    assert not re.search(r"^\s*(ERROR|HARNESS TIMEOUT)", log, re.M), log[-4000:]

@@ -166,26 +166,101 @@
         "box": {
           "id": "obj-10",
           "maxclass": "newobj",
-          "numinlets": 2,
-          "numoutlets": 1,
+          "numinlets": 1,
+          "numoutlets": 2,
           "patching_rect": [
-            400,
+            540,
             110,
-            80,
+            40,
             22
           ],
-          "text": "pak 0. 0."
+          "text": "t b b"
         }
       },
       {
         "box": {
           "id": "obj-11",
           "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            400,
+            170,
+            80,
+            22
+          ],
+          "text": "pack 0. 0."
+        }
+      },
+      {
+        "box": {
+          "id": "obj-12",
+          "maxclass": "newobj",
           "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            400,
+            110,
+            50,
+            22
+          ],
+          "text": "t b f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-13",
+          "maxclass": "newobj",
+          "numinlets": 2,
           "numoutlets": 1,
           "patching_rect": [
             400,
             140,
+            40,
+            22
+          ],
+          "text": "f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-14",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            470,
+            110,
+            50,
+            22
+          ],
+          "text": "t b f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-15",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            470,
+            140,
+            40,
+            22
+          ],
+          "text": "f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-16",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            400,
+            200,
             120,
             22
           ],
@@ -194,7 +269,7 @@
       },
       {
         "box": {
-          "id": "obj-12",
+          "id": "obj-17",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -209,7 +284,7 @@
       },
       {
         "box": {
-          "id": "obj-13",
+          "id": "obj-18",
           "maxclass": "slider",
           "numinlets": 1,
           "numoutlets": 1,
@@ -227,13 +302,13 @@
       },
       {
         "box": {
-          "id": "obj-14",
+          "id": "obj-19",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
           "patching_rect": [
             600,
-            110,
+            140,
             120,
             22
           ],
@@ -242,7 +317,7 @@
       },
       {
         "box": {
-          "id": "obj-15",
+          "id": "obj-20",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -257,7 +332,7 @@
       },
       {
         "box": {
-          "id": "obj-16",
+          "id": "obj-21",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -272,7 +347,7 @@
       },
       {
         "box": {
-          "id": "obj-17",
+          "id": "obj-22",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -287,7 +362,7 @@
       },
       {
         "box": {
-          "id": "obj-18",
+          "id": "obj-23",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -302,7 +377,7 @@
       },
       {
         "box": {
-          "id": "obj-19",
+          "id": "obj-24",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -317,7 +392,7 @@
       },
       {
         "box": {
-          "id": "obj-20",
+          "id": "obj-25",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -332,7 +407,7 @@
       },
       {
         "box": {
-          "id": "obj-21",
+          "id": "obj-26",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -347,7 +422,7 @@
       },
       {
         "box": {
-          "id": "obj-22",
+          "id": "obj-27",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -362,7 +437,7 @@
       },
       {
         "box": {
-          "id": "obj-23",
+          "id": "obj-28",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -377,7 +452,7 @@
       },
       {
         "box": {
-          "id": "obj-24",
+          "id": "obj-29",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -392,7 +467,7 @@
       },
       {
         "box": {
-          "id": "obj-25",
+          "id": "obj-30",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -407,7 +482,7 @@
       },
       {
         "box": {
-          "id": "obj-26",
+          "id": "obj-31",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -422,7 +497,7 @@
       },
       {
         "box": {
-          "id": "obj-27",
+          "id": "obj-32",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -437,7 +512,7 @@
       },
       {
         "box": {
-          "id": "obj-28",
+          "id": "obj-33",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -452,7 +527,7 @@
       },
       {
         "box": {
-          "id": "obj-29",
+          "id": "obj-34",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -467,7 +542,7 @@
       },
       {
         "box": {
-          "id": "obj-30",
+          "id": "obj-35",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -482,7 +557,7 @@
       },
       {
         "box": {
-          "id": "obj-31",
+          "id": "obj-36",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -497,7 +572,7 @@
       },
       {
         "box": {
-          "id": "obj-32",
+          "id": "obj-37",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -512,7 +587,7 @@
       },
       {
         "box": {
-          "id": "obj-33",
+          "id": "obj-38",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -527,7 +602,7 @@
       },
       {
         "box": {
-          "id": "obj-34",
+          "id": "obj-39",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -542,7 +617,7 @@
       },
       {
         "box": {
-          "id": "obj-35",
+          "id": "obj-40",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -557,7 +632,7 @@
       },
       {
         "box": {
-          "id": "obj-36",
+          "id": "obj-41",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -572,7 +647,7 @@
       },
       {
         "box": {
-          "id": "obj-37",
+          "id": "obj-42",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 0,
@@ -587,7 +662,7 @@
       },
       {
         "box": {
-          "id": "obj-38",
+          "id": "obj-43",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -602,7 +677,7 @@
       },
       {
         "box": {
-          "id": "obj-39",
+          "id": "obj-44",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -617,7 +692,7 @@
       },
       {
         "box": {
-          "id": "obj-40",
+          "id": "obj-45",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -632,7 +707,7 @@
       },
       {
         "box": {
-          "id": "obj-41",
+          "id": "obj-46",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -647,7 +722,7 @@
       },
       {
         "box": {
-          "id": "obj-42",
+          "id": "obj-47",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -662,7 +737,7 @@
       },
       {
         "box": {
-          "id": "obj-43",
+          "id": "obj-48",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -677,116 +752,12 @@
       },
       {
         "box": {
-          "id": "obj-44",
-          "maxclass": "umenu",
-          "numinlets": 1,
-          "numoutlets": 3,
-          "patching_rect": [
-            360,
-            496,
-            120,
-            22
-          ],
-          "items": [
-            "piano",
-            ",",
-            "violin",
-            ",",
-            "cello",
-            ",",
-            "english_horn",
-            ",",
-            "french_horn",
-            ",",
-            "trombone",
-            ",",
-            "trumpet",
-            ",",
-            "saxophone",
-            ",",
-            "bassoon",
-            ",",
-            "clarinet",
-            ",",
-            "flute",
-            ",",
-            "oboe"
-          ],
-          "outlettype": [
-            "int",
-            "",
-            ""
-          ]
-        }
-      },
-      {
-        "box": {
-          "id": "obj-45",
-          "maxclass": "newobj",
-          "numinlets": 1,
-          "numoutlets": 1,
-          "patching_rect": [
-            360,
-            526,
-            120,
-            22
-          ],
-          "text": "prepend /source"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-46",
-          "maxclass": "newobj",
-          "numinlets": 1,
-          "numoutlets": 2,
-          "patching_rect": [
-            360,
-            556,
-            60,
-            22
-          ],
-          "text": "t a b"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-47",
-          "maxclass": "message",
-          "numinlets": 2,
-          "numoutlets": 1,
-          "patching_rect": [
-            430,
-            556,
-            110,
-            22
-          ],
-          "text": "/engine timbre"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-48",
-          "maxclass": "comment",
-          "numinlets": 1,
-          "numoutlets": 0,
-          "patching_rect": [
-            500,
-            496,
-            60,
-            20
-          ],
-          "text": "target"
-        }
-      },
-      {
-        "box": {
           "id": "obj-49",
           "maxclass": "umenu",
           "numinlets": 1,
           "numoutlets": 3,
           "patching_rect": [
-            560,
+            360,
             496,
             120,
             22
@@ -830,12 +801,12 @@
           "numinlets": 1,
           "numoutlets": 1,
           "patching_rect": [
-            560,
+            360,
             526,
             120,
             22
           ],
-          "text": "prepend /target"
+          "text": "prepend /source"
         }
       },
       {
@@ -845,7 +816,7 @@
           "numinlets": 1,
           "numoutlets": 2,
           "patching_rect": [
-            560,
+            360,
             556,
             60,
             22
@@ -860,7 +831,7 @@
           "numinlets": 2,
           "numoutlets": 1,
           "patching_rect": [
-            630,
+            430,
             556,
             110,
             22
@@ -871,6 +842,110 @@
       {
         "box": {
           "id": "obj-53",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            500,
+            496,
+            60,
+            20
+          ],
+          "text": "target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-54",
+          "maxclass": "umenu",
+          "numinlets": 1,
+          "numoutlets": 3,
+          "patching_rect": [
+            560,
+            496,
+            120,
+            22
+          ],
+          "items": [
+            "piano",
+            ",",
+            "violin",
+            ",",
+            "cello",
+            ",",
+            "english_horn",
+            ",",
+            "french_horn",
+            ",",
+            "trombone",
+            ",",
+            "trumpet",
+            ",",
+            "saxophone",
+            ",",
+            "bassoon",
+            ",",
+            "clarinet",
+            ",",
+            "flute",
+            ",",
+            "oboe"
+          ],
+          "outlettype": [
+            "int",
+            "",
+            ""
+          ]
+        }
+      },
+      {
+        "box": {
+          "id": "obj-55",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            560,
+            526,
+            120,
+            22
+          ],
+          "text": "prepend /target"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-56",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            560,
+            556,
+            60,
+            22
+          ],
+          "text": "t a b"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-57",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            630,
+            556,
+            110,
+            22
+          ],
+          "text": "/engine timbre"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-58",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -885,7 +960,7 @@
       },
       {
         "box": {
-          "id": "obj-54",
+          "id": "obj-59",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -900,7 +975,7 @@
       },
       {
         "box": {
-          "id": "obj-55",
+          "id": "obj-60",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -915,7 +990,7 @@
       },
       {
         "box": {
-          "id": "obj-56",
+          "id": "obj-61",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -930,7 +1005,7 @@
       },
       {
         "box": {
-          "id": "obj-57",
+          "id": "obj-62",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -945,7 +1020,7 @@
       },
       {
         "box": {
-          "id": "obj-58",
+          "id": "obj-63",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -960,7 +1035,7 @@
       },
       {
         "box": {
-          "id": "obj-59",
+          "id": "obj-64",
           "maxclass": "number",
           "numinlets": 1,
           "numoutlets": 2,
@@ -976,7 +1051,7 @@
       },
       {
         "box": {
-          "id": "obj-60",
+          "id": "obj-65",
           "maxclass": "flonum",
           "numinlets": 1,
           "numoutlets": 2,
@@ -993,7 +1068,7 @@
       },
       {
         "box": {
-          "id": "obj-61",
+          "id": "obj-66",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1008,7 +1083,7 @@
       },
       {
         "box": {
-          "id": "obj-62",
+          "id": "obj-67",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -1019,6 +1094,230 @@
             22
           ],
           "text": "prepend /z"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-68",
+          "maxclass": "comment",
+          "numinlets": 1,
+          "numoutlets": 0,
+          "patching_rect": [
+            620,
+            230,
+            260,
+            20
+          ],
+          "text": "follow the server (join as Max)"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-69",
+          "maxclass": "toggle",
+          "numinlets": 1,
+          "numoutlets": 1,
+          "patching_rect": [
+            620,
+            255,
+            24,
+            24
+          ]
+        }
+      },
+      {
+        "box": {
+          "id": "obj-70",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            620,
+            285,
+            40,
+            22
+          ],
+          "text": "t i i"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-71",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 3,
+          "patching_rect": [
+            680,
+            315,
+            50,
+            22
+          ],
+          "text": "sel 1 0"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-72",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            680,
+            345,
+            90,
+            22
+          ],
+          "text": "/hello Max"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-73",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            780,
+            345,
+            80,
+            22
+          ],
+          "text": "/notify 0"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-74",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            620,
+            315,
+            50,
+            22
+          ],
+          "text": "metro 25000"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-75",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            620,
+            345,
+            55,
+            22
+          ],
+          "text": "/notify 1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-76",
+          "maxclass": "newobj",
+          "numinlets": 2,
+          "numoutlets": 3,
+          "patching_rect": [
+            620,
+            450,
+            120,
+            22
+          ],
+          "text": "route /latent /alpha"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-77",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            620,
+            480,
+            80,
+            22
+          ],
+          "text": "unpack 0. 0."
+        }
+      },
+      {
+        "box": {
+          "id": "obj-78",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            620,
+            510,
+            40,
+            22
+          ],
+          "text": "t f f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-79",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            620,
+            540,
+            50,
+            22
+          ],
+          "text": "set $1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-80",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            690,
+            510,
+            40,
+            22
+          ],
+          "text": "t f f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-81",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            690,
+            540,
+            50,
+            22
+          ],
+          "text": "set $1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-82",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            760,
+            480,
+            50,
+            22
+          ],
+          "text": "set $1"
         }
       }
     ],
@@ -1078,7 +1377,7 @@
             0
           ],
           "destination": [
-            "obj-10",
+            "obj-12",
             0
           ]
         }
@@ -1086,11 +1385,11 @@
       {
         "patchline": {
           "source": [
-            "obj-9",
-            0
+            "obj-12",
+            1
           ],
           "destination": [
-            "obj-10",
+            "obj-13",
             1
           ]
         }
@@ -1098,11 +1397,11 @@
       {
         "patchline": {
           "source": [
-            "obj-10",
+            "obj-12",
             0
           ],
           "destination": [
-            "obj-11",
+            "obj-10",
             0
           ]
         }
@@ -1110,11 +1409,11 @@
       {
         "patchline": {
           "source": [
-            "obj-11",
+            "obj-10",
             0
           ],
           "destination": [
-            "obj-2",
+            "obj-13",
             0
           ]
         }
@@ -1126,8 +1425,32 @@
             0
           ],
           "destination": [
+            "obj-11",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-9",
+            0
+          ],
+          "destination": [
             "obj-14",
             0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-14",
+            1
+          ],
+          "destination": [
+            "obj-15",
+            1
           ]
         }
       },
@@ -1138,7 +1461,43 @@
             0
           ],
           "destination": [
-            "obj-2",
+            "obj-10",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-10",
+            1
+          ],
+          "destination": [
+            "obj-15",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-15",
+            0
+          ],
+          "destination": [
+            "obj-11",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-11",
+            0
+          ],
+          "destination": [
+            "obj-16",
             0
           ]
         }
@@ -1158,23 +1517,11 @@
       {
         "patchline": {
           "source": [
-            "obj-17",
-            0
-          ],
-          "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
             "obj-18",
             0
           ],
           "destination": [
-            "obj-2",
+            "obj-19",
             0
           ]
         }
@@ -1290,18 +1637,6 @@
       {
         "patchline": {
           "source": [
-            "obj-30",
-            0
-          ],
-          "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
             "obj-31",
             0
           ],
@@ -1342,7 +1677,7 @@
             0
           ],
           "destination": [
-            "obj-35",
+            "obj-2",
             0
           ]
         }
@@ -1366,7 +1701,7 @@
             0
           ],
           "destination": [
-            "obj-37",
+            "obj-2",
             0
           ]
         }
@@ -1374,12 +1709,48 @@
       {
         "patchline": {
           "source": [
-            "obj-36",
+            "obj-37",
             0
           ],
           "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
             "obj-38",
-            1
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-39",
+            0
+          ],
+          "destination": [
+            "obj-40",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-40",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
           ]
         }
       },
@@ -1390,44 +1761,20 @@
             0
           ],
           "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
             "obj-42",
             0
-          ],
-          "destination": [
-            "obj-2",
-            0
           ]
         }
       },
       {
         "patchline": {
           "source": [
-            "obj-44",
+            "obj-41",
+            0
+          ],
+          "destination": [
+            "obj-43",
             1
-          ],
-          "destination": [
-            "obj-45",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-45",
-            0
-          ],
-          "destination": [
-            "obj-46",
-            0
           ]
         }
       },
@@ -1435,18 +1782,6 @@
         "patchline": {
           "source": [
             "obj-46",
-            1
-          ],
-          "destination": [
-            "obj-47",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-47",
             0
           ],
           "destination": [
@@ -1458,7 +1793,7 @@
       {
         "patchline": {
           "source": [
-            "obj-46",
+            "obj-47",
             0
           ],
           "destination": [
@@ -1530,23 +1865,11 @@
       {
         "patchline": {
           "source": [
-            "obj-53",
-            0
-          ],
-          "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
             "obj-54",
-            0
+            1
           ],
           "destination": [
-            "obj-2",
+            "obj-55",
             0
           ]
         }
@@ -1555,6 +1878,30 @@
         "patchline": {
           "source": [
             "obj-55",
+            0
+          ],
+          "destination": [
+            "obj-56",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-56",
+            1
+          ],
+          "destination": [
+            "obj-57",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-57",
             0
           ],
           "destination": [
@@ -1578,7 +1925,7 @@
       {
         "patchline": {
           "source": [
-            "obj-57",
+            "obj-58",
             0
           ],
           "destination": [
@@ -1594,7 +1941,7 @@
             0
           ],
           "destination": [
-            "obj-61",
+            "obj-2",
             0
           ]
         }
@@ -1606,8 +1953,8 @@
             0
           ],
           "destination": [
-            "obj-61",
-            1
+            "obj-2",
+            0
           ]
         }
       },
@@ -1618,7 +1965,7 @@
             0
           ],
           "destination": [
-            "obj-62",
+            "obj-2",
             0
           ]
         }
@@ -1631,6 +1978,306 @@
           ],
           "destination": [
             "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-64",
+            0
+          ],
+          "destination": [
+            "obj-66",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-65",
+            0
+          ],
+          "destination": [
+            "obj-66",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-66",
+            0
+          ],
+          "destination": [
+            "obj-67",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-67",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-69",
+            0
+          ],
+          "destination": [
+            "obj-70",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-70",
+            1
+          ],
+          "destination": [
+            "obj-71",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-71",
+            0
+          ],
+          "destination": [
+            "obj-72",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-71",
+            1
+          ],
+          "destination": [
+            "obj-73",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-70",
+            0
+          ],
+          "destination": [
+            "obj-74",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-74",
+            0
+          ],
+          "destination": [
+            "obj-75",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-72",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-73",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-75",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-41",
+            0
+          ],
+          "destination": [
+            "obj-76",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-76",
+            0
+          ],
+          "destination": [
+            "obj-77",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-77",
+            0
+          ],
+          "destination": [
+            "obj-78",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-78",
+            1
+          ],
+          "destination": [
+            "obj-13",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-78",
+            0
+          ],
+          "destination": [
+            "obj-79",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-79",
+            0
+          ],
+          "destination": [
+            "obj-8",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-77",
+            1
+          ],
+          "destination": [
+            "obj-80",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-80",
+            1
+          ],
+          "destination": [
+            "obj-15",
+            1
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-80",
+            0
+          ],
+          "destination": [
+            "obj-81",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-81",
+            0
+          ],
+          "destination": [
+            "obj-9",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-76",
+            1
+          ],
+          "destination": [
+            "obj-82",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-82",
+            0
+          ],
+          "destination": [
+            "obj-18",
             0
           ]
         }

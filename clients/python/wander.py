@@ -9,6 +9,11 @@ status is 2.
     .venv/bin/python clients/python/wander.py              # find a server on the LAN
     .venv/bin/python clients/python/wander.py --host 127.0.0.1 --port 57130 --seconds 20
     .venv/bin/python clients/python/wander.py --engine timbre --corners oboe trumpet cello bassoon
+    .venv/bin/python clients/python/wander.py --name wanderer   # join the session by name
+
+With --name it says /hello NAME first (the server then shows its point to the other players as a
+/cursor, and a restart under the same name gets the same id back) and /bye at the end, which
+releases whatever it still holds.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", choices=("patch", "timbre"), help="select this engine first (default: as it is)")
     p.add_argument("--corners", nargs=4, metavar="INSTRUMENT",
                    help="timbre engine: the map's corner instruments (0,0) (1,0) (0,1) (1,1)")
+    p.add_argument("--name", help="join the session as NAME (/hello first, /bye at the end)")
     a = p.parse_args(argv)
     if a.host is None:
         a.host, a.port, name = find_server(3.0)
@@ -84,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sock.setblocking(True)
 
+    if a.name:
+        send("/hello", a.name)
     if a.engine:
         send("/engine", a.engine)
     if a.corners:
@@ -95,12 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while (reply := OscMessage(sock.recv(65536))).address != "/synced":
             refused |= report(reply)
+            if reply.address == "/hello.reply":
+                print(f"joined as {reply.params[1]!r} (id {reply.params[0]})")
     except TimeoutError:
         print(f"wander.py: no answer from {a.host}:{a.port} within 3 s; is a Timbrespace server running there?",
               file=sys.stderr)
         return 1
     if refused:
         print("wander.py: not playing; fix the options above", file=sys.stderr)
+        if a.name:
+            send("/bye")
         return 2
     beat = 60.0 / a.tempo
     x, y = rnd.random(), rnd.random()
@@ -135,11 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         if sounding is not None:
             send("/note", sounding, 0)
     sock.settimeout(2.0)
+    if a.name:
+        # Leaving releases anything this client still holds, and tells the other players.
+        send("/bye")
     send("/status")
     try:
         while True:
             reply = OscMessage(sock.recv(65536))
             report(reply)
+            if reply.address == "/done" and reply.params[:1] == ["/bye"]:
+                print(f"left the session (id {reply.params[1]})")
             if reply.address == "/status.reply":
                 p_ = reply.params
                 print(" ".join(f"{k}={v}" for k, v in zip(p_[::2], p_[1::2])))

@@ -17,8 +17,10 @@ from timbrespace.layouts._spec import (
     HOST,
     INSTRUMENTS,
     KEYS,
+    PLAYER,
     PORT,
     PRESETS,
+    RENEW_S,
     ROOT,
     VELOCITY,
     Z_DIMS,
@@ -28,8 +30,8 @@ from timbrespace.layouts._spec import (
 )
 from timbrespace.protocol.addresses import ENGINES, MAPS
 
-__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "MAPS", "PORT", "PRESETS", "ROOT", "VELOCITY",
-           "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
+__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "MAPS", "PLAYER", "PORT", "PRESETS", "RENEW_S",
+           "ROOT", "VELOCITY", "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
 
 
 def outputs() -> dict[str, Callable[[], bytes]]:

@@ -29,6 +29,11 @@ Z_DIMS = 8
 #: The keyboard: one octave from middle C, at this velocity.
 KEYS: tuple[int, ...] = tuple(range(60, 73))
 VELOCITY = 100
+#: Seconds between the /notify 1 a layout sends while it follows the server: well inside the
+#: UDP subscription's lifetime (UDP_SUBSCRIPTION_S), so one lost renewal ends nothing.
+RENEW_S = 25.0
+#: The name a layout says /hello with (edit it in the client: the same name gets the same id back).
+PLAYER = {"touchosc": "TouchOSC", "max": "Max", "puredata": "Pd"}
 #: Default server address the layouts connect to (change it in the client).
 HOST = "127.0.0.1"
 PORT = 57130

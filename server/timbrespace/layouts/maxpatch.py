@@ -6,6 +6,10 @@ target, ask for ``/status`` and panic. For the timbre engine, two menus (``umenu
 send ``/source`` and ``/target``, message boxes ``/corners`` sets, and a dimension box with a value
 box ``/z``. On load it sends ``/reply/port`` so the server's replies go to ``udpreceive``'s port,
 where they are printed and shown.
+
+Following the server: the "follow" toggle says ``/hello`` and ``/notify 1`` (renewed every
+:data:`RENEW_S` seconds by a ``metro``; off sends ``/notify 0``); the layer's ``/latent`` and
+``/alpha`` feedback then set the map boxes and the alpha slider (``set``: shown, never sent back).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from timbrespace.layouts._spec import (
     CORNER_SETS,
     HOST,
     INSTRUMENTS,
+    PLAYER,
     PORT,
     PRESETS,
+    RENEW_S,
     Z_DIMS,
     address,
     bounds,
@@ -99,18 +105,30 @@ def render_dict() -> dict[str, Any]:
     p.comment((400, 50, 200, 20), "map point x, y")
     fx = p.box("flonum", (400, 75, 60, 22), None, 1, 2, minimum=xlo, maximum=xhi, format=6)
     fy = p.box("flonum", (470, 75, 60, 22), None, 1, 2, minimum=ylo, maximum=yhi, format=6)
-    pak = p.obj((400, 110, 80, 22), "pak 0. 0.", inlets=2, outlets=1)
-    pre_latent = p.obj((400, 140, 120, 22), "prepend /latent")
-    p.wire(fx, pak, 0, 0)
-    p.wire(fy, pak, 0, 1)
-    p.wire(pak, pre_latent)
+    # Each box stores its value, then both stores go out as one pair: feedback fills the stores
+    # too (without sending), so changing y alone after another player moved x sends the point as
+    # it is now, not an x from before.
+    both = p.obj((540, 110, 40, 22), "t b b", inlets=1, outlets=2)
+    pack = p.obj((400, 170, 80, 22), "pack 0. 0.", inlets=2, outlets=1)
+    stores = []
+    for i, box in enumerate((fx, fy)):
+        split = p.obj((400 + i * 70, 110, 50, 22), "t b f", inlets=1, outlets=2)
+        store = p.obj((400 + i * 70, 140, 40, 22), "f", inlets=2, outlets=1)
+        p.wire(box, split)
+        p.wire(split, store, 1, 1)
+        p.wire(split, both)
+        p.wire(both, store, i, 0)  # right to left: y's store first, into the cold inlet
+        p.wire(store, pack, 0, i)
+        stores.append(store)
+    pre_latent = p.obj((400, 200, 120, 22), "prepend /latent")
+    p.wire(pack, pre_latent)
     p.wire(pre_latent, send)
     # /alpha: a float slider over the declared range.
     alo, ahi = bounds("/alpha", "alpha")
     p.comment((600, 50, 200, 20), "alpha: source -> target")
     sl = p.box("slider", (600, 75, 150, 22), None, 1, 1, floatoutput=1, min=alo, size=ahi - alo,
                orientation=1)
-    pre_alpha = p.obj((600, 110, 120, 22), "prepend /alpha")
+    pre_alpha = p.obj((600, 140, 120, 22), "prepend /alpha")
     p.wire(sl, pre_alpha)
     p.wire(pre_alpha, send)
     # Presets, status, panic: message boxes straight to udpsend.
@@ -142,7 +160,44 @@ def render_dict() -> dict[str, Any]:
     p.wire(recv, show, 0, 1)
     p.comment((200, 380, 560, 20), f"replies arriving on port {REPLY_PORT} (the last one shows here)")
     _timbre(p, send, 470)
+    _follow(p, send, recv, (fx, fy), stores, sl)
     return p.render()
+
+
+def _follow(p: _Patcher, send: str, recv: str, boxes: tuple[str, str], stores: list[str], alpha: str) -> None:
+    """The follow toggle (join, subscribe, renew) and the feedback into the map boxes and alpha."""
+    x, y = 620, 380
+    p.comment((x, y - 150, 260, 20), f"follow the server (join as {PLAYER['max']})")
+    toggle = p.box("toggle", (x, y - 125, 24, 24), None, 1, 1)
+    split = p.obj((x, y - 95, 40, 22), "t i i", inlets=1, outlets=2)
+    choose = p.obj((x + 60, y - 65, 50, 22), "sel 1 0", inlets=2, outlets=3)
+    hello = p.message((x + 60, y - 35, 90, 22), f"/hello {PLAYER['max']}")
+    off = p.message((x + 160, y - 35, 80, 22), "/notify 0")
+    # metro bangs at once when turned on, then every RENEW_S: the subscription and its renewals.
+    metro = p.obj((x, y - 65, 50, 22), f"metro {RENEW_S * 1000:g}", inlets=2, outlets=1)
+    on = p.message((x, y - 35, 55, 22), "/notify 1")
+    p.wire(toggle, split)
+    p.wire(split, choose, 1, 0)  # right to left: /hello before the first /notify 1
+    p.wire(choose, hello, 0, 0)
+    p.wire(choose, off, 1, 0)
+    p.wire(split, metro, 0, 0)
+    p.wire(metro, on)
+    for m in (hello, off, on):
+        p.wire(m, send)
+    route = p.obj((x, y + 70, 120, 22), "route /latent /alpha", inlets=2, outlets=3)
+    p.wire(recv, route)
+    xy = p.obj((x, y + 100, 80, 22), "unpack 0. 0.", inlets=1, outlets=2)
+    p.wire(route, xy, 0, 0)
+    for i, (box, store) in enumerate(zip(boxes, stores)):
+        split = p.obj((x + i * 70, y + 130, 40, 22), "t f f", inlets=1, outlets=2)
+        show = p.message((x + i * 70, y + 160, 50, 22), "set $1")
+        p.wire(xy, split, i, 0)
+        p.wire(split, store, 1, 1)
+        p.wire(split, show, 0, 0)
+        p.wire(show, box)
+    show = p.message((x + 140, y + 100, 50, 22), "set $1")
+    p.wire(route, show, 1, 0)
+    p.wire(show, alpha)
 
 
 def _timbre(p: _Patcher, send: str, y: int) -> None:

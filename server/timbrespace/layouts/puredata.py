@@ -8,6 +8,12 @@ same objects, and for the timbre engine: engine, instrument and corner messages 
 per timbre-code dimension. Replies come back on netsend's own socket (the server answers the sender) and are
 printed and sent to ``[r ts/reply]``. The sliders also listen on ``ts-ui/x``, ``ts-ui/y`` and
 ``ts-ui/alpha``.
+
+Following the server: a message box says ``/hello`` and ``/notify 1`` (renewed every
+:data:`RENEW_S` seconds until ``/notify 0``); the layer's feedback then sets the map, alpha and /z
+sliders without sending anything back (``set``), and moves two dots on a small map: the layer's
+point and the last point another player moved (``/cursor``). Feedback that changes at the
+feedback rate (points, parameters) is not printed; the rest is.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from timbrespace.layouts._spec import (
     HOST,
     INSTRUMENTS,
     KEYS,
+    PLAYER,
     PORT,
     PRESETS,
+    RENEW_S,
     VELOCITY,
     Z_DIMS,
     bounds,
@@ -55,6 +63,10 @@ class _Patch:
 
     def text(self, x: int, y: int, text: str) -> None:
         self.add("text", x, y, _escape(text))
+
+    def cnv(self, x: int, y: int, w: int, h: int, receive: str, colour: str) -> int:
+        # selectable size, width, height, send, receive, label, label x/y, font, size, colours, ?
+        return self.obj(x, y, f"cnv 8 {w} {h} empty {receive} empty 0 0 0 12 {colour} #404040 0")
 
     def hsl(self, x: int, y: int, lo: float, hi: float, label: str, width: int = 160) -> int:
         # width height bottom top log init send receive label x_off y_off font size colours value steady
@@ -103,12 +115,12 @@ def render_text() -> str:
     reply_print = p.obj(280, 340, "print timbrespace")
     reply_send = p.obj(280, 370, "s ts/reply")
     _print_fails(p, route, 250, 150)
-    p.wire(route, reply_print, outlet=1)  # everything but /fail, which prints once, above
     p.wire(rtrim, reply_send)
     p.text(20, 400, "Replies print to the Pd window and go to [r ts/reply] (oscparse: 'status.reply clients 1 ...').")
 
     # -- one receiver and one oscformat per declared address.
     fmt: dict[str, int] = {}
+    lists: dict[str, int] = {}
     x, y = 560, 80
     for a in ADDRESSES:
         # [list] turns "; ts/param filter_cutoff 0.5" (a message, not a list) into a list.
@@ -119,6 +131,7 @@ def render_text() -> str:
         p.wire(lst, f)
         p.wire(f, prepend)
         fmt[a.path] = f
+        lists[a.path] = lst
         y += 34
 
     # -- controls on the canvas, ranges from the declaration.
@@ -127,12 +140,22 @@ def render_text() -> str:
     lx, ly = bounds("/latent", "x"), bounds("/latent", "y")
     sx = p.hsl(20, y + 40, lx[0], lx[1], "x")
     sy = p.hsl(20, y + 80, ly[0], ly[1], "y")
-    pack = p.obj(200, y + 110, "pack f f")
-    ty = p.obj(200, y + 80, "t b f")
-    p.wire(sx, pack)
-    p.wire(sy, ty)
-    p.wire(ty, pack, outlet=1, inlet=1)
-    p.wire(ty, pack, outlet=0, inlet=0)
+    # Each slider stores its value, then both stores go out as one pair: feedback fills the
+    # stores too (without sending), so dragging y alone after another player moved x sends the
+    # point as it is now, not an x from before.
+    stores = []
+    for i, slider in enumerate((sx, sy)):
+        split = p.obj(200, y + 40 + i * 40, "t b f")
+        store = p.obj(260 + i * 50, y + 110, "f")
+        p.wire(slider, split)
+        p.wire(split, store, outlet=1, inlet=1)
+        stores.append((split, store))
+    both = p.obj(200, y + 110, "t b b")
+    pack = p.obj(200, y + 140, "pack f f")
+    for i, (split, store) in enumerate(stores):
+        p.wire(split, both)
+        p.wire(both, store, outlet=i)  # right to left: y's store first, into the cold inlet
+        p.wire(store, pack, inlet=i)
     p.wire(pack, fmt["/latent"])
     alo, ahi = bounds("/alpha", "alpha")
     sa = p.hsl(20, y + 130, alo, ahi, "alpha")
@@ -161,7 +184,91 @@ def render_text() -> str:
     p.wire(status, fmt["/status"])
     p.text(70, y, "/status: the reply prints in the Pd window")
     _timbre(p, fmt, 860)
+    _follow(p, lists, route, reply_print, [store for _, store in stores], pack)
     return p.render()
+
+
+def _follow(p: _Patch, lists: dict[str, int], route: int, reply_print: int, stores: list[int], pack: int) -> None:
+    """Join and subscribe, renew the subscription, and let the feedback set the controls."""
+    x, y = 1000, 80
+    p.text(x, y, f"follow the server: join as {PLAYER['puredata']} (edit the name) and subscribe. The map and "
+                 "alpha and /z sliders then follow what every player does")
+    p.msg(x, y + 30, f"\\; ts/hello {PLAYER['puredata']} \\; ts/notify 1")
+    p.msg(x + 230, y + 30, "\\; ts/notify 0")
+    p.msg(x + 350, y + 30, "\\; ts/bye bang")
+    # /notify 1 again every RENEW_S seconds while subscribed: a UDP subscription expires.
+    r = p.obj(x, y + 70, "r ts/notify")
+    sel = p.obj(x, y + 100, "sel 0")
+    stop = p.msg(x, y + 130, "stop")
+    start = p.obj(x + 60, y + 130, "t b")
+    delay = p.obj(x, y + 160, f"delay {RENEW_S * 1000:g}")
+    again = p.obj(x, y + 190, "t b b")
+    one = p.msg(x + 80, y + 220, "1")
+    p.wire(r, sel)
+    p.wire(sel, stop)
+    p.wire(sel, start, outlet=1)
+    p.wire(stop, delay)
+    p.wire(start, delay)
+    p.wire(delay, again)
+    p.wire(again, one, outlet=1)
+    p.wire(one, lists["/notify"])
+    p.wire(again, delay)
+    # Feedback: oscparse gives "latent x y", "z 3 0.5", "cursor 2 name x y", ...; what changes at
+    # the feedback rate is shown, not printed.
+    y += 260
+    fb = p.obj(x, y, "route latent alpha z cursor param")
+    p.wire(route, fb, outlet=1)  # everything but /fail, which prints once
+    p.wire(fb, reply_print, outlet=5)
+    point = p.obj(x, y + 30, "t l l")
+    xy = p.obj(x, y + 60, "unpack f f")
+    p.wire(fb, point)
+    p.wire(point, xy, outlet=1)
+    for i, (axis, store) in enumerate(zip("xy", stores)):
+        split = p.obj(x + i * 90, y + 90, "t f f")
+        show = p.msg(x + i * 90, y + 120, "set \\$1")
+        p.wire(xy, split, outlet=i)
+        p.wire(split, store, outlet=1, inlet=1)
+        p.wire(split, show)
+        p.wire(show, p.obj(x + i * 90, y + 150, f"s ts-ui/{axis}"))
+    show = p.msg(x + 200, y + 30, "set \\$1")
+    p.wire(fb, show, outlet=1)
+    p.wire(show, p.obj(x + 200, y + 60, "s ts-ui/alpha"))
+    z = p.obj(x + 200, y + 90, "route " + " ".join(str(i) for i in range(Z_DIMS)))
+    p.wire(fb, z, outlet=2)
+    for i in range(Z_DIMS):
+        show = p.msg(x + 200 + i * 60, y + 120, "set \\$1")
+        p.wire(z, show, outlet=i)
+        p.wire(show, p.obj(x + 200 + i * 60, y + 150, f"s ts-ui/z{i}"))
+    cursor = p.obj(x + 300, y + 30, "list split 2")
+    p.wire(fb, cursor, outlet=3)
+    # The map: the layer's point (feedback, and this patch's own moves) and the others' last one.
+    y += 200
+    side, dot = 160, 10
+    p.text(x, y, "the map: the layer's point (blue) and the last point another player moved (red)")
+    p.cnv(x, y + 30, side, side, "empty", "#e0e0e0")
+    mine = _dot(p, x + 200, y + 30, (x, y + 30), side - dot, dot, "ts-ui/point", "#4060ff")
+    others = _dot(p, x + 320, y + 30, (x, y + 30), side - dot, dot, "ts-ui/others", "#ff4040")
+    p.wire(point, mine)
+    p.wire(pack, mine)
+    p.wire(cursor, others, outlet=1)
+
+
+def _dot(p: _Patch, x: int, y: int, origin: tuple[int, int], span: int, size: int, receive: str,
+         colour: str) -> int:
+    """A dot on the map moved to the point "x y" sent into the returned inlet (y grows upwards)."""
+    xy = p.obj(x, y, "unpack f f")
+    px = p.obj(x, y + 30, f"expr {origin[0]} + \\$f1 * {span}")
+    py = p.obj(x + 60, y + 60, f"expr {origin[1]} + (1 - \\$f1) * {span}")
+    pos = p.obj(x, y + 90, "pack f f")
+    move = p.msg(x, y + 120, "pos \\$1 \\$2")
+    p.wire(xy, px)
+    p.wire(xy, py, outlet=1)
+    p.wire(py, pos, inlet=1)
+    p.wire(px, pos)
+    p.wire(pos, move)
+    p.wire(move, p.obj(x, y + 150, f"s {receive}"))
+    p.cnv(origin[0], origin[1], size, size, receive, colour)
+    return xy
 
 
 def _print_fails(p: _Patch, route: int, x: int, y: int) -> None:

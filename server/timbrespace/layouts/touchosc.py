@@ -7,6 +7,12 @@ buttons sending ``/note pitch velocity`` (velocity 0 on release). The patch page
 preset buttons for ``/source``, ``/target`` and ``/patch/load``; the timbre page rows of instrument
 buttons for ``/source`` and ``/target``, ``/corners`` sets and faders for ``/z``. Ranges are the
 declared ones.
+
+Following the server: the "join" button sends ``/hello`` and ``/notify 1``, and its script sends
+``/notify 1`` again every :data:`RENEW_S` seconds (a UDP subscription expires). The XY pad, the
+alpha fader and the /z faders *receive* the address they send (``<receive>1</receive>``; a /z
+fader's constant index must match), so the layer's feedback moves them; their feedback flag stays
+off, so a value set by the server is not sent back to it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from timbrespace.layouts._spec import (
     CORNER_SETS,
     INSTRUMENTS,
     KEYS,
+    PLAYER,
     PRESETS,
+    RENEW_S,
     VELOCITY,
     Z_DIMS,
     address,
@@ -47,6 +55,20 @@ end
 """
 
 
+#: The join button's script: /notify 1 again every RENEW_S seconds once it was pressed.
+RENEW_SCRIPT = f"""local due = nil
+function onValueChanged(key)
+  if key == 'x' and self.values.x == 1 then due = getMillis() + {RENEW_S * 1000:g} end
+end
+function update()
+  if due ~= nil and getMillis() >= due then
+    sendOSC('/notify', 1)
+    due = getMillis() + {RENEW_S * 1000:g}
+  end
+end
+"""
+
+
 def _cdata(text: str) -> str:
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
@@ -68,10 +90,14 @@ def _partial(kind: str, conversion: str, value: str, lo: float = 0, hi: float = 
             f"<scaleMin>{lo:g}</scaleMin><scaleMax>{hi:g}</scaleMax></partial>")
 
 
-def osc_message(path: str, args: list[str], triggers: list[tuple[str, str]]) -> str:
-    """An ``<osc>`` message: ``args`` are partials in the declared order; triggers (var, condition)."""
+def osc_message(path: str, args: list[str], triggers: list[tuple[str, str]], receive: bool = False) -> str:
+    """An ``<osc>`` message: ``args`` are partials in the declared order; triggers (var, condition).
+
+    ``receive``: an incoming message to the same address (and constant arguments) sets the
+    control's values; feedback stays off, so such a change is not sent back.
+    """
     trig = "".join(f"<trigger><var>{_cdata(v)}</var><condition>{c}</condition></trigger>" for v, c in triggers)
-    return ("<osc><enabled>1</enabled><send>1</send><receive>0</receive><feedback>0</feedback>"
+    return (f"<osc><enabled>1</enabled><send>1</send><receive>{int(receive)}</receive><feedback>0</feedback>"
             f"<connections>11111</connections><triggers>{trig}</triggers>"
             f"<path>{_partial('CONSTANT', 'STRING', path)}</path><arguments>{''.join(args)}</arguments></osc>")
 
@@ -125,8 +151,10 @@ class _Layout:
         self.node("LABEL", name, frame, props, value)
 
     def button(self, name: str, frame: Frame, message: str, colour: tuple[float, float, float], text: str = "",
-               size: int = 14) -> None:
+               size: int = 14, script: str = "") -> None:
         props = _prop("i", "buttonType", "0") + _color(*colour)
+        if script:
+            props += _prop("s", "script", _cdata(script))
         self.node("BUTTON", name, frame, props, messages=message)
         if text:
             self.label(name + "_label", frame, text, size=size)
@@ -160,9 +188,10 @@ TOUCH = 44
 
 def _map_alpha_keys(page: _Layout) -> None:
     """What both pages share: the map pad, the alpha fader and the keyboard."""
-    xy = osc_message("/latent", [var("/latent", 0, "x"), var("/latent", 1, "y")], [("x", "ANY"), ("y", "ANY")])
+    xy = osc_message("/latent", [var("/latent", 0, "x"), var("/latent", 1, "y")], [("x", "ANY"), ("y", "ANY")],
+                     receive=True)
     page.node("XY", "map", (20, 10, 430, 430), _color(0.2, 0.6, 1.0), messages=xy)
-    alpha = osc_message("/alpha", [var("/alpha", 0, "x")], [("x", "ANY")])
+    alpha = osc_message("/alpha", [var("/alpha", 0, "x")], [("x", "ANY")], receive=True)
     page.node("FADER", "alpha", (470, 10, 60, 410), _color(1.0, 0.6, 0.2), messages=alpha)
     page.label("alpha_label", (470, 420, 60, 20), "alpha")
     # Each key sends /note pitch velocity on press and /note pitch 0 on release.
@@ -212,7 +241,7 @@ def _timbre_page() -> _Layout:
     page.label("z_row", (550, 324, 450, 20), f"/z: timbre code dimensions 0-{Z_DIMS - 1} ({zlo:g} to {zhi:g} sigma)")
     fw = 450 // Z_DIMS
     for i in range(Z_DIMS):
-        msg = osc_message("/z", [const("/z", 0, i), var("/z", 1, "x")], [("x", "ANY")])
+        msg = osc_message("/z", [const("/z", 0, i), var("/z", 1, "x")], [("x", "ANY")], receive=True)
         page.node("FADER", f"z_{i}", (550 + i * fw, 346, fw - 6, 94), _color(0.9, 0.5, 0.7), messages=msg)
     return page
 
@@ -226,6 +255,9 @@ def render_xml() -> str:
                    f"engine {engine}")
     lay.button("panic", (600, 4, 110, TOUCH), _tap("/panic"), (1.0, 0.3, 0.3), "panic")
     lay.button("status", (720, 4, 110, TOUCH), _tap("/status"), (0.6, 0.6, 0.6), "status")
+    # Join the session and follow the layer: the pad and faders then move with every player's changes.
+    lay.button("join", (840, 4, 110, TOUCH), _tap("/hello", PLAYER["touchosc"]) + _tap("/notify", 1),
+               (0.4, 0.9, 0.6), "join", script=RENEW_SCRIPT)
     lay.label("status_display", (20, 52, WIDTH - 40, 26), "press status", STATUS_SCRIPT, size=11)
     lay.pager("pages", (0, PAGER_TOP, WIDTH, HEIGHT - PAGER_TOP),
               [("patch", _patch_page()), ("timbre", _timbre_page())], TABBAR)
