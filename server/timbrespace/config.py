@@ -124,6 +124,9 @@ class StateConfig:
 
     path: Path = Path("var/state.json")
     persist: bool = True
+    #: Seconds between checks for a changed state; a change is on disk within about this time
+    #: (and at exit), so a crash or ``kill -9`` loses at most its last moments.
+    save_interval: float = field(default=1.0, metadata=_rng(0.05, 3600.0))
 
 
 @dataclass
