@@ -191,7 +191,7 @@ def session_settings(cfg: Config) -> SessionSettings:
     admin = Networks(s.admin)
     return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
                            feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
-                           is_admin=admin.__contains__)
+                           is_admin=admin.__contains__, collision=s.collision, hold=s.hold)
 
 
 def _snapshot(engines: Mapping[str, Engine], app: App) -> Callable[[], tuple[dict[str, Any], str]]:
