@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,6 +205,53 @@ def test_sigterm_persists_state_and_exits_zero(tmp_path: Path) -> None:
     finally:
         assert s2.stop(signal.SIGINT) == 0
     assert json.loads((tmp_path / "state.json").read_text())["engines"]["patch"]["xy"] == [0.25, 0.75]
+
+
+def test_kill_9_loses_nothing_that_was_saved(tmp_path: Path) -> None:
+    # The state is kept on disk while the server runs (state.save_interval), not only at exit.
+    path = tmp_path / "state.json"
+    s = start_server(tmp_path, state={"save_interval": 0.1})
+    try:
+        with s.client() as c:
+            c.send("/latent", 0.25, 0.75)
+            c.send("/param", "filter_cutoff", 0.75)
+            c.sync(1)  # the map move is decoded: the save below takes its sound
+            index, name = c.request("/patch/save", "kept").params[:2]
+
+        def saved() -> dict[str, Any] | None:
+            try:
+                patch = json.loads(path.read_text())["engines"]["patch"]
+            except (OSError, ValueError, KeyError):
+                return None
+            return patch if patch["values"]["filter_cutoff"] == 0.75 else None
+
+        deadline = time.monotonic() + 20.0
+        while (patch := saved()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert patch is not None, "the state was not saved while the server ran"
+    finally:
+        os.killpg(s.proc.pid, signal.SIGKILL)  # the server and its audio process, without warning
+        s.proc.wait(10)
+    assert not list(tmp_path.glob(".state.json.*")), "a half-written state file was left behind"
+    s2 = start_server(tmp_path)
+    try:
+        with s2.client() as c:
+            c.request("/hello", "after")
+            c.send("/notify", 1)
+            state: dict[str, list[Any]] = {}
+            while True:
+                m = c.recv(2.0)
+                if m.address == "/param":
+                    state[m.params[0]] = m.params[1:]
+                elif m.address == "/latent":
+                    state["/latent"] = m.params
+                if "/latent" in state and "filter_cutoff" in state:
+                    break
+            assert state["/latent"] == pytest.approx([0.25, 0.75])
+            assert state["filter_cutoff"] == pytest.approx([0.75])
+            assert c.request("/patch/list", index, 1).params[2:] == [name]  # the user bank too
+    finally:
+        assert s2.stop(signal.SIGTERM) == 0
 
 
 def test_record_on_null_backend_writes_real_audio(tmp_path: Path) -> None:

@@ -315,3 +315,63 @@ def test_lan_policy_allow_list_and_rate_limit(tmp_path: Path) -> None:
             assert c.request("/version").params[0] == "timbrespace"
     finally:
         s.stop()
+
+
+def test_lock_refuses_the_second_mover_until_the_first_lets_go(tmp_path: Path) -> None:
+    hold = 0.5
+    s = start_server(tmp_path, sessions={"collision": "lock", "hold": hold})
+    try:
+        with s.client() as a, s.client() as b:
+            a_id = a.request("/hello", "ann").params[0]
+            b.request("/hello", "bob")
+            a.send("/latent", 0.2, 0.2)
+            a.sync()
+            b.send("/latent", 0.9, 0.9)
+            fail = b.expect("/fail").params
+            assert fail[0] == "/latent" and f"held by ann (id {a_id})" in fail[1] and "collision: lock" in fail[1]
+            a.send("/latent", 0.3, 0.2)  # the holder moves on
+            a.sync()
+            time.sleep(hold + 0.2)  # ann stops moving for longer than the hold
+            b.send("/latent", 0.9, 0.9)
+            b.sync()  # /synced, no /fail: bob holds the point now
+            a.send("/latent", 0.1, 0.1)
+            assert "held by bob" in a.expect("/fail").params[1]
+    finally:
+        s.stop()
+
+
+def test_blend_sounds_the_mean_of_everyone_touching_the_point(tmp_path: Path) -> None:
+    hold = 0.5
+    s = start_server(tmp_path, sessions={"collision": "blend", "hold": hold, "feedback_rate": 100.0})
+    watcher, a, b = TcpOscClient(s.host, s.port), s.client(), s.client()
+    try:
+        _, mirror = subscribe(watcher, "watcher")
+        mirror.drain()
+        a.request("/hello", "ann")
+        _, b_mirror = subscribe(b, "bob")
+        b_mirror.drain()
+        a.send("/latent", 0.2, 0.2)
+        a.sync()
+        b.send("/latent", 0.8, 0.6)
+        b.sync()
+        mirror.drain(0.5)
+        b_mirror.drain(0.5)
+        # The patch map is affine in its latent: the mean point is the mean of the latent points.
+        assert mirror.state[("/latent",)] == pytest.approx([0.5, 0.4], abs=1e-6)
+        assert b_mirror.state[("/latent",)] == pytest.approx([0.5, 0.4], abs=1e-6)  # the mover hears it too
+        blended = {k: v for k, v in mirror.state.items() if k[0] == "/param"}
+        # Once both have let go, one player alone at the mean point sounds the same patch.
+        time.sleep(hold + 0.2)
+        a.send("/latent", 0.1, 0.9)
+        a.sync()
+        time.sleep(hold + 0.2)
+        b.send("/latent", 0.5, 0.4)
+        b.sync()
+        mirror.drain(0.5)
+        assert mirror.state[("/latent",)] == pytest.approx([0.5, 0.4], abs=1e-6)
+        for k, v in blended.items():
+            p = params.spec(k[1])
+            assert mirror.state[k][0] == pytest.approx(v[0], abs=1e-4 * (p.maximum - p.minimum)), k
+    finally:
+        for c in (watcher, a, b):
+            c.close()

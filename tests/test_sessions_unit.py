@@ -9,6 +9,7 @@ import pytest
 
 from timbrespace.protocol.peer import Peer
 from timbrespace.session.clients import CLIENT_TIMEOUT, Client, SessionFull, Sessions
+from timbrespace.session.collision import Collision, PointHeld
 from timbrespace.session.feedback import Feedback
 from timbrespace.session.networks import NetworkError, Networks
 
@@ -193,3 +194,30 @@ def test_udp_subscriptions_expire_unless_renewed() -> None:
     assert fb.subscribed(c)
     fb.flush(91.0)
     assert not fb.subscribed(c)
+
+
+def test_collision_policies_last_lock_and_blend() -> None:
+    s = Sessions()
+    a, b, c = (s.hello(s.heard(udp(p), 0.0), n, 0.0) for p, n in ((1, "ann"), (2, "bob"), (3, "cy")))
+    last = Collision("last", hold=1.0)
+    assert last.move(a, (0.1, 0.1), 0.0) == ((0.1, 0.1),) and last.move(b, (0.9, 0.9), 0.1) == ((0.9, 0.9),)
+
+    lock = Collision("lock", hold=1.0)
+    lock.move(a, (0.1, 0.1), 0.0)
+    lock.move(a, (0.2, 0.1), 0.5)  # the holder moves on
+    with pytest.raises(PointHeld, match=r"held by ann \(id \d+\) until it stops moving for 1 s"):
+        lock.move(b, (0.9, 0.9), 1.4)
+    assert lock.move(b, (0.9, 0.9), 1.5) == ((0.9, 0.9),)  # ann has not moved for 1 s: bob takes it
+    with pytest.raises(PointHeld, match="held by bob"):
+        lock.move(a, (0.3, 0.3), 1.6)
+    lock.forget(b)  # bob left
+    assert lock.move(a, (0.3, 0.3), 1.7) == ((0.3, 0.3),) and lock.refused == 2
+
+    blend = Collision("blend", hold=1.0)
+    blend.move(a, (0.0, 0.0), 0.0)
+    blend.move(b, (1.0, 0.5), 0.2)
+    assert set(blend.move(c, (0.5, 1.0), 0.9)) == {(0.0, 0.0), (1.0, 0.5), (0.5, 1.0)}
+    assert blend.touching(1.1) == 2  # ann's touch ended a second after her move
+    assert set(blend.move(b, (1.0, 1.0), 1.15)) == {(1.0, 1.0), (0.5, 1.0)}
+    with pytest.raises(ValueError, match="expected one of last, lock, blend"):
+        Collision("first")  # type: ignore[arg-type]

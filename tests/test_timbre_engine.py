@@ -102,6 +102,32 @@ def test_the_map_blends_the_four_corners_bilinearly(space: TimbreSpace) -> None:
     assert np.allclose(e.point(), want)
 
 
+def test_blend_sounds_the_mean_of_the_codes_not_the_code_of_the_mean(space: TimbreSpace,
+                                                                     mapped: TimbreSpace) -> None:
+    # sessions.collision blend: each point is mapped to its code, then the codes are averaged.
+    points = [(0.1, 0.9), (0.8, 0.2), (0.5, 0.6)]
+    for sp, kind in ((space, "corners"), (mapped, "learned")):
+        e, *_ = make(sp)
+        call(e, "/map", kind)
+        codes = []
+        for x, y in points:
+            call(e, "/latent", x, y)
+            codes.append(e.point())
+        e.blend(points, local())
+        blended = e.point()
+        assert np.allclose(blended, np.mean(codes, axis=0), atol=1e-6), kind
+        assert e.xy == pytest.approx(tuple(np.mean(points, axis=0)))  # shown: the mean point
+    # On the corners' bilinear map the mean point sounds something else: the codes differ by the
+    # xy term, (mean(xy) - mean(x) mean(y)) (a - b - c + d).
+    e, *_ = make(space)
+    e.blend(points, local())
+    blended = e.point()
+    call(e, "/latent", *e.xy)
+    a, b, c, d = (space.means[i] for i in e.corners)
+    xs, ys = np.array(points).T
+    assert np.allclose(blended - e.point(), (np.mean(xs * ys) - xs.mean() * ys.mean()) * (a - b - c + d), atol=1e-6)
+
+
 def test_transfer_moves_from_source_to_target_with_alpha_and_z_offsets_add(space: TimbreSpace) -> None:
     e, *_ = make(space)
     call(e, "/source", "bassoon")

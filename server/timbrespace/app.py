@@ -28,6 +28,7 @@ from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT
 from timbrespace.router import Router
 from timbrespace.session.clients import Client, NoteKey, Sessions
+from timbrespace.session.collision import Collision, PointHeld, Policy
 from timbrespace.session.context import Context
 from timbrespace.session.feedback import Feedback, FeedbackKey
 from timbrespace.status import Counters, ServerInfo, StatusReport
@@ -57,6 +58,8 @@ class SessionSettings:
     rate_limit: float = 0.0
     rate_burst: int = 200
     is_admin: Callable[[str], bool] = lambda host: host in ("127.0.0.1", "::1")
+    collision: Policy = "last"
+    hold: float = 1.0
 
 
 class App:
@@ -91,6 +94,7 @@ class App:
         self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)
+        self.collision = Collision(s.collision, s.hold)
         self._owners: dict[NoteKey, Client] = {}
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
@@ -379,15 +383,25 @@ class App:
             self.sessions.settle(owner)
 
     def _cursor(self, handler: Handler) -> Handler:
-        """/latent also moves the sender's own point, which the others see as /cursor."""
+        """/latent moves the sender's own point (the others see it as /cursor), then the layer's as
+        ``sessions.collision`` says (see session/collision.py)."""
 
         def latent(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-            replies = handler(args, ctx)
             c = ctx.client
             c.point = (float(args[0]), float(args[1]))
-            if len(self.feedback):
+            if len(self.feedback):  # shown even when the move is refused: each one's point is its own
                 self.feedback.publish(ctx.layer, ("/cursor", c.id), ("/cursor", (c.id, c.label, *c.point)),
                                       ctx.arrival, source=c)
+            try:
+                points = self.collision.move(c, c.point, ctx.arrival)
+            except PointHeld as e:
+                raise HandlerError(f"/latent: {e}") from None
+            if self.collision.policy != "blend":
+                return handler(args, ctx)
+            replies = self.engine.blend(points, ctx)
+            if len(self.feedback):  # the mover hears the blended point too: it is not the one it sent
+                sounding = next(m for m in self.engine.state_messages() if m[0] == "/latent")
+                self.feedback.publish(ctx.layer, ("/latent",), sounding, ctx.arrival, source=c, echo=True)
             return replies
 
         return latent
@@ -446,6 +460,7 @@ class App:
 
     def _left(self, c: Client, why: str) -> None:
         self._release(c, self.clock())
+        self.collision.forget(c)
         self.feedback.unsubscribe(c)
         if len(self.feedback):
             self.feedback.publish_all(("/clients", c.id), ("/clients", ("left", c.id, c.label, c.layer)),

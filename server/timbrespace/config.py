@@ -124,6 +124,9 @@ class StateConfig:
 
     path: Path = Path("var/state.json")
     persist: bool = True
+    #: Seconds between checks for a changed state; a change is on disk within about this time
+    #: (and at exit), so a crash or ``kill -9`` loses at most its last moments.
+    save_interval: float = field(default=1.0, metadata=_rng(0.05, 3600.0))
 
 
 @dataclass
@@ -156,6 +159,12 @@ class SessionsConfig:
     #: dropped and answered with one /fail a second. 0: no limit.
     rate_limit: float = field(default=2000.0, metadata=_rng(0.0, 10_000_000.0))
     rate_burst: int = field(default=4000, metadata=_rng(1, 10_000_000))
+    #: When several clients move the map point at once: last (the latest move wins), lock (the first
+    #: mover holds it until it stops moving for `hold` seconds; the others get /fail naming it) or
+    #: blend (the mean of the latent points of everyone who moved within `hold` seconds).
+    collision: Literal["last", "lock", "blend"] = "last"
+    #: Seconds after its last move that a client still holds (lock) or counts in (blend) the point.
+    hold: float = field(default=1.0, metadata=_rng(0.05, 3600.0))
 
 
 @dataclass

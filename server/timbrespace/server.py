@@ -30,6 +30,7 @@ from timbrespace.protocol.transport import OscServer
 from timbrespace.session.networks import Networks
 from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
+from timbrespace.state_keeper import StateKeeper
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ async def serve(
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
     app: App | None = None
+    keeper: StateKeeper | None = None
     try:
         # Saved at exit once built: a start that failed before leaves the state file as it was.
         engines = build_engines(prepared, audio, inference, state.engines)
@@ -138,6 +140,9 @@ async def serve(
         if cfg.network.zeroconf:
             osc.own.ports.add(5353)  # mDNS, which the advertiser listens on: never a reply's destination
         osc.polls = app.polls()
+        if cfg.state.persist:
+            keeper = StateKeeper(loop, cfg.state.path, _snapshot(engines, app), cfg.state.save_interval)
+            keeper.start()
         stop = asyncio.Event()
         supervisor = AudioSupervisor(loop, audio, app, osc.send, stop)
         supervisor.start()
@@ -169,6 +174,8 @@ async def serve(
             await advertiser.stop()
         if osc is not None:
             await osc.stop()
+        if keeper is not None:
+            await keeper.close()  # its write in flight lands before the final one below
         inference.stop()  # what it decoded lands first: the state saved is the newest
         st = inference.stats
         log.info("inference: %d batches, %d jobs (%d replaced by newer ones), %.2f s busy, longest %.2f ms",
@@ -184,7 +191,12 @@ def session_settings(cfg: Config) -> SessionSettings:
     admin = Networks(s.admin)
     return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
                            feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
-                           is_admin=admin.__contains__)
+                           is_admin=admin.__contains__, collision=s.collision, hold=s.hold)
+
+
+def _snapshot(engines: Mapping[str, Engine], app: App) -> Callable[[], tuple[dict[str, Any], str]]:
+    """What the state file holds, taken now: each engine's snapshot and the engine heard."""
+    return lambda: ({name: e.snapshot() for name, e in engines.items()}, app.engine.name)
 
 
 def _save(cfg: Config, engines: Mapping[str, Engine], active: str) -> None:

@@ -112,10 +112,15 @@ def checked_arg(key: str, value: object, arg: Arg, default: float) -> float:
     return checked(key, value, lo, hi, default)
 
 
-def save_state(path: Path, engines: dict[str, Any], active: str | None = None) -> None:
-    """Persist each engine's snapshot and which one is heard."""
+def encode_state(engines: dict[str, Any], active: str | None = None) -> str:
+    """The state file's text; ValueError for a value JSON cannot hold (NaN, inf)."""
     data: dict[str, Any] = {"version": STATE_VERSION, "engines": engines}
     if active is not None:
         data["active"] = active
     # allow_nan=False: a NaN would be written as the non-JSON token NaN and poison the next start.
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
+
+
+def save_state(path: Path, engines: dict[str, Any], active: str | None = None) -> None:
+    """Persist each engine's snapshot and which one is heard."""
+    atomic_write_text(path, encode_state(engines, active))

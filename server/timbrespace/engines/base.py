@@ -9,7 +9,7 @@ sent them, when), and return their replies.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -114,6 +114,16 @@ class Engine(ABC):
         """Release every note at once."""
         self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
         self._keys.clear()
+
+    def blend(self, points: Sequence[tuple[float, float]], ctx: Context) -> list[Reply]:
+        """Sound the mean of these map points' latent codes (``sessions.collision: blend``).
+
+        The default suits a map that is affine in the latent (the patch engine's): the mean point's
+        code is then the mean of the codes, so it is moved to like any ``/latent``.
+        """
+        x = sum(p[0] for p in points) / len(points)
+        y = sum(p[1] for p in points) / len(points)
+        return self.handlers()["/latent"]((x, y), ctx)
 
     def cut(self, pitches: Iterable[int], arrival: float) -> None:
         """Silence these notes at once, as :meth:`panic` does for all (one client's ``/panic``)."""

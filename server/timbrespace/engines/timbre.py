@@ -60,11 +60,15 @@ class _Note:
     refused: bool = False  # the synth's queue was full when it was to start
 
 
+#: Learned-map points whose codes' mean is the timbre point (one point, or several blended).
+MapPoints = tuple[tuple[float, float], ...]
+
+
 @dataclass(frozen=True)
 class FrameRequest:
-    """Frames for some notes at one timbre point: ``base`` is a code, or a learned-map (x, y) to decode."""
+    """Frames for some notes at one timbre point: ``base`` is a code, or learned-map points to decode."""
 
-    base: FloatArray | tuple[float, float]
+    base: FloatArray | MapPoints
     offset: FloatArray  # added to the base (``/z`` offsets, in code units)
     pitch: FloatArray
     frame: npt.NDArray[np.int64]
@@ -82,6 +86,11 @@ class FrameResult:
     f0: FloatArray
 
 
+def map_mean(space: TimbreSpace, points: MapPoints) -> FloatArray:
+    """The mean of the learned map's codes at ``points``."""
+    return np.asarray(np.mean([space.map_point(x, y) for x, y in points], axis=0))
+
+
 @dataclass(frozen=True)
 class TimbreFrames:
     """One frame per note, batched across requests: model controls to wavetables and noise gains."""
@@ -93,11 +102,11 @@ class TimbreFrames:
     def run(self, inputs: Sequence[FrameRequest]) -> list[FrameResult]:
         """Decode every request's notes in one model call."""
         bases: list[FloatArray] = []
-        maps: dict[tuple[float, float], FloatArray] = {}
+        maps: dict[MapPoints, FloatArray] = {}
         for r in inputs:
             if isinstance(r.base, tuple):
                 if r.base not in maps:
-                    maps[r.base] = self.space.map_point(*r.base)
+                    maps[r.base] = map_mean(self.space, r.base)
                 bases.append(maps[r.base])
             else:
                 bases.append(r.base)
@@ -155,7 +164,9 @@ class TimbreEngine(Engine):
         # The learned map's code and the xy it was decoded at: decoded when a frame needs it and xy
         # moved, so a flood of /latent costs one decode per control tick, not one per message (~0.1 ms).
         self._learned = np.zeros(space.latent_dim)
-        self._learned_xy: tuple[float, float] | None = None
+        self._learned_key: MapPoints | None = None
+        #: The points blended under sessions.collision blend (empty: the one point ``xy``).
+        self._points: MapPoints = ()
         if map_kind == "learned" and space.learned_map is None:
             log.warning("timbre: %s; /latent uses the corners", space.map_error)
         else:
@@ -252,21 +263,22 @@ class TimbreEngine(Engine):
         """The timbre code notes are decoded with now (the learned map decoded here if it moved)."""
         base = self._base()
         if isinstance(base, tuple):
-            self._learned, self._learned_xy = self.space.map_point(*base), base
+            self._learned, self._learned_key = map_mean(self.space, base), base
             base = self._learned
         return np.asarray(base + self.offset * self.space.sigma)
 
-    def _base(self) -> FloatArray | tuple[float, float]:
+    def _base(self) -> FloatArray | MapPoints:
         """The code before ``/z`` offsets, or the learned map's (x, y) when it has not been decoded there."""
         m = self.space.means
+        points = self._points or (self.xy,)
         if self.mode == "map" and self.map_kind == "learned":
-            if self._learned_xy != self.xy:
-                return self.xy
+            if self._learned_key != points:
+                return points
             base = self._learned
         elif self.mode == "map":
-            x, y = self.xy
             a, b, c, d = (m[i] for i in self.corners)
-            base = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
+            base = np.mean([(1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
+                            for x, y in points], axis=0)
         else:
             base = m[self.source] + self.alpha * (m[self.target] - m[self.source])
         return np.asarray(base)
@@ -286,6 +298,14 @@ class TimbreEngine(Engine):
 
     def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
+        self._points = ()
+        self.mode = "map"
+        return []
+
+    def blend(self, points: Sequence[tuple[float, float]], ctx: Context) -> list[Reply]:
+        """Sound the mean of the codes at these map points (the map is not affine: each is mapped first)."""
+        self.xy = (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+        self._points = tuple(points) if len(points) > 1 else ()
         self.mode = "map"
         return []
 
@@ -412,12 +432,12 @@ class TimbreEngine(Engine):
         self.inference.submit(Job(self._kind, request, partial(self._landed, rows, request.base, arrival),
                                   owner=owner))
 
-    def _remember(self, asked: FloatArray | tuple[float, float], result: FrameResult) -> None:
+    def _remember(self, asked: FloatArray | MapPoints, result: FrameResult) -> None:
         """Keep a learned-map point the worker decoded, so later frames need not decode it again."""
         if isinstance(asked, tuple):
-            self._learned, self._learned_xy = result.base, asked
+            self._learned, self._learned_key = result.base, asked
 
-    def _landed(self, rows: list[tuple[int, _Note]], asked: FloatArray | tuple[float, float], arrival: float,
+    def _landed(self, rows: list[tuple[int, _Note]], asked: FloatArray | MapPoints, arrival: float,
                 result: FrameResult) -> None:
         """Frames decoded: each to its note's slot, unless the slot went to another note meanwhile."""
         self._remember(asked, result)
@@ -425,7 +445,7 @@ class TimbreEngine(Engine):
             if self._notes.get(slot) is n:
                 self.frames.put(slot, result.tables[i], result.noise[i], float(result.f0[i]), arrival)
 
-    def _start(self, slot: int, n: _Note, asked: FloatArray | tuple[float, float], arrival: float,
+    def _start(self, slot: int, n: _Note, asked: FloatArray | MapPoints, arrival: float,
                result: FrameResult) -> None:
         """A note's first frame landed: write it and start the voice (in the link's order)."""
         self._remember(asked, result)
