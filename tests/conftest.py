@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +111,10 @@ class ServerProc:
 class OscClient:
     """A UDP socket that sends OSC and collects replies."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 5.0, bind: str = "127.0.0.1") -> None:
         self.addr = (host, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((bind, 0))
         self.timeout = timeout
         self._unbundled: deque[OscMessage] = deque()  # the rest of a bundle received (feedback)
 
@@ -243,11 +243,13 @@ def _read_lines(proc: subprocess.Popen[str], lines: list[str], out: queue.Queue[
     out.put(None)
 
 
-def start_server(tmp: Path, *extra: str, timeout: float = 90.0, **sections: dict[str, Any]) -> ServerProc:
-    """Start ``timbrespace serve`` and wait for its ready line."""
+def start_server(tmp: Path, *extra: str, timeout: float = 90.0, prefix: Sequence[str] = (),
+                 **sections: dict[str, Any]) -> ServerProc:
+    """Start ``timbrespace serve`` and wait for its ready line; ``prefix`` runs it through a
+    command that execs the rest (``ip netns exec NS``), so signals still reach the server."""
     cfg = write_config(tmp, **sections)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg), *extra],
+        [*prefix, sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
