@@ -228,7 +228,10 @@ def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
         "state": {"path": str(tmp / "state.json")},
     }
     for k, v in sections.items():
-        data.setdefault(k, {}).update(v)
+        if isinstance(v, list):  # a list section (layers) is given whole
+            data[k] = v
+        else:
+            data.setdefault(k, {}).update(v)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -80,7 +80,7 @@ def test_player_applies_patch_first_and_caps_commands_per_block() -> None:
     replies: list[bytes] = []
     box = PatchMailbox()
     synth = _Synth()
-    player = Player(synth, box, AudioStats(), lambda: q.popleft() if q else None, replies.append,
+    player = Player.one(synth, box, AudioStats(), lambda: q.popleft() if q else None, replies.append,
                     max_commands=64)
     v = params.DEFAULTS.copy()
     box.put(v, 0.0)

@@ -159,6 +159,9 @@ OSCdef(\dump, { |msg, time, from|
 	~ts.clients.keysValuesDo { |id, c| from.sendMsg('/mirror', '/clients', 'joined', id, c.name, c.layer); n = n + 1 };
 	from.sendMsg('/mirror.end', n, ~ts.renewals, ~ts.subscribed.binaryValue);
 }, '/harness/dump').permanent_(true);
+OSCdef(\layer, { |msg, time, from|
+	~ts.layer_(msg[1], { |i| from.sendMsg('/layered', i) });
+}, '/harness/layer').permanent_(true);
 OSCdef(\quit, { |msg, time, from|
 	~ts.bye { |id| "BYE %".format(id).postln; ~ts.free; 0.exit };
 }, '/harness/quit');
@@ -279,6 +282,15 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
         assert py.expect("/done").params == ["/bye", py_id]
         _until(lambda: {("/cursor", py_id), ("/clients", "joined", py_id)} & mirror().keys(),
                "the mirror kept a client that left")
+        # sclang moves to layer 1: the server lists it there, and its mirror follows layer 1.
+        probe.sock.sendto(osc("/harness/layer", 1), sc_at)
+        assert probe.expect("/layered").params == [1]
+        rest = judge.request("/clients").params[2:]
+        assert dict(zip(rest[::3], rest[2::3]))[sc_id] == 1
+        judge.send("/layer/1/latent", 0.375, 0.625)
+        judge.sync()
+        _until(lambda: _differences({("/latent",): mirror().get(("/latent",))}, {("/latent",): [0.375, 0.625]}),
+               "the mirror did not follow layer 1")
         probe.sock.sendto(osc("/harness/quit"), sc_at)
         assert proc.wait(30) == 0
         judge.send("/bye")

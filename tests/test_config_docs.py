@@ -24,7 +24,13 @@ def test_config_md_is_generated_from_the_declaration() -> None:
     hints = typing.get_type_hints(config.Config)
     for f in dataclasses.fields(config.Config):
         cls = hints[f.name]
-        keys = [f"{f.name}.{g.name}" for g in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else [f.name]
+        item = typing.get_args(cls)[0] if typing.get_origin(cls) is list else None
+        if dataclasses.is_dataclass(cls):
+            keys = [f"{f.name}.{g.name}" for g in dataclasses.fields(cls)]
+        elif isinstance(item, type) and dataclasses.is_dataclass(item):  # a list of sections (layers)
+            keys = [f"{f.name}[i].{g.name}" for g in dataclasses.fields(item)]
+        else:
+            keys = [f.name]
         for key in keys:
             assert f"| `{key}` |" in text, key
     assert "| `network.port` | int | `57130` | [0, 65535] |" in text

@@ -453,7 +453,7 @@ class AudioSequences(Sequences):
 
         super().__init__()
         self.rig.drain = False
-        self.player = Player(self.synth, self.rig.link.mailbox, AudioStats(), self.rig.link.receive, lambda b: None,
+        self.player = Player.one(self.synth, self.rig.link.mailbox, AudioStats(), self.rig.link.receive, lambda b: None,
                              timbre=self.voices)
         # The synths are shared between examples: silence what the last one left.
         self.synth.all_notes_off()

@@ -163,7 +163,7 @@ def test_nan_in_the_state_file_is_replaced_by_defaults_never_written_back(tmp_pa
         assert rng in line and ("nan" in line or "inf" in line), line
         assert log.count(f"state: {key} = ") == 1
     saved = json.loads(state.read_text(), parse_constant=lambda c: pytest.fail(f"{c} written back"))
-    assert saved["engines"]["timbre"]["alpha"] == 0.0
+    assert saved["layers"][0]["engines"]["timbre"]["alpha"] == 0.0
     audio = read_wav(out)
     assert np.isfinite(audio).all() and np.sqrt(np.mean(audio**2)) > 1e-3  # the transfer note sounded
 

@@ -197,14 +197,14 @@ def test_sigterm_persists_state_and_exits_zero(tmp_path: Path) -> None:
     c.close()
     assert s.stop(signal.SIGTERM) == 0
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["engines"]["patch"]["xy"] == [0.25, 0.75]
+    assert state["layers"][0]["engines"]["patch"]["xy"] == [0.25, 0.75]
     # Restart: the state comes back.
     s2 = start_server(tmp_path)
     try:
         assert s2.client().status()["engine"] == "patch"
     finally:
         assert s2.stop(signal.SIGINT) == 0
-    assert json.loads((tmp_path / "state.json").read_text())["engines"]["patch"]["xy"] == [0.25, 0.75]
+    assert json.loads((tmp_path / "state.json").read_text())["layers"][0]["engines"]["patch"]["xy"] == [0.25, 0.75]
 
 
 def test_kill_9_loses_nothing_that_was_saved(tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ def test_kill_9_loses_nothing_that_was_saved(tmp_path: Path) -> None:
 
         def saved() -> dict[str, Any] | None:
             try:
-                patch = json.loads(path.read_text())["engines"]["patch"]
+                patch = json.loads(path.read_text())["layers"][0]["engines"]["patch"]
             except (OSError, ValueError, KeyError):
                 return None
             return patch if patch["values"]["filter_cutoff"] == 0.75 else None
@@ -384,11 +384,11 @@ def test_restored_state_is_logged_and_fresh_ignores_it(tmp_path: Path) -> None:
         assert "serve --fresh" in line
     finally:
         assert s.stop() == 0
-    assert json.loads(state.read_text())["engines"]["patch"]["preset"] == "BriansBank01/Pianola"
+    assert json.loads(state.read_text())["layers"][0]["engines"]["patch"]["preset"] == "BriansBank01/Pianola"
     s = start_server(tmp_path, "--fresh", patch=section)
     try:
         assert any(f"state: --fresh: {state} not restored" in ln for ln in s.lines), s.lines
     finally:
         assert s.stop() == 0
     # The config's initial preset was what played, and is what was saved at exit.
-    assert json.loads(state.read_text())["engines"]["patch"]["preset"] == "BriansBank02/WowPad"
+    assert json.loads(state.read_text())["layers"][0]["engines"]["patch"]["preset"] == "BriansBank02/WowPad"

@@ -46,8 +46,9 @@ def test_engine_switch_plays_timbre_notes_at_pitch_and_persists(tmp_path: Path) 
     finally:
         assert s.stop(signal.SIGTERM) == 0
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["active"] == "timbre" and state["engines"]["timbre"]["source"] == "french_horn"
-    assert state["engines"]["timbre"]["map"] == "learned"
+    layer0 = state["layers"][0]
+    assert layer0["active"] == "timbre" and layer0["engines"]["timbre"]["source"] == "french_horn"
+    assert layer0["engines"]["timbre"]["map"] == "learned"
     audio = read_wav(out)[:, 0]
     env = np.sqrt(np.convolve(audio**2, np.ones(2400) / 2400, mode="same"))
     loud = np.flatnonzero(env > 0.2 * env.max())

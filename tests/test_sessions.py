@@ -319,7 +319,7 @@ def test_lan_policy_allow_list_and_rate_limit(tmp_path: Path) -> None:
 
 def test_lock_refuses_the_second_mover_until_the_first_lets_go(tmp_path: Path) -> None:
     hold = 0.5
-    s = start_server(tmp_path, sessions={"collision": "lock", "hold": hold})
+    s = start_server(tmp_path, layers=[{"collision": "lock", "hold": hold}])
     try:
         with s.client() as a, s.client() as b:
             a_id = a.request("/hello", "ann").params[0]
@@ -342,7 +342,7 @@ def test_lock_refuses_the_second_mover_until_the_first_lets_go(tmp_path: Path) -
 
 def test_blend_sounds_the_mean_of_everyone_touching_the_point(tmp_path: Path) -> None:
     hold = 0.5
-    s = start_server(tmp_path, sessions={"collision": "blend", "hold": hold, "feedback_rate": 100.0})
+    s = start_server(tmp_path, sessions={"feedback_rate": 100.0}, layers=[{"collision": "blend", "hold": hold}])
     watcher, a, b = TcpOscClient(s.host, s.port), s.client(), s.client()
     try:
         _, mirror = subscribe(watcher, "watcher")
@@ -353,7 +353,7 @@ def test_blend_sounds_the_mean_of_everyone_touching_the_point(tmp_path: Path) ->
         a.send("/latent", 0.2, 0.2)
         a.sync()
         b.send("/latent", 0.8, 0.6)
-        b.sync()
+        a.sync()  # not b's: its sync() would read past (and drop) the feedback it is sent meanwhile
         mirror.drain(0.5)
         b_mirror.drain(0.5)
         # The patch map is affine in its latent: the mean point is the mean of the latent points.

@@ -18,7 +18,7 @@ def test_writes_on_change_only_and_retries_after_a_failure(tmp_path: Path) -> No
 
     async def run() -> tuple[int, int, int, int]:
         loop = asyncio.get_running_loop()
-        keeper = StateKeeper(loop, blocker / "state.json", lambda: (current, "patch"), 0.01)
+        keeper = StateKeeper(loop, blocker / "state.json", lambda: [{"engines": current, "active": "patch"}], 0.01)
         keeper.start()
         await asyncio.sleep(0.2)
         failed = keeper.failures  # the folder cannot be made: reported, nothing raised, retried
@@ -41,5 +41,5 @@ def test_writes_on_change_only_and_retries_after_a_failure(tmp_path: Path) -> No
     failed, first, unchanged, last = asyncio.run(run())
     assert failed >= 1 and first == 1 and unchanged == 1 and last == 2
     assert load_state(tmp_path / "state.json").engines == {"patch": {"xy": [0.25, 0.75]}}
-    assert json.loads((tmp_path / "state.json").read_text())["active"] == "patch"
+    assert json.loads((tmp_path / "state.json").read_text())["layers"][0]["active"] == "patch"
     assert not list(tmp_path.glob(".state.json.*"))

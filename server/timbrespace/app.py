@@ -1,9 +1,9 @@
-"""The control side composed: engines, the router, sessions, feedback and status.
+"""The control side composed: layers of engines, the router, sessions, feedback and status.
 
-:class:`App` chooses the engine heard, builds the router's handler table (the heard engine's
-handlers, the other engine's own addresses, and the server's), and serves the addresses that are
-not an engine's: queries, notes (with their owners) and sessions (``/hello``, ``/bye``,
-``/clients``, ``/notify``). The router (:mod:`timbrespace.router`) does the dispatching; the
+:class:`App` keeps the layers (:mod:`timbrespace.layer`: each a whole instrument, its engine
+heard and its handler table), gives the router each layer's table, and serves the addresses that
+are not an engine's: queries, notes (with their owners), layers (``/layer``) and sessions
+(``/hello``, ``/bye``, ``/clients``, ``/notify``). The router (:mod:`timbrespace.router`) does the dispatching; the
 sessions (:mod:`timbrespace.session`) know who is playing and what each one owns.
 """
 
@@ -13,11 +13,11 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
-from timbrespace.engines.registry import SPECS
+from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
@@ -44,8 +44,6 @@ CLIENTS_PAGE_BYTES_PROVED = 8192
 #: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
 FEEDBACK_PACKET_BYTES = 1400
 BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
-#: Why an optional engine may be missing, for the /fail that names it.
-_NOT_RUNNING = {s.name: s.missing for s in SPECS if s.missing}
 
 
 @dataclass(frozen=True)
@@ -58,27 +56,44 @@ class SessionSettings:
     rate_limit: float = 0.0
     rate_burst: int = 200
     is_admin: Callable[[str], bool] = lambda host: host in ("127.0.0.1", "::1")
-    collision: Policy = "last"
-    hold: float = 1.0
+    #: Per layer (by index): who moves its map point and how long a touch lasts; layers past the
+    #: end of the list take ("last", 1.0).
+    collisions: tuple[tuple[Policy, float], ...] = ()
+
+
+def _layered(engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]]) -> list[list[Engine]]:
+    """Each layer's engines, from one engine, one layer's engines, or every layer's."""
+    if isinstance(engines, Engine):
+        return [[engines]]
+    items = list(engines)
+    if all(isinstance(x, Engine) for x in items):
+        return [cast("list[Engine]", items)]
+    return [list(cast("Sequence[Engine]", x)) for x in items]
 
 
 class App:
-    """Engines, sessions and the router, composed; the transport calls :meth:`handle`."""
+    """Layers of engines, sessions and the router, composed; the transport calls :meth:`handle`."""
 
     def __init__(
         self,
-        engines: Engine | Sequence[Engine],
+        engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]],
         link: SynthLink,
         info: ServerInfo,
         stats: AudioStats | None = None,
         clock: Callable[[], float] = time.monotonic,
         settings: SessionSettings | None = None,
+        heard: Sequence[str] = (),
     ) -> None:
+        """``engines``: one layer's engines (or one engine), or a sequence of layers' engines;
+        ``heard``: the engine heard on each layer (default: each layer's first)."""
         s = settings or SessionSettings()
-        self.engines = {e.name: e for e in ([engines] if isinstance(engines, Engine) else engines)}
-        self.engine = next(iter(self.engines.values()))  # the one heard; see select()
-        #: Called with the newly selected engine (the server restarts its tick timer).
-        self.on_select: Callable[[Engine], None] | None = None
+        self.layers = [
+            Layer(i, layer_engines, link, Collision(*(s.collisions[i] if i < len(s.collisions) else ("last", 1.0))),
+                  heard[i] if i < len(heard) else None)
+            for i, layer_engines in enumerate(_layered(engines))
+        ]
+        #: Called with the layer whose engine was newly selected (the server restarts its tick timer).
+        self.on_select: Callable[[Layer], None] | None = None
         self.link = link
         self.info = info
         self.stats = stats
@@ -89,12 +104,12 @@ class App:
         self.sessions.on_join = self._joined
         self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate)
         self.feedback.state_of = self._layer_state
-        for e in self.engines.values():  # one layer so far: every engine's late changes are layer 0's
-            e.on_change = lambda: self.feedback.touch(0, self.clock())
+        for layer in self.layers:
+            for e in layer.engines.values():
+                e.on_change = self._touch(layer.index)
         self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)
-        self.collision = Collision(s.collision, s.hold)
         self._owners: dict[NoteKey, Client] = {}
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
@@ -118,55 +133,51 @@ class App:
             "/bye": self._bye,
             "/clients": self._clients,
             "/notify": self._notify,
+            "/layer": self._layer,
         }
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
         # they are answered with /fail naming the engine (see Router.dispatch).
-        missing = [a.path for a in addresses.ADDRESSES if a.path not in self._handlers
+        missing = [a.path for a in addresses.ADDRESSES if a.path not in self.layers[0].table
                    and a.engine in (None, *self.engines)]
         if missing:
             raise RuntimeError(f"addresses declared but not handled: {missing}")
 
-    def _route(self) -> None:
-        """Address -> handler: the heard engine's where it has one, else the engine that has one.
+    @property
+    def engine(self) -> Engine:
+        """Layer 0's engine heard."""
+        return self.layers[0].engine
 
-        Addresses only one engine serves (/patch/*, /corners) always reach it, heard or not,
-        so a patch can be prepared while the other engine plays.
-        """
-        table: dict[str, Handler] = {}
-        for e in self.engines.values():
-            e.heard = e is self.engine
-            if e is not self.engine:
-                table.update(e.handlers())
-        table.update(self.engine.handlers())
-        if "/latent" in table:
-            table["/latent"] = self._cursor(table["/latent"])
-        table.update(self._own)
-        self._handlers = table
-        missing = {a.path: _NOT_RUNNING.get(str(a.engine), "not configured") for a in addresses.ADDRESSES
-                   if a.path not in table}
-        self.router.set_table(table, missing)
+    @property
+    def engines(self) -> dict[str, Engine]:
+        """Layer 0's engines, by name (every layer runs the same ones)."""
+        return self.layers[0].engines
+
+    def all_engines(self) -> list[Engine]:
+        """Every layer's engines."""
+        return [e for layer in self.layers for e in layer.engines.values()]
+
+    def _touch(self, layer: int) -> Callable[[], None]:
+        return lambda: self.feedback.touch(layer, self.clock())
+
+    def _route(self) -> None:
+        """Each layer's handler table, given to the router (see Layer.route)."""
+        tables = [layer.route(self._own, self._cursor) for layer in self.layers]
+        missing = {a.path: NOT_RUNNING.get(str(a.engine), "not configured") for a in addresses.ADDRESSES
+                   if a.path not in tables[0]}
+        self.router.set_tables(tables, missing)
         self.status_report.engine_changed(self.engine.name)
 
-    def select(self, name: str, arrival: float) -> None:
-        """Make engine ``name`` the one heard: the other's notes are released."""
-        engine = self.engines.get(name)
-        if engine is None:
-            have = ", ".join(self.engines)
-            raise HandlerError(f"/engine: the {name!r} engine is not running on this server (running: {have})"
-                               + (f"; {_NOT_RUNNING[name]}" if name in _NOT_RUNNING else ""))
-        if engine is self.engine:
+    def select(self, name: str, arrival: float, layer: int = 0) -> None:
+        """Make engine ``name`` the one heard on ``layer``: the other's notes are released."""
+        lay = self.layers[layer]
+        old = lay.select(name, arrival)
+        if old is None:
             return
-        if not self.link.send(C.engine(name, arrival)):
-            raise HandlerError("/engine: the audio command queue is full; message dropped")
-        self.engine.flush()
-        self.engine.deactivate(arrival)
-        self._disown(self.engine.name)
-        self.engine = engine
-        engine.activate(arrival)
+        self._disown(layer, old.name)
         self._route()
         if self.on_select is not None:
-            self.on_select(engine)
+            self.on_select(lay)
 
     def audio_changed(self, backend: str) -> None:
         """The audio process was restarted on ``backend`` (what /status reports as ``audio``).
@@ -174,8 +185,9 @@ class App:
         The new process holds no voice, so nobody owns a note any more.
         """
         self.info.audio = backend
-        for name in self.engines:
-            self._disown(name)
+        for layer in self.layers:
+            for name in layer.engines:
+                self._disown(layer.index, name)
         self._route()
 
     # -- entry points for the transport and the server ------------------------------------------------
@@ -217,7 +229,8 @@ class App:
 
     def flush(self) -> None:
         """Deferred engine work now (the offline renderer calls this before every block)."""
-        self.engine.flush()
+        for layer in self.layers:
+            layer.engine.flush()
 
     def clients(self) -> int:
         """Members plus passers-by heard recently (what /status reports)."""
@@ -272,20 +285,9 @@ class App:
             self.send_packet(dest, encode_bundle(None, chunk))
 
     # -- the server's handlers ------------------------------------------------------------------------
-    def _other_engine(self, path: str, args: tuple[Value, ...]) -> HandlerError | None:
-        """A clearer reason when a name the heard engine refused is one the other engine knows.
-
-        A client written for the patch engine sends preset names; if the server was left on the
-        timbre engine, "unknown instrument" would send its user looking in the wrong place.
-        """
-        decl = addresses.BY_PATH[path]
-        if decl.engine is not None or not decl.args or decl.args[0].kind != "ref" or not isinstance(args[0], str):
-            return None
-        for e in self.engines.values():
-            if e is not self.engine and e.knows(args[0]):
-                return HandlerError(f"{path}: the {self.engine.name} engine is heard; {addresses.show(args[0])} "
-                                    f"names a {e.item}: send /engine {e.name} first")
-        return None
+    def _other_engine(self, path: str, args: tuple[Value, ...], layer: int) -> HandlerError | None:
+        """A clearer reason when a name the heard engine refused is one the other engine knows."""
+        return self.layers[layer].explain(path, args)
 
     def _status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         t = self.status_report.template
@@ -297,7 +299,7 @@ class App:
 
     def _sync(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         internal = next(self._sync_ids)
-        self.engine.flush()  # a deferred map move was sent before the /sync: it must land first
+        self.flush()  # a deferred map move was sent before the /sync: it must land first
         self._syncs[internal] = (ctx.client.peer, int(args[0]))
         if not self.link.send(C.with_id(C.Kind.SYNC, internal, ctx.arrival)):
             del self._syncs[internal]
@@ -321,14 +323,30 @@ class App:
         return [("/reply/port.reply", (port or peer.port,))]
 
     def _engine(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        self.select(str(args[0]), ctx.arrival)
+        self.select(str(args[0]), ctx.arrival, ctx.layer)
         return []
+
+    def _layer(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        index = int(args[0])
+        if index >= len(self.layers):
+            raise HandlerError(f"/layer: {index} is out of range 0..{len(self.layers) - 1} (this server's layers)")
+        c = ctx.client
+        if index == c.layer:
+            return [("/layer.reply", (index,))]
+        self.sessions.join(c)  # its choice of layer is something to keep: refused when the session is full
+        c.layer = index
+        if self.feedback.subscribed(c):  # it follows its new layer: that layer's state first
+            self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items())
+        if len(self.feedback):
+            self.feedback.publish_all(("/clients", c.id), ("/clients", ("joined", c.id, c.label, c.layer)),
+                                      ctx.arrival)
+        return [("/layer.reply", (index,))]
 
     # -- notes and their owners -------------------------------------------------------------------------
     def _note(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         pitch, velocity = int(args[0]), int(args[1])
-        engine = self.engine
-        key = (engine.name, pitch)
+        engine = self.layers[ctx.layer].engine
+        key = (ctx.layer, engine.name, pitch)
         c = ctx.client
         if velocity > 0:
             self.sessions.join(c)  # an owner has something to lose: refused when the session is full
@@ -346,14 +364,15 @@ class App:
         return []
 
     def _pitch(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        self.engine.pitch(float(args[0]), ctx.arrival)
+        self.layers[ctx.layer].engine.pitch(float(args[0]), ctx.arrival)
         return []
 
     def _panic(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         if args[0] == "all":
-            self.engine.panic(ctx.arrival)
-            for name in self.engines:
-                self._disown(name)
+            for layer in self.layers:
+                layer.engine.panic(ctx.arrival)
+                for name in layer.engines:
+                    self._disown(layer.index, name)
         else:
             self._release(ctx.client, ctx.arrival, cut=True)
             self.sessions.settle(ctx.client)
@@ -361,28 +380,29 @@ class App:
 
     def _release(self, c: Client, arrival: float, cut: bool = False) -> None:
         """Release every note ``c`` owns (note-offs are never refused); ``cut`` silences them at once."""
-        mine: dict[str, list[int]] = {}
+        mine: dict[tuple[int, str], list[int]] = {}
         for key in sorted(c.notes):
-            name, pitch = key
+            layer, name, pitch = key
             if self._owners.get(key) is c:
                 del self._owners[key]
-                mine.setdefault(name, []).append(pitch)
+                mine.setdefault((layer, name), []).append(pitch)
         c.notes.clear()
-        for name, pitches in mine.items():
+        for (layer, name), pitches in mine.items():
+            engine = self.layers[layer].engines[name]
             if cut:
-                self.engines[name].cut(pitches, arrival)
+                engine.cut(pitches, arrival)
             else:
                 for pitch in pitches:
-                    self.engines[name].note(pitch, 0, arrival)
+                    engine.note(pitch, 0, arrival)
 
-    def _disown(self, engine: str) -> None:
-        """Nobody owns ``engine``'s notes any more (they were released as a whole)."""
-        for key in [k for k in self._owners if k[0] == engine]:
+    def _disown(self, layer: int, engine: str) -> None:
+        """Nobody owns ``engine``'s notes on ``layer`` any more (they were released as a whole)."""
+        for key in [k for k in self._owners if k[:2] == (layer, engine)]:
             owner = self._owners.pop(key)
             owner.notes.discard(key)
             self.sessions.settle(owner)
 
-    def _cursor(self, handler: Handler) -> Handler:
+    def _cursor(self, layer: Layer, handler: Handler) -> Handler:
         """/latent moves the sender's own point (the others see it as /cursor), then the layer's as
         ``sessions.collision`` says (see session/collision.py)."""
 
@@ -393,14 +413,14 @@ class App:
                 self.feedback.publish(ctx.layer, ("/cursor", c.id), ("/cursor", (c.id, c.label, *c.point)),
                                       ctx.arrival, source=c)
             try:
-                points = self.collision.move(c, c.point, ctx.arrival)
+                points = layer.collision.move(c, c.point, ctx.arrival)
             except PointHeld as e:
                 raise HandlerError(f"/latent: {e}") from None
-            if self.collision.policy != "blend":
+            if layer.collision.policy != "blend":
                 return handler(args, ctx)
-            replies = self.engine.blend(points, ctx)
+            replies = layer.engine.blend(points, ctx)
             if len(self.feedback):  # the mover hears the blended point too: it is not the one it sent
-                sounding = next(m for m in self.engine.state_messages() if m[0] == "/latent")
+                sounding = next(m for m in layer.engine.state_messages() if m[0] == "/latent")
                 self.feedback.publish(ctx.layer, ("/latent",), sounding, ctx.arrival, source=c, echo=True)
             return replies
 
@@ -445,13 +465,17 @@ class App:
         if self.feedback.subscribed(c):  # a renewal (UDP): the stream goes on, no second snapshot
             self.feedback.subscribe(c, ctx.arrival, ())
             return [("/done", ("/notify", c.id))]
+        self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items())
+        return [("/done", ("/notify", c.id))]
+
+    def _snapshot_for(self, c: Client) -> dict[FeedbackKey, Reply]:
+        """What a subscriber receives first: its layer's state, who plays, the cursors on its layer."""
         snapshot = dict(self.feedback.snapshot(c.layer))
         for other in self.sessions.members():
             snapshot[("/clients", other.id)] = ("/clients", ("joined", other.id, other.label, other.layer))
             if other is not c and other.point is not None and other.layer == c.layer:
                 snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
-        self.feedback.subscribe(c, ctx.arrival, snapshot.items())
-        return [("/done", ("/notify", c.id))]
+        return snapshot
 
     def _joined(self, c: Client) -> None:
         if len(self.feedback):
@@ -460,21 +484,13 @@ class App:
 
     def _left(self, c: Client, why: str) -> None:
         self._release(c, self.clock())
-        self.collision.forget(c)
+        for layer in self.layers:
+            layer.collision.forget(c)
         self.feedback.unsubscribe(c)
         if len(self.feedback):
             self.feedback.publish_all(("/clients", c.id), ("/clients", ("left", c.id, c.label, c.layer)),
                                       self.clock())
 
     def _layer_state(self, layer: int) -> dict[FeedbackKey, Reply]:
-        """What layer ``layer`` sounds, keyed: the engine heard, its state, the other engines' own."""
-        state: dict[FeedbackKey, Reply] = {("/engine",): ("/engine", (self.engine.name,))}
-        heard = self.engine.handlers()
-        for e in [*(e for e in self.engines.values() if e is not self.engine), self.engine]:
-            for address, args in e.state_messages():
-                if e is not self.engine and address in heard:
-                    continue
-                decl = addresses.BY_PATH.get(address)
-                n = decl.feedback_key if decl is not None else 0
-                state[(address, *args[:n])] = (address, tuple(args))
-        return state
+        """What layer ``layer`` sounds, keyed (see Layer.state)."""
+        return self.layers[layer].state() if 0 <= layer < len(self.layers) else {}

@@ -103,9 +103,10 @@ class AudioSupervisor:
             self._pump = self._loop.call_later(self._period, self._pump_releases)
 
     def reconcile(self) -> None:
-        """Tell the audio side what each engine holds; it releases the rest."""
-        for e in self.app.engines.values():
-            self.audio.send(C.held(e.name, e.held()))
+        """Tell the audio side what each layer's engines hold; it releases the rest."""
+        for layer in self.app.layers:
+            for e in layer.engines.values():
+                self.audio.send(C.with_layer(C.held(e.name, e.held()), layer.index))
 
     # -- faults --------------------------------------------------------------------------------
     async def restart(self, target: Backend) -> bool:
@@ -117,7 +118,7 @@ class AudioSupervisor:
         rate = audio.sample_rate
         self._loop.remove_reader(audio.fileno())
         app.audio_changed("restarting")
-        audio.engine = app.engine.name
+        audio.heard = [layer.engine.name for layer in app.layers]
         audio.restart(target)
         deadline = self._loop.time() + RESTART_TIMEOUT_S
         try:
@@ -138,10 +139,11 @@ class AudioSupervisor:
             self._loop.add_reader(audio.fileno(), self._on_replies)
         # The new process holds no voice: the control side forgets the notes it held, so that
         # nothing it later releases or reconciles refers to sound from before the fault.
-        for engine in app.engines.values():
+        for engine in app.all_engines():
             with contextlib.suppress(HandlerError):
                 engine.panic(0.0)
-        app.engine.activate(0.0)  # the patch in effect (also in the mailbox, which it reads first)
+        for layer in app.layers:
+            layer.engine.activate(0.0)  # the patch in effect (also in the mailbox, which it reads first)
         app.audio_changed(started)
         self.reconcile()
         log.warning("audio running again on %s", started)

@@ -377,7 +377,7 @@ class _NullLink:
     def send(self, data: bytes) -> bool:
         return True
 
-    def put_patch(self, values: Any, arrival: float) -> None:
+    def put_patch(self, values: Any, arrival: float, layer: int = 0) -> None:
         pass
 
 

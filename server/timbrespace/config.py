@@ -159,12 +159,27 @@ class SessionsConfig:
     #: dropped and answered with one /fail a second. 0: no limit.
     rate_limit: float = field(default=2000.0, metadata=_rng(0.0, 10_000_000.0))
     rate_burst: int = field(default=4000, metadata=_rng(1, 10_000_000))
+
+
+@dataclass
+class LayerConfig:
+    """One layer: a whole instrument that clients choose with /layer N (docs/sessions.md)."""
+
     #: When several clients move the map point at once: last (the latest move wins), lock (the first
     #: mover holds it until it stops moving for `hold` seconds; the others get /fail naming it) or
     #: blend (the mean of the latent points of everyone who moved within `hold` seconds).
     collision: Literal["last", "lock", "blend"] = "last"
     #: Seconds after its last move that a client still holds (lock) or counts in (blend) the point.
     hold: float = field(default=1.0, metadata=_rng(0.05, 3600.0))
+    #: Its level in the mix (1: as loud as a server with one layer).
+    gain: float = field(default=1.0, metadata=_rng(0.0, 4.0))
+    #: Where it stands: -1 left, 0 centre, 1 right (equal power).
+    pan: float = field(default=0.0, metadata=_rng(-1.0, 1.0))
+
+
+#: Layers a server may run: every layer has every engine's voices, so each costs memory and
+#: (while it sounds) CPU in the audio process.
+MAX_LAYERS = 16
 
 
 @dataclass
@@ -179,6 +194,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    #: The layers, by index: clients play layer 0 together until they send /layer N.
+    layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig() for _ in range(4)])
     #: The engine heard at start (a saved state's choice wins when state.persist is on).
     engine: Literal["patch", "timbre"] = "patch"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -296,6 +313,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
     bs = cfg.audio.block_size
     if bs & (bs - 1):
         raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")
+    if not 1 <= len(cfg.layers) <= MAX_LAYERS:
+        raise ConfigError(f"{source}: layers has {len(cfg.layers)} entries; expected 1 to {MAX_LAYERS} "
+                          "(one mapping per layer, e.g. `- {{collision: last}}`)")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     from timbrespace.session.networks import NetworkError, Networks

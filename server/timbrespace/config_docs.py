@@ -86,6 +86,15 @@ def _range(f: dataclasses.Field[Any]) -> str:
     return f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
 
 
+def _list_of_dataclass(hint: Any) -> type[Any] | None:
+    """The item class of a ``list[SomeDataclass]`` field, else None."""
+    if get_origin(hint) is list:
+        (item,) = get_args(hint)
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
+            return item
+    return None
+
+
 def _rows(cls: type[Any], prefix: str, yaml_docs: dict[str, str]) -> list[str]:
     hints = typing.get_type_hints(cls)
     docs = _field_comments(cls)
@@ -93,7 +102,7 @@ def _rows(cls: type[Any], prefix: str, yaml_docs: dict[str, str]) -> list[str]:
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if dataclasses.is_dataclass(hint) or _list_of_dataclass(hint):
             continue
         doc = (docs.get(f.name) or yaml_docs.get(key, "")).replace("``", "`")
         if key in OVERRIDES:
@@ -118,7 +127,8 @@ def render() -> str:
         "",
     ]
     hints = typing.get_type_hints(config.Config)
-    top = [f for f in dataclasses.fields(config.Config) if not dataclasses.is_dataclass(hints[f.name])]
+    top = [f for f in dataclasses.fields(config.Config)
+           if not dataclasses.is_dataclass(hints[f.name]) and _list_of_dataclass(hints[f.name]) is None]
     header = ["| key | type | default | range | meaning |", "| --- | --- | --- | --- | --- |"]
     for f in dataclasses.fields(config.Config):
         cls = hints[f.name]
@@ -126,6 +136,16 @@ def render() -> str:
             continue
         out += [f"## `{f.name}`", "", (inspect.getdoc(cls) or "").strip(), "", *header,
                 *_rows(cls, f.name + ".", yaml_docs), ""]
+    for f in dataclasses.fields(config.Config):
+        item = _list_of_dataclass(hints[f.name])
+        if item is None:
+            continue
+        assert f.default_factory is not dataclasses.MISSING
+        n = len(f.default_factory())
+        doc = _field_comments(config.Config).get(f.name, "")
+        out += [f"## `{f.name}`", "", (inspect.getdoc(item) or "").strip(), "",
+                f"A list, one mapping per entry ({n} by default, each with the defaults below). {doc}", "",
+                *header, *_rows(item, f.name + "[i].", yaml_docs), ""]
     if top:
         out += ["## Top level", "", *header, *_rows(config.Config, "", yaml_docs), ""]
     out += [

@@ -28,6 +28,7 @@ import yaml
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
+from timbrespace.link.mailbox import PatchMailbox
 
 MAX_DURATION = 3600.0
 
@@ -124,21 +125,24 @@ def load_score(path: Path) -> Score:
 class LocalLink:
     """The synth link of a render: an in-process queue and mailbox instead of a socket."""
 
-    def __init__(self) -> None:
-        from timbrespace.link.mailbox import PatchMailbox
-
+    def __init__(self, layers: int = 1) -> None:
         self.queue: deque[bytes] = deque()
-        self.mailbox = PatchMailbox()
+        self.mailboxes = [PatchMailbox() for _ in range(layers)]
         self.replies: list[bytes] = []
+
+    @property
+    def mailbox(self) -> PatchMailbox:
+        """Layer 0's patch slot."""
+        return self.mailboxes[0]
 
     def send(self, data: bytes) -> bool:
         """Queue an event command."""
         self.queue.append(data)
         return True
 
-    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:
-        """Publish the newest patch."""
-        self.mailbox.put(values, arrival)
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float, layer: int = 0) -> None:
+        """Publish ``layer``'s newest patch."""
+        self.mailboxes[layer].put(values, arrival)
 
     def receive(self) -> bytes | None:
         """The next queued command (player side)."""
@@ -147,44 +151,50 @@ class LocalLink:
 
 def render_score(cfg: Config, score: Score) -> RenderResult:
     """Render a score through the same app, engines and synths the server runs."""
-    from timbrespace.app import App, ServerInfo
+    from timbrespace.app import App, ServerInfo, SessionSettings
     from timbrespace.audio.offline import OfflineRenderer
-    from timbrespace.audio.parts import EngineMix, build_parts, player_args
-    from timbrespace.audio.player import Player
+    from timbrespace.audio.parts import LayerMix, build_parts, player_args
+    from timbrespace.audio.player import LayerVoices, Player
     from timbrespace.engines.inference import InlineInference
     from timbrespace.engines.registry import Wiring, prepare_all
     from timbrespace.link import commands as C
     from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.layers import LayerSound
     from timbrespace.link.stats import AudioStats
     from timbrespace.protocol.transport import Incoming, Peer
 
     sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
     period = bs / sr
     now = [0.0]
-    link = LocalLink()
+    n_layers = len(cfg.layers)
+    link = LocalLink(n_layers)
     prepared = prepare_all(cfg, "cpu")  # on the CPU, whatever the config says: the same bits on every machine
     plans = [p.audio() for p in prepared.values()]
-    frames = {p.engine: FrameSlots(p.frames.slots, p.frames.table_size, p.frames.n_noise)
-              for p in plans if p.frames is not None}
+    frames = [{p.engine: FrameSlots(p.frames.slots, p.frames.table_size, p.frames.n_noise)
+               for p in plans if p.frames is not None} for _ in range(n_layers)]
     # The models run inline, pending work at each block's start: the same batches, no thread, no clock.
     inference = InlineInference(link, eager=False)
-    engines = [p.build(Wiring(inference.link, sr, period, frames.get(name), clock=lambda: now[0],
-                              inference=inference), None)
-               for name, p in prepared.items()]
-    app = App(engines, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0])
+    layers = [[p.build(Wiring(inference.link, sr, period, frames[i].get(name), clock=lambda: now[0],
+                              inference=inference, layer=i), None)
+               for name, p in prepared.items()] for i in range(n_layers)]
+    app = App(layers, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0],
+              settings=SessionSettings(collisions=tuple((la.collision, la.hold) for la in cfg.layers)))
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))
     events = deque(score.events)
     next_tick = 0.0
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
-        parts = build_parts(plans, frames, sr, cfg.audio.polyphony)
-        mix = EngineMix({name: part.output for name, part in parts.items()}, app.engine.name)
+        parts = [build_parts(plans, f, sr, cfg.audio.polyphony) for f in frames]
+        mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
+                         LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)])
         capture = r.capture(mix.output, n_blocks * period)
-        player = Player(mailbox=link.mailbox, stats=AudioStats(), receive=link.receive, reply=link.replies.append,
-                        select=mix.select, **player_args(parts))
+        player = Player([LayerVoices(mailbox=box, select=em.select, **player_args(lp))
+                         for box, em, lp in zip(link.mailboxes, mix.engines, parts, strict=True)],
+                        AudioStats(), link.receive, link.replies.append)
         if cfg.engine != app.engine.name:
-            app.select(cfg.engine, 0.0)
+            for layer in app.layers:
+                app.select(cfg.engine, 0.0, layer.index)
         for k in range(n_blocks):
             t = k * period
             now[0] = t

@@ -1,7 +1,8 @@
 """The router: one decoded message in, its sender's context built, its handler called, replies out.
 
 It knows the address declaration and the sessions (who is speaking), not the engines: the owner
-gives it a table of handlers (:meth:`Router.set_table`). Every message that cannot be carried out
+gives it one table of handlers per layer (:meth:`Router.set_tables`); a message is for the
+sender's layer, or for layer N when its address starts with ``/layer/N/``. Every message that cannot be carried out
 is answered with ``/fail <address> <reason>``, logged (rate-limited) and counted; nothing escapes
 to the transport. Changes to what a layer sounds are marked for feedback here, once, from the
 declaration (``Address.feedback``), so no handler has to remember to do it.
@@ -10,7 +11,7 @@ declaration (``Address.feedback``), so no handler has to remember to do it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from timbrespace.engines.base import Handler, HandlerError, Reply
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 LOG_REJECTS = 20
 #: Internal errors (with their traceback) logged per second at most.
 LOG_INTERNAL = 5
+#: ``/layer/N/ADDRESS``: ADDRESS for layer N, whichever layer the sender plays.
+LAYER_PREFIX = "/layer/"
 
 #: Handles a declared address with the sender's context; raises HandlerError or InvalidMessage.
 Special = Callable[[Address, tuple[Value, ...], Context], list[Reply]]
@@ -46,7 +49,7 @@ class Router:
         *,
         rate_limit: float = 0.0,
         burst: int = 1,
-        explain: Callable[[str, tuple[Value, ...]], HandlerError | None] = lambda path, args: None,
+        explain: Callable[[str, tuple[Value, ...], int], HandlerError | None] = lambda path, args, layer: None,
         clock: Callable[[], float],
     ) -> None:
         self.sessions = sessions
@@ -58,14 +61,14 @@ class Router:
         #: A clearer reason for a HandlerError (e.g. the name belongs to the other engine).
         self.explain = explain
         self.clock = clock
-        self._table: dict[str, Handler] = {}
+        self._tables: list[dict[str, Handler]] = [{}]
         self._missing: dict[str, str] = {}
         self._log_rejects = RateLimitedLog(log, LOG_REJECTS, "rejected messages", clock)
         self._log_internal = RateLimitedLog(log, LOG_INTERNAL, "internal errors", clock)
 
-    def set_table(self, table: dict[str, Handler], missing: dict[str, str]) -> None:
-        """Address -> handler; ``missing``: address -> why no engine here serves it."""
-        self._table = table
+    def set_tables(self, tables: Sequence[dict[str, Handler]], missing: dict[str, str]) -> None:
+        """Each layer's address -> handler; ``missing``: address -> why no engine here serves it."""
+        self._tables = list(tables)
         self._missing = missing
 
     def dispatch(self, msg: Incoming) -> list[Reply]:
@@ -85,21 +88,25 @@ class Router:
             return self.fail(msg.address, f"over this client's rate limit ({self.rate_limit:g} messages/s, bursts "
                              f"of {self.burst}; sessions.rate_limit): messages dropped; this /fail is sent once a "
                              "second at most", client)
-        ctx = Context(client, msg.arrival, client.layer)
         try:
-            decl = addresses.lookup(msg.address)
+            path, layer = self._layer_of(msg.address, client)
+            ctx = Context(client, msg.arrival, layer)
+            decl = addresses.lookup(path)
+            if path != msg.address and decl.scope != "layer":
+                raise InvalidMessage(f"{msg.address}: {decl.path} is not a layer's address (its scope is the "
+                                     f"{decl.scope}); send it without /layer/N")
             args = decl.parse(msg.args)
             if decl.needs_admin(args) and not ctx.admin:
                 raise HandlerError(f"{decl.path} {' '.join(map(str, args))}: admin only (from loopback or an "
                                    "address in sessions.admin)")
-            handler = self._table.get(decl.path)
+            handler = self._tables[ctx.layer].get(decl.path)
             if handler is None:
                 raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
                                    f"this server ({self._missing.get(decl.path, 'not configured')})")
             try:
                 replies = handler(args, ctx)
             except HandlerError as e:
-                raise self.explain(decl.path, args) or e from None
+                raise self.explain(decl.path, args, ctx.layer) or e from None
             if decl.feedback and len(self.feedback):
                 self.feedback.changed(ctx.layer, (decl.path, *args[: decl.feedback_key]), client, msg.arrival)
             return replies
@@ -108,6 +115,19 @@ class Router:
         except Exception as e:  # a bug must cost one message, never the server
             self._log_internal.error("internal error handling %.80s from %s", msg.address, client.label, exc_info=e)
             return self.fail(msg.address, f"internal error: {type(e).__name__}: {e}", client)
+
+    def _layer_of(self, address: str, client: Client) -> tuple[str, int]:
+        """The address without a ``/layer/N`` prefix, and the layer it is for (else the sender's)."""
+        if not address.startswith(LAYER_PREFIX):
+            return address, min(client.layer, len(self._tables) - 1)
+        number, sep, rest = address[len(LAYER_PREFIX):].partition("/")
+        if not number.isdigit() or not sep:
+            raise InvalidMessage(f"{address[:80]}: expected /layer/N/ADDRESS, N a layer number")
+        layer = int(number)
+        if layer >= len(self._tables):
+            raise InvalidMessage(f"{address[:80]}: layer {layer} is out of range 0..{len(self._tables) - 1} "
+                                 "(this server's layers)")
+        return "/" + rest, layer
 
     def fail(self, address: str, reason: str, who: Client | Peer) -> list[Reply]:
         """Count and log a rejection; its /fail, clipped to fit one datagram."""
@@ -129,4 +149,4 @@ class Router:
 
     def describe(self) -> dict[str, Any]:
         """Counters for logs and the bench."""
-        return {"handlers": len(self._table), "limited": self.counters.limited}
+        return {"handlers": len(self._tables[0]), "limited": self.counters.limited}

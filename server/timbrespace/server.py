@@ -24,6 +24,7 @@ from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
 from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
+from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
@@ -50,14 +51,15 @@ def txt_records(cfg: Config, engines: tuple[str, ...] = ("patch",)) -> dict[str,
     }
 
 
-def build_engines(prepared: Mapping[str, Prepared], audio: AudioProcess, inference: Inference,
-                  saved: Mapping[str, Any]) -> dict[str, Engine]:
-    """Each prepared engine wired to the audio process through ``inference``'s ordered link, in its
+def build_layers(prepared: Mapping[str, Prepared], audio: AudioProcess, inference: Inference,
+                 state: SavedState) -> list[list[Engine]]:
+    """Each layer's engines wired to its voices through ``inference``'s ordered link, in their
     saved state (else the config's)."""
     period = audio.block_size / audio.sample_rate
-    return {name: p.build(Wiring(inference.link, audio.sample_rate, period, audio.frames.get(name),
-                                 inference=inference), saved.get(name))
-            for name, p in prepared.items()}
+    return [[p.build(Wiring(inference.link, audio.sample_rate, period, audio.layer_frames[i].get(name),
+                            inference=inference, layer=i), state.layer(i).engines.get(name))
+             for name, p in prepared.items()]
+            for i in range(len(audio.sounds))]
 
 
 def start_inference(cfg: Config, audio: AudioProcess, loop: asyncio.AbstractEventLoop) -> WorkerInference:
@@ -94,10 +96,10 @@ async def serve(
     except EngineLoadError as e:
         raise StartupError(str(e)) from None
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
-    first = state.active or cfg.engine
-    if first not in prepared:
-        first = next(iter(prepared))
-    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], engine=first)
+    heard = [_heard(state.layer(i).active or cfg.engine, prepared) for i in range(len(cfg.layers))]
+    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], engine=heard[0],
+                         layers=[LayerSound(layer.gain, layer.pan) for layer in cfg.layers])
+    audio.heard = list(heard)
     try:
         backend = audio.start()
     except AudioError as e:
@@ -107,22 +109,19 @@ async def serve(
     # The inference worker owns the models' device; the engines and the app write to the synth
     # through its ordered link (see engines/inference.py).
     inference = start_inference(cfg, audio, loop)
-    engines: dict[str, Engine] = {}
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
     app: App | None = None
     keeper: StateKeeper | None = None
     try:
         # Saved at exit once built: a start that failed before leaves the state file as it was.
-        engines = build_engines(prepared, audio, inference, state.engines)
-        app = App(list(engines.values()), inference.link,
+        app = App(build_layers(prepared, audio, inference, state), inference.link,
                   ServerInfo(backend, audio.sample_rate, audio.block_size, device), audio.stats,
-                  settings=session_settings(cfg))
-        app.engine.activate(0.0)
-        await inference.settled()  # the initial patch is in place before the server says it is ready
+                  settings=session_settings(cfg), heard=heard)
+        for layer in app.layers:
+            layer.engine.activate(0.0)
+        await inference.settled()  # the initial patches are in place before the server says it is ready
         timers.attach(app)
-        if first != app.engine.name:
-            app.select(first, 0.0)
         osc = osc_server(cfg, app)
         try:
             await osc.start()
@@ -141,7 +140,7 @@ async def serve(
             osc.own.ports.add(5353)  # mDNS, which the advertiser listens on: never a reply's destination
         osc.polls = app.polls()
         if cfg.state.persist:
-            keeper = StateKeeper(loop, cfg.state.path, _snapshot(engines, app), cfg.state.save_interval)
+            keeper = StateKeeper(loop, cfg.state.path, _snapshot(app), cfg.state.save_interval)
             keeper.start()
         stop = asyncio.Event()
         supervisor = AudioSupervisor(loop, audio, app, osc.send, stop)
@@ -180,8 +179,8 @@ async def serve(
         st = inference.stats
         log.info("inference: %d batches, %d jobs (%d replaced by newer ones), %.2f s busy, longest %.2f ms",
                  st.batches, st.jobs, st.replaced, st.busy_s, st.max_ms)
-        if cfg.state.persist and engines:
-            _save(cfg, engines, app.engine.name if app is not None else first)
+        if cfg.state.persist and app is not None:
+            _save(cfg, app)
         audio.stop()
 
 
@@ -191,18 +190,24 @@ def session_settings(cfg: Config) -> SessionSettings:
     admin = Networks(s.admin)
     return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
                            feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
-                           is_admin=admin.__contains__, collision=s.collision, hold=s.hold)
+                           is_admin=admin.__contains__,
+                           collisions=tuple((layer.collision, layer.hold) for layer in cfg.layers))
 
 
-def _snapshot(engines: Mapping[str, Engine], app: App) -> Callable[[], tuple[dict[str, Any], str]]:
-    """What the state file holds, taken now: each engine's snapshot and the engine heard."""
-    return lambda: ({name: e.snapshot() for name, e in engines.items()}, app.engine.name)
+def _heard(name: str, prepared: Mapping[str, Prepared]) -> str:
+    """``name`` when this server runs it, else the first engine it runs."""
+    return name if name in prepared else next(iter(prepared))
 
 
-def _save(cfg: Config, engines: Mapping[str, Engine], active: str) -> None:
-    """Each engine's snapshot and the engine heard; a failure is reported, the previous file kept."""
+def _snapshot(app: App) -> Callable[[], list[dict[str, Any]]]:
+    """What the state file holds, taken now: each layer's engines' snapshots and the engine heard."""
+    return lambda: [layer.snapshot() for layer in app.layers]
+
+
+def _save(cfg: Config, app: App) -> None:
+    """Every layer's state; a failure is reported, the previous file kept."""
     try:
-        save_state(cfg.state.path, {name: e.snapshot() for name, e in engines.items()}, active)
+        save_state(cfg.state.path, [layer.snapshot() for layer in app.layers])
     except (OSError, ValueError) as e:
         print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
               file=sys.stderr)

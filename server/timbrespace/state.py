@@ -14,15 +14,37 @@ from timbrespace.protocol.addresses import Arg
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+#: Version 2 keeps every layer; a version 1 file (one layer, before layers) is read as layer 0.
+STATE_VERSION = 2
+
+
+@dataclass
+class SavedLayer:
+    """One layer's engines' snapshots, by engine name, and the engine that was heard."""
+
+    engines: dict[str, Any] = field(default_factory=dict)
+    active: str | None = None
 
 
 @dataclass
 class SavedState:
-    """Each engine's snapshot, by engine name, and the engine that was heard."""
+    """Every layer's saved state, by index."""
 
-    engines: dict[str, Any] = field(default_factory=dict)
-    active: str | None = None
+    layers: list[SavedLayer] = field(default_factory=list)
+
+    def layer(self, index: int) -> SavedLayer:
+        """Layer ``index``'s state (empty when none was saved)."""
+        return self.layers[index] if 0 <= index < len(self.layers) else SavedLayer()
+
+    @property
+    def engines(self) -> dict[str, Any]:
+        """Layer 0's engines (what the config's initial keys are for)."""
+        return self.layer(0).engines
+
+    @property
+    def active(self) -> str | None:
+        """Layer 0's engine heard."""
+        return self.layer(0).active
 
 
 def load_state(path: Path, *, fresh: bool = False) -> SavedState:
@@ -48,12 +70,22 @@ def _read_state(path: Path) -> SavedState:
     except (OSError, ValueError) as e:
         log.warning("state file %s ignored: %s", path, e)
         return SavedState()
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        log.warning("state file %s ignored: not a version %d state", path, STATE_VERSION)
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or version not in (1, STATE_VERSION):
+        log.warning("state file %s ignored: not a version 1 or %d state", path, STATE_VERSION)
         return SavedState()
-    engines = data.get("engines")
-    active = data.get("active")
-    return SavedState(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
+    layers = [data] if version == 1 else data.get("layers")
+    if not isinstance(layers, list):
+        log.warning("state file %s ignored: its layers are not a list", path)
+        return SavedState()
+    return SavedState([_layer(x) for x in layers])
+
+
+def _layer(data: object) -> SavedLayer:
+    if not isinstance(data, dict):
+        return SavedLayer()
+    engines, active = data.get("engines"), data.get("active")
+    return SavedLayer(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
 
 
 #: Config keys a saved state overrides, by the state entry that does: (engine or None, entry key).
@@ -86,6 +118,8 @@ def describe(state: SavedState, path: Path) -> str:
         return f"state: nothing saved in {path}; starting from the config"
     keys = overridden(state)
     what = ", ".join(state.engines) or "no engine"
+    if len(state.layers) > 1:
+        what = f"{len(state.layers)} layers' ({what} on layer 0)"
     heard = f", {state.active} engine heard" if state.active else ""
     return (f"state: restored {what} state{heard} from {path}; it overrides the config's "
             f"{', '.join(keys) or 'nothing'} (serve --fresh starts from the config)")
@@ -112,15 +146,14 @@ def checked_arg(key: str, value: object, arg: Arg, default: float) -> float:
     return checked(key, value, lo, hi, default)
 
 
-def encode_state(engines: dict[str, Any], active: str | None = None) -> str:
-    """The state file's text; ValueError for a value JSON cannot hold (NaN, inf)."""
-    data: dict[str, Any] = {"version": STATE_VERSION, "engines": engines}
-    if active is not None:
-        data["active"] = active
+def encode_state(layers: list[dict[str, Any]]) -> str:
+    """The state file's text from each layer's ``{"engines": ..., "active": ...}``; ValueError for a
+    value JSON cannot hold (NaN, inf)."""
+    data: dict[str, Any] = {"version": STATE_VERSION, "layers": layers}
     # allow_nan=False: a NaN would be written as the non-JSON token NaN and poison the next start.
     return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
 
-def save_state(path: Path, engines: dict[str, Any], active: str | None = None) -> None:
-    """Persist each engine's snapshot and which one is heard."""
-    atomic_write_text(path, encode_state(engines, active))
+def save_state(path: Path, layers: list[dict[str, Any]]) -> None:
+    """Persist each layer's engines' snapshots and which one is heard."""
+    atomic_write_text(path, encode_state(layers))

@@ -23,8 +23,8 @@ from timbrespace.state import encode_state
 log = logging.getLogger(__name__)
 _log_fail = RateLimitedLog(log, 1, "state save failures")
 
-#: What is saved: each engine's snapshot by name, and the engine heard.
-Snapshot = tuple[dict[str, Any], str]
+#: What is saved: each layer's ``{"engines": snapshots by name, "active": the engine heard}``.
+Snapshot = list[dict[str, Any]]
 
 
 class StateKeeper:
@@ -53,7 +53,7 @@ class StateKeeper:
             return  # the next check looks again once this write is done
         try:
             # Encoded here, on the loop, so that it is one consistent state; only the write moves.
-            text = encode_state(*self._snapshot())
+            text = encode_state(self._snapshot())
         except ValueError as e:
             self.failures += 1
             _log_fail.warning("could not save the state to %s (the previous file is kept): %s", self.path, e)

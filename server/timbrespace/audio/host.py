@@ -36,6 +36,7 @@ from timbrespace.config import AudioConfig
 from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
+from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
 from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
@@ -115,12 +116,13 @@ def _quiet_stderr() -> Iterator[None]:
 def audio_main(
     sock: socket.socket,
     stats_name: str,
-    mailbox_name: str,
+    mailbox_names: Sequence[str],
     cfg: dict[str, Any],
     record: str | None,
     plans: Sequence[AudioPlan],
-    frame_names: dict[str, str],
-    engine: str,
+    frame_names: Sequence[dict[str, str]],
+    heard: Sequence[str],
+    sounds: Sequence[LayerSound],
 ) -> None:
     """Entry point of the audio process."""
     acfg = AudioConfig(**cfg)
@@ -134,11 +136,11 @@ def audio_main(
     os.environ.setdefault("PYO_GUI_WX", "0")
     import pyo
 
-    from timbrespace.audio.parts import EngineMix, build_parts, player_args
-    from timbrespace.audio.player import Player
+    from timbrespace.audio.parts import LayerMix, build_parts, player_args
+    from timbrespace.audio.player import LayerVoices, Player
 
     stats = AudioStats.attach(stats_name)
-    mailbox = PatchMailbox.attach(mailbox_name)
+    mailboxes = [PatchMailbox.attach(name) for name in mailbox_names]
     backend = _choose_backend(acfg.backend, pyo)
     server = pyo.Server(
         sr=acfg.sample_rate,
@@ -160,10 +162,13 @@ def audio_main(
     period = bs / sr
     stats.array[SAMPLE_RATE] = sr
     stats.array[BLOCK_SIZE] = bs
-    frames = {p.engine: FrameSlots.attach(frame_names[p.engine], p.frames.slots, p.frames.table_size,
-                                          p.frames.n_noise) for p in plans if p.frames is not None}
-    parts = build_parts(plans, frames, sr, acfg.polyphony)
-    mix = EngineMix({name: part.output for name, part in parts.items()}, engine)
+    # Every layer is a whole instrument: its own voices of every engine (a layer cannot take
+    # another's), its own frame slots and mailbox.
+    frames = [{p.engine: FrameSlots.attach(names[p.engine], p.frames.slots, p.frames.table_size, p.frames.n_noise)
+               for p in plans if p.frames is not None} for names in frame_names]
+    parts = [build_parts(plans, f, sr, acfg.polyphony) for f in frames]
+    mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
+                    for lp, h, sound in zip(parts, heard, sounds, strict=True)])
     mix.output.out()
     sock.setblocking(False)
 
@@ -179,8 +184,8 @@ def audio_main(
         except BlockingIOError:
             stats.array[DROPPED] += 1
 
-    player = Player(mailbox=mailbox, stats=stats, receive=receive, reply=reply, select=mix.select,
-                    **player_args(parts))
+    player = Player([LayerVoices(mailbox=box, select=em.select, **player_args(lp))
+                     for box, em, lp in zip(mailboxes, mix.engines, parts, strict=True)], stats, receive, reply)
     last = [0.0]
     xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"
@@ -213,9 +218,11 @@ def audio_main(
         server.stop()
         server.shutdown()
         stats.close()
-        mailbox.close()
-        for f in frames.values():
-            f.close()
+        for box in mailboxes:
+            box.close()
+        for layer_frames in frames:
+            for f in layer_frames.values():
+                f.close()
 
 
 def _jack_xrun_monitor(stats: AudioStats) -> Any:
@@ -271,19 +278,24 @@ class AudioProcess:
         record: Path | None = None,
         plans: Sequence[AudioPlan] | None = None,
         engine: str | None = None,
+        layers: Sequence[LayerSound] = (LayerSound(),),
     ) -> None:
         self.cfg = cfg
         self.record = record
         self.stats = AudioStats.create()
-        self.mailbox = PatchMailbox.create()
+        #: Each layer's placement in the mix; the process builds every engine's voices for each.
+        self.sounds = tuple(layers)
+        if not 1 <= len(self.sounds) <= C.MAX_LAYERS:
+            raise ValueError(f"{len(self.sounds)} layers: expected 1 to {C.MAX_LAYERS}")
+        self.mailboxes = [PatchMailbox.create() for _ in self.sounds]
         #: What the audio process builds, one plan per engine; by default the first engine's voices,
         #: which every server runs and which need nothing from a model.
         self.plans = tuple(plans) if plans is not None else (AudioPlan(SPECS[0].name, SPECS[0].audio),)
-        #: The engine heard (a restarted process starts with it).
-        self.engine = engine or self.plans[0].engine
-        #: Each engine's frame slots, for the engines that have some (shared with the audio process).
-        self.frames = {p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
-                       for p in self.plans if p.frames is not None}
+        #: The engine heard on each layer (a restarted process starts with them).
+        self.heard = [engine or self.plans[0].engine] * len(self.sounds)
+        #: Each layer's frame slots, by engine, for the engines that have some (shared with the audio process).
+        self.layer_frames = [{p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
+                              for p in self.plans if p.frames is not None} for _ in self.sounds]
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
         #: True from a spawn until the process says it renders (see poll_started).
@@ -342,9 +354,10 @@ class AudioProcess:
         self._proc = ctx.Process(
             target=audio_main,
             name="timbrespace-audio",
-            args=(self._child_sock, self.stats.name, self.mailbox.name, asdict(cfg),
+            args=(self._child_sock, self.stats.name, [box.name for box in self.mailboxes], asdict(cfg),
                   str(self.record) if self.record else None, self.plans,
-                  {name: f.name for name, f in self.frames.items()}, self.engine),
+                  [{name: f.name for name, f in lf.items()} for lf in self.layer_frames], list(self.heard),
+                  self.sounds),
             daemon=True,
         )
         self._proc.start()
@@ -411,9 +424,14 @@ class AudioProcess:
         except (BlockingIOError, InterruptedError):
             return False
 
-    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:
-        """Publish the newest patch; the audio side applies it at its next block."""
-        self.mailbox.put(values, arrival)
+    @property
+    def frames(self) -> dict[str, FrameSlots]:
+        """Layer 0's frame slots, by engine."""
+        return self.layer_frames[0]
+
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float, layer: int = 0) -> None:
+        """Publish ``layer``'s newest patch; the audio side applies it at its next block."""
+        self.mailboxes[layer].put(values, arrival)
 
     def replies(self) -> list[C.Command]:
         """Every reply waiting (never blocks)."""
@@ -453,6 +471,8 @@ class AudioProcess:
         for s in (self._sock, self._child_sock):
             s.close()
         self.stats.close()
-        self.mailbox.close()
-        for f in self.frames.values():
-            f.close()
+        for box in self.mailboxes:
+            box.close()
+        for lf in self.layer_frames:
+            for f in lf.values():
+                f.close()

@@ -17,6 +17,7 @@ import pyo
 
 from timbrespace.engines.registry import AudioPlan, resolve
 from timbrespace.link.frames import FrameSlots
+from timbrespace.link.layers import LayerSound
 
 SWITCH_S = 0.02  # the engine switch fades over this long (no click)
 #: Every engine's output is stereo (amSynth's is), whatever ``audio.channels`` plays.
@@ -76,3 +77,12 @@ class EngineMix:
             return
         for n, g in self._gains.items():
             g.setValue(1.0 if n == name else 0.0)
+
+
+class LayerMix:
+    """Every layer's engines through its :class:`EngineMix`, placed by its :class:`LayerSound`, summed."""
+
+    def __init__(self, layers: Sequence[tuple[dict[str, Any], str, LayerSound]]) -> None:
+        self.engines = [EngineMix(outputs, selected) for outputs, selected, _ in layers]
+        self._placed = [mix.output * sound.channel_gains() for mix, (_, _, sound) in zip(self.engines, layers)]
+        self.output = pyo.Mix(self._placed, voices=CHANNELS)

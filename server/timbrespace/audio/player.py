@@ -1,13 +1,13 @@
 """What happens at the start of every audio block (live and offline alike).
 
-The newest patch is taken from the mailbox, then queued commands are applied in arrival order,
-at most ``max_commands`` per block so a flood of notes cannot make one block late: the rest wait
-in the socket for the next block.
+Each layer takes the newest patch from its mailbox, then queued commands are applied in arrival
+order to the layer each names, at most ``max_commands`` per block so a flood of notes cannot make
+one block late: the rest wait in the socket for the next block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -37,53 +37,35 @@ class Synth(Protocol):
     def active_voices(self) -> int: ...
 
 
-class Player:
-    """Applies the mailbox and queued commands to the synth at each block boundary."""
+class LayerVoices:
+    """One layer's synths: the patch voices, the timbre voices, its mailbox and its engine fader."""
 
-    def __init__(
-        self,
-        synth: Synth,
-        mailbox: PatchMailbox,
-        stats: AudioStats,
-        receive: Callable[[], bytes | None],
-        reply: Callable[[bytes], None],
-        max_commands: int = 64,
-        timbre: TimbreVoices | None = None,
-        select: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, synth: Synth, mailbox: PatchMailbox, timbre: TimbreVoices | None = None,
+                 select: Callable[[str], None] | None = None) -> None:
         self.synth = synth
         #: The timbre engine's voices (None when the server runs without the timbre model).
         self.timbre = timbre
-        self._select = select
         self.mailbox = mailbox
-        self.stats = stats
-        self._receive = receive
-        self._reply = reply
-        self.max_commands = max_commands
-        self.quit = False
+        self._select = select
 
-    def block(self, now: float) -> None:
-        """Run at the start of the block that begins at ``now`` (monotonic seconds)."""
+    @property
+    def active_voices(self) -> int:
+        """Voices sounding or releasing."""
+        return self.synth.active_voices + (self.timbre.active_voices if self.timbre is not None else 0)
+
+    def begin(self, now: float, stats: AudioStats) -> None:
+        """The block's start: the newest patch, the timbre frames."""
         taken = self.mailbox.take()
         if taken is not None:
             values, arrival = taken
             self.synth.set_patch(values)
             if arrival > 0.0:
-                self.stats.record_latency(now - arrival)
+                stats.record_latency(now - arrival)
         if self.timbre is not None:
             self.timbre.block()
-        for _ in range(self.max_commands):
-            data = self._receive()
-            if data is None:
-                break
-            self.apply(C.decode(data), now)
-        a = self.stats.array
-        a[BLOCKS] += 1
-        a[BLOCK_T] = now
-        a[VOICES] = self.synth.active_voices + (self.timbre.active_voices if self.timbre is not None else 0)
 
-    def apply(self, cmd: C.Command, now: float) -> None:
-        """Apply one event command."""
+    def apply(self, cmd: C.Command) -> None:
+        """Apply one of this layer's event commands."""
         s = self.synth
         k = cmd.kind
         if k is C.Kind.NOTE:
@@ -116,9 +98,60 @@ class Player:
             s.all_notes_off()
             if self.timbre is not None:
                 self.timbre.all_off()
-        elif k is C.Kind.SYNC:
+
+
+class Player:
+    """Applies the mailboxes and queued commands to the layers' synths at each block boundary."""
+
+    def __init__(
+        self,
+        layers: Sequence[LayerVoices],
+        stats: AudioStats,
+        receive: Callable[[], bytes | None],
+        reply: Callable[[bytes], None],
+        max_commands: int = 64,
+    ) -> None:
+        self.layers = list(layers)
+        self.stats = stats
+        self._receive = receive
+        self._reply = reply
+        self.max_commands = max_commands
+        self.quit = False
+        self.misdirected = 0  # commands for a layer this process does not have (dropped)
+
+    @classmethod
+    def one(cls, synth: Synth, mailbox: PatchMailbox, stats: AudioStats, receive: Callable[[], bytes | None],
+            reply: Callable[[bytes], None], *, timbre: TimbreVoices | None = None,
+            select: Callable[[str], None] | None = None, max_commands: int = 64) -> Player:
+        """A player of one layer."""
+        return cls([LayerVoices(synth, mailbox, timbre, select)], stats, receive, reply, max_commands)
+
+    def block(self, now: float) -> None:
+        """Run at the start of the block that begins at ``now`` (monotonic seconds)."""
+        for layer in self.layers:
+            layer.begin(now, self.stats)
+        for _ in range(self.max_commands):
+            data = self._receive()
+            if data is None:
+                break
+            self.apply(C.decode(data), now)
+        a = self.stats.array
+        a[BLOCKS] += 1
+        a[BLOCK_T] = now
+        a[VOICES] = sum(layer.active_voices for layer in self.layers)
+
+    def apply(self, cmd: C.Command, now: float) -> None:
+        """Apply one event command to the layer it names (SYNC and QUIT are the process's)."""
+        k = cmd.kind
+        if k is C.Kind.SYNC:
             self._reply(C.with_id(C.Kind.SYNCED, int(cmd.args[0])))
-        elif k is C.Kind.QUIT:
+            return
+        if k is C.Kind.QUIT:
             self.quit = True
+            return
+        if cmd.layer >= len(self.layers):
+            self.misdirected += 1
+            return
+        self.layers[cmd.layer].apply(cmd)
         if k in (C.Kind.NOTE, C.Kind.PITCH, C.Kind.VOICE) and cmd.arrival > 0.0:
             self.stats.record_latency(now - cmd.arrival)

@@ -36,6 +36,14 @@ class SynthLink(Protocol):
     def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None: ...
 
 
+class RawLink(Protocol):
+    """The way to every layer's synths (the audio process, or a render's queue): what the ordered
+    link writes to."""
+
+    def send(self, data: bytes) -> bool: ...
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float, layer: int = 0) -> None: ...
+
+
 class Engine(ABC):
     """A sound engine behind the common address space.
 

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.engines.base import SynthLink
+from timbrespace.engines.base import RawLink
+from timbrespace.link import commands as C
 from timbrespace.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Job:
 class OrderedLink:
     """The synth link as the engines see it: writes made behind an ordered job wait for it."""
 
-    def __init__(self, raw: SynthLink) -> None:
+    def __init__(self, raw: RawLink) -> None:
         self.raw = raw
         self._queue: deque[Job | Callable[[], None]] = deque()
         self._at_head = False  # writing on behalf of the queue's head: straight through
@@ -86,12 +87,22 @@ class OrderedLink:
         self._queue.append(lambda: self._late_send(data))
         return True
 
-    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:
-        """The newest patch, in order with the commands."""
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float, layer: int = 0) -> None:
+        """``layer``'s newest patch, in order with the commands."""
         if self.idle:
-            self.raw.put_patch(values, arrival)
+            self._put(values, arrival, layer)
         else:
-            self._queue.append(lambda: self.raw.put_patch(values, arrival))
+            self._queue.append(lambda: self._put(values, arrival, layer))
+
+    def _put(self, values: npt.NDArray[np.float64], arrival: float, layer: int) -> None:
+        if layer:
+            self.raw.put_patch(values, arrival, layer)
+        else:  # as a one-layer link (a test's) takes it
+            self.raw.put_patch(values, arrival)
+
+    def layer(self, layer: int) -> LayerLink:
+        """This link as one layer's engines see it."""
+        return LayerLink(self, layer)
 
     def after(self, action: Callable[[], None]) -> None:
         """Run ``action`` (on the loop) once everything queued before it has been applied; now if idle."""
@@ -130,6 +141,35 @@ class OrderedLink:
             _log_refused.warning("a command that waited for a decode was refused: the audio command queue is full")
 
 
+class LayerLink:
+    """One layer's view of the ordered link: its commands name its layer, its patches go to its slot.
+
+    Engines build commands for layer 0 (``link.commands``); this rewrites the layer byte, so an
+    engine never needs to know which layer it plays.
+    """
+
+    def __init__(self, ordered: OrderedLink, layer: int) -> None:
+        self.ordered = ordered
+        self.layer = layer
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing waits (a write goes through at once)."""
+        return self.ordered.idle
+
+    def send(self, data: bytes) -> bool:
+        """An event command for this layer (see :meth:`OrderedLink.send`)."""
+        return self.ordered.send(C.with_layer(data, self.layer) if self.layer else data)
+
+    def put_patch(self, values: npt.NDArray[np.float64], arrival: float) -> None:
+        """This layer's newest patch."""
+        self.ordered.put_patch(values, arrival, self.layer)
+
+    def after(self, action: Callable[[], None]) -> None:
+        """See :meth:`OrderedLink.after`."""
+        self.ordered.after(action)
+
+
 def _deliver(job: Job) -> None:
     try:
         job.deliver(job.result)
@@ -155,7 +195,7 @@ class InferenceStats:
 class Inference:
     """Pending jobs, batching and delivery; subclasses decide on which thread the batches run."""
 
-    def __init__(self, link: SynthLink) -> None:
+    def __init__(self, link: RawLink) -> None:
         self.link = OrderedLink(link)
         self.stats = InferenceStats()
         self._lock = threading.Lock()
@@ -248,7 +288,7 @@ class Inference:
 class InlineInference(Inference):
     """Runs jobs on the caller's thread: at once (``eager``), or at :meth:`flush` (once per offline block)."""
 
-    def __init__(self, link: SynthLink, *, eager: bool = True) -> None:
+    def __init__(self, link: RawLink, *, eager: bool = True) -> None:
         super().__init__(link)
         self.eager = eager
 
@@ -276,7 +316,7 @@ class WorkerInference(Inference):
     current callback, so the jobs one callback submits (every engine's tick) run as one batch.
     """
 
-    def __init__(self, link: SynthLink, loop: asyncio.AbstractEventLoop, *, min_interval: float = 0.0,
+    def __init__(self, link: RawLink, loop: asyncio.AbstractEventLoop, *, min_interval: float = 0.0,
                  threads: int | None = None) -> None:
         super().__init__(link)
         self.loop = loop

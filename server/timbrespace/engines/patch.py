@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
-from timbrespace.engines.inference import Inference, InlineInference, Job, OrderedLink
+from timbrespace.engines.base import Engine, Handler, HandlerError, RawLink, Reply
+from timbrespace.engines.inference import Inference, InlineInference, Job, LayerLink
 from timbrespace.engines.registry import BY_NAME
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
@@ -72,24 +72,27 @@ class PatchEngine(Engine):
 
     name = "patch"
     item = BY_NAME[name].item
-    link: OrderedLink
+    link: LayerLink
 
     def __init__(
         self,
         space: PatchSpace,
         library: PresetLibrary,
-        link: SynthLink,
+        link: RawLink,
         *,
         block_period: float,
         clock: Callable[[], float] = time.monotonic,
         inference: Inference | None = None,
+        layer: int = 0,
     ) -> None:
         super().__init__()
         self.space = space
         self.library = library
         #: Runs the model; None: inline, at once (tests, tools).
         self.inference = inference if inference is not None else InlineInference(link)
-        self.link = self.inference.link
+        #: The layer this engine plays (its commands and patches go to that layer's voices).
+        self.layer = layer
+        self.link = self.inference.link.layer(layer)
         self.block_period = block_period
         self.clock = clock
         self.xy: tuple[float, float] = (0.5, 0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,8 @@ class PreparedPatch:
 
     def build(self, wiring: Wiring, saved: Mapping[str, Any] | None) -> PatchEngine:
         """The engine with the saved patch, else the config's initial preset, else its initial map point."""
-        kw = {} if wiring.clock is None else {"clock": wiring.clock}
         engine = PatchEngine(self.space, self.library, wiring.link, block_period=wiring.block_period,
-                             inference=wiring.inference, **kw)
+                             inference=wiring.inference, layer=wiring.layer, clock=wiring.clock or time.monotonic)
         if saved is not None:
             engine.restore(saved)
         elif self.cfg.patch.initial_preset:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from timbrespace.config import Config
-    from timbrespace.engines.base import Engine, SynthLink
+    from timbrespace.engines.base import Engine, RawLink
     from timbrespace.engines.inference import Inference
     from timbrespace.link.frames import FrameSlots
 
@@ -69,7 +69,7 @@ class AudioPlan:
 class Wiring:
     """What an engine is connected to once the audio side exists."""
 
-    link: SynthLink
+    link: RawLink
     sample_rate: float
     block_period: float
     #: The engine's frame slots (those of its AudioPlan.frames), None when it has none.
@@ -77,6 +77,8 @@ class Wiring:
     clock: Callable[[], float] | None = None
     #: Where the engine's model calls run (shared by all engines); None: inline, at once.
     inference: Inference | None = None
+    #: The layer the engine plays.
+    layer: int = 0
 
 
 class Prepared(Protocol):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.base import Engine, Handler, HandlerError, RawLink, Reply
 from timbrespace.engines.inference import Inference, InlineInference, Job
 from timbrespace.engines.registry import BY_NAME
 from timbrespace.link import commands as C
@@ -135,7 +135,7 @@ class TimbreEngine(Engine):
     def __init__(
         self,
         space: TimbreSpace,
-        link: SynthLink,
+        link: RawLink,
         frames: FrameSlots,
         *,
         sample_rate: float,
@@ -144,12 +144,15 @@ class TimbreEngine(Engine):
         release_s: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
         inference: Inference | None = None,
+        layer: int = 0,
     ) -> None:
         super().__init__()
         self.space = space
         #: Runs the model; None: inline, at once (tests, tools).
         self.inference = inference if inference is not None else InlineInference(link)
-        self.link = self.inference.link
+        #: The layer this engine plays (its commands and patches go to that layer's voices).
+        self.layer = layer
+        self.link = self.inference.link.layer(layer)
         self.frames = frames
         self.sample_rate = float(sample_rate)
         self.release_s = float(release_s)

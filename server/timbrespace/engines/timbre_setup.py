@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +46,11 @@ class PreparedTimbre:
         """The engine on ``wiring.frames``, in its saved state when there is one."""
         if wiring.frames is None:
             raise ValueError("the timbre engine needs frame slots (its AudioPlan.frames)")
-        kw = {} if wiring.clock is None else {"clock": wiring.clock}
         t = self.cfg.timbre
         engine = TimbreEngine(self.space, wiring.link, wiring.frames, sample_rate=wiring.sample_rate,
                               corners=self.corners, map_kind=t.map, release_s=t.release,
-                              inference=wiring.inference, **kw)
+                              inference=wiring.inference, layer=wiring.layer,
+                              clock=wiring.clock or time.monotonic)
         if saved is not None:
             engine.restore(saved)
         return engine

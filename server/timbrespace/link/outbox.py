@@ -16,18 +16,19 @@ from collections.abc import Callable
 
 from timbrespace.link import commands as C
 
-#: Bound on the side queue: 128 keys + 128 slots + two cuts + a panic fit; past it, one panic replaces all.
+#: Bound on the side queue per layer: 128 keys + 128 slots + two cuts + a panic fit; past it, one
+#: panic replaces all of that layer's.
 MAX_PENDING = 260
 
+ReleaseKey = tuple[int, int, int]
 
-def _release_key(data: bytes) -> tuple[int, int]:
-    """What a release command releases: (kind, key or slot); a panic is (PANIC, 0)."""
-    kind = data[0]
-    if kind == C.Kind.NOTE:
-        return kind, struct.unpack_from("<i", data, 9)[0]
-    if kind in (C.Kind.VOICE, C.Kind.CUT):  # a slot, or the engine whose keys are cut
-        return kind, struct.unpack_from("<i", data, 9)[0]
-    return kind, 0
+
+def _release_key(data: bytes) -> ReleaseKey:
+    """What a release command releases: (layer, kind, key or slot); a panic is (layer, PANIC, 0)."""
+    kind, layer = data[0], data[1]
+    if kind in (C.Kind.NOTE, C.Kind.VOICE, C.Kind.CUT):  # a key, a slot, or the engine whose keys are cut
+        return layer, kind, struct.unpack_from("<i", data, C.HEADER.size)[0]
+    return layer, kind, 0
 
 
 class Outbox:
@@ -35,7 +36,7 @@ class Outbox:
 
     def __init__(self, send_raw: Callable[[bytes], bool]) -> None:
         self._send_raw = send_raw
-        self._pending: dict[tuple[int, int], bytes] = {}
+        self._pending: dict[ReleaseKey, bytes] = {}
         #: Called when a release had to wait: the owner should call :meth:`pump` soon.
         self.on_pending: Callable[[], None] | None = None
         self.refused = 0  # commands refused (the socket was full or releases waited)
@@ -75,12 +76,16 @@ class Outbox:
         self.deferred += 1
         was_empty = not self._pending
         key = _release_key(data)
-        if key[0] == C.Kind.PANIC or (key not in self._pending and len(self._pending) >= MAX_PENDING):
-            # A panic releases everything the waiting releases would (and more): it replaces them.
-            self._pending = {(int(C.Kind.PANIC), 0): C.simple(C.Kind.PANIC, 0.0)}
+        layer = key[0]
+        mine = [k for k in self._pending if k[0] == layer]
+        if key[1] == C.Kind.PANIC or (key not in self._pending and len(mine) >= MAX_PENDING):
+            # A panic releases everything its layer's waiting releases would (and more): it replaces them.
+            for k in mine:
+                del self._pending[k]
+            self._pending[(layer, int(C.Kind.PANIC), 0)] = C.with_layer(C.simple(C.Kind.PANIC, 0.0), layer)
         else:
             old = self._pending.pop(key, None)  # re-inserted: it goes out after what came before it
-            if old is not None and key[0] == C.Kind.CUT:
+            if old is not None and key[1] == C.Kind.CUT:
                 data = C.merge_cuts(old, data)  # both clients' keys go, not only the later one's
             self._pending[key] = data
         if was_empty and self.on_pending is not None:

@@ -355,6 +355,10 @@ ADDRESSES: tuple[Address, ...] = (
             "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "
             f"{UDP_SUBSCRIPTION_S:g} s unless renewed; over TCP it lasts as long as the connection.",
             "session", "/done", "\"/notify\", id", scope="client"),
+    Address("/layer", (_a("index", "int", "the layer to play (0 is everyone's to start with; config layers)", 0, 255),),
+            "Play layer INDEX from now on: every layer's address you send goes to it, and a subscription "
+            "follows it (that layer's state arrives at once). /layer/N/ADDRESS ... sends one message to layer N "
+            "whichever layer you play.", "session", "/layer.reply", "index", scope="client"),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}

@@ -40,7 +40,7 @@ MAX_NAMES = 4096
 _PRUNE_STEP = 2  # stale passers-by dropped per message heard: amortised O(1), drains any backlog
 
 ClientKey = tuple[str, str, int, int]
-NoteKey = tuple[str, int]  # (engine, key or slot)
+NoteKey = tuple[int, str, int]  # (layer, engine, key or slot)
 
 
 class SessionFull(Exception):

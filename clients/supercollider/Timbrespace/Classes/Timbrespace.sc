@@ -6,8 +6,8 @@
 Timbrespace {
 	classvar <>defaultPort = 57130;
 	var <addr, <lastStatus, <failures, <>onFail, <>verbose = true;
-	// The session: this client's id and name (after hello), the layer it plays on (0 until the
-	// server has layers), the mirror of every layer it heard of, and the subscription.
+	// The session: this client's id and name (after hello), the layer it plays on (0 until it
+	// chooses another with `layer = N`), the mirror of every layer it heard of, and the subscription.
 	var <id, <name, <layer = 0, <mirrors, <subscribed = false, <renewals = 0;
 	// A UDP subscription ends 60 s after the last /notify 1: it is renewed this often (seconds).
 	var <>renewPeriod = 25;
@@ -119,6 +119,14 @@ Timbrespace {
 		this.prRequest('/done/bye', action, "/bye");
 	}
 	requestClients { |action| this.prRequest('/clients.reply', action, "/clients", 0) }
+	// Play layer `index` from now on (ts.layer = 2); the mirror then follows that layer (its
+	// state arrives at once while subscribed). action gets the index. onLayer sends one message
+	// to another layer without moving there: ts.onLayer(3, "/latent", 0.2, 0.8).
+	layer_ { |index, action| this.prRequest('/layer.reply', action, "/layer", index.asInteger) }
+	onLayer { |index, address ... args|
+		addr.sendMsg("/layer/%%".format(index.asInteger, address.asString), *args);
+		mirrors.apply(address.asSymbol, args, index.asInteger);
+	}
 
 	// The mirror of the layer this client plays on (an Event, see TimbrespaceMirror:at):
 	// ts.mirror[\latent], ts.mirror[\params][\filter_cutoff], ts.mirror[\cursors].
@@ -169,6 +177,10 @@ Timbrespace {
 				id = args[0];
 				name = args[1].asString;
 				this.prRun('/hello.reply', args);
+			}),
+			this.prDef('/layer.reply', { |args|
+				layer = args[0];
+				this.prRun('/layer.reply', args[0]);
 			}),
 			this.prDef('/done', { |args|
 				switch(args[0].asSymbol,

@@ -1,0 +1,108 @@
+"""One layer: a whole instrument of its own (every engine, the one heard, its map point's policy).
+
+A server runs ``layers`` of them (config ``layers``), mixed in the audio process. Clients play
+layer 0 together until they choose another (``/layer N``); a live coder drives several at once
+with ``/layer/N/<address>``. Everything a layer sounds lives in its engines, which know their
+layer only through their link; this class keeps which engine is heard and which handler serves
+each address on this layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.engines.registry import SPECS
+from timbrespace.link import commands as C
+from timbrespace.protocol import addresses
+from timbrespace.protocol.addresses import Value
+from timbrespace.session.collision import Collision
+from timbrespace.session.feedback import FeedbackKey
+
+#: Why an optional engine may be missing, for the /fail that names it.
+NOT_RUNNING = {s.name: s.missing for s in SPECS if s.missing}
+
+
+class Layer:
+    """The engines of layer ``index``, the one heard, and the handlers that serve it."""
+
+    def __init__(self, index: int, engines: Sequence[Engine], link: SynthLink, collision: Collision,
+                 heard: str | None = None) -> None:
+        self.index = index
+        self.engines: dict[str, Engine] = {e.name: e for e in engines}
+        self.engine = self.engines.get(heard or "", engines[0])
+        #: The audio link as this layer's commands take it (the ENGINE command names the layer).
+        self.link = link
+        self.collision = collision
+        self.table: dict[str, Handler] = {}
+
+    def route(self, own: Mapping[str, Handler], wrap: Callable[[Layer, Handler], Handler]) -> dict[str, Handler]:
+        """Address -> handler: the heard engine's where it has one, else the engine that has one,
+        then the server's own (``own``). ``wrap`` decorates ``/latent`` (the sender's cursor).
+
+        Addresses only one engine serves (/patch/*, /corners) always reach it, heard or not,
+        so a patch can be prepared while the other engine plays.
+        """
+        table: dict[str, Handler] = {}
+        for e in self.engines.values():
+            e.heard = e is self.engine
+            if e is not self.engine:
+                table.update(e.handlers())
+        table.update(self.engine.handlers())
+        if "/latent" in table:
+            table["/latent"] = wrap(self, table["/latent"])
+        table.update(own)
+        self.table = table
+        return table
+
+    def select(self, name: str, arrival: float) -> Engine | None:
+        """Make engine ``name`` the one heard: the other's notes are released. The engine it replaced,
+        or None when ``name`` was already heard."""
+        engine = self.engines.get(name)
+        if engine is None:
+            have = ", ".join(self.engines)
+            raise HandlerError(f"/engine: the {name!r} engine is not running on this server (running: {have})"
+                               + (f"; {NOT_RUNNING[name]}" if name in NOT_RUNNING else ""))
+        if engine is self.engine:
+            return None
+        if not self.link.send(C.with_layer(C.engine(name, arrival), self.index)):
+            raise HandlerError("/engine: the audio command queue is full; message dropped")
+        old = self.engine
+        old.flush()
+        old.deactivate(arrival)
+        self.engine = engine
+        engine.activate(arrival)
+        return old
+
+    def explain(self, path: str, args: tuple[Value, ...]) -> HandlerError | None:
+        """A clearer reason when a name the heard engine refused is one the other engine knows.
+
+        A client written for the patch engine sends preset names; if the layer was left on the
+        timbre engine, "unknown instrument" would send its user looking in the wrong place.
+        """
+        decl = addresses.BY_PATH[path]
+        if decl.engine is not None or not decl.args or decl.args[0].kind != "ref" or not isinstance(args[0], str):
+            return None
+        for e in self.engines.values():
+            if e is not self.engine and e.knows(args[0]):
+                return HandlerError(f"{path}: the {self.engine.name} engine is heard; {addresses.show(args[0])} "
+                                    f"names a {e.item}: send /engine {e.name} first")
+        return None
+
+    def state(self) -> dict[FeedbackKey, Reply]:
+        """What this layer sounds, keyed: the engine heard, its state, the other engines' own."""
+        state: dict[FeedbackKey, Reply] = {("/engine",): ("/engine", (self.engine.name,))}
+        heard = self.engine.handlers()
+        for e in [*(e for e in self.engines.values() if e is not self.engine), self.engine]:
+            for address, args in e.state_messages():
+                if e is not self.engine and address in heard:
+                    continue
+                decl = addresses.BY_PATH.get(address)
+                n = decl.feedback_key if decl is not None else 0
+                state[(address, *args[:n])] = (address, tuple(args))
+        return state
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for the state file: each engine's snapshot and the engine heard."""
+        return {"engines": {name: e.snapshot() for name, e in self.engines.items()}, "active": self.engine.name}

@@ -1,0 +1,131 @@
+"""Layers: several instruments on one server, each a whole one, mixed in the audio process.
+
+Real servers, real sockets, real audio (recorded on the null backend and measured).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import OscClient, TcpOscClient, read_wav, start_server
+
+SR = 48000
+
+
+def drain(c: OscClient, quiet: float = 0.4) -> dict[str, list[Any]]:
+    """Feedback until none came for ``quiet`` seconds: address (and /param name) -> last arguments."""
+    state: dict[str, list[Any]] = {}
+    while True:
+        try:
+            m = c.recv(quiet)
+        except (TimeoutError, OSError):
+            return state
+        key = f"/param {m.params[0]}" if m.address == "/param" else m.address
+        state[key] = m.params if m.address != "/param" else m.params[1:]
+
+
+def test_layers_are_separate_instruments_addressed_by_choice_or_by_prefix(tmp_path: Path) -> None:
+    s = start_server(tmp_path, layers=[{}, {}, {}])
+    a, b, watcher = s.client(), s.client(), TcpOscClient(s.host, s.port)
+    try:
+        a.request("/hello", "ann")
+        b.request("/hello", "bob")
+        assert b.request("/layer", 1).params == [1]
+        watcher.request("/hello", "watcher")
+        watcher.request("/layer", 1)
+        watcher.send("/notify", 1)
+        assert watcher.expect("/done").params[0] == "/notify"
+        drain(watcher)
+        a.send("/latent", 0.1, 0.2)  # layer 0: the layer-1 watcher sees nothing of it
+        a.sync()
+        b.send("/latent", 0.7, 0.9)  # layer 1
+        b.sync()
+        seen = drain(watcher)
+        assert seen["/latent"] == pytest.approx([0.7, 0.9], abs=1e-6)
+        a.send("/layer/1/param", "filter_cutoff", 0.25)  # ann, on layer 0, reaches into layer 1
+        a.sync()
+        assert drain(watcher)["/param filter_cutoff"] == pytest.approx([0.25])
+        # Each layer keeps its own point: layer 0's is still ann's.
+        watcher.request("/layer", 0)
+        assert drain(watcher)["/latent"] == pytest.approx([0.1, 0.2], abs=1e-6)  # its snapshot on switching
+        a.send("/layer", 7)
+        assert "out of range 0..2" in a.expect("/fail").params[1]
+        a.send("/layer/1/status")
+        assert "not a layer's address" in a.expect("/fail").params[1]
+        a.send("/layer/9/latent", 0.5, 0.5)
+        assert "layer 9 is out of range 0..2" in a.expect("/fail").params[1]
+        clients = b.request("/clients").params[2:]
+        layers = dict(zip(clients[1::3], clients[2::3]))
+        assert layers["ann"] == 0 and layers["bob"] == 1
+    finally:
+        for c in (a, b, watcher):
+            c.close()
+        assert s.stop() == 0
+    saved = json.loads((tmp_path / "state.json").read_text())["layers"]
+    assert len(saved) == 3
+    assert saved[0]["engines"]["patch"]["xy"] == pytest.approx([0.1, 0.2], abs=1e-6)
+    assert saved[1]["engines"]["patch"]["xy"] == pytest.approx([0.7, 0.9], abs=1e-6)
+    # A restart restores every layer.
+    s = start_server(tmp_path, layers=[{}, {}, {}])
+    try:
+        with s.client() as c:
+            c.request("/hello", "again")
+            c.request("/layer", 1)
+            c.send("/notify", 1)
+            c.expect("/done")
+            state = drain(c)
+            assert state["/latent"] == pytest.approx([0.7, 0.9], abs=1e-6)
+            assert state["/param filter_cutoff"] == pytest.approx([0.25])
+    finally:
+        assert s.stop() == 0
+
+
+def band_db(x: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    return float(10 * np.log10(spec[(f >= lo) & (f <= hi)].sum() + 1e-30))
+
+
+def test_layers_are_mixed_where_their_pan_puts_them_and_one_cannot_take_anothers_voices(tmp_path: Path) -> None:
+    out = tmp_path / "take.wav"
+    # Layer 0 hard left, layer 1 hard right; 2 voices each, so layer 0 is full after two notes.
+    s = start_server(tmp_path, "--record", str(out), audio={"backend": "null", "polyphony": 2},
+                     layers=[{"pan": -1.0}, {"pan": 1.0}], state={"persist": False})
+    try:
+        with s.client() as a, s.client() as b:
+            b.request("/layer", 1)
+            for c in (a, b):
+                c.send("/patch/load", "BriansBank01/Pianola")
+                c.sync()
+            t0 = time.monotonic()
+            b.send("/note", 69, 100)  # A4 on layer 1, the oldest note: a shared pool would steal its voice
+            b.sync()
+            for key in (48, 52, 55, 60):  # four notes on two voices: layer 0 steals its own voices only
+                a.send("/note", key, 100)
+            a.sync()
+            time.sleep(1.0)
+            for key in (48, 52, 55, 60):
+                a.send("/note", key, 0)
+            b.send("/note", 69, 0)
+            b.sync()
+            elapsed = time.monotonic() - t0
+    finally:
+        assert s.stop() == 0
+    audio = read_wav(out)
+    assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0
+    # The notes' second: from when they started (the end of the recording minus what followed).
+    n = len(audio)
+    start = max(0, n - int((elapsed + 1.0) * SR))
+    seg = audio[start:start + int(0.9 * SR)]
+    left, right = seg[:, 0], seg[:, 1]
+    # A4 (440 Hz) is layer 1's alone: on the right, and 40 dB down (or more) on the left.
+    assert band_db(right, 430, 450) > band_db(left, 430, 450) + 40
+    # C4 (262 Hz), layer 0's latest note, is on the left and not on the right.
+    assert band_db(left, 256, 267) > band_db(right, 256, 267) + 40
+    assert band_db(right, 430, 450) > band_db(right, 1000, 1010) + 10  # a tone, not noise
