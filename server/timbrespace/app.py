@@ -114,6 +114,7 @@ class App:
             "/bye": self._bye,
             "/clients": self._clients,
             "/notify": self._notify,
+            "/status/feedback": self._feedback_status,
         }
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
@@ -438,6 +439,9 @@ class App:
                 snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
         self.feedback.subscribe(c, ctx.arrival, snapshot.items())
         return [("/done", ("/notify", c.id))]
+
+    def _feedback_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/status/feedback.reply", self.feedback.report())]
 
     def _joined(self, c: Client) -> None:
         if len(self.feedback):

@@ -23,7 +23,7 @@ from typing import Literal
 
 from timbrespace.engines.registry import NAMES, SPECS
 from timbrespace.session.clients import CLIENT_TIMEOUT
-from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
+from timbrespace.session.feedback import TICK_BUDGET_S, UDP_SUBSCRIPTION_S
 
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
 
@@ -355,6 +355,12 @@ ADDRESSES: tuple[Address, ...] = (
             "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "
             f"{UDP_SUBSCRIPTION_S:g} s unless renewed; over TCP it lasts as long as the connection.",
             "session", "/done", "\"/notify\", id", scope="client"),
+    Address("/status/feedback", (), "Ask for the feedback's counters (what fanning changes out to "
+            "subscribers costs the server).", "session", "/status/feedback.reply",
+            "key value pairs: subscribers, ticks (flushes that sent feedback to at least one subscriber), tick_ms "
+            "(the time those took in all, comparing, encoding and sending), slow_ticks (those over "
+            f"{TICK_BUDGET_S * 1000:g} ms), sent (messages sent in all), coalesced (changes replaced by a newer "
+            "one before they were sent)", scope="server"),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
