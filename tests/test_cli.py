@@ -92,7 +92,16 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     ht = data["host_timer"]
     assert ht["wakeups"] == int(ht["seconds"] / (256 / 48000)) and 0 <= ht["over_one_block"] <= ht["wakeups"]
     assert data["decode"]["cpu_batch1"]["p50_ms"] > 0
-    assert "| figure |" in md.read_text()
+    ss = data["sessions"]
+    assert [r["clients"] for r in ss["runs"]] == [1, 8]
+    for r in ss["runs"]:
+        assert r["subscribers"] == r["clients"] and r["sent"] > 0  # every client joined, subscribed and played
+        assert r["lost"] == r["sent"] - r["received"] and r["fanout"]["ticks"] > 0
+        assert {"latency_p99_ms", "late_blocks", "feedback_per_subscriber"} <= set(r)
+        assert {"control", "audio", "clients"} <= set(r["cpu_percent"])
+    assert set(ss["targets"]) == {"latency", "late_blocks", "fanout"}
+    text = md.read_text()
+    assert "| figure |" in text and "| clients |" in text
 
 
 def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

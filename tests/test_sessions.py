@@ -203,6 +203,31 @@ def test_subscribers_see_snapshot_changes_and_cursors_coalesced(srv: ServerProc)
         mover.close()
 
 
+def test_status_feedback_counts_what_fanning_out_cost(srv: ServerProc) -> None:
+    """/status/feedback over UDP (its reply fits a passer-by's budget): ticks grow as a subscriber is fed."""
+    def counters(c: OscClient) -> dict[str, Any]:
+        args = c.request("/status/feedback").params
+        return dict(zip(args[::2], args[1::2], strict=True))
+
+    watcher, mover = TcpOscClient(srv.host, srv.port), srv.client()
+    try:
+        before = counters(mover)
+        assert set(before) == {"subscribers", "ticks", "tick_ms", "slow_ticks", "sent", "coalesced"}
+        _, mirror = subscribe(watcher, "counted")
+        mirror.drain()
+        mover.send("/latent", 0.75, 0.5)
+        mover.sync()
+        mirror.drain()
+        after = counters(mover)
+        assert after["subscribers"] >= 1
+        assert after["ticks"] >= before["ticks"] + 2  # the snapshot, then the move
+        assert after["sent"] > before["sent"] and after["tick_ms"] >= before["tick_ms"]
+        assert 0 <= after["slow_ticks"] <= after["ticks"]
+    finally:
+        watcher.close()
+        mover.close()
+
+
 def test_udp_notify_needs_hello(srv: ServerProc) -> None:
     with srv.client() as c:
         c.send("/notify", 1)

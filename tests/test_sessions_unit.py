@@ -183,6 +183,26 @@ def test_feedback_sends_what_a_change_moved_besides_and_others_changes_to_the_au
     assert got == {(1, "/latent"), (1, "/param"), (2, "/latent"), (2, "/param")}
 
 
+def test_feedback_counts_the_ticks_that_fan_out_and_reports_them() -> None:
+    rec = Recorder()
+    fb = Feedback(rec, rate=30.0)
+    state = {"xy": (0.0, 0.0)}
+    fb.state_of = lambda layer: {("/latent",): ("/latent", state["xy"])}
+    mover, _ = subscribers(2, fb)
+    fb.flush(0.0)  # the snapshots (empty here): nothing pending, no tick
+    assert fb.ticks == 0
+    fb.snapshot(0)
+    for k in range(1, 4):  # one move per grid cell: each flush sends to the watcher
+        state["xy"] = (k / 4.0, 0.5)
+        fb.changed(0, ("/latent",), mover, k / 30.0)
+        fb.flush(k / 30.0)
+    fb.flush(0.2)  # nothing changed: a flush that sends nothing is no tick
+    assert fb.ticks == 3 and 0 <= fb.slow_ticks <= fb.ticks and fb.tick_s >= 0.0
+    report = dict(zip(fb.report()[::2], fb.report()[1::2], strict=True))
+    assert report == {"subscribers": 2, "ticks": 3, "tick_ms": fb.tick_s * 1000.0, "slow_ticks": fb.slow_ticks,
+                      "sent": 3, "coalesced": 0}
+
+
 def test_udp_subscriptions_expire_unless_renewed() -> None:
     rec = Recorder()
     fb = Feedback(rec, udp_period=60.0)

@@ -134,6 +134,7 @@ class App:
             "/clients": self._clients,
             "/notify": self._notify,
             "/layer": self._layer,
+            "/status/feedback": self._feedback_status,
         }
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
@@ -476,6 +477,9 @@ class App:
             if other is not c and other.point is not None and other.layer == c.layer:
                 snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
         return snapshot
+
+    def _feedback_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/status/feedback.reply", self.feedback.report())]
 
     def _joined(self, c: Client) -> None:
         if len(self.feedback):

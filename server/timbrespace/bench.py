@@ -2,7 +2,8 @@
 
 Every figure comes from real components: a ``timbrespace serve`` process on loopback (audio on
 the ``null`` backend, clocked in real time), a load generator in a process of its own, and, when
-installed, scsynth on a JACK dummy server measured in the same run for the ratio.
+installed, scsynth on a JACK dummy server measured in the same run for the ratio. Many clients
+at once: :mod:`timbrespace.bench_sessions`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.bench_sessions import bench_sessions
+from timbrespace.bench_sessions import markdown as sessions_markdown
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_text
 from timbrespace.session.context import local
@@ -139,7 +142,8 @@ def bench_amsynth(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any] |
 
 # -- the server under load -----------------------------------------------------------------------
 @contextlib.contextmanager
-def _server(cfg: Config) -> Iterator[tuple[str, int]]:
+def _server(cfg: Config, extra: dict[str, Any] | None = None) -> Iterator[tuple[str, int, int]]:
+    """A ``timbrespace serve`` process on loopback: its UDP host, port and pid; ``extra``: config sections."""
     import yaml
 
     tmp = Path(tempfile.mkdtemp(prefix="timbrespace-bench-"))
@@ -151,6 +155,7 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
                   "user_bank": str(tmp / "user.bank")},
         "state": {"persist": False},
         "log_level": "warning",
+        **(extra or {}),
     }
     (tmp / "bench.yaml").write_text(yaml.safe_dump(data))
     log = tmp / "server.log"
@@ -167,7 +172,7 @@ def _server(cfg: Config) -> Iterator[tuple[str, int]]:
         addr = line.split("udp://", 1)[1].split()[0]
         host, port = addr.rsplit(":", 1)
         try:
-            yield host, int(port)
+            yield host, int(port), proc.pid
         except Exception as e:
             if proc.poll() is None:
                 raise
@@ -257,7 +262,7 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
 
     d = 2.0 if quick else 5.0
     out: dict[str, Any] = {}
-    with _server(cfg) as (host, port):
+    with _server(cfg) as (host, port, _):
         time.sleep(0.5)
         # Late blocks after each phase, so a nonzero total says which load caused it.
         phases: dict[str, int] = {}
@@ -531,6 +536,7 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["host_timer"] = bench_host_timer(cfg, quick)
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
+    result["sessions"] = bench_sessions(cfg, quick, result["host_timer"])
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)
@@ -623,4 +629,6 @@ def markdown(r: dict[str, Any]) -> str:
              f"torch {m['torch']}{' (quick run)' if r['quick'] else ''}.", "",
              "| figure | Timbrespace | note |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if r.get("sessions"):
+        lines += ["", sessions_markdown(r["sessions"]).rstrip("\n")]
     return "\n".join(lines) + "\n"

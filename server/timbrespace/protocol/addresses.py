@@ -23,7 +23,7 @@ from typing import Literal
 
 from timbrespace.engines.registry import NAMES, SPECS
 from timbrespace.session.clients import CLIENT_TIMEOUT
-from timbrespace.session.feedback import UDP_SUBSCRIPTION_S
+from timbrespace.session.feedback import TICK_BUDGET_S, UDP_SUBSCRIPTION_S
 
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
 
@@ -359,6 +359,12 @@ ADDRESSES: tuple[Address, ...] = (
             "Play layer INDEX from now on: every layer's address you send goes to it, and a subscription "
             "follows it (that layer's state arrives at once). /layer/N/ADDRESS ... sends one message to layer N "
             "whichever layer you play.", "session", "/layer.reply", "index", scope="client"),
+    Address("/status/feedback", (), "Ask for the feedback's counters (what fanning changes out to "
+            "subscribers costs the server).", "session", "/status/feedback.reply",
+            "key value pairs: subscribers, ticks (flushes that sent feedback to at least one subscriber), tick_ms "
+            "(the time those took in all, comparing, encoding and sending), slow_ticks (those over "
+            f"{TICK_BUDGET_S * 1000:g} ms), sent (messages sent in all), coalesced (changes replaced by a newer "
+            "one before they were sent)", scope="server"),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}

@@ -17,6 +17,7 @@ something else than it sent (``echo=True``).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ FeedbackKey = tuple[Any, ...]
 
 #: Subscriptions over UDP end this long (seconds) after the last ``/notify 1`` unless renewed.
 UDP_SUBSCRIPTION_S = 60.0
+#: A tick's fan-out holds the event loop; past this (seconds) every message queued behind it waits
+#: a noticeable share of an audio block, so such ticks are counted (``/status/feedback`` slow_ticks).
+TICK_BUDGET_S = 0.001
 
 
 @dataclass(eq=False)
@@ -60,6 +64,11 @@ class Feedback:
         self._dirty: dict[int, dict[FeedbackKey, Client]] = {}  # per layer: key -> who changed it last
         self.sent = 0  # messages sent in all
         self.coalesced = 0  # changes replaced by a newer one before they were sent
+        #: Flushes that sent to at least one subscriber (ticks), the time they took (wall seconds,
+        #: all of it: comparing the layer, encoding, sending) and how many took over TICK_BUDGET_S.
+        self.ticks = 0
+        self.tick_s = 0.0
+        self.slow_ticks = 0
 
     # -- subscriptions ------------------------------------------------------------------------------
     def subscribe(self, client: Client, now: float, snapshot: Iterable[tuple[FeedbackKey, Reply]]) -> None:
@@ -138,6 +147,8 @@ class Feedback:
 
     def flush(self, now: float) -> None:
         """Send what is due; expired UDP subscriptions end here."""
+        t0 = time.perf_counter()
+        sent_to = 0
         for layer in list(self._dirty):
             self._collect(layer, now)
         send = self.send
@@ -157,8 +168,19 @@ class Feedback:
             if send is not None:
                 send(sub.client, list(pending.values()))
                 self.sent += len(pending)
+                sent_to += 1
+        if sent_to:
+            took = time.perf_counter() - t0
+            self.ticks += 1
+            self.tick_s += took
+            self.slow_ticks += took > TICK_BUDGET_S
         if soonest < float("inf") and self.wake is not None:
             self.wake(soonest)
+
+    def report(self) -> tuple[Any, ...]:
+        """``/status/feedback.reply``'s key value pairs: subscribers and the fan-out's counters."""
+        return ("subscribers", len(self._subs), "ticks", self.ticks, "tick_ms", self.tick_s * 1000.0,
+                "slow_ticks", self.slow_ticks, "sent", self.sent, "coalesced", self.coalesced)
 
     def _arm(self, sub: _Subscriber, now: float) -> None:
         if self.wake is not None:
