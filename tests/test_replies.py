@@ -235,3 +235,20 @@ def test_rate_limited_log_counts_what_it_drops(caplog: pytest.LogCaptureFixture)
         now[0] = 1.5
         rl.info("y")
     assert [r.getMessage() for r in caplog.records] == ["x"] * 3 + ["... and 97 more things not logged", "y"]
+
+
+def test_the_longest_status_reply_fits_any_udp_request_budget() -> None:
+    # A GPU server on PortAudio (or restarting its audio) answered 260 bytes: over a 256-byte floor,
+    # every UDP /status poll got a /fail instead.
+    from timbrespace.engines.registry import SPECS
+    from timbrespace.protocol.replies import UDP_REPLY_FLOOR
+    from timbrespace.status import Counters, ServerInfo, StatusReport
+
+    longest = 0
+    for audio in ("null", "jack", "portaudio", "restarting", "offline"):
+        for device in ("cpu", "cuda", "cuda:0", "cuda:15"):
+            for engine in (s.name for s in SPECS):
+                report = StatusReport(ServerInfo(audio, 192000, 4096, device), Counters(), None, lambda now: 4096)
+                report.engine_changed(engine)
+                longest = max(longest, len(report.encode(0.0)))
+    assert 250 < longest <= UDP_REPLY_FLOOR

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Bytes of one /patch/list.reply at most: a page fits the reply budget of any UDP request, so
 #: a client that has not proved its address can still list everything, a page at a time.
-LIST_PAGE_BYTES = UDP_REPLY_FLOOR
+LIST_PAGE_BYTES = 256
+assert LIST_PAGE_BYTES <= UDP_REPLY_FLOOR
 #: The last argument of /patch/load.reply when another engine is heard.
 NOT_HEARD = "not heard: the timbre engine is heard; send /engine patch to hear it"
 _log_save = RateLimitedLog(log, 5, "save failures")
