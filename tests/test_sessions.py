@@ -400,3 +400,25 @@ def test_blend_sounds_the_mean_of_everyone_touching_the_point(tmp_path: Path) ->
     finally:
         for c in (watcher, a, b):
             c.close()
+
+
+def test_clients_pages_fit_a_udp_reply_whoever_asks(srv: ServerProc) -> None:
+    # A UDP client that said /hello was given 8 KB pages, which its reply budget then dropped.
+    members = [srv.client() for _ in range(20)]
+    try:
+        names = {m.request("/hello", f"member number {i:02d}").params[0] for i, m in enumerate(members)}
+        asker = members[0]
+        seen: set[int] = set()
+        start, total = 0, 1
+        while start < total:
+            asker.send("/clients", start)
+            m = asker.expect("/clients.reply")  # a /fail here would raise
+            total, start, rest = m.params[0], m.params[1], m.params[2:]
+            assert rest, "an empty page before the end"
+            seen |= set(rest[::3])
+            start += len(rest) // 3
+        assert names <= seen
+    finally:
+        for m in members:
+            m.send("/bye")
+            m.close()

@@ -37,13 +37,14 @@ __all__ = ["App", "ServerInfo", "SessionSettings"]
 
 #: Senders whose replies /reply/port redirects, at most.
 MAX_REPLY_PORTS = 1024
-#: Bytes of one /clients.reply at most: any reply budget for a client that has not proved its
-#: address, more for one that has.
+#: Bytes of one /clients.reply at most: any UDP request's reply budget; more over TCP.
 CLIENTS_PAGE_BYTES = 256
 CLIENTS_PAGE_BYTES_PROVED = 8192
 #: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
 FEEDBACK_PACKET_BYTES = 1400
 BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
+#: Encoded feedback messages kept at most (emptied when full: one tick's changes fit many times).
+ENCODED_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class App:
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         self._reply_ports: dict[tuple[str, int], int] = {}
+        #: Feedback messages already encoded (a message is immutable, its bytes never change).
+        self._encoded: dict[int, tuple[Reply, bytes]] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
         #: Sends an encoded packet outside any request (feedback; the server sets the transport's).
@@ -272,11 +275,22 @@ class App:
         dest = self._destination(client.peer)
         chunk: list[bytes] = []
         size = BUNDLE_HEADER
-        for address, args in messages:
-            try:
-                data = encode_message(address, args)
-            except OscEncodeError:
-                continue
+        encoded = self._encoded
+        for message in messages:
+            # One change goes to every subscriber as the same message object: encoded once, not
+            # once each. Keyed by identity (the entry keeps the object, so its id is not reused):
+            # equal-looking arguments of other types (1 and 1.0) encode differently.
+            entry = encoded.get(id(message))
+            if entry is not None and entry[0] is message:
+                data = entry[1]
+            else:
+                try:
+                    data = encode_message(*message)
+                except OscEncodeError:
+                    continue
+                if len(encoded) >= ENCODED_CACHE:
+                    encoded.clear()
+                encoded[id(message)] = (message, data)
             if chunk and size + 4 + len(data) > FEEDBACK_PACKET_BYTES:
                 self.send_packet(dest, encode_bundle(None, chunk))
                 chunk, size = [], BUNDLE_HEADER
@@ -443,7 +457,8 @@ class App:
     def _clients(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         members = list(self.sessions.members())
         start = int(args[0])
-        limit = CLIENTS_PAGE_BYTES_PROVED if ctx.client.proved else CLIENTS_PAGE_BYTES
+        # A UDP reply stays within any request's budget, /hello or not; TCP proved its address.
+        limit = CLIENTS_PAGE_BYTES_PROVED if ctx.client.peer.protocol == "tcp" else CLIENTS_PAGE_BYTES
         out: list[Value] = [len(members), start]
         size = 40  # the address, the tags so far and the two ints, with room to spare
         for c in members[start:]:
