@@ -471,3 +471,16 @@ def test_touchosc_join_button_and_controls_that_follow_feedback() -> None:
     (script,) = [p.findtext("value") for p in join.iter("property") if p.findtext("key") == "script"]
     assert script == touchosc.RENEW_SCRIPT and f"{layouts.RENEW_S * 1000:g}" in script
     assert "sendOSC('/notify', 1)" in script
+
+
+def test_touchosc_layout_has_a_layer_selector() -> None:
+    from timbrespace import config
+    from timbrespace.layouts import touchosc
+
+    layers = {}
+    for _, name, osc in tosc_messages():
+        path = "".join(p.findtext("value") or "" for p in osc.iterfind("path/partial"))
+        if path == "/layer":
+            layers[name] = [p.findtext("value") for p in osc.iterfind("arguments/partial")]
+    want = min(len(config.Config().layers), 4)
+    assert touchosc.LAYERS == want and {n: v for n, v in layers.items()} == {f"layer_{i}": [str(i)] for i in range(want)}

@@ -241,3 +241,42 @@ def test_collision_policies_last_lock_and_blend() -> None:
     assert set(blend.move(b, (1.0, 1.0), 1.15)) == {(1.0, 1.0), (0.5, 1.0)}
     with pytest.raises(ValueError, match="expected one of last, lock, blend"):
         Collision("first")  # type: ignore[arg-type]
+
+
+def test_cursors_keep_within_each_subscribers_budget_and_the_newest_arrive() -> None:
+    # 40 players moving at 60 Hz: 39 cursors for each subscriber, 1,170 a second at the feedback
+    # rate; the budget (100/s here) thins them, and every cursor's last position still arrives.
+    rec = Recorder()
+    budget, seconds = 100.0, 2.0
+    fb = Feedback(rec, rate=30.0, cursor_budget=budget)
+    players = subscribers(40, fb)
+    quiet = Client(99, Peer("tcp", "10.0.0.2", 1, 99), False, 0.0, name="quiet")  # type: ignore[arg-type]
+    fb.subscribe(quiet, 0.0, [], cursors=False)  # a page that draws no cursors
+    fb.state_of = lambda layer: {}
+    t = 0.0
+    for step in range(int(seconds * 60)):
+        t = step / 60.0
+        for p in players:
+            fb.publish(0, ("/cursor", p.id), ("/cursor", (p.id, p.label, t, 0.5)), t, source=p)
+        fb.flush(t)
+    end = t
+    for k in range(1, 200):  # long enough for what waits to go out
+        fb.flush(end + k / 30.0)
+    first = players[0]
+    mine = [args for cid, address, args in rec.sent if cid == first.id and address == "/cursor"]
+    assert len(mine) <= budget * (seconds + 1.0) + 39  # one burst of 39 allowed at the start
+    assert len(mine) < 0.5 * 39 * 30 * seconds  # far fewer than the feedback rate would send
+    last = {args[0]: args[2] for args in mine}
+    assert set(last) == {p.id for p in players[1:]} and all(v == end for v in last.values())
+    assert not [1 for cid, address, _ in rec.sent if cid == quiet.id and address == "/cursor"]
+    # With few players nothing is thinned: each cursor at the feedback rate.
+    rec2 = Recorder()
+    fb2 = Feedback(rec2, rate=30.0, cursor_budget=budget)
+    a, b = subscribers(2, fb2)
+    fb2.state_of = lambda layer: {}
+    for step in range(60):
+        t = step / 60.0
+        fb2.publish(0, ("/cursor", a.id), ("/cursor", (a.id, a.label, t, 0.5)), t, source=a)
+        fb2.flush(t)
+    to_b = [1 for cid, address, _ in rec2.sent if cid == b.id and address == "/cursor"]
+    assert len(to_b) >= 29

@@ -60,6 +60,7 @@ class SessionSettings:
     #: Per layer (by index): who moves its map point and how long a touch lasts; layers past the
     #: end of the list take ("last", 1.0).
     collisions: tuple[tuple[Policy, float], ...] = ()
+    cursor_budget: float = 300.0
 
 
 def _layered(engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]]) -> list[list[Engine]]:
@@ -103,7 +104,7 @@ class App:
         self.sessions = Sessions(max_clients=s.max_clients, client_timeout=s.client_timeout, is_admin=s.is_admin)
         self.sessions.on_leave = self._left
         self.sessions.on_join = self._joined
-        self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate)
+        self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate, cursor_budget=s.cursor_budget)
         self.feedback.state_of = self._layer_state
         for layer in self.layers:
             for e in layer.engines.values():
@@ -478,10 +479,11 @@ class App:
             raise HandlerError("/notify 1: feedback goes only to clients that proved their address: send "
                                "/hello NAME first, or connect over TCP")
         self.sessions.join(c)
+        cursors = bool(args[1])
         if self.feedback.subscribed(c):  # a renewal (UDP): the stream goes on, no second snapshot
-            self.feedback.subscribe(c, ctx.arrival, ())
+            self.feedback.subscribe(c, ctx.arrival, (), cursors)
             return [("/done", ("/notify", c.id))]
-        self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items())
+        self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items(), cursors)
         return [("/done", ("/notify", c.id))]
 
     def _snapshot_for(self, c: Client) -> dict[FeedbackKey, Reply]:

@@ -149,6 +149,9 @@ class SessionsConfig:
     client_timeout: float = field(default=60.0, metadata=_rng(0.0, 604800.0))
     #: Feedback messages per second per subscriber and key at most (changes in between are coalesced).
     feedback_rate: float = field(default=30.0, metadata=_rng(1.0, 1000.0))
+    #: Other players' cursors (/cursor) per second per subscriber at most, all cursors together: with
+    #: many players each cursor is sent less often than feedback_rate (its newest position still arrives).
+    cursor_budget: float = field(default=300.0, metadata=_rng(1.0, 1_000_000.0))
     #: Networks whose packets are taken; others are dropped before decoding, and counted.
     allow: list[str] = field(default_factory=lambda: [
         "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",

@@ -190,7 +190,7 @@ def session_settings(cfg: Config) -> SessionSettings:
     admin = Networks(s.admin)
     return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
                            feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
-                           is_admin=admin.__contains__,
+                           is_admin=admin.__contains__, cursor_budget=s.cursor_budget,
                            collisions=tuple((layer.collision, layer.hold) for layer in cfg.layers))
 
 

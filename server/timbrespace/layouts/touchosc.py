@@ -1,6 +1,6 @@
 """``clients/touchosc/timbrespace.tosc``: a TouchOSC layout (zlib-compressed ``lexml`` XML).
 
-A top bar (``/engine`` buttons, panic, status and a label that shows the ``/status.reply`` and
+A top bar (``/layer`` buttons L0 to L3, ``/engine`` buttons, panic, status and a label that shows the ``/status.reply`` and
 ``/fail`` replies through a small Lua script) over a pager of two pages, one per engine. Each page
 has an XY pad sending ``/latent``, an ``/alpha`` fader and a one-octave keyboard of momentary
 buttons sending ``/note pitch velocity`` (velocity 0 on release). The patch page adds rows of
@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 import zlib
 
+from timbrespace.config import Config
 from timbrespace.layouts._spec import (
     CORNER_SETS,
     INSTRUMENTS,
@@ -184,6 +185,8 @@ PAGER_TOP = 80
 #: The smallest side of anything a finger presses: 44 pt, Apple's minimum hit target, which an
 #: iPad's 1024 x 768 points lay out one to one.
 TOUCH = 44
+#: Layers the selector offers: those of a server on the default config.
+LAYERS = min(len(Config().layers), 4)
 
 
 def _map_alpha_keys(page: _Layout) -> None:
@@ -249,7 +252,10 @@ def _timbre_page() -> _Layout:
 def render_xml() -> str:
     """The layout document."""
     lay = _Layout()
-    lay.label("title", (20, 11, 300, 30), "Timbrespace (generated from the protocol)")
+    lay.label("title", (8, 11, 130, 30), "Timbrespace")
+    # The layer selector: /layer N for each layer a default server runs (0 is everyone's).
+    for n in range(LAYERS):
+        lay.button(f"layer_{n}", (140 + n * 48, 4, TOUCH, TOUCH), _tap("/layer", n), (0.5, 0.7, 1.0), f"L{n}")
     for i, engine in enumerate(ENGINES):
         lay.button(f"engine_{engine}", (340 + i * 120, 4, 112, TOUCH), _tap("/engine", engine), (0.9, 0.8, 0.3),
                    f"engine {engine}")

@@ -349,7 +349,9 @@ ADDRESSES: tuple[Address, ...] = (
             "List the session's members (who said /hello, holds a note or subscribed).", "session",
             "/clients.reply", "total, start, then id, name, layer of each member from start (as many as fit "
             "one reply: ask again from start + the members received until total)", scope="server"),
-    Address("/notify", (_a("on", "int", "1 subscribes, 0 ends the subscription", 0, 1),),
+    Address("/notify", (_a("on", "int", "1 subscribes, 0 ends the subscription", 0, 1),
+                        Arg("cursors", "int", "1 (the default): the other players' points too, as /cursor; 0: none "
+                            "(a page that draws no cursors)", 0, 1, default=1)),
             "Subscribe to the layer's feedback: its whole state at once, then every change (same addresses "
             "and types as the messages that set it), coalesced to sessions.feedback_rate; others' points "
             "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "

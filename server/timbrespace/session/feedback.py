@@ -12,6 +12,12 @@ woken (``wake``); :meth:`flush` sends, from a timer, so feedback is never charge
 budget of the packet that caused it. A subscriber does not receive the changes it made itself (a
 fader being dragged must not be pulled back by its own echo), except where the layer sounds
 something else than it sent (``echo=True``).
+
+Cursors (``/cursor ID ...``, every other player's point) grow as N² with the players, so they
+have a budget of their own per subscriber (``cursor_budget`` messages a second): with few players
+each cursor goes out at the feedback rate, with many at a rate that keeps each subscriber's
+cursors within the budget (the newest position of each always arrives, later). A subscriber that
+draws no cursors asks for none (``/notify 1 0``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ FeedbackKey = tuple[Any, ...]
 
 #: Subscriptions over UDP end this long (seconds) after the last ``/notify 1`` unless renewed.
 UDP_SUBSCRIPTION_S = 60.0
+#: The key's first element that marks a cursor (see the module doc).
+CURSOR = "/cursor"
+#: Cursor messages per second per subscriber at most, by default.
+CURSOR_BUDGET = 300.0
 #: A tick's fan-out holds the event loop; past this (seconds) every message queued behind it waits
 #: a noticeable share of an audio block, so such ticks are counted (``/status/feedback`` slow_ticks).
 TICK_BUDGET_S = 0.001
@@ -39,6 +49,19 @@ class _Subscriber:
     client: Client
     next_send: float = 0.0
     pending: dict[FeedbackKey, Reply] = field(default_factory=dict)
+    #: Whether it receives cursors, the ones waiting, and when the next may go.
+    wants_cursors: bool = True
+    cursors: dict[FeedbackKey, Reply] = field(default_factory=dict)
+    next_cursors: float = 0.0
+
+    def take(self, key: FeedbackKey, message: Reply) -> bool:
+        """Keep ``message`` as the newest for ``key``; whether it replaced one not sent yet."""
+        table = self.cursors if key and key[0] == CURSOR else self.pending
+        if table is self.cursors and not self.wants_cursors:
+            return False
+        replaced = key in table
+        table[key] = message
+        return replaced
 
 
 class Feedback:
@@ -50,11 +73,13 @@ class Feedback:
         *,
         rate: float = 30.0,
         udp_period: float = UDP_SUBSCRIPTION_S,
+        cursor_budget: float = CURSOR_BUDGET,
     ) -> None:
         #: Sends a flush's messages to a client (where its replies go: /reply/port applies), in bundles.
         self.send = send
         self.rate = rate
         self.udp_period = udp_period
+        self.cursor_budget = cursor_budget
         #: Asks to be flushed at a time (monotonic seconds); the server arms one timer.
         self.wake: Callable[[float], None] | None = None
         #: A layer's whole state, keyed (see the module doc); compared at each flush to find what changed.
@@ -71,13 +96,20 @@ class Feedback:
         self.slow_ticks = 0
 
     # -- subscriptions ------------------------------------------------------------------------------
-    def subscribe(self, client: Client, now: float, snapshot: Iterable[tuple[FeedbackKey, Reply]]) -> None:
-        """Subscribe (or renew) ``client``; the layer's whole state is sent first."""
+    def subscribe(self, client: Client, now: float, snapshot: Iterable[tuple[FeedbackKey, Reply]],
+                  cursors: bool | None = None) -> None:
+        """Subscribe (or renew) ``client``; the layer's whole state is sent first. ``cursors``:
+        whether it receives the other players' points (None: as before; a new subscriber does)."""
         client.notify_until = float("inf") if client.peer.protocol == "tcp" else now + self.udp_period
         sub = self._subs.get(client.key)
         if sub is None:
             sub = self._subs[client.key] = _Subscriber(client)
-        sub.pending.update(snapshot)
+        if cursors is not None:
+            sub.wants_cursors = cursors
+            if not cursors:
+                sub.cursors.clear()
+        for key, message in snapshot:
+            sub.take(key, message)
         self._arm(sub, now)
 
     def unsubscribe(self, client: Client) -> bool:
@@ -134,15 +166,13 @@ class Feedback:
             c = sub.client
             if c.layer != layer or (c is source and not echo):
                 continue
-            if key in sub.pending:
-                self.coalesced += 1
-            sub.pending[key] = message
+            self.coalesced += sub.take(key, message)
             self._arm(sub, now)
 
     def publish_all(self, key: FeedbackKey, message: Reply, now: float) -> None:
         """A change every subscriber sees, whatever its layer (joins and leaves)."""
         for sub in self._subs.values():
-            sub.pending[key] = message
+            sub.take(key, message)
             self._arm(sub, now)
 
     def flush(self, now: float) -> None:
@@ -157,17 +187,28 @@ class Feedback:
             if sub.client.notify_until <= now:
                 del self._subs[key]
                 continue
-            if not sub.pending:
+            if not sub.pending and not sub.cursors:
                 continue
             if sub.next_send > now:
                 soonest = min(soonest, sub.next_send)
                 continue
-            pending, sub.pending = sub.pending, {}
+            messages = list(sub.pending.values())
+            sub.pending = {}
+            if sub.cursors:
+                if sub.next_cursors <= now:
+                    messages += sub.cursors.values()
+                    # Within the budget: n cursors now, the next ones n / budget seconds later.
+                    sub.next_cursors = now + len(sub.cursors) / self.cursor_budget
+                    sub.cursors = {}
+                else:
+                    soonest = min(soonest, sub.next_cursors)
+            if not messages:
+                continue
             # On a shared grid: subscribers that are due together are flushed together.
             sub.next_send = (math.floor(now * self.rate) + 1.0) / self.rate
             if send is not None:
-                send(sub.client, list(pending.values()))
-                self.sent += len(pending)
+                send(sub.client, messages)
+                self.sent += len(messages)
                 sent_to += 1
         if sent_to:
             took = time.perf_counter() - t0
@@ -184,4 +225,5 @@ class Feedback:
 
     def _arm(self, sub: _Subscriber, now: float) -> None:
         if self.wake is not None:
-            self.wake(max(sub.next_send, now))
+            due = sub.next_send if sub.pending else max(sub.next_send, sub.next_cursors)
+            self.wake(max(due, now))
