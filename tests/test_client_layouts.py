@@ -483,4 +483,5 @@ def test_touchosc_layout_has_a_layer_selector() -> None:
         if path == "/layer":
             layers[name] = [p.findtext("value") for p in osc.iterfind("arguments/partial")]
     want = min(len(config.Config().layers), 4)
-    assert touchosc.LAYERS == want and {n: v for n, v in layers.items()} == {f"layer_{i}": [str(i)] for i in range(want)}
+    assert want == touchosc.LAYERS
+    assert layers == {f"layer_{i}": [str(i)] for i in range(want)}

@@ -1,12 +1,12 @@
 """``clients/touchosc/timbrespace.tosc``: a TouchOSC layout (zlib-compressed ``lexml`` XML).
 
-A top bar (``/layer`` buttons L0 to L3, ``/engine`` buttons, panic, status and a label that shows the ``/status.reply`` and
-``/fail`` replies through a small Lua script) over a pager of two pages, one per engine. Each page
-has an XY pad sending ``/latent``, an ``/alpha`` fader and a one-octave keyboard of momentary
-buttons sending ``/note pitch velocity`` (velocity 0 on release). The patch page adds rows of
-preset buttons for ``/source``, ``/target`` and ``/patch/load``; the timbre page rows of instrument
-buttons for ``/source`` and ``/target``, ``/corners`` sets and faders for ``/z``. Ranges are the
-declared ones.
+A top bar (``/layer`` buttons L0 to L3, ``/engine`` buttons, panic, status and a label that shows
+the ``/status.reply`` and ``/fail`` replies through a small Lua script) over a pager of two pages,
+one per engine. Each page has an XY pad sending ``/latent``, an ``/alpha`` fader and a one-octave
+keyboard of momentary buttons sending ``/note pitch velocity`` (velocity 0 on release). The patch
+page adds rows of preset buttons for ``/source``, ``/target`` and ``/patch/load``; the timbre page
+rows of instrument buttons for ``/source`` and ``/target``, ``/corners`` sets and faders for
+``/z``. Ranges are the declared ones.
 
 Following the server: the "join" button sends ``/hello`` and ``/notify 1``, and its script sends
 ``/notify 1`` again every :data:`RENEW_S` seconds (a UDP subscription expires). The XY pad, the
