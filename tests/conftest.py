@@ -55,6 +55,19 @@ SHARED_GROUPS = {"test_discovery": "zeroconf", "test_server_zeroconf": "zeroconf
                  "test_jack": "jack"}
 
 
+#: Every server a test started: one a test forgot to stop is killed (with its audio process) when
+#: the run ends, so a leak costs that test's CPU, not every later run's.
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for proc in _STARTED:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``make test`` runs two xdist workers (``--dist loadgroup``): a module's tests stay on one worker,
@@ -271,6 +284,7 @@ def start_server(tmp: Path, *extra: str, timeout: float = 90.0, prefix: Sequence
             break
         m = READY.search(line)
         if m:
+            _STARTED.append(proc)
             return ServerProc(proc, m["host"], int(m["port"]), tmp, cfg, lines)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -404,6 +404,7 @@ def test_blend_sounds_the_mean_of_everyone_touching_the_point(tmp_path: Path) ->
     finally:
         for c in (watcher, a, b):
             c.close()
+        s.stop()
 
 
 def test_clients_pages_fit_a_udp_reply_whoever_asks(srv: ServerProc) -> None:
