@@ -234,7 +234,7 @@ class TcpOscClient(OscClient):
 def write_config(tmp: Path, **sections: dict[str, Any]) -> Path:
     """A config for tests: loopback, any free port, no audio device, files under tmp."""
     data: dict[str, Any] = {
-        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False},
+        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False, "http_port": 0},
         "inference": {"threads": THREADS},
         "audio": {"backend": "null"},
         "patch": {"user_bank": str(tmp / "user.amSynth.bank")},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,7 @@ from conftest import start_server
 
 
 def _find(name: str) -> list:
-    found = asyncio.run(browse(2.0, interfaces=["127.0.0.1"]))
+    found = asyncio.run(browse(2.0, interfaces=["127.0.0.1"], protocols=("udp", "tcp", "oscjson")))
     return [f for f in found if f.name == name]
 
 
@@ -24,7 +25,10 @@ def test_advertised_found_used_and_withdrawn(tmp_path: Path) -> None:
     try:
         assert f"zeroconf '{name}'" in s.lines[-1]
         found = {f.protocol: f for f in _find(name)}
-        assert set(found) == {"udp", "tcp"}
+        assert set(found) == {"udp", "tcp", "oscjson"}
+        # OSCQuery's record gives the HTTP port of the ready line, under the same name.
+        http = re.search(r" http://[^:/ ]+:(\d+)/ ", s.lines[-1])
+        assert http and found.pop("oscjson").port == int(http[1])
         for f in found.values():
             assert f.port == s.port
             assert f.txt["txtvers"] == "1" and f.txt["version"] == "1.1"

@@ -149,7 +149,7 @@ def _server(cfg: Config, extra: dict[str, Any] | None = None) -> Iterator[tuple[
     tmp = Path(tempfile.mkdtemp(prefix="timbrespace-bench-"))
     data = {
         # No rate limit: the bench measures how many packets one client can get through.
-        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0},
+        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0, "http_port": 0},
         "audio": {"backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size},
         "patch": {"model": str(cfg.patch.model), "banks": [str(b) for b in cfg.patch.banks],
                   "user_bank": str(tmp / "user.bank")},

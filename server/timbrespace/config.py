@@ -53,6 +53,10 @@ class NetworkConfig:
     #: Datagrams one source may send at once above udp_rate_limit before the limit applies.
     udp_burst: int = field(default=2000, metadata=_rng(1, 10_000_000))
     zeroconf: bool = True
+    #: Serve OSCQuery (the namespace as JSON over HTTP, advertised as _oscjson._tcp) on http_port.
+    oscquery: bool = True
+    #: The OSCQuery HTTP port (TCP); 0: any free port (the ready line names it).
+    http_port: int = field(default=57131, metadata=_rng(0, 65535))
     #: Instance name; ``{hostname}`` is replaced by this machine's name.
     name: str = "Timbrespace on {hostname}"
     #: ``all`` or a list of interface addresses to advertise on.
@@ -313,6 +317,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
     if net.max_connections_per_host > net.max_connections:
         raise ConfigError(f"{source}: network.max_connections_per_host = {net.max_connections_per_host} "
                           f"must not exceed network.max_connections = {net.max_connections}")
+    if net.oscquery and net.http_port and net.http_port == net.port:
+        raise ConfigError(f"{source}: network.http_port = {net.http_port} is network.port's number; OSC takes TCP "
+                          "on that port, so OSCQuery needs another (or 0: any free port)")
     bs = cfg.audio.block_size
     if bs & (bs - 1):
         raise ConfigError(f"{source}: audio.block_size = {bs} must be a power of two (16 to 4096)")

@@ -26,6 +26,10 @@ from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
+from timbrespace.protocol.oscquery.listen import Hub
+from timbrespace.protocol.oscquery.namespace import Namespace
+from timbrespace.protocol.oscquery.service import HostInfo, HttpLimits, OscQueryService
+from timbrespace.protocol.peer import Peer
 from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
 from timbrespace.session.networks import Networks
@@ -86,6 +90,37 @@ def osc_server(cfg: Config, app: App) -> OscServer:
     )
 
 
+def oscquery(cfg: Config, app: App, osc_port: int) -> tuple[OscQueryService, Hub]:
+    """The OSCQuery HTTP server describing ``app``'s addresses with each layer's live values, and
+    its WebSockets, whose clients play through ``app`` like any OSC client."""
+    n = cfg.network
+    namespace = Namespace(app.engines, len(app.layers), lambda i: app.layers[i].state(),
+                          description=f"timbrespace {timbrespace.__version__}: the OSC address space "
+                          "(docs/protocol.md); the top level plays layer 0, /layer/N/... layer N")
+    hub = Hub(namespace, app.handle, app.on_malformed, app.on_disconnect, max_frame=n.max_datagram)
+    service = OscQueryService(namespace, HostInfo(n.instance_name(), osc_port), host=n.host, port=n.http_port,
+                              limits=HttpLimits(n.max_connections, n.max_connections_per_host),
+                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub)
+    return service, hub
+
+
+def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, str, tuple[Any, ...]], None]:
+    """Send the app's feedback and late replies to the WebSocket or the transport the peer is on;
+    returns the send for replies outside a request (the supervisor's /synced)."""
+    if hub is None:
+        app.send, app.send_packet = osc.send, osc.send_packet
+        return osc.send
+
+    def send(peer: Peer, address: str, args: tuple[Any, ...]) -> None:
+        (hub.send if hub.owns(peer) else osc.send)(peer, address, args)
+
+    def send_packet(peer: Peer, data: bytes) -> None:
+        (hub.send_packet if hub.owns(peer) else osc.send_packet)(peer, data)
+
+    app.send, app.send_packet = send, send_packet
+    return send
+
+
 async def serve(
     cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
 ) -> int:
@@ -111,6 +146,7 @@ async def serve(
     inference = start_inference(cfg, audio, loop)
     advertiser: Advertiser | None = None
     osc: OscServer | None = None
+    http: OscQueryService | None = None
     app: App | None = None
     keeper: StateKeeper | None = None
     try:
@@ -129,8 +165,8 @@ async def serve(
             raise StartupError(
                 f"cannot listen on {cfg.network.host}:{cfg.network.port}: {e.strerror or e}"
             ) from None
-        app.send = osc.send
-        app.send_packet = osc.send_packet
+        http, hub = oscquery(cfg, app, osc.udp_address[1]) if cfg.network.oscquery else (None, None)
+        send = route_sends(app, osc, hub)
         app.is_own = osc.is_own
         osc.allow = Networks(cfg.sessions.allow)
         osc.on_disconnect = app.on_disconnect
@@ -143,22 +179,33 @@ async def serve(
             keeper = StateKeeper(loop, cfg.state.path, _snapshot(app), cfg.state.save_interval)
             keeper.start()
         stop = asyncio.Event()
-        supervisor = AudioSupervisor(loop, audio, app, osc.send, stop)
+        supervisor = AudioSupervisor(loop, audio, app, send, stop)
         supervisor.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         host, port = osc.udp_address
+        web = ""
+        if http is not None:
+            try:
+                await http.start()
+            except OSError as e:
+                raise StartupError(f"cannot listen on {cfg.network.host}:{cfg.network.http_port} for OSCQuery "
+                                   f"(network.http_port; 0 takes any free port): {e.strerror or e}") from None
+            web = f" http://{http.address[0]}:{http.address[1]}/"
+            osc.own.ports.add(http.address[1])  # never a reply's destination, as the OSC port is not
         zc = ""
         if cfg.network.zeroconf:
             advertiser = Advertiser(
                 cfg.network.instance_name(), port, txt_records(cfg, tuple(app.engines)),
-                interfaces=cfg.network.interfaces
+                interfaces=cfg.network.interfaces, http_port=http.address[1] if http is not None else None
             )
             await advertiser.start()
             zc = f", zeroconf {advertiser.name!r}"
+            if http is not None:
+                http.info.name = advertiser.name  # after a rename, the name clients browse
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
-            f"{osc.tcp_address[1]} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
+            f"{osc.tcp_address[1]}{web} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
             f"engine {app.engine.name}, device {device}{zc})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
@@ -171,6 +218,8 @@ async def serve(
     finally:
         if advertiser is not None:
             await advertiser.stop()
+        if http is not None:
+            await http.stop()
         if osc is not None:
             await osc.stop()
         if keeper is not None:

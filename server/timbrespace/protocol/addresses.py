@@ -62,6 +62,8 @@ class Arg:
     default: Value | None = None
     #: Values only an admin may send (``/panic all``); see ``Address.admin``.
     admin_values: tuple[Value, ...] = ()
+    #: The values it takes when they are a fixed list (OSCQuery's RANGE ``VALS``); ``check`` enforces it.
+    choices: tuple[str, ...] = ()
     _lo: float = field(init=False, repr=False, compare=False)
     _hi: float = field(init=False, repr=False, compare=False)
     _fast: type | None = field(init=False, repr=False, compare=False)
@@ -236,6 +238,13 @@ def _one_of(address: str, arg: str, what: str, options: tuple[str, ...]) -> Chec
     return check
 
 
+def _choice(address: str, name: str, doc: str, what: str, options: tuple[str, ...], default: Value | None = None,
+            admin_values: tuple[Value, ...] = ()) -> Arg:
+    """A string argument that takes one of ``options``: checked, and listed for OSCQuery."""
+    return Arg(name, "str", doc, check=_one_of(address, name, what, options), default=default,
+               admin_values=admin_values, choices=options)
+
+
 def _a(name: str, kind: ArgKind, doc: str, lo: float | None = None, hi: float | None = None) -> Arg:
     return Arg(name, kind, doc, lo, hi)
 
@@ -280,13 +289,12 @@ ADDRESSES: tuple[Address, ...] = (
             "Start (velocity > 0) or release (velocity 0) a note; polyphonic.", "notes"),
     Address("/pitch", (_a("midi", "float", "fractional MIDI pitch", 0, 127),),
             "Glide the most recent note to a pitch.", "notes"),
-    Address("/panic", (Arg("which", "str", "mine (the notes this client started) or all (everyone's: admin only)",
-                           check=_one_of("/panic", "which", "choice", ("mine", "all")), default="mine",
-                           admin_values=("all",)),),
+    Address("/panic", (_choice("/panic", "which", "mine (the notes this client started) or all (everyone's: admin "
+                               "only)", "choice", ("mine", "all"), default="mine", admin_values=("all",)),),
             "Release the sender's sounding notes at once; /panic all releases everyone's.", "notes"),
     # -- engines --------------------------------------------------------------------------------
-    Address("/engine", (Arg("name", "str", " or ".join(f"{s.name} ({s.summary})" for s in SPECS),
-                            check=_one_of("/engine", "name", "engine", ENGINES)),),
+    Address("/engine", (_choice("/engine", "name", " or ".join(f"{s.name} ({s.summary})" for s in SPECS), "engine",
+                                ENGINES),),
             "Select the sound engine; notes sounding on the other engine are released.", "server",
             feedback=True),
     # -- the map ----------------------------------------------------------------------------------
@@ -308,9 +316,8 @@ ADDRESSES: tuple[Address, ...] = (
                               for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
             "Timbre engine: the four instruments the /latent map blends bilinearly.", "map", engine="timbre",
             feedback=True),
-    Address("/map", (Arg("kind", "str", "corners (the four instruments' bilinear blend) or learned (the map "
-                             "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)",
-                         check=_one_of("/map", "kind", "map", MAPS)),),
+    Address("/map", (_choice("/map", "kind", "corners (the four instruments' bilinear blend) or learned (the map "
+                             "fitted to the notes, models/timbre-gmvae/TIMBRE_MAP.md)", "map", MAPS),),
             "Timbre engine: choose what /latent x y moves over; the point moves at once.", "map", engine="timbre",
             feedback=True),
     Address("/z", (_a("index", "int", "dimension of the timbre code: 0 to the model's dimensions - 1 (0-15 for "

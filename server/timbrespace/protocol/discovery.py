@@ -2,7 +2,9 @@
 
 The server is advertised twice under one instance name, as ``_osc._udp.local.`` and
 ``_osc._tcp.local.``; the TCP record's TXT adds ``framing`` (``slip`` or ``length``) and the
-UDP record carries no ``framing`` key.  A name already taken is renamed (``Name-2``,
+UDP record carries no ``framing`` key. With OSCQuery on, a third record,
+``_oscjson._tcp.local.``, gives the HTTP port under the same name (TXT: ``txtvers`` only; the
+rest is in ``?HOST_INFO``).  A name already taken is renamed (``Name-2``,
 ``Name-3``, ... as python-zeroconf does) and :attr:`Advertiser.name` gives the final name.
 
 Clash detection is done twice: first a legacy-unicast PTR query (:func:`names_in_use`), then
@@ -29,13 +31,16 @@ import ifaddr
 from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-__all__ = ["OSC_TCP", "OSC_UDP", "Advertiser", "Browser", "Found", "browse", "names_in_use"]
+__all__ = ["OSC_JSON", "OSC_TCP", "OSC_UDP", "Advertiser", "Browser", "Found", "browse", "names_in_use"]
 
 log = logging.getLogger(__name__)
 
 OSC_UDP = "_osc._udp.local."
 OSC_TCP = "_osc._tcp.local."
-_TYPES = {"udp": OSC_UDP, "tcp": OSC_TCP}
+#: OSCQuery's service type (the Vidvox proposal): the HTTP server that describes the namespace.
+OSC_JSON = "_oscjson._tcp.local."
+Protocol = Literal["udp", "tcp", "oscjson"]
+_TYPES: dict[Protocol, str] = {"udp": OSC_UDP, "tcp": OSC_TCP, "oscjson": OSC_JSON}
 Interfaces = Literal["all"] | list[str]
 
 
@@ -177,7 +182,7 @@ def _instance(full_name: str, type_: str) -> str:
 
 
 class Advertiser:
-    """Advertise one OSC server (UDP and TCP on ``port``) until :meth:`stop`."""
+    """Advertise one OSC server (UDP and TCP on ``port``, OSCQuery on ``http_port``) until :meth:`stop`."""
 
     def __init__(
         self,
@@ -188,8 +193,10 @@ class Advertiser:
         *,
         tcp_framing: Literal["slip", "length"] = "slip",
         query_time: float = 0.3,
+        http_port: int | None = None,
     ) -> None:
         self._wanted = name
+        self.http_port = http_port
         self.query_time = query_time
         self.port = port
         _zc_interfaces(interfaces)  # validate early
@@ -217,20 +224,24 @@ class Advertiser:
         # Probing alone misses a clash with another responder on this host: the answer to our
         # QU probe is unicast to port 5353, which the kernel hands to only one of the sockets
         # bound there.  A legacy unicast query from our own port is answered to us directly.
-        taken = await names_in_use(addresses, timeout=self.query_time)
+        types = (OSC_UDP, OSC_TCP) if self.http_port is None else (OSC_UDP, OSC_TCP, OSC_JSON)
+        taken = await names_in_use(addresses, types, timeout=self.query_time)
         name = _free_name(self._wanted, taken)
         self._zc = AsyncZeroconf(interfaces=_zc_interfaces(self.interfaces), ip_version=IPVersion.V4Only)
         server = f"{socket.gethostname().split('.')[0]}.local."
+        services = [(OSC_UDP, self.port, self._udp_txt), (OSC_TCP, self.port, self._tcp_txt)]
+        if self.http_port is not None:
+            services.append((OSC_JSON, self.http_port, {"txtvers": "1"}))
         infos = [
             AsyncServiceInfo(
                 type_,
                 f"{name}.{type_}",
-                port=self.port,
+                port=port,
                 properties=txt,
                 server=server,
                 parsed_addresses=addresses,
             )
-            for type_, txt in ((OSC_UDP, self._udp_txt), (OSC_TCP, self._tcp_txt))
+            for type_, port, txt in services
         ]
         try:
             announced = await asyncio.gather(
@@ -251,7 +262,7 @@ class Advertiser:
         )
 
     async def stop(self) -> None:
-        """Withdraw both services (goodbye packets) and close zeroconf."""
+        """Withdraw every service (goodbye packets) and close zeroconf."""
         zc, self._zc = self._zc, None
         if zc is None:
             return
@@ -270,17 +281,18 @@ class Found:
     name: str
     host: str
     port: int
-    protocol: Literal["udp", "tcp"]
+    protocol: Protocol
     txt: dict[str, str] = field(hash=False)
     server: str = ""
     addresses: tuple[str, ...] = ()
 
 
 class Browser:
-    """Watch ``_osc._udp`` / ``_osc._tcp`` services; :attr:`found` is kept current (async context manager)."""
+    """Watch ``_osc._udp`` / ``_osc._tcp`` (and on request ``_oscjson._tcp``) services; :attr:`found` is
+    kept current (async context manager)."""
 
     def __init__(
-        self, interfaces: Interfaces = "all", protocols: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
+        self, interfaces: Interfaces = "all", protocols: tuple[Protocol, ...] = ("udp", "tcp")
     ) -> None:
         _zc_interfaces(interfaces)  # validate early
         self.interfaces = interfaces
@@ -324,7 +336,7 @@ class Browser:
     def _on_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
-        protocol = "udp" if service_type == OSC_UDP else "tcp"
+        protocol = next((p for p, t in _TYPES.items() if t == service_type), "tcp")
         key = (protocol, _instance(name, service_type))
         if state_change is ServiceStateChange.Removed:
             if self.found.pop(key, None) is not None:
@@ -341,7 +353,7 @@ class Browser:
             return
         addresses = tuple(info.parsed_addresses(IPVersion.V4Only)) or tuple(info.parsed_addresses())
         txt = {k: v or "" for k, v in info.decoded_properties.items()}
-        proto: Literal["udp", "tcp"] = "udp" if key[0] == "udp" else "tcp"
+        proto: Protocol = next((p for p in _TYPES if p == key[0]), "tcp")
         host = addresses[0] if addresses else (info.server or "")
         self.found[key] = Found(key[1], host, info.port, proto, txt, info.server or "", addresses)
         self._notify()
@@ -368,7 +380,7 @@ class Browser:
 async def browse(
     timeout: float = 2.0,
     interfaces: Interfaces = "all",
-    protocols: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp"),
+    protocols: tuple[Protocol, ...] = ("udp", "tcp"),
 ) -> list[Found]:
     """Browse for ``timeout`` seconds and return the services found, sorted by name then protocol."""
     async with Browser(interfaces, protocols) as b:

@@ -1,0 +1,1 @@
+"""OSCQuery (the Vidvox proposal): the namespace derived from the address declaration, served over HTTP."""
