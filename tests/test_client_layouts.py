@@ -475,7 +475,6 @@ def test_touchosc_join_button_and_controls_that_follow_feedback() -> None:
 
 def test_touchosc_layout_has_a_layer_selector() -> None:
     from timbrespace import config
-    from timbrespace.layouts import touchosc
 
     layers = {}
     for _, name, osc in tosc_messages():
@@ -483,5 +482,11 @@ def test_touchosc_layout_has_a_layer_selector() -> None:
         if path == "/layer":
             layers[name] = [p.findtext("value") for p in osc.iterfind("arguments/partial")]
     want = min(len(config.Config().layers), 4)
-    assert want == touchosc.LAYERS
+    assert want == layouts.LAYERS
     assert layers == {f"layer_{i}": [str(i)] for i in range(want)}
+
+
+def test_max_patch_has_a_layer_choice() -> None:
+    boxes = {b["box"]["id"]: b["box"] for b in json.loads(maxpatch.render())["patcher"]["boxes"]}
+    texts = {b.get("text", "") for b in boxes.values() if b.get("maxclass") == "message"}
+    assert {f"/layer {n}" for n in range(layouts.LAYERS)} <= texts

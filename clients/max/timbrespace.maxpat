@@ -603,6 +603,66 @@
       {
         "box": {
           "id": "obj-39",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            470,
+            312,
+            64,
+            22
+          ],
+          "text": "/layer 0"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-40",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            540,
+            312,
+            64,
+            22
+          ],
+          "text": "/layer 1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-41",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            610,
+            312,
+            64,
+            22
+          ],
+          "text": "/layer 2"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-42",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            680,
+            312,
+            64,
+            22
+          ],
+          "text": "/layer 3"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-43",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -617,7 +677,7 @@
       },
       {
         "box": {
-          "id": "obj-40",
+          "id": "obj-44",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -632,7 +692,7 @@
       },
       {
         "box": {
-          "id": "obj-41",
+          "id": "obj-45",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -647,7 +707,7 @@
       },
       {
         "box": {
-          "id": "obj-42",
+          "id": "obj-46",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 0,
@@ -662,7 +722,7 @@
       },
       {
         "box": {
-          "id": "obj-43",
+          "id": "obj-47",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -677,7 +737,7 @@
       },
       {
         "box": {
-          "id": "obj-44",
+          "id": "obj-48",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -692,7 +752,7 @@
       },
       {
         "box": {
-          "id": "obj-45",
+          "id": "obj-49",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -707,7 +767,7 @@
       },
       {
         "box": {
-          "id": "obj-46",
+          "id": "obj-50",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -722,7 +782,7 @@
       },
       {
         "box": {
-          "id": "obj-47",
+          "id": "obj-51",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -737,7 +797,7 @@
       },
       {
         "box": {
-          "id": "obj-48",
+          "id": "obj-52",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -752,7 +812,7 @@
       },
       {
         "box": {
-          "id": "obj-49",
+          "id": "obj-53",
           "maxclass": "umenu",
           "numinlets": 1,
           "numoutlets": 3,
@@ -796,7 +856,7 @@
       },
       {
         "box": {
-          "id": "obj-50",
+          "id": "obj-54",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -811,7 +871,7 @@
       },
       {
         "box": {
-          "id": "obj-51",
+          "id": "obj-55",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 2,
@@ -826,7 +886,7 @@
       },
       {
         "box": {
-          "id": "obj-52",
+          "id": "obj-56",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -841,7 +901,7 @@
       },
       {
         "box": {
-          "id": "obj-53",
+          "id": "obj-57",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -856,7 +916,7 @@
       },
       {
         "box": {
-          "id": "obj-54",
+          "id": "obj-58",
           "maxclass": "umenu",
           "numinlets": 1,
           "numoutlets": 3,
@@ -900,7 +960,7 @@
       },
       {
         "box": {
-          "id": "obj-55",
+          "id": "obj-59",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -915,7 +975,7 @@
       },
       {
         "box": {
-          "id": "obj-56",
+          "id": "obj-60",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 2,
@@ -930,7 +990,7 @@
       },
       {
         "box": {
-          "id": "obj-57",
+          "id": "obj-61",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -945,7 +1005,7 @@
       },
       {
         "box": {
-          "id": "obj-58",
+          "id": "obj-62",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -960,7 +1020,7 @@
       },
       {
         "box": {
-          "id": "obj-59",
+          "id": "obj-63",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -975,7 +1035,7 @@
       },
       {
         "box": {
-          "id": "obj-60",
+          "id": "obj-64",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -990,7 +1050,7 @@
       },
       {
         "box": {
-          "id": "obj-61",
+          "id": "obj-65",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1005,7 +1065,7 @@
       },
       {
         "box": {
-          "id": "obj-62",
+          "id": "obj-66",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1020,7 +1080,7 @@
       },
       {
         "box": {
-          "id": "obj-63",
+          "id": "obj-67",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -1035,7 +1095,7 @@
       },
       {
         "box": {
-          "id": "obj-64",
+          "id": "obj-68",
           "maxclass": "number",
           "numinlets": 1,
           "numoutlets": 2,
@@ -1051,7 +1111,7 @@
       },
       {
         "box": {
-          "id": "obj-65",
+          "id": "obj-69",
           "maxclass": "flonum",
           "numinlets": 1,
           "numoutlets": 2,
@@ -1068,7 +1128,7 @@
       },
       {
         "box": {
-          "id": "obj-66",
+          "id": "obj-70",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1083,7 +1143,7 @@
       },
       {
         "box": {
-          "id": "obj-67",
+          "id": "obj-71",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 1,
@@ -1098,7 +1158,7 @@
       },
       {
         "box": {
-          "id": "obj-68",
+          "id": "obj-72",
           "maxclass": "comment",
           "numinlets": 1,
           "numoutlets": 0,
@@ -1113,7 +1173,7 @@
       },
       {
         "box": {
-          "id": "obj-69",
+          "id": "obj-73",
           "maxclass": "toggle",
           "numinlets": 1,
           "numoutlets": 1,
@@ -1127,7 +1187,7 @@
       },
       {
         "box": {
-          "id": "obj-70",
+          "id": "obj-74",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 2,
@@ -1142,7 +1202,7 @@
       },
       {
         "box": {
-          "id": "obj-71",
+          "id": "obj-75",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 3,
@@ -1157,7 +1217,7 @@
       },
       {
         "box": {
-          "id": "obj-72",
+          "id": "obj-76",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1172,7 +1232,7 @@
       },
       {
         "box": {
-          "id": "obj-73",
+          "id": "obj-77",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1187,7 +1247,7 @@
       },
       {
         "box": {
-          "id": "obj-74",
+          "id": "obj-78",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1202,7 +1262,7 @@
       },
       {
         "box": {
-          "id": "obj-75",
+          "id": "obj-79",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1217,7 +1277,7 @@
       },
       {
         "box": {
-          "id": "obj-76",
+          "id": "obj-80",
           "maxclass": "newobj",
           "numinlets": 2,
           "numoutlets": 3,
@@ -1232,7 +1292,7 @@
       },
       {
         "box": {
-          "id": "obj-77",
+          "id": "obj-81",
           "maxclass": "newobj",
           "numinlets": 1,
           "numoutlets": 2,
@@ -1247,67 +1307,67 @@
       },
       {
         "box": {
-          "id": "obj-78",
-          "maxclass": "newobj",
-          "numinlets": 1,
-          "numoutlets": 2,
-          "patching_rect": [
-            620,
-            510,
-            40,
-            22
-          ],
-          "text": "t f f"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-79",
-          "maxclass": "message",
-          "numinlets": 2,
-          "numoutlets": 1,
-          "patching_rect": [
-            620,
-            540,
-            50,
-            22
-          ],
-          "text": "set $1"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-80",
-          "maxclass": "newobj",
-          "numinlets": 1,
-          "numoutlets": 2,
-          "patching_rect": [
-            690,
-            510,
-            40,
-            22
-          ],
-          "text": "t f f"
-        }
-      },
-      {
-        "box": {
-          "id": "obj-81",
-          "maxclass": "message",
-          "numinlets": 2,
-          "numoutlets": 1,
-          "patching_rect": [
-            690,
-            540,
-            50,
-            22
-          ],
-          "text": "set $1"
-        }
-      },
-      {
-        "box": {
           "id": "obj-82",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            620,
+            510,
+            40,
+            22
+          ],
+          "text": "t f f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-83",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            620,
+            540,
+            50,
+            22
+          ],
+          "text": "set $1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-84",
+          "maxclass": "newobj",
+          "numinlets": 1,
+          "numoutlets": 2,
+          "patching_rect": [
+            690,
+            510,
+            40,
+            22
+          ],
+          "text": "t f f"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-85",
+          "maxclass": "message",
+          "numinlets": 2,
+          "numoutlets": 1,
+          "patching_rect": [
+            690,
+            540,
+            50,
+            22
+          ],
+          "text": "set $1"
+        }
+      },
+      {
+        "box": {
+          "id": "obj-86",
           "maxclass": "message",
           "numinlets": 2,
           "numoutlets": 1,
@@ -1737,7 +1797,7 @@
             0
           ],
           "destination": [
-            "obj-40",
+            "obj-2",
             0
           ]
         }
@@ -1761,56 +1821,68 @@
             0
           ],
           "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
             "obj-42",
             0
+          ],
+          "destination": [
+            "obj-2",
+            0
           ]
         }
       },
       {
         "patchline": {
           "source": [
-            "obj-41",
+            "obj-43",
             0
           ],
           "destination": [
-            "obj-43",
-            1
+            "obj-44",
+            0
           ]
         }
       },
       {
         "patchline": {
           "source": [
+            "obj-44",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-45",
+            0
+          ],
+          "destination": [
             "obj-46",
             0
-          ],
-          "destination": [
-            "obj-2",
-            0
           ]
         }
       },
       {
         "patchline": {
           "source": [
+            "obj-45",
+            0
+          ],
+          "destination": [
             "obj-47",
-            0
-          ],
-          "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-49",
             1
-          ],
-          "destination": [
-            "obj-50",
-            0
           ]
         }
       },
@@ -1821,7 +1893,7 @@
             0
           ],
           "destination": [
-            "obj-51",
+            "obj-2",
             0
           ]
         }
@@ -1830,34 +1902,22 @@
         "patchline": {
           "source": [
             "obj-51",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-53",
             1
           ],
           "destination": [
-            "obj-52",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-52",
-            0
-          ],
-          "destination": [
-            "obj-2",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-51",
-            0
-          ],
-          "destination": [
-            "obj-2",
+            "obj-54",
             0
           ]
         }
@@ -1866,7 +1926,7 @@
         "patchline": {
           "source": [
             "obj-54",
-            1
+            0
           ],
           "destination": [
             "obj-55",
@@ -1878,22 +1938,10 @@
         "patchline": {
           "source": [
             "obj-55",
-            0
-          ],
-          "destination": [
-            "obj-56",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-56",
             1
           ],
           "destination": [
-            "obj-57",
+            "obj-56",
             0
           ]
         }
@@ -1901,7 +1949,7 @@
       {
         "patchline": {
           "source": [
-            "obj-57",
+            "obj-56",
             0
           ],
           "destination": [
@@ -1913,7 +1961,7 @@
       {
         "patchline": {
           "source": [
-            "obj-56",
+            "obj-55",
             0
           ],
           "destination": [
@@ -1926,10 +1974,10 @@
         "patchline": {
           "source": [
             "obj-58",
-            0
+            1
           ],
           "destination": [
-            "obj-2",
+            "obj-59",
             0
           ]
         }
@@ -1938,6 +1986,30 @@
         "patchline": {
           "source": [
             "obj-59",
+            0
+          ],
+          "destination": [
+            "obj-60",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-60",
+            1
+          ],
+          "destination": [
+            "obj-61",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-61",
             0
           ],
           "destination": [
@@ -1961,7 +2033,7 @@
       {
         "patchline": {
           "source": [
-            "obj-61",
+            "obj-62",
             0
           ],
           "destination": [
@@ -1973,7 +2045,7 @@
       {
         "patchline": {
           "source": [
-            "obj-62",
+            "obj-63",
             0
           ],
           "destination": [
@@ -1989,7 +2061,7 @@
             0
           ],
           "destination": [
-            "obj-66",
+            "obj-2",
             0
           ]
         }
@@ -2001,19 +2073,7 @@
             0
           ],
           "destination": [
-            "obj-66",
-            1
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-66",
-            0
-          ],
-          "destination": [
-            "obj-67",
+            "obj-2",
             0
           ]
         }
@@ -2021,11 +2081,23 @@
       {
         "patchline": {
           "source": [
-            "obj-67",
+            "obj-66",
             0
           ],
           "destination": [
             "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-68",
+            0
+          ],
+          "destination": [
+            "obj-70",
             0
           ]
         }
@@ -2038,43 +2110,7 @@
           ],
           "destination": [
             "obj-70",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-70",
             1
-          ],
-          "destination": [
-            "obj-71",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-71",
-            0
-          ],
-          "destination": [
-            "obj-72",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-71",
-            1
-          ],
-          "destination": [
-            "obj-73",
-            0
           ]
         }
       },
@@ -2085,7 +2121,7 @@
             0
           ],
           "destination": [
-            "obj-74",
+            "obj-71",
             0
           ]
         }
@@ -2093,19 +2129,7 @@
       {
         "patchline": {
           "source": [
-            "obj-74",
-            0
-          ],
-          "destination": [
-            "obj-75",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-72",
+            "obj-71",
             0
           ],
           "destination": [
@@ -2121,7 +2145,19 @@
             0
           ],
           "destination": [
-            "obj-2",
+            "obj-74",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-74",
+            1
+          ],
+          "destination": [
+            "obj-75",
             0
           ]
         }
@@ -2133,6 +2169,54 @@
             0
           ],
           "destination": [
+            "obj-76",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-75",
+            1
+          ],
+          "destination": [
+            "obj-77",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-74",
+            0
+          ],
+          "destination": [
+            "obj-78",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-78",
+            0
+          ],
+          "destination": [
+            "obj-79",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-76",
+            0
+          ],
+          "destination": [
             "obj-2",
             0
           ]
@@ -2141,35 +2225,11 @@
       {
         "patchline": {
           "source": [
-            "obj-41",
-            0
-          ],
-          "destination": [
-            "obj-76",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
-            "obj-76",
-            0
-          ],
-          "destination": [
-            "obj-77",
-            0
-          ]
-        }
-      },
-      {
-        "patchline": {
-          "source": [
             "obj-77",
             0
           ],
           "destination": [
-            "obj-78",
+            "obj-2",
             0
           ]
         }
@@ -2177,7 +2237,55 @@
       {
         "patchline": {
           "source": [
-            "obj-78",
+            "obj-79",
+            0
+          ],
+          "destination": [
+            "obj-2",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-45",
+            0
+          ],
+          "destination": [
+            "obj-80",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-80",
+            0
+          ],
+          "destination": [
+            "obj-81",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-81",
+            0
+          ],
+          "destination": [
+            "obj-82",
+            0
+          ]
+        }
+      },
+      {
+        "patchline": {
+          "source": [
+            "obj-82",
             1
           ],
           "destination": [
@@ -2189,11 +2297,11 @@
       {
         "patchline": {
           "source": [
-            "obj-78",
+            "obj-82",
             0
           ],
           "destination": [
-            "obj-79",
+            "obj-83",
             0
           ]
         }
@@ -2201,7 +2309,7 @@
       {
         "patchline": {
           "source": [
-            "obj-79",
+            "obj-83",
             0
           ],
           "destination": [
@@ -2213,11 +2321,11 @@
       {
         "patchline": {
           "source": [
-            "obj-77",
+            "obj-81",
             1
           ],
           "destination": [
-            "obj-80",
+            "obj-84",
             0
           ]
         }
@@ -2225,7 +2333,7 @@
       {
         "patchline": {
           "source": [
-            "obj-80",
+            "obj-84",
             1
           ],
           "destination": [
@@ -2237,11 +2345,11 @@
       {
         "patchline": {
           "source": [
-            "obj-80",
+            "obj-84",
             0
           ],
           "destination": [
-            "obj-81",
+            "obj-85",
             0
           ]
         }
@@ -2249,7 +2357,7 @@
       {
         "patchline": {
           "source": [
-            "obj-81",
+            "obj-85",
             0
           ],
           "destination": [
@@ -2261,11 +2369,11 @@
       {
         "patchline": {
           "source": [
-            "obj-76",
+            "obj-80",
             1
           ],
           "destination": [
-            "obj-82",
+            "obj-86",
             0
           ]
         }
@@ -2273,7 +2381,7 @@
       {
         "patchline": {
           "source": [
-            "obj-82",
+            "obj-86",
             0
           ],
           "destination": [

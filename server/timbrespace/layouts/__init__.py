@@ -17,6 +17,7 @@ from timbrespace.layouts._spec import (
     HOST,
     INSTRUMENTS,
     KEYS,
+    LAYERS,
     PLAYER,
     PORT,
     PRESETS,
@@ -30,8 +31,8 @@ from timbrespace.layouts._spec import (
 )
 from timbrespace.protocol.addresses import ENGINES, MAPS
 
-__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "MAPS", "PLAYER", "PORT", "PRESETS", "RENEW_S",
-           "ROOT", "VELOCITY", "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
+__all__ = ["CORNER_SETS", "ENGINES", "HOST", "INSTRUMENTS", "KEYS", "LAYERS", "MAPS", "PLAYER", "PORT", "PRESETS",
+           "RENEW_S", "ROOT", "VELOCITY", "Z_DIMS", "address", "arg", "bounds", "outputs", "stale", "write_all"]
 
 
 def outputs() -> dict[str, Callable[[], bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timbrespace.config import TimbreConfig
+from timbrespace.config import Config, TimbreConfig
 from timbrespace.data.soundfont import INSTRUMENTS as _SOUNDFONT_INSTRUMENTS
 from timbrespace.protocol.addresses import BY_PATH, Address, Arg
 
@@ -26,6 +26,8 @@ CORNER_SETS: tuple[tuple[str, ...], ...] = (
 )
 #: How many /z dimensions get a control (the shipped model's timbre code has 16).
 Z_DIMS = 8
+#: Layers the layouts offer a button for (``/layer N``): those of a server on the default config.
+LAYERS = min(len(Config().layers), 4)
 #: The keyboard: one octave from middle C, at this velocity.
 KEYS: tuple[int, ...] = tuple(range(60, 73))
 VELOCITY = 100

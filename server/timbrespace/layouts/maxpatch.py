@@ -2,10 +2,10 @@
 
 A keyboard (``kslider``) sends ``/note``, two number boxes bounded by the declared ranges send
 ``/latent``, a slider ``/alpha``; message boxes select the engine, load presets, set source and
-target, ask for ``/status`` and panic. For the timbre engine, two menus (``umenu``) of instruments
-send ``/source`` and ``/target``, message boxes ``/corners`` sets, and a dimension box with a value
-box ``/z``. On load it sends ``/reply/port`` so the server's replies go to ``udpreceive``'s port,
-where they are printed and shown.
+target, choose the layer (``/layer N``), ask for ``/status`` and panic. For the timbre engine, two
+menus (``umenu``) of instruments send ``/source`` and ``/target``, message boxes ``/corners``
+sets, and a dimension box with a value box ``/z``. On load it sends ``/reply/port`` so the
+server's replies go to ``udpreceive``'s port, where they are printed and shown.
 
 Following the server: the "follow" toggle says ``/hello`` and ``/notify 1`` (renewed every
 :data:`RENEW_S` seconds by a ``metro``; off sends ``/notify 0``); the layer's ``/latent`` and
@@ -21,6 +21,7 @@ from timbrespace.layouts._spec import (
     CORNER_SETS,
     HOST,
     INSTRUMENTS,
+    LAYERS,
     PLAYER,
     PORT,
     PRESETS,
@@ -146,6 +147,10 @@ def render_dict() -> dict[str, Any]:
         address(text.split()[0])
         m = p.message((20 + i * 110, y + 10, 100, 22), text)
         p.wire(m, send)
+    # The layer this patch plays (0 is everyone's).
+    address("/layer")
+    for n in range(LAYERS):
+        p.wire(p.message((470 + n * 70, y + 10, 64, 22), f"/layer {n}"), send)
     # Replies: udpsend cannot receive, so on load the patch asks the server to send its replies
     # to udpreceive's port instead (/reply/port), then shows them.
     address("/reply/port")

@@ -20,11 +20,11 @@ from __future__ import annotations
 import uuid
 import zlib
 
-from timbrespace.config import Config
 from timbrespace.layouts._spec import (
     CORNER_SETS,
     INSTRUMENTS,
     KEYS,
+    LAYERS,
     PLAYER,
     PRESETS,
     RENEW_S,
@@ -185,8 +185,6 @@ PAGER_TOP = 80
 #: The smallest side of anything a finger presses: 44 pt, Apple's minimum hit target, which an
 #: iPad's 1024 x 768 points lay out one to one.
 TOUCH = 44
-#: Layers the selector offers: those of a server on the default config.
-LAYERS = min(len(Config().layers), 4)
 
 
 def _map_alpha_keys(page: _Layout) -> None:
