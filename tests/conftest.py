@@ -50,9 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 #: Modules that share something beyond their own processes run on one xdist worker together:
-#: zeroconf (a browser sees every server advertised on the host) and the JACK server.
-SHARED_GROUPS = {"test_discovery": "zeroconf", "test_server_zeroconf": "zeroconf", "test_cli": "zeroconf",
-                 "test_jack": "jack"}
+#: zeroconf (a browser sees every server advertised on the host) and the JACK server. They are one
+#: group: test_cli's bench starts and stops a jackd of its own (for scsynth), which test_jack's
+#: fixture took for a running JACK server and then lost (CI: "auto" chose null).
+SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host"}
 
 
 #: Every server a test started: one a test forgot to stop is killed (with its audio process) when
