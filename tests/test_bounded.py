@@ -268,6 +268,31 @@ def test_connection_caps_idle_and_half_sent_timeouts(limited: ServerProc) -> Non
             s.close()
 
 
+def test_a_stream_whose_reads_end_mid_frame_is_not_a_stalled_frame(limited: ServerProc) -> None:
+    """Before: the frame clock ran from the first unfinished read and was reset only when the
+    buffer emptied, so a client streaming frames (each read ending mid-frame, as under load) was
+    closed as "incomplete frame ... for 10 s" while every frame completed (the CI soak's fault)."""
+    sock = tcp(limited)
+    try:
+        frame = slip(osc("/version"))
+        half = len(frame) // 2
+        ident = 0
+        end = time.monotonic() + 3 * LIMITS["tcp_frame_timeout"]
+        sock.sendall(frame[:half])
+        while time.monotonic() < end:
+            ident += 1
+            # the rest of the last frame, a whole /sync, half of the next: every write ends mid-frame
+            sock.sendall(frame[half:] + slip(osc("/sync", ident)) + frame[:half])
+            read_slip(sock, "/synced")
+            time.sleep(0.05)
+        sock.sendall(frame[half:])
+        read_slip(sock, "/version.reply")
+        assert ident > 3 * LIMITS["tcp_frame_timeout"] / 0.5  # it streamed across several timeouts
+        assert not closed_by_server(sock, 0.2)
+    finally:
+        sock.close()
+
+
 def test_unfinished_frames_bounded(limited: ServerProc) -> None:
     """Before: 2,000 connections each holding an unfinished 131 KB frame held 292 MiB."""
     before = rss(limited)

@@ -113,7 +113,8 @@ class TcpConnection(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self._on_lost = on_lost
         self.peer = Peer("tcp", "", 0, conn_id)
-        #: time.monotonic() of the last bytes received, and since when a frame is unfinished
+        #: time.monotonic() of the last bytes received, and of the read that began the frame
+        #: still unfinished (None: none is)
         self.last_rx = time.monotonic()
         self.partial_since: float | None = None
         self._arrival = self.last_rx  # when the bytes being deframed came in
@@ -247,6 +248,7 @@ class TcpConnection(asyncio.Protocol):
         self._scan = 0 if more else len(buf)  # where the next END search starts (SLIP)
         t = self._transport
         if more:
+            self.partial_since = None  # what waits is complete frames, not a stalled one
             if t is not None and not self._batch_paused:
                 self._batch_paused = True
                 t.pause_reading()
@@ -259,9 +261,11 @@ class TcpConnection(asyncio.Protocol):
         if self._slip and len(buf) > limit:
             self._fatal(f"SLIP frame exceeds {limit} bytes without END")
             return
+        # The clock runs from the read that began the unfinished frame: a client streaming
+        # frames whose reads end mid-frame completes one after another and is never stalled.
         if not buf:
             self.partial_since = None
-        elif self.partial_since is None:
+        elif pos or self.partial_since is None:
             self.partial_since = arrival
 
     def idle_check(self, now: float, limits: TcpLimits) -> str | None:
