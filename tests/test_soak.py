@@ -36,9 +36,10 @@ def spawn(s: ServerProc, mode: str, duration: float, *extra: str) -> subprocess.
                              "--duration", str(duration), *extra], stdout=subprocess.PIPE, text=True)
 
 
-def result(p: subprocess.Popen[str], timeout: float = 120.0) -> dict[str, Any]:
+def result(p: subprocess.Popen[str], timeout: float = 120.0, s: ServerProc | None = None) -> dict[str, Any]:
     out, _ = p.communicate(timeout=timeout)
-    assert p.returncode == 0, out
+    # On failure the server's own account (its closes, refusals, warnings) goes with the client's.
+    assert p.returncode == 0, (out, [] if s is None else s.lines[-40:])
     d: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return d
 
@@ -81,9 +82,9 @@ def test_a_flood_does_not_starve_a_well_behaved_client(tmp_path: Path) -> None:
         for phase in ("quiet", "flood", "tcpflood"):
             polls = [spawn(s, "poll", 3.0, "--tcp"), spawn(s, "poll", 3.0, "--timeout", "0.5")]
             f = spawn(s, phase, 4.0) if phase != "quiet" else None
-            tcp, udp = (result(p) for p in polls)
+            tcp, udp = (result(p, s=s) for p in polls)
             if f is not None:
-                figures[f"{phase} flooder"] = result(f)
+                figures[f"{phase} flooder"] = result(f, s=s)
             for o in (tcp, udp):
                 figures[f"{phase} {o['protocol']}"] = {**percentiles([ms for _, ms in o["rtts"]]), "lost": o["lost"]}
             assert tcp["lost"] == 0, figures
@@ -113,8 +114,8 @@ def soak(tmp_path: Path, seconds: float) -> None:
         while time.monotonic() - start < seconds:
             samples.append((time.monotonic() - start, {k: proc_sample(p) for k, p in pids.items()}))
             time.sleep(every)
-        runs = [result(p, seconds + 120.0) for p in loads]
-        polled = result(poller, 60.0)
+        runs = [result(p, seconds + 120.0, s) for p in loads]
+        polled = result(poller, 60.0, s)
         c = s.client()
         st = c.status_until(lambda st: st["voices"] == 0, timeout=10.0)  # no /panic: every note released
         c.close()

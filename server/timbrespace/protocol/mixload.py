@@ -97,12 +97,20 @@ class _Tcp:
 
     def sync(self, ident: int) -> None:
         """Send /sync and wait for its /synced: everything sent before has reached the audio."""
-        self.sock.sendall(self.conn.frame(encode_message("/sync", (ident,))))
+        sync = self.conn.frame(encode_message("/sync", (ident,)))
         want = encode_message("/synced", (ident,))
+        refused = encode_message("/fail", ("/sync", ""))[:20]  # /fail, its type tags and "/sync"
+        self.sock.sendall(sync)
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
-            if self.conn.recv() == want:
+            reply = self.conn.recv()
+            if reply == want:
                 return
+            if reply.startswith(refused):
+                # Refused while the audio command queue is full of the other clients' load:
+                # what a well-behaved client does, ask again a moment later.
+                time.sleep(0.05)
+                self.sock.sendall(sync)
         raise TimeoutError("no /synced")
 
 
