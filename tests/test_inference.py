@@ -23,6 +23,8 @@ from timbrespace.app import App, ServerInfo
 from timbrespace.engines.base import HandlerError
 from timbrespace.engines.inference import Job, WorkerInference
 from timbrespace.engines.patch import PatchEngine
+from timbrespace.engines.patch_setup import PreparedPatch
+from timbrespace.engines.registry import Wiring
 from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
@@ -234,6 +236,29 @@ def test_sync_param_and_load_after_a_move_follow_it(space: PatchSpace, library: 
         gate2.open.set()
         await until(lambda: w.link.idle and np.array_equal(link.patches()[-1], library[3].values))
         assert e.preset == library.qualified_name(3)
+
+    run(main)
+
+
+def test_the_layers_share_one_encoding_of_the_presets(cfg: config.Config, space: PatchSpace,
+                                                      library: PresetLibrary) -> None:
+    """Before: each layer's engine encoded every preset again (N layers, N passes over the
+    banks). Now the prepared engine encodes once; a preset saved on one layer is encoded once by
+    the worker and is a point of the map for every layer."""
+    prepared = PreparedPatch(cfg, library, space)
+    assert len(prepared.latents) == len(library)
+
+    async def main(w: WorkerInference, link: Recorder) -> None:
+        layer0, layer1 = (prepared.build(Wiring(w.link, SR, BS / SR, inference=w, layer=k), None) for k in (0, 1))
+        e1 = layer1.handlers()
+        e1["/latent"]((0.3, 0.6), local())
+        await until(lambda: w.link.idle and w.depth == 0)
+        [(_, (index, name, _bank))] = e1["/patch/save"](("shared by layers",), local())
+        await until(lambda: index in prepared.latents)  # the worker's encoding, landed once
+        assert layer0.handlers()["/source"]((name,), local()) == []
+        # the same point of the map (a ten-thousandth of its side), whichever batch encoded it
+        assert layer0.z_source is not None
+        assert np.allclose(layer0.z_source, space.encode_latent(library[index].values[None, :])[0], atol=1e-4)
 
     run(main)
 

@@ -68,6 +68,11 @@ class PatchEncode:
         return list(self.space.encode_latent(np.stack(inputs)))
 
 
+def encode_all(space: PatchSpace, library: PresetLibrary) -> dict[int, FloatArray]:
+    """Every preset's latent point, by index."""
+    return dict(enumerate(space.encode_latent(library.values()))) if len(library) else {}
+
+
 class PatchEngine(Engine):
     """Serves /latent, /source, /target, /alpha, /patch/* and /param."""
 
@@ -85,6 +90,7 @@ class PatchEngine(Engine):
         clock: Callable[[], float] = time.monotonic,
         inference: Inference | None = None,
         layer: int = 0,
+        latents: dict[int, FloatArray] | None = None,
     ) -> None:
         super().__init__()
         self.space = space
@@ -107,11 +113,11 @@ class PatchEngine(Engine):
         self.decodes = 0
         self._decode = PatchDecode(space)
         self._encode = PatchEncode(space)
-        # Every preset's latent point (for /source, /target and /patch/load's reply), encoded here,
-        # before the engine serves; a preset saved later is encoded by the inference worker.
-        self._latents: dict[int, FloatArray] = {}
-        if len(library):
-            self._latents = dict(enumerate(space.encode_latent(library.values())))
+        # Every preset's latent point (for /source, /target and /patch/load's reply), encoded before
+        # the engine serves; a preset saved later is encoded by the inference worker. The layers'
+        # engines share one library, so they share this table (``latents``) rather than each
+        # encoding every preset again.
+        self._latents = encode_all(space, library) if latents is None else latents
 
     # -- engine interface ------------------------------------------------------------------------
     def handlers(self) -> dict[str, Handler]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from timbrespace.config import Config
-from timbrespace.engines.patch import PatchEngine
+from timbrespace.engines.patch import FloatArray, PatchEngine, encode_all
 from timbrespace.engines.registry import BY_NAME, AudioPlan, EngineLoadError, Wiring
 from timbrespace.models.checkpoint import CheckpointError
 from timbrespace.models.patch_space import PatchSpace
@@ -24,6 +24,12 @@ class PreparedPatch:
     cfg: Config
     library: PresetLibrary
     space: PatchSpace
+    #: Every preset's latent point, encoded once for all layers (see :func:`encode_all`).
+    latents: dict[int, FloatArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.latents:
+            self.latents = encode_all(self.space, self.library)
 
     @property
     def device(self) -> str:
@@ -37,7 +43,8 @@ class PreparedPatch:
     def build(self, wiring: Wiring, saved: Mapping[str, Any] | None) -> PatchEngine:
         """The engine with the saved patch, else the config's initial preset, else its initial map point."""
         engine = PatchEngine(self.space, self.library, wiring.link, block_period=wiring.block_period,
-                             inference=wiring.inference, layer=wiring.layer, clock=wiring.clock or time.monotonic)
+                             inference=wiring.inference, layer=wiring.layer, clock=wiring.clock or time.monotonic,
+                             latents=self.latents)
         if saved is not None:
             engine.restore(saved)
         elif self.cfg.patch.initial_preset:
