@@ -169,3 +169,16 @@ def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> Non
     cuts = [C.decode(d) for d in sent if d[0] == C.Kind.CUT]
     assert [(c.kind, c.args) for c in cuts[-2:]] == [(C.Kind.CUT, (0, (1 << 60) | (1 << 61) | (1 << 100))),
                                                       (C.Kind.CUT, (1, 1 << 2))]
+
+
+def test_the_engine_heard_is_given_per_layer() -> None:
+    from timbrespace.link.layers import LayerSound
+
+    for heard, want in ((["patch", "patch"], ["patch", "patch"]), (None, ["patch", "patch"])):
+        proc = AudioProcess(AudioConfig(backend="null"), layers=[LayerSound(), LayerSound()], heard=heard)
+        try:
+            assert proc.heard == want
+        finally:
+            proc.stop()
+    with pytest.raises(ValueError, match="1 engines heard for 2 layers: expected one per layer"):
+        AudioProcess(AudioConfig(backend="null"), layers=[LayerSound(), LayerSound()], heard=["patch"])

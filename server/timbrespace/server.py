@@ -132,9 +132,8 @@ async def serve(
         raise StartupError(str(e)) from None
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
     heard = [_heard(state.layer(i).active or cfg.engine, prepared) for i in range(len(cfg.layers))]
-    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], engine=heard[0],
-                         layers=[LayerSound(layer.gain, layer.pan) for layer in cfg.layers])
-    audio.heard = list(heard)
+    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()],
+                         layers=[LayerSound(layer.gain, layer.pan) for layer in cfg.layers], heard=heard)
     try:
         backend = audio.start()
     except AudioError as e:
@@ -256,7 +255,7 @@ def _snapshot(app: App) -> Callable[[], list[dict[str, Any]]]:
 def _save(cfg: Config, app: App) -> None:
     """Every layer's state; a failure is reported, the previous file kept."""
     try:
-        save_state(cfg.state.path, [layer.snapshot() for layer in app.layers])
+        save_state(cfg.state.path, _snapshot(app)())
     except (OSError, ValueError) as e:
         print(f"timbrespace: could not save state to {cfg.state.path} (the previous file is kept): {e}",
               file=sys.stderr)

@@ -277,22 +277,25 @@ class AudioProcess:
         cfg: AudioConfig,
         record: Path | None = None,
         plans: Sequence[AudioPlan] | None = None,
-        engine: str | None = None,
         layers: Sequence[LayerSound] = (LayerSound(),),
+        heard: Sequence[str] | None = None,
     ) -> None:
         self.cfg = cfg
         self.record = record
-        self.stats = AudioStats.create()
         #: Each layer's placement in the mix; the process builds every engine's voices for each.
         self.sounds = tuple(layers)
         if not 1 <= len(self.sounds) <= C.MAX_LAYERS:
             raise ValueError(f"{len(self.sounds)} layers: expected 1 to {C.MAX_LAYERS}")
+        if heard is not None and len(heard) != len(self.sounds):  # checked before any memory is shared
+            raise ValueError(f"{len(heard)} engines heard for {len(self.sounds)} layers: expected one per layer")
+        self.stats = AudioStats.create()
         self.mailboxes = [PatchMailbox.create() for _ in self.sounds]
         #: What the audio process builds, one plan per engine; by default the first engine's voices,
         #: which every server runs and which need nothing from a model.
         self.plans = tuple(plans) if plans is not None else (AudioPlan(SPECS[0].name, SPECS[0].audio),)
-        #: The engine heard on each layer (a restarted process starts with them).
-        self.heard = [engine or self.plans[0].engine] * len(self.sounds)
+        #: The engine heard on each layer (a restarted process starts with them); by default the
+        #: first plan's on every layer.
+        self.heard = list(heard) if heard is not None else [self.plans[0].engine] * len(self.sounds)
         #: Each layer's frame slots, by engine, for the engines that have some (shared with the audio process).
         self.layer_frames = [{p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
                               for p in self.plans if p.frames is not None} for _ in self.sounds]
