@@ -237,6 +237,22 @@ def test_rate_limited_log_counts_what_it_drops(caplog: pytest.LogCaptureFixture)
     assert [r.getMessage() for r in caplog.records] == ["x"] * 3 + ["... and 97 more things not logged", "y"]
 
 
+def test_rate_limited_log_over_a_longer_period(caplog: pytest.LogCaptureFixture) -> None:
+    """One line per ten seconds (the TCP listener's connection events), the rest counted."""
+    import logging
+
+    now = [0.0]
+    rl = RateLimitedLog(logging.getLogger("t"), 1, "refusals", clock=lambda: now[0], period=10.0)
+    with caplog.at_level(logging.INFO, "t"):
+        for t in range(0, 100):
+            now[0] = t / 10.0  # 10 a second for 10 s: within one period
+            rl.info("refused %d", t)
+        now[0] = 10.0
+        rl.info("refused again")
+    assert [r.getMessage() for r in caplog.records] == ["refused 0", "... and 99 more refusals not logged",
+                                                        "refused again"]
+
+
 def test_the_longest_status_reply_fits_any_udp_request_budget() -> None:
     # A GPU server on PortAudio (or restarting its audio) answered 260 bytes: over a 256-byte floor,
     # every UDP /status poll got a /fail instead.

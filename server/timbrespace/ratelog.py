@@ -13,25 +13,27 @@ from collections.abc import Callable
 
 
 class RateLimitedLog:
-    """At most ``per_second`` lines a second to ``logger``; the rest are counted in one line."""
+    """At most ``per_second`` lines per ``period`` seconds (default one) to ``logger``; the rest
+    are counted in one line."""
 
     def __init__(
         self, logger: logging.Logger, per_second: int = 20, what: str = "messages",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, period: float = 1.0,
     ) -> None:
         self.logger = logger
         self.per_second = per_second
         self.what = what
         self.clock = clock
+        self.period = period
         self.suppressed_total = 0
         self._window = -1e9
         self._count = 0
         self._suppressed = 0
 
     def log(self, level: int, msg: str, *args: object, exc_info: BaseException | bool | None = None) -> bool:
-        """Log unless this second's share is used up; True when the line was written."""
+        """Log unless this period's share is used up; True when the line was written."""
         now = self.clock()
-        if now - self._window >= 1.0:
+        if now - self._window >= self.period:
             if self._suppressed:
                 self.logger.log(level, "... and %d more %s not logged", self._suppressed, self.what)
             self._window, self._count, self._suppressed = now, 0, 0

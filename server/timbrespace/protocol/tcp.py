@@ -22,6 +22,8 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from timbrespace.ratelog import RateLimitedLog
+
 from .encode import encode_message
 from .peer import Peer, TransportStats
 
@@ -39,6 +41,7 @@ TCP_BATCH = 64
 """Frames one connection may have handled per loop turn before the loop serves others."""
 LOG_PERIOD = 10.0
 """Seconds between log lines about one kind of connection event; the rest are counted."""
+_log_fatal = RateLimitedLog(log, 1, "framing errors", period=LOG_PERIOD)
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 PacketCallback = Callable[[bytes, Peer, float], None]
 MalformedCallback = Callable[[Peer, str], None]
@@ -54,25 +57,6 @@ class TcpLimits:
     idle_timeout: float = 600.0
     #: Seconds an unfinished frame may wait for its end before the connection is closed.
     frame_timeout: float = 10.0
-
-
-class Throttle:
-    """One log line per ``period`` for one kind of event; the lines in between are counted."""
-
-    def __init__(self, period: float = LOG_PERIOD) -> None:
-        self.period = period
-        self._next = 0.0
-        self._skipped = 0
-
-    def log(self, level: int, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            self._skipped += 1
-            return
-        if self._skipped:
-            msg, args = msg + " (and %d more in the last %.0f s)", (*args, self._skipped, self.period)
-        log.log(level, msg, *args)
-        self._next, self._skipped = now + self.period, 0
 
 
 def tcp_socket(family: int, sockaddr: tuple[Any, ...]) -> socket.socket:
@@ -304,7 +288,7 @@ class TcpConnection(asyncio.Protocol):
         self._buf.clear()
         self._on_malformed(self.peer, reason)
         self._closing = True
-        log.info("closing %s: %s", self.peer, reason)
+        _log_fatal.info("closing %s: %s", self.peer, reason)
         t = self._transport
         if t is None:
             return
@@ -340,7 +324,9 @@ class TcpListener:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep: asyncio.TimerHandle | None = None
         self._resume: asyncio.TimerHandle | None = None
-        self._throttles = {k: Throttle() for k in ("accept", "refuse", "idle")}
+        self._throttles = {k: RateLimitedLog(log, 1, what, period=LOG_PERIOD)
+                           for k, what in (("accept", "accept failures"), ("refuse", "refused connections"),
+                                           ("idle", "timed-out connections"))}
         #: connections refused (over a cap or the descriptor headroom) and closed by a timeout
         self.refused = self.timed_out = 0
         sock.setblocking(False)
