@@ -129,3 +129,71 @@ def test_layers_are_mixed_where_their_pan_puts_them_and_one_cannot_take_anothers
     # C4 (262 Hz), layer 0's latest note, is on the left and not on the right.
     assert band_db(left, 256, 267) > band_db(right, 256, 267) + 40
     assert band_db(right, 430, 450) > band_db(right, 1000, 1010) + 10  # a tone, not noise
+
+
+def test_an_admin_places_a_layer_live_everyone_sees_it_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    """/mix/pan, /mix/gain and /collision set a layer live (admin only: tests/test_sessions.py):
+    heard in the recording, fed back to the layer's subscribers, saved and restored."""
+    out = tmp_path / "take.wav"
+    s = start_server(tmp_path, "--record", str(out), layers=[{}, {}])
+    a, watcher = s.client(), TcpOscClient(s.host, s.port)
+    try:
+        watcher.request("/layer", 1)
+        watcher.send("/notify", 1, 0)
+        watcher.expect("/done")
+        first = drain(watcher)
+        assert first["/mix/pan"] == [0.0] and first["/mix/gain"] == [1.0]
+        assert first["/collision"] == ["last", pytest.approx(1.0)]
+        a.send("/layer/1/patch/load", "BriansBank01/Pianola")
+        a.send("/patch/load", "BriansBank01/Pianola")
+        a.send("/layer/1/mix/pan", -1.0)  # layer 1 hard left, before any of its notes
+        a.send("/layer/1/collision", "lock", 2.5)
+        a.sync()
+        a.send("/layer/1/note", 69, 100)  # A4 on layer 1: heard on the left only
+        a.sync()
+        time.sleep(0.8)
+        a.send("/layer/1/note", 69, 0)
+        a.send("/layer/1/mix/gain", 0.0)  # layer 1 silenced
+        a.sync()
+        a.send("/layer/1/note", 76, 100)  # E5 on layer 1: not heard at all
+        a.send("/note", 60, 100)  # C4 on layer 0, centred: heard on both sides
+        a.sync()
+        time.sleep(0.8)
+        a.send("/layer/1/note", 76, 0)
+        a.send("/note", 60, 0)
+        a.sync()
+        seen = drain(watcher)
+        assert seen["/mix/pan"] == [-1.0] and seen["/mix/gain"] == [0.0]
+        assert seen["/collision"] == ["lock", pytest.approx(2.5)]
+    finally:
+        a.close()
+        watcher.close()
+        assert s.stop() == 0
+    audio = read_wav(out)
+    assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0
+    # Each phase found in the recording, not by the clock: the A4 starts on the left alone; the
+    # right channel first sounds when layer 0's C4 starts (the A4 was released before).
+    # (A pan or gain moves over a 20 ms ramp: the right may sound in the A4's first milliseconds.)
+    a4 = int(np.argmax(np.abs(audio[:, 0]) > 1e-3))
+    after = a4 + int(0.2 * SR)
+    c4 = after + int(np.argmax(np.abs(audio[after:, 1]) > 1e-3))
+    assert a4 > 0 and c4 > after, (a4, c4)
+    first = audio[a4 + int(0.05 * SR):a4 + int(0.6 * SR)]
+    assert band_db(first[:, 0], 430, 450) > band_db(first[:, 1], 430, 450) + 40  # A4: layer 1, panned left live
+    second = audio[c4 + int(0.05 * SR):c4 + int(0.6 * SR)]
+    assert band_db(second[:, 1], 256, 267) > band_db(second[:, 1], 650, 668) + 40  # C4 heard, E5 not
+    assert band_db(second[:, 0], 256, 267) > band_db(second[:, 0], 650, 668) + 40  # E5: layer 1 at gain 0
+    saved = json.loads((tmp_path / "state.json").read_text())["layers"][1]
+    assert saved["mix"] == {"gain": 0.0, "pan": -1.0}
+    assert saved["collision"] == {"policy": "lock", "hold": 2.5}
+    s = start_server(tmp_path, layers=[{}, {}])
+    try:
+        with TcpOscClient(s.host, s.port) as c:
+            c.request("/layer", 1)
+            c.send("/notify", 1, 0)
+            c.expect("/done")
+            state = drain(c)
+            assert state["/mix/pan"] == [-1.0] and state["/mix/gain"] == [0.0]
+            assert state["/collision"] == ["lock", pytest.approx(2.5)]
+    finally:
+        assert s.stop() == 0

@@ -150,6 +150,10 @@ def test_panic_all_is_for_admins(tmp_path: Path) -> None:
             c.sync()
             d.send("/panic", "all")
             assert "admin only" in d.expect("/fail").params[1]
+            for message in (("/mix/gain", 0.5), ("/layer/1/mix/pan", 1.0), ("/collision", "lock")):
+                d.send(*message)
+                fail = d.expect("/fail").params
+                assert fail[0] == message[0] and "admin only" in fail[1], fail
             assert voices(s, 1) == 1
             c.send("/panic")  # its own
             c.sync()

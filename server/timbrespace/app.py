@@ -19,6 +19,7 @@ import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
+from timbrespace.link.layers import LayerSound
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import Value
@@ -61,6 +62,8 @@ class SessionSettings:
     #: end of the list take ("last", 1.0).
     collisions: tuple[tuple[Policy, float], ...] = ()
     cursor_budget: float = 300.0
+    #: Per layer (by index): its gain and pan in the mix; layers past the end take the default.
+    sounds: tuple[LayerSound, ...] = ()
 
 
 def _layered(engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]]) -> list[list[Engine]]:
@@ -91,7 +94,7 @@ class App:
         s = settings or SessionSettings()
         self.layers = [
             Layer(i, layer_engines, link, Collision(*(s.collisions[i] if i < len(s.collisions) else ("last", 1.0))),
-                  heard[i] if i < len(heard) else None)
+                  heard[i] if i < len(heard) else None, s.sounds[i] if i < len(s.sounds) else None)
             for i, layer_engines in enumerate(_layered(engines))
         ]
         #: Called with the layer whose engine was newly selected (the server restarts its tick timer).

@@ -119,6 +119,7 @@ class AudioSupervisor:
         self._loop.remove_reader(audio.fileno())
         app.audio_changed("restarting")
         audio.heard = [layer.engine.name for layer in app.layers]
+        audio.sounds = tuple(layer.sound for layer in app.layers)  # as set live, not as configured
         audio.restart(target)
         deadline = self._loop.time() + RESTART_TIMEOUT_S
         try:

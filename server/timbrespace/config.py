@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 import yaml
 
+from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
+from timbrespace.session.collision import HOLD_RANGE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "default.yaml"
 
@@ -177,11 +180,11 @@ class LayerConfig:
     #: blend (the mean of the latent points of everyone who moved within `hold` seconds).
     collision: Literal["last", "lock", "blend"] = "last"
     #: Seconds after its last move that a client still holds (lock) or counts in (blend) the point.
-    hold: float = field(default=1.0, metadata=_rng(0.05, 3600.0))
+    hold: float = field(default=1.0, metadata=_rng(*HOLD_RANGE))
     #: Its level in the mix (1: as loud as a server with one layer).
-    gain: float = field(default=1.0, metadata=_rng(0.0, 4.0))
+    gain: float = field(default=1.0, metadata=_rng(*GAIN_RANGE))
     #: Where it stands: -1 left, 0 centre, 1 right (equal power).
-    pan: float = field(default=0.0, metadata=_rng(-1.0, 1.0))
+    pan: float = field(default=0.0, metadata=_rng(*PAN_RANGE))
 
 
 #: Layers a server may run: every layer has every engine's voices, so each costs memory and

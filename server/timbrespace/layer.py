@@ -15,9 +15,11 @@ from typing import Any
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.engines.registry import SPECS
 from timbrespace.link import commands as C
+from timbrespace.link.layers import LayerSound
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import Value
-from timbrespace.session.collision import Collision
+from timbrespace.session.collision import POLICIES, Collision
+from timbrespace.session.context import Context
 from timbrespace.session.feedback import FeedbackKey
 
 #: Why an optional engine may be missing, for the /fail that names it.
@@ -28,13 +30,15 @@ class Layer:
     """The engines of layer ``index``, the one heard, and the handlers that serve it."""
 
     def __init__(self, index: int, engines: Sequence[Engine], link: SynthLink, collision: Collision,
-                 heard: str | None = None) -> None:
+                 heard: str | None = None, sound: LayerSound | None = None) -> None:
         self.index = index
         self.engines: dict[str, Engine] = {e.name: e for e in engines}
         self.engine = self.engines.get(heard or "", engines[0])
         #: The audio link as this layer's commands take it (the ENGINE command names the layer).
         self.link = link
         self.collision = collision
+        #: Its gain and pan in the mix, as the audio process was last told.
+        self.sound = sound or LayerSound()
         self.table: dict[str, Handler] = {}
 
     def route(self, own: Mapping[str, Handler], wrap: Callable[[Layer, Handler], Handler]) -> dict[str, Handler]:
@@ -52,6 +56,7 @@ class Layer:
         table.update(self.engine.handlers())
         if "/latent" in table:
             table["/latent"] = wrap(self, table["/latent"])
+        table.update({"/mix/gain": self._gain, "/mix/pan": self._pan, "/collision": self._collision})
         table.update(own)
         self.table = table
         return table
@@ -90,9 +95,36 @@ class Layer:
                                     f"names a {e.item}: send /engine {e.name} first")
         return None
 
+    # -- the layer's own settings (admin only: see the address declaration) -------------------
+    def _gain(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        self.place(LayerSound(float(args[0]), self.sound.pan), ctx.arrival)
+        return []
+
+    def _pan(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        self.place(LayerSound(self.sound.gain, float(args[0])), ctx.arrival)
+        return []
+
+    def place(self, sound: LayerSound, arrival: float = 0.0) -> None:
+        """Move the layer to ``sound``'s gain and pan in the mix."""
+        if not self.link.send(C.with_layer(C.mix(sound.gain, sound.pan, arrival), self.index)):
+            raise HandlerError("/mix: the audio command queue is full; message dropped")
+        self.sound = sound
+
+    def _collision(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        policy = str(args[0])
+        assert policy in POLICIES  # the declaration checked it
+        self.collision = Collision(policy, float(args[1]))
+        return []
+
     def state(self) -> dict[FeedbackKey, Reply]:
-        """What this layer sounds, keyed: the engine heard, its state, the other engines' own."""
-        state: dict[FeedbackKey, Reply] = {("/engine",): ("/engine", (self.engine.name,))}
+        """What this layer sounds, keyed: its place in the mix, its collision policy, the engine
+        heard, its state, the other engines' own."""
+        state: dict[FeedbackKey, Reply] = {
+            ("/mix/gain",): ("/mix/gain", (self.sound.gain,)),
+            ("/mix/pan",): ("/mix/pan", (self.sound.pan,)),
+            ("/collision",): ("/collision", (self.collision.policy, self.collision.hold)),
+            ("/engine",): ("/engine", (self.engine.name,)),
+        }
         heard = self.engine.handlers()
         for e in [*(e for e in self.engines.values() if e is not self.engine), self.engine]:
             for address, args in e.state_messages():
@@ -104,5 +136,8 @@ class Layer:
         return state
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for the state file: each engine's snapshot and the engine heard."""
-        return {"engines": {name: e.snapshot() for name, e in self.engines.items()}, "active": self.engine.name}
+        """Plain data for the state file: each engine's snapshot, the engine heard, the layer's
+        place in the mix and its collision policy."""
+        return {"engines": {name: e.snapshot() for name, e in self.engines.items()}, "active": self.engine.name,
+                "mix": {"gain": self.sound.gain, "pan": self.sound.pan},
+                "collision": {"policy": self.collision.policy, "hold": self.collision.hold}}

@@ -19,6 +19,7 @@ import math
 import wave
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,8 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
                               inference=inference, layer=i), None)
                for name, p in prepared.items()] for i in range(n_layers)]
     app = App(layers, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0],
-              settings=SessionSettings(collisions=tuple((la.collision, la.hold) for la in cfg.layers)))
+              settings=SessionSettings(collisions=tuple((la.collision, la.hold) for la in cfg.layers),
+                                       sounds=tuple(LayerSound(la.gain, la.pan) for la in cfg.layers)))
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))
@@ -189,8 +191,8 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
         mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
                          LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)])
         capture = r.capture(mix.output, n_blocks * period)
-        player = Player([LayerVoices(mailbox=box, select=em.select, **player_args(lp))
-                         for box, em, lp in zip(link.mailboxes, mix.engines, parts, strict=True)],
+        player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
+                         for i, (box, em, lp) in enumerate(zip(link.mailboxes, mix.engines, parts, strict=True))],
                         AudioStats(), link.receive, link.replies.append)
         if cfg.engine != app.engine.name:
             for layer in app.layers:

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import timbrespace
 from timbrespace.app import App, ServerInfo, SessionSettings
@@ -32,6 +32,7 @@ from timbrespace.protocol.oscquery.service import HostInfo, HttpLimits, OscQuery
 from timbrespace.protocol.peer import Peer
 from timbrespace.protocol.tcp import TcpLimits
 from timbrespace.protocol.transport import OscServer
+from timbrespace.session.collision import Policy
 from timbrespace.session.networks import Networks
 from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
@@ -132,8 +133,9 @@ async def serve(
         raise StartupError(str(e)) from None
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
     heard = [_heard(state.layer(i).active or cfg.engine, prepared) for i in range(len(cfg.layers))]
-    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()],
-                         layers=[LayerSound(layer.gain, layer.pan) for layer in cfg.layers], heard=heard)
+    settings = session_settings(cfg, state)
+    audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], layers=settings.sounds,
+                         heard=heard)
     try:
         backend = audio.start()
     except AudioError as e:
@@ -152,7 +154,7 @@ async def serve(
         # Saved at exit once built: a start that failed before leaves the state file as it was.
         app = App(build_layers(prepared, audio, inference, state), inference.link,
                   ServerInfo(backend, audio.sample_rate, audio.block_size, device), audio.stats,
-                  settings=session_settings(cfg), heard=heard)
+                  settings=settings, heard=heard)
         for layer in app.layers:
             layer.engine.activate(0.0)
         await inference.settled()  # the initial patches are in place before the server says it is ready
@@ -232,14 +234,21 @@ async def serve(
         audio.stop()
 
 
-def session_settings(cfg: Config) -> SessionSettings:
-    """The session policy from config ``sessions``."""
+def session_settings(cfg: Config, state: SavedState | None = None) -> SessionSettings:
+    """The session policy from config ``sessions``; each layer's place in the mix and collision
+    policy from config ``layers``, where ``state`` saved none set live."""
     s = cfg.sessions
     admin = Networks(s.admin)
+    saved = [(state or SavedState()).layer(i) for i in range(len(cfg.layers))]
     return SessionSettings(max_clients=s.max_clients, client_timeout=s.client_timeout,
                            feedback_rate=s.feedback_rate, rate_limit=s.rate_limit, rate_burst=s.rate_burst,
                            is_admin=admin.__contains__, cursor_budget=s.cursor_budget,
-                           collisions=tuple((layer.collision, layer.hold) for layer in cfg.layers))
+                           collisions=tuple((cast(Policy, k.collision or la.collision),
+                                             la.hold if k.hold is None else k.hold)
+                                            for la, k in zip(cfg.layers, saved)),
+                           sounds=tuple(LayerSound(la.gain if k.gain is None else k.gain,
+                                                   la.pan if k.pan is None else k.pan)
+                                        for la, k in zip(cfg.layers, saved)))
 
 
 def _heard(name: str, prepared: Mapping[str, Prepared]) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from timbrespace.fsutil import atomic_write_text
-from timbrespace.protocol.addresses import Arg
+from timbrespace.protocol.addresses import BY_PATH, Arg
+from timbrespace.session.collision import POLICIES
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,15 @@ STATE_VERSION = 2
 
 @dataclass
 class SavedLayer:
-    """One layer's engines' snapshots, by engine name, and the engine that was heard."""
+    """One layer's engines' snapshots, by engine name, the engine that was heard, and the layer's
+    own settings set live (``/mix/gain``, ``/mix/pan``, ``/collision``); None: not saved."""
 
     engines: dict[str, Any] = field(default_factory=dict)
     active: str | None = None
+    gain: float | None = None
+    pan: float | None = None
+    collision: str | None = None
+    hold: float | None = None
 
 
 @dataclass
@@ -85,7 +91,29 @@ def _layer(data: object) -> SavedLayer:
     if not isinstance(data, dict):
         return SavedLayer()
     engines, active = data.get("engines"), data.get("active")
-    return SavedLayer(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
+    out = SavedLayer(engines if isinstance(engines, dict) else {}, active if isinstance(active, str) else None)
+    mix, collision = data.get("mix"), data.get("collision")
+    if isinstance(mix, dict):
+        out.gain = _setting("mix.gain", mix.get("gain"), BY_PATH["/mix/gain"].args[0])
+        out.pan = _setting("mix.pan", mix.get("pan"), BY_PATH["/mix/pan"].args[0])
+    if isinstance(collision, dict):
+        policy = collision.get("policy")
+        if policy in POLICIES:
+            out.collision = str(policy)
+        elif policy is not None:
+            log.warning("state: collision.policy = %r is not one of %s; using the config's", policy,
+                        ", ".join(POLICIES))
+        out.hold = _setting("collision.hold", collision.get("hold"), BY_PATH["/collision"].args[1])
+    return out
+
+
+def _setting(key: str, value: object, arg: Arg) -> float | None:
+    """A layer setting from the state file, checked like its OSC address's argument; None (the
+    config's value) when absent or invalid (the latter with a warning)."""
+    if value is None:
+        return None
+    v = checked_arg(key, value, arg, math.nan)
+    return None if math.isnan(v) else v
 
 
 #: Config keys a saved state overrides, by the state entry that does: (engine or None, entry key).
@@ -135,7 +163,8 @@ def checked(key: str, value: object, lo: float, hi: float, default: float) -> fl
     v = float(value) if ok else math.nan  # type: ignore[arg-type]
     if math.isfinite(v) and lo <= v <= hi:
         return v
-    log.warning("state: %s = %r is not a number in [%g, %g]; using the default %g", key, value, lo, hi, default)
+    instead = "the config's value" if math.isnan(default) else f"the default {default:g}"
+    log.warning("state: %s = %r is not a number in [%g, %g]; using %s", key, value, lo, hi, instead)
     return default
 
 

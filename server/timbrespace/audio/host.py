@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,8 +185,9 @@ def audio_main(
         except BlockingIOError:
             stats.array[DROPPED] += 1
 
-    player = Player([LayerVoices(mailbox=box, select=em.select, **player_args(lp))
-                     for box, em, lp in zip(mailboxes, mix.engines, parts, strict=True)], stats, receive, reply)
+    player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
+                     for i, (box, em, lp) in enumerate(zip(mailboxes, mix.engines, parts, strict=True))],
+                    stats, receive, reply)
     last = [0.0]
     xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"

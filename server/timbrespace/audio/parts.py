@@ -84,5 +84,12 @@ class LayerMix:
 
     def __init__(self, layers: Sequence[tuple[dict[str, Any], str, LayerSound]]) -> None:
         self.engines = [EngineMix(outputs, selected) for outputs, selected, _ in layers]
-        self._placed = [mix.output * sound.channel_gains() for mix, (_, _, sound) in zip(self.engines, layers)]
+        # Ramped like the engine switch: a gain or pan moved live must not click.
+        self._gains = [pyo.SigTo(sound.channel_gains(), time=SWITCH_S) for _, _, sound in layers]
+        self._placed = [mix.output * gains for mix, gains in zip(self.engines, self._gains)]
         self.output = pyo.Mix(self._placed, voices=CHANNELS)
+
+    def place(self, layer: int, sound: LayerSound) -> None:
+        """Move layer ``layer`` to ``sound``'s gain and pan."""
+        if 0 <= layer < len(self._gains):
+            self._gains[layer].setValue(sound.channel_gains())

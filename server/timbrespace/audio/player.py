@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.link import commands as C
+from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.stats import BLOCK_T, BLOCKS, VOICES, AudioStats
 
@@ -38,15 +39,18 @@ class Synth(Protocol):
 
 
 class LayerVoices:
-    """One layer's synths: the patch voices, the timbre voices, its mailbox and its engine fader."""
+    """One layer's synths: the patch voices, the timbre voices, its mailbox, its engine fader and
+    its place in the mix."""
 
     def __init__(self, synth: Synth, mailbox: PatchMailbox, timbre: TimbreVoices | None = None,
-                 select: Callable[[str], None] | None = None) -> None:
+                 select: Callable[[str], None] | None = None,
+                 place: Callable[[LayerSound], None] | None = None) -> None:
         self.synth = synth
         #: The timbre engine's voices (None when the server runs without the timbre model).
         self.timbre = timbre
         self.mailbox = mailbox
         self._select = select
+        self._place = place
 
     @property
     def active_voices(self) -> int:
@@ -82,6 +86,9 @@ class LayerVoices:
         elif k is C.Kind.ENGINE:
             if self._select is not None:
                 self._select(_ENGINE_NAMES.get(int(cmd.args[0]), "patch"))
+        elif k is C.Kind.MIX:
+            if self._place is not None:
+                self._place(LayerSound(float(cmd.args[0]), float(cmd.args[1])))
         elif k is C.Kind.HELD:
             code, held = int(cmd.args[0]), int(cmd.args[1])
             if code == C.ENGINE_CODES["patch"]:

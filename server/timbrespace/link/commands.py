@@ -29,6 +29,7 @@ class Kind(IntEnum):
     ENGINE = 9  # which synth is heard: 0 patch, 1 timbre (the other is silenced)
     HELD = 10  # reconcile: an engine's keys (patch) or slots (timbre) the control side holds
     CUT = 11  # silence an engine's keys (patch) or slots (timbre) now: one client's panic
+    MIX = 12  # a layer's gain and pan in the mix
     # audio -> control
     SYNCED = 100  # id
     READY = 101  # sample rate, block size, backend code
@@ -43,6 +44,7 @@ _ID = struct.Struct("<BBdq")
 _VOICE = struct.Struct("<BBdid")
 _ENGINE = struct.Struct("<BBdi")
 _HELD = struct.Struct("<BBdiQQ")
+_MIX = struct.Struct("<BBddd")
 #: Keys (or slots) a HELD command can name: MIDI's 128.
 HELD_KEYS = 128
 ENGINE_CODES = {"patch": 0, "timbre": 1}
@@ -82,6 +84,11 @@ def voice(slot: int, level: float, arrival: float) -> bytes:
 def engine(name: str, arrival: float = 0.0) -> bytes:
     """Make ``name``'s synth the one heard."""
     return _ENGINE.pack(Kind.ENGINE, 0, arrival, ENGINE_CODES[name])
+
+
+def mix(gain: float, pan: float, arrival: float = 0.0) -> bytes:
+    """Place the layer in the mix: its gain (linear) and pan (-1 left .. 1 right)."""
+    return _MIX.pack(Kind.MIX, 0, arrival, gain, pan)
 
 
 def held(engine_name: str, keys: Iterable[int], arrival: float = 0.0) -> bytes:
@@ -156,6 +163,9 @@ def decode(data: bytes) -> Command:
     if kind in (Kind.HELD, Kind.CUT):
         _, layer, t, code, lo, hi = _HELD.unpack(data)
         return Command(kind, t, (code, lo | (hi << 64)), layer)
+    if kind is Kind.MIX:
+        _, layer, t, gain, pan = _MIX.unpack(data)
+        return Command(kind, t, (gain, pan), layer)
     if kind in (Kind.SYNC, Kind.SYNCED):
         _, layer, t, ident = _ID.unpack(data)
         return Command(kind, t, (ident,), layer)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: A layer's gain (linear) and pan: what config ``layers`` and ``/mix/gain``, ``/mix/pan`` accept.
+GAIN_RANGE = (0.0, 4.0)
+PAN_RANGE = (-1.0, 1.0)
+
 
 @dataclass(frozen=True)
 class LayerSound:

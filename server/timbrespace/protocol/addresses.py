@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from timbrespace.engines.registry import NAMES, SPECS
+from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.clients import CLIENT_TIMEOUT
+from timbrespace.session.collision import HOLD_RANGE, POLICIES
 from timbrespace.session.feedback import TICK_BUDGET_S, UDP_SUBSCRIPTION_S
 
 from .replies import FIRST_UNPRIVILEGED_PORT, clip
@@ -368,6 +370,21 @@ ADDRESSES: tuple[Address, ...] = (
             "Play layer INDEX from now on: every layer's address you send goes to it, and a subscription "
             "follows it (that layer's state arrives at once). /layer/N/ADDRESS ... sends one message to layer N "
             "whichever layer you play.", "session", "/layer.reply", "index", scope="client"),
+    # -- a layer's place in the mix and its map point's policy (admin: they change everyone's sound)
+    Address("/mix/gain", (_a("gain", "float", "linear level (1: as loud as a server with one layer; config "
+                             "layers[N].gain)", *GAIN_RANGE),),
+            "Set the layer's level in the mix, ramped (no click). Admin only.", "session", admin=True,
+            feedback=True),
+    Address("/mix/pan", (_a("pan", "float", "-1 left, 0 centre, 1 right, equal power (config layers[N].pan)",
+                            *PAN_RANGE),),
+            "Set where the layer stands in the stereo mix, ramped. Admin only.", "session", admin=True,
+            feedback=True),
+    Address("/collision", (_choice("/collision", "policy", "last (the latest move wins), lock (the first mover "
+                                   "holds the point) or blend (the mean of everyone's points)", "policy", POLICIES),
+                           Arg("hold", "float", "seconds after its last move that a client still holds (lock) or "
+                               "counts in (blend) the point", *HOLD_RANGE, default=1.0)),
+            "Set who moves the layer's map point when several people move it (config layers[N].collision); "
+            "whoever held or touched it starts afresh. Admin only.", "session", admin=True, feedback=True),
     Address("/status/feedback", (), "Ask for the feedback's counters (what fanning changes out to "
             "subscribers costs the server).", "session", "/status/feedback.reply",
             "key value pairs: subscribers, ticks (flushes that sent feedback to at least one subscriber), tick_ms "

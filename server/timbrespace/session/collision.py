@@ -18,6 +18,8 @@ from timbrespace.session.clients import Client
 
 Policy = Literal["last", "lock", "blend"]
 POLICIES: tuple[Policy, ...] = ("last", "lock", "blend")
+#: Seconds a touch may last (config ``layers[N].hold``, ``/collision``).
+HOLD_RANGE = (0.05, 3600.0)
 Point = tuple[float, float]
 
 
