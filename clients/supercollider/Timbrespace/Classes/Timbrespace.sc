@@ -171,7 +171,7 @@ Timbrespace {
 
 	prSessionDefs {
 		var feedback = ['/engine', '/latent', '/source', '/target', '/alpha', '/param', '/map', '/corners',
-			'/z', '/cursor', '/clients'];
+			'/z', '/cursor', '/clients', '/mix/gain', '/mix/pan', '/collision'];
 		^feedback.collect { |path| this.prDef(path, { |args| mirrors.apply(path, args, layer) }) } ++ [
 			this.prDef('/hello.reply', { |args|
 				id = args[0];

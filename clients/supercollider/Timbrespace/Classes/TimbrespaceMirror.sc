@@ -15,7 +15,8 @@ TimbrespaceMirror {
 	// The state of layer `layer` (an Event, made on first use):
 	// engine, map (Symbols); latent [x, y]; source, target; alpha; corners [a, b, c, d];
 	// patch [index, name, x, y, heard] (the last /patch/load.reply); params (name -> value);
-	// z (index -> value); cursors (client id -> (name:, x:, y:), the others' own /latent points).
+	// z (index -> value); cursors (client id -> (name:, x:, y:), the others' own /latent points);
+	// gain, pan (its place in the mix); collision [policy, hold].
 	at { |layer = 0|
 		var s = layers[layer];
 		if(s.isNil) {
@@ -40,6 +41,9 @@ TimbrespaceMirror {
 			'/map', { s[\map] = args[0].asSymbol },
 			'/corners', { s[\corners] = args },
 			'/z', { s[\z][args[0]] = args[1] },
+			'/mix/gain', { s[\gain] = args[0] },
+			'/mix/pan', { s[\pan] = args[0] },
+			'/collision', { s[\collision] = args },
 			'/cursor', { s[\cursors][args[0]] = (name: args[1], x: args[2], y: args[3]) },
 			'/clients', {
 				if(args[0] == "left") {
@@ -73,6 +77,9 @@ TimbrespaceMirror {
 		if(s[\patch].notNil) { out.add(["/patch/load.reply"] ++ s[\patch]) };
 		s[\params].keysValuesDo { |k, v| out.add(["/param", k.asString, v]) };
 		s[\z].keysValuesDo { |k, v| out.add(["/z", k, v]) };
+		if(s[\gain].notNil) { out.add(["/mix/gain", s[\gain]]) };
+		if(s[\pan].notNil) { out.add(["/mix/pan", s[\pan]]) };
+		if(s[\collision].notNil) { out.add(["/collision"] ++ s[\collision]) };
 		^out.asArray
 	}
 
