@@ -280,3 +280,31 @@ def test_cursors_keep_within_each_subscribers_budget_and_the_newest_arrive() -> 
         fb2.flush(t)
     to_b = [1 for cid, address, _ in rec2.sent if cid == b.id and address == "/cursor"]
     assert len(to_b) >= 29
+
+
+def test_a_change_goes_out_once_for_every_subscriber_that_did_not_make_it() -> None:
+    """The shared fan-out: watchers that made no change are one group, sent the same messages
+    (encoded once by the server); the mover, whose only changes are its own, is sent nothing;
+    a mover whose blend the layer echoes gets a personal copy without its cursor."""
+    calls: list[tuple[list[Any], list[int], list[tuple[int, list[int]]]]] = []
+    fb = Feedback(rate=30.0, deliver=lambda m, s, p: calls.append(
+        (list(m), [c.id for c in s], [(c.id, list(skip)) for c, skip in p])))
+    state = {"xy": (0.5, 0.5)}
+    fb.state_of = lambda layer: {("/latent",): ("/latent", state["xy"])}
+    mover, *watchers = subscribers(11, fb)
+    fb.snapshot(0)
+    fb.flush(0.0)
+    assert calls == []  # empty snapshots, nothing changed
+    state["xy"] = (0.3, 0.4)
+    cursor = ("/cursor", (mover.id, mover.label, 0.3, 0.4))
+    fb.publish(0, ("/cursor", mover.id), cursor, 0.1, source=mover)
+    fb.changed(0, ("/latent",), mover, 0.1)
+    fb.flush(0.1)
+    assert calls == [([("/latent", (0.3, 0.4)), cursor], [w.id for w in watchers], [])]
+    calls.clear()
+    moved = ("/cursor", (mover.id, mover.label, 0.6, 0.4))
+    fb.publish(0, ("/cursor", mover.id), moved, 0.2, source=mover)
+    fb.publish(0, ("/latent",), ("/latent", (0.45, 0.4)), 0.2, source=mover, echo=True)  # a blend
+    fb.flush(0.2)
+    assert calls == [([("/latent", (0.45, 0.4)), moved], [w.id for w in watchers], [(mover.id, [1])])]
+    assert fb.sent == 2 * 10 + 2 * 10 + 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -44,6 +44,7 @@ CLIENTS_PAGE_BYTES_PROVED = 8192
 #: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
 FEEDBACK_PACKET_BYTES = 1400
 BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
+_BUNDLE_HEAD = encode_bundle(None, [])  # the same, for a bundle built from framed messages
 #: Encoded feedback messages kept at most (emptied when full: one tick's changes fit many times).
 ENCODED_CACHE = 4096
 
@@ -107,7 +108,7 @@ class App:
         self.sessions = Sessions(max_clients=s.max_clients, client_timeout=s.client_timeout, is_admin=s.is_admin)
         self.sessions.on_leave = self._left
         self.sessions.on_join = self._joined
-        self.feedback = Feedback(self._send_feedback, rate=s.feedback_rate, cursor_budget=s.cursor_budget)
+        self.feedback = Feedback(rate=s.feedback_rate, cursor_budget=s.cursor_budget, deliver=self._send_feedback)
         self.feedback.state_of = self._layer_state
         for layer in self.layers:
             for e in layer.engines.values():
@@ -267,41 +268,64 @@ class App:
         port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
         return peer if port is None else Peer("udp", peer.host, port)
 
-    def _send_feedback(self, client: Client, messages: list[Reply]) -> None:
-        """One flush's messages in as few bundles as fit a datagram that is never fragmented.
+    def _send_feedback(self, messages: list[Reply], shared: list[Client],
+                       personal: list[tuple[Client, Collection[int]]]) -> None:
+        """One group's messages in as few bundles as fit a datagram that is never fragmented,
+        encoded once: the same packets to each of ``shared``; to each of ``personal`` the same but
+        for the messages it made itself (only the packets holding those are built again).
 
         One datagram per flush instead of one per message: a subscriber that reads slowly finds one
         packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
         the newest values (which are the ones that must arrive).
         """
-        if self.send_packet is None:
+        send = self.send_packet
+        if send is None:
             return
-        dest = self._destination(client.peer)
-        chunk: list[bytes] = []
-        size = BUNDLE_HEADER
-        encoded = self._encoded
-        for message in messages:
-            # One change goes to every subscriber as the same message object: encoded once, not
-            # once each. Keyed by identity (the entry keeps the object, so its id is not reused):
-            # equal-looking arguments of other types (1 and 1.0) encode differently.
-            entry = encoded.get(id(message))
-            if entry is not None and entry[0] is message:
-                data = entry[1]
-            else:
-                try:
-                    data = encode_message(*message)
-                except OscEncodeError:
-                    continue
-                if len(encoded) >= ENCODED_CACHE:
-                    encoded.clear()
-                encoded[id(message)] = (message, data)
-            if chunk and size + 4 + len(data) > FEEDBACK_PACKET_BYTES:
-                self.send_packet(dest, encode_bundle(None, chunk))
-                chunk, size = [], BUNDLE_HEADER
-            chunk.append(data)
-            size += 4 + len(data)
-        if chunk:
-            self.send_packet(dest, encode_bundle(None, chunk))
+        framed = [self._framed(m) for m in messages]
+        # Packets as ranges of messages: [start, end) each, within FEEDBACK_PACKET_BYTES.
+        ranges: list[tuple[int, int]] = []
+        start, size = 0, BUNDLE_HEADER
+        for i, data in enumerate(framed):
+            if i > start and size + len(data) > FEEDBACK_PACKET_BYTES:
+                ranges.append((start, i))
+                start, size = i, BUNDLE_HEADER
+            size += len(data)
+        ranges.append((start, len(framed)))
+        ranges = [(a, b) for a, b in ranges if any(framed[a:b])]  # not one of only unencodable messages
+        packets = [_BUNDLE_HEAD + b"".join(framed[a:b]) for a, b in ranges]
+        for client in shared:
+            dest = self._destination(client.peer)
+            for packet in packets:
+                send(dest, packet)
+        for client, skip in personal:
+            dest = self._destination(client.peer)
+            for (a, b), packet in zip(ranges, packets):
+                if any(a <= i < b for i in skip):
+                    body = b"".join(framed[i] for i in range(a, b) if i not in skip)
+                    if body:
+                        send(dest, _BUNDLE_HEAD + body)
+                else:
+                    send(dest, packet)
+
+    def _framed(self, message: Reply) -> bytes:
+        """A message as a bundle element (its size, then it), encoded once per message object.
+
+        One change goes to every subscriber as the same message object; keyed by identity (the
+        entry keeps the object, so its id is not reused): equal-looking arguments of other types
+        (1 and 1.0) encode differently.
+        """
+        entry = self._encoded.get(id(message))
+        if entry is not None and entry[0] is message:
+            return entry[1]
+        try:
+            data = encode_message(*message)
+        except OscEncodeError:  # a value no OSC type holds: the message is left out
+            data = b""
+        framed = len(data).to_bytes(4, "big") + data if data else b""
+        if len(self._encoded) >= ENCODED_CACHE:
+            self._encoded.clear()
+        self._encoded[id(message)] = (message, framed)
+        return framed
 
     # -- the server's handlers ------------------------------------------------------------------------
     def _other_engine(self, path: str, args: tuple[Value, ...], layer: int) -> HandlerError | None:
@@ -511,6 +535,7 @@ class App:
         for layer in self.layers:
             layer.collision.forget(c)
         self.feedback.unsubscribe(c)
+        self.feedback.forget(c)
         if len(self.feedback):
             self.feedback.publish_all(("/clients", c.id), ("/clients", ("left", c.id, c.label, c.layer)),
                                       self.clock())

@@ -1,30 +1,35 @@
 """Feedback: what changed on a layer, sent to the clients that subscribed to it (``/notify 1``).
 
-Changes are *coalesced per subscriber*: each change is kept under a key (its address, plus the
-argument that names what it sets: ``/param cutoff``, ``/z 3``, ``/cursor 7``) in the subscriber's
-pending table, and the table is sent at most ``rate`` times a second. A flood of moves therefore
-never becomes a flood of replies, and the last value of every key always arrives. A subscriber's
-pending table holds at most one entry per key, so its size is bounded by the address space (and the
-client count, for cursors), whatever is sent.
+Changes are *coalesced*: each is kept under a key (its address, plus the argument that names what
+it sets: ``/param cutoff``, ``/z 3``, ``/cursor 7``) and a subscriber is sent at most ``rate``
+times a second what changed since it was last sent, the newest value of each key. A flood of moves
+therefore never becomes a flood of replies, and the last value of every key always arrives.
 
-Nothing is sent from inside a request: :meth:`publish` only marks changes pending and asks to be
-woken (``wake``); :meth:`flush` sends, from a timer, so feedback is never charged to the reply
-budget of the packet that caused it. A subscriber does not receive the changes it made itself (a
-fader being dragged must not be pulled back by its own echo), except where the layer sounds
-something else than it sent (``echo=True``).
+The changes of a layer are kept once, in a *feed* (key -> the newest message, numbered in order),
+not once per subscriber: a change costs the same whether one client or two hundred follow the
+layer, and a subscriber only remembers how far into each feed it has been sent. Subscribers due at
+the same tick (they share one grid) that have been sent as far, and made none of the changes
+themselves, receive the same messages: those are encoded once and the same packets go to each
+(``send_many``). A subscriber does not receive the changes it made itself (a fader being dragged
+must not be pulled back by its own echo), except where the layer sounds something else than it
+sent (``echo=True``): it gets a copy of its own.
+
+Nothing is sent from inside a request: changes only ask to be woken (``wake``); :meth:`flush`
+sends, from a timer, so feedback is never charged to the reply budget of the packet that caused it.
 
 Cursors (``/cursor ID ...``, every other player's point) grow as N² with the players, so they
-have a budget of their own per subscriber (``cursor_budget`` messages a second): with few players
-each cursor goes out at the feedback rate, with many at a rate that keeps each subscriber's
-cursors within the budget (the newest position of each always arrives, later). A subscriber that
-draws no cursors asks for none (``/notify 1 0``).
+have a budget per subscriber (``cursor_budget`` messages a second): with few players each cursor
+goes out at the feedback rate, with many at a rate that keeps each subscriber's cursors within the
+budget (the newest position of each always arrives, later). A subscriber that draws no cursors
+asks for none (``/notify 1 0``). The cursor and join/leave feeds keep at most :data:`FEED_KEYS`
+keys (a cursor whose client left is dropped; past the cap the oldest go).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,24 +49,67 @@ CURSOR_BUDGET = 300.0
 TICK_BUDGET_S = 0.001
 
 
-@dataclass(eq=False)
+_GOLDEN = 0.6180339887498949  # spreads client ids evenly over [0, 1)
+#: Keys a cursor feed or the join/leave feed keeps at most (see the module doc).
+FEED_KEYS = 4096
+
+Deliver = Callable[[list[Reply], list[Client], list[tuple[Client, Collection[int]]]], None]
+"""Sends ``messages`` to every client of ``shared``, and to each ``(client, skip)`` of ``personal``
+all but the messages at the indices in ``skip`` (the changes it made itself)."""
+
+#: One change in a feed: its number, the message, who made it (None: the server) and whether its
+#: author receives it too.
+_Entry = tuple[int, Reply, "Client | None", bool]
+
+
+class _Feed:
+    """One stream of coalesced changes: key -> the newest entry, in the order they were made."""
+
+    def __init__(self, cap: int | None = None) -> None:
+        self.seq = 0
+        self.cap = cap
+        self.entries: dict[FeedbackKey, _Entry] = {}
+        #: ``seq`` when the feed was last flushed: a change replacing a newer one was never sent.
+        self.flushed = 0
+
+    def put(self, key: FeedbackKey, message: Reply, author: Client | None, echo: bool) -> bool:
+        """Keep ``message`` as the newest for ``key``; whether it replaced one not flushed yet."""
+        self.seq += 1
+        old = self.entries.pop(key, None)
+        self.entries[key] = (self.seq, message, author, echo)
+        if self.cap is not None and len(self.entries) > self.cap:
+            del self.entries[next(iter(self.entries))]  # the oldest: sent long ago to everyone
+        return old is not None and old[0] > self.flushed
+
+    def since(self, seen: int) -> list[_Entry]:
+        """The entries made after number ``seen``, oldest first."""
+        out = []
+        for entry in reversed(self.entries.values()):  # newest first: stop at the first one seen
+            if entry[0] <= seen:
+                break
+            out.append(entry)
+        out.reverse()
+        return out
+
+    def drop(self, key: FeedbackKey) -> None:
+        """Forget ``key`` (its client left)."""
+        self.entries.pop(key, None)
+
+
+@dataclass(eq=False, slots=True)
 class _Subscriber:
     client: Client
+    layer: int
+    #: How far into its layer's feeds and the join/leave feed it has been sent.
+    seen: int = 0
+    seen_cursors: int = 0
+    seen_clients: int = 0
     next_send: float = 0.0
-    pending: dict[FeedbackKey, Reply] = field(default_factory=dict)
-    #: Whether it receives cursors, the ones waiting, and when the next may go.
+    #: The messages it receives first (its snapshot), before any change.
+    first: dict[FeedbackKey, Reply] = field(default_factory=dict)
+    #: Whether it receives cursors, and when the next may go (its budget).
     wants_cursors: bool = True
-    cursors: dict[FeedbackKey, Reply] = field(default_factory=dict)
     next_cursors: float = 0.0
-
-    def take(self, key: FeedbackKey, message: Reply) -> bool:
-        """Keep ``message`` as the newest for ``key``; whether it replaced one not sent yet."""
-        table = self.cursors if key and key[0] == CURSOR else self.pending
-        if table is self.cursors and not self.wants_cursors:
-            return False
-        replaced = key in table
-        table[key] = message
-        return replaced
 
 
 class Feedback:
@@ -74,9 +122,12 @@ class Feedback:
         rate: float = 30.0,
         udp_period: float = UDP_SUBSCRIPTION_S,
         cursor_budget: float = CURSOR_BUDGET,
+        deliver: Deliver | None = None,
     ) -> None:
         #: Sends a flush's messages to a client (where its replies go: /reply/port applies), in bundles.
         self.send = send
+        #: Sends one group's messages, encoded once (see :data:`Deliver`); default: ``send`` to each.
+        self.deliver = deliver
         self.rate = rate
         self.udp_period = udp_period
         self.cursor_budget = cursor_budget
@@ -85,8 +136,12 @@ class Feedback:
         #: A layer's whole state, keyed (see the module doc); compared at each flush to find what changed.
         self.state_of: Callable[[int], dict[FeedbackKey, Reply]] = lambda layer: {}
         self._subs: dict[ClientKey, _Subscriber] = {}
+        self._feeds: dict[int, _Feed] = {}  # per layer: its state's changes
+        self._cursors: dict[int, _Feed] = {}  # per layer: its players' points
+        self._clients = _Feed(FEED_KEYS)  # joins and leaves, for every subscriber
         self._last: dict[int, dict[FeedbackKey, Reply]] = {}  # per layer: the state last compared
         self._dirty: dict[int, dict[FeedbackKey, Client]] = {}  # per layer: key -> who changed it last
+        self._due = 0.0  # the earliest a subscriber may be sent to (the shared grid)
         self.sent = 0  # messages sent in all
         self.coalesced = 0  # changes replaced by a newer one before they were sent
         #: Flushes that sent to at least one subscriber (ticks), the time they took (wall seconds,
@@ -95,27 +150,53 @@ class Feedback:
         self.tick_s = 0.0
         self.slow_ticks = 0
 
+    def _feed(self, layer: int) -> _Feed:
+        feed = self._feeds.get(layer)
+        if feed is None:
+            feed = self._feeds[layer] = _Feed()
+        return feed
+
+    def _cursor_feed(self, layer: int) -> _Feed:
+        feed = self._cursors.get(layer)
+        if feed is None:
+            feed = self._cursors[layer] = _Feed(FEED_KEYS)
+        return feed
+
     # -- subscriptions ------------------------------------------------------------------------------
     def subscribe(self, client: Client, now: float, snapshot: Iterable[tuple[FeedbackKey, Reply]],
                   cursors: bool | None = None) -> None:
-        """Subscribe (or renew) ``client``; the layer's whole state is sent first. ``cursors``:
-        whether it receives the other players' points (None: as before; a new subscriber does)."""
+        """Subscribe (or renew) ``client``; ``snapshot`` is sent first. ``cursors``: whether it
+        receives the other players' points (None: as before; a new subscriber does)."""
         client.notify_until = float("inf") if client.peer.protocol == "tcp" else now + self.udp_period
         sub = self._subs.get(client.key)
         if sub is None:
-            sub = self._subs[client.key] = _Subscriber(client)
+            sub = self._subs[client.key] = _Subscriber(client, client.layer, seen_clients=self._clients.seq)
+            self._rebase(sub)
+        elif sub.layer != client.layer:
+            self._rebase(sub)
         if cursors is not None:
             sub.wants_cursors = cursors
-            if not cursors:
-                sub.cursors.clear()
-        for key, message in snapshot:
-            sub.take(key, message)
-        self._arm(sub, now)
+        sub.first.update(snapshot)
+        if not sub.wants_cursors:
+            for key in [k for k in sub.first if k[0] == CURSOR]:
+                del sub.first[key]
+        self._wake(now)
+
+    def _rebase(self, sub: _Subscriber) -> None:
+        """``sub`` follows its client's layer from now on (its snapshot brings it up to date)."""
+        sub.layer = sub.client.layer
+        sub.seen = self._feed(sub.layer).seq
+        sub.seen_cursors = self._cursor_feed(sub.layer).seq
 
     def unsubscribe(self, client: Client) -> bool:
         """End ``client``'s subscription; whether it had one."""
         client.notify_until = 0.0
         return self._subs.pop(client.key, None) is not None
+
+    def forget(self, client: Client) -> None:
+        """``client`` left: its cursor is no longer shown (its leave is published by the caller)."""
+        for feed in self._cursors.values():
+            feed.drop((CURSOR, client.id))
 
     def subscribed(self, client: Client) -> bool:
         """Whether ``client`` receives feedback."""
@@ -133,83 +214,92 @@ class Feedback:
         comparison per flush, not per message.
         """
         self._dirty.setdefault(layer, {})[key] = author
-        if self.wake is not None:
-            self.wake(now)
+        self._wake(now)
 
     def touch(self, layer: int, now: float) -> None:
         """``layer``'s state changed on its own (a decode landed): compared and sent at the next flush."""
         if self._subs:
             self._dirty.setdefault(layer, {})
-            if self.wake is not None:
-                self.wake(now)
+            self._wake(now)
 
     def snapshot(self, layer: int) -> dict[FeedbackKey, Reply]:
-        """The state a new subscriber of ``layer`` receives first."""
+        """The state a new subscriber of ``layer`` receives first (changes not yet compared are
+        published to the others first, so that nobody misses them)."""
+        if layer in self._dirty:
+            self._collect(layer)
         state = self.state_of(layer)
-        self._last[layer] = state
+        if layer not in self._last:
+            self._last[layer] = state
         return state
 
-    def _collect(self, layer: int, now: float) -> None:
+    def _collect(self, layer: int) -> None:
         authors = self._dirty.pop(layer, {})
         state = self.state_of(layer)
         last = self._last.get(layer, {})
-        changed = [(k, v) for k, v in state.items() if last.get(k) != v]
         self._last[layer] = state
-        for k, v in changed:
-            author = authors.get(k)
-            self.publish(layer, k, v, now, source=author)
+        feed = self._feed(layer)
+        for k, v in state.items():
+            if last.get(k) != v:
+                held = feed.entries.get(k)
+                if held is not None and held[1] == v:
+                    continue  # published as it is already (a blend's echo to its mover, say)
+                self.coalesced += feed.put(k, v, authors.get(k), False)
 
     def publish(self, layer: int, key: FeedbackKey, message: Reply, now: float, *,
                 source: Client | None = None, echo: bool = False) -> None:
         """A change on ``layer``: every subscriber of it gets ``message`` (the newest per ``key``)."""
-        for sub in self._subs.values():
-            c = sub.client
-            if c.layer != layer or (c is source and not echo):
-                continue
-            self.coalesced += sub.take(key, message)
-            self._arm(sub, now)
+        feed = self._cursor_feed(layer) if key and key[0] == CURSOR else self._feed(layer)
+        self.coalesced += feed.put(key, message, source, echo)
+        self._wake(now)
 
     def publish_all(self, key: FeedbackKey, message: Reply, now: float) -> None:
         """A change every subscriber sees, whatever its layer (joins and leaves)."""
-        for sub in self._subs.values():
-            sub.take(key, message)
-            self._arm(sub, now)
+        self.coalesced += self._clients.put(key, message, None, False)
+        self._wake(now)
+
+    def _wake(self, now: float) -> None:
+        if self.wake is not None and self._subs:
+            self.wake(max(self._due, now))
 
     def flush(self, now: float) -> None:
         """Send what is due; expired UDP subscriptions end here."""
         t0 = time.perf_counter()
-        sent_to = 0
         for layer in list(self._dirty):
-            self._collect(layer, now)
-        send = self.send
+            self._collect(layer)
+        groups: dict[tuple[int, int, int, int], list[_Subscriber]] = {}
         soonest = float("inf")
+        clients_seq = self._clients.seq
         for key, sub in list(self._subs.items()):
-            if sub.client.notify_until <= now:
+            c = sub.client
+            if c.notify_until <= now:
                 del self._subs[key]
                 continue
-            if not sub.pending and not sub.cursors:
+            if sub.layer != c.layer:
+                self._rebase(sub)
+            cursors = -1  # -1: none for it at this flush
+            if sub.wants_cursors:
+                cfeed = self._cursors.get(sub.layer)
+                if cfeed is not None and cfeed.seq > sub.seen_cursors:
+                    if sub.next_cursors <= now:
+                        cursors = sub.seen_cursors
+                    else:
+                        soonest = min(soonest, sub.next_cursors)
+            feed = self._feeds.get(sub.layer)
+            if not (sub.first or cursors >= 0 or clients_seq > sub.seen_clients
+                    or (feed is not None and feed.seq > sub.seen)):
                 continue
             if sub.next_send > now:
                 soonest = min(soonest, sub.next_send)
                 continue
-            messages = list(sub.pending.values())
-            sub.pending = {}
-            if sub.cursors:
-                if sub.next_cursors <= now:
-                    messages += sub.cursors.values()
-                    # Within the budget: n cursors now, the next ones n / budget seconds later.
-                    sub.next_cursors = now + len(sub.cursors) / self.cursor_budget
-                    sub.cursors = {}
-                else:
-                    soonest = min(soonest, sub.next_cursors)
-            if not messages:
-                continue
-            # On a shared grid: subscribers that are due together are flushed together.
-            sub.next_send = (math.floor(now * self.rate) + 1.0) / self.rate
-            if send is not None:
-                send(sub.client, messages)
-                self.sent += len(messages)
-                sent_to += 1
+            groups.setdefault((sub.layer, sub.seen, cursors, sub.seen_clients), []).append(sub)
+        grid = (math.floor(now * self.rate) + 1.0) / self.rate  # subscribers due together flush together
+        sent_to = 0
+        for (layer, seen, seen_cursors, seen_clients), subs in groups.items():
+            sent_to += self._send_group(layer, seen, seen_cursors, seen_clients, subs, now, grid)
+        for feed in (*self._feeds.values(), *self._cursors.values(), self._clients):
+            feed.flushed = feed.seq
+        if groups:
+            self._due = grid  # a change from now on waits for the grid those just sent to are on
         if sent_to:
             took = time.perf_counter() - t0
             self.ticks += 1
@@ -218,12 +308,60 @@ class Feedback:
         if soonest < float("inf") and self.wake is not None:
             self.wake(soonest)
 
+    def _send_group(self, layer: int, seen: int, seen_cursors: int, seen_clients: int, subs: list[_Subscriber],
+                    now: float, grid: float) -> int:
+        """Send one group its changes (shared where it can be); the subscribers sent to."""
+        feed = self._feed(layer)
+        entries = feed.since(seen)
+        cursor_entries: list[_Entry] = []
+        if seen_cursors >= 0:
+            cfeed = self._cursor_feed(layer)
+            cursor_entries = cfeed.since(seen_cursors)
+        entries += cursor_entries
+        entries += self._clients.since(seen_clients)
+        authors = {id(e[2]) for e in entries if e[2] is not None and not e[3]}
+        shared: list[Client] = []
+        personal: list[tuple[Client, Collection[int]]] = []
+        sent_to = 0
+        for sub in subs:
+            c = sub.client
+            if sub.first:  # a new subscriber: its snapshot first, then what changed since
+                self._send([*sub.first.values(), *(e[1] for e in entries if e[2] is not c or e[3])], [c], [])
+                sub.first = {}
+                sent_to += 1
+            elif id(c) in authors:
+                personal.append((c, [i for i, e in enumerate(entries) if e[2] is c and not e[3]]))
+            else:
+                shared.append(c)
+            sub.seen = feed.seq
+            sub.seen_clients = self._clients.seq
+            if seen_cursors >= 0:
+                sub.seen_cursors = self._cursor_feed(layer).seq
+                # Within the budget: n cursors now, the next ones n / budget seconds later, and up
+                # to a quarter later still, by a fraction fixed per client: subscribers that joined
+                # together drift apart instead of all taking their cursors in the same tick.
+                spread = 1.0 + 0.25 * ((c.id * _GOLDEN) % 1.0)
+                sub.next_cursors = now + spread * len(cursor_entries) / self.cursor_budget
+            sub.next_send = grid
+        if entries and (shared or personal):
+            # A personal copy that leaves out everything is no message: its author only.
+            personal = [(c, skip) for c, skip in personal if len(skip) < len(entries)]
+            self._send([e[1] for e in entries], shared, personal)
+            sent_to += len(shared) + len(personal)
+        return sent_to
+
+    def _send(self, messages: list[Reply], shared: list[Client],
+              personal: list[tuple[Client, Collection[int]]]) -> None:
+        self.sent += len(messages) * len(shared) + sum(len(messages) - len(skip) for _, skip in personal)
+        if self.deliver is not None:
+            self.deliver(messages, shared, personal)
+        elif self.send is not None:
+            for c in shared:
+                self.send(c, messages)
+            for c, skip in personal:
+                self.send(c, [m for i, m in enumerate(messages) if i not in skip])
+
     def report(self) -> tuple[Any, ...]:
         """``/status/feedback.reply``'s key value pairs: subscribers and the fan-out's counters."""
         return ("subscribers", len(self._subs), "ticks", self.ticks, "tick_ms", self.tick_s * 1000.0,
                 "slow_ticks", self.slow_ticks, "sent", self.sent, "coalesced", self.coalesced)
-
-    def _arm(self, sub: _Subscriber, now: float) -> None:
-        if self.wake is not None:
-            due = sub.next_send if sub.pending else max(sub.next_send, sub.next_cursors)
-            self.wake(max(due, now))
