@@ -541,3 +541,72 @@ def test_polls_answer_their_exact_packets_without_the_handler(srv: ServerThread)
     assert u.recv().address == "/echo"
     other.send(ping)
     assert other.recv().address == "/echo" and len(declined) == 1
+
+
+def test_feedback_packets_fan_out_beside_the_loop_in_order_and_never_to_a_guarded_port(srv: ServerThread) -> None:
+    """send_packets hands UDP peers to the fan-out thread: every peer receives every packet, in
+    order; a privileged port and the server's own are refused by the same guard as any reply;
+    TCP peers are written on the loop."""
+    sinks = []
+    for _ in range(20):
+        r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r.bind(("127.0.0.1", 0))
+        r.settimeout(5.0)
+        sinks.append(r)
+        _SOCKETS.append(r)
+    packets = [encode_message("/n", (i,)) for i in range(5)]
+    peers = [Peer("udp", "127.0.0.1", r.getsockname()[1]) for r in sinks]
+    guarded = [Peer("udp", "127.0.0.1", 7), Peer("udp", "127.0.0.1", srv.port)]
+    tcp = socket.create_connection(("127.0.0.1", srv.port), timeout=5.0)
+    _SOCKETS.append(tcp)
+    tcp.sendall(slip(osc("/hi")))
+    deadline = time.monotonic() + 5
+    while not any(inc.peer.protocol == "tcp" for inc, _ in srv.received):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    tcp_peer = next(inc.peer for inc, _ in srv.received if inc.peer.protocol == "tcp")
+    refused = srv.server.stats.send_refused
+    for _ in range(3):  # three ticks
+        srv.run(lambda: srv.server.send_packets([*peers, *guarded, tcp_peer], packets))
+    for r in sinks:
+        got = [OscMessage(r.recv(1024)).params[0] for _ in range(15)]
+        assert got == [0, 1, 2, 3, 4] * 3
+    assert srv.server.stats.send_refused == refused + 6
+    frames: list[int] = []
+    buf = b""
+    while len(frames) < 15:  # after the /echo of /hi
+        buf += tcp.recv(65536)
+        *done, buf = buf.split(b"\xc0")
+        frames += [OscMessage(f).params[0] for f in done if f and OscMessage(f).address == "/n"]
+    assert frames == [0, 1, 2, 3, 4] * 3
+
+
+def test_a_fan_out_thread_that_falls_behind_loses_its_oldest_jobs_counted() -> None:
+    from timbrespace.protocol.fanout import MAX_JOBS, UdpFanout
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # the burst must fit, read or not
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5.0)
+    _SOCKETS.append(rx)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _SOCKETS.append(tx)
+    got: list[int] = []
+    total = MAX_JOBS + 10
+
+    def read() -> None:
+        while not got or got[-1] != total - 1:
+            got.append(OscMessage(rx.recv(1024)).params[0])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    fan = UdpFanout(tx)
+    try:
+        with fan._cond:  # the thread cannot take a job meanwhile: it is behind by all of them
+            for i in range(total):
+                fan.send([encode_message("/n", (i,))], [rx.getsockname()])
+        reader.join(10)
+        assert fan.dropped_jobs == 10
+        assert got == list(range(10, total))  # the oldest went, the newest arrived, in order
+    finally:
+        fan.close()

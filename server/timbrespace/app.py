@@ -126,6 +126,9 @@ class App:
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
         #: Sends an encoded packet outside any request (feedback; the server sets the transport's).
         self.send_packet: Callable[[Peer, bytes], None] | None = None
+        #: Sends the same encoded packets to several peers (feedback; the server sets the
+        #: transport's, which hands UDP sends to a thread); None: ``send_packet`` to each.
+        self.send_packets: Callable[[Sequence[Peer], Sequence[bytes]], None] | None = None
         #: Whether (host, port) is one of the server's own sockets (the server sets the transport's).
         self.is_own: Callable[[str, int], bool] = lambda host, port: False
         self._own: dict[str, Handler] = {
@@ -278,8 +281,7 @@ class App:
         packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
         the newest values (which are the ones that must arrive).
         """
-        send = self.send_packet
-        if send is None:
+        if self.send_packet is None and self.send_packets is None:
             return
         framed = [self._framed(m) for m in messages]
         # Packets as ranges of messages: [start, end) each, within FEEDBACK_PACKET_BYTES.
@@ -293,19 +295,26 @@ class App:
         ranges.append((start, len(framed)))
         ranges = [(a, b) for a, b in ranges if any(framed[a:b])]  # not one of only unencodable messages
         packets = [_BUNDLE_HEAD + b"".join(framed[a:b]) for a, b in ranges]
-        for client in shared:
-            dest = self._destination(client.peer)
-            for packet in packets:
-                send(dest, packet)
+        if shared:
+            self._send_packets([self._destination(c.peer) for c in shared], packets)
         for client, skip in personal:
-            dest = self._destination(client.peer)
+            own: list[bytes] = []
             for (a, b), packet in zip(ranges, packets):
                 if any(a <= i < b for i in skip):
                     body = b"".join(framed[i] for i in range(a, b) if i not in skip)
                     if body:
-                        send(dest, _BUNDLE_HEAD + body)
+                        own.append(_BUNDLE_HEAD + body)
                 else:
-                    send(dest, packet)
+                    own.append(packet)
+            self._send_packets([self._destination(client.peer)], own)
+
+    def _send_packets(self, dests: list[Peer], packets: list[bytes]) -> None:
+        if self.send_packets is not None:
+            self.send_packets(dests, packets)
+        elif self.send_packet is not None:
+            for dest in dests:
+                for packet in packets:
+                    self.send_packet(dest, packet)
 
     def _framed(self, message: Reply) -> bytes:
         """A message as a bundle element (its size, then it), encoded once per message object.

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -109,7 +109,7 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
     """Send the app's feedback and late replies to the WebSocket or the transport the peer is on;
     returns the send for replies outside a request (the supervisor's /synced)."""
     if hub is None:
-        app.send, app.send_packet = osc.send, osc.send_packet
+        app.send, app.send_packet, app.send_packets = osc.send, osc.send_packet, osc.send_packets
         return osc.send
 
     def send(peer: Peer, address: str, args: tuple[Any, ...]) -> None:
@@ -118,7 +118,18 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
     def send_packet(peer: Peer, data: bytes) -> None:
         (hub.send_packet if hub.owns(peer) else osc.send_packet)(peer, data)
 
-    app.send, app.send_packet = send, send_packet
+    def send_packets(peers: Sequence[Peer], packets: Sequence[bytes]) -> None:
+        others = []
+        for peer in peers:
+            if hub.owns(peer):
+                for packet in packets:
+                    hub.send_packet(peer, packet)
+            else:
+                others.append(peer)
+        if others:
+            osc.send_packets(others, packets)
+
+    app.send, app.send_packet, app.send_packets = send, send_packet, send_packets
     return send
 
 

@@ -33,13 +33,14 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Literal
 
 from timbrespace.ratelog import RateLimitedLog
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
 from .encode import PackedReply, encode_message
+from .fanout import UdpFanout
 from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
 from .replies import (
     FAIL_MIN_BYTES,
@@ -131,6 +132,8 @@ class OscServer:
         # Bytes of replies the packet being handled may still cause; None outside a packet.
         self._budget: int | None = None
         self._over_noted = False  # this packet's "reply budget spent" /fail was sent
+        #: Sends feedback datagrams beside the loop (see fanout.py); made by start().
+        self._fanout: UdpFanout | None = None
         self._log_io = RateLimitedLog(log, 5, "socket errors")
         self._log_fail = RateLimitedLog(log, 5, "handler failures")
         self._log_refused = RateLimitedLog(log, 5, "refused replies")
@@ -171,6 +174,7 @@ class OscServer:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self._udp = udp
+        self._fanout = UdpFanout(udp)
         self._udp_addr = (str(sockaddr[0]), port)
         self.own.ports.add(port)
         loop.add_reader(udp.fileno(), self._udp_readable)
@@ -188,6 +192,9 @@ class OscServer:
             self._soon.cancel()
             self._soon = None
         self._schedule.clear()
+        if self._fanout is not None:
+            await asyncio.to_thread(self._fanout.close)  # what waits goes out before the socket closes
+            self._fanout = None
         if self._udp is not None and self._loop is not None:
             self._loop.remove_reader(self._udp.fileno())
             self._loop.remove_writer(self._udp.fileno())
@@ -228,6 +235,32 @@ class OscServer:
     def send_packet(self, peer: Peer, data: bytes) -> None:
         """Send an encoded packet to ``peer`` outside any request (feedback); dropped if it is gone."""
         self._send_bytes(peer, data)
+
+    def send_packets(self, peers: Sequence[Peer], packets: Sequence[bytes]) -> None:
+        """Send the same encoded packets to each of ``peers`` outside any request (feedback).
+
+        UDP peers are handed to the fan-out thread in one job after the guard every UDP reply
+        passes; TCP peers are written here, on the loop (their transports are the loop's).
+        """
+        addrs: list[tuple[str, int]] = []
+        for peer in peers:
+            if peer.protocol != "udp":
+                for packet in packets:
+                    self._send_bytes(peer, packet)
+                continue
+            addr = (peer.host, peer.port)
+            if (addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in self.own.ports) and not self._may_send(addr):
+                continue
+            addrs.append(addr)
+        if not addrs:
+            return
+        if self._fanout is None:
+            for addr in addrs:
+                for packet in packets:
+                    self._udp_send(packet, addr)
+            return
+        self._fanout.send(packets, addrs)
+        self.stats.packets_sent += len(addrs) * len(packets)
 
     def _open_budget(self, protocol: str, size: int) -> None:
         self._budget = packet_budget(protocol, size)

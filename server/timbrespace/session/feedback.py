@@ -49,7 +49,6 @@ CURSOR_BUDGET = 300.0
 TICK_BUDGET_S = 0.001
 
 
-_GOLDEN = 0.6180339887498949  # spreads client ids evenly over [0, 1)
 #: Keys a cursor feed or the join/leave feed keeps at most (see the module doc).
 FEED_KEYS = 4096
 
@@ -107,9 +106,9 @@ class _Subscriber:
     next_send: float = 0.0
     #: The messages it receives first (its snapshot), before any change.
     first: dict[FeedbackKey, Reply] = field(default_factory=dict)
-    #: Whether it receives cursors, and when the next may go (its budget).
+    #: Whether it receives cursors, and the grid tick from which the next may go (its budget).
     wants_cursors: bool = True
-    next_cursors: float = 0.0
+    cursor_tick: int = 0
 
 
 class Feedback:
@@ -269,6 +268,7 @@ class Feedback:
         groups: dict[tuple[int, int, int, int], list[_Subscriber]] = {}
         soonest = float("inf")
         clients_seq = self._clients.seq
+        tick = math.floor(now * self.rate)
         for key, sub in list(self._subs.items()):
             c = sub.client
             if c.notify_until <= now:
@@ -280,10 +280,10 @@ class Feedback:
             if sub.wants_cursors:
                 cfeed = self._cursors.get(sub.layer)
                 if cfeed is not None and cfeed.seq > sub.seen_cursors:
-                    if sub.next_cursors <= now:
+                    if sub.cursor_tick <= tick:
                         cursors = sub.seen_cursors
                     else:
-                        soonest = min(soonest, sub.next_cursors)
+                        soonest = min(soonest, sub.cursor_tick / self.rate)
             feed = self._feeds.get(sub.layer)
             if not (sub.first or cursors >= 0 or clients_seq > sub.seen_clients
                     or (feed is not None and feed.seq > sub.seen)):
@@ -295,7 +295,7 @@ class Feedback:
         grid = (math.floor(now * self.rate) + 1.0) / self.rate  # subscribers due together flush together
         sent_to = 0
         for (layer, seen, seen_cursors, seen_clients), subs in groups.items():
-            sent_to += self._send_group(layer, seen, seen_cursors, seen_clients, subs, now, grid)
+            sent_to += self._send_group(layer, seen, seen_cursors, seen_clients, subs, tick, grid)
         for feed in (*self._feeds.values(), *self._cursors.values(), self._clients):
             feed.flushed = feed.seq
         if groups:
@@ -309,14 +309,19 @@ class Feedback:
             self.wake(soonest)
 
     def _send_group(self, layer: int, seen: int, seen_cursors: int, seen_clients: int, subs: list[_Subscriber],
-                    now: float, grid: float) -> int:
+                    tick: int, grid: float) -> int:
         """Send one group its changes (shared where it can be); the subscribers sent to."""
         feed = self._feed(layer)
         entries = feed.since(seen)
         cursor_entries: list[_Entry] = []
+        period = 1
         if seen_cursors >= 0:
             cfeed = self._cursor_feed(layer)
             cursor_entries = cfeed.since(seen_cursors)
+            # Within the budget: a subscriber is sent the layer's cursors (at most one per player)
+            # once every ``period`` ticks. Subscribers take their turn by id, so that each tick
+            # serves a cohort of them (one group, sent the same cursors) and no tick serves all.
+            period = max(1, math.ceil(len(cfeed.entries) * self.rate / self.cursor_budget))
         entries += cursor_entries
         entries += self._clients.since(seen_clients)
         authors = {id(e[2]) for e in entries if e[2] is not None and not e[3]}
@@ -337,11 +342,7 @@ class Feedback:
             sub.seen_clients = self._clients.seq
             if seen_cursors >= 0:
                 sub.seen_cursors = self._cursor_feed(layer).seq
-                # Within the budget: n cursors now, the next ones n / budget seconds later, and up
-                # to a quarter later still, by a fraction fixed per client: subscribers that joined
-                # together drift apart instead of all taking their cursors in the same tick.
-                spread = 1.0 + 0.25 * ((c.id * _GOLDEN) % 1.0)
-                sub.next_cursors = now + spread * len(cursor_entries) / self.cursor_budget
+                sub.cursor_tick = tick + 1 + (c.id - tick - 1) % period  # its next turn
             sub.next_send = grid
         if entries and (shared or personal):
             # A personal copy that leaves out everything is no message: its author only.
