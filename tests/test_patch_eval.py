@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from timbrespace.evaluate import smoothness, timbral
+from timbrespace.evaluate import patch_report, smoothness, timbral
 from timbrespace.fidelity import reference
 from timbrespace.models.patch_space import default_checkpoint
 
@@ -79,6 +79,18 @@ def test_a_straight_path_is_smooth_and_a_jump_is_not() -> None:
         smoothness.roughness(straight[:2])
 
 
+def test_the_card_section_replaces_its_earlier_self(tmp_path: Path) -> None:
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# m\n\n## Metrics\n\nx\n\n## Limits\n\n- y\n")
+    first = patch_report.CARD_BEGIN + "\n## Heard (measured 2026-01-01)\n" + patch_report.CARD_END
+    card.write_text(patch_report.update_card(card, first))
+    assert card.read_text().index("## Heard") < card.read_text().index("## Limits")
+    second = patch_report.CARD_BEGIN + "\n## Heard (measured 2026-02-02)\n" + patch_report.CARD_END
+    text = patch_report.update_card(card, second)
+    assert text.count(patch_report.CARD_BEGIN) == 1 and "2026-02-02" in text and "2026-01-01" not in text
+    assert text.startswith("# m\n\n## Metrics\n\nx\n") and text.endswith("## Limits\n\n- y\n")
+
+
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env_path = str(ROOT / "server")
     return subprocess.run([sys.executable, "-m", "timbrespace", "eval", "patch-vae", *args], cwd=cwd,
@@ -116,6 +128,9 @@ def test_quick_run_writes_table_one_figures_and_paths(tmp_path: Path) -> None:
     (["--seed", "x"], 2, "invalid int value"),
     (["--plots", "README.md"], 2, "--plots README.md: is a file"),
     (["--json", "docs"], 2, "--json docs: is a folder"),
+    (["--quick", "--card"], 2, "drop --quick"),
+    (["--grid", "0"], 2, "--grid 0: expected an integer of at least 1"),
+    (["--pairs", "-1"], 2, "--pairs -1: expected an integer of at least 1"),
 ])
 def test_bad_arguments_say_what_is_wrong_without_a_traceback(args: list[str], code: int, says: str) -> None:
     out = _cli(*args)

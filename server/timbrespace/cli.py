@@ -111,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="PNG folder (default: docs; --quick: var/eval)")
     ep.add_argument("--quick", action="store_true", help="three presets, a 2x2 grid, one pair (CI; under a minute)")
     ep.add_argument("--seed", type=int, default=0, help="which presets, baseline partners and pairs (default: 0)")
+    ep.add_argument("--presets", type=int, metavar="N", help="validation presets for Table I (default: 64; 0: all)")
+    ep.add_argument("--grid", type=int, metavar="N", help="Figure 8's grid per side (default: 8)")
+    ep.add_argument("--pairs", type=int, metavar="N", help="preset pairs for the paths (default: 10)")
+    ep.add_argument("--card", action="store_true",
+                    help="also write Table I and the path shares into MODEL_CARD.md beside the model (dated)")
 
     x = sub.add_parser("transfer", help="move a recorded note's timbre toward another instrument",
                        description="Encode the note's first 500 ms, move its timbre code by alpha (mu_target - "
@@ -285,6 +290,7 @@ def _writable_folder(path: Path, option: str) -> None:
 
 
 def _eval_patch(a: argparse.Namespace) -> int:
+    import dataclasses
     import datetime
 
     from timbrespace.evaluate import patch_map, patch_report, timbral
@@ -296,6 +302,11 @@ def _eval_patch(a: argparse.Namespace) -> int:
     _logging("warning")
     if a.seed < 0:
         raise CliError(f"--seed {a.seed}: expected a non-negative integer")
+    sizes = {k: v for k, v in (("presets", a.presets), ("grid", a.grid), ("pairs", a.pairs)) if v is not None}
+    for option, value in sizes.items():
+        least = 0 if option == "presets" else 1
+        if value < least:
+            raise CliError(f"--{option} {value}: expected an integer of at least {least}")
     model = a.model or patch_map.default_model()
     if not model.is_file():
         raise CliError(f"model {model}: no such file; expected a patch-vae checkpoint (.pt)")
@@ -307,6 +318,12 @@ def _eval_patch(a: argparse.Namespace) -> int:
         if path.is_dir():
             raise CliError(f"{option} {path}: is a folder; expected a file path")
     _writable_folder(plots, "--plots")
+    card = model.parent / "MODEL_CARD.md"
+    if a.card and (a.quick or sizes):
+        raise CliError("--card records the default full run in the model card; drop --quick, --presets, --grid "
+                       "and --pairs (or --card)")
+    if a.card and not card.is_file():
+        raise CliError(f"--card: {card} does not exist; expected the model card beside the checkpoint")
     if not reference.available():
         raise CliError(f"amSynth's DSSI plugin {reference.PLUGIN} is not installed (apt-get install amsynth)")
     if not timbral.available():
@@ -314,7 +331,11 @@ def _eval_patch(a: argparse.Namespace) -> int:
                        "pip install --no-deps timbral_models==0.4.0")
     try:
         space = PatchSpace.load(model, device="cpu", num_threads=1)
-        result = patch_map.evaluate(space, patch_map.Settings.make(a.quick, a.seed),
+        base = patch_map.Settings.make(a.quick, a.seed)
+        presets = base.presets if a.presets is None else (a.presets or None)  # 0: every validation preset
+        settings = dataclasses.replace(base, presets=presets, grid=sizes.get("grid", base.grid),
+                                       pairs=sizes.get("pairs", base.pairs))
+        result = patch_map.evaluate(space, settings,
                                     log=lambda line: print(line, file=sys.stderr))
     except (CheckpointError, ValueError, OSError, reference.ReferenceUnavailable, reference.WorkerError) as e:
         raise CliError(str(e)) from None
@@ -326,6 +347,9 @@ def _eval_patch(a: argparse.Namespace) -> int:
     atomic_write_text(json_path, patch_report.to_json(result))
     atomic_write_text(md_path, patch_report.markdown(result, md_path.parent, plots, date))
     print(f"wrote {json_path}, {md_path} and plots in {plots}")
+    if a.card:
+        atomic_write_text(card, patch_report.update_card(card, patch_report.card_section(result, date)))
+        print(f"updated {card}")
     return 0
 
 

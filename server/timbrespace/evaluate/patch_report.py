@@ -192,3 +192,36 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
                    f"{q['morph_median']:.3g} ({sq}) |")
     out += ["", f"![Paths]({rel('patch-map-paths.png')})", ""]
     return "\n".join(out)
+
+
+CARD_BEGIN = "<!-- timbrespace eval patch-vae: begin -->"
+CARD_END = "<!-- timbrespace eval patch-vae: end -->"
+
+
+def card_section(result: dict[str, Any], date: str) -> str:
+    """The model card's "Heard" section: Table I and the path shares, measured on ``date``."""
+    s, p = result["settings"], result["paths"]
+    lines = [CARD_BEGIN, f"## Heard: timbral error and smooth paths (measured {date})", "",
+             f"`timbrespace eval patch-vae --seed {s['seed']}` (report: docs/patch-map.md): "
+             f"{len(result['table']['presets'])} validation presets and their reconstructions played by amSynth "
+             f"(C4, {s['duration']:g} s, RMS-normalised), rated 0-100 by the AudioCommons timbral models, beside "
+             "Peachey, Oore and Malloch's Table I and a random other validation preset.", "",
+             "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(result)]
+    lines += ["", f"Paths ({len(p['pairs'])} random pairs, {p['steps']} steps): the path through the map is "
+              "smoother than linear morphing of the parameters on "
+              f"{_pct(p['summary']['timbral_roughness']['map_better_share'])} of pairs by the timbral ratings and "
+              f"{_pct(p['summary']['logmel_roughness']['map_better_share'])} by the log-mel spectrum.", CARD_END]
+    return "\n".join(lines)
+
+
+def update_card(card: Path, section: str) -> str:
+    """``card``'s text with ``section`` in place of an earlier one (or before "## Limits", else at the end)."""
+    text = card.read_text()
+    if CARD_BEGIN in text and CARD_END in text:
+        head, rest = text.split(CARD_BEGIN, 1)
+        return head + section + rest.split(CARD_END, 1)[1]
+    if "\n## Limits" in text:
+        head, rest = text.split("\n## Limits", 1)
+        return head + "\n" + section + "\n\n## Limits" + rest
+    return text.rstrip("\n") + "\n\n" + section + "\n"
