@@ -69,15 +69,21 @@ def test_rate_refuses_silence_and_nan_by_name() -> None:
 
 def test_a_straight_path_is_smooth_and_a_jump_is_not() -> None:
     ends = np.array([[0.0, 10.0], [40.0, 30.0]])
+    scale = np.array([10.0, 5.0])
     t = np.linspace(0.0, 1.0, 9)[:, None]
     straight = (1 - t) * ends[0] + t * ends[1]
     jump = np.where(t < 0.5, ends[0], ends[1])
-    assert smoothness.roughness(straight) == pytest.approx(0.0, abs=1e-12)
-    assert smoothness.nonlinearity(straight) == pytest.approx(0.0, abs=1e-12)
-    assert smoothness.roughness(jump) > 1.0  # a step change: two second differences of the whole span
-    assert smoothness.nonlinearity(jump) > 0.05
+    for score in (smoothness.roughness, smoothness.nonlinearity, smoothness.relative_roughness):
+        assert score(straight, scale) == pytest.approx(0.0, abs=1e-12)
+    # A step from one end to the other: two second differences as large as the whole span (4 and 4
+    # scaled units per feature), so 2 x (4^2 + 4^2) / 2 features.
+    assert smoothness.roughness(jump, scale) == pytest.approx(32.0)
+    assert smoothness.nonlinearity(jump, scale) > 0.5
+    assert smoothness.relative_roughness(jump, scale) == pytest.approx(64.0 / 33.0)
     with pytest.raises(ValueError, match="steps >= 3"):
-        smoothness.roughness(straight[:2])
+        smoothness.roughness(straight[:2], scale)
+    with pytest.raises(ValueError, match="positive"):
+        smoothness.roughness(straight, np.array([1.0, 0.0]))
 
 
 def test_the_card_section_replaces_its_earlier_self(tmp_path: Path) -> None:

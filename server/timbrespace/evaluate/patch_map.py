@@ -132,19 +132,39 @@ def figure_eight(space: PatchSpace, listener: Listener, grid: int) -> dict[str, 
             "maps": {q: r[:, i].reshape(grid, grid).tolist() for i, q in enumerate(QUALITIES)}}
 
 
-def _scores(path: list[Heard]) -> dict[str, float]:
-    timbral = np.stack([h.ratings for h in path])
-    mel = np.stack([h.logmel for h in path])
-    return {"timbral_roughness": smoothness.roughness(timbral), "logmel_roughness": smoothness.roughness(mel),
-            "timbral_nonlinearity": smoothness.nonlinearity(timbral),
-            "logmel_nonlinearity": smoothness.nonlinearity(mel)}
+#: Floors of the features' spreads: a rating point, a decibel (a band that never moves is not noise).
+RATING_FLOOR, LOGMEL_FLOOR = 1.0, 1.0
+SCORES = ("timbral_roughness", "logmel_roughness", "timbral_nonlinearity", "logmel_nonlinearity",
+          "timbral_relative_roughness", "logmel_relative_roughness")
+
+
+def _scores(path: list[Heard], scales: tuple[FloatArray, FloatArray]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, f, scale in (("timbral", np.stack([h.ratings for h in path]), scales[0]),
+                           ("logmel", np.stack([h.logmel for h in path]), scales[1])):
+        out[f"{kind}_roughness"] = smoothness.roughness(f, scale)
+        out[f"{kind}_nonlinearity"] = smoothness.nonlinearity(f, scale)
+        out[f"{kind}_relative_roughness"] = smoothness.relative_roughness(f, scale)
+    # Kept so other path measures can be computed later without rendering again.
+    out["ratings"] = [h.ratings.tolist() for h in path]
+    out["logmel"] = [h.logmel.tolist() for h in path]
+    return out
 
 
 def paths(space: PatchSpace, library: PresetLibrary, pool: npt.NDArray[np.intp], listener: Listener,
           pairs: int, steps: int, seed: int) -> dict[str, Any]:
-    """Map paths against linear morphs for ``pairs`` random pairs of presets drawn from ``pool``."""
+    """Map paths against linear morphs for ``pairs`` random pairs of presets drawn from ``pool``.
+
+    Features are scaled by their spread over the presets of ``pool`` that render (``listener`` has
+    heard them already when Table I ran on the same pool).
+    """
     if len(pool) < 2:
         raise ValueError("paths need at least two presets to pair")
+    heard = [h for h in listener.hear_all(library.values()[pool]) if h is not None]
+    if len(heard) < 2:
+        raise ValueError("paths need at least two presets that render sound")
+    scales = (smoothness.spread([h.ratings for h in heard], RATING_FLOOR),
+              smoothness.spread([h.logmel for h in heard], LOGMEL_FLOOR))
     rng = np.random.default_rng(seed + 1)  # not the baseline's stream: the two draws stay independent
     alphas = np.linspace(0.0, 1.0, steps)[:, None]
     rows: list[dict[str, Any]] = []
@@ -160,9 +180,10 @@ def paths(space: PatchSpace, library: PresetLibrary, pool: npt.NDArray[np.intp],
         if any(h is None for h in through_map) or any(h is None for h in morph):
             skipped.append(name)
             continue
-        rows.append({"pair": name, "map": _scores(through_map), "morph": _scores(morph)})  # type: ignore[arg-type]
+        rows.append({"pair": name, "map": _scores(through_map, scales),  # type: ignore[arg-type]
+                     "morph": _scores(morph, scales)})  # type: ignore[arg-type]
     summary: dict[str, Any] = {}
-    for key in ("timbral_roughness", "logmel_roughness", "timbral_nonlinearity", "logmel_nonlinearity"):
+    for key in SCORES:
         m = np.array([r["map"][key] for r in rows])
         s = np.array([r["morph"][key] for r in rows])
         summary[key] = {
@@ -172,7 +193,8 @@ def paths(space: PatchSpace, library: PresetLibrary, pool: npt.NDArray[np.intp],
             "map_quartiles": np.percentile(m, [25, 75]).tolist() if rows else [],
             "morph_quartiles": np.percentile(s, [25, 75]).tolist() if rows else [],
         }
-    return {"pairs": rows, "skipped": skipped, "summary": summary, "steps": steps}
+    return {"pairs": rows, "skipped": skipped, "summary": summary, "steps": steps,
+            "scales": {"ratings": scales[0].tolist(), "logmel": scales[1].tolist()}}
 
 
 def evaluate(space: PatchSpace, settings: Settings, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
