@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +73,21 @@ def _pct(x: float) -> str:
 
 
 def to_json(result: dict[str, Any]) -> str:
-    """JSON text; NaN (a silent grid point, nothing to compare) becomes null."""
+    """JSON text: NaN (a silent grid point, nothing to compare) becomes null, numbers keep 6 significant
+    digits (far finer than a rating point or a decibel) and a list of numbers stays on one line, so the
+    paths' per-step features do not run to thousands of lines."""
 
     def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
+        if isinstance(v, float):
+            return float(f"{v:.6g}") if math.isfinite(v) else None
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         if isinstance(v, list | tuple):
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(result), indent=1) + "\n"
+    text = json.dumps(clean(result), indent=1)
+    return re.sub(r"\[\s+([-+0-9.eE,\snul]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
 def plot_figure_eight(path: Path, result: dict[str, Any]) -> None:
@@ -187,8 +191,8 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
     out += ["| " + " | ".join(r) + " |" for r in table_rows(result)]
     out += ["", f"![Table I]({rel('patch-map-table1.png')})", "",
             "## Figure 8: the qualities over the map", "",
-            f"Each quality at the centres of a {result['figure8']['grid']}x{result['figure8']['grid']} grid "
-            "of the unit square (the square `/latent` plays), decoded and rendered as above.", "",
+            f"Each quality at the centres of a grid of {result['figure8']['grid']}x{result['figure8']['grid']} "
+            "cells over the unit square (the square `/latent` plays), decoded and rendered as above.", "",
             f"![Figure 8]({rel('patch-map-fig8.png')})", "",
             "## Smooth paths (SPINVAE's measure)", "",
             f"{len(p['pairs'])} random pairs of the presets above (seed {s['seed']}), {p['steps']} evenly spaced "
@@ -218,8 +222,8 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "| figure | this model | target | met |", "| --- | --- | --- | --- |"]
     out += [f"| {f} | {v} | {t} | {'yes' if ok else '**no**'} |" for f, v, t, ok in targets(result)]
     sizes = (f"{len(t['presets']) + len(t['silent'])} of the {s['validation_presets']} validation presets, a "
-             f"{result['figure8']['grid']}x{result['figure8']['grid']} grid and {len(p['pairs']) + len(p['skipped'])} "
-             "pairs")
+             f"grid of {result['figure8']['grid']}x{result['figure8']['grid']} cells and "
+             f"{len(p['pairs']) + len(p['skipped'])} pairs")
     out += ["", "## How this differs from the paper", "",
             f"- Sizes: {sizes}. Rating a patch costs far more than rendering it, so the default run is sized "
             "to repeat on one core; `timbrespace eval patch-vae --presets 0 --grid 12 --pairs 40` is the "
