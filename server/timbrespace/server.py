@@ -24,6 +24,7 @@ from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
 from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
+from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.oscquery.listen import Hub
@@ -36,6 +37,8 @@ from timbrespace.session.networks import Networks
 from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
 from timbrespace.state_keeper import StateKeeper
+from timbrespace.web import STATIC
+from timbrespace.web.url import page_url
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,16 @@ def oscquery(cfg: Config, app: App, osc_port: int) -> tuple[OscQueryService, Hub
     hub = Hub(namespace, app.handle, app.on_malformed, app.on_disconnect, max_frame=n.max_datagram)
     service = OscQueryService(namespace, HostInfo(n.instance_name(), osc_port), host=n.host, port=n.http_port,
                               limits=HttpLimits(n.max_connections, n.max_connections_per_host),
-                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub)
+                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub,
+                              page=STATIC, items=lambda: page_items(app))
     return service, hub
+
+
+def page_items(app: App) -> dict[str, Any]:
+    """What the /play page offers to pick that the namespace does not list: the timbre engine's
+    instruments (the patch engine's presets come over OSC, /patch/list)."""
+    timbre = app.engines.get("timbre")
+    return {"instruments": list(timbre.space.instruments) if isinstance(timbre, TimbreEngine) else []}
 
 
 def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, str, tuple[Any, ...]], None]:
@@ -184,7 +195,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         host, port = osc.udp_address
-        web = ""
+        web = page = ""
         if http is not None:
             try:
                 await http.start()
@@ -192,6 +203,7 @@ async def serve(
                 raise StartupError(f"cannot listen on {cfg.network.host}:{cfg.network.http_port} for OSCQuery "
                                    f"(network.http_port; 0 takes any free port): {e.strerror or e}") from None
             web = f" http://{http.address[0]}:{http.address[1]}/"
+            page = page_url(*http.address)
             osc.own.ports.add(http.address[1])  # never a reply's destination, as the OSC port is not
         zc = ""
         if cfg.network.zeroconf:
@@ -206,7 +218,7 @@ async def serve(
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]}{web} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
-            f"engine {app.engine.name}, device {device}{zc})"
+            f"engine {app.engine.name}, device {device}{zc}{', page ' + page if page else ''})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
         await stop.wait()
