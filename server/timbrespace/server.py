@@ -133,9 +133,11 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
 
 
 async def serve(
-    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
+    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False,
+    qr: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    """Run the server until SIGINT/SIGTERM; returns the exit status. ``qr`` is given the /play page's
+    URL once the server is ready (when the page is served)."""
     loop = asyncio.get_running_loop()
     try:
         prepared = prepare_all(cfg, cfg.inference.device)
@@ -221,6 +223,8 @@ async def serve(
             f"engine {app.engine.name}, device {device}{zc}{', page ' + page if page else ''})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
+        if qr is not None and page:
+            qr(page)
         await stop.wait()
         timers.close()
         sessions.close()

@@ -1,12 +1,13 @@
-"""The ``/play`` page's URL as a phone on the LAN reaches it."""
+"""The ``/play`` page's URL as a phone on the LAN reaches it, and its QR code for the terminal."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 
 import ifaddr
 
-__all__ = ["lan_address", "page_url"]
+__all__ = ["lan_address", "page_url", "qr_text"]
 
 #: Addresses that mean "every interface": a browser elsewhere needs one of the machine's own.
 _ANY = {"", "0.0.0.0", "::"}
@@ -35,3 +36,13 @@ def page_url(host: str, port: int) -> str:
     if ":" in addr:  # an IPv6 literal goes in brackets
         addr = f"[{addr}]"
     return f"http://{addr}:{port}/play"
+
+
+def qr_text(url: str) -> str:
+    """``url`` as a QR code drawn with block characters, two modules a line (a terminal's cells are
+    about twice as tall as wide), with the quiet zone a scanner needs."""
+    import segno
+
+    out = io.StringIO()
+    segno.make(url, error="m").terminal(out=out, compact=True, border=2)
+    return out.getvalue()
