@@ -9,17 +9,20 @@ import { Panel } from "./panel.js";
 const STATUS_EVERY_MS = 500;
 const LIST_PAGE = 64;
 
-/** This browser's player name, kept across visits so the server gives back the same id. */
+/** This tab's player name, kept across reloads so the server gives back the same id (and the
+ * notes it held); per tab, since two tabs saying one name would be taken for one player. */
 function playerName() {
   const key = "timbrespace.name";
   let name = null;
   try {
-    name = localStorage.getItem(key);
+    name = sessionStorage.getItem(key);
   } catch (e) { /* storage off: a new name each visit */ }
   if (!name) {
-    name = `web ${Math.floor(1000 + Math.random() * 9000)}`;
+    // 24 random bits: two of a room's tablets hardly ever draw the same name.
+    const hex = Array.from(crypto.getRandomValues(new Uint8Array(3)), (b) => b.toString(16).padStart(2, "0"));
+    name = `web ${hex.join("")}`;
     try {
-      localStorage.setItem(key, name);
+      sessionStorage.setItem(key, name);
     } catch (e) { /* as above */ }
   }
   return name;
