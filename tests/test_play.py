@@ -127,6 +127,8 @@ def test_the_page_loads_with_no_error_and_asks_no_other_host(tab: Tab, server: S
     engines = tab.page.evaluate("() => [...document.querySelectorAll('#engines button')].map(b => b.textContent)")
     assert engines == ["patch", "timbre"]  # from the namespace's /engine VALS
     assert len(tab.page.evaluate("() => play.panel.instruments")) == 12
+    # The picture behind the pad: a dot where each preset sits on the patch map.
+    assert tab.page.evaluate("() => play.pad.dots.length") == total
     assert tab.errors == []
     own = urllib.parse.urlsplit(_http_base(server)).netloc
     assert {urllib.parse.urlsplit(u).netloc for u in tab.requests if not u.startswith("data:")} == {own}

@@ -24,7 +24,6 @@ from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
 from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
-from timbrespace.engines.timbre import TimbreEngine
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.oscquery.listen import Hub
@@ -38,6 +37,7 @@ from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
 from timbrespace.state_keeper import StateKeeper
 from timbrespace.web import STATIC
+from timbrespace.web.items import PageItems
 from timbrespace.web.url import page_url
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,8 @@ def oscquery(cfg: Config, app: App, osc_port: int) -> tuple[OscQueryService, Hub
     service = OscQueryService(namespace, HostInfo(n.instance_name(), osc_port), host=n.host, port=n.http_port,
                               limits=HttpLimits(n.max_connections, n.max_connections_per_host),
                               allow=Networks(cfg.sessions.allow).__contains__, websocket=hub,
-                              page=STATIC, items=lambda: page_items(app))
+                              page=STATIC, items=PageItems(app.engines))
     return service, hub
-
-
-def page_items(app: App) -> dict[str, Any]:
-    """What the /play page offers to pick that the namespace does not list: the timbre engine's
-    instruments (the patch engine's presets come over OSC, /patch/list)."""
-    timbre = app.engines.get("timbre")
-    return {"instruments": list(timbre.space.instruments) if isinstance(timbre, TimbreEngine) else []}
 
 
 def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, str, tuple[Any, ...]], None]:

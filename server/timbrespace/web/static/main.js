@@ -31,12 +31,22 @@ function playerName() {
 const name = playerName();
 let latent = [{ MIN: 0, MAX: 1 }, { MIN: 0, MAX: 1 }];
 let presets = [];
+let items = { instruments: [], instrument_points: [], preset_points: [] };
 let mapKind = "corners";
 let corners = null;
+const CORNERS = [[0, 0], [1, 0], [0, 1], [1, 1]]; // where /corners a b c d sit
 
-/** Corner names over the pad only where they mean something: the timbre engine's corner map. */
-function showCorners() {
-  pad.setCorners(panel.engine === "timbre" && mapKind === "corners" ? corners : null);
+/** The picture behind the pad, as the engine heard and its map say: the presets' places (patch),
+ * the four corner instruments, or each instrument's place on the learned map (timbre). */
+function showBackdrop() {
+  if (panel.engine !== "timbre") {
+    pad.setBackdrop(items.preset_points || [], []);
+  } else if (mapKind === "corners") {
+    pad.setBackdrop([], corners ? corners.map((name, i) => ({ name, x: CORNERS[i][0], y: CORNERS[i][1] })) : []);
+  } else {
+    const at = items.instrument_points || [];
+    pad.setBackdrop([], at.map(([x, y], i) => ({ name: items.instruments[i], x, y })));
+  }
 }
 
 const scale = (v, r) => r.MIN + v * (r.MAX - r.MIN);
@@ -58,7 +68,7 @@ document.getElementById("oct-up").addEventListener("click", () => keys.shift(1))
 const panel = new Panel({
   engine: (n) => {
     link.send("/engine", [n]);
-    showCorners();
+    showBackdrop();
   },
   layer: (n) => link.send("/layer", [n]),
   source: (n) => link.send("/source", [n]),
@@ -67,7 +77,8 @@ const panel = new Panel({
 });
 
 /** The socket is open to a server whose namespace is `ns`: build the controls it offers and join. */
-function ready(ns, items) {
+function ready(ns, found) {
+  items = found;
   latent = [0, 1].map((i) => argRange(ns, "/latent", i, { MIN: 0, MAX: 1 }));
   const engines = argRange(ns, "/engine", 0, { VALS: [] }).VALS || [];
   const layerNode = findNode(ns, "/layer");
@@ -75,6 +86,7 @@ function ready(ns, items) {
   panel.setup(engines, layers, argRange(ns, "/alpha", 0, { MIN: 0, MAX: 1 }));
   keys.setRanges(argRange(ns, "/note", 0, { MIN: 0, MAX: 127 }), argRange(ns, "/note", 1, { MIN: 0, MAX: 127 }));
   panel.setInstruments(items.instruments || []);
+  showBackdrop();
   pad.clearCursors();
   panel.clearPlayers();
   link.send("/hello", [name]);
@@ -103,9 +115,12 @@ function message({ address, args }) {
       if (what === "left" || layer !== panel.layer) pad.dropCursor(id);
       break;
     }
+    case "/hello.reply":
+      panel.me = args[0];
+      break;
     case "/engine":
       panel.setEngine(args[0]);
-      showCorners();
+      showBackdrop();
       break;
     case "/layer.reply":
       if (args[0] !== panel.layer) pad.clearCursors(); // the new layer's arrive with its state
@@ -120,11 +135,11 @@ function message({ address, args }) {
       break;
     case "/map":
       mapKind = args[0];
-      showCorners();
+      showBackdrop();
       break;
     case "/corners":
       corners = args.map(String);
-      showCorners();
+      showBackdrop();
       break;
     case "/patch/list.reply": {
       const [total, start, ...names] = args;

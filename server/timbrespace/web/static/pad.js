@@ -25,7 +25,8 @@ export class Pad {
     this.fingers = new Map(); // pointerId -> {x, y}
     this.cursors = new Map(); // player id -> {name, x, y}
     this.point = null; // the layer's sounding point, as fed back
-    this.corners = null; // the timbre engine's four corner instruments, when its corner map is heard
+    this.dots = []; // the picture behind: the presets' places on the patch map, [x, y] each
+    this.labels = []; // named places: the timbre engine's instruments, {name, x, y} each
     this.pending = null;
     this.dirty = true;
     this.moves = 0;
@@ -88,8 +89,10 @@ export class Pad {
     this.dirty = true;
   }
 
-  setCorners(names) {
-    this.corners = names;
+  /** What the map shows under the fingers: dots (the presets) and named places (instruments). */
+  setBackdrop(dots, labels) {
+    this.dots = dots;
+    this.labels = labels;
     this.dirty = true;
   }
 
@@ -125,20 +128,17 @@ export class Pad {
       c.lineTo(w, py(i / GRID));
     }
     c.stroke();
+    c.fillStyle = "rgba(140,180,255,0.35)";
+    const dot = 2 * dpr;
+    for (const [x, y] of this.dots) c.fillRect(px(x) - dot / 2, py(y) - dot / 2, dot, dot);
     c.font = `${12 * dpr}px system-ui, sans-serif`;
-    c.fillStyle = "rgba(255,255,255,0.55)";
-    if (this.corners) {
-      const [a, b, cc, d] = this.corners;
-      const m = 6 * dpr;
-      c.textBaseline = "bottom";
-      c.textAlign = "left";
-      c.fillText(a, m, h - m);
-      c.textAlign = "right";
-      c.fillText(b, w - m, h - m);
-      c.textBaseline = "top";
-      c.fillText(d, w - m, m);
-      c.textAlign = "left";
-      c.fillText(cc, m, m);
+    c.fillStyle = "rgba(255,255,255,0.6)";
+    const m = 6 * dpr;
+    for (const l of this.labels) {
+      // Kept inside the pad: a corner's name reads inward from its corner.
+      c.textAlign = l.x < 0.25 ? "left" : l.x > 0.75 ? "right" : "center";
+      c.textBaseline = l.y < 0.25 ? "bottom" : l.y > 0.75 ? "top" : "middle";
+      c.fillText(l.name, Math.min(w - m, Math.max(m, px(l.x))), Math.min(h - m, Math.max(m, py(l.y))));
     }
     c.textAlign = "left";
     c.textBaseline = "middle";

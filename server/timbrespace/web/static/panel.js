@@ -23,6 +23,7 @@ export class Panel {
     this.engine = null;
     this.layer = 0;
     this.players = new Map(); // id -> {name, layer}
+    this.me = null; // this page's player id (/hello.reply)
     this.toastTimer = null;
     this.alphaPending = null;
     for (const which of ["source", "target"]) {
@@ -134,7 +135,7 @@ export class Panel {
     else this.players.set(id, { name, layer });
     this.$("players").replaceChildren(...[...this.players].map(([pid, p]) => {
       const li = document.createElement("li");
-      li.textContent = `${p.name} · layer ${p.layer}`;
+      li.textContent = `${p.name}${pid === this.me ? " (you)" : ""} · layer ${p.layer}`;
       li.style.borderColor = colour(pid);
       return li;
     }));
