@@ -3,7 +3,9 @@ server; touches are real touch events (CDP Input.dispatchTouchEvent), read back 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -230,3 +232,26 @@ def test_the_page_reconnects_after_the_server_restarts(browser: Browser, tmp_pat
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_the_page_gives_up_a_silent_server_and_comes_back(browser: Browser, tmp_path: Path) -> None:
+    """A socket still open but unanswered (a frozen server, or a network gone without a close) is
+    given up after 5 s of silence, and the page reconnects once the server answers again."""
+    s = start_server(tmp_path)
+    t = Tab(browser, _http_base(s))
+    try:
+        os.kill(s.proc.pid, signal.SIGSTOP)  # the control process only: its sockets stay open
+        try:
+            t.page.wait_for_selector("body:not([data-link=open])", timeout=3 * WAIT_S * 1000)
+        finally:
+            os.kill(s.proc.pid, signal.SIGCONT)
+        t.page.wait_for_selector("body[data-link=open]", timeout=3 * WAIT_S * 1000)
+        assert t.page.evaluate("() => play.link.dropped") >= 1
+        with _watcher(s) as w:
+            t.touch("touchStart", [t.on("#pad", 0.625, 0.5)])
+            t.touch("touchMove", [t.on("#pad", 0.625, 0.375)])
+            _feedback_until(w, "/latent", lambda p: abs(p[0] - 0.625) < 0.01 and abs(p[1] - 0.625) < 0.01)
+            t.touch("touchEnd", [])
+    finally:
+        t.close()
+        s.stop()

@@ -5,6 +5,10 @@ import { decode, encode } from "./osc.js";
 
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 8000;
+// A message sent and nothing heard since for this long: the network is gone though the socket
+// has not noticed (a phone's Wi-Fi dropped, a server frozen). The page polls /status, so a live
+// server always answers well within it.
+const SILENT_MS = 5000;
 
 /** A node of the namespace by its path ("/latent", "/patch/list"), or null. */
 export function findNode(root, path) {
@@ -37,15 +41,32 @@ export class Link {
     this.namespace = null;
     this.delay = FIRST_DELAY_MS;
     this.timer = null;
+    this.connecting = false;
+    this.waitingSince = null; // when the first message unanswered so far was sent
     this.sent = 0;
+    this.dropped = 0; // sockets given up for silence
   }
 
   start() {
     this.connect();
     // A phone back from sleep: try at once rather than wait out the delay.
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible" && !this.isOpen()) this.retryNow();
+      if (document.visibilityState === "visible" && !this.isOpen() && !this.connecting) this.retryNow();
     });
+    setInterval(() => this.watch(), 500);
+  }
+
+  /** Give up a socket that has gone silent: reconnect rather than play into nothing. */
+  watch() {
+    const live = this.ws !== null && this.ws.readyState <= WebSocket.OPEN; // connecting or open
+    if (live && this.waitingSince !== null && performance.now() - this.waitingSince > SILENT_MS) {
+      this.dropped++;
+      const ws = this.ws;
+      this.ws = null;
+      this.connecting = false;
+      ws.close();
+      this.retryLater();
+    }
   }
 
   isOpen() {
@@ -60,16 +81,21 @@ export class Link {
 
   async connect() {
     this.timer = null;
+    if (this.connecting) return;
+    this.connecting = true;
     this.hooks.state("connecting");
     let namespace;
     let items;
     try {
       // Read again on each connection: a restarted server may run other engines or layers.
-      const [ns, it] = await Promise.all([fetch("/", { cache: "no-store" }), fetch("/play/items.json", { cache: "no-store" })]);
+      // Bounded like the socket's silence: a request into a dead network would hang for minutes.
+      const opts = { cache: "no-store", signal: AbortSignal.timeout(SILENT_MS) };
+      const [ns, it] = await Promise.all([fetch("/", opts), fetch("/play/items.json", opts)]);
       if (!ns.ok) throw new Error(`namespace: HTTP ${ns.status}`);
       namespace = await ns.json();
       items = it.ok ? await it.json() : {};
     } catch (e) {
+      this.connecting = false;
       this.retryLater();
       return;
     }
@@ -77,13 +103,17 @@ export class Link {
     const ws = new WebSocket(`${scheme}//${location.host}/`);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    this.waitingSince = performance.now(); // the opening handshake is watched like any request
     ws.onopen = () => {
+      this.connecting = false;
+      this.waitingSince = null;
       this.delay = FIRST_DELAY_MS;
       this.namespace = namespace;
       this.hooks.ready(namespace, items);
       this.hooks.state("open");
     };
     ws.onmessage = (ev) => {
+      this.waitingSince = null;
       if (typeof ev.data === "string") return; // the page sends no LISTEN: only binary OSC comes
       let messages;
       try {
@@ -95,7 +125,8 @@ export class Link {
       for (const m of messages) this.hooks.message(m);
     };
     ws.onclose = () => {
-      if (this.ws !== ws) return;
+      if (this.ws !== ws) return; // one given up already
+      this.connecting = false;
       this.ws = null;
       this.retryLater();
     };
@@ -124,6 +155,7 @@ export class Link {
     }
     this.ws.send(encode(address, tags, args));
     this.sent++;
+    if (this.waitingSince === null) this.waitingSince = performance.now();
     return true;
   }
 }
