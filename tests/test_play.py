@@ -50,9 +50,9 @@ class Tab:
     """One /play page in its own browser context (its own storage, so its own player), with what it
     logged and every URL it asked for."""
 
-    def __init__(self, browser: Browser, base: str, width: int = 900, height: int = 600) -> None:
+    def __init__(self, browser: Browser, base: str, width: int = 900, height: int = 600, mobile: bool = False) -> None:
         self.context: BrowserContext = browser.new_context(viewport={"width": width, "height": height},
-                                                           has_touch=True)
+                                                           has_touch=True, is_mobile=mobile)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
@@ -134,12 +134,37 @@ def test_the_page_loads_with_no_error_and_asks_no_other_host(tab: Tab, server: S
     assert tab.errors == []
     own = urllib.parse.urlsplit(_http_base(server)).netloc
     assert {urllib.parse.urlsplit(u).netloc for u in tab.requests if not u.startswith("data:")} == {own}
-    # Every control a finger uses is 44 CSS px or more each way.
-    small = tab.page.evaluate("""() => [...document.querySelectorAll('button, input, .key.white, #pad')]
-        .filter(e => e.offsetParent !== null)
-        .map(e => [e.id || e.className || e.textContent, e.getBoundingClientRect()])
-        .filter(([, r]) => r.width < 44 || r.height < 44).map(([n]) => n)""")
-    assert small == []
+
+
+#: What a finger uses: each at least 44 CSS px each way, and no two on top of each other.
+TARGETS = "button, input, .key.white, #pad"
+BLOCKS = ["#pad", "#source", "#target", "#alpha", "#engines", "#layers", "#meter", "#oct-down", "#oct-up", "#keys"]
+
+
+@pytest.mark.parametrize("size", [(360, 740), (740, 360), (320, 568), (568, 320), (1024, 768), (768, 1024)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_control_fits_phones_and_tablets_upright_and_on_their_side(
+        browser: Browser, server: ServerProc, size: tuple[int, int]) -> None:
+    t = Tab(browser, _http_base(server), *size, mobile=True)
+    try:
+        small = t.page.evaluate(f"""() => [...document.querySelectorAll('{TARGETS}')]
+            .filter(e => e.offsetParent !== null).map(e => [e.id || e.className, e.getBoundingClientRect()])
+            .filter(([, r]) => r.width < 44 || r.height < 44).map(([n, r]) => [n, r.width, r.height])""")
+        assert small == []
+        # The page is the screen: nothing to scroll to, nothing laid over another control.
+        assert t.page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]") \
+            == list(size)
+        boxes = {sel: t.page.locator(sel).bounding_box() for sel in BLOCKS}
+        shown = {sel: b for sel, b in boxes.items() if b is not None and b["width"] > 0}
+        assert set(shown) == set(BLOCKS)
+        for i, a in enumerate(BLOCKS):
+            for b in BLOCKS[i + 1:]:
+                ra, rb = shown[a], shown[b]
+                w = min(ra["x"] + ra["width"], rb["x"] + rb["width"]) - max(ra["x"], rb["x"])
+                h = min(ra["y"] + ra["height"], rb["y"] + rb["height"]) - max(ra["y"], rb["y"])
+                assert w <= 0.5 or h <= 0.5, f"{a} overlaps {b} at {size}"
+    finally:
+        t.close()
 
 
 def test_dragging_on_the_pad_moves_the_servers_point(tab: Tab, server: ServerProc) -> None:

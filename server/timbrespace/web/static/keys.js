@@ -2,7 +2,14 @@
 // first and sounds the next. Velocity from where the key is struck: lower on the key is louder.
 
 const WHITE = [0, 2, 4, 5, 7, 9, 11]; // semitones of the white keys in an octave
-const MIN_WHITE_PX = 44;
+const NAMES = ["C", "D", "E", "F", "G", "A", "B"];
+const MIN_WHITE_PX = 45; // 44 px and the border
+const HAS_BLACK = [true, true, false, true, true, true, false]; // a black key to the right
+
+/** The pitch of the white key `w` counted from MIDI note 0 (C-1). */
+function whitePitch(w) {
+  return 12 * Math.floor(w / 7) + WHITE[w % 7];
+}
 
 export class Keyboard {
   /**
@@ -12,7 +19,8 @@ export class Keyboard {
   constructor(box, play) {
     this.box = box;
     this.play = play;
-    this.low = 60; // the leftmost white key: C4
+    this.low = 35; // the leftmost white key, counted in white keys from C-1: 35 is C4 (MIDI 60)
+    this.whites = 7; // white keys shown
     this.range = { MIN: 0, MAX: 127 }; // pitches taken (the namespace's /note RANGE)
     this.velRange = { MIN: 1, MAX: 127 };
     this.held = new Map(); // pointerId -> pitch
@@ -28,30 +36,30 @@ export class Keyboard {
     this.build();
   }
 
-  shift(octaves) {
-    const next = this.low + 12 * octaves;
-    if (next >= this.range.MIN && next + 12 <= this.range.MAX + 1) {
+  /** Move by an octave, or by a screenful where less than an octave fits (a phone held upright). */
+  shift(direction) {
+    const next = this.low + direction * Math.min(7, this.whites);
+    if (whitePitch(next) >= this.range.MIN && whitePitch(next) <= this.range.MAX) {
       this.releaseAll();
       this.low = next;
       this.build();
     }
   }
 
-  /** Lay out as many white keys as fit at 44 px or more (one octave at least). */
+  /** Lay out as many white keys as fit at 44 px or more. */
   build() {
     const width = this.box.clientWidth || 320;
-    const whites = Math.max(7, Math.floor(width / (MIN_WHITE_PX + 4)));
-    const keyW = 100 / whites;
+    this.whites = Math.max(1, Math.floor(width / MIN_WHITE_PX));
+    const keyW = 100 / this.whites;
     this.box.replaceChildren();
-    let pitch = this.low;
-    for (let i = 0; i < whites; i++) {
-      const octave = Math.floor(i / 7);
-      const semis = WHITE[i % 7];
-      pitch = this.low + 12 * octave + semis;
+    for (let i = 0; i < this.whites; i++) {
+      const w = this.low + i;
+      const pitch = whitePitch(w);
       if (pitch > this.range.MAX) break;
-      this.box.append(this.key(pitch, "white", i * keyW, keyW));
-      const hasBlack = [0, 2, 5, 7, 9].includes(semis);
-      if (hasBlack && i < whites - 1 && pitch + 1 <= this.range.MAX) {
+      const k = this.key(pitch, "white", i * keyW, keyW);
+      if (w % 7 === 0 || i === 0) k.textContent = `${NAMES[w % 7]}${Math.floor(w / 7) - 1}`;
+      this.box.append(k);
+      if (HAS_BLACK[w % 7] && i < this.whites - 1 && pitch + 1 <= this.range.MAX) {
         this.box.append(this.key(pitch + 1, "black", (i + 0.65) * keyW, keyW * 0.7));
       }
     }
@@ -63,7 +71,6 @@ export class Keyboard {
     k.dataset.pitch = String(pitch);
     k.style.left = `${leftPct}%`;
     k.style.width = `${widthPct}%`;
-    if (pitch % 12 === 0 && kind === "white") k.textContent = `C${pitch / 12 - 1}`;
     return k;
   }
 
