@@ -62,3 +62,9 @@ def test_items_name_the_instruments_and_place_them_and_the_presets(server: Serve
     # The points are spread over the map, not piled on one spot.
     xs = [p[0] for p in items["instrument_points"]]
     assert max(xs) - min(xs) > 0.25
+    # A preset saved while the server runs is placed too, at the next request.
+    with server.client() as c:
+        c.request("/patch/save", "placed later")
+        assert c.request("/patch/list", 0, 1).params[0] == total + 1
+    status, _, body = _get(_base(server) + "/play/items.json")
+    assert status == 200 and len(json.loads(body)["preset_points"]) == total + 1

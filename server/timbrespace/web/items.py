@@ -6,9 +6,10 @@
 - ``preset_points``: where each preset sits on the patch map, in ``/patch/list``'s order (the page
   pages the names in over OSC), so the page draws the presets as the picture behind the pad.
 
-Points are ``[x, y]`` in the unit square, y up, as ``/latent`` takes them. They are computed at the
-first request, not at start (a server nobody opens the page of pays nothing); the preset points
-again only when the library has grown (``/patch/save``).
+Points are ``[x, y]`` in the unit square, y up, as ``/latent`` takes them. They are computed when
+the server starts (tens of milliseconds for the factory banks: paid before the ready line, not on
+the event loop while people play), and a preset saved later (``/patch/save``) is placed at the
+next request, alone.
 """
 
 from __future__ import annotations
@@ -40,31 +41,32 @@ class PageItems:
 
     def __init__(self, engines: Mapping[str, Engine]) -> None:
         self.engines = engines
-        self._timbre: dict[str, Any] | None = None
-        self._presets: tuple[int, list[list[float]]] = (-1, [])
+        self._timbre = self._timbre_items()
+        self._presets: list[list[float]] = []
+        self.preset_points()
 
     def __call__(self) -> dict[str, Any]:
-        return {**self.timbre(), "preset_points": self.preset_points()}
+        return {**self._timbre, "preset_points": self.preset_points()}
 
-    def timbre(self) -> dict[str, Any]:
-        if self._timbre is None:
-            engine = self.engines.get("timbre")
-            out: dict[str, Any] = {"instruments": [], "instrument_points": []}
-            if isinstance(engine, TimbreEngine):
-                space = engine.space
-                out["instruments"] = list(space.instruments)
-                if space.learned_map is not None:
-                    means = torch.as_tensor(space.means, dtype=torch.float32, device=space.device)
-                    out["instrument_points"] = _points(space.learned_map.place(means).cpu().numpy())
-            self._timbre = out
-        return self._timbre
+    def _timbre_items(self) -> dict[str, Any]:
+        engine = self.engines.get("timbre")
+        out: dict[str, Any] = {"instruments": [], "instrument_points": []}
+        if isinstance(engine, TimbreEngine):
+            space = engine.space
+            out["instruments"] = list(space.instruments)
+            if space.learned_map is not None:
+                means = torch.as_tensor(space.means, dtype=torch.float32, device=space.device)
+                out["instrument_points"] = _points(space.learned_map.place(means).cpu().numpy())
+        return out
 
     def preset_points(self) -> list[list[float]]:
+        """Each preset's place on the patch map, those added since the last call placed now."""
         engine = self.engines.get("patch")
-        if not isinstance(engine, PatchEngine) or not len(engine.library):
+        if not isinstance(engine, PatchEngine):
             return []
-        n = len(engine.library)
-        if self._presets[0] != n:
+        n, done = len(engine.library), len(self._presets)
+        if n > done:
             space = engine.space
-            self._presets = (n, _points(space.latent_to_unit(space.encode_latent(engine.library.values()))))
-        return self._presets[1]
+            added = engine.library.values()[done:]
+            self._presets += _points(space.latent_to_unit(space.encode_latent(added)))
+        return self._presets
