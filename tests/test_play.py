@@ -205,6 +205,44 @@ def test_a_key_sounds_a_note_and_its_release_stops_it(tab: Tab, server: ServerPr
     assert tab.errors == []
 
 
+def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> None:
+    """Layer, engine, source, alpha and the pad, as a finger sets them, read back from the namespace
+    (on layer 2: the other tests play layer 0)."""
+    import json
+    import urllib.request
+
+    def value(path: str) -> list[Any]:
+        with urllib.request.urlopen(f"{_http_base(server)}{path}?VALUE", timeout=10) as r:
+            return list(json.loads(r.read())["VALUE"])
+
+    def until(path: str, cond: Callable[[list[Any]], bool]) -> list[Any]:
+        deadline = time.monotonic() + WAIT_S
+        while not cond(got := value(path)):
+            assert time.monotonic() < deadline, f"{path} is still {got}"
+            time.sleep(0.02)
+        return got
+
+    tab.touch("touchStart", [tab.on('#layers button[data-layer="2"]', 0.5, 0.5)])
+    tab.touch("touchEnd", [])
+    tab.until("() => play.panel.layer", lambda n: n == 2, "the page on layer 2 (/layer.reply)")
+    tab.page.click("#engines button[data-engine=timbre]")
+    until("/layer/2/engine", lambda v: v == ["timbre"])
+    # The timbre engine's map has names on it: its corners, or its instruments where it places them.
+    assert tab.until("() => play.pad.labels.length", lambda n: n in (4, 12), "names over the pad")
+    tab.page.fill("#source", "violin")
+    tab.page.dispatch_event("#source", "change")
+    until("/layer/2/source", lambda v: v == ["violin"])
+    tab.page.evaluate("() => { const a = document.getElementById('alpha'); a.value = '0.375'; "
+                      "a.dispatchEvent(new Event('input')); }")
+    until("/layer/2/alpha", lambda v: abs(v[0] - 0.375) < 1e-6)
+    tab.touch("touchStart", [tab.on("#pad", 0.25, 0.5)])
+    tab.touch("touchMove", [tab.on("#pad", 0.25, 0.25)])
+    tab.touch("touchEnd", [])
+    until("/layer/2/latent", lambda v: abs(v[0] - 0.25) < 0.01 and abs(v[1] - 0.75) < 0.01)
+    assert value("/layer/0/engine") == ["patch"]  # layer 0 untouched
+    assert tab.errors == []
+
+
 def test_another_players_moves_show_as_a_cursor_on_the_page(tab: Tab, browser: Browser, server: ServerProc) -> None:
     cursor = "() => [...play.pad.cursors.values()]"
 

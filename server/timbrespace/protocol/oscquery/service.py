@@ -196,7 +196,7 @@ class OscQueryService:
 
     async def _play(self, request: web.Request) -> web.StreamResponse:
         assert self.page is not None
-        if request.path.endswith("/"):  # the page's relative links resolve against /play
+        if request.path.endswith("/"):  # one address for the page, whichever way it was typed
             raise web.HTTPFound("/play")
         response = web.FileResponse(self.page / "play.html")
         response.headers["Content-Security-Policy"] = PAGE_POLICY

@@ -52,8 +52,8 @@ export class Panel {
   setup(engines, layers, alphaRange) {
     this.$("engines").replaceChildren(...engines.map((name) => {
       const b = button(name, () => {
+        this.setEngine(name); // first: what the send redraws depends on it
         this.send.engine(name);
-        this.setEngine(name);
       });
       b.dataset.engine = name;
       return b;
