@@ -4,7 +4,7 @@
 import { decode, encode } from "./osc.js";
 
 const FIRST_DELAY_MS = 250;
-const MAX_DELAY_MS = 8000;
+const MAX_DELAY_MS = 4000; // a room of tablets retrying this often is still a trickle of requests
 // A message sent and nothing heard since for this long: the network is gone though the socket
 // has not noticed (a phone's Wi-Fi dropped, a server frozen). The page polls /status, so a live
 // server always answers well within it.
