@@ -166,6 +166,11 @@ setInterval(() => {
   if (document.visibilityState === "visible") link.send("/status");
 }, STATUS_EVERY_MS);
 
+// A long press on the pad or a key is playing, not asking for a menu.
+for (const id of ["pad", "keys"]) {
+  document.getElementById(id).addEventListener("contextmenu", (ev) => ev.preventDefault());
+}
+
 // Lifting the page away (another tab, the phone locked) must not leave notes hanging.
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") keys.releaseAll();
