@@ -3,6 +3,7 @@
 
 const GRID = 8;
 const FINGER_PX = 22;
+const SEND_DELAYS = 4096; // kept for `timbrespace bench`
 
 function clamp01(v) {
   return Math.min(1, Math.max(0, v));
@@ -16,8 +17,8 @@ export function colour(id) {
 export class Pad {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {(x: number, y: number) => void} onMove called at most once a frame with the newest
-   *   finger's point, both in [0, 1], y up
+   * @param {(x: number, y: number) => void} onMove called with a finger's point as it moves, both in
+   *   [0, 1], y up (the browser already delivers moves once a frame at most)
    */
   constructor(canvas, onMove) {
     this.canvas = canvas;
@@ -27,9 +28,9 @@ export class Pad {
     this.point = null; // the layer's sounding point, as fed back
     this.dots = []; // the picture behind: the presets' places on the patch map, [x, y] each
     this.labels = []; // named places: the timbre engine's instruments, {name, x, y} each
-    this.pending = null;
     this.dirty = true;
     this.moves = 0;
+    this.sendDelays = []; // milliseconds from a finger's move to its send, the last SEND_DELAYS
     for (const type of ["pointerdown", "pointermove", "pointerup", "pointercancel", "lostpointercapture"]) {
       canvas.addEventListener(type, (ev) => this.pointer(ev));
     }
@@ -65,7 +66,13 @@ export class Pad {
       this.dirty = true;
       return;
     }
-    this.pending = this.fingers.get(ev.pointerId);
+    // Sent at once, not at the next frame: pointer moves already come once a frame at most, and
+    // waiting for the frame would add up to a frame of latency.
+    const p = this.fingers.get(ev.pointerId);
+    this.moves++;
+    this.onMove(p.x, p.y);
+    if (this.sendDelays.length >= SEND_DELAYS) this.sendDelays.shift();
+    this.sendDelays.push(performance.now() - ev.timeStamp);
     this.dirty = true;
   }
 
@@ -97,12 +104,6 @@ export class Pad {
   }
 
   frame() {
-    if (this.pending) {
-      const p = this.pending;
-      this.pending = null;
-      this.moves++;
-      this.onMove(p.x, p.y);
-    }
     if (this.dirty) {
       this.dirty = false;
       this.draw();
