@@ -308,6 +308,36 @@ def test_osc_sent_over_the_websocket_is_played_and_answered(server: ServerProc) 
     asyncio.run(run())
 
 
+def test_notify_sent_as_osc_over_the_websocket_streams_the_whole_feedback(server: ServerProc) -> None:
+    """/notify 1 in a binary frame subscribes as over TCP: every feedback message comes, /cursor (no
+    LISTEN path names it) included, until /notify 0."""
+    import aiohttp
+
+    from timbrespace.protocol.encode import encode_message
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_base(server) + "/") as ws:
+            await ws.send_bytes(encode_message("/notify", (1,)))
+            assert (await _frames_until(ws, "/done"))[-1][1][0] == "/notify"
+            with server.client() as c:
+                c.request("/hello", "mover")
+                c.send("/latent", 0.125, 0.25)
+                c.send("/alpha", 0.5)
+                c.sync()
+                got = await _frames_until(ws, "/cursor", timeout=10)
+                assert got[-1][1][1:] == ("mover", pytest.approx(0.125), pytest.approx(0.25))
+                if ("/alpha", (0.5,)) not in got:  # the same flush may carry it before or after
+                    await _frames_until(ws, "/alpha", [0.5])
+                await ws.send_bytes(encode_message("/notify", (0,)))
+                await _frames_until(ws, "/done")
+                c.send("/latent", 0.75, 0.75)
+                c.sync()
+                with pytest.raises(AssertionError, match="no /latent"):
+                    await _frames_until(ws, "/latent", timeout=0.5)
+
+    asyncio.run(run())
+
+
 def _members(server: ServerProc) -> list[str]:
     """The names /clients lists (the test server has few: one page)."""
     with server.client() as c:

@@ -30,6 +30,8 @@ import numpy as np
 
 from timbrespace.bench_sessions import bench_sessions
 from timbrespace.bench_sessions import markdown as sessions_markdown
+from timbrespace.bench_web import bench_web
+from timbrespace.bench_web import markdown_rows as web_rows
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_text
 from timbrespace.session.context import local
@@ -537,6 +539,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     result["sessions"] = bench_sessions(cfg, quick, result["host_timer"])
+    print("bench: the web page and OSCQuery's HTTP ...", file=sys.stderr)
+    result["web"] = bench_web(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)
@@ -624,6 +628,8 @@ def markdown(r: dict[str, Any]) -> str:
     if lt:
         rows.append(("arrival → block, timbre notes (p50 / p99)", f"{lt['p50_ms']:.2f} / {lt['p99_ms']:.2f} ms",
                      f"p99 = {lt['p99_ms'] / block:.2f} blocks; the first frame's decode included (1,000 notes/s)"))
+    if r.get("web"):
+        rows += web_rows(r["web"], block)
     m = r["machine"]
     lines = [f"Measured {r['date']} on {m['cpus']} CPUs ({m['platform']}), "
              f"torch {m['torch']}{' (quick run)' if r['quick'] else ''}.", "",

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
+    s.add_argument("--qr", action="store_true",
+                   help="print a QR code of the web page's URL (/play) once ready, for a phone to scan")
     s.add_argument("--fresh", action="store_true",
                    help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
 
@@ -171,9 +173,15 @@ def _serve(a: argparse.Namespace) -> int:
         _check_writable(a.record, "--record")
     _logging(cfg.log_level)
     try:
-        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh))
+        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh, qr=_print_qr if a.qr else None))
     except StartupError as e:
         raise CliError(str(e)) from None
+
+
+def _print_qr(url: str) -> None:
+    from timbrespace.web.url import qr_text
+
+    print(f"scan to play: {url}\n{qr_text(url)}", flush=True)
 
 
 def _render(a: argparse.Namespace) -> int:

@@ -37,6 +37,9 @@ from timbrespace.session.networks import Networks
 from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
 from timbrespace.state_keeper import StateKeeper
+from timbrespace.web import STATIC
+from timbrespace.web.items import PageItems
+from timbrespace.web.url import page_url
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,8 @@ def oscquery(cfg: Config, app: App, osc_port: int) -> tuple[OscQueryService, Hub
     hub = Hub(namespace, app.handle, app.on_malformed, app.on_disconnect, max_frame=n.max_datagram)
     service = OscQueryService(namespace, HostInfo(n.instance_name(), osc_port), host=n.host, port=n.http_port,
                               limits=HttpLimits(n.max_connections, n.max_connections_per_host),
-                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub)
+                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub,
+                              page=STATIC, items=PageItems(app.engines))
     return service, hub
 
 
@@ -134,9 +138,11 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
 
 
 async def serve(
-    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
+    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False,
+    qr: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    """Run the server until SIGINT/SIGTERM; returns the exit status. ``qr`` is given the /play page's
+    URL once the server is ready (when the page is served)."""
     loop = asyncio.get_running_loop()
     try:
         prepared = prepare_all(cfg, cfg.inference.device)
@@ -196,7 +202,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         host, port = osc.udp_address
-        web = ""
+        web = page = ""
         if http is not None:
             try:
                 await http.start()
@@ -204,6 +210,7 @@ async def serve(
                 raise StartupError(f"cannot listen on {cfg.network.host}:{cfg.network.http_port} for OSCQuery "
                                    f"(network.http_port; 0 takes any free port): {e.strerror or e}") from None
             web = f" http://{http.address[0]}:{http.address[1]}/"
+            page = page_url(*http.address)
             osc.own.ports.add(http.address[1])  # never a reply's destination, as the OSC port is not
         zc = ""
         if cfg.network.zeroconf:
@@ -218,9 +225,11 @@ async def serve(
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]}{web} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
-            f"engine {app.engine.name}, device {device}{zc})"
+            f"engine {app.engine.name}, device {device}{zc}{', page ' + page if page else ''})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
+        if qr is not None and page:
+            qr(page)
         await stop.wait()
         timers.close()
         sessions.close()

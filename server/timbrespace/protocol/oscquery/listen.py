@@ -14,6 +14,9 @@ replies sent outside a request (:meth:`Hub.owns`) here instead of to the transpo
   it sent ``/layer N``); a path with no method, or under ``/layer/N/``, is ignored.
 - Binary frames are OSC packets handled like any other (``/fail`` replies included), their replies
   sent back as binary frames. A bundle's messages run at once: time tags are not waited for here.
+  A ``/notify 1`` sent that way subscribes the connection to the whole feedback, as over TCP: every
+  message (``/cursor`` and ``/clients`` included, which no path LISTEN takes names) comes as one
+  frame, until ``/notify 0`` (the web page at ``/play`` plays this way).
 
 Bounds: a frame of at most ``max_frame`` bytes (a bigger one closes the socket); the paths listened
 to, at most the namespace's; frames waiting to be written, at most :data:`MAX_QUEUED` (a client that
@@ -57,6 +60,8 @@ class _Socket:
         self.ws = ws
         self.peer = peer
         self.listening: set[str] = set()
+        #: Subscribed with an OSC ``/notify 1``: every feedback message is sent, not only those listened to.
+        self.everything = False
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED)
         self._closing: asyncio.Task[bool] | None = None
 
@@ -116,7 +121,7 @@ class Hub:
             log.exception("undecodable packet for a WebSocket")
             return
         for msg in _messages(packet):
-            if msg.address in sock.listening:
+            if sock.everything or msg.address in sock.listening:
                 sock.put(encode_message(msg.address, msg.args, msg.tags or None))
 
     def send(self, peer: Peer, address: str, args: tuple[Any, ...]) -> None:
@@ -166,7 +171,10 @@ class Hub:
             self._reply(sock, self.malformed(sock.peer, str(e)))
             return
         for msg in _messages(packet):
-            self._reply(sock, self.handle(new_incoming(msg.address, msg.args, sock.peer, arrival, msg.tags)))
+            replies = list(self.handle(new_incoming(msg.address, msg.args, sock.peer, arrival, msg.tags)))
+            if msg.address == "/notify" and msg.args and not any(r[0] == "/fail" for r in replies):
+                sock.everything = bool(msg.args[0])
+            self._reply(sock, replies)
 
     def _reply(self, sock: _Socket, replies: Iterable[Reply]) -> None:
         for r in replies:
@@ -197,7 +205,7 @@ class Hub:
                 sock.put(encode_message(node.full_path, value))
         elif command == "IGNORE" and isinstance(path, str):
             sock.listening.discard(path)
-            if not sock.listening:
+            if not sock.listening and not sock.everything:  # an OSC /notify 1 lasts until its /notify 0
                 self._notify(sock, 0)
         else:
             self.bad_commands += 1
