@@ -324,7 +324,10 @@ class Feedback:
             period = max(1, math.ceil(len(cfeed.entries) * self.rate / self.cursor_budget))
         entries += cursor_entries
         entries += self._clients.since(seen_clients)
-        authors = {id(e[2]) for e in entries if e[2] is not None and not e[3]}
+        authors: dict[int, list[int]] = {}  # each author's own changes, by their index in entries
+        for i, e in enumerate(entries):
+            if e[2] is not None and not e[3]:
+                authors.setdefault(id(e[2]), []).append(i)
         shared: list[Client] = []
         personal: list[tuple[Client, Collection[int]]] = []
         sent_to = 0
@@ -335,7 +338,7 @@ class Feedback:
                 sub.first = {}
                 sent_to += 1
             elif id(c) in authors:
-                personal.append((c, [i for i, e in enumerate(entries) if e[2] is c and not e[3]]))
+                personal.append((c, authors[id(c)]))
             else:
                 shared.append(c)
             sub.seen = feed.seq
