@@ -145,6 +145,7 @@ class App:
             "/clients": self._clients,
             "/notify": self._notify,
             "/layer": self._layer,
+            "/watch": self._watch,
             "/status/feedback": self._feedback_status,
         }
         self._route()
@@ -521,6 +522,15 @@ class App:
             return [("/done", ("/notify", c.id))]
         self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items(), cursors)
         return [("/done", ("/notify", c.id))]
+
+    def _watch(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        layer, on = int(args[0]), bool(args[1])
+        if layer >= len(self.layers):
+            raise HandlerError(f"/watch: layer {layer} is out of range 0..{len(self.layers) - 1} (this server's "
+                               "layers)")
+        if not self.feedback.watch(ctx.client, layer, on, ctx.arrival):
+            raise HandlerError("/watch: not subscribed; send /notify 1 first")
+        return [("/done", ("/watch", layer))]
 
     def _snapshot_for(self, c: Client) -> dict[FeedbackKey, Reply]:
         """What a subscriber receives first: its layer's state, who plays, the cursors on its layer."""

@@ -366,6 +366,13 @@ ADDRESSES: tuple[Address, ...] = (
             "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "
             f"{UDP_SUBSCRIPTION_S:g} s unless renewed; over TCP it lasts as long as the connection.",
             "session", "/done", "\"/notify\", id", scope="client"),
+    Address("/watch", (_a("layer", "int", "the layer to follow besides the one you play", 0, 255),
+                       Arg("on", "int", "1 (the default) follows it, 0 stops", 0, 1, default=1)),
+            "Also receive layer N's feedback while subscribed (/notify 1 first), each address under "
+            "/layer/N (/layer/2/latent x y): its state at once, then every change, your own included "
+            "(cursors and joins come once, with your own layer's). For a live coder or a monitor "
+            "following several layers; OSCQuery's LISTEN on /layer/N/... paths uses it.",
+            "session", "/done", "\"/watch\", layer", scope="client"),
     Address("/layer", (_a("index", "int", "the layer to play (0 is everyone's to start with; config layers)", 0, 255),),
             "Play layer INDEX from now on: every layer's address you send goes to it, and a subscription "
             "follows it (that layer's state arrives at once). /layer/N/ADDRESS ... sends one message to layer N "
