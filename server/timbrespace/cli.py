@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="build the timbre engine's training data")
     dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
     ds = dsub.add_parser("soundfont", help="render labelled notes of 12 instruments from a GM SoundFont")
-    ds.add_argument("--soundfont", type=Path, metavar="PATH", help="the .sf2 (default: data.soundfont)")
+    ds.add_argument("--soundfont", type=Path, metavar="PATH",
+                    help="a .sf2 or .sf3 SoundFont, or a TiMidity++ .cfg of GUS patches such as "
+                         "/etc/timidity/freepats.cfg (default: data.soundfont)")
     ds.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: data.data_dir)")
     ds.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     ds.add_argument("--force", action="store_true", help="re-render every note, even unchanged ones")
