@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     ds.add_argument("--force", action="store_true", help="re-render every note, even unchanged ones")
     ds.add_argument("--config", type=Path)
+    dm = dsub.add_parser("mix", help="one training set from several data folders, with augmented copies of "
+                                     "its training notes (rooms, microphones, noise, band limits)")
+    dm.add_argument("sources", type=Path, nargs="+", metavar="DIR", help="data folders (each with a manifest.json)")
+    dm.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    dm.add_argument("--copies", type=int, default=2, help="augmented copies of each training note (default 2)")
+    dm.add_argument("--seed", type=int, default=0, help="seed of the split and of the augmentations")
+    dm.add_argument("--config", type=Path)
     df = dsub.add_parser("folder", help="import your own WAVs (DIR/labels.csv: file,instrument,pitch[,velocity])")
     df.add_argument("dir", type=Path, metavar="DIR")
     df.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: var/data/<DIR's name>)")
@@ -378,7 +385,7 @@ def _compare(a: argparse.Namespace) -> int:
 def _data(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from timbrespace.data import folder, soundfont
+    from timbrespace.data import folder, mix, soundfont
     from timbrespace.data.soundfont import DataError
     from timbrespace.data.wav import dbfs
 
@@ -393,6 +400,12 @@ def _data(a: argparse.Namespace) -> int:
             print(f"{len(r.manifest.notes)} notes ({r.rendered} rendered, {r.unchanged} unchanged), "
                   f"{len(r.manifest.dropped)} dropped, {r.total_bytes / 1e6:.1f} MB, peak {dbfs(r.peak):+.2f} dBFS, "
                   f"{r.seconds:.1f} s; wrote {r.path}")
+        elif a.action == "mix":
+            m = mix.build(a.sources, a.out, copies=a.copies, seed=a.seed,
+                          progress=lambda notes, n: tqdm(notes, total=n, unit="note", file=sys.stderr,
+                                                         dynamic_ncols=True))
+            print(f"{len(m.manifest.notes)} notes from {len(m.manifest.sources)} sources ({m.linked} linked, "
+                  f"{m.augmented} augmented), {m.seconds:.1f} s; wrote {m.path}")
         else:
             out = a.out or cfg.data.data_dir.parent / a.dir.resolve().name
             f = folder.build(a.dir, out, seed=a.seed)
