@@ -97,8 +97,9 @@ class Manifest:
     sources: list[Source] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data in the documented key order."""
-        return {
+        """Plain data in the documented key order; a mix's keys (``sources``, a note's ``source``
+        and ``augment``) only where they are set, so a single source's manifest keeps its shape."""
+        out = {
             "version": self.version,
             "sample_rate": self.sample_rate,
             "note_off_s": self.note_off_s,
@@ -106,10 +107,13 @@ class Manifest:
             "soundfont": self.soundfont,
             "soundfont_sha256": self.soundfont_sha256,
             "instruments": [asdict(i) for i in self.instruments],
-            "notes": [asdict(n) for n in self.notes],
+            "notes": [{k: v for k, v in asdict(n).items() if v or k not in ("source", "augment")}
+                      for n in self.notes],
             "dropped": [asdict(d) for d in self.dropped],
-            "sources": [asdict(x) for x in self.sources],
         }
+        if self.sources:
+            out["sources"] = [asdict(x) for x in self.sources]
+        return out
 
     def validate(self, source: str = "manifest") -> None:
         """Check the cross-references: indices, names, pitches, splits, hashes, unique files."""
