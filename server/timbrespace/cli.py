@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import os
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     et.add_argument("--markdown", type=Path, metavar="F",
                     help="the report (default: docs/timbre.md; --quick: var/eval/timbre-quick.md)")
     et.add_argument("--plots", type=Path, metavar="DIR", help="PNG folder (default: docs; --quick: var/eval)")
+    et.add_argument("--unseen", type=Path, action="append", default=[], metavar="F",
+                    help="the manifest of a set no model was trained on (e.g. TimGM6mb rendered with `data "
+                         "soundfont`); every note classified by the model's own posterior; repeatable")
     et.add_argument("--quick", action="store_true", help="a few notes per instrument (CI; well under a minute)")
     et.add_argument("--seed", type=int, default=0)
 
@@ -247,8 +251,17 @@ def _train_own(model: str, argv: Sequence[str]) -> int:
         raise CliError(str(e)) from None
 
 
+def _set_name(manifest: Path) -> str:
+    """An unseen set's name: its SoundFont's stem, else its folder's name."""
+    try:
+        sf = json.loads(manifest.read_text()).get("soundfont", "")
+    except (OSError, ValueError, AttributeError):
+        sf = ""
+    return Path(sf).stem if isinstance(sf, str) and sf else manifest.resolve().parent.name
+
+
 def _eval(a: argparse.Namespace) -> int:
-    from timbrespace.evaluate import timbre
+    from timbrespace.evaluate import timbre, unseen
     from timbrespace.fsutil import atomic_write_text
     from timbrespace.models.checkpoint import CheckpointError
     from timbrespace.models.timbre_features import load_notes
@@ -266,16 +279,22 @@ def _eval(a: argparse.Namespace) -> int:
     plots = a.plots or out_dir
     try:
         notes = load_notes(a.manifest, cache_dir=a.cache)
+        sets = [(_set_name(p), load_notes(p, cache_dir=a.cache)) for p in a.unseen]
         result = timbre.evaluate(models, notes, timbre.Settings.make(a.quick, a.seed), plots=plots,
                                  cnn_cache=a.cache.parent / "timbre-eval",  # next to the feature cache
                                  log=lambda line: print(line, file=sys.stderr))
+        unseen.add_unseen(result, models, sets)
     except FileNotFoundError as e:
         raise CliError(f"{e.filename}: no such file (build the notes with `timbrespace data soundfont`)") from None
     except (ValueError, CheckpointError) as e:
         raise CliError(str(e)) from None
     print(timbre.format_table(result))
+    for label, m in result["models"].items():
+        for name, figures in m.get("unseen", {}).items():
+            print(f"{label} on unseen {name}: accuracy {figures['accuracy']:.3f}, "
+                  f"macro F1 {figures['macro_f1']:.3f}")
     atomic_write_text(json_path, timbre.to_json(result))
-    atomic_write_text(md_path, timbre.markdown(result, md_path.parent))
+    atomic_write_text(md_path, timbre.markdown(result, md_path.parent) + "\n".join(unseen.section(result)))
     print(f"wrote {json_path}, {md_path} and plots in {plots}")
     return 0
 
