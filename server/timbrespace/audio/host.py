@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.audio.clock import jack_xrun_monitor, run_clocked
 from timbrespace.config import AudioConfig
 from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
@@ -39,7 +40,7 @@ from timbrespace.link.frames import FrameSlots
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
-from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
+from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, SAMPLE_RATE, AudioStats
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def audio_main(
     player = Player([LayerVoices(mailbox=box, select=em.select, **player_args(lp))
                      for box, em, lp in zip(mailboxes, mix.engines, parts, strict=True)], stats, receive, reply)
     last = [0.0]
-    xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
+    xruns = jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"
 
     def callback() -> None:
@@ -205,7 +206,7 @@ def audio_main(
     sock.send(C.ready(sr, bs, backend, rt))
     try:
         if backend == "null":
-            _run_clocked(server, player, stats, period)
+            run_clocked(server, player, stats, period)
         else:
             while not player.quit:
                 time.sleep(0.05)
@@ -223,50 +224,6 @@ def audio_main(
         for layer_frames in frames:
             for f in layer_frames.values():
                 f.close()
-
-
-def _jack_xrun_monitor(stats: AudioStats) -> Any:
-    """A second JACK client whose only job is to count the server's xruns as late blocks.
-
-    JACK knows when a cycle missed its deadline; timing callbacks from inside the cycle cannot
-    tell our lateness from the driver's jitter (jackd's dummy driver wanders by more than half a
-    period without any xrun).
-    """
-    import jack
-
-    client = jack.Client("timbrespace-xruns", no_start_server=True)
-
-    def on_xrun(delay_us: float) -> None:
-        stats.array[LATE] += 1
-
-    client.set_xrun_callback(on_xrun)
-    client.activate()
-    return client
-
-
-def _run_clocked(server: Any, player: Any, stats: AudioStats, period: float) -> None:
-    """Drive pyo's manual backend in real time: block k is due at t0 + (k+1)*period."""
-    a = stats.array
-    t0 = time.monotonic()
-    k = 0
-    while not player.quit:
-        start = t0 + k * period
-        delay = start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        began = time.monotonic()
-        server.process()
-        done = time.monotonic()
-        a[MAX_BLOCK_MS] = max(a[MAX_BLOCK_MS], (done - began) * 1000.0)
-        if done > t0 + (k + 1) * period:
-            a[LATE] += 1
-            behind = done - (t0 + (k + 1) * period)
-            if behind > 4 * period:
-                # Far behind (suspended, debugger): restart the clock rather than burst to catch up,
-                # and count the blocks that were never rendered on time as late too.
-                a[LATE] += int(behind / period)
-                t0 = done - (k + 1) * period
-        k += 1
 
 
 class AudioProcess:
