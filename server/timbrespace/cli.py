@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="UDP and TCP port (0: any free port)")
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
+    s.add_argument("--input", type=Path, metavar="FILE.wav",
+                   help="play a WAV file as the live input (/input 1 starts it; docs/live-transfer.md)")
+    s.add_argument("--input-loop", action="store_true", help="with --input: play the file over and over")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
     s.add_argument("--fresh", action="store_true",
                    help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
@@ -169,6 +172,12 @@ def _serve(a: argparse.Namespace) -> int:
         cfg.network.zeroconf = False
     if a.record is not None:
         _check_writable(a.record, "--record")
+    if a.input is not None:
+        cfg.input.file = str(a.input.resolve())
+    if a.input_loop:
+        if not cfg.input.file:
+            raise CliError("--input-loop: give the file with --input FILE.wav (or config input.file)")
+        cfg.input.loop = True
     _logging(cfg.log_level)
     try:
         return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh))

@@ -123,6 +123,21 @@ class TimbreConfig:
 
 
 @dataclass
+class InputConfig:
+    """The live input (docs/live-transfer.md): a WAV file played as the input, followed by a voice."""
+
+    #: A WAV file played as the input (resampled to audio.sample_rate); empty: no input.
+    #: `timbrespace serve --input FILE.wav` sets it.
+    file: str = ""
+    #: Play the file over and over (`--input-loop`); else once per `/input 1`.
+    loop: bool = False
+    #: The instrument whose timbre the voice takes at start (`/input/target`): index or name.
+    target: str | int = "trumpet"
+    #: Below this RMS level (dBFS) the voice is silent (`/input/gate`).
+    gate: float = field(default=-50.0, metadata=_rng(-120.0, 0.0))
+
+
+@dataclass
 class StateConfig:
     """Server state persisted across restarts."""
 
@@ -200,6 +215,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     data: DataConfig = field(default_factory=DataConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
+    input: InputConfig = field(default_factory=InputConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     #: The layers, by index: clients play layer 0 together until they send /layer N.
     layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig() for _ in range(4)])
@@ -355,6 +371,8 @@ def _resolve_paths(cfg: Config, base: Path, given: set[str] | None = None) -> No
     cfg.data.soundfont = fix("data.soundfont", cfg.data.soundfont)
     cfg.data.data_dir = fix("data.data_dir", cfg.data.data_dir)
     cfg.timbre.model = fix("timbre.model", cfg.timbre.model)
+    if cfg.input.file:
+        cfg.input.file = str(fix("input.file", Path(os.path.expanduser(cfg.input.file))))
 
 
 def resolve_default_paths(cfg: Config) -> Config:

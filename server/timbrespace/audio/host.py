@@ -37,6 +37,7 @@ from timbrespace.config import AudioConfig
 from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
+from timbrespace.link.input import InputPlan, InputShared
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
@@ -124,8 +125,9 @@ def audio_main(
     frame_names: Sequence[dict[str, str]],
     heard: Sequence[str],
     sounds: Sequence[LayerSound],
+    live_input: tuple[InputPlan, str, str] | None = None,
 ) -> None:
-    """Entry point of the audio process."""
+    """Entry point of the audio process (``live_input``: the input's plan and its shared memory names)."""
     acfg = AudioConfig(**cfg)
     # Ctrl-C reaches the whole process group; the control process decides when audio stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -170,7 +172,13 @@ def audio_main(
     parts = [build_parts(plans, f, sr, acfg.polyphony) for f in frames]
     mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
                     for lp, h, sound in zip(parts, heard, sounds, strict=True)])
-    mix.output.out()
+    live = None
+    if live_input is not None:
+        from timbrespace.audio.live_input import attach
+
+        live = attach(*live_input, sr, bs)
+    out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
+    out.out()
     sock.setblocking(False)
 
     def receive() -> bytes | None:
@@ -197,6 +205,8 @@ def audio_main(
             stats.array[LATE] += round((now - last[0]) / period) - 1
         last[0] = now
         player.block(now)
+        if live is not None:
+            live.block()
 
     server.setCallback(callback)
     if record:
@@ -219,6 +229,8 @@ def audio_main(
         server.stop()
         server.shutdown()
         stats.close()
+        if live is not None:
+            live.close()
         for box in mailboxes:
             box.close()
         for layer_frames in frames:
@@ -236,6 +248,7 @@ class AudioProcess:
         plans: Sequence[AudioPlan] | None = None,
         engine: str | None = None,
         layers: Sequence[LayerSound] = (LayerSound(),),
+        live_input: InputPlan | None = None,
     ) -> None:
         self.cfg = cfg
         self.record = record
@@ -253,6 +266,11 @@ class AudioProcess:
         #: Each layer's frame slots, by engine, for the engines that have some (shared with the audio process).
         self.layer_frames = [{p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
                               for p in self.plans if p.frames is not None} for _ in self.sounds]
+        #: The live input the process plays (``serve --input``), its settings/tracking and its frame slot.
+        self.live_input = live_input
+        self.input_shared = InputShared.create() if live_input is not None else None
+        self.input_frames = (FrameSlots.create(1, live_input.table_size, len(live_input.noise_centres_hz))
+                             if live_input is not None else None)
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
         #: True from a spawn until the process says it renders (see poll_started).
@@ -314,11 +332,16 @@ class AudioProcess:
             args=(self._child_sock, self.stats.name, [box.name for box in self.mailboxes], asdict(cfg),
                   str(self.record) if self.record else None, self.plans,
                   [{name: f.name for name, f in lf.items()} for lf in self.layer_frames], list(self.heard),
-                  self.sounds),
+                  self.sounds, self._input_args()),
             daemon=True,
         )
         self._proc.start()
         self._sock.setblocking(False)
+
+    def _input_args(self) -> tuple[InputPlan, str, str] | None:
+        if self.live_input is None or self.input_shared is None or self.input_frames is None:
+            return None
+        return self.live_input, self.input_shared.name, self.input_frames.name
 
     def poll_started(self) -> str | None:
         """The backend once the process spawned last is rendering; None while it starts (never blocks).
@@ -433,3 +456,7 @@ class AudioProcess:
         for lf in self.layer_frames:
             for f in lf.values():
                 f.close()
+        if self.input_shared is not None:
+            self.input_shared.close()
+        if self.input_frames is not None:
+            self.input_frames.close()

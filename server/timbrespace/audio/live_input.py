@@ -1,0 +1,174 @@
+"""The live input in the audio process: the input played, its pitch and level tracked, a voice that follows.
+
+::
+
+    input ─ gain ─┬─ Yin (window = hop = link.input.window_for(sr)) ─ x transpose ─ Port ─▶ phasor of the voice
+                  ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─────┬─ > gate ─ Port ─┐
+                  │                                               └───────────────x──▶ the voice's amplitude
+                  └─ x dry ─────────────────────────────────────────────────────────▶ out
+    voice: two wavetables crossfaded (the control side's frames) + the noise bank, x amplitude
+
+The pitch and the level reach the voice at audio rate inside pyo; only the timbre (a wavetable
+decoded by the control side at the tracked pitch) crosses the process boundary, through one frame
+slot. Each frame's wavetable is normalised to an RMS of 1 on the control side, so the voice's
+harmonic part has the input's RMS level, and its noise keeps the decoded ratio to it.
+While the input is off every object is stopped: the path costs one comparison per block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyo
+
+from timbrespace.audio.additive import CROSSFADE_S, NoiseBank, _write
+from timbrespace.link.frames import FrameSlots
+from timbrespace.link.input import MAX_F0, MIN_F0, InputPlan, InputSettings, InputShared, window_for
+
+#: The level is the RMS over a one-pole low-pass of the squared input at this corner: an 8 ms
+#: time constant, and a ripple of a few percent at twice the lowest pitch.
+LEVEL_HZ = 20.0
+GATE_S = 0.005  # the gate opens and closes over this long (no click)
+GLIDE_S = 0.004  # the voice's pitch moves to each new estimate over this long
+FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
+YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
+YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
+
+
+def _db(value: float) -> float:
+    return float(10.0 ** (value / 20.0))
+
+
+class LiveInput:
+    """The input chain of :mod:`this module <timbrespace.audio.live_input>`, driven at each block."""
+
+    def __init__(self, plan: InputPlan, shared: InputShared, frames: FrameSlots, sample_rate: float,
+                 block_size: int) -> None:
+        if frames.slots != 1 or frames.table_size != plan.table_size:
+            raise ValueError(f"the live input needs one frame slot of {plan.table_size} samples")
+        self.shared = shared
+        self.frames = frames
+        self.settings = InputSettings()
+        self.sample_rate = float(sample_rate)
+        self.block_s = block_size / float(sample_rate)
+        self.length_s = len(plan.samples) / plan.sample_rate
+        self.loop = plan.loop
+        self._position = 0.0
+        self._table = np.zeros(frames.table_size, np.float32)
+        self._noise = np.zeros(frames.n_noise, np.float32)
+        # The input, read from memory (a DataTable sized to the file; TableRead plays it once or looped).
+        self._source_table = pyo.DataTable(len(plan.samples))
+        _write(self._source_table, plan.samples)
+        self.source = pyo.TableRead(self._source_table, freq=plan.sample_rate / len(plan.samples), loop=int(plan.loop))
+        self.gain = pyo.SigTo(1.0, time=0.02)
+        self.signal = self.source * self.gain
+        self.window = window_for(sample_rate)
+        self.yin = pyo.Yin(self.signal, tolerance=YIN_TOLERANCE, minfreq=MIN_F0, maxfreq=MAX_F0, cutoff=YIN_CUTOFF,
+                           winsize=self.window)
+        self._power = pyo.Tone(self.signal * self.signal, freq=LEVEL_HZ)
+        self.level = pyo.Sqrt(self._power)
+        self.threshold = pyo.SigTo(_db(self.settings.gate_db), time=0.0)
+        # Open when louder than the gate and once the tracker has found a pitch (before its first
+        # window the voice would sound a frozen phase: a step).
+        self._loud = pyo.Compare(self.level, self.threshold, ">")
+        self._pitched = pyo.Compare(self.yin, MIN_F0, ">=")
+        self.gate = pyo.Port(self._loud * self._pitched, risetime=GATE_S, falltime=GATE_S)
+        self.amp = self.level * self.gate
+        self.ratio = pyo.SigTo(1.0, time=0.02)
+        self.f0 = pyo.Port(self.yin * self.ratio, risetime=GLIDE_S, falltime=GLIDE_S)
+        # The voice: two phase-locked wavetables crossfaded frame to frame, as additive.AdditiveVoice.
+        self._tables = (pyo.DataTable(frames.table_size), pyo.DataTable(frames.table_size))
+        self._front = 0
+        self._phase = pyo.Phasor(self.f0)
+        pa, pb = (pyo.Pointer(t, self._phase) for t in self._tables)
+        self._xfade = pyo.SigTo(0.0, time=CROSSFADE_S)
+        self.voice = pyo.Interp(pa, pb, self._xfade, mul=self.amp)
+        self.noise = NoiseBank(plan.noise_centres_hz, sample_rate, self.amp)
+        self.dry = pyo.SigTo(0.0, time=0.02)
+        self._dry = self.signal * self.dry
+        # /input 0 fades out over FADE_S, then stops every object (stopping at once would click).
+        self.fader = pyo.SigTo(0.0, time=FADE_S)
+        self.output = pyo.Mix([self.voice, self.noise.out, self._dry], voices=2, mul=self.fader)
+        self._fade_blocks = max(1, int(np.ceil(FADE_S / self.block_s)) + 1)
+        self._stopping = 0  # blocks left until a fading input stops
+        self._objects: list[Any] = [
+            self.source, self.gain, self.signal, self.yin, self._power, self.level, self.threshold, self._loud,
+            self._pitched, self.gate, self.amp, self.ratio, self.f0, self._phase, pa, pb, self._xfade, self.voice,
+            self.dry, self._dry, self.fader, self.output]
+        self.on = True
+        self._off()
+
+    def _off(self) -> None:
+        """Stop every object now (the fade is over, or nothing sounded)."""
+        if self.on:
+            for o in self._objects:
+                o.stop()
+            self.noise.stop()
+            self.on = False
+        self._stopping = 0
+
+    def _on(self) -> None:
+        self._stopping = 0
+        self.fader.setValue(1.0)
+        if not self.on:
+            for o in self._objects:
+                o.play()
+            self.source.reset()  # the file plays from its start at each /input 1
+            self._position = 0.0
+            self.noise.play()
+            self.on = True
+
+    def apply(self, s: InputSettings) -> None:
+        """New settings from the control side."""
+        self.settings = s
+        self.gain.setValue(_db(s.gain_db))
+        self.ratio.setValue(float(2.0 ** (s.transpose / 12.0)))
+        self.dry.setValue(float(s.dry))
+        self.threshold.setValue(_db(s.gate_db))
+        if s.on:
+            self._on()
+        elif self.on and not self._stopping:
+            self.fader.setValue(0.0)
+            self._stopping = self._fade_blocks
+
+    def block(self) -> None:
+        """The block's start: new settings, the newest frame, and the tracking published."""
+        s = self.shared.take()
+        if s is not None:
+            self.apply(s)
+        if not self.on:
+            return
+        if self._stopping:
+            self._stopping -= 1
+            if not self._stopping:
+                self._off()
+                return
+        if self.frames.changed():
+            got = self.frames.take(0, self._table, self._noise)
+            if got is not None:
+                back = 1 - self._front
+                _write(self._tables[back], self._table)
+                self._xfade.setValue(float(back))
+                self._front = back
+                self.noise.set_gains(self._noise)
+        f0 = float(self.yin.get())
+        level = float(self.level.get())
+        voiced = level > _db(self.settings.gate_db) and MIN_F0 <= f0 <= MAX_F0
+        self.shared.track(f0, level, voiced, self._position)
+        self._position += self.block_s
+        if self.loop and self._position >= self.length_s:
+            self._position -= self.length_s
+
+    def close(self) -> None:
+        """Stop everything and let go of the shared memory (before the server goes)."""
+        self._off()
+        self.shared.close()
+        self.frames.close()
+
+
+def attach(plan: InputPlan, shared_name: str, frames_name: str, sample_rate: float, block_size: int) -> LiveInput:
+    """The audio process's input, on the shared memory the control side made."""
+    frames = FrameSlots.attach(frames_name, 1, plan.table_size, len(plan.noise_centres_hz))
+    return LiveInput(plan, InputShared.attach(shared_name), frames, sample_rate, block_size)
+
