@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.input_follow import InputFollower
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.stats import AudioStats
@@ -73,6 +74,19 @@ def _layered(engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]]) ->
     return [list(cast("Sequence[Engine]", x)) for x in items]
 
 
+def _no_input() -> dict[str, Handler]:
+    """The /input addresses of a server started without an input: each answers /fail saying so."""
+
+    def refuse(path: str) -> Handler:
+        def handler(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+            raise HandlerError(f"{path}: this server has no live input; start it with `timbrespace serve "
+                               "--input FILE.wav` (or config input.file)")
+
+        return handler
+
+    return {a.path: refuse(a.path) for a in addresses.ADDRESSES if a.group == "input"}
+
+
 class App:
     """Layers of engines, sessions and the router, composed; the transport calls :meth:`handle`."""
 
@@ -85,9 +99,11 @@ class App:
         clock: Callable[[], float] = time.monotonic,
         settings: SessionSettings | None = None,
         heard: Sequence[str] = (),
+        live_input: InputFollower | None = None,
     ) -> None:
         """``engines``: one layer's engines (or one engine), or a sequence of layers' engines;
-        ``heard``: the engine heard on each layer (default: each layer's first)."""
+        ``heard``: the engine heard on each layer (default: each layer's first); ``live_input``:
+        the input's follower when the server plays one (``serve --input``)."""
         s = settings or SessionSettings()
         self.layers = [
             Layer(i, layer_engines, link, Collision(*(s.collisions[i] if i < len(s.collisions) else ("last", 1.0))),
@@ -140,6 +156,13 @@ class App:
             "/layer": self._layer,
             "/status/feedback": self._feedback_status,
         }
+        #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
+        #: without the timbre model leaves them to the router's /fail naming that engine.
+        self.live_input = live_input
+        if "timbre" in self.layers[0].engines:
+            self._own.update(live_input.handlers() if live_input is not None else _no_input())
+        if live_input is not None:
+            self.status_report.input = live_input.status
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
         # they are answered with /fail naming the engine (see Router.dispatch).
