@@ -85,14 +85,15 @@ def yin(x: F64, frame: int = 1024, hop: int = 256, fmin: float = 80.0, fmax: flo
 
 
 def follows(y: F64, truth: F64, start: float = 0.0, delays: F64 | None = None) -> tuple[float, float, float]:
-    """(share of voiced frames within 25 cents, median |cents|, delay s) at the delay that fits best.
+    """(share of voiced frames within 25 cents, median |cents|, delay s) at the delay that fits best
+    (the largest share; of those, the smallest median).
 
     ``start``: where the input begins in ``y`` (s). Frames within 60 ms of a change between sound
     and silence are left out: neither the input's f0 nor the output's is defined there.
     """
     times, f = yin(y)
     t_in = np.arange(len(truth)) / SR
-    best = (-1.0, 0.0, 0.0)
+    best = (-1.0, 1e9, 0.0)
     for d in np.arange(0.0, 0.0605, 0.0025) if delays is None else delays:
         tq = times - start - d
         want = np.interp(tq, t_in, truth, left=0.0, right=0.0)
@@ -101,9 +102,9 @@ def follows(y: F64, truth: F64, start: float = 0.0, delays: F64 | None = None) -
         if frames.sum() < 100:
             continue
         cents = np.abs(1200 * np.log2(f[frames] / want[frames]))
-        share = float(np.mean(cents < 25.0))
-        if share > best[0]:
-            best = (share, float(np.median(cents)), float(d))
+        share, median = float(np.mean(cents < 25.0)), float(np.median(cents))
+        if (share, -median) > (best[0], -best[1]):
+            best = (share, median, float(d))
     return best
 
 
