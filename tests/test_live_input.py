@@ -209,6 +209,34 @@ def test_render_gate_transpose_off_and_bad_values(cfg: config.Config, tmp_path: 
     assert "/input/gate" in failures[2] and "[-120, 0]" in failures[2]
 
 
+def harmonics_db(y: F64, f0: float) -> F64:
+    """The first 12 harmonics' peak levels (dB) relative to the strongest, over a held stretch."""
+    n = len(y)
+    spec = np.abs(np.fft.rfft(y * np.hanning(n)))
+    levels = np.array([spec[round(k * f0 * n / SR) - 3 : round(k * f0 * n / SR) + 4].max() for k in range(1, 13)])
+    return np.asarray(20 * np.log10(levels / levels.max() + 1e-12))
+
+
+def test_alpha_moves_from_the_inputs_own_timbre_to_the_targets(cfg: config.Config, tmp_path: Path) -> None:
+    # A steady 220 Hz saw: at alpha 0 the voice is decoded from the input's encoded timbre, so two
+    # targets sound alike; at alpha 1 each sounds as its own instrument, and they differ.
+    wav = tmp_path / "saw.wav"
+    t = np.arange(int(1.6 * SR)) / SR
+    soundfile.write(str(wav), 0.3 * 2 * ((220.0 * t) % 1.0 - 0.5), SR, subtype="PCM_16")
+    held = slice(int(1.0 * SR), int(1.5 * SR))  # after the input's first half second was encoded
+    profiles = {}
+    for target in ("flute", "cello"):
+        for alpha in (0.0, 1.0):
+            y, failures = render(cfg, wav, [(0.0, "/input/target", target), (0.0, "/input/alpha", alpha),
+                                            (0.0, "/input", 1)], 1.6)
+            assert not failures
+            profiles[target, alpha] = harmonics_db(y[held], 220.0)
+    same = profiles["flute", 0.0] - profiles["cello", 0.0]
+    apart = profiles["flute", 1.0] - profiles["cello", 1.0]
+    assert np.sqrt(np.mean(same**2)) < 0.5
+    assert np.sqrt(np.mean(apart**2)) > 3.0
+
+
 def test_without_an_input_the_addresses_say_so_and_nothing_sounds(cfg: config.Config) -> None:
     y, failures = render(cfg, None, [(0.0, "/input", 1), (0.0, "/input/alpha", 0.5)], 0.3)
     assert len(failures) == 2 and all("no live input" in f and "--input FILE.wav" in f for f in failures)

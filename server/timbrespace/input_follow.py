@@ -26,6 +26,7 @@ from timbrespace.config import Config
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.engines.inference import Inference, Job
 from timbrespace.engines.timbre import FloatArray, FrameRequest, FrameResult, TimbreFrames
+from timbrespace.input_encode import InputEncoder, InputSegment, latest
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.input import InputPlan, InputSettings, InputShared
@@ -39,6 +40,8 @@ from timbrespace.session.context import Context
 SUSTAIN_FRAME = 86
 VELOCITY = 100.0  # the decoder's velocity input; the level follows the input, not this
 SILENT_DB = -120.0
+#: While the input is voiced and alpha < 1, its timbre is encoded again this often (s).
+ENCODE_EVERY_S = 0.25
 
 
 class InputFollower:
@@ -46,7 +49,7 @@ class InputFollower:
 
     def __init__(self, space: TimbreSpace, inference: Inference, shared: InputShared, frames: FrameSlots, *,
                  sample_rate: float, target: str | int = "trumpet", gate_db: float = InputSettings.gate_db,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 plan: InputPlan | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.space = space
         self.inference = inference
         self.shared = shared
@@ -59,19 +62,25 @@ class InputFollower:
         shared.put(self.settings)
         self._kind = TimbreFrames(space, float(sample_rate), frames.table_size)
         self._noise_scale = math.sqrt(float(sample_rate) / space.sample_rate)
-        # Until the input is encoded (docs/live-transfer.md, "left"), its timbre point is the
-        # centre of the instruments' means: alpha 0 is no instrument in particular.
+        #: The input's samples (a file input: the audio side publishes where it plays, so the input's
+        #: last half second is read here, not copied across); None: no encoding, alpha from the centre.
+        self.plan = plan
+        self._encoder = InputEncoder(space)
+        self._next_encode = 0.0
+        # Until the input is encoded, its timbre point is the centre of the instruments' means.
         self._input_point: FloatArray = np.asarray(space.means.mean(axis=0))
+        self.encoded = 0  # encodings landed
         self._onset: float | None = None
         self.decoded = 0  # frames written to the slot
 
     @classmethod
     def build(cls, cfg: Config, timbre: Any, inference: Inference, shared: InputShared, frames: FrameSlots,
-              sample_rate: float, clock: Callable[[], float] = time.monotonic) -> InputFollower:
+              sample_rate: float, plan: InputPlan | None = None,
+              clock: Callable[[], float] = time.monotonic) -> InputFollower:
         """The follower the config asks for, on the timbre engine's model (``PreparedTimbre``)."""
         try:
             return cls(timbre.space, inference, shared, frames, sample_rate=sample_rate, target=cfg.input.target,
-                       gate_db=cfg.input.gate, clock=clock)
+                       gate_db=cfg.input.gate, plan=plan, clock=clock)
         except ValueError as e:
             raise InputFileError(f"config input.target: {e}") from None
 
@@ -139,6 +148,18 @@ class InputFollower:
             np.array([min(int((now - self._onset) / self.space.hop_s), SUSTAIN_FRAME)], dtype=np.int64),
             np.array([VELOCITY]), np.array([self._noise_scale]))
         self.inference.submit(Job(self._kind, request, self._landed, owner=(self, "input")))
+        if self.plan is not None and self.alpha < 1.0 and now >= self._next_encode:
+            self._next_encode = now + ENCODE_EVERY_S
+            p = self.plan
+            segment = latest(p.samples, p.sample_rate, tr.position, self._encoder.seconds(), p.loop,
+                             10.0 ** (self.settings.gain_db / 20.0))
+            self.inference.submit(Job(self._encoder, InputSegment(segment, p.sample_rate), self._encoded,
+                                      owner=(self, "encode")))
+
+    def _encoded(self, z: FloatArray) -> None:
+        """The input's timbre code landed: later frames are decoded from it (alpha < 1)."""
+        self._input_point = z
+        self.encoded += 1
 
     def _landed(self, result: FrameResult) -> None:
         """A frame decoded: its wavetable at RMS 1 (the audio side applies the input's level), to the slot."""

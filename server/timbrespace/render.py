@@ -219,7 +219,7 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     if input_plan is not None:
         follower = InputFollower.build(cfg, prepared["timbre"], inference, InputShared(),
                                        FrameSlots(1, input_plan.table_size, len(input_plan.noise_centres_hz)),
-                                       sr, clock=lambda: now[0])
+                                       sr, input_plan, clock=lambda: now[0])
     app = App(layers, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0],
               settings=SessionSettings(collisions=tuple((la.collision, la.hold) for la in cfg.layers)),
               live_input=follower)

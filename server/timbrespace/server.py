@@ -159,7 +159,7 @@ async def serve(
         if audio.input_shared is not None and audio.input_frames is not None:
             try:
                 follower = InputFollower.build(cfg, prepared["timbre"], inference, audio.input_shared,
-                                               audio.input_frames, audio.sample_rate)
+                                               audio.input_frames, audio.sample_rate, plan)
             except InputFileError as e:
                 raise StartupError(str(e)) from None
             ticks = InputTicks(loop, follower)
