@@ -135,6 +135,12 @@ class InputConfig:
     target: str | int = "trumpet"
     #: Below this RMS level (dBFS) the voice is silent (`/input/gate`).
     gate: float = field(default=-50.0, metadata=_rng(-120.0, 0.0))
+    #: The pitch tracker's window in ms (rounded to a power-of-two number of samples): most of
+    #: the latency to a new pitch; its lowest pitch has two periods in it (21.3 ms: 95 Hz; 10.7 ms: 190 Hz).
+    window: float = field(default=21.3, metadata=_rng(2.0, 100.0))
+    #: Trackers staggered across the window (each a pyo Yin, whose hop is its window): the pitch is
+    #: updated window/trackers apart (at most once per audio block), at their CPU cost.
+    trackers: int = field(default=4, metadata=_rng(1, 16))
 
 
 @dataclass

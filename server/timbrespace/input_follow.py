@@ -29,7 +29,7 @@ from timbrespace.engines.timbre import FloatArray, FrameRequest, FrameResult, Ti
 from timbrespace.input_encode import InputEncoder, InputSegment, latest
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.frames import FrameSlots
-from timbrespace.link.input import InputPlan, InputSettings, InputShared
+from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_widths
 from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import Value
@@ -65,6 +65,9 @@ class InputFollower:
         #: The input's samples (a file input: the audio side publishes where it plays, so the input's
         #: last half second is read here, not copied across); None: no encoding, alpha from the centre.
         self.plan = plan
+        # Noise band power per unit gain, so a frame's harmonics and noise together are scaled to RMS 1.
+        self._band_power = (band_widths(plan.noise_centres_hz, sample_rate) / (sample_rate / 2.0)
+                            if plan is not None else None)
         self._encoder = InputEncoder(space)
         self._next_encode = 0.0
         # Until the input is encoded, its timbre point is the centre of the instruments' means.
@@ -162,12 +165,16 @@ class InputFollower:
         self.encoded += 1
 
     def _landed(self, result: FrameResult) -> None:
-        """A frame decoded: its wavetable at RMS 1 (the audio side applies the input's level), to the slot."""
-        table = result.tables[0]
-        rms = float(np.sqrt(np.mean(np.square(table, dtype=np.float64))))
-        if not rms > 0.0 or not self.settings.on:
+        """A frame decoded: scaled to an RMS of 1, harmonics and noise together (the audio side applies the
+        input's level), to the slot."""
+        table, noise = result.tables[0], result.noise[0]
+        power = float(np.mean(np.square(table, dtype=np.float64)))
+        if self._band_power is not None and len(self._band_power) == len(noise):
+            power += float(np.sum(np.square(noise) * self._band_power))
+        if not power > 0.0 or not self.settings.on:
             return
-        self.frames.put(0, table / rms, result.noise[0] / rms, float(result.f0[0]))
+        rms = math.sqrt(power)
+        self.frames.put(0, table / rms, noise / rms, float(result.f0[0]))
         self.decoded += 1
 
     # -- what /status reports ------------------------------------------------------------------------
@@ -180,10 +187,12 @@ class InputFollower:
         return level, tr.f0 if tr.voiced else 0.0
 
 
-def input_plan(timbre: Any, path: str | os.PathLike[str], loop: bool, sample_rate: int) -> InputPlan:
+def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str], loop: bool) -> InputPlan:
     """What the audio side builds for the input in ``path`` (InputFileError when it cannot be played);
     ``timbre``: the timbre engine's ``PreparedTimbre``, whose noise bands the voice shares."""
-    return InputPlan(load_input(path, sample_rate), sample_rate, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE)
+    sr = cfg.audio.sample_rate
+    return InputPlan(load_input(path, sr), sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE,
+                     cfg.input.window, cfg.input.trackers)
 
 
 class InputTicks:

@@ -284,7 +284,7 @@ def _input_plan(cfg: Config, score: Score, prepared: Mapping[str, Any]) -> Input
         raise ScoreError("the score's input needs the timbre engine, which does not run here (timbre.enabled, "
                          "timbre.model)")
     try:
-        return input_plan(prepared["timbre"], score.input.file, score.input.loop, cfg.audio.sample_rate)
+        return input_plan(cfg, prepared["timbre"], score.input.file, score.input.loop)
     except InputFileError as e:
         raise ScoreError(str(e)) from None
 

@@ -260,7 +260,7 @@ def _input_plan(cfg: Config, prepared: Mapping[str, Prepared]) -> InputPlan | No
         raise StartupError(f"input {cfg.input.file}: the live input needs the timbre engine, which does not run "
                            "(timbre.enabled, timbre.model; the log above says why)")
     try:
-        return input_plan(prepared["timbre"], cfg.input.file, cfg.input.loop, cfg.audio.sample_rate)
+        return input_plan(cfg, prepared["timbre"], cfg.input.file, cfg.input.loop)
     except InputFileError as e:
         raise StartupError(str(e)) from None
 

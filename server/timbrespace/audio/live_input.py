@@ -2,7 +2,7 @@
 
 ::
 
-    input ─ gain ─┬─ Yin (window = hop = link.input.window_for(sr)) ─ x transpose ─ Port ─▶ phasor of the voice
+    input ─ gain ─┬─ N Yins (window = hop, staggered) ─ newest ─ x transpose ─ Port ─▶ phasor of the voice
                   ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─────┬─ > gate ─ Port ─┐
                   │                                               └───────────────x──▶ the voice's amplitude
                   └─ x dry ─────────────────────────────────────────────────────────▶ out
@@ -24,7 +24,7 @@ import pyo
 
 from timbrespace.audio.additive import CROSSFADE_S, NoiseBank, _write
 from timbrespace.link.frames import FrameSlots
-from timbrespace.link.input import MAX_F0, MIN_F0, InputPlan, InputSettings, InputShared, window_for
+from timbrespace.link.input import MAX_F0, InputPlan, InputSettings, InputShared, min_f0, window_for
 
 #: The level is the RMS over a one-pole low-pass of the squared input at this corner: an 8 ms
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
@@ -63,16 +63,28 @@ class LiveInput:
         self.source = pyo.TableRead(self._source_table, freq=plan.sample_rate / len(plan.samples), loop=int(plan.loop))
         self.gain = pyo.SigTo(1.0, time=0.02)
         self.signal = self.source * self.gain
-        self.window = window_for(sample_rate)
-        self.yin = pyo.Yin(self.signal, tolerance=YIN_TOLERANCE, minfreq=MIN_F0, maxfreq=MAX_F0, cutoff=YIN_CUTOFF,
-                           winsize=self.window)
+        # pyo's Yin analyses non-overlapping windows (its hop is its window): N of them, started
+        # window/N apart (whole blocks), update the pitch N times per window; the newest is heard.
+        self.window = window_for(plan.window_ms, sample_rate)
+        self.min_f0 = min_f0(self.window, sample_rate)
+        blocks = max(1, self.window // block_size)  # blocks per window
+        n = max(1, min(plan.trackers, blocks))
+        self._stagger = blocks // n  # blocks between two trackers' starts
+        self.yins = [pyo.Yin(self.signal, tolerance=YIN_TOLERANCE, minfreq=self.min_f0, maxfreq=MAX_F0,
+                             cutoff=YIN_CUTOFF, winsize=self.window) for _ in range(n)]
+        self._yin_values = [0.0] * n
+        self._newest = 0
+        self._started = 0  # trackers started so far (the first /input 1 starts them one by one)
+        self._on_blocks = 0  # blocks rendered while on
+        self.yin = pyo.Selector(self.yins, voice=0.0)
+        self._b_select = list(self.yin._base_objs)
         self._power = pyo.Tone(self.signal * self.signal, freq=LEVEL_HZ)
         self.level = pyo.Sqrt(self._power)
         self.threshold = pyo.SigTo(_db(self.settings.gate_db), time=0.0)
         # Open when louder than the gate and once the tracker has found a pitch (before its first
         # window the voice would sound a frozen phase: a step).
         self._loud = pyo.Compare(self.level, self.threshold, ">")
-        self._pitched = pyo.Compare(self.yin, MIN_F0, ">=")
+        self._pitched = pyo.Compare(self.yin, self.min_f0, ">=")
         self.gate = pyo.Port(self._loud * self._pitched, risetime=GATE_S, falltime=GATE_S)
         self.amp = self.level * self.gate
         self.ratio = pyo.SigTo(1.0, time=0.02)
@@ -89,13 +101,14 @@ class LiveInput:
         self._dry = self.signal * self.dry
         # /input 0 fades out over FADE_S, then stops every object (stopping at once would click).
         self.fader = pyo.SigTo(0.0, time=FADE_S)
-        self.output = pyo.Mix([self.voice, self.noise.out, self._dry], voices=2, mul=self.fader)
+        self._mono = pyo.Mix([self.voice, self.noise.out, self._dry], voices=1, mul=self.fader)
+        self.output = pyo.Mix(self._mono, voices=2)  # the same in both channels
         self._fade_blocks = max(1, int(np.ceil(FADE_S / self.block_s)) + 1)
         self._stopping = 0  # blocks left until a fading input stops
         self._objects: list[Any] = [
             self.source, self.gain, self.signal, self.yin, self._power, self.level, self.threshold, self._loud,
             self._pitched, self.gate, self.amp, self.ratio, self.f0, self._phase, pa, pb, self._xfade, self.voice,
-            self.dry, self._dry, self.fader, self.output]
+            self.dry, self._dry, self.fader, self._mono, self.output]
         self.on = True
         self._off()
 
@@ -104,6 +117,8 @@ class LiveInput:
         if self.on:
             for o in self._objects:
                 o.stop()
+            for y in self.yins:
+                y.stop()
             self.noise.stop()
             self.on = False
         self._stopping = 0
@@ -114,6 +129,8 @@ class LiveInput:
         if not self.on:
             for o in self._objects:
                 o.play()
+            for y in self.yins[: self._started]:  # stopped together, they kept their stagger
+                y.play()
             self.source.reset()  # the file plays from its start at each /input 1
             self._position = 0.0
             self.noise.play()
@@ -152,13 +169,30 @@ class LiveInput:
                 self._xfade.setValue(float(back))
                 self._front = back
                 self.noise.set_gains(self._noise)
-        f0 = float(self.yin.get())
+        f0 = self._track()
         level = float(self.level.get())
-        voiced = level > _db(self.settings.gate_db) and MIN_F0 <= f0 <= MAX_F0
+        voiced = level > _db(self.settings.gate_db) and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
         self._position += self.block_s
         if self.loop and self._position >= self.length_s:
             self._position -= self.length_s
+
+    def _track(self) -> float:
+        """Start the next staggered tracker when due; hear the one that updated last; its f0."""
+        if self._started < len(self.yins) and self._on_blocks == self._started * self._stagger:
+            self.yins[self._started].play()
+            self._started += 1
+        self._on_blocks += 1
+        values = self._yin_values
+        for k, y in enumerate(self.yins[: self._started]):
+            v = float(y.get())
+            if v != values[k]:
+                values[k] = v
+                if k != self._newest:
+                    self._newest = k
+                    for b in self._b_select:
+                        b.setVoice(float(k))
+        return values[self._newest]
 
     def close(self) -> None:
         """Stop everything and let go of the shared memory (before the server goes)."""

@@ -32,17 +32,28 @@ _SETTINGS = 8
 F0, LEVEL, VOICED, BLOCKS, POSITION = range(_SETTINGS, _SETTINGS + 5)
 SIZE = _SETTINGS + 8
 
-#: Pitch tracker window in samples at 48 kHz: pyo's Yin analyses non-overlapping windows of this
-#: size (its hop is the window), and must see two periods of the lowest pitch it finds.
-WINDOW = 1024
-#: The lowest and highest f0 the tracker reports (Hz); 2 * 48000 / 1024 = 94 Hz is the window's floor.
-MIN_F0 = 95.0
+#: The highest f0 the tracker reports (Hz): a whistle's top.
 MAX_F0 = 2000.0
 
 
-def window_for(sample_rate: float) -> int:
-    """The tracker's window at ``sample_rate``: ~21 ms (the power of two nearest WINDOW * sr / 48000)."""
-    return int(2 ** round(math.log2(WINDOW * sample_rate / 48000.0)))
+def min_f0(window: int, sample_rate: float) -> float:
+    """The lowest f0 a ``window``-sample Yin finds: two of its periods must fit in the window."""
+    return 2.0 * sample_rate / window * 1.01
+
+
+def window_for(window_ms: float, sample_rate: float) -> int:
+    """The tracker's window in samples at ``sample_rate``: the power of two nearest ``window_ms``."""
+    return int(2 ** round(math.log2(window_ms / 1000.0 * sample_rate)))
+
+
+def band_widths(centres_hz: npt.ArrayLike, sample_rate: float) -> npt.NDArray[np.float64]:
+    """Each noise band's width (Hz): half the way to its neighbours in log frequency (audio.additive.NoiseBank).
+
+    A band at gain g carries the power g**2 * width / (sample_rate / 2) (unit white noise at gain 1).
+    """
+    c = np.asarray(centres_hz, dtype=np.float64)
+    edges = np.concatenate([[c[0] / 2], np.sqrt(c[:-1] * c[1:]), [min(c[-1] * 1.5, sample_rate / 2)]])
+    return np.asarray(np.diff(edges))
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class InputPlan:
     loop: bool
     noise_centres_hz: tuple[float, ...]
     table_size: int
+    window_ms: float = 21.3  # the pitch tracker's window (config input.window)
+    trackers: int = 4  # Yins staggered across the window (config input.trackers)
 
 
 @dataclass(frozen=True)
