@@ -261,12 +261,34 @@ def test_the_input_path_off_runs_no_pyo_object(cfg: config.Config, tmp_path: Pat
             live.block()
             r.process_block()
         assert not live.on
-        assert not any(o.isPlaying() for o in live._objects) and not live.noise.playing
+        assert not any(o.isPlaying() for o in [*live._objects, *live.yins]) and not live.noise.playing
         assert np.abs(cap.array()).max() == 0.0
         shared.put(InputSettings(on=True))
         live.block()
         assert all(o.isPlaying() for o in live._objects)
         live.close()
+
+
+@pytest.mark.parametrize("trackers", [1, 2, 4])
+def test_any_number_of_trackers_finds_the_pitch(trackers: int) -> None:
+    # One tracker is heard without a selector (pyo's Selector with one input crashes the process).
+    from timbrespace.audio.live_input import LiveInput
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.input import InputPlan
+
+    _, x = phrase()
+    shared = InputShared()
+    with OfflineRenderer(SR, 256, 2) as r:
+        live = LiveInput(InputPlan(x.astype(np.float32), SR, False, (200.0, 800.0, 3200.0), 4096, 21.3, trackers),
+                         shared, FrameSlots(1, 4096, 3), SR, 256)
+        shared.put(InputSettings(on=True))
+        for _ in range(int(0.3 * SR / 256)):
+            live.block()
+            r.process_block()
+        tr = shared.tracked()
+        live.close()
+    assert tr.voiced and abs(1200 * np.log2(tr.f0 / 220.0)) < 35.0  # on the vibrato's +-30 cents
 
 
 def test_live_server_plays_the_input_file_and_follows_it(tmp_path: Path) -> None:

@@ -76,8 +76,9 @@ class LiveInput:
         self._newest = 0
         self._started = 0  # trackers started so far (the first /input 1 starts them one by one)
         self._on_blocks = 0  # blocks rendered while on
-        self.yin = pyo.Selector(self.yins, voice=0.0)
-        self._b_select = list(self.yin._base_objs)
+        # pyo's Selector crashes the process with a single input: one tracker is heard directly.
+        self.yin = pyo.Selector(self.yins, voice=0.0) if n > 1 else pyo.Sig(self.yins[0])
+        self._b_select = list(self.yin._base_objs) if n > 1 else []
         self._power = pyo.Tone(self.signal * self.signal, freq=LEVEL_HZ)
         self.level = pyo.Sqrt(self._power)
         self.threshold = pyo.SigTo(_db(self.settings.gate_db), time=0.0)
