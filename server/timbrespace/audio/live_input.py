@@ -30,7 +30,7 @@ from timbrespace.link.input import MAX_F0, InputPlan, InputSettings, InputShared
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
 LEVEL_HZ = 20.0
 GATE_S = 0.005  # the gate opens and closes over this long (no click)
-GLIDE_S = 0.004  # the voice's pitch moves to each new estimate over this long
+GLIDE_S = 0.001  # the voice's pitch moves to each new estimate over this long
 FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
 YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
 YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
