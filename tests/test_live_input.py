@@ -291,6 +291,47 @@ def test_any_number_of_trackers_finds_the_pitch(trackers: int) -> None:
     assert tr.voiced and abs(1200 * np.log2(tr.f0 / 220.0)) < 35.0  # on the vibrato's +-30 cents
 
 
+@pytest.mark.parametrize("onset", ["sound", "pitch"])
+def test_new_notes_sound_at_once_or_only_at_their_pitch(onset: str) -> None:
+    # Sawtooth notes of 250 ms, 400 ms apart, at pitches far from each other; measured on the voice's
+    # own oscillator and amplitude. sound: heard within 3 ms (the RMS follower's rise), at the
+    # previous note's pitch until the trackers have a window of the new one; pitch: silent until
+    # then, so never off pitch beyond the 1 ms glide. Either way the pitch is right within two
+    # windows (42.7 ms) of the onset.
+    from timbrespace.audio.live_input import LiveInput
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.input import InputPlan
+
+    pitches = [220.0, 330.0, 262.0, 392.0, 247.0, 294.0, 349.0, 233.0]
+    x = np.zeros(int(0.4 * SR * len(pitches)) + SR // 10, np.float32)
+    for i, f in enumerate(pitches):
+        start, n = int((0.05 + 0.4 * i) * SR), int(0.25 * SR)
+        x[start : start + n] = 0.3 * 2 * ((f * np.arange(n) / SR) % 1.0 - 0.5)
+    shared = InputShared()
+    with OfflineRenderer(SR, 256, 2) as r:
+        live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, 21.3, 4, onset), shared,
+                         FrameSlots(1, 4096, 3), SR, 256)
+        f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
+        shared.put(InputSettings(on=True))
+        for _ in range(len(x) // 256):
+            live.block()
+            r.process_block()
+        f0, amp = f0_cap.array()[:, 0].astype(np.float64), amp_cap.array()[:, 0].astype(np.float64)
+        live.close()
+    level = rms(x[int(0.1 * SR) : int(0.25 * SR)].astype(np.float64))
+    for i, f in enumerate(pitches[1:], 1):  # the first note finds the trackers empty
+        note = slice(int((0.05 + 0.4 * i) * SR), int((0.05 + 0.4 * i + 0.15) * SR))
+        off = np.abs(1200 * np.log2(np.maximum(f0[note], 1.0) / f)) > 25.0
+        heard = amp[note] > 0.1 * level  # -20 dB
+        settled = (np.flatnonzero(off)[-1] + 1) / SR if off.any() else 0.0
+        assert settled < 2 * 1024 / SR, (f, settled)
+        if onset == "sound":
+            assert np.argmax(heard) / SR < 0.003, f
+        else:
+            assert np.sum(off & (amp[note] > 0.01 * level)) / SR <= 0.002, f
+
+
 def test_live_server_plays_the_input_file_and_follows_it(tmp_path: Path) -> None:
     wav = tmp_path / "phrase.wav"
     truth, _ = write_phrase(wav, sr=44100)  # resampled to the server's 48 kHz

@@ -141,6 +141,9 @@ class InputConfig:
     #: Trackers staggered across the window (each a pyo Yin, whose hop is its window): the pitch is
     #: updated window/trackers apart (at most once per audio block), at their CPU cost.
     trackers: int = field(default=4, metadata=_rng(1, 16))
+    #: At a new note: sound (the voice sounds at once, for about a window at the pitch last tracked)
+    #: or pitch (it stays silent until a window after the onset is analysed: later, never off pitch).
+    onset: Literal["sound", "pitch"] = "sound"
 
 
 @dataclass

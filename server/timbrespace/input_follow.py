@@ -192,7 +192,7 @@ def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str], loop: boo
     ``timbre``: the timbre engine's ``PreparedTimbre``, whose noise bands the voice shares."""
     sr = cfg.audio.sample_rate
     return InputPlan(load_input(path, sr), sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE,
-                     cfg.input.window, cfg.input.trackers)
+                     cfg.input.window, cfg.input.trackers, cfg.input.onset)
 
 
 class InputTicks:

@@ -17,6 +17,7 @@ While the input is off every object is stopped: the path costs one comparison pe
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from timbrespace.link.input import MAX_F0, InputPlan, InputSettings, InputShared
 LEVEL_HZ = 20.0
 GATE_S = 0.005  # the gate opens and closes over this long (no click)
 GLIDE_S = 0.001  # the voice's pitch moves to each new estimate over this long
+AGREE_OCTAVES = 25.0 / 1200.0  # onset hold: two fresh estimates this close open the voice
 FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
 YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
 YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
@@ -79,17 +81,29 @@ class LiveInput:
         # pyo's Selector crashes the process with a single input: one tracker is heard directly.
         self.yin = pyo.Selector(self.yins, voice=0.0) if n > 1 else pyo.Sig(self.yins[0])
         self._b_select = list(self.yin._base_objs) if n > 1 else []
-        self._power = pyo.Tone(self.signal * self.signal, freq=LEVEL_HZ)
+        self._square = self.signal * self.signal
+        self._power = pyo.Tone(self._square, freq=LEVEL_HZ)
         self.level = pyo.Sqrt(self._power)
         self.threshold = pyo.SigTo(_db(self.settings.gate_db), time=0.0)
         # Open when louder than the gate and once the tracker has found a pitch (before its first
         # window the voice would sound a frozen phase: a step).
         self._loud = pyo.Compare(self.level, self.threshold, ">")
         self._pitched = pyo.Compare(self.yin, self.min_f0, ">=")
-        self.gate = pyo.Port(self._loud * self._pitched, risetime=GATE_S, falltime=GATE_S)
+        # input.onset "pitch": closed at each onset until a tracker's window after it has been analysed.
+        self.hold_onsets = plan.onset == "pitch"
+        self._window_blocks = blocks
+        self._hold = pyo.Sig(0.0 if self.hold_onsets else 1.0)
+        self._b_hold = self._hold._base_objs[0]
+        self._held = self.hold_onsets  # the hold is closed
+        self._quiet = -1  # the last block that ended under the gate
+        self._fresh = 0.0  # the last estimate from a window after the onset (0: none yet)
+        self._updated = False  # a tracker updated at the end of the last block
+        self._open = self._loud * self._pitched * self._hold
+        self.gate = pyo.Port(self._open, risetime=GATE_S, falltime=GATE_S)
         self.amp = self.level * self.gate
         self.ratio = pyo.SigTo(1.0, time=0.02)
-        self.f0 = pyo.Port(self.yin * self.ratio, risetime=GLIDE_S, falltime=GLIDE_S)
+        self._heard_f0 = self.yin * self.ratio
+        self.f0 = pyo.Port(self._heard_f0, risetime=GLIDE_S, falltime=GLIDE_S)
         # The voice: two phase-locked wavetables crossfaded frame to frame, as additive.AdditiveVoice.
         self._tables = (pyo.DataTable(frames.table_size), pyo.DataTable(frames.table_size))
         self._front = 0
@@ -107,9 +121,10 @@ class LiveInput:
         self._fade_blocks = max(1, int(np.ceil(FADE_S / self.block_s)) + 1)
         self._stopping = 0  # blocks left until a fading input stops
         self._objects: list[Any] = [
-            self.source, self.gain, self.signal, self.yin, self._power, self.level, self.threshold, self._loud,
-            self._pitched, self.gate, self.amp, self.ratio, self.f0, self._phase, pa, pb, self._xfade, self.voice,
-            self.dry, self._dry, self.fader, self._mono, self.output]
+            self.source, self.gain, self.signal, self.yin, self._square, self._power, self.level, self.threshold,
+            self._loud, self._pitched, self._hold, self._open, self.gate, self.amp, self.ratio, self._heard_f0,
+            self.f0, self._phase, pa, pb, self._xfade, self.voice, self.dry, self._dry, self.fader, self._mono,
+            self.output]
         self.on = True
         self._off()
 
@@ -172,7 +187,10 @@ class LiveInput:
                 self.noise.set_gains(self._noise)
         f0 = self._track()
         level = float(self.level.get())
-        voiced = level > _db(self.settings.gate_db) and self.min_f0 <= f0 <= MAX_F0
+        loud = level > _db(self.settings.gate_db)
+        if self.hold_onsets:
+            self._hold_onset(loud)
+        voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
         self._position += self.block_s
         if self.loop and self._position >= self.length_s:
@@ -185,15 +203,39 @@ class LiveInput:
             self._started += 1
         self._on_blocks += 1
         values = self._yin_values
+        self._updated = False
         for k, y in enumerate(self.yins[: self._started]):
             v = float(y.get())
             if v != values[k]:
                 values[k] = v
+                self._updated = True
                 if k != self._newest:
                     self._newest = k
                     for b in self._b_select:
                         b.setVoice(float(k))
         return values[self._newest]
+
+    def _hold_onset(self, loud: bool) -> None:
+        """Keep the voice closed from an onset until a tracker's window that began after it was analysed.
+
+        Called at the start of block i (``_on_blocks`` is i + 1 by then) with the level at the end of
+        block i - 1. A tracker that updated at the end of block i - 1 analysed blocks i - B .. i - 1
+        (B blocks a window): fresh when they all follow the last quiet block.
+        """
+        block = self._on_blocks - 1
+        if not loud:
+            self._quiet = block - 1
+            self._fresh = 0.0
+            if not self._held:
+                self._b_hold.setValue(0.0)
+                self._held = True
+        elif self._held and self._updated and block - self._window_blocks > self._quiet:
+            # Two fresh estimates that agree (a window straddling the attack can be far off).
+            f0 = self._yin_values[self._newest]
+            if self._fresh > 0.0 and abs(math.log2(f0 / self._fresh)) < AGREE_OCTAVES:
+                self._b_hold.setValue(1.0)
+                self._held = False
+            self._fresh = f0
 
     def close(self) -> None:
         """Stop everything and let go of the shared memory (before the server goes)."""

@@ -82,6 +82,7 @@ class InputPlan:
     table_size: int
     window_ms: float = 21.3  # the pitch tracker's window (config input.window)
     trackers: int = 4  # Yins staggered across the window (config input.trackers)
+    onset: str = "sound"  # "pitch": silent at an onset until its pitch is known (config input.onset)
 
 
 @dataclass(frozen=True)
