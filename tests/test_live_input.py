@@ -359,12 +359,36 @@ def test_live_server_plays_the_input_file_and_follows_it(tmp_path: Path) -> None
     assert share >= 0.95, (share, median, delay)
 
 
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "timbrespace", "serve", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
 def test_serve_refuses_an_input_it_cannot_play(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     slow = tmp_path / "slow.wav"
     soundfile.write(str(slow), np.zeros(4000), 4000)
     for path, why in ((tmp_path / "none.wav", "no such file"), (slow, "sample rate 4000 Hz is outside")):
-        r = subprocess.run([sys.executable, "-m", "timbrespace", "serve", "--config", str(cfg), "--input", str(path)],
-                           capture_output=True, text=True, timeout=120)
+        r = serve("--config", str(cfg), "--input", str(path))
         assert r.returncode == 2, r.stdout + r.stderr
         assert f"input {path}: {why}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = serve("--config", str(cfg), "--input-loop")
+    assert r.returncode == 2 and "--input-loop: give the file with --input FILE.wav" in r.stderr, r.stderr
+    wav = tmp_path / "phrase.wav"
+    write_phrase(wav)
+    no_timbre = write_config(tmp_path, timbre={"enabled": False})
+    r = serve("--config", str(no_timbre), "--input", str(wav))
+    assert r.returncode == 2 and "the live input needs the timbre engine" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_scores_name_their_input_relative_to_the_score(tmp_path: Path) -> None:
+    from timbrespace.render import ScoreError, load_score
+
+    score = tmp_path / "score.yaml"
+    score.write_text("input: {file: takes/a.wav, loop: true}\nevents: []\n")
+    loaded = load_score(score)
+    assert loaded.input == ScoreInput(tmp_path / "takes" / "a.wav", True)
+    for bad in ({"file": ""}, {"file": "a.wav", "loop": "yes"}, {"path": "a.wav"}, 3):
+        with pytest.raises(ScoreError, match=r"score: input: expected a WAV file's path or \{file: PATH"):
+            parse_score({"input": bad, "events": []})
