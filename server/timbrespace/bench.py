@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.bench_input import bench_input
+from timbrespace.bench_input import markdown as input_markdown
 from timbrespace.bench_sessions import bench_sessions
 from timbrespace.bench_sessions import markdown as sessions_markdown
 from timbrespace.config import Config
@@ -537,6 +539,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     result["sessions"] = bench_sessions(cfg, quick, result["host_timer"])
+    print("bench: live input ...", file=sys.stderr)
+    result["input"] = bench_input(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)
@@ -631,4 +635,6 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     if r.get("sessions"):
         lines += ["", sessions_markdown(r["sessions"]).rstrip("\n")]
+    if r.get("input"):
+        lines += ["", input_markdown(r["input"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
