@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--input", type=Path, metavar="FILE.wav",
                    help="play a WAV file as the live input (/input 1 starts it; docs/live-transfer.md)")
     s.add_argument("--input-loop", action="store_true", help="with --input: play the file over and over")
+    s.add_argument("--input-device", action="store_true",
+                   help="the audio device's first input (JACK: timbrespace:input_1) as the live input")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
     s.add_argument("--fresh", action="store_true",
                    help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
@@ -174,6 +176,10 @@ def _serve(a: argparse.Namespace) -> int:
         _check_writable(a.record, "--record")
     if a.input is not None:
         cfg.input.file = str(a.input.resolve())
+    if a.input_device:
+        if a.input is not None:
+            raise CliError("--input-device and --input: the live input is the device or a file, not both")
+        cfg.input.device, cfg.input.file = True, ""
     if a.input_loop:
         if not cfg.input.file:
             raise CliError("--input-loop: give the file with --input FILE.wav (or config input.file)")

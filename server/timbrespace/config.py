@@ -131,6 +131,9 @@ class InputConfig:
     file: str = ""
     #: Play the file over and over (`--input-loop`); else once per `/input 1`.
     loop: bool = False
+    #: The audio device's first input channel as the input instead of a file (`--input-device`):
+    #: JACK's capture port timbrespace:input_1 or PortAudio's default input; silent on the null backend.
+    device: bool = False
     #: The instrument whose timbre the voice takes at start (`/input/target`): index or name.
     target: str | int = "trumpet"
     #: Below this RMS level (dBFS) the voice is silent (`/input/gate`).
@@ -351,6 +354,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
     if not 1 <= len(cfg.layers) <= MAX_LAYERS:
         raise ConfigError(f"{source}: layers has {len(cfg.layers)} entries; expected 1 to {MAX_LAYERS} "
                           "(one mapping per layer, e.g. `- {{collision: last}}`)")
+    if cfg.input.device and cfg.input.file:
+        raise ConfigError(f"{source}: input.device is true and input.file = {cfg.input.file!r}: the input is one "
+                          "or the other")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     from timbrespace.session.networks import NetworkError, Networks

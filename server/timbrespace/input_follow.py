@@ -151,9 +151,9 @@ class InputFollower:
             np.array([min(int((now - self._onset) / self.space.hop_s), SUSTAIN_FRAME)], dtype=np.int64),
             np.array([VELOCITY]), np.array([self._noise_scale]))
         self.inference.submit(Job(self._kind, request, self._landed, owner=(self, "input")))
-        if self.plan is not None and self.alpha < 1.0 and now >= self._next_encode:
+        p = self.plan
+        if p is not None and p.samples is not None and self.alpha < 1.0 and now >= self._next_encode:
             self._next_encode = now + ENCODE_EVERY_S
-            p = self.plan
             segment = latest(p.samples, p.sample_rate, tr.position, self._encoder.seconds(), p.loop,
                              10.0 ** (self.settings.gain_db / 20.0))
             self.inference.submit(Job(self._encoder, InputSegment(segment, p.sample_rate), self._encoded,
@@ -187,12 +187,14 @@ class InputFollower:
         return level, tr.f0 if tr.voiced else 0.0
 
 
-def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str], loop: bool) -> InputPlan:
-    """What the audio side builds for the input in ``path`` (InputFileError when it cannot be played);
-    ``timbre``: the timbre engine's ``PreparedTimbre``, whose noise bands the voice shares."""
+def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, loop: bool) -> InputPlan:
+    """What the audio side builds for the input in ``path`` (InputFileError when it cannot be played),
+    or for the audio device's input (``path`` None); ``timbre``: the timbre engine's ``PreparedTimbre``,
+    whose noise bands the voice shares."""
     sr = cfg.audio.sample_rate
-    return InputPlan(load_input(path, sr), sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE,
-                     cfg.input.window, cfg.input.trackers, cfg.input.onset)
+    samples = load_input(path, sr) if path is not None else None
+    return InputPlan(samples, sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE, cfg.input.window,
+                     cfg.input.trackers, cfg.input.onset)
 
 
 class InputTicks:

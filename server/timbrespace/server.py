@@ -254,13 +254,14 @@ async def serve(
 
 def _input_plan(cfg: Config, prepared: Mapping[str, Prepared]) -> InputPlan | None:
     """The live input the config names (``input.file``), read and checked; StartupError naming what is wrong."""
-    if not cfg.input.file:
+    if not cfg.input.file and not cfg.input.device:
         return None
+    what = f"input {cfg.input.file}" if cfg.input.file else "the device input"
     if "timbre" not in prepared:
-        raise StartupError(f"input {cfg.input.file}: the live input needs the timbre engine, which does not run "
+        raise StartupError(f"{what}: the live input needs the timbre engine, which does not run "
                            "(timbre.enabled, timbre.model; the log above says why)")
     try:
-        return input_plan(cfg, prepared["timbre"], cfg.input.file, cfg.input.loop)
+        return input_plan(cfg, prepared["timbre"], cfg.input.file or None, cfg.input.loop)
     except InputFileError as e:
         raise StartupError(str(e)) from None
 

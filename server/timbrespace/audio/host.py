@@ -149,7 +149,8 @@ def audio_main(
         sr=acfg.sample_rate,
         nchnls=acfg.channels,
         buffersize=acfg.block_size,
-        duplex=0,
+        # A device input needs the server's input (the null backend has none: its input is silent).
+        duplex=int(live_input is not None and live_input[0].samples is None and backend != "null"),
         audio="manual" if backend == "null" else backend,
         jackname="timbrespace",
     )

@@ -54,15 +54,21 @@ class LiveInput:
         self.settings = InputSettings()
         self.sample_rate = float(sample_rate)
         self.block_s = block_size / float(sample_rate)
-        self.length_s = len(plan.samples) / plan.sample_rate
+        self.length_s = len(plan.samples) / plan.sample_rate if plan.samples is not None else 0.0
         self.loop = plan.loop
         self._position = 0.0
         self._table = np.zeros(frames.table_size, np.float32)
         self._noise = np.zeros(frames.n_noise, np.float32)
-        # The input, read from memory (a DataTable sized to the file; TableRead plays it once or looped).
-        self._source_table = pyo.DataTable(len(plan.samples))
-        _write(self._source_table, plan.samples)
-        self.source = pyo.TableRead(self._source_table, freq=plan.sample_rate / len(plan.samples), loop=int(plan.loop))
+        # A file's input is read from memory (a DataTable sized to it; TableRead plays it once or
+        # looped); a device's is pyo's Input (the server is booted duplex for it).
+        self.source: Any
+        if plan.samples is not None:
+            self._source_table = pyo.DataTable(len(plan.samples))
+            _write(self._source_table, plan.samples)
+            self.source = pyo.TableRead(self._source_table, freq=plan.sample_rate / len(plan.samples),
+                                        loop=int(plan.loop))
+        else:
+            self.source = pyo.Input(chnl=0)
         self.gain = pyo.SigTo(1.0, time=0.02)
         self.signal = self.source * self.gain
         # pyo's Yin analyses non-overlapping windows (its hop is its window): N of them, started
@@ -147,7 +153,8 @@ class LiveInput:
                 o.play()
             for y in self.yins[: self._started]:  # stopped together, they kept their stagger
                 y.play()
-            self.source.reset()  # the file plays from its start at each /input 1
+            if isinstance(self.source, pyo.TableRead):
+                self.source.reset()  # the file plays from its start at each /input 1
             self._position = 0.0
             self.noise.play()
             self.on = True
@@ -193,7 +200,7 @@ class LiveInput:
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
         self._position += self.block_s
-        if self.loop and self._position >= self.length_s:
+        if self.loop and 0.0 < self.length_s <= self._position:
             self._position -= self.length_s
 
     def _track(self) -> float:

@@ -71,11 +71,12 @@ class InputSettings:
 class InputPlan:
     """What the audio process builds for the input: plain data, it crosses the process boundary.
 
-    ``samples`` is the whole input, already at the server's rate (read and checked on the control
-    side before the audio process starts, so the audio side never touches a file).
+    ``samples`` is the whole input of a file, already at the server's rate (read and checked on the
+    control side before the audio process starts, so the audio side never touches a file); None:
+    the audio device's first input channel (JACK's or PortAudio's capture).
     """
 
-    samples: npt.NDArray[np.float32]
+    samples: npt.NDArray[np.float32] | None
     sample_rate: int  # the samples' rate (the configured one; a JACK server at another rate resamples them)
     loop: bool
     noise_centres_hz: tuple[float, ...]
