@@ -147,6 +147,43 @@ def test_settings_cross_in_their_seqlock_slot_and_tracking_comes_back() -> None:
     assert (tr.f0, tr.level, tr.voiced, tr.position) == (220.0, 0.1, True, 1.5)
 
 
+def test_the_ring_keeps_the_inputs_latest_samples_across_its_wrap() -> None:
+    from timbrespace.link.input import RING
+
+    shared = InputShared()
+    assert np.array_equal(shared.latest(4), np.zeros(4, np.float32))  # nothing yet: zeros
+    x = np.arange(RING + 1000, dtype=np.float32)
+    for i in range(0, len(x), 300):
+        shared.append(x[i : i + 300])
+    assert np.array_equal(shared.latest(5000), x[-5000:])
+
+
+def test_the_audio_side_shares_the_input_after_its_gain() -> None:
+    # What the control side encodes for /input/alpha is the input itself, sample for sample.
+    from timbrespace.audio.live_input import LiveInput
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.input import RING, InputPlan
+
+    _, x = phrase()
+    x = x.astype(np.float32)
+    shared = InputShared()
+    blocks = (RING + 20000) // 256  # past the ring's wrap
+    with OfflineRenderer(SR, 256, 2) as r:
+        live = LiveInput(InputPlan(x, SR, True, (200.0, 800.0, 3200.0), 4096), shared, FrameSlots(1, 4096, 3),
+                         SR, 256)
+        shared.put(InputSettings(on=True, gain_db=-6.0))
+        for _ in range(blocks + 1):  # the last call shares the block before it
+            live.block()
+            r.process_block()
+        got = shared.latest(24000)
+        live.close()
+    played = np.tile(x, 1 + blocks * 256 // len(x))[: blocks * 256]
+    gain = np.float32(10 ** (-6.0 / 20))
+    # The gain's 20 ms ramp from 1 is long over; the table reader repeats the file sample for sample.
+    assert np.allclose(got, played[-24000:] * gain, atol=1e-6)
+
+
 def test_input_files_are_read_resampled_or_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"missing\.wav: no such file"):
         load_input(tmp_path / "missing.wav", SR)

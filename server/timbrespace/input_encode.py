@@ -5,7 +5,8 @@ target's, as ``/alpha`` does for notes: ``z = z_input + alpha (mu_target - z_inp
 point is the model's timbre encoding (``mu_t``) of the input's last ``enc_frames`` model frames
 (~0.5 s), as ``timbrespace transfer`` encodes a recorded note: resampled to the model's rate,
 log-mel, encoder. It runs on the inference worker, batched like every other model call, a few
-times a second while the input is voiced.
+times a second while the input is voiced, from the samples the audio side shares through the
+input's ring (``link.input.InputShared.latest``): a file's and a device's input alike.
 """
 
 from __future__ import annotations
@@ -54,15 +55,3 @@ class InputEncoder:
             z = model.encode(x).mu_t.double().cpu().numpy()
         return [np.asarray(row) for row in z]
 
-
-def latest(samples: npt.NDArray[np.float32], sample_rate: int, position_s: float, seconds: float, loop: bool,
-           gain: float) -> npt.NDArray[np.float32]:
-    """The ``seconds`` of ``samples`` before ``position_s`` (wrapping round when looped), times ``gain``."""
-    n = round(seconds * sample_rate)
-    end = round(position_s * sample_rate)
-    idx = np.arange(end - n, end)
-    if loop:
-        seg = samples[idx % len(samples)]
-    else:
-        seg = np.where((idx >= 0) & (idx < len(samples)), samples[np.clip(idx, 0, len(samples) - 1)], 0.0)
-    return np.asarray(seg * gain, dtype=np.float32)

@@ -26,7 +26,7 @@ from timbrespace.config import Config
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.engines.inference import Inference, Job
 from timbrespace.engines.timbre import FloatArray, FrameRequest, FrameResult, TimbreFrames
-from timbrespace.input_encode import InputEncoder, InputSegment, latest
+from timbrespace.input_encode import InputEncoder, InputSegment
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_widths
@@ -62,9 +62,8 @@ class InputFollower:
         shared.put(self.settings)
         self._kind = TimbreFrames(space, float(sample_rate), frames.table_size)
         self._noise_scale = math.sqrt(float(sample_rate) / space.sample_rate)
-        #: The input's samples (a file input: the audio side publishes where it plays, so the input's
-        #: last half second is read here, not copied across); None: no encoding, alpha from the centre.
         self.plan = plan
+        self.sample_rate = int(sample_rate)
         # Noise band power per unit gain, so a frame's harmonics and noise together are scaled to RMS 1.
         self._band_power = (band_widths(plan.noise_centres_hz, sample_rate) / (sample_rate / 2.0)
                             if plan is not None else None)
@@ -151,12 +150,10 @@ class InputFollower:
             np.array([min(int((now - self._onset) / self.space.hop_s), SUSTAIN_FRAME)], dtype=np.int64),
             np.array([VELOCITY]), np.array([self._noise_scale]))
         self.inference.submit(Job(self._kind, request, self._landed, owner=(self, "input")))
-        p = self.plan
-        if p is not None and p.samples is not None and self.alpha < 1.0 and now >= self._next_encode:
+        if self.alpha < 1.0 and now >= self._next_encode:
             self._next_encode = now + ENCODE_EVERY_S
-            segment = latest(p.samples, p.sample_rate, tr.position, self._encoder.seconds(), p.loop,
-                             10.0 ** (self.settings.gain_db / 20.0))
-            self.inference.submit(Job(self._encoder, InputSegment(segment, p.sample_rate), self._encoded,
+            segment = self.shared.latest(round(self._encoder.seconds() * self.sample_rate))
+            self.inference.submit(Job(self._encoder, InputSegment(segment, self.sample_rate), self._encoded,
                                       owner=(self, "encode")))
 
     def _encoded(self, z: FloatArray) -> None:

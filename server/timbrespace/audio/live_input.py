@@ -25,7 +25,7 @@ import pyo
 
 from timbrespace.audio.additive import CROSSFADE_S, NoiseBank, _write
 from timbrespace.link.frames import FrameSlots
-from timbrespace.link.input import MAX_F0, InputPlan, InputSettings, InputShared, min_f0, window_for
+from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, InputShared, min_f0, window_for
 
 #: The level is the RMS over a one-pole low-pass of the squared input at this corner: an 8 ms
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
@@ -118,6 +118,10 @@ class LiveInput:
         self._xfade = pyo.SigTo(0.0, time=CROSSFADE_S)
         self.voice = pyo.Interp(pa, pb, self._xfade, mul=self.amp)
         self.noise = NoiseBank(plan.noise_centres_hz, sample_rate, self.amp)
+        # The input after its gain, for the control side's timbre encoder (InputShared's ring).
+        self._fill_table = pyo.DataTable(RING)
+        self._fill = pyo.TableFill(self.signal, self._fill_table)
+        self._filled = 0  # the fill's position at the last block
         self.dry = pyo.SigTo(0.0, time=0.02)
         self._dry = self.signal * self.dry
         # /input 0 fades out over FADE_S, then stops every object (stopping at once would click).
@@ -130,7 +134,7 @@ class LiveInput:
             self.source, self.gain, self.signal, self.yin, self._square, self._power, self.level, self.threshold,
             self._loud, self._pitched, self._hold, self._open, self.gate, self.amp, self.ratio, self._heard_f0,
             self.f0, self._phase, pa, pb, self._xfade, self.voice, self.dry, self._dry, self.fader, self._mono,
-            self.output]
+            self.output, self._fill]
         self.on = True
         self._off()
 
@@ -199,9 +203,24 @@ class LiveInput:
             self._hold_onset(loud)
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
+        self._share_input()
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
             self._position -= self.length_s
+
+    def _share_input(self) -> None:
+        """Append what the fill wrote during the last block to the shared ring."""
+        pos = int(self._fill.getCurrentPos())
+        if pos == self._filled:
+            return
+        # A numpy view of a pyo table must not outlive the server: made and dropped here.
+        view = np.asarray(self._fill_table.getBuffer())
+        if pos > self._filled:
+            self.shared.append(view[self._filled : pos])
+        else:  # wrapped round
+            self.shared.append(np.concatenate([view[self._filled :], view[:pos]]))
+        del view
+        self._filled = pos
 
     def _track(self) -> float:
         """Start the next staggered tracker when due; hear the one that updated last; its f0."""

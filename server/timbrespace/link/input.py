@@ -10,7 +10,10 @@ the voice's timbre at the tracked pitch (``input_follow.py``). Three things cros
   read by the control side at its ticks; a reader may see a value one block old, never torn
   (aligned 8-byte stores);
 * the voice's frames (wavetable + noise gains), control -> audio: one
-  :class:`~timbrespace.link.frames.FrameSlots` slot, as for the timbre engine's notes.
+  :class:`~timbrespace.link.frames.FrameSlots` slot, as for the timbre engine's notes;
+* the input's samples (after its gain), audio -> control: a ring the audio side appends each
+  block to and the control side reads its last half second from, for the timbre encoder
+  (``/input/alpha``); the ring holds more than twice that, so a read is never overtaken.
 
 Neither side ever waits on the other.
 """
@@ -29,8 +32,11 @@ from timbrespace.link.shm import SharedBlock
 _SEQ, ON, GAIN_DB, TRANSPOSE, DRY, GATE_DB = range(6)
 _SETTINGS = 8
 # tracking (audio -> control), after the settings
-F0, LEVEL, VOICED, BLOCKS, POSITION = range(_SETTINGS, _SETTINGS + 5)
+F0, LEVEL, VOICED, BLOCKS, POSITION, WRITTEN = range(_SETTINGS, _SETTINGS + 6)
 SIZE = _SETTINGS + 8
+#: Samples of the input the ring keeps (1.4 s at 48 kHz).
+RING = 1 << 16
+_BYTES = SIZE * 8 + RING * 4
 
 #: The highest f0 the tracker reports (Hz): a whistle's top.
 MAX_F0 = 2000.0
@@ -100,22 +106,25 @@ class InputShared:
     """The settings slot and the tracking fields, in one block of shared memory."""
 
     def __init__(self, block: SharedBlock | None = None) -> None:
-        self._block = block if block is not None else SharedBlock(SIZE * 8, shared=False)
+        self._block = block if block is not None else SharedBlock(_BYTES, shared=False)
         self._a: npt.NDArray[np.float64] = np.ndarray((SIZE,), dtype=np.float64, buffer=self._block.buf)
+        self._ring: npt.NDArray[np.float32] = np.ndarray((RING,), dtype=np.float32, buffer=self._block.buf,
+                                                         offset=SIZE * 8)
         if self._block.owner:
             self._a[:] = 0.0
+            self._ring[:] = 0.0
             self._a[GATE_DB] = InputSettings().gate_db
         self._seen = 0.0
 
     @classmethod
     def create(cls) -> InputShared:
         """A new shared block (control side)."""
-        return cls(SharedBlock(SIZE * 8))
+        return cls(SharedBlock(_BYTES))
 
     @classmethod
     def attach(cls, name: str) -> InputShared:
         """Attach to the block made by the other process (audio side)."""
-        return cls(SharedBlock(SIZE * 8, name=name))
+        return cls(SharedBlock(_BYTES, name=name))
 
     @property
     def name(self) -> str:
@@ -155,8 +164,28 @@ class InputShared:
         a = self._a
         return Tracked(float(a[F0]), float(a[LEVEL]), bool(a[VOICED]), float(a[POSITION]))
 
+    # -- the input's samples ---------------------------------------------------------------------
+    def append(self, samples: npt.NDArray[np.float32]) -> None:
+        """Add the input's newest samples to the ring (single writer: the audio side)."""
+        n = min(len(samples), RING)
+        written = int(self._a[WRITTEN])
+        i = written % RING
+        first = min(n, RING - i)
+        self._ring[i : i + first] = samples[len(samples) - n : len(samples) - n + first]
+        self._ring[: n - first] = samples[len(samples) - n + first :]
+        self._a[WRITTEN] = float(written + n)
+
+    def latest(self, n: int) -> npt.NDArray[np.float32]:
+        """The input's last ``n`` samples (zeros before the first), oldest first (control side)."""
+        n = min(n, RING // 2)
+        written = int(self._a[WRITTEN])
+        idx = np.arange(written - n, written)
+        out = self._ring[idx % RING].copy()
+        out[idx < 0] = 0.0
+        return out
+
     def close(self) -> None:
         """Release the mapping (and unlink it when this side created it); idempotent."""
         if hasattr(self, "_a"):
-            del self._a
+            del self._a, self._ring
         self._block.close()
