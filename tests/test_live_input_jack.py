@@ -87,8 +87,11 @@ def test_a_jack_capture_port_is_tracked_and_followed(jackd: None, tmp_path: Path
             feeder.client.connect(outs[0], feeder.inp)
             c.send("/input/target", "flute")
             c.send("/input", 1)
-            st = c.status_until(lambda st: abs(1200 * np.log2(max(st["input_f0"], 1.0) / F0)) < 25.0, timeout=10.0)
-            assert st["input_level_db"] == pytest.approx(20 * np.log10(AMPLITUDE / np.sqrt(2)), abs=1.0)
+            # Pitch within 25 cents; level within 2 dB: this Python client misses a JACK cycle now and
+            # then on a loaded machine (an xrun), and each missed cycle is a block of silence.
+            level = 20 * np.log10(AMPLITUDE / np.sqrt(2))
+            c.status_until(lambda st: abs(1200 * np.log2(max(st["input_f0"], 1.0) / F0)) < 25.0
+                           and abs(st["input_level_db"] - level) < 2.0, timeout=10.0)
             feeder.recording = True
             c.status_until(lambda st: len(feeder.heard) * 256 > feeder.sr, timeout=10.0)  # a second heard
             feeder.recording = False

@@ -2,19 +2,20 @@
 
 ::
 
-    input ─ gain ─┬─ N Yins (window = hop, staggered) ─ newest ─ x transpose ─ Port ─▶ phasor of the voice
-                  ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─────┬─ > gate ─ Port ─┐
-                  │                                               └───────────────x──▶ the voice's amplitude
-                  └─ x dry ─────────────────────────────────────────────────────────▶ out
+    input (a file's TableRead, or the device's Input)
+      ─ gain ─┬─ N Yins (window = hop, staggered) ─ newest ─ x transpose ─ Port ─▶ phasor of the voice
+              ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─┬─ > gate (x onset hold) ─ Port ─┐
+              │                                           └──────────────────────────────x──▶ the voice's amplitude
+              ├─ TableFill ─▶ the shared ring (the control side's timbre encoder)
+              └─ x dry ─────────────────────────────────────────────────────────────────▶ out
     voice: two wavetables crossfaded (the control side's frames) + the noise bank, x amplitude
 
 The pitch and the level reach the voice at audio rate inside pyo; only the timbre (a wavetable
-decoded by the control side at the tracked pitch) crosses the process boundary, through one frame
-slot. Each frame's wavetable is normalised to an RMS of 1 on the control side, so the voice's
-harmonic part has the input's RMS level, and its noise keeps the decoded ratio to it.
-While the input is off every object is stopped: the path costs one comparison per block.
+and noise gains decoded by the control side at the tracked pitch) crosses the process boundary,
+through one frame slot. Each frame is scaled on the control side so that its harmonics and noise
+together have an RMS of 1: the voice has the input's RMS level. While the input is off every
+object is stopped: the callback costs one comparison per block.
 """
-
 from __future__ import annotations
 
 import math
