@@ -276,6 +276,21 @@ def test_alpha_moves_from_the_inputs_own_timbre_to_the_targets(cfg: config.Confi
     assert np.sqrt(np.mean(apart**2)) > 3.0
 
 
+def test_transfer_phrase_follows_a_whole_phrase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `timbrespace transfer --phrase`: the live path offline, written as a WAV at the server's rate.
+    from timbrespace.cli import main
+
+    wav, out = tmp_path / "phrase.wav", tmp_path / "out.wav"
+    truth, _ = write_phrase(wav)
+    assert main(["transfer", str(wav), "--phrase", "--target", "cello", "--alpha", "1", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    y = read_wav(out)[:, 0]
+    share, median, _ = follows(y, truth)
+    assert share >= 0.95 and median < 10.0, (share, median)
+    assert main(["transfer", str(wav), "--phrase", "--target", "cello", "--pitch", "57", "--out", str(out)]) == 2
+    assert "--pitch is a single note's" in capsys.readouterr().err
+
+
 def test_without_an_input_the_addresses_say_so_and_nothing_sounds(cfg: config.Config) -> None:
     y, failures = render(cfg, None, [(0.0, "/input", 1), (0.0, "/input/alpha", 0.5)], 0.3)
     assert len(failures) == 2 and all("no live input" in f and "--input FILE.wav" in f for f in failures)
