@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
-from timbrespace.input_follow import InputFollower
+from timbrespace.input_follow import InputFollower, no_input_handlers
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.stats import AudioStats
@@ -72,19 +72,6 @@ def _layered(engines: Engine | Sequence[Engine] | Sequence[Sequence[Engine]]) ->
     if all(isinstance(x, Engine) for x in items):
         return [cast("list[Engine]", items)]
     return [list(cast("Sequence[Engine]", x)) for x in items]
-
-
-def _no_input() -> dict[str, Handler]:
-    """The /input addresses of a server started without an input: each answers /fail saying so."""
-
-    def refuse(path: str) -> Handler:
-        def handler(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-            raise HandlerError(f"{path}: this server has no live input; start it with `timbrespace serve "
-                               "--input FILE.wav` (or config input.file)")
-
-        return handler
-
-    return {a.path: refuse(a.path) for a in addresses.ADDRESSES if a.group == "input"}
 
 
 class App:
@@ -160,7 +147,7 @@ class App:
         #: without the timbre model leaves them to the router's /fail naming that engine.
         self.live_input = live_input
         if "timbre" in self.layers[0].engines:
-            self._own.update(live_input.handlers() if live_input is not None else _no_input())
+            self._own.update(live_input.handlers() if live_input is not None else no_input_handlers())
         if live_input is not None:
             self.status_report.input = live_input.status
         self._route()

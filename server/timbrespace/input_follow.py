@@ -32,7 +32,7 @@ from timbrespace.link.frames import FrameSlots
 from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_widths
 from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.addresses import ADDRESSES, Value
 from timbrespace.session.context import Context
 
 #: The decoder's frame index is counted from the onset of each voiced stretch and held here
@@ -182,6 +182,19 @@ class InputFollower:
         tr = self.shared.tracked()
         level = 20.0 * math.log10(tr.level) if tr.level > 10 ** (SILENT_DB / 20.0) else SILENT_DB
         return level, tr.f0 if tr.voiced else 0.0
+
+
+def no_input_handlers() -> dict[str, Handler]:
+    """The /input addresses of a server started without an input: each answers /fail saying so."""
+
+    def refuse(path: str) -> Handler:
+        def handler(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+            raise HandlerError(f"{path}: this server has no live input; start it with `timbrespace serve "
+                               "--input FILE.wav` or `--input-device` (config input.file, input.device)")
+
+        return handler
+
+    return {a.path: refuse(a.path) for a in ADDRESSES if a.group == "input"}
 
 
 def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, loop: bool) -> InputPlan:
