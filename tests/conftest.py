@@ -53,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 #: zeroconf (a browser sees every server advertised on the host) and the JACK server. They are one
 #: group: test_cli's bench starts and stops a jackd of its own (for scsynth), which test_jack's
 #: fixture took for a running JACK server and then lost (CI: "auto" chose null).
-SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host"}
+SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host",
+                 "test_live_input_jack": "host"}
 
 
 #: Every server a test started: one a test forgot to stop is killed (with its audio process) when

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.input_follow import InputFollower, no_input_handlers
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
@@ -89,9 +90,11 @@ class App:
         clock: Callable[[], float] = time.monotonic,
         settings: SessionSettings | None = None,
         heard: Sequence[str] = (),
+        live_input: InputFollower | None = None,
     ) -> None:
         """``engines``: one layer's engines (or one engine), or a sequence of layers' engines;
-        ``heard``: the engine heard on each layer (default: each layer's first)."""
+        ``heard``: the engine heard on each layer (default: each layer's first); ``live_input``:
+        the input's follower when the server plays one (``serve --input``)."""
         s = settings or SessionSettings()
         self.layers = [
             Layer(i, layer_engines, link, Collision(*(s.collisions[i] if i < len(s.collisions) else ("last", 1.0))),
@@ -148,6 +151,13 @@ class App:
             "/watch": self._watch,
             "/status/feedback": self._feedback_status,
         }
+        #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
+        #: without the timbre model leaves them to the router's /fail naming that engine.
+        self.live_input = live_input
+        if "timbre" in self.layers[0].engines:
+            self._own.update(live_input.handlers() if live_input is not None else no_input_handlers())
+        if live_input is not None:
+            self.status_report.input = live_input.status
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
         # they are answered with /fail naming the engine (see Router.dispatch).

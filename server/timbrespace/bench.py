@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.bench_input import bench_input
+from timbrespace.bench_input import markdown as input_markdown
 from timbrespace.bench_sessions import bench_sessions
 from timbrespace.bench_sessions import markdown as sessions_markdown
 from timbrespace.bench_web import bench_web
@@ -541,6 +543,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["sessions"] = bench_sessions(cfg, quick, result["host_timer"])
     print("bench: the web page and OSCQuery's HTTP ...", file=sys.stderr)
     result["web"] = bench_web(cfg, quick)
+    print("bench: live input ...", file=sys.stderr)
+    result["input"] = bench_input(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)
@@ -637,4 +641,6 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     if r.get("sessions"):
         lines += ["", sessions_markdown(r["sessions"]).rstrip("\n")]
+    if r.get("input"):
+        lines += ["", input_markdown(r["input"]).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="UDP and TCP port (0: any free port)")
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
+    s.add_argument("--input", type=Path, metavar="FILE.wav",
+                   help="play a WAV file as the live input (/input 1 starts it; docs/live-transfer.md)")
+    s.add_argument("--input-loop", action="store_true", help="with --input: play the file over and over")
+    s.add_argument("--input-device", action="store_true",
+                   help="the audio device's first input (JACK: timbrespace:input_1) as the live input")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
     s.add_argument("--qr", action="store_true",
                    help="print a QR code of the web page's URL (/play) once ready, for a phone to scan")
@@ -123,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--alpha", type=float, default=1.0, metavar="A",
                    help="how far to move, in [0, 1]: 0 = none, 1 = by the whole source-to-target step (default: 1)")
     x.add_argument("--pitch", type=float, metavar="MIDI", help="the note's pitch (default: detected with CREPE)")
+    x.add_argument("--phrase", action="store_true",
+                   help="a whole phrase (notes, glides, vibrato): followed by the live input's trackers and decoder "
+                   "(docs/live-transfer.md), written at the server's rate")
+    x.add_argument("--config", type=Path, help="with --phrase: the config (audio.sample_rate, input.*)")
     x.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     x.add_argument("--model", type=Path, metavar="P", help="timbre-gmvae checkpoint (default: the shipped one)")
 
@@ -184,6 +193,16 @@ def _serve(a: argparse.Namespace) -> int:
         cfg.network.zeroconf = False
     if a.record is not None:
         _check_writable(a.record, "--record")
+    if a.input is not None:
+        cfg.input.file = str(a.input.resolve())
+    if a.input_device:
+        if a.input is not None:
+            raise CliError("--input-device and --input: the live input is the device or a file, not both")
+        cfg.input.device, cfg.input.file = True, ""
+    if a.input_loop:
+        if not cfg.input.file:
+            raise CliError("--input-loop: give the file with --input FILE.wav (or config input.file)")
+        cfg.input.loop = True
     _logging(cfg.log_level)
     try:
         return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh, qr=_print_qr if a.qr else None))
@@ -311,6 +330,8 @@ def _transfer(a: argparse.Namespace) -> int:
     if not 0.0 <= a.alpha <= 1.0:
         raise CliError(f"--alpha {a.alpha:g} is out of range [0, 1] (0: the note as it is, 1: the whole step "
                        "to the target)")
+    if a.phrase:
+        return _transfer_phrase(a)
     path = a.model or TimbreSpace.default_path()
     if not Path(path).is_file():
         raise CliError(f"model {path}: no such file; expected a timbre-gmvae checkpoint (train one with "
@@ -332,6 +353,29 @@ def _transfer(a: argparse.Namespace) -> int:
         raise CliError(f"cannot write {a.out}: {e.strerror or e}; expected a writable file path") from None
     print("\n".join(r.lines()))
     print(f"wrote {a.out}")
+    return 0
+
+
+def _transfer_phrase(a: argparse.Namespace) -> int:
+    from timbrespace.transfer import TransferError, transfer_phrase
+
+    for given, option in ((a.source, "--source"), (a.pitch, "--pitch")):
+        if given is not None:
+            raise CliError(f"{option} is a single note's: with --phrase the trackers follow the pitch and the input's "
+                           "own timbre is the source")
+    cfg = _config(a.config)
+    if a.model is not None:
+        cfg.timbre.model = a.model
+    cfg.state.persist = False
+    _logging("warning")
+    target = int(a.target) if a.target.strip().isdigit() else a.target
+    try:
+        seconds, rate = transfer_phrase(cfg, a.input, a.out, target, alpha=a.alpha)
+    except TransferError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot write {a.out}: {e.strerror or e}; expected a writable file path") from None
+    print(f"wrote {a.out} ({seconds:.2f} s at {rate} Hz, target {a.target}, alpha {a.alpha:g})")
     return 0
 
 

@@ -24,6 +24,9 @@ from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
 from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
+from timbrespace.input_file import InputFileError
+from timbrespace.input_follow import InputFollower, InputTicks, input_plan
+from timbrespace.link.input import InputPlan
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.oscquery.listen import Hub
@@ -151,8 +154,9 @@ async def serve(
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
     heard = [_heard(state.layer(i).active or cfg.engine, prepared) for i in range(len(cfg.layers))]
     settings = session_settings(cfg, state)
+    plan = _input_plan(cfg, prepared)
     audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], layers=settings.sounds,
-                         heard=heard)
+                         heard=heard, live_input=plan)
     try:
         backend = audio.start()
     except AudioError as e:
@@ -167,15 +171,26 @@ async def serve(
     http: OscQueryService | None = None
     app: App | None = None
     keeper: StateKeeper | None = None
+    ticks: InputTicks | None = None
     try:
+        follower = None
+        if audio.input_shared is not None and audio.input_frames is not None:
+            try:
+                follower = InputFollower.build(cfg, prepared["timbre"], inference, audio.input_shared,
+                                               audio.input_frames, audio.sample_rate, plan)
+            except InputFileError as e:
+                raise StartupError(str(e)) from None
+            ticks = InputTicks(loop, follower)
         # Saved at exit once built: a start that failed before leaves the state file as it was.
         app = App(build_layers(prepared, audio, inference, state), inference.link,
                   ServerInfo(backend, audio.sample_rate, audio.block_size, device), audio.stats,
-                  settings=settings, heard=heard)
+                  settings=settings, heard=heard, live_input=follower)
         for layer in app.layers:
             layer.engine.activate(0.0)
         await inference.settled()  # the initial patches are in place before the server says it is ready
         timers.attach(app)
+        if ticks is not None:
+            ticks.start()
         osc = osc_server(cfg, app)
         try:
             await osc.start()
@@ -232,11 +247,15 @@ async def serve(
             qr(page)
         await stop.wait()
         timers.close()
+        if ticks is not None:
+            ticks.close()
         sessions.close()
         await supervisor.close()
         log.info("shutting down")
         return supervisor.status
     finally:
+        if ticks is not None:
+            ticks.close()
         if advertiser is not None:
             await advertiser.stop()
         if http is not None:
@@ -252,6 +271,20 @@ async def serve(
         if cfg.state.persist and app is not None:
             _save(cfg, app)
         audio.stop()
+
+
+def _input_plan(cfg: Config, prepared: Mapping[str, Prepared]) -> InputPlan | None:
+    """The live input the config names (``input.file``), read and checked; StartupError naming what is wrong."""
+    if not cfg.input.file and not cfg.input.device:
+        return None
+    what = f"input {cfg.input.file}" if cfg.input.file else "the device input"
+    if "timbre" not in prepared:
+        raise StartupError(f"{what}: the live input needs the timbre engine, which does not run "
+                           "(timbre.enabled, timbre.model; the log above says why)")
+    try:
+        return input_plan(cfg, prepared["timbre"], cfg.input.file or None, cfg.input.loop)
+    except InputFileError as e:
+        raise StartupError(str(e)) from None
 
 
 def session_settings(cfg: Config, state: SavedState | None = None) -> SessionSettings:

@@ -38,7 +38,9 @@ class Counters:
     limited: int = 0
 
 
-StatusValues = tuple[int, int, int, int, int, float, float, float]
+StatusValues = tuple[int, int, int, int, int, float, float, float, float, float]
+#: The live input's level (dBFS) and pitch (Hz) when the server has none.
+NO_INPUT = (-120.0, 0.0)
 
 
 class StatusReport:
@@ -50,6 +52,8 @@ class StatusReport:
         self.counters = counters
         self.stats = stats
         self.clients = clients
+        #: The live input's level and pitch (``InputFollower.status``); None: the server has no input.
+        self.input: Callable[[], tuple[float, float]] | None = None
         self.template = self._template("patch")
 
     def engine_changed(self, engine: str) -> None:
@@ -63,6 +67,7 @@ class StatusReport:
             "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
             "received", int, "rejected", int, "late_blocks", int,
             "latency_p50_ms", float, "latency_p99_ms", float, "audio_stall_s", float,
+            "input_level_db", float, "input_f0", float,
         ))
 
     def values(self, now: float) -> StatusValues:
@@ -70,11 +75,13 @@ class StatusReport:
         clients = self.clients(now)
         c = self.counters
         stats = self.stats
+        level, f0 = self.input() if self.input is not None else NO_INPUT
         if stats is None:
-            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
+            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0, level, f0
         v = stats.values
         p50, p99 = stats.percentiles(v[LAT_COUNT])
-        return clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now)
+        return (clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now),
+                level, f0)
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """What /status reports, as a dict (keys in reply order)."""
