@@ -200,6 +200,8 @@ def test_a_key_sounds_a_note_and_its_release_stops_it(tab: Tab, server: ServerPr
         c.status_until(lambda st: st["voices"] >= 2, timeout=WAIT_S)
         # The page's own meter shows them (it polls /status).
         tab.until("() => Number(document.getElementById('meter').dataset.voices)", lambda v: v >= 2, "meter")
+        # ... and the output level while the chord sounds (the server's held peak, in dBFS).
+        tab.until("() => Number(document.getElementById('meter').dataset.level)", lambda v: -60 < v <= 0, "level")
         tab.touch("touchEnd", [])
         c.status_until(lambda st: st["voices"] == 0, timeout=WAIT_S)
     assert tab.errors == []

@@ -42,7 +42,7 @@ from timbrespace.link.input import InputPlan, InputShared
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
-from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, SAMPLE_RATE, AudioStats
+from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, LEVEL, LEVEL_FALL_DB_S, SAMPLE_RATE, AudioStats
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,9 @@ def audio_main(
         live = attach(*live_input, sr, bs)
     out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
     out.out()
+    # The output meter: each block's peak, held and falling like a PPM (read by /status).
+    peaks = pyo.PeakAmp(out)
+    fall = 10.0 ** (-LEVEL_FALL_DB_S * period / 20.0)
     sock.setblocking(False)
 
     def receive() -> bytes | None:
@@ -210,6 +213,8 @@ def audio_main(
         player.block(now)
         if live is not None:
             live.block()
+        a = stats.array
+        a[LEVEL] = max(max(peaks.get(all=True)), a[LEVEL] * fall)
 
     server.setCallback(callback)
     if record:

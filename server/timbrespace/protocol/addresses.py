@@ -274,7 +274,8 @@ ADDRESSES: tuple[Address, ...] = (
             "oscsend call counts for that long), "
             "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
-            "audio process has rendered no block; 0 unless it is stalled now), input_level_db (the live "
+            "audio process has rendered no block; 0 unless it is stalled now), level_db (the output's peak, "
+            "dBFS, held and falling 40 dB a second like a PPM; -120 when silent), input_level_db (the live "
             "input's RMS level after its gain, dBFS; -120 when off or absent), input_f0 (its tracked pitch in "
             "Hz; 0 when unvoiced, off or absent)", scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",

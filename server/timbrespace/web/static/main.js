@@ -151,7 +151,8 @@ function message({ address, args }) {
     }
     case "/status.reply": {
       const i = args.indexOf("voices");
-      if (i >= 0) panel.setVoices(args[i + 1]);
+      const l = args.indexOf("level_db");
+      if (i >= 0) panel.setVoices(args[i + 1], l >= 0 ? args[l + 1] : -120);
       break;
     }
     case "/fail":

@@ -117,11 +117,14 @@ export class Panel {
     if (this.alphaPending === null) alpha.value = String(v);
   }
 
-  setVoices(n) {
-    const fill = Math.min(1, n / 16);
+  // The bar is the output's peak (-60 to 0 dBFS), the text the voices sounding.
+  setVoices(n, levelDb) {
+    const fill = Math.min(1, Math.max(0, (levelDb + 60) / 60));
     this.$("meter-fill").style.width = `${Math.round(fill * 100)}%`;
-    this.$("meter-text").textContent = `${n} voice${n === 1 ? "" : "s"}`;
+    const db = levelDb > -119 ? ` · ${Math.round(levelDb)} dB` : "";
+    this.$("meter-text").textContent = `${n} voice${n === 1 ? "" : "s"}${db}`;
     this.$("meter").dataset.voices = String(n);
+    this.$("meter").dataset.level = String(levelDb);
   }
 
   setConnection(state) {
