@@ -116,7 +116,7 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
     """Send the app's feedback and late replies to the WebSocket or the transport the peer is on;
     returns the send for replies outside a request (the supervisor's /synced)."""
     if hub is None:
-        app.send, app.send_packet, app.send_packets = osc.send, osc.send_packet, osc.send_packets
+        app.send, app.delivery.send_packet, app.delivery.send_packets = osc.send, osc.send_packet, osc.send_packets
         return osc.send
 
     def send(peer: Peer, address: str, args: tuple[Any, ...]) -> None:
@@ -136,7 +136,7 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
         if others:
             osc.send_packets(others, packets)
 
-    app.send, app.send_packet, app.send_packets = send, send_packet, send_packets
+    app.send, app.delivery.send_packet, app.delivery.send_packets = send, send_packet, send_packets
     return send
 
 
