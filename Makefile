@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core fluidsynth fluid-soundfont-gm libfluidsynth3
+APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core fluidsynth fluid-soundfont-gm libfluidsynth3 chromium timidity freepats musescore-general-soundfont timgm6mb-soundfont
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
@@ -35,7 +35,8 @@ bench: venv
 	$(BIN)/timbrespace bench --json docs/bench.json --markdown docs/bench.md $(ARGS)
 
 # Debian packages: the amSynth banks and reference synth, liblo's oscsend/oscdump, JACK, and the
-# outside clients and peers the tests and bench use for real (sclang, scsynth, Pure Data).
+# outside clients and peers the tests and bench use for real (sclang, scsynth, Pure Data), and the
+# browser the /play page's tests drive (Playwright runs Debian's chromium: never `playwright install`).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -53,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 #: zeroconf (a browser sees every server advertised on the host) and the JACK server. They are one
 #: group: test_cli's bench starts and stops a jackd of its own (for scsynth), which test_jack's
 #: fixture took for a running JACK server and then lost (CI: "auto" chose null).
-SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host"}
+SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host",
+                 "test_live_input_jack": "host"}
 
 
 #: Every server a test started: one a test forgot to stop is killed (with its audio process) when
@@ -374,3 +375,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     s = start_server(tmp_path_factory.mktemp("server"))
     yield s
     s.stop()
+
+
+def read_mono16(path: Path, sr: int = 22050) -> Any:
+    """A 16-bit mono WAV at ``sr`` (the training data's format) as float64."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, sr)
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32767
+
+
+def note_f0(x: Any, sr: int = 22050) -> float:
+    """Mean fundamental over 0.2-1.4 s: the lowest strong spectral peak, then the power-weighted mean
+    frequency within a semitone of it (recorded vibrato makes a single FFT peak wander by 40 cents)."""
+    import numpy as np
+
+    seg = x[int(0.2 * sr):int(1.4 * sr)]
+    n = 1 << 19
+    power = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n)) ** 2
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    lo, hi = np.searchsorted(freqs, [50, 4000])
+    m = power[lo:hi]
+    strong = np.nonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]) & (m[1:-1] > 0.01 * m.max()))[0]
+    coarse = freqs[lo + 1 + strong[0]]
+    band = (freqs > coarse * 2 ** (-1 / 12)) & (freqs < coarse * 2 ** (1 / 12))
+    return float((freqs[band] * power[band]).sum() / power[band].sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import wave
@@ -100,8 +101,15 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert {"latency_p99_ms", "late_blocks", "feedback_per_subscriber"} <= set(r)
         assert {"control", "audio", "clients"} <= set(r["cpu_percent"])
     assert set(ss["targets"]) == {"latency", "late_blocks", "fanout"}
+    web = data["web"]
+    assert web["http_namespace"]["requests"] > 0 and web["http_value"]["requests"] > 0
+    if shutil.which("chromium"):  # the page's touch figures need the browser (make deps installs it)
+        assert web["touch"]["sent"] > 0 and web["touch"]["arrival_to_block_p99_ms"] > 0
+    li = data["input"]  # the live input: pitch and latency in rendered samples, costs in CPU time
+    assert 0.0 <= li["pitch"]["within_25c"] <= 1.0 and li["latency"]["notes"] > 0
+    assert {"sound", "pitch"} <= set(li["latency"]) and li["cost"]["audio_on"]["cpu_percent"] > 0
     text = md.read_text()
-    assert "| figure |" in text and "| clients |" in text
+    assert "| figure |" in text and "| clients |" in text and "Live input" in text
 
 
 def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

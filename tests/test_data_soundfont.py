@@ -18,33 +18,15 @@ from timbrespace.data.fluid import FluidRenderer
 from timbrespace.data.soundfont import DEFAULT_SOUNDFONT, INSTRUMENTS, DataError
 from timbrespace.data.split import split_groups
 
+from conftest import note_f0 as f0
+from conftest import read_mono16 as read
+
 pytestmark = [pytest.mark.numeric,
               pytest.mark.skipif(not DEFAULT_SOUNDFONT.is_file(), reason="apt-get install fluid-soundfont-gm")]
 
 SR = 22050
 INSTR = ["violin", "flute"]
 PITCHES = [60, 69, 81, 103]  # 103: violin only (flute stops at 96), and FluidR3 has no sample there
-
-
-def read(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, SR)
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32767
-
-
-def f0(x: np.ndarray, sr: int = SR) -> float:
-    """Mean fundamental over 0.2-1.4 s: the lowest strong spectral peak, then the power-weighted mean
-    frequency within a semitone of it (recorded vibrato makes a single FFT peak wander by 40 cents)."""
-    seg = x[int(0.2 * sr):int(1.4 * sr)]
-    n = 1 << 19
-    power = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n)) ** 2
-    freqs = np.fft.rfftfreq(n, 1 / sr)
-    lo, hi = np.searchsorted(freqs, [50, 4000])
-    m = power[lo:hi]
-    strong = np.nonzero((m[1:-1] > m[:-2]) & (m[1:-1] >= m[2:]) & (m[1:-1] > 0.01 * m.max()))[0]
-    coarse = freqs[lo + 1 + strong[0]]
-    band = (freqs > coarse * 2 ** (-1 / 12)) & (freqs < coarse * 2 ** (1 / 12))
-    return float((freqs[band] * power[band]).sum() / power[band].sum())
 
 
 def rms_db(x: np.ndarray) -> float:

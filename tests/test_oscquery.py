@@ -20,7 +20,7 @@ from timbrespace.protocol.addresses import ADDRESSES, Address
 from timbrespace.protocol.oscquery.namespace import Namespace, access, type_tags
 from timbrespace.protocol.oscquery.service import HostInfo, HttpLimits, OscQueryService
 
-from conftest import ServerProc, start_server
+from conftest import ServerProc, TcpOscClient, start_server
 
 HTTP = re.compile(r" http://(?P<host>[^:/ ]+):(?P<port>\d+)/ ")
 #: The engines a test server runs (tests/test_server_zeroconf.py checks the same).
@@ -275,6 +275,63 @@ def test_listen_streams_the_paths_listened_to_as_osc_frames(server: ServerProc) 
     asyncio.run(run())
 
 
+def test_listen_on_another_layers_path_follows_that_layer(server: ServerProc) -> None:
+    """LISTEN /layer/2/latent watches layer 2 (/watch 2): its value at once, then its changes
+    under that path, while the connection plays layer 0; the last IGNORE of layer 2's paths ends
+    the watch. Before, a /layer/N/ path was ignored."""
+    import aiohttp
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_base(server) + "/") as ws:
+            with server.client() as c:
+                c.send("/layer/2/latent", 0.25, 0.75)
+                c.sync()
+            await ws.send_json({"COMMAND": "LISTEN", "DATA": "/layer/2/latent"})
+            first = await _frames_until(ws, "/layer/2/latent", [0.25, 0.75])  # the value now
+            assert {a for a, _ in first} <= {"/layer/2/latent"}
+            with server.client() as c:
+                c.send("/latent", 0.5, 0.5)  # layer 0: not listened to
+                c.send("/layer/2/param", "filter_cutoff", 0.5)  # layer 2, another path: not listened to
+                c.send("/layer/2/latent", 0.125, 0.375)
+                c.sync()
+            streamed = await _frames_until(ws, "/layer/2/latent", [0.125, 0.375])
+            assert {a for a, _ in streamed} == {"/layer/2/latent"}
+            await ws.send_json({"COMMAND": "IGNORE", "DATA": "/layer/2/latent"})
+            with server.client() as c:
+                c.send("/layer/2/latent", 0.625, 0.625)
+                c.sync()
+            with pytest.raises(AssertionError, match="no /layer/2/latent"):
+                await _frames_until(ws, "/layer/2/latent", timeout=0.5)
+
+    asyncio.run(run())
+
+
+def test_watch_sends_another_layers_state_and_changes_under_its_prefix(server: ServerProc) -> None:
+    with TcpOscClient(server.host, server.port) as w, server.client() as c:
+        w.send("/watch", 1)
+        assert "send /notify 1 first" in w.expect("/fail").params[1]
+        w.send("/notify", 1, 0)
+        w.expect("/done")
+        w.send("/watch", 9)
+        assert "layer 9 is out of range 0..3" in w.expect("/fail").params[1]
+        c.send("/layer/1/latent", 0.25, 0.5)
+        c.sync()
+        w.send("/watch", 1)
+        assert w.expect("/done").params == ["/watch", 1]
+        assert w.expect("/layer/1/latent").params == pytest.approx([0.25, 0.5])  # its state at once
+        c.send("/layer/1/latent", 0.75, 0.5)
+        c.sync()
+        assert w.expect("/layer/1/latent").params == pytest.approx([0.75, 0.5])  # then its changes
+        w.send("/layer/1/latent", 0.5, 0.5)  # the watcher's own change comes back under the prefix
+        assert w.expect("/layer/1/latent").params == pytest.approx([0.5, 0.5])
+        w.send("/watch", 1, 0)
+        assert w.expect("/done").params == ["/watch", 1]
+        c.send("/layer/1/latent", 0.125, 0.5)
+        c.sync()
+        with pytest.raises(TimeoutError):
+            w.expect("/layer/1/latent", timeout=0.5)
+
+
 def test_osc_sent_over_the_websocket_is_played_and_answered(server: ServerProc) -> None:
     import aiohttp
 
@@ -304,6 +361,36 @@ def test_osc_sent_over_the_websocket_is_played_and_answered(server: ServerProc) 
         while "ws player" in _members(server) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert "ws player" not in _members(server)
+
+    asyncio.run(run())
+
+
+def test_notify_sent_as_osc_over_the_websocket_streams_the_whole_feedback(server: ServerProc) -> None:
+    """/notify 1 in a binary frame subscribes as over TCP: every feedback message comes, /cursor (no
+    LISTEN path names it) included, until /notify 0."""
+    import aiohttp
+
+    from timbrespace.protocol.encode import encode_message
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_base(server) + "/") as ws:
+            await ws.send_bytes(encode_message("/notify", (1,)))
+            assert (await _frames_until(ws, "/done"))[-1][1][0] == "/notify"
+            with server.client() as c:
+                c.request("/hello", "mover")
+                c.send("/latent", 0.125, 0.25)
+                c.send("/alpha", 0.5)
+                c.sync()
+                got = await _frames_until(ws, "/cursor", timeout=10)
+                assert got[-1][1][1:] == ("mover", pytest.approx(0.125), pytest.approx(0.25))
+                if ("/alpha", (0.5,)) not in got:  # the same flush may carry it before or after
+                    await _frames_until(ws, "/alpha", [0.5])
+                await ws.send_bytes(encode_message("/notify", (0,)))
+                await _frames_until(ws, "/done")
+                c.send("/latent", 0.75, 0.75)
+                c.sync()
+                with pytest.raises(AssertionError, match="no /latent"):
+                    await _frames_until(ws, "/latent", timeout=0.5)
 
     asyncio.run(run())
 

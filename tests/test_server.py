@@ -273,6 +273,31 @@ def test_record_on_null_backend_writes_real_audio(tmp_path: Path) -> None:
     assert np.sqrt(np.mean(audio**2)) > 1e-3  # the note is in the file
 
 
+def test_status_level_meters_the_output_and_falls_to_silence(tmp_path: Path) -> None:
+    """/status level_db is the output's held peak: it reads what the recording holds while a note
+    sounds, and falls to silence after it."""
+    out = tmp_path / "take.wav"
+    s = start_server(tmp_path, "--record", str(out))
+    try:
+        with s.client() as c:
+            assert c.status()["level_db"] == -120.0  # nothing played yet
+            c.send("/note", 57, 110)
+            c.sync(1)
+            seen = -120.0
+            for _ in range(60):  # 0.6 s of the held note
+                seen = max(seen, c.status()["level_db"])
+                time.sleep(0.01)
+            c.send("/note", 57, 0)
+            c.sync(2)
+            c.status_until(lambda st: st["level_db"] < -60.0, timeout=10.0)
+    finally:
+        assert s.stop() == 0
+    peak_db = 20 * np.log10(np.abs(read_wav(out)).max())
+    # A peak meter, polled every 10 ms while it falls 40 dB a second: within a few dB of the file's
+    # peak (6 dB allows a busy machine's late polls), never above it by more than rounding.
+    assert peak_db - 6.0 < seen < peak_db + 0.5, (seen, peak_db)
+
+
 def test_bad_config_exits_nonzero_with_message(tmp_path: Path) -> None:
     import sys
 

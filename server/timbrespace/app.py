@@ -11,42 +11,35 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import timbrespace
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
+from timbrespace.input_follow import InputFollower, no_input_handlers
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
 from timbrespace.protocol.addresses import Value
-from timbrespace.protocol.codec import OscEncodeError
-from timbrespace.protocol.encode import PackedReply, encode_bundle, encode_message
+from timbrespace.protocol.encode import PackedReply, encode_message
 from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT
 from timbrespace.router import Router
 from timbrespace.session.clients import Client, NoteKey, Sessions
 from timbrespace.session.collision import Collision, PointHeld, Policy
 from timbrespace.session.context import Context
+from timbrespace.session.delivery import Delivery
 from timbrespace.session.feedback import Feedback, FeedbackKey
 from timbrespace.status import Counters, ServerInfo, StatusReport
 
 __all__ = ["App", "ServerInfo", "SessionSettings"]
 
-#: Senders whose replies /reply/port redirects, at most.
-MAX_REPLY_PORTS = 1024
 #: Bytes of one /clients.reply at most: any UDP request's reply budget; more over TCP.
 CLIENTS_PAGE_BYTES = 256
 CLIENTS_PAGE_BYTES_PROVED = 8192
-#: Bytes of one feedback packet at most: a bundle that fits an Ethernet frame, never fragmented.
-FEEDBACK_PACKET_BYTES = 1400
-BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
-_BUNDLE_HEAD = encode_bundle(None, [])  # the same, for a bundle built from framed messages
-#: Encoded feedback messages kept at most (emptied when full: one tick's changes fit many times).
-ENCODED_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -89,9 +82,11 @@ class App:
         clock: Callable[[], float] = time.monotonic,
         settings: SessionSettings | None = None,
         heard: Sequence[str] = (),
+        live_input: InputFollower | None = None,
     ) -> None:
         """``engines``: one layer's engines (or one engine), or a sequence of layers' engines;
-        ``heard``: the engine heard on each layer (default: each layer's first)."""
+        ``heard``: the engine heard on each layer (default: each layer's first); ``live_input``:
+        the input's follower when the server plays one (``serve --input``)."""
         s = settings or SessionSettings()
         self.layers = [
             Layer(i, layer_engines, link, Collision(*(s.collisions[i] if i < len(s.collisions) else ("last", 1.0))),
@@ -108,7 +103,9 @@ class App:
         self.sessions = Sessions(max_clients=s.max_clients, client_timeout=s.client_timeout, is_admin=s.is_admin)
         self.sessions.on_leave = self._left
         self.sessions.on_join = self._joined
-        self.feedback = Feedback(rate=s.feedback_rate, cursor_budget=s.cursor_budget, deliver=self._send_feedback)
+        #: Where replies go outside a request, and the feedback's packets (the server sets its sends).
+        self.delivery = Delivery()
+        self.feedback = Feedback(rate=s.feedback_rate, cursor_budget=s.cursor_budget, deliver=self.delivery.feedback)
         self.feedback.state_of = self._layer_state
         for layer in self.layers:
             for e in layer.engines.values():
@@ -119,16 +116,8 @@ class App:
         self._owners: dict[NoteKey, Client] = {}
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
-        self._reply_ports: dict[tuple[str, int], int] = {}
-        #: Feedback messages already encoded (a message is immutable, its bytes never change).
-        self._encoded: dict[int, tuple[Reply, bytes]] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
         self.send: Callable[[Peer, str, tuple[Any, ...]], None] | None = None
-        #: Sends an encoded packet outside any request (feedback; the server sets the transport's).
-        self.send_packet: Callable[[Peer, bytes], None] | None = None
-        #: Sends the same encoded packets to several peers (feedback; the server sets the
-        #: transport's, which hands UDP sends to a thread); None: ``send_packet`` to each.
-        self.send_packets: Callable[[Sequence[Peer], Sequence[bytes]], None] | None = None
         #: Whether (host, port) is one of the server's own sockets (the server sets the transport's).
         self.is_own: Callable[[str, int], bool] = lambda host, port: False
         self._own: dict[str, Handler] = {
@@ -145,8 +134,16 @@ class App:
             "/clients": self._clients,
             "/notify": self._notify,
             "/layer": self._layer,
+            "/watch": self._watch,
             "/status/feedback": self._feedback_status,
         }
+        #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
+        #: without the timbre model leaves them to the router's /fail naming that engine.
+        self.live_input = live_input
+        if "timbre" in self.layers[0].engines:
+            self._own.update(live_input.handlers() if live_input is not None else no_input_handlers())
+        if live_input is not None:
+            self.status_report.input = live_input.status
         self._route()
         # An engine this server does not run (no timbre model) leaves its own addresses unserved:
         # they are answered with /fail naming the engine (see Router.dispatch).
@@ -207,13 +204,11 @@ class App:
         """Handle one message; replies go back to its sender (or where /reply/port said)."""
         replies = self.router.dispatch(msg)
         p = msg.peer
-        if replies and self._reply_ports and self.send is not None and p.protocol == "udp":
-            port = self._reply_ports.get((p.host, p.port))
-            if port is not None:
-                dest = Peer("udp", p.host, port)
-                for address, args in replies:
-                    self.send(dest, address, args)
-                return []
+        if replies and self.send is not None and self.delivery.redirected(p):
+            dest = self.delivery.destination(p)
+            for address, args in replies:
+                self.send(dest, address, args)
+            return []
         return replies
 
     def on_malformed(self, peer: Peer, reason: str) -> list[Reply]:
@@ -232,7 +227,7 @@ class App:
         if entry is None:
             return None
         peer, client_id = entry
-        return self._destination(peer), ("/synced", (client_id,))
+        return self.delivery.destination(peer), ("/synced", (client_id,))
 
     def housekeeping(self, now: float) -> None:
         """Periodic: silent members leave, expired subscriptions end, due feedback goes out."""
@@ -258,83 +253,13 @@ class App:
 
     def _poll_status(self, peer: Peer, arrival: float) -> bytes | None:
         """/status with no arguments: what ``handle`` would do for it, minus decoding and dispatch."""
-        if self._reply_ports and peer.protocol == "udp" and (peer.host, peer.port) in self._reply_ports:
+        if self.delivery.redirected(peer):
             return None  # redirected replies take the normal path
         if self.router.rate_limit:
             return None  # the rate limit is the router's
         self.counters.received += 1
         self.sessions.heard(peer, arrival)
         return self.status_report.encode(arrival)
-
-    # -- where replies go -------------------------------------------------------------------------------
-    def _destination(self, peer: Peer) -> Peer:
-        port = self._reply_ports.get((peer.host, peer.port)) if peer.protocol == "udp" else None
-        return peer if port is None else Peer("udp", peer.host, port)
-
-    def _send_feedback(self, messages: list[Reply], shared: list[Client],
-                       personal: list[tuple[Client, Collection[int]]]) -> None:
-        """One group's messages in as few bundles as fit a datagram that is never fragmented,
-        encoded once: the same packets to each of ``shared``; to each of ``personal`` the same but
-        for the messages it made itself (only the packets holding those are built again).
-
-        One datagram per flush instead of one per message: a subscriber that reads slowly finds one
-        packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
-        the newest values (which are the ones that must arrive).
-        """
-        if self.send_packet is None and self.send_packets is None:
-            return
-        framed = [self._framed(m) for m in messages]
-        # Packets as ranges of messages: [start, end) each, within FEEDBACK_PACKET_BYTES.
-        ranges: list[tuple[int, int]] = []
-        start, size = 0, BUNDLE_HEADER
-        for i, data in enumerate(framed):
-            if i > start and size + len(data) > FEEDBACK_PACKET_BYTES:
-                ranges.append((start, i))
-                start, size = i, BUNDLE_HEADER
-            size += len(data)
-        ranges.append((start, len(framed)))
-        ranges = [(a, b) for a, b in ranges if any(framed[a:b])]  # not one of only unencodable messages
-        packets = [_BUNDLE_HEAD + b"".join(framed[a:b]) for a, b in ranges]
-        if shared:
-            self._send_packets([self._destination(c.peer) for c in shared], packets)
-        for client, skip in personal:
-            own: list[bytes] = []
-            for (a, b), packet in zip(ranges, packets):
-                if any(a <= i < b for i in skip):
-                    body = b"".join(framed[i] for i in range(a, b) if i not in skip)
-                    if body:
-                        own.append(_BUNDLE_HEAD + body)
-                else:
-                    own.append(packet)
-            self._send_packets([self._destination(client.peer)], own)
-
-    def _send_packets(self, dests: list[Peer], packets: list[bytes]) -> None:
-        if self.send_packets is not None:
-            self.send_packets(dests, packets)
-        elif self.send_packet is not None:
-            for dest in dests:
-                for packet in packets:
-                    self.send_packet(dest, packet)
-
-    def _framed(self, message: Reply) -> bytes:
-        """A message as a bundle element (its size, then it), encoded once per message object.
-
-        One change goes to every subscriber as the same message object; keyed by identity (the
-        entry keeps the object, so its id is not reused): equal-looking arguments of other types
-        (1 and 1.0) encode differently.
-        """
-        entry = self._encoded.get(id(message))
-        if entry is not None and entry[0] is message:
-            return entry[1]
-        try:
-            data = encode_message(*message)
-        except OscEncodeError:  # a value no OSC type holds: the message is left out
-            data = b""
-        framed = len(data).to_bytes(4, "big") + data if data else b""
-        if len(self._encoded) >= ENCODED_CACHE:
-            self._encoded.clear()
-        self._encoded[id(message)] = (message, framed)
-        return framed
 
     # -- the server's handlers ------------------------------------------------------------------------
     def _other_engine(self, path: str, args: tuple[Value, ...], layer: int) -> HandlerError | None:
@@ -366,12 +291,7 @@ class App:
         if port and self.is_own(peer.host, port):
             raise HandlerError(f"/reply/port: port {port} is the server's own; expected 0 (the sending port) "
                                f"or another port in {FIRST_UNPRIVILEGED_PORT}..65535")
-        key = (peer.host, peer.port)
-        self._reply_ports.pop(key, None)
-        if port:
-            if len(self._reply_ports) >= MAX_REPLY_PORTS:  # forget the oldest, never grow unbounded
-                del self._reply_ports[next(iter(self._reply_ports))]
-            self._reply_ports[key] = port
+        self.delivery.redirect(peer, port)
         return [("/reply/port.reply", (port or peer.port,))]
 
     def _engine(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
@@ -521,6 +441,15 @@ class App:
             return [("/done", ("/notify", c.id))]
         self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items(), cursors)
         return [("/done", ("/notify", c.id))]
+
+    def _watch(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        layer, on = int(args[0]), bool(args[1])
+        if layer >= len(self.layers):
+            raise HandlerError(f"/watch: layer {layer} is out of range 0..{len(self.layers) - 1} (this server's "
+                               "layers)")
+        if not self.feedback.watch(ctx.client, layer, on, ctx.arrival):
+            raise HandlerError("/watch: not subscribed; send /notify 1 first")
+        return [("/done", ("/watch", layer))]
 
     def _snapshot_for(self, c: Client) -> dict[FeedbackKey, Reply]:
         """What a subscriber receives first: its layer's state, who plays, the cursors on its layer."""

@@ -9,9 +9,7 @@ at once: :mod:`timbrespace.bench_sessions`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import functools
 import json
 import math
 import os
@@ -28,11 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.bench_input import bench_input
+from timbrespace.bench_input import markdown as input_markdown
+from timbrespace.bench_scsynth import bench_scsynth
 from timbrespace.bench_sessions import bench_sessions
 from timbrespace.bench_sessions import markdown as sessions_markdown
+from timbrespace.bench_timbre import bench_timbre
+from timbrespace.bench_web import bench_web
+from timbrespace.bench_web import markdown_rows as web_rows
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_text
-from timbrespace.session.context import local
 
 
 def _ms(x: float) -> float:
@@ -366,153 +369,6 @@ def bench_host_timer(cfg: Config, quick: bool) -> dict[str, Any]:
     return result
 
 
-def bench_timbre(cfg: Config, quick: bool) -> dict[str, Any] | None:
-    """The timbre engine's control-side cost per tick: the decoder alone, and decode + wavetables."""
-    if not cfg.timbre.model.exists():
-        return None
-    out: dict[str, Any] = {}
-    for device in ["cpu"] + (["cuda"] if _cuda() else []):
-        out.update(_bench_timbre_on(cfg, device, 100 if quick else 500))
-    return out
-
-
-class _NullLink:
-    """A synth link that drops everything (the bench times the control side only)."""
-
-    def send(self, data: bytes) -> bool:
-        return True
-
-    def put_patch(self, values: Any, arrival: float, layer: int = 0) -> None:
-        pass
-
-
-def _bench_timbre_on(cfg: Config, device: str, n: int) -> dict[str, Any]:
-    import numpy as np
-
-    from timbrespace.engines.registry import Wiring
-    from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
-    from timbrespace.link.frames import FrameSlots
-
-    # Measured whether or not the config lets the server run it.
-    prepared = prepare(dataclasses.replace(cfg, timbre=dataclasses.replace(cfg.timbre, enabled=True)), device)
-    assert isinstance(prepared, PreparedTimbre)  # the model exists: bench_timbre looked
-    space = prepared.space
-    out: dict[str, Any] = {"hop_ms": round(space.hop_s * 1000.0, 3)}
-    for voices in (1, 16):
-        args = (np.repeat(space.means[:1], voices, axis=0), np.arange(48, 48 + voices, dtype=np.float64),
-                np.full(voices, 10), np.full(voices, 100.0))
-        out[f"decode_{device}_{voices}"] = _timed(functools.partial(space.frames, *args), n)
-    shape = prepared.audio().frames
-    assert shape is not None
-    # Built as the server builds it; at least 16 slots, so that 16 notes sound at once.
-    frames = FrameSlots(max(shape.slots, 16), shape.table_size, shape.n_noise)
-    engine = prepared.build(Wiring(_NullLink(), cfg.audio.sample_rate, cfg.audio.block_size / cfg.audio.sample_rate,
-                                   frames, clock=lambda: 0.0), None)
-    for p in range(16):
-        engine.note(48 + p, 100, 0.0)
-    out[f"tick_{device}_16"] = _timed(functools.partial(engine.tick, 0.1), n)
-    if space.learned_map is not None:  # the map point moving every tick: one map decode more
-        ctx = local()
-        engine.handlers()["/map"](("learned",), ctx)
-        move = engine.handlers()["/latent"]
-        step = iter(range(10**9))
-
-        def moving_tick() -> None:
-            k = next(step)
-            move(((k % 97) / 96.0, (k % 89) / 88.0), ctx)
-            engine.tick(0.1)
-
-        out[f"tickmap_{device}_16"] = _timed(moving_tick, n)
-    return out
-
-
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _timed(fn: Any, n: int) -> dict[str, float]:
-    import numpy as np
-
-    for _ in range(max(5, n // 10)):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    ms = np.asarray(times) * 1000.0
-    return {"p50_ms": round(float(np.median(ms)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
-
-
-# -- scsynth, the peer ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def _scsynth(sr: int, bs: int) -> Iterator[int | None]:
-    if not (shutil.which("scsynth") and shutil.which("jackd")):
-        yield None
-        return
-    from timbrespace.audio.host import jack_running
-
-    procs: list[subprocess.Popen[bytes]] = []
-    port: int | None = None
-    try:
-        if not jack_running():
-            procs.append(subprocess.Popen(["jackd", "-d", "dummy", "-r", str(sr), "-p", str(bs)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            for _ in range(50):
-                if jack_running():
-                    break
-                time.sleep(0.1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        procs.append(subprocess.Popen(["scsynth", "-u", str(port), "-i", "0", "-o", "2", "-R", "0"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(100):
-            try:
-                _sc_status(port)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            yield None
-            return
-        yield port
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(5)
-        # scsynth leaves its 8 MB shared-memory interface behind when terminated
-        if port is not None:
-            with contextlib.suppress(OSError):
-                Path(f"/dev/shm/SuperColliderServer_{port}").unlink()
-
-
-def _sc_status(port: int) -> None:
-    from timbrespace.protocol.encode import encode_message
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        s.sendto(encode_message("/status", ()), ("127.0.0.1", port))
-        s.recv(65536)
-
-
-def bench_scsynth(cfg: Config, quick: bool) -> dict[str, Any] | None:
-    """The same /status round trips against scsynth on this machine."""
-    from timbrespace.protocol.loadgen import spawn_load
-
-    d = 2.0 if quick else 5.0
-    with _scsynth(cfg.audio.sample_rate, cfg.audio.block_size) as port:
-        if port is None:
-            return None
-        return {
-            "status_256_in_flight": spawn_load("127.0.0.1", port, in_flight=256, duration=d).to_dict(),
-            "status_one_at_a_time": spawn_load("127.0.0.1", port, in_flight=1, duration=d).to_dict(),
-        }
-
-
 # -- report ----------------------------------------------------------------------------------------
 def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None, quick: bool) -> dict[str, Any]:
     """Run every benchmark, print the table, write JSON/Markdown when asked."""
@@ -537,6 +393,10 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     print("bench: server under load ...", file=sys.stderr)
     result["server"] = bench_server(cfg, quick)
     result["sessions"] = bench_sessions(cfg, quick, result["host_timer"])
+    print("bench: the web page and OSCQuery's HTTP ...", file=sys.stderr)
+    result["web"] = bench_web(cfg, quick)
+    print("bench: live input ...", file=sys.stderr)
+    result["input"] = bench_input(cfg, quick)
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)
@@ -624,6 +484,8 @@ def markdown(r: dict[str, Any]) -> str:
     if lt:
         rows.append(("arrival → block, timbre notes (p50 / p99)", f"{lt['p50_ms']:.2f} / {lt['p99_ms']:.2f} ms",
                      f"p99 = {lt['p99_ms'] / block:.2f} blocks; the first frame's decode included (1,000 notes/s)"))
+    if r.get("web"):
+        rows += web_rows(r["web"], block)
     m = r["machine"]
     lines = [f"Measured {r['date']} on {m['cpus']} CPUs ({m['platform']}), "
              f"torch {m['torch']}{' (quick run)' if r['quick'] else ''}.", "",
@@ -631,4 +493,6 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     if r.get("sessions"):
         lines += ["", sessions_markdown(r["sessions"]).rstrip("\n")]
+    if r.get("input"):
+        lines += ["", input_markdown(r["input"]).rstrip("\n")]
     return "\n".join(lines) + "\n"

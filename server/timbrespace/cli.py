@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import os
@@ -31,7 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="UDP and TCP port (0: any free port)")
     s.add_argument("--audio", choices=["auto", "jack", "portaudio", "null"], help="audio backend")
     s.add_argument("--record", type=Path, metavar="OUT.wav", help="record the output to a WAV file")
+    s.add_argument("--input", type=Path, metavar="FILE.wav",
+                   help="play a WAV file as the live input (/input 1 starts it; docs/live-transfer.md)")
+    s.add_argument("--input-loop", action="store_true", help="with --input: play the file over and over")
+    s.add_argument("--input-device", action="store_true",
+                   help="the audio device's first input (JACK: timbrespace:input_1) as the live input")
     s.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the network")
+    s.add_argument("--qr", action="store_true",
+                   help="print a QR code of the web page's URL (/play) once ready, for a phone to scan")
     s.add_argument("--fresh", action="store_true",
                    help="start from the config, not from the state saved at the last exit (it is saved again at exit)")
 
@@ -71,11 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="build the timbre engine's training data")
     dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
     ds = dsub.add_parser("soundfont", help="render labelled notes of 12 instruments from a GM SoundFont")
-    ds.add_argument("--soundfont", type=Path, metavar="PATH", help="the .sf2 (default: data.soundfont)")
+    ds.add_argument("--soundfont", type=Path, metavar="PATH",
+                    help="a .sf2 or .sf3 SoundFont, or a TiMidity++ .cfg of GUS patches such as "
+                         "/etc/timidity/freepats.cfg (default: data.soundfont)")
     ds.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: data.data_dir)")
     ds.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     ds.add_argument("--force", action="store_true", help="re-render every note, even unchanged ones")
     ds.add_argument("--config", type=Path)
+    dm = dsub.add_parser("mix", help="one training set from several data folders, with augmented copies of "
+                                     "its training notes (rooms, microphones, noise, band limits)")
+    dm.add_argument("sources", type=Path, nargs="+", metavar="DIR", help="data folders (each with a manifest.json)")
+    dm.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    dm.add_argument("--copies", type=int, default=2, help="augmented copies of each training note (default 2)")
+    dm.add_argument("--seed", type=int, default=0, help="seed of the split and of the augmentations")
+    dm.add_argument("--config", type=Path)
     df = dsub.add_parser("folder", help="import your own WAVs (DIR/labels.csv: file,instrument,pitch[,velocity])")
     df.add_argument("dir", type=Path, metavar="DIR")
     df.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: var/data/<DIR's name>)")
@@ -96,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     et.add_argument("--markdown", type=Path, metavar="F",
                     help="the report (default: docs/timbre.md; --quick: var/eval/timbre-quick.md)")
     et.add_argument("--plots", type=Path, metavar="DIR", help="PNG folder (default: docs; --quick: var/eval)")
+    et.add_argument("--unseen", type=Path, action="append", default=[], metavar="F",
+                    help="the manifest of a set no model was trained on (e.g. TimGM6mb rendered with `data "
+                         "soundfont`); every note classified by the model's own posterior; repeatable")
     et.add_argument("--quick", action="store_true", help="a few notes per instrument (CI; well under a minute)")
     et.add_argument("--seed", type=int, default=0)
     from timbrespace.evaluate import patch_command
@@ -113,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--alpha", type=float, default=1.0, metavar="A",
                    help="how far to move, in [0, 1]: 0 = none, 1 = by the whole source-to-target step (default: 1)")
     x.add_argument("--pitch", type=float, metavar="MIDI", help="the note's pitch (default: detected with CREPE)")
+    x.add_argument("--phrase", action="store_true",
+                   help="a whole phrase (notes, glides, vibrato): followed by the live input's trackers and decoder "
+                   "(docs/live-transfer.md), written at the server's rate")
+    x.add_argument("--config", type=Path, help="with --phrase: the config (audio.sample_rate, input.*)")
     x.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     x.add_argument("--model", type=Path, metavar="P", help="timbre-gmvae checkpoint (default: the shipped one)")
 
@@ -174,11 +198,27 @@ def _serve(a: argparse.Namespace) -> int:
         cfg.network.zeroconf = False
     if a.record is not None:
         _check_writable(a.record, "--record")
+    if a.input is not None:
+        cfg.input.file = str(a.input.resolve())
+    if a.input_device:
+        if a.input is not None:
+            raise CliError("--input-device and --input: the live input is the device or a file, not both")
+        cfg.input.device, cfg.input.file = True, ""
+    if a.input_loop:
+        if not cfg.input.file:
+            raise CliError("--input-loop: give the file with --input FILE.wav (or config input.file)")
+        cfg.input.loop = True
     _logging(cfg.log_level)
     try:
-        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh))
+        return asyncio.run(serve(cfg, record=a.record, fresh=a.fresh, qr=_print_qr if a.qr else None))
     except StartupError as e:
         raise CliError(str(e)) from None
+
+
+def _print_qr(url: str) -> None:
+    from timbrespace.web.url import qr_text
+
+    print(f"scan to play: {url}\n{qr_text(url)}", flush=True)
 
 
 def _render(a: argparse.Namespace) -> int:
@@ -235,10 +275,19 @@ def _train_own(model: str, argv: Sequence[str]) -> int:
         raise CliError(str(e)) from None
 
 
+def _set_name(manifest: Path) -> str:
+    """An unseen set's name: its SoundFont's stem, else its folder's name."""
+    try:
+        sf = json.loads(manifest.read_text()).get("soundfont", "")
+    except (OSError, ValueError, AttributeError):
+        sf = ""
+    return Path(sf).stem if isinstance(sf, str) and sf else manifest.resolve().parent.name
+
+
 def _eval(a: argparse.Namespace) -> int:
     if a.action == "patch-vae":
         return _eval_patch(a)
-    from timbrespace.evaluate import timbre
+    from timbrespace.evaluate import timbre, unseen
     from timbrespace.fsutil import atomic_write_text
     from timbrespace.models.checkpoint import CheckpointError
     from timbrespace.models.timbre_features import load_notes
@@ -256,16 +305,22 @@ def _eval(a: argparse.Namespace) -> int:
     plots = a.plots or out_dir
     try:
         notes = load_notes(a.manifest, cache_dir=a.cache)
+        sets = [(_set_name(p), load_notes(p, cache_dir=a.cache)) for p in a.unseen]
         result = timbre.evaluate(models, notes, timbre.Settings.make(a.quick, a.seed), plots=plots,
                                  cnn_cache=a.cache.parent / "timbre-eval",  # next to the feature cache
                                  log=lambda line: print(line, file=sys.stderr))
+        unseen.add_unseen(result, models, sets)
     except FileNotFoundError as e:
         raise CliError(f"{e.filename}: no such file (build the notes with `timbrespace data soundfont`)") from None
     except (ValueError, CheckpointError) as e:
         raise CliError(str(e)) from None
     print(timbre.format_table(result))
+    for label, m in result["models"].items():
+        for name, figures in m.get("unseen", {}).items():
+            print(f"{label} on unseen {name}: accuracy {figures['accuracy']:.3f}, "
+                  f"macro F1 {figures['macro_f1']:.3f}")
     atomic_write_text(json_path, timbre.to_json(result))
-    atomic_write_text(md_path, timbre.markdown(result, md_path.parent))
+    atomic_write_text(md_path, timbre.markdown(result, md_path.parent) + "\n".join(unseen.section(result)))
     print(f"wrote {json_path}, {md_path} and plots in {plots}")
     return 0
 
@@ -292,6 +347,8 @@ def _transfer(a: argparse.Namespace) -> int:
     if not 0.0 <= a.alpha <= 1.0:
         raise CliError(f"--alpha {a.alpha:g} is out of range [0, 1] (0: the note as it is, 1: the whole step "
                        "to the target)")
+    if a.phrase:
+        return _transfer_phrase(a)
     path = a.model or TimbreSpace.default_path()
     if not Path(path).is_file():
         raise CliError(f"model {path}: no such file; expected a timbre-gmvae checkpoint (train one with "
@@ -313,6 +370,29 @@ def _transfer(a: argparse.Namespace) -> int:
         raise CliError(f"cannot write {a.out}: {e.strerror or e}; expected a writable file path") from None
     print("\n".join(r.lines()))
     print(f"wrote {a.out}")
+    return 0
+
+
+def _transfer_phrase(a: argparse.Namespace) -> int:
+    from timbrespace.transfer import TransferError, transfer_phrase
+
+    for given, option in ((a.source, "--source"), (a.pitch, "--pitch")):
+        if given is not None:
+            raise CliError(f"{option} is a single note's: with --phrase the trackers follow the pitch and the input's "
+                           "own timbre is the source")
+    cfg = _config(a.config)
+    if a.model is not None:
+        cfg.timbre.model = a.model
+    cfg.state.persist = False
+    _logging("warning")
+    target = int(a.target) if a.target.strip().isdigit() else a.target
+    try:
+        seconds, rate = transfer_phrase(cfg, a.input, a.out, target, alpha=a.alpha)
+    except TransferError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot write {a.out}: {e.strerror or e}; expected a writable file path") from None
+    print(f"wrote {a.out} ({seconds:.2f} s at {rate} Hz, target {a.target}, alpha {a.alpha:g})")
     return 0
 
 
@@ -385,7 +465,7 @@ def _compare(a: argparse.Namespace) -> int:
 def _data(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from timbrespace.data import folder, soundfont
+    from timbrespace.data import folder, mix, soundfont
     from timbrespace.data.soundfont import DataError
     from timbrespace.data.wav import dbfs
 
@@ -400,6 +480,12 @@ def _data(a: argparse.Namespace) -> int:
             print(f"{len(r.manifest.notes)} notes ({r.rendered} rendered, {r.unchanged} unchanged), "
                   f"{len(r.manifest.dropped)} dropped, {r.total_bytes / 1e6:.1f} MB, peak {dbfs(r.peak):+.2f} dBFS, "
                   f"{r.seconds:.1f} s; wrote {r.path}")
+        elif a.action == "mix":
+            m = mix.build(a.sources, a.out, copies=a.copies, seed=a.seed,
+                          progress=lambda notes, n: tqdm(notes, total=n, unit="note", file=sys.stderr,
+                                                         dynamic_ncols=True))
+            print(f"{len(m.manifest.notes)} notes from {len(m.manifest.sources)} sources ({m.linked} linked, "
+                  f"{m.augmented} augmented), {m.seconds:.1f} s; wrote {m.path}")
         else:
             out = a.out or cfg.data.data_dir.parent / a.dir.resolve().name
             f = folder.build(a.dir, out, seed=a.seed)

@@ -126,6 +126,33 @@ class TimbreConfig:
 
 
 @dataclass
+class InputConfig:
+    """The live input (docs/live-transfer.md): a WAV file played as the input, followed by a voice."""
+
+    #: A WAV file played as the input (resampled to audio.sample_rate); empty: no input.
+    #: `timbrespace serve --input FILE.wav` sets it.
+    file: str = ""
+    #: Play the file over and over (`--input-loop`); else once per `/input 1`.
+    loop: bool = False
+    #: The audio device's first input channel as the input instead of a file (`--input-device`):
+    #: JACK's capture port timbrespace:input_1 or PortAudio's default input; silent on the null backend.
+    device: bool = False
+    #: The instrument whose timbre the voice takes at start (`/input/target`): index or name.
+    target: str | int = "trumpet"
+    #: Below this RMS level (dBFS) the voice is silent (`/input/gate`).
+    gate: float = field(default=-50.0, metadata=_rng(-120.0, 0.0))
+    #: The pitch tracker's window in ms (rounded to a power-of-two number of samples): most of
+    #: the latency to a new pitch; its lowest pitch has two periods in it (21.3 ms: 95 Hz; 10.7 ms: 190 Hz).
+    window: float = field(default=21.3, metadata=_rng(2.0, 100.0))
+    #: Trackers staggered across the window (each a pyo Yin, whose hop is its window): the pitch is
+    #: updated window/trackers apart (at most once per audio block), at their CPU cost.
+    trackers: int = field(default=4, metadata=_rng(1, 16))
+    #: At a new note: sound (the voice sounds at once, for about a window at the pitch last tracked)
+    #: or pitch (it stays silent until a window after the onset is analysed: later, never off pitch).
+    onset: Literal["sound", "pitch"] = "sound"
+
+
+@dataclass
 class StateConfig:
     """Server state persisted across restarts."""
 
@@ -203,6 +230,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     data: DataConfig = field(default_factory=DataConfig)
     timbre: TimbreConfig = field(default_factory=TimbreConfig)
+    input: InputConfig = field(default_factory=InputConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     #: The layers, by index: clients play layer 0 together until they send /layer N.
     layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig() for _ in range(4)])
@@ -329,6 +357,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
     if not 1 <= len(cfg.layers) <= MAX_LAYERS:
         raise ConfigError(f"{source}: layers has {len(cfg.layers)} entries; expected 1 to {MAX_LAYERS} "
                           "(one mapping per layer, e.g. `- {{collision: last}}`)")
+    if cfg.input.device and cfg.input.file:
+        raise ConfigError(f"{source}: input.device is true and input.file = {cfg.input.file!r}: the input is one "
+                          "or the other")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     from timbrespace.session.networks import NetworkError, Networks
@@ -358,6 +389,8 @@ def _resolve_paths(cfg: Config, base: Path, given: set[str] | None = None) -> No
     cfg.data.soundfont = fix("data.soundfont", cfg.data.soundfont)
     cfg.data.data_dir = fix("data.data_dir", cfg.data.data_dir)
     cfg.timbre.model = fix("timbre.model", cfg.timbre.model)
+    if cfg.input.file:
+        cfg.input.file = str(fix("input.file", Path(os.path.expanduser(cfg.input.file))))
 
 
 def resolve_default_paths(cfg: Config) -> Config:

@@ -11,6 +11,10 @@ A score is YAML: either a list of events or a mapping with ``events`` and option
     - {time: 0.0, address: /patch/load, args: [BriansBank01/basic11]}
     - {time: 0.1, address: /note, args: [69, 100]}
     - {time: 1.0, address: /note, args: [69, 0]}
+
+A mapping may also name a WAV file played as the live input (``input: take.wav``, or
+``input: {file: take.wav, loop: true}``; relative to the score's folder), which ``/input 1``
+starts, as ``serve --input`` does (docs/live-transfer.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 import wave
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,6 +34,7 @@ import yaml
 
 from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
+from timbrespace.link.input import InputPlan
 from timbrespace.link.mailbox import PatchMailbox
 
 MAX_DURATION = 3600.0
@@ -47,12 +53,21 @@ class Event:
     args: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True)
+class ScoreInput:
+    """The WAV file a score plays as the live input."""
+
+    file: Path
+    loop: bool = False
+
+
 @dataclass
 class Score:
-    """Events in time order plus the total duration."""
+    """Events in time order plus the total duration (and the live input's file, if any)."""
 
     events: list[Event]
     duration: float
+    input: ScoreInput | None = None
 
     def __len__(self) -> int:
         return len(self.events)
@@ -72,13 +87,16 @@ def parse_score(data: object, source: str = "score") -> Score:
     """Validate plain data as a score."""
     tail = 2.0
     duration: float | None = None
+    live: ScoreInput | None = None
     if isinstance(data, dict):
-        unknown = set(data) - {"events", "duration", "tail"}
+        unknown = set(data) - {"events", "duration", "tail", "input"}
         if unknown:
-            raise ScoreError(f"{source}: unknown key {sorted(unknown)[0]!r}; expected events, duration, tail")
+            raise ScoreError(f"{source}: unknown key {sorted(unknown)[0]!r}; expected events, duration, tail, input")
         tail = _number(data.get("tail", tail), f"{source}: tail")
         if "duration" in data:
             duration = _number(data["duration"], f"{source}: duration")
+        if "input" in data:
+            live = _input(data["input"], f"{source}: input")
         data = data.get("events", [])
     if not isinstance(data, list):
         raise ScoreError(f"{source}: expected a list of events or a mapping with 'events'")
@@ -103,7 +121,16 @@ def parse_score(data: object, source: str = "score") -> Score:
     total = duration if duration is not None else end + tail
     if total > MAX_DURATION:
         raise ScoreError(f"{source}: duration {total:g} s is longer than the {MAX_DURATION:g} s allowed")
-    return Score(events, total)
+    return Score(events, total, live)
+
+
+def _input(value: object, where: str) -> ScoreInput:
+    if isinstance(value, str) and value:
+        return ScoreInput(Path(value))
+    if isinstance(value, dict) and set(value) <= {"file", "loop"} and isinstance(value.get("file"), str) \
+            and value["file"] and isinstance(value.get("loop", False), bool):
+        return ScoreInput(Path(value["file"]), bool(value.get("loop", False)))
+    raise ScoreError(f"{where}: expected a WAV file's path or {{file: PATH, loop: true|false}}, got {value!r}")
 
 
 def _number(value: object, where: str) -> float:
@@ -120,7 +147,10 @@ def load_score(path: Path) -> Score:
         raise ScoreError(f"cannot read score {path}: {e.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ScoreError(f"{path}: not valid YAML: {e}") from None
-    return parse_score(data, str(path))
+    score = parse_score(data, str(path))
+    if score.input is not None and not score.input.file.is_absolute():
+        score.input = ScoreInput(path.parent / score.input.file, score.input.loop)
+    return score
 
 
 class LocalLink:
@@ -164,12 +194,20 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     from timbrespace.link.stats import AudioStats
     from timbrespace.protocol.transport import Incoming, Peer
 
+    if score.input is not None:
+        import pyo
+
+        from timbrespace.audio.live_input import LiveInput
+        from timbrespace.input_follow import InputFollower
+        from timbrespace.link.input import InputShared
+
     sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
     period = bs / sr
     now = [0.0]
     n_layers = len(cfg.layers)
     link = LocalLink(n_layers)
     prepared = prepare_all(cfg, "cpu")  # on the CPU, whatever the config says: the same bits on every machine
+    input_plan = _input_plan(cfg, score, prepared)
     plans = [p.audio() for p in prepared.values()]
     frames = [{p.engine: FrameSlots(p.frames.slots, p.frames.table_size, p.frames.n_noise)
                for p in plans if p.frames is not None} for _ in range(n_layers)]
@@ -178,19 +216,29 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     layers = [[p.build(Wiring(inference.link, sr, period, frames[i].get(name), clock=lambda: now[0],
                               inference=inference, layer=i), None)
                for name, p in prepared.items()] for i in range(n_layers)]
+    follower = None
+    if input_plan is not None:
+        follower = InputFollower.build(cfg, prepared["timbre"], inference, InputShared(),
+                                       FrameSlots(1, input_plan.table_size, len(input_plan.noise_centres_hz)),
+                                       sr, input_plan, clock=lambda: now[0])
     app = App(layers, inference.link, ServerInfo("offline", sr, bs, "cpu"), clock=lambda: now[0],
               settings=SessionSettings(collisions=tuple((la.collision, la.hold) for la in cfg.layers),
-                                       sounds=tuple(LayerSound(la.gain, la.pan) for la in cfg.layers)))
+                                       sounds=tuple(LayerSound(la.gain, la.pan) for la in cfg.layers)),
+              live_input=follower)
     peer = Peer("udp", "render", 0)
     result = RenderResult(np.zeros((0, cfg.audio.channels), np.float32), sr)
     n_blocks = max(1, math.ceil(score.duration * sr / bs))
     events = deque(score.events)
-    next_tick = 0.0
+    next_tick = next_input_tick = 0.0
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
         parts = [build_parts(plans, f, sr, cfg.audio.polyphony) for f in frames]
         mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
                          LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)])
-        capture = r.capture(mix.output, n_blocks * period)
+        live = None
+        if input_plan is not None and follower is not None:
+            live = LiveInput(input_plan, follower.shared, follower.frames, sr, bs)
+        out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
+        capture = r.capture(out, n_blocks * period)
         player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
                          for i, (box, em, lp) in enumerate(zip(link.mailboxes, mix.engines, parts, strict=True))],
                         AudioStats(), link.receive, link.replies.append)
@@ -210,8 +258,14 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
             if tick is not None and t + 1e-12 >= next_tick:  # the live server's tick grid, in virtual time
                 app.engine.tick(t)
                 next_tick = max(next_tick + tick, t)
+            if follower is not None and t + 1e-12 >= next_input_tick:  # the live server's grid, too
+                follower.tick(t)
+                next_input_tick = max(next_input_tick + follower.tick_period, t)
             app.flush()
+            inference.flush()
             player.block(t)
+            if live is not None:
+                live.block()
             r.process_block()
         for data in link.replies:
             synced = app.on_synced(int(C.decode(data).args[0]))
@@ -219,6 +273,22 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
                 result.replies.append((score.duration, *synced[1]))
         result.audio = capture.array()
     return result
+
+
+def _input_plan(cfg: Config, score: Score, prepared: Mapping[str, Any]) -> InputPlan | None:
+    """What the audio side of the score's input is built from; ScoreError for a file or server that cannot."""
+    if score.input is None:
+        return None
+    from timbrespace.input_file import InputFileError
+    from timbrespace.input_follow import input_plan
+
+    if "timbre" not in prepared:
+        raise ScoreError("the score's input needs the timbre engine, which does not run here (timbre.enabled, "
+                         "timbre.model)")
+    try:
+        return input_plan(cfg, prepared["timbre"], score.input.file, score.input.loop)
+    except InputFileError as e:
+        raise ScoreError(str(e)) from None
 
 
 def write_wav(path: Path, audio: npt.NDArray[np.float32], sample_rate: int) -> None:

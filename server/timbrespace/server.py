@@ -24,6 +24,9 @@ from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
 from timbrespace.engines.inference import Inference, WorkerInference
 from timbrespace.engines.registry import EngineLoadError, Prepared, Wiring, prepare_all
+from timbrespace.input_file import InputFileError
+from timbrespace.input_follow import InputFollower, InputTicks, input_plan
+from timbrespace.link.input import InputPlan
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol.discovery import Advertiser
 from timbrespace.protocol.oscquery.listen import Hub
@@ -37,6 +40,9 @@ from timbrespace.session.networks import Networks
 from timbrespace.session_timers import SessionTimers
 from timbrespace.state import SavedState, load_state, save_state
 from timbrespace.state_keeper import StateKeeper
+from timbrespace.web import STATIC
+from timbrespace.web.items import PageItems
+from timbrespace.web.url import page_url
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +107,8 @@ def oscquery(cfg: Config, app: App, osc_port: int) -> tuple[OscQueryService, Hub
     hub = Hub(namespace, app.handle, app.on_malformed, app.on_disconnect, max_frame=n.max_datagram)
     service = OscQueryService(namespace, HostInfo(n.instance_name(), osc_port), host=n.host, port=n.http_port,
                               limits=HttpLimits(n.max_connections, n.max_connections_per_host),
-                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub)
+                              allow=Networks(cfg.sessions.allow).__contains__, websocket=hub,
+                              page=STATIC, items=PageItems(app.engines))
     return service, hub
 
 
@@ -109,7 +116,7 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
     """Send the app's feedback and late replies to the WebSocket or the transport the peer is on;
     returns the send for replies outside a request (the supervisor's /synced)."""
     if hub is None:
-        app.send, app.send_packet, app.send_packets = osc.send, osc.send_packet, osc.send_packets
+        app.send, app.delivery.send_packet, app.delivery.send_packets = osc.send, osc.send_packet, osc.send_packets
         return osc.send
 
     def send(peer: Peer, address: str, args: tuple[Any, ...]) -> None:
@@ -129,14 +136,16 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
         if others:
             osc.send_packets(others, packets)
 
-    app.send, app.send_packet, app.send_packets = send, send_packet, send_packets
+    app.send, app.delivery.send_packet, app.delivery.send_packets = send, send_packet, send_packets
     return send
 
 
 async def serve(
-    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False
+    cfg: Config, *, record: Path | None = None, announce: Callable[[str], None] | None = None, fresh: bool = False,
+    qr: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    """Run the server until SIGINT/SIGTERM; returns the exit status. ``qr`` is given the /play page's
+    URL once the server is ready (when the page is served)."""
     loop = asyncio.get_running_loop()
     try:
         prepared = prepare_all(cfg, cfg.inference.device)
@@ -145,8 +154,9 @@ async def serve(
     state = load_state(cfg.state.path, fresh=fresh) if cfg.state.persist else SavedState()
     heard = [_heard(state.layer(i).active or cfg.engine, prepared) for i in range(len(cfg.layers))]
     settings = session_settings(cfg, state)
+    plan = _input_plan(cfg, prepared)
     audio = AudioProcess(cfg.audio, record, [p.audio() for p in prepared.values()], layers=settings.sounds,
-                         heard=heard)
+                         heard=heard, live_input=plan)
     try:
         backend = audio.start()
     except AudioError as e:
@@ -161,15 +171,26 @@ async def serve(
     http: OscQueryService | None = None
     app: App | None = None
     keeper: StateKeeper | None = None
+    ticks: InputTicks | None = None
     try:
+        follower = None
+        if audio.input_shared is not None and audio.input_frames is not None:
+            try:
+                follower = InputFollower.build(cfg, prepared["timbre"], inference, audio.input_shared,
+                                               audio.input_frames, audio.sample_rate, plan)
+            except InputFileError as e:
+                raise StartupError(str(e)) from None
+            ticks = InputTicks(loop, follower)
         # Saved at exit once built: a start that failed before leaves the state file as it was.
         app = App(build_layers(prepared, audio, inference, state), inference.link,
                   ServerInfo(backend, audio.sample_rate, audio.block_size, device), audio.stats,
-                  settings=settings, heard=heard)
+                  settings=settings, heard=heard, live_input=follower)
         for layer in app.layers:
             layer.engine.activate(0.0)
         await inference.settled()  # the initial patches are in place before the server says it is ready
         timers.attach(app)
+        if ticks is not None:
+            ticks.start()
         osc = osc_server(cfg, app)
         try:
             await osc.start()
@@ -196,7 +217,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         host, port = osc.udp_address
-        web = ""
+        web = page = ""
         if http is not None:
             try:
                 await http.start()
@@ -204,6 +225,7 @@ async def serve(
                 raise StartupError(f"cannot listen on {cfg.network.host}:{cfg.network.http_port} for OSCQuery "
                                    f"(network.http_port; 0 takes any free port): {e.strerror or e}") from None
             web = f" http://{http.address[0]}:{http.address[1]}/"
+            page = page_url(*http.address)
             osc.own.ports.add(http.address[1])  # never a reply's destination, as the OSC port is not
         zc = ""
         if cfg.network.zeroconf:
@@ -218,16 +240,22 @@ async def serve(
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]}{web} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "
-            f"engine {app.engine.name}, device {device}{zc})"
+            f"engine {app.engine.name}, device {device}{zc}{', page ' + page if page else ''})"
         )
         (announce or (lambda s: print(s, flush=True)))(line)
+        if qr is not None and page:
+            qr(page)
         await stop.wait()
         timers.close()
+        if ticks is not None:
+            ticks.close()
         sessions.close()
         await supervisor.close()
         log.info("shutting down")
         return supervisor.status
     finally:
+        if ticks is not None:
+            ticks.close()
         if advertiser is not None:
             await advertiser.stop()
         if http is not None:
@@ -243,6 +271,20 @@ async def serve(
         if cfg.state.persist and app is not None:
             _save(cfg, app)
         audio.stop()
+
+
+def _input_plan(cfg: Config, prepared: Mapping[str, Prepared]) -> InputPlan | None:
+    """The live input the config names (``input.file``), read and checked; StartupError naming what is wrong."""
+    if not cfg.input.file and not cfg.input.device:
+        return None
+    what = f"input {cfg.input.file}" if cfg.input.file else "the device input"
+    if "timbre" not in prepared:
+        raise StartupError(f"{what}: the live input needs the timbre engine, which does not run "
+                           "(timbre.enabled, timbre.model; the log above says why)")
+    try:
+        return input_plan(cfg, prepared["timbre"], cfg.input.file or None, cfg.input.loop)
+    except InputFileError as e:
+        raise StartupError(str(e)) from None
 
 
 def session_settings(cfg: Config, state: SavedState | None = None) -> SessionSettings:

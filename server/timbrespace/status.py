@@ -7,11 +7,12 @@ the audio backend), the live numbers per request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from timbrespace.link.stats import LAT_COUNT, LATE, VOICES, AudioStats
+from timbrespace.link.stats import LAT_COUNT, LATE, LEVEL, VOICES, AudioStats
 from timbrespace.protocol.encode import MessageTemplate
 
 
@@ -38,7 +39,11 @@ class Counters:
     limited: int = 0
 
 
-StatusValues = tuple[int, int, int, int, int, float, float, float]
+StatusValues = tuple[int, int, int, int, int, float, float, float, float, float, float]
+#: The output level (dBFS) reported for silence (a peak under -120 dBFS).
+SILENT_DB = -120.0
+#: The live input's level (dBFS) and pitch (Hz) when the server has none.
+NO_INPUT = (-120.0, 0.0)
 
 
 class StatusReport:
@@ -50,6 +55,8 @@ class StatusReport:
         self.counters = counters
         self.stats = stats
         self.clients = clients
+        #: The live input's level and pitch (``InputFollower.status``); None: the server has no input.
+        self.input: Callable[[], tuple[float, float]] | None = None
         self.template = self._template("patch")
 
     def engine_changed(self, engine: str) -> None:
@@ -62,7 +69,8 @@ class StatusReport:
             "clients", int, "voices", int, "engine", engine, "audio", i.audio,
             "sample_rate", i.sample_rate, "block_size", i.block_size, "device", i.device,
             "received", int, "rejected", int, "late_blocks", int,
-            "latency_p50_ms", float, "latency_p99_ms", float, "audio_stall_s", float,
+            "latency_p50_ms", float, "latency_p99_ms", float, "audio_stall_s", float, "level_db", float,
+            "input_level_db", float, "input_f0", float,
         ))
 
     def values(self, now: float) -> StatusValues:
@@ -70,11 +78,14 @@ class StatusReport:
         clients = self.clients(now)
         c = self.counters
         stats = self.stats
+        level, f0 = self.input() if self.input is not None else NO_INPUT
         if stats is None:
-            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0
+            return clients, 0, c.received, c.rejected, 0, 0.0, 0.0, 0.0, SILENT_DB, level, f0
         v = stats.values
         p50, p99 = stats.percentiles(v[LAT_COUNT])
-        return clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now)
+        out_db = 20.0 * math.log10(v[LEVEL]) if v[LEVEL] > 1e-6 else SILENT_DB
+        return (clients, int(v[VOICES]), c.received, c.rejected, int(v[LATE]), p50, p99, stats.stall_s(now),
+                out_db, level, f0)
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """What /status reports, as a dict (keys in reply order)."""

@@ -3,6 +3,10 @@
 The note is encoded from its first 500 ms (after leading silence), its timbre code moved by
 ``alpha * (mu_target - mu_source)`` and decoded, frame by frame, over the note's length at the
 note's pitch; the harmonic-plus-noise controls are rendered to a 16-bit WAV at the model's rate.
+
+A whole phrase (``--phrase``: several notes, glides, vibrato) goes through the live input's path
+instead (:func:`transfer_phrase`): the same trackers, level follower, encoder and decoder as
+``serve --input``, rendered offline at the server's rate (docs/live-transfer.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from timbrespace.config import Config
 from timbrespace.fsutil import atomic_write_bytes
 from timbrespace.models.timbre_features import logmel, read_wav_mono
 from timbrespace.models.timbre_render import midi_to_hz, render_audio
@@ -92,6 +97,39 @@ def _write_wav16(path: Path, audio: FloatArray, rate: int) -> None:
         w.setframerate(rate)
         w.writeframes((np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
     atomic_write_bytes(path, buf.getvalue())  # the whole file or nothing
+
+
+def transfer_phrase(cfg: Config, src_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                    target: int | str, *, alpha: float = 1.0) -> tuple[float, int]:
+    """Play ``src_path`` through the live input's path toward ``target`` and write ``out_path``
+    (16-bit mono at ``audio.sample_rate``); returns its length in seconds and its rate."""
+    from timbrespace.engines.registry import EngineLoadError
+    from timbrespace.input_file import InputFileError, load_input
+    from timbrespace.render import ScoreError, ScoreInput, parse_score, render_score
+
+    if not math.isfinite(alpha):
+        raise TransferError(f"alpha {alpha} is not a finite number; expected e.g. 0.5 or 1")
+    sr = cfg.audio.sample_rate
+    try:
+        seconds = len(load_input(src_path, sr)) / sr
+    except InputFileError as e:
+        raise TransferError(str(e)) from None
+    score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                    {"time": 0.0, "address": "/input/alpha", "args": [float(alpha)]},
+                                    {"time": 0.0, "address": "/input", "args": [1]}], "duration": seconds + 0.1})
+    score.input = ScoreInput(Path(src_path))
+    try:
+        result = render_score(cfg, score)
+    except (ScoreError, EngineLoadError) as e:
+        raise TransferError(str(e)) from None
+    if result.failures:
+        raise TransferError("; ".join(result.failures))
+    out = np.asarray(result.audio[:, 0], dtype=np.float64)
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > 0.999:  # keep the 16-bit file unclipped
+        out *= 0.999 / peak
+    _write_wav16(Path(out_path), out, sr)
+    return len(out) / sr, sr
 
 
 def transfer_file(

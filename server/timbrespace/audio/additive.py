@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pyo
 
 from timbrespace.audio.voice import base
+from timbrespace.link.input import band_widths
 from timbrespace.link.wavetable import TABLE_SIZE
 
 F64 = npt.NDArray[np.float64]
@@ -150,8 +151,7 @@ class NoiseBank:
             raise ValueError(f"noise band centres must rise strictly inside (0, {sample_rate / 2:g}) Hz")
         # Each band covers half the way to its neighbours (in log frequency); two cascaded
         # band-passes (24 dB/oct skirts) with that -3 dB width keep most of a band's power in it.
-        edges = np.concatenate([[c[0] / 2], np.sqrt(c[:-1] * c[1:]), [min(c[-1] * 1.5, sample_rate / 2)]])
-        width = np.diff(edges)
+        width = band_widths(c, sample_rate)
         q = c / width * _CASCADE_WIDTH
         self.centres = c
         self.gains = [pyo.SigTo(0.0, time=CROSSFADE_S) for _ in c]

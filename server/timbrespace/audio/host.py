@@ -33,14 +33,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.audio.clock import jack_xrun_monitor, run_clocked
 from timbrespace.config import AudioConfig
 from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
+from timbrespace.link.input import InputPlan, InputShared
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
-from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, MAX_BLOCK_MS, SAMPLE_RATE, AudioStats
+from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, LEVEL, LEVEL_FALL_DB_S, SAMPLE_RATE, AudioStats
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,9 @@ def audio_main(
     frame_names: Sequence[dict[str, str]],
     heard: Sequence[str],
     sounds: Sequence[LayerSound],
+    live_input: tuple[InputPlan, str, str] | None = None,
 ) -> None:
-    """Entry point of the audio process."""
+    """Entry point of the audio process (``live_input``: the input's plan and its shared memory names)."""
     acfg = AudioConfig(**cfg)
     # Ctrl-C reaches the whole process group; the control process decides when audio stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -147,7 +150,8 @@ def audio_main(
         sr=acfg.sample_rate,
         nchnls=acfg.channels,
         buffersize=acfg.block_size,
-        duplex=0,
+        # A device input needs the server's input (the null backend has none: its input is silent).
+        duplex=int(live_input is not None and live_input[0].samples is None and backend != "null"),
         audio="manual" if backend == "null" else backend,
         jackname="timbrespace",
     )
@@ -170,7 +174,16 @@ def audio_main(
     parts = [build_parts(plans, f, sr, acfg.polyphony) for f in frames]
     mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
                     for lp, h, sound in zip(parts, heard, sounds, strict=True)])
-    mix.output.out()
+    live = None
+    if live_input is not None:
+        from timbrespace.audio.live_input import attach
+
+        live = attach(*live_input, sr, bs)
+    out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
+    out.out()
+    # The output meter: each block's peak, held and falling like a PPM (read by /status).
+    peaks = pyo.PeakAmp(out)
+    fall = 10.0 ** (-LEVEL_FALL_DB_S * period / 20.0)
     sock.setblocking(False)
 
     def receive() -> bytes | None:
@@ -189,7 +202,7 @@ def audio_main(
                      for i, (box, em, lp) in enumerate(zip(mailboxes, mix.engines, parts, strict=True))],
                     stats, receive, reply)
     last = [0.0]
-    xruns = _jack_xrun_monitor(stats) if backend == "jack" else None
+    xruns = jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"
 
     def callback() -> None:
@@ -198,6 +211,10 @@ def audio_main(
             stats.array[LATE] += round((now - last[0]) / period) - 1
         last[0] = now
         player.block(now)
+        if live is not None:
+            live.block()
+        a = stats.array
+        a[LEVEL] = max(max(peaks.get(all=True)), a[LEVEL] * fall)
 
     server.setCallback(callback)
     if record:
@@ -207,7 +224,7 @@ def audio_main(
     sock.send(C.ready(sr, bs, backend, rt))
     try:
         if backend == "null":
-            _run_clocked(server, player, stats, period)
+            run_clocked(server, player, stats, period)
         else:
             while not player.quit:
                 time.sleep(0.05)
@@ -220,55 +237,13 @@ def audio_main(
         server.stop()
         server.shutdown()
         stats.close()
+        if live is not None:
+            live.close()
         for box in mailboxes:
             box.close()
         for layer_frames in frames:
             for f in layer_frames.values():
                 f.close()
-
-
-def _jack_xrun_monitor(stats: AudioStats) -> Any:
-    """A second JACK client whose only job is to count the server's xruns as late blocks.
-
-    JACK knows when a cycle missed its deadline; timing callbacks from inside the cycle cannot
-    tell our lateness from the driver's jitter (jackd's dummy driver wanders by more than half a
-    period without any xrun).
-    """
-    import jack
-
-    client = jack.Client("timbrespace-xruns", no_start_server=True)
-
-    def on_xrun(delay_us: float) -> None:
-        stats.array[LATE] += 1
-
-    client.set_xrun_callback(on_xrun)
-    client.activate()
-    return client
-
-
-def _run_clocked(server: Any, player: Any, stats: AudioStats, period: float) -> None:
-    """Drive pyo's manual backend in real time: block k is due at t0 + (k+1)*period."""
-    a = stats.array
-    t0 = time.monotonic()
-    k = 0
-    while not player.quit:
-        start = t0 + k * period
-        delay = start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        began = time.monotonic()
-        server.process()
-        done = time.monotonic()
-        a[MAX_BLOCK_MS] = max(a[MAX_BLOCK_MS], (done - began) * 1000.0)
-        if done > t0 + (k + 1) * period:
-            a[LATE] += 1
-            behind = done - (t0 + (k + 1) * period)
-            if behind > 4 * period:
-                # Far behind (suspended, debugger): restart the clock rather than burst to catch up,
-                # and count the blocks that were never rendered on time as late too.
-                a[LATE] += int(behind / period)
-                t0 = done - (k + 1) * period
-        k += 1
 
 
 class AudioProcess:
@@ -281,6 +256,7 @@ class AudioProcess:
         plans: Sequence[AudioPlan] | None = None,
         layers: Sequence[LayerSound] = (LayerSound(),),
         heard: Sequence[str] | None = None,
+        live_input: InputPlan | None = None,
     ) -> None:
         self.cfg = cfg
         self.record = record
@@ -301,6 +277,11 @@ class AudioProcess:
         #: Each layer's frame slots, by engine, for the engines that have some (shared with the audio process).
         self.layer_frames = [{p.engine: FrameSlots.create(p.frames.slots, p.frames.table_size, p.frames.n_noise)
                               for p in self.plans if p.frames is not None} for _ in self.sounds]
+        #: The live input the process plays (``serve --input``), its settings/tracking and its frame slot.
+        self.live_input = live_input
+        self.input_shared = InputShared.create() if live_input is not None else None
+        self.input_frames = (FrameSlots.create(1, live_input.table_size, len(live_input.noise_centres_hz))
+                             if live_input is not None else None)
         self._sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc: Any = None
         #: True from a spawn until the process says it renders (see poll_started).
@@ -362,11 +343,16 @@ class AudioProcess:
             args=(self._child_sock, self.stats.name, [box.name for box in self.mailboxes], asdict(cfg),
                   str(self.record) if self.record else None, self.plans,
                   [{name: f.name for name, f in lf.items()} for lf in self.layer_frames], list(self.heard),
-                  self.sounds),
+                  self.sounds, self._input_args()),
             daemon=True,
         )
         self._proc.start()
         self._sock.setblocking(False)
+
+    def _input_args(self) -> tuple[InputPlan, str, str] | None:
+        if self.live_input is None or self.input_shared is None or self.input_frames is None:
+            return None
+        return self.live_input, self.input_shared.name, self.input_frames.name
 
     def poll_started(self) -> str | None:
         """The backend once the process spawned last is rendering; None while it starts (never blocks).
@@ -481,3 +467,7 @@ class AudioProcess:
         for lf in self.layer_frames:
             for f in lf.values():
                 f.close()
+        if self.input_shared is not None:
+            self.input_shared.close()
+        if self.input_frames is not None:
+            self.input_frames.close()

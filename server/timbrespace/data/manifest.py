@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,20 @@ class Note:
     velocity: int
     split: Split
     sha256: str
+    #: Where it came from in a mixed set (``Manifest.sources``' name); "" in a single-source set.
+    source: str = ""
+    #: The room and microphone drawn for an augmented copy (``data.augment.Chain``); {}: the note as rendered.
+    augment: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One set a mixed manifest took notes from: its name, where it was, what it was made from."""
+
+    name: str
+    manifest: str
+    soundfont: str
+    soundfont_sha256: str
 
 
 @dataclass(frozen=True)
@@ -78,10 +93,13 @@ class Manifest:
     notes: list[Note] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     version: int = VERSION
+    #: The sets a mixed manifest (``timbrespace data mix``) took its notes from; [] otherwise.
+    sources: list[Source] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data in the documented key order."""
-        return {
+        """Plain data in the documented key order; a mix's keys (``sources``, a note's ``source``
+        and ``augment``) only where they are set, so a single source's manifest keeps its shape."""
+        out = {
             "version": self.version,
             "sample_rate": self.sample_rate,
             "note_off_s": self.note_off_s,
@@ -89,13 +107,18 @@ class Manifest:
             "soundfont": self.soundfont,
             "soundfont_sha256": self.soundfont_sha256,
             "instruments": [asdict(i) for i in self.instruments],
-            "notes": [asdict(n) for n in self.notes],
+            "notes": [{k: v for k, v in asdict(n).items() if v or k not in ("source", "augment")}
+                      for n in self.notes],
             "dropped": [asdict(d) for d in self.dropped],
         }
+        if self.sources:
+            out["sources"] = [asdict(x) for x in self.sources]
+        return out
 
     def validate(self, source: str = "manifest") -> None:
         """Check the cross-references: indices, names, pitches, splits, hashes, unique files."""
         names = [i.name for i in self.instruments]
+        sources = {x.name for x in self.sources}
         for pos, ins in enumerate(self.instruments):
             if ins.index != pos:
                 raise ManifestError(f"{source}: instruments[{pos}].index = {ins.index}, expected {pos}")
@@ -117,6 +140,10 @@ class Manifest:
             if n.file in seen or Path(n.file).is_absolute() or ".." in Path(n.file).parts:
                 raise ManifestError(f"{where}: file must be unique and relative to the manifest's folder")
             seen.add(n.file)
+            if n.source and n.source not in sources:
+                raise ManifestError(f"{where}: source {n.source!r} is not in sources")
+            if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in n.augment.values()):
+                raise ManifestError(f"{where}: augment values must be finite numbers")
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Validate, then write ``folder/manifest.json`` atomically; returns its path."""
@@ -142,6 +169,7 @@ def from_dict(data: object, source: str = "manifest") -> Manifest:
             instruments=[Instrument(**i) for i in _typed(data, "instruments", list, source)],
             notes=[Note(**n) for n in _typed(data, "notes", list, source)],
             dropped=[Dropped(**d) for d in _typed(data, "dropped", list, source)],
+            sources=[Source(**x) for x in data.get("sources", [])],
         )
     except TypeError as e:  # a missing or unknown key inside an entry
         raise ManifestError(f"{source}: bad entry: {e}") from None

@@ -1,4 +1,5 @@
-"""``timbrespace data soundfont``: the timbre engine's training notes, rendered from a GM SoundFont.
+"""``timbrespace data soundfont``: the timbre engine's training notes, rendered from a GM SoundFont
+(FluidSynth: ``.sf2``, ``.sf3``) or a GUS patch set (TiMidity++: its ``.cfg``, e.g. freepats).
 
 The paper's 12 instruments (section 3.1) are played note by note from General MIDI programs over
 their playable ranges at three velocities, written as 16-bit mono WAVs with a manifest. Rendering is
@@ -17,6 +18,7 @@ from pathlib import Path
 from timbrespace.data import manifest as mf
 from timbrespace.data.fluid import FluidRenderer, SoundFontError
 from timbrespace.data.split import split_groups
+from timbrespace.data.timidity import TimidityError, TimidityRenderer, patch_set_sha256
 from timbrespace.data.wav import dbfs, encode_pcm16, peak, read_pcm16
 from timbrespace.fsutil import atomic_write_bytes
 
@@ -27,6 +29,9 @@ VELOCITIES = (64, 100, 127)
 #: Fixed output gain on FluidSynth's float output (synth gain 1.0). FluidR3's loudest of these notes
 #: peaks near 0.58, so this leaves about 1.8 dB of headroom; the build fails if any note clips.
 OUTPUT_GAIN = 1.4
+#: The same for TiMidity++'s 16-bit output: its own amplification (70%) leaves freepats' loudest
+#: notes near -11.5 dBFS; this brings them near -5.5 dBFS, in FluidR3's range.
+TIMIDITY_GAIN = 2.0
 #: A note whose peak stays below this is silent (no sample for that key in the SoundFont).
 SILENCE_DBFS = -60.0
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -151,23 +156,29 @@ def build(
         raise DataError(f"--seed {seed} must be >= 0")
     sf_path = Path(soundfont).expanduser().resolve()
     if not sf_path.is_file():
-        raise DataError(f"SoundFont {sf_path} does not exist (expected an .sf2 file; "
-                        "apt-get install fluid-soundfont-gm, or pass --soundfont PATH)")
+        raise DataError(f"SoundFont {sf_path} does not exist (expected an .sf2 or .sf3 file, or a TiMidity++ "
+                        ".cfg; apt-get install fluid-soundfont-gm, or pass --soundfont PATH)")
     pitch_list = None if pitches is None else sorted(set(pitches))
     specs = select(instruments, pitch_list)
     notes = plan(specs, pitch_list, velocities)
     out_dir = Path(out)
-    sf_sha = mf.sha256_file(sf_path)
-    previous = {} if force else _previous_hashes(out_dir, sf_sha)
 
     kept: list[tuple[PlannedNote, str]] = []
     dropped: list[mf.Dropped] = []
     rendered = unchanged = total_bytes = 0
     top = 0.0
+    renderer: FluidRenderer | TimidityRenderer
     try:
-        renderer = FluidRenderer(sf_path, SAMPLE_RATE)
-    except SoundFontError as e:
+        if sf_path.suffix == ".cfg":
+            renderer, gain = TimidityRenderer(sf_path, SAMPLE_RATE), TIMIDITY_GAIN
+            sf_sha = patch_set_sha256(sf_path, [p for (b, prog), p in renderer.programs.items()
+                                                if any((s.bank, s.program) == (b, prog) for s in specs)])
+        else:
+            renderer, gain = FluidRenderer(sf_path, SAMPLE_RATE), OUTPUT_GAIN
+            sf_sha = mf.sha256_file(sf_path)
+    except (SoundFontError, TimidityError) as e:
         raise DataError(str(e)) from None
+    previous = {} if force else _previous_hashes(out_dir, sf_sha)
     with renderer:
         for s in specs:  # check every preset before writing anything
             if renderer.preset_name(s.bank, s.program) is None:
@@ -183,13 +194,16 @@ def build(
                     unchanged += 1
                     total_bytes += len(data)
                     continue
-            audio = OUTPUT_GAIN * renderer.render(
-                note.instrument.bank, note.instrument.program, note.pitch, note.velocity, NOTE_OFF_S, DURATION_S
-            )
+            try:
+                audio = gain * renderer.render(
+                    note.instrument.bank, note.instrument.program, note.pitch, note.velocity, NOTE_OFF_S, DURATION_S
+                )
+            except (SoundFontError, TimidityError) as e:
+                raise DataError(f"{note.file}: {e}") from None
             level = peak(audio)
             if level >= 1.0:
                 raise DataError(f"{note.file} clips (peak {level:.3f} = {dbfs(level):+.2f} dBFS); "
-                                f"lower OUTPUT_GAIN ({OUTPUT_GAIN}) in {__name__}")
+                                f"lower the output gain ({gain}) in {__name__}")
             if dbfs(level) < SILENCE_DBFS:
                 dropped.append(mf.Dropped(note.file, note.instrument.name, note.pitch, note.velocity,
                                           f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "

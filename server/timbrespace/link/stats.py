@@ -14,7 +14,9 @@ import numpy.typing as npt
 
 from timbrespace.link.shm import SharedBlock
 
-BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T = range(9)
+BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T, LEVEL = range(10)
+#: The output meter (``LEVEL``, linear peak) falls by this many dB a second once the peaks stop.
+LEVEL_FALL_DB_S = 40.0
 LAT_RING = 4096
 _HEAD = 16
 #: The audio process counts as stalled once it has published no block for this many block periods.

@@ -274,7 +274,10 @@ ADDRESSES: tuple[Address, ...] = (
             "oscsend call counts for that long), "
             "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
-            "audio process has rendered no block; 0 unless it is stalled now)", scope="server"),
+            "audio process has rendered no block; 0 unless it is stalled now), level_db (the output's peak, "
+            "dBFS, held and falling 40 dB a second like a PPM; -120 when silent), input_level_db (the live "
+            "input's RMS level after its gain, dBFS; -120 when off or absent), input_f0 (its tracked pitch in "
+            "Hz; 0 when unvoiced, off or absent)", scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version", scope="server"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
@@ -346,6 +349,26 @@ ADDRESSES: tuple[Address, ...] = (
                        Arg("value", "float", "value in amSynth's bank units", check=_check_param)),
             "Set one amSynth parameter directly, on top of the current patch.", "patch", feedback=True,
             feedback_key=1),
+    # -- live input -----------------------------------------------------------------------------
+    Address("/input", (_a("on", "int", "1: on (a WAV input plays from its start), 0: off", 0, 1),),
+            "Turn the live input on or off: its pitch and level are tracked and a voice with the target's "
+            "timbre follows them (docs/live-transfer.md); off, the input path costs nothing.", "input",
+            engine="timbre", scope="server"),
+    Address("/input/target", (_a("instrument", "ref", "an instrument of the timbre model (index or name)"),),
+            "The instrument whose timbre the input's voice takes.", "input", engine="timbre", scope="server"),
+    Address("/input/alpha", (_a("alpha", "float", "0 = the input's timbre point, 1 = the target's", 0, 1),),
+            "Move the voice's timbre from the input's point toward the target's, as /alpha does for notes.",
+            "input", engine="timbre", scope="server"),
+    Address("/input/gain", (_a("db", "float", "gain in dB", -60, 24),),
+            "Gain applied to the input before it is tracked, gated and mixed in.", "input", engine="timbre",
+            scope="server"),
+    Address("/input/transpose", (_a("semitones", "float", "interval the voice plays above the input", -24, 24),),
+            "Transpose the voice against the tracked pitch.", "input", engine="timbre", scope="server"),
+    Address("/input/dry", (_a("level", "float", "0: none, 1: the input as loud as it comes in", 0, 1),),
+            "Mix the input itself into the output.", "input", engine="timbre", scope="server"),
+    Address("/input/gate", (_a("db", "float", "RMS level in dBFS, after the gain", -120, 0),),
+            "Below this level the voice is silent (no hiss); above, it follows the input's level.", "input",
+            engine="timbre", scope="server"),
     # -- sessions -------------------------------------------------------------------------------
     Address("/hello", (Arg("name", "str", f"a name for this player, 1 to {MAX_NAME} characters, letters, digits, "
                            "spaces and - _ . only", check=_name),),
@@ -366,6 +389,13 @@ ADDRESSES: tuple[Address, ...] = (
             "as /cursor, joins and leaves as /clients. Over UDP it needs /hello first and ends after "
             f"{UDP_SUBSCRIPTION_S:g} s unless renewed; over TCP it lasts as long as the connection.",
             "session", "/done", "\"/notify\", id", scope="client"),
+    Address("/watch", (_a("layer", "int", "the layer to follow besides the one you play", 0, 255),
+                       Arg("on", "int", "1 (the default) follows it, 0 stops", 0, 1, default=1)),
+            "Also receive layer N's feedback while subscribed (/notify 1 first), each address under "
+            "/layer/N (/layer/2/latent x y): its state at once, then every change, your own included "
+            "(cursors and joins come once, with your own layer's). For a live coder or a monitor "
+            "following several layers; OSCQuery's LISTEN on /layer/N/... paths uses it.",
+            "session", "/done", "\"/watch\", layer", scope="client"),
     Address("/layer", (_a("index", "int", "the layer to play (0 is everyone's to start with; config layers)", 0, 255),),
             "Play layer INDEX from now on: every layer's address you send goes to it, and a subscription "
             "follows it (that layer's state arrives at once). /layer/N/ADDRESS ... sends one message to layer N "

@@ -16,7 +16,7 @@ _GROUPS = {
     "patch": "Patches and parameters",
     "session": "Sessions: many players on one server",
 }
-_SCOPES = {"server": "the server (a query)", "client": "the sender's own state",
+_SCOPES = {"server": "the server as a whole, not one layer", "client": "the sender's own state",
            "layer": "the layer the sender plays on"}
 
 

@@ -49,6 +49,15 @@ CURSOR_BUDGET = 300.0
 TICK_BUDGET_S = 0.001
 
 
+#: The first element of a watched layer's key in a subscriber's first messages (see :meth:`Feedback.watch`).
+WATCHED = "/watch"
+
+
+def watched(layer: int, message: Reply) -> Reply:
+    """``message`` as a watcher of ``layer`` receives it: its address under ``/layer/N``."""
+    return (f"/layer/{layer}{message[0]}", message[1])
+
+
 #: Keys a cursor feed or the join/leave feed keeps at most (see the module doc).
 FEED_KEYS = 4096
 
@@ -109,6 +118,8 @@ class _Subscriber:
     #: Whether it receives cursors, and the grid tick from which the next may go (its budget).
     wants_cursors: bool = True
     cursor_tick: int = 0
+    #: Other layers it watches (``/watch N``): layer -> how far into that layer's feed it was sent.
+    watched: dict[int, int] = field(default_factory=dict)
 
 
 class Feedback:
@@ -186,6 +197,26 @@ class Feedback:
         sub.layer = sub.client.layer
         sub.seen = self._feed(sub.layer).seq
         sub.seen_cursors = self._cursor_feed(sub.layer).seq
+
+    def watch(self, client: Client, layer: int, on: bool, now: float) -> bool:
+        """Also send (``on``) or stop sending ``client`` layer ``layer``'s feedback, each address
+        under ``/layer/N``, its state first; False when ``client`` has no subscription."""
+        sub = self._subs.get(client.key)
+        if sub is None:
+            return False
+        if not on:
+            sub.watched.pop(layer, None)
+            for key in [k for k in sub.first if k[:2] == (WATCHED, layer)]:
+                del sub.first[key]
+            return True
+        if layer in sub.watched:
+            return True
+        state = self.snapshot(layer)
+        sub.watched[layer] = self._feed(layer).seq
+        for key, message in state.items():
+            sub.first[(WATCHED, layer, *key)] = watched(layer, message)
+        self._wake(now)
+        return True
 
     def unsubscribe(self, client: Client) -> bool:
         """End ``client``'s subscription; whether it had one."""
@@ -286,7 +317,7 @@ class Feedback:
                         soonest = min(soonest, sub.cursor_tick / self.rate)
             feed = self._feeds.get(sub.layer)
             if not (sub.first or cursors >= 0 or clients_seq > sub.seen_clients
-                    or (feed is not None and feed.seq > sub.seen)):
+                    or (feed is not None and feed.seq > sub.seen) or self._watched_due(sub)):
                 continue
             if sub.next_send > now:
                 soonest = min(soonest, sub.next_send)
@@ -324,18 +355,24 @@ class Feedback:
             period = max(1, math.ceil(len(cfeed.entries) * self.rate / self.cursor_budget))
         entries += cursor_entries
         entries += self._clients.since(seen_clients)
-        authors = {id(e[2]) for e in entries if e[2] is not None and not e[3]}
+        authors: dict[int, list[int]] = {}  # each author's own changes, by their index in entries
+        for i, e in enumerate(entries):
+            if e[2] is not None and not e[3]:
+                authors.setdefault(id(e[2]), []).append(i)
         shared: list[Client] = []
         personal: list[tuple[Client, Collection[int]]] = []
         sent_to = 0
         for sub in subs:
             c = sub.client
-            if sub.first:  # a new subscriber: its snapshot first, then what changed since
-                self._send([*sub.first.values(), *(e[1] for e in entries if e[2] is not c or e[3])], [c], [])
+            if sub.first or sub.watched:  # its snapshot first, then what changed since, then other layers'
+                messages = [*sub.first.values(), *(e[1] for e in entries if e[2] is not c or e[3]),
+                            *self._watched_changes(sub)]
                 sub.first = {}
-                sent_to += 1
+                if messages:
+                    self._send(messages, [c], [])
+                    sent_to += 1
             elif id(c) in authors:
-                personal.append((c, [i for i, e in enumerate(entries) if e[2] is c and not e[3]]))
+                personal.append((c, authors[id(c)]))
             else:
                 shared.append(c)
             sub.seen = feed.seq
@@ -350,6 +387,23 @@ class Feedback:
             self._send([e[1] for e in entries], shared, personal)
             sent_to += len(shared) + len(personal)
         return sent_to
+
+    def _watched_due(self, sub: _Subscriber) -> bool:
+        for layer, seen in sub.watched.items():
+            feed = self._feeds.get(layer)
+            if feed is not None and feed.seq > seen:
+                return True
+        return False
+
+    def _watched_changes(self, sub: _Subscriber) -> list[Reply]:
+        """What changed on the layers ``sub`` watches since it was last sent, under ``/layer/N``
+        (its own changes included: they were sent to another address than the one it gets)."""
+        out: list[Reply] = []
+        for layer, seen in sub.watched.items():
+            feed = self._feed(layer)
+            out += [watched(layer, e[1]) for e in feed.since(seen)]
+            sub.watched[layer] = feed.seq
+        return out
 
     def _send(self, messages: list[Reply], shared: list[Client],
               personal: list[tuple[Client, Collection[int]]]) -> None:

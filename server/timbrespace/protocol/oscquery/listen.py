@@ -10,10 +10,15 @@ replies sent outside a request (:meth:`Hub.owns`) here instead of to the transpo
   ``IGNORE``. The first LISTEN subscribes the connection (``/notify 1`` through the same handler
   as any OSC message); the layer's feedback, coalesced to ``sessions.feedback_rate``, is then
   filtered to the paths listened to and each message sent as one binary OSC frame. The last
-  IGNORE unsubscribes. Paths are the top level's (the layer the connection plays, layer 0 unless
-  it sent ``/layer N``); a path with no method, or under ``/layer/N/``, is ignored.
+  IGNORE unsubscribes. Top-level paths are the layer the connection plays (layer 0 unless it sent
+  ``/layer N``); a path under ``/layer/N/`` watches layer N (``/watch N``, its first state and then
+  its changes under that prefix), until the last of its paths is ignored. A path with no method is
+  ignored.
 - Binary frames are OSC packets handled like any other (``/fail`` replies included), their replies
   sent back as binary frames. A bundle's messages run at once: time tags are not waited for here.
+  A ``/notify 1`` sent that way subscribes the connection to the whole feedback, as over TCP: every
+  message (``/cursor`` and ``/clients`` included, which no path LISTEN takes names) comes as one
+  frame, until ``/notify 0`` (the web page at ``/play`` plays this way).
 
 Bounds: a frame of at most ``max_frame`` bytes (a bigger one closes the socket); the paths listened
 to, at most the namespace's; frames waiting to be written, at most :data:`MAX_QUEUED` (a client that
@@ -57,6 +62,8 @@ class _Socket:
         self.ws = ws
         self.peer = peer
         self.listening: set[str] = set()
+        #: Subscribed with an OSC ``/notify 1``: every feedback message is sent, not only those listened to.
+        self.everything = False
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED)
         self._closing: asyncio.Task[bool] | None = None
 
@@ -116,7 +123,7 @@ class Hub:
             log.exception("undecodable packet for a WebSocket")
             return
         for msg in _messages(packet):
-            if msg.address in sock.listening:
+            if sock.everything or msg.address in sock.listening:
                 sock.put(encode_message(msg.address, msg.args, msg.tags or None))
 
     def send(self, peer: Peer, address: str, args: tuple[Any, ...]) -> None:
@@ -166,7 +173,10 @@ class Hub:
             self._reply(sock, self.malformed(sock.peer, str(e)))
             return
         for msg in _messages(packet):
-            self._reply(sock, self.handle(new_incoming(msg.address, msg.args, sock.peer, arrival, msg.tags)))
+            replies = list(self.handle(new_incoming(msg.address, msg.args, sock.peer, arrival, msg.tags)))
+            if msg.address == "/notify" and msg.args and not any(r[0] == "/fail" for r in replies):
+                sock.everything = bool(msg.args[0])
+            self._reply(sock, replies)
 
     def _reply(self, sock: _Socket, replies: Iterable[Reply]) -> None:
         for r in replies:
@@ -184,30 +194,51 @@ class Hub:
             return
         if command == "LISTEN" and isinstance(path, str):
             node = self.namespace.find(path)
-            if node is None or "TYPE" not in node.attributes or path.startswith("/layer/"):
+            if node is None or "TYPE" not in node.attributes:
                 self.bad_commands += 1
                 return
             first = not sock.listening
             if first and not self._notify(sock, 1):
                 return
+            layer = _layer_of(node.full_path)
+            # Another layer's path: that layer is watched (its first state carries the value).
+            watch = layer is not None and not any(_layer_of(p) == layer for p in sock.listening)
+            if layer is not None and watch and not self._ask(sock, "/watch", (layer, 1)):
+                return
             sock.listening.add(node.full_path)
-            # The value now: the subscription's first state carries it after the first LISTEN.
-            value = None if first else self.namespace.value(node)
+            # The value now: the subscription's (or the watch's) first state carries it otherwise.
+            value = None if first or watch else self.namespace.value(node)
             if value is not None:
                 sock.put(encode_message(node.full_path, value))
         elif command == "IGNORE" and isinstance(path, str):
-            sock.listening.discard(path)
-            if not sock.listening:
+            if path in sock.listening:
+                sock.listening.discard(path)
+                layer = _layer_of(path)
+                if layer is not None and not any(_layer_of(p) == layer for p in sock.listening):
+                    self._ask(sock, "/watch", (layer, 0))
+            if not sock.listening and not sock.everything:  # an OSC /notify 1 lasts until its /notify 0
                 self._notify(sock, 0)
         else:
             self.bad_commands += 1
 
     def _notify(self, sock: _Socket, on: int) -> bool:
         """Subscribe (1) or unsubscribe (0) the connection's client; whether it took."""
-        replies = list(self.handle(new_incoming("/notify", (on,), sock.peer, time.monotonic(), "i")))
+        return self._ask(sock, "/notify", (on,))
+
+    def _ask(self, sock: _Socket, address: str, args: tuple[int, ...]) -> bool:
+        """Send ``address`` for the connection's client through the handlers; whether it took."""
+        replies = list(self.handle(new_incoming(address, args, sock.peer, time.monotonic(), "i" * len(args))))
         failed = [r for r in replies if r[0] == "/fail"]
         self._reply(sock, failed)  # the /done is the handler's business; a /fail says why not
         return not failed
+
+
+def _layer_of(path: str) -> int | None:
+    """N for a path under ``/layer/N/``, else None."""
+    if not path.startswith("/layer/"):
+        return None
+    number, sep, _ = path[len("/layer/"):].partition("/")
+    return int(number) if number.isdigit() and sep else None
 
 
 def _messages(packet: Message | Bundle) -> list[Message]:

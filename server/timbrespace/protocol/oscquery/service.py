@@ -12,6 +12,10 @@ connections open at once (``network.max_connections``; more are closed at once),
 (``network.max_connections_per_host``: a 503 beyond), a request line and headers (4 KiB each),
 a body (1 KiB: only GETs are served), an idle keep-alive connection (15 s). Hosts outside
 ``sessions.allow`` get a 403.
+
+With a page (``page``: a folder of static files) the same server serves the web instrument: ``GET
+/play`` its HTML, ``/play/<file>`` its scripts and styles, ``/play/items.json`` what ``items``
+returns (names the namespace cannot give, such as the timbre engine's instruments).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +43,9 @@ MAX_LINE = 4096
 MAX_BODY = 1024
 #: Seconds a request in flight may take to finish once the server stops.
 SHUTDOWN_S = 2.0
+#: The page may load its own files and talk to this server only: nothing from another host.
+PAGE_POLICY = ("default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+               "script-src 'self'; frame-ancestors 'none'")
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,8 @@ class OscQueryService:
 
     def __init__(self, namespace: Namespace, info: HostInfo, *, host: str = "0.0.0.0", port: int = 0,
                  limits: HttpLimits | None = None, allow: Callable[[str], bool] = lambda host: True,
-                 websocket: Hub | None = None) -> None:
+                 websocket: Hub | None = None, page: Path | None = None,
+                 items: Callable[[], dict[str, Any]] = dict) -> None:
         self.namespace = namespace
         self.info = info
         self.host = host
@@ -99,6 +108,13 @@ class OscQueryService:
         #: Connections closed at once (over max_connections) and requests refused (403, 503).
         self.refused = 0
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._gate])
+        self.page = page
+        self.items = items
+        if page is not None:
+            self.app.router.add_get("/play", self._play)
+            self.app.router.add_get("/play/", self._play)
+            self.app.router.add_get("/play/items.json", self._items)
+            self.app.router.add_static("/play", page, append_version=False)
         self.app.router.add_get("/{path:.*}", self._get)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
@@ -163,6 +179,8 @@ class OscQueryService:
         response = await handler(request)
         if not response.prepared:  # a WebSocket's headers are gone already
             response.headers["Access-Control-Allow-Origin"] = "*"  # a page elsewhere may read the namespace
+            if request.path.startswith("/play/"):  # the page's files: a new server's, not a stale copy
+                response.headers["Cache-Control"] = "no-cache"
         return response
 
     def _from(self, host: str) -> int:
@@ -175,6 +193,18 @@ class OscQueryService:
             if peer and peer[0] == host:
                 n += 1
         return n
+
+    async def _play(self, request: web.Request) -> web.StreamResponse:
+        assert self.page is not None
+        if request.path.endswith("/"):  # one address for the page, whichever way it was typed
+            raise web.HTTPFound("/play")
+        response = web.FileResponse(self.page / "play.html")
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    async def _items(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.items())
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         if self.websocket is not None and request.headers.get("Upgrade", "").lower() == "websocket":

@@ -1,0 +1,241 @@
+"""``timbrespace bench``'s live-input section (docs/live-transfer.md): pitch, latency and cost.
+
+* pitch: a sawtooth phrase (220 Hz with a +-30-cent vibrato, silence, an octave glide) rendered
+  through an ``input:`` score, the output's f0 measured by a YIN in numpy (not the server's
+  tracker): the share of voiced frames within 25 cents after the delay that fits best;
+* latency: sawtooth notes at random pitches played into the input graph alone, measured on the
+  voice's own oscillator and amplitude (no device buffers: the algorithm's latency), for both
+  ``input.onset`` choices;
+* cost: the audio side's CPU per second of audio (on, and off), and the control side's model
+  calls (one input frame, one encoding of the input's half second).
+
+Every figure but the costs is measured in rendered samples, so it does not vary with the load.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from timbrespace.config import Config
+
+F64 = npt.NDArray[np.float64]
+SR = 48000
+CENTS = 25.0
+
+
+def phrase(sr: int = SR) -> tuple[F64, F64]:
+    """The true f0 per sample (0 in the gap) and the sawtooth: 0.8 s vibrato, 0.2 s silence, 1.2 s glide."""
+    t = np.arange(int(2.2 * sr)) / sr
+    vibrato = 220.0 * 2.0 ** (30.0 / 1200.0 * np.sin(2 * np.pi * 5.5 * t))
+    f0 = np.where(t < 0.8, vibrato, 220.0 * 2.0 ** np.clip((t - 1.0) / 1.2, 0.0, 1.0))
+    f0[(t >= 0.8) & (t < 1.0)] = 0.0
+    x = 0.3 * 2.0 * ((np.cumsum(f0) / sr) % 1.0 - 0.5)
+    x[f0 == 0.0] = 0.0
+    return f0, x
+
+
+def yin(x: F64, frame: int = 1024, hop: int = 256, fmin: float = 80.0, fmax: float = 1200.0) -> tuple[F64, F64]:
+    """Frame centres (s) and f0 (Hz, NaN where unvoiced): YIN's normalised difference, threshold 0.15."""
+    lo, hi = int(SR / fmax), int(SR / fmin)
+    times, out = [], []
+    for start in range(0, len(x) - frame - hi - 2, hop):
+        w = x[start : start + frame]
+        d = np.array([np.sum((w - x[start + tau : start + tau + frame]) ** 2) for tau in range(hi + 2)])
+        cm = np.ones_like(d)
+        cm[1:] = d[1:] * np.arange(1, len(d)) / np.maximum(np.cumsum(d[1:]), 1e-20)
+        times.append((start + frame / 2) / SR)
+        below = np.flatnonzero(cm[lo:hi] < 0.15)
+        if len(below) == 0 or np.sum(w**2) < 1e-8:
+            out.append(np.nan)
+            continue
+        tau = lo + int(below[0])
+        while tau + 1 < hi and cm[tau + 1] < cm[tau]:
+            tau += 1
+        a, b, c = cm[tau - 1 : tau + 2]
+        den = a - 2 * b + c
+        out.append(SR / (tau + (0.5 * (a - c) / den if den > 0 else 0.0)))
+    return np.array(times), np.array(out)
+
+
+def follows(y: F64, truth: F64) -> dict[str, float]:
+    """Share of voiced frames within 25 cents, median |cents| and the delay, at the delay that fits best."""
+    times, f = yin(y)
+    t_in = np.arange(len(truth)) / SR
+    best = {"within_25c": -1.0, "median_cents": 1e9, "delay_ms": 0.0}
+    for d in np.arange(0.0, 0.0605, 0.0025):
+        tq = times - d
+        want = np.interp(tq, t_in, truth, left=0.0, right=0.0)
+        edge = np.interp(tq[:, None] + np.array([-0.06, 0.06]), t_in, truth, left=0.0, right=0.0)
+        frames = np.isfinite(f) & (want > 0) & (edge > 0).all(axis=1)
+        if frames.sum() < 100:
+            continue
+        cents = np.abs(1200 * np.log2(f[frames] / want[frames]))
+        share, median = float(np.mean(cents < CENTS)), float(np.median(cents))
+        if (share, -median) > (best["within_25c"], -best["median_cents"]):
+            best = {"within_25c": share, "median_cents": median, "delay_ms": float(d * 1000)}
+    return best
+
+
+def bench_pitch(cfg: Config, target: str = "trumpet") -> dict[str, float]:
+    """The phrase through a render score's input: how closely the output's pitch follows."""
+    import soundfile
+
+    from timbrespace.render import ScoreInput, parse_score, render_score
+
+    truth, x = phrase()
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "phrase.wav"
+        soundfile.write(str(wav), x, SR, subtype="PCM_16")
+        score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                        {"time": 0.0, "address": "/input", "args": [1]}], "duration": 2.3})
+        score.input = ScoreInput(wav)
+        y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+    out = follows(y, truth)
+    held = slice(int(0.15 * SR), int(0.75 * SR))
+    out["level_db"] = float(20 * np.log10(np.sqrt(np.mean(y[held] ** 2)) / np.sqrt(np.mean(x[held] ** 2))))
+    return out
+
+
+def _notes(n: int, seed: int = 0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(seed)
+    starts = [0.1 + 0.4 * i for i in range(n)]
+    freqs = [220.0 * 2 ** (rng.uniform(-7, 12) / 12) for _ in range(n)]
+    x = np.zeros(int((starts[-1] + 0.5) * SR), np.float32)
+    for a, f in zip(starts, freqs, strict=True):
+        i, m = int(a * SR), int(0.25 * SR)
+        x[i : i + m] = 0.3 * 2 * ((f * np.arange(m) / SR) % 1.0 - 0.5)
+    return starts, freqs, x
+
+
+def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
+    """Onset to the oscillator at the note's pitch, and to sound, for both onset choices (ms)."""
+    from timbrespace.audio.live_input import LiveInput
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.input import InputPlan, InputSettings, InputShared
+
+    bs = cfg.audio.block_size
+    starts, freqs, x = _notes(10 if quick else 29)
+    level = float(np.sqrt(np.mean(x[int(starts[0] * SR) : int((starts[0] + 0.25) * SR)].astype(np.float64) ** 2)))
+    out: dict[str, Any] = {"notes": len(starts) - 1, "window_ms": cfg.input.window, "trackers": cfg.input.trackers,
+                           "block_size": bs}
+    for onset in ("sound", "pitch"):
+        shared = InputShared()
+        with OfflineRenderer(SR, bs, 2) as r:
+            live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, cfg.input.window,
+                                       cfg.input.trackers, onset), shared, FrameSlots(1, 4096, 3), SR, bs)
+            f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
+            shared.put(InputSettings(on=True))
+            for _ in range(len(x) // bs):
+                live.block()
+                r.process_block()
+            f0 = f0_cap.array()[:, 0].astype(np.float64)
+            amp = amp_cap.array()[:, 0].astype(np.float64)
+            live.close()
+        pitch, sound, off_pitch = [], [], []
+        for a, f in zip(starts[1:], freqs[1:], strict=True):  # the first note finds the trackers empty
+            note = slice(int(a * SR), int((a + 0.15) * SR))
+            off = np.abs(1200 * np.log2(np.maximum(f0[note], 1.0) / f)) > CENTS
+            pitch.append((np.flatnonzero(off)[-1] + 1) / SR * 1000 if off.any() else 0.0)
+            heard = amp[note] > 0.1 * level
+            sound.append(np.argmax(heard) / SR * 1000 if heard.any() else float("nan"))
+            off_pitch.append(float(np.sum(off & (amp[note] > 0.01 * level))) / SR * 1000)
+        out[onset] = {"pitch_p50_ms": float(np.percentile(pitch, 50)), "pitch_p99_ms": float(np.percentile(pitch, 99)),
+                      "sound_p50_ms": float(np.nanpercentile(sound, 50)),
+                      "sound_p99_ms": float(np.nanpercentile(sound, 99)), "off_pitch_max_ms": float(max(off_pitch))}
+    return out
+
+
+def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
+    """CPU of the audio side per second of audio (on, off) and of the control side's model calls."""
+    from timbrespace.audio.live_input import LiveInput
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.engines.timbre import FrameRequest, TimbreFrames
+    from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
+    from timbrespace.input_encode import InputEncoder, InputSegment
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.link.input import InputPlan, InputSettings, InputShared
+
+    bs = cfg.audio.block_size
+    seconds = 2.0 if quick else 10.0
+    _, x = phrase()
+    out: dict[str, Any] = {"seconds": seconds}
+    timbre = prepare(cfg, "cpu")
+    space = timbre.space if isinstance(timbre, PreparedTimbre) else None
+    # The voice's noise bank has the model's bands (its cost grows with them).
+    centres = timbre.noise_centres_hz() if isinstance(timbre, PreparedTimbre) else (200.0, 800.0, 3200.0)
+    for on in (True, False):
+        shared = InputShared()
+        with OfflineRenderer(SR, bs, 2) as r:
+            live = LiveInput(InputPlan(np.tile(x, 5).astype(np.float32), SR, True, centres, 4096,
+                                       cfg.input.window, cfg.input.trackers, cfg.input.onset),
+                             shared, FrameSlots(1, 4096, len(centres)), SR, bs)
+            shared.put(InputSettings(on=on))
+            n = int(seconds * SR / bs)
+            t0 = time.process_time()
+            for _ in range(n):
+                live.block()
+                r.process_block()
+            cpu = time.process_time() - t0
+            live.close()
+        out["audio_on" if on else "audio_off"] = {"cpu_percent": 100.0 * cpu / seconds, "us_per_block": cpu / n * 1e6}
+    if space is not None:
+        frames = TimbreFrames(space, float(SR), 4096)
+        req = FrameRequest(space.means[0], np.zeros(space.latent_dim), np.array([57.0]), np.array([40]),
+                           np.array([100.0]), np.array([1.0]))
+        encoder = InputEncoder(space)
+        seg = InputSegment(x[: SR // 2].astype(np.float32), SR)
+        for label, call, reps in (("frame", lambda: frames.run([req]), 20 if quick else 200),
+                                  ("encode", lambda: encoder.run([seg]), 5 if quick else 40)):
+            call()
+            times = []
+            for _ in range(reps):
+                t0 = time.process_time()
+                call()
+                times.append((time.process_time() - t0) * 1000)
+            out[label] = {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+        out["frames_per_s"] = 1.0 / space.hop_s
+    return out
+
+
+def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
+    """The section's figures; None when the timbre model is not there."""
+    if not cfg.timbre.enabled or not cfg.timbre.model.exists():
+        return None
+    return {"pitch": bench_pitch(cfg), "latency": bench_latency(cfg, quick), "cost": bench_cost(cfg, quick)}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The live input's figures as a Markdown table."""
+    p, lat, c = r["pitch"], r["latency"], r["cost"]
+    rows = [
+        ("pitch of the output, sawtooth phrase (vibrato, glide), trumpet",
+         f"{100 * p['within_25c']:.1f}% of voiced frames within 25 cents, median {p['median_cents']:.1f} cents",
+         f"after the best delay, {p['delay_ms']:.1f} ms; level {p['level_db']:+.2f} dB of the input's"),
+    ]
+    for onset in ("sound", "pitch"):
+        o = lat[onset]
+        rows.append((f"onset → voice at the note's pitch / sound, input.onset {onset}",
+                     f"{o['pitch_p50_ms']:.1f} / {o['pitch_p99_ms']:.1f} ms p50 / p99; sound "
+                     f"{o['sound_p50_ms']:.1f} / {o['sound_p99_ms']:.1f} ms",
+                     f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, "
+                     f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
+                     f"{o['off_pitch_max_ms']:.1f} ms a note"))
+    rows.append(("input path in the audio process, on / off", f"{c['audio_on']['cpu_percent']:.2f}% / "
+                 f"{c['audio_off']['cpu_percent']:.2f}% of a core",
+                 f"{c['audio_on']['us_per_block']:.0f} / {c['audio_off']['us_per_block']:.0f} us a block"))
+    if "frame" in c:
+        rows.append(("input frame decode / input encoding (control side)",
+                     f"{c['frame']['p50_ms']:.2f} / {c['encode']['p50_ms']:.1f} ms",
+                     f"a frame {c['frames_per_s']:.0f} times a second while voiced; an encoding 4 times a second "
+                     "while alpha < 1"))
+    lines = ["Live input (docs/live-transfer.md): pitch and latency measured in rendered samples; costs in CPU "
+             "time.", "", "| figure | value | note |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {n} |" for a, b, n in rows]
+    return "\n".join(lines) + "\n"
