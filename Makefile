@@ -47,10 +47,13 @@ deps:
 venv: deps $(VENV)/.installed
 
 # torch first, pinned: that wheel is on local disk here; elsewhere the registry provides it.
+# The timbral models (eval patch-vae) without deps: their setup.py names the dead `sklearn`
+# package; their real dependencies come from the [eval] extra.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,eval]'
+	$(BIN)/python -m pip install -q --no-deps timbral_models==0.4.0
 	touch $@
 
 clean:

@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
                          "soundfont`); every note classified by the model's own posterior; repeatable")
     et.add_argument("--quick", action="store_true", help="a few notes per instrument (CI; well under a minute)")
     et.add_argument("--seed", type=int, default=0)
+    from timbrespace.evaluate import patch_command
+
+    patch_command.add_arguments(esub.add_parser(
+        "patch-vae", help="patch VAE: Peachey et al.'s Table I and Figure 8, smooth paths",
+        description=patch_command.DESCRIPTION))
 
     x = sub.add_parser("transfer", help="move a recorded note's timbre toward another instrument",
                        description="Encode the note's first 500 ms, move its timbre code by alpha (mu_target - "
@@ -280,6 +285,8 @@ def _set_name(manifest: Path) -> str:
 
 
 def _eval(a: argparse.Namespace) -> int:
+    if a.action == "patch-vae":
+        return _eval_patch(a)
     from timbrespace.evaluate import timbre, unseen
     from timbrespace.fsutil import atomic_write_text
     from timbrespace.models.checkpoint import CheckpointError
@@ -316,6 +323,16 @@ def _eval(a: argparse.Namespace) -> int:
     atomic_write_text(md_path, timbre.markdown(result, md_path.parent) + "\n".join(unseen.section(result)))
     print(f"wrote {json_path}, {md_path} and plots in {plots}")
     return 0
+
+
+def _eval_patch(a: argparse.Namespace) -> int:
+    from timbrespace.evaluate import patch_command
+
+    _logging("warning")
+    try:
+        return patch_command.run(a)
+    except patch_command.UsageError as e:
+        raise CliError(str(e)) from None
 
 
 def _transfer(a: argparse.Namespace) -> int:
