@@ -403,3 +403,33 @@ def note_f0(x: Any, sr: int = 22050) -> float:
     coarse = freqs[lo + 1 + strong[0]]
     band = (freqs > coarse * 2 ** (-1 / 12)) & (freqs < coarse * 2 ** (1 / 12))
     return float((freqs[band] * power[band]).sum() / power[band].sum())
+
+
+def start_jackd() -> subprocess.Popen[bytes]:
+    """jackd on its dummy driver (no sound card), at the server's rate and block size."""
+    from timbrespace.audio.host import jack_running
+
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if jack_running():
+            break
+        time.sleep(0.1)
+    assert jack_running(), "jackd did not start"
+    return proc
+
+
+@pytest.fixture()
+def jackd() -> Iterator[None]:
+    """A JACK server for the test: the one running, else one started and stopped."""
+    from timbrespace.audio.host import jack_running
+
+    if jack_running():
+        yield
+        return
+    proc = start_jackd()
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)

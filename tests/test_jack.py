@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from timbrespace.audio.host import jack_running
 
-from conftest import start_server
+from conftest import start_jackd, start_server
 
 pytestmark = pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd2 is not installed")
-
-
-def start_jackd() -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if jack_running():
-            break
-        time.sleep(0.1)
-    assert jack_running(), "jackd did not start"
-    return proc
-
-
-@pytest.fixture()
-def jackd() -> Iterator[None]:
-    if jack_running():
-        yield
-        return
-    proc = start_jackd()
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_auto_uses_a_running_jack_server(jackd: None, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import pytest
 import soundfile
 
 from timbrespace import config
+from timbrespace.bench_input import phrase, yin
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.input import InputSettings, InputShared
 from timbrespace.render import ScoreInput, parse_score, render_score
@@ -43,46 +44,10 @@ F64 = npt.NDArray[np.float64]
 HOLD_S, GAP_S, GLIDE_S = 0.8, 0.2, 1.2  # the phrase: a held note with vibrato, silence, an octave glide
 
 
-def phrase(sr: int = SR, amplitude: float = 0.3) -> tuple[F64, F64]:
-    """The input's true f0 per sample (0 in the gap) and a band-limited-enough sawtooth following it."""
-    t = np.arange(int((HOLD_S + GAP_S + GLIDE_S) * sr)) / sr
-    vibrato = 220.0 * 2.0 ** (30.0 / 1200.0 * np.sin(2 * np.pi * 5.5 * t))  # +-30 cents at 5.5 Hz
-    glide = 220.0 * 2.0 ** np.clip((t - HOLD_S - GAP_S) / GLIDE_S, 0.0, 1.0)
-    f0 = np.where(t < HOLD_S, vibrato, glide)
-    f0[(t >= HOLD_S) & (t < HOLD_S + GAP_S)] = 0.0
-    phase = np.cumsum(f0) / sr
-    x = amplitude * 2.0 * (phase % 1.0 - 0.5)
-    x[f0 == 0.0] = 0.0
-    return f0, x
-
-
 def write_phrase(path: Path, sr: int = SR, amplitude: float = 0.3) -> tuple[F64, F64]:
     f0, x = phrase(sr, amplitude)
     soundfile.write(str(path), x, sr, subtype="PCM_16")
     return f0, x
-
-
-def yin(x: F64, frame: int = 1024, hop: int = 256, fmin: float = 80.0, fmax: float = 1200.0) -> tuple[F64, F64]:
-    """Frame centres (s) and f0 (Hz, NaN where unvoiced): YIN's normalised difference, threshold 0.15."""
-    lo, hi = int(SR / fmax), int(SR / fmin)
-    times, f0 = [], []
-    for start in range(0, len(x) - frame - hi - 2, hop):
-        w = x[start : start + frame]
-        d = np.array([np.sum((w - x[start + tau : start + tau + frame]) ** 2) for tau in range(hi + 2)])
-        cm = np.ones_like(d)
-        cm[1:] = d[1:] * np.arange(1, len(d)) / np.maximum(np.cumsum(d[1:]), 1e-20)
-        times.append((start + frame / 2) / SR)
-        below = np.flatnonzero(cm[lo:hi] < 0.15)
-        if len(below) == 0 or np.sum(w**2) < 1e-8:
-            f0.append(np.nan)
-            continue
-        tau = lo + int(below[0])
-        while tau + 1 < hi and cm[tau + 1] < cm[tau]:
-            tau += 1
-        a, b, c = cm[tau - 1 : tau + 2]
-        den = a - 2 * b + c
-        f0.append(SR / (tau + (0.5 * (a - c) / den if den > 0 else 0.0)))
-    return np.array(times), np.array(f0)
 
 
 def follows(y: F64, truth: F64, start: float = 0.0, delays: F64 | None = None) -> tuple[float, float, float]:

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from timbrespace.audio.host import jack_running
 
 from conftest import start_server
 
@@ -24,21 +21,6 @@ pytestmark = [pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd2 i
 
 F0 = 330.0
 AMPLITUDE = 0.3  # RMS 0.212: -13.5 dBFS
-
-
-@pytest.fixture()
-def jackd() -> Iterator[None]:
-    from test_jack import start_jackd
-
-    if jack_running():
-        yield
-        return
-    proc = start_jackd()
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class Feeder:

@@ -29,13 +29,14 @@ SR = 48000
 CENTS = 25.0
 
 
-def phrase(sr: int = SR) -> tuple[F64, F64]:
-    """The true f0 per sample (0 in the gap) and the sawtooth: 0.8 s vibrato, 0.2 s silence, 1.2 s glide."""
+def phrase(sr: int = SR, amplitude: float = 0.3) -> tuple[F64, F64]:
+    """The input's true f0 per sample (0 in the gap) and a sawtooth following it: 0.8 s at 220 Hz
+    with +-30 cents of vibrato at 5.5 Hz, 0.2 s of silence, a 1.2 s glide up an octave."""
     t = np.arange(int(2.2 * sr)) / sr
     vibrato = 220.0 * 2.0 ** (30.0 / 1200.0 * np.sin(2 * np.pi * 5.5 * t))
     f0 = np.where(t < 0.8, vibrato, 220.0 * 2.0 ** np.clip((t - 1.0) / 1.2, 0.0, 1.0))
     f0[(t >= 0.8) & (t < 1.0)] = 0.0
-    x = 0.3 * 2.0 * ((np.cumsum(f0) / sr) % 1.0 - 0.5)
+    x = amplitude * 2.0 * ((np.cumsum(f0) / sr) % 1.0 - 0.5)
     x[f0 == 0.0] = 0.0
     return f0, x
 
