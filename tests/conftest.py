@@ -433,3 +433,16 @@ def jackd() -> Iterator[None]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def shipped_timbre_config(tmp: Path) -> Any:
+    """The default config with the shipped timbre model (its absence fails the test: the repo ships
+    it), a user bank under ``tmp`` and no state file."""
+    from timbrespace import config
+
+    c = config.load(None)
+    if not c.timbre.model.exists():
+        pytest.fail(f"the shipped timbre model is missing: {c.timbre.model}")
+    c.patch.user_bank = tmp / "user.bank"
+    c.state.persist = False
+    return c

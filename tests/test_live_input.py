@@ -30,12 +30,12 @@ import pytest
 import soundfile
 
 from timbrespace import config
-from timbrespace.bench_input import phrase, yin
+from timbrespace.bench_input import follows, phrase, yin
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.input import InputSettings, InputShared
 from timbrespace.render import ScoreInput, parse_score, render_score
 
-from conftest import read_wav, start_server, write_config
+from conftest import read_wav, shipped_timbre_config, start_server, write_config
 
 pytestmark = pytest.mark.numeric
 
@@ -50,42 +50,13 @@ def write_phrase(path: Path, sr: int = SR, amplitude: float = 0.3) -> tuple[F64,
     return f0, x
 
 
-def follows(y: F64, truth: F64, start: float = 0.0, delays: F64 | None = None) -> tuple[float, float, float]:
-    """(share of voiced frames within 25 cents, median |cents|, delay s) at the delay that fits best
-    (the largest share; of those, the smallest median).
-
-    ``start``: where the input begins in ``y`` (s). Frames within 60 ms of a change between sound
-    and silence are left out: neither the input's f0 nor the output's is defined there.
-    """
-    times, f = yin(y)
-    t_in = np.arange(len(truth)) / SR
-    best = (-1.0, 1e9, 0.0)
-    for d in np.arange(0.0, 0.0605, 0.0025) if delays is None else delays:
-        tq = times - start - d
-        want = np.interp(tq, t_in, truth, left=0.0, right=0.0)
-        edge = np.interp(tq[:, None] + np.array([-0.06, 0.06]), t_in, truth, left=0.0, right=0.0)
-        frames = np.isfinite(f) & (want > 0) & (edge > 0).all(axis=1)
-        if frames.sum() < 100:
-            continue
-        cents = np.abs(1200 * np.log2(f[frames] / want[frames]))
-        share, median = float(np.mean(cents < 25.0)), float(np.median(cents))
-        if (share, -median) > (best[0], -best[1]):
-            best = (share, median, float(d))
-    return best
-
-
 def rms(x: F64) -> float:
     return float(np.sqrt(np.mean(x**2)))
 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> config.Config:
-    c = config.load(None)
-    if not c.timbre.model.exists():
-        pytest.fail(f"the shipped timbre model is missing: {c.timbre.model}")
-    c.patch.user_bank = tmp_path_factory.mktemp("input") / "user.bank"
-    c.state.persist = False
-    return c
+    return shipped_timbre_config(tmp_path_factory.mktemp("input"))
 
 
 def render(cfg: config.Config, wav: Path | None, events: list[tuple[float, str, Any]], duration: float,

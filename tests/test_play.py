@@ -121,6 +121,16 @@ def _feedback_until(c: OscClient, address: str, cond: Callable[[list[Any]], bool
     raise AssertionError(f"no {address} as wanted within {WAIT_S} s; saw {seen[-5:]}")
 
 
+def _drag_is_heard(t: Tab, server: ServerProc, x: float, y: float) -> None:
+    """A finger down mid-height at ``x`` and dragged to (x, y) on the pad (page coordinates, y
+    down) moves the server's point to (x, 1 - y), as a subscriber hears it."""
+    with _watcher(server) as w:
+        t.touch("touchStart", [t.on("#pad", x, 0.5)])
+        t.touch("touchMove", [t.on("#pad", x, y)])
+        _feedback_until(w, "/latent", lambda p: abs(p[0] - x) < 0.01 and abs(p[1] - (1.0 - y)) < 0.01)
+        t.touch("touchEnd", [])
+
+
 def test_the_page_loads_with_no_error_and_asks_no_other_host(tab: Tab, server: ServerProc) -> None:
     # Everything it offers has arrived: the presets paged in over /patch/list, the voices meter live.
     total = tab.until("() => play.panel.presets.length", lambda n: n > 0, "presets listed")
@@ -287,11 +297,7 @@ def test_the_page_reconnects_after_the_server_restarts(browser: Browser, tmp_pat
         second = start_server(tmp_path / "b", network={"http_port": port})
         t.page.wait_for_selector("body[data-link=open]", timeout=WAIT_S * 1000)
         # The page plays the new server: a touch moves its point.
-        with _watcher(second) as w:
-            t.touch("touchStart", [t.on("#pad", 0.125, 0.5)])
-            t.touch("touchMove", [t.on("#pad", 0.125, 0.25)])
-            _feedback_until(w, "/latent", lambda p: abs(p[0] - 0.125) < 0.01 and abs(p[1] - 0.75) < 0.01)
-            t.touch("touchEnd", [])
+        _drag_is_heard(t, second, 0.125, 0.25)
     finally:
         t.close()
         first.stop()
@@ -312,11 +318,7 @@ def test_the_page_gives_up_a_silent_server_and_comes_back(browser: Browser, tmp_
             os.kill(s.proc.pid, signal.SIGCONT)
         t.page.wait_for_selector("body[data-link=open]", timeout=3 * WAIT_S * 1000)
         assert t.page.evaluate("() => play.link.dropped") >= 1
-        with _watcher(s) as w:
-            t.touch("touchStart", [t.on("#pad", 0.625, 0.5)])
-            t.touch("touchMove", [t.on("#pad", 0.625, 0.375)])
-            _feedback_until(w, "/latent", lambda p: abs(p[0] - 0.625) < 0.01 and abs(p[1] - 0.625) < 0.01)
-            t.touch("touchEnd", [])
+        _drag_is_heard(t, s, 0.625, 0.375)
     finally:
         t.close()
         s.stop()

@@ -17,6 +17,8 @@ from timbrespace import config
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.render import parse_score, render_score
 
+from conftest import shipped_timbre_config
+
 pytestmark = pytest.mark.numeric
 
 SR = 48000
@@ -25,12 +27,7 @@ F64 = npt.NDArray[np.float64]
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> config.Config:
-    c = config.load(None)
-    if not c.timbre.model.exists():
-        pytest.fail(f"the shipped timbre model is missing: {c.timbre.model}")
-    c.patch.user_bank = tmp_path_factory.mktemp("timbre") / "user.bank"
-    c.state.persist = False
-    return c
+    return shipped_timbre_config(tmp_path_factory.mktemp("timbre"))
 
 
 def render(cfg: config.Config, events: list[dict[str, Any]], duration: float) -> F64:
