@@ -249,7 +249,7 @@ class OscServer:
                     self._send_bytes(peer, packet)
                 continue
             addr = (peer.host, peer.port)
-            if (addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in self.own.ports) and not self._may_send(addr):
+            if not self._may_send(addr):
                 continue
             addrs.append(addr)
         if not addrs:
@@ -331,6 +331,8 @@ class OscServer:
 
     def _may_send(self, addr: tuple[str, int]) -> bool:
         """The guard every UDP reply passes: never to a privileged port, never to the server itself."""
+        if addr[1] >= FIRST_UNPRIVILEGED_PORT and addr[1] not in self.own.ports:
+            return True  # the usual case, decided without looking the host up
         why = self.own.refusal(addr[0], addr[1])
         if why is None:
             return True
@@ -340,7 +342,7 @@ class OscServer:
 
     def _udp_send_now(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send, or queue behind what the socket could not take yet (bounded)."""
-        if (addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in self.own.ports) and not self._may_send(addr):
+        if not self._may_send(addr):
             return
         sock = self._udp
         if sock is None:
