@@ -6,10 +6,12 @@ import contextlib
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -25,6 +27,12 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 os.environ.setdefault("PYO_GUI_WX", "0")
+#: numba's on-disk cache (librosa's onset and peak-picking gufuncs) is not safe when two processes
+#: compile the same gufunc at once: their cache files can disagree and every later call segfaults
+#: (numba issue 10128; it took down an xdist worker in test_patch_eval on a fresh clone). Each test
+#: process, and the servers and tools it starts, gets a cache of its own for the run.
+_NUMBA_CACHE = tempfile.mkdtemp(prefix="timbrespace-numba-")
+os.environ["NUMBA_CACHE_DIR"] = _NUMBA_CACHE
 
 #: torch's and numpy's threads for the whole run, in this process and in every server the tests
 #: start. The numeric claims must hold whatever reductions and kernels the count picks, so
@@ -68,6 +76,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+    shutil.rmtree(_NUMBA_CACHE, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
