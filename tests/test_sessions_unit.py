@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -280,6 +281,52 @@ def test_cursors_keep_within_each_subscribers_budget_and_the_newest_arrive() -> 
         fb2.flush(t)
     to_b = [1 for cid, address, _ in rec2.sent if cid == b.id and address == "/cursor"]
     assert len(to_b) >= 29
+
+
+def test_each_tick_sends_one_slice_of_the_cursors_to_every_subscriber() -> None:
+    """With many players the cursors are dealt into slices by id and a tick sends one slice to
+    everyone (one group, encoded once), not every cursor to a cohort: each delivery of a tick holds
+    at most the budget's share of cursors, every subscriber is in it, and a cursor that stopped
+    moving still reaches a subscriber that was not due when its slice went out."""
+    calls: list[tuple[float, int, int]] = []  # (time, cursors in the delivery, subscribers it reached)
+    now = [0.0]
+    fb = Feedback(rate=30.0, cursor_budget=100.0, deliver=lambda m, s, p: calls.append(
+        (now[0], sum(1 for a, _ in m if a == "/cursor"), len(s) + len(p))))
+    fb.state_of = lambda layer: {}
+    players = subscribers(40, fb)
+    slices = math.ceil(40 * 30.0 / 100.0)  # 40 cursors, at most 100/30 a tick for each subscriber
+    for step in range(60):
+        now[0] = t = 1.0 + step / 60.0
+        for p in players:
+            fb.publish(0, ("/cursor", p.id), ("/cursor", (p.id, p.label, t, 0.5)), t, source=p)
+        fb.flush(t)
+    per_tick: dict[float, list[tuple[int, int]]] = {}
+    for t, n, reached in calls:
+        per_tick.setdefault(t, []).append((n, reached))
+    assert len(per_tick) >= 25
+    for t, deliveries in per_tick.items():
+        assert len(deliveries) == 1, f"{t}: {deliveries}: one group a tick"
+        n, reached = deliveries[0]
+        assert n <= math.ceil(40 / slices) and reached == 40
+
+    # Every subscriber ends with every other cursor's last position, whoever was due when.
+    rec = Recorder()
+    fb2 = Feedback(rec, rate=30.0, cursor_budget=100.0)
+    fb2.state_of = lambda layer: {}
+    players = subscribers(40, fb2)
+    late = players[5]
+    for step in range(30):
+        t = 1.0 + step / 60.0
+        for p in players:
+            fb2.publish(0, ("/cursor", p.id), ("/cursor", (p.id, p.label, t, 0.5)), t, source=p)
+        fb2.flush(t)
+        fb2._subs[late.key].next_send = t + 0.2  # not due for a while: it misses slices as they go
+    end = t
+    for k in range(1, 3 * slices):
+        fb2.flush(end + k / 30.0)
+    for c in players:
+        last = {args[0]: args[2] for cid, address, args in rec.sent if cid == c.id and address == "/cursor"}
+        assert last == {p.id: end for p in players if p is not c}, f"client {c.id}"
 
 
 def test_a_change_goes_out_once_for_every_subscriber_that_did_not_make_it() -> None:

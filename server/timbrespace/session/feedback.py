@@ -20,9 +20,12 @@ sends, from a timer, so feedback is never charged to the reply budget of the pac
 Cursors (``/cursor ID ...``, every other player's point) grow as N² with the players, so they
 have a budget per subscriber (``cursor_budget`` messages a second): with few players each cursor
 goes out at the feedback rate, with many at a rate that keeps each subscriber's cursors within the
-budget (the newest position of each always arrives, later). A subscriber that draws no cursors
-asks for none (``/notify 1 0``). The cursor and join/leave feeds keep at most :data:`FEED_KEYS`
-keys (a cursor whose client left is dropped; past the cap the oldest go).
+budget (the newest position of each always arrives, later). The cursors are dealt into slices
+by client id and each tick sends one slice to every subscriber: a tick encodes a slice's
+cursors once for everyone, where sending every cursor to a cohort of subscribers in turn would
+encode all of them every tick. A subscriber that draws no cursors asks for none (``/notify 1 0``).
+The cursor and join/leave feeds keep at most :data:`FEED_KEYS` keys (a cursor whose client left is
+dropped; past the cap the oldest go).
 """
 
 from __future__ import annotations
@@ -108,16 +111,16 @@ class _Feed:
 class _Subscriber:
     client: Client
     layer: int
-    #: How far into its layer's feeds and the join/leave feed it has been sent.
+    #: How far into its layer's feed and the join/leave feed it has been sent.
     seen: int = 0
-    seen_cursors: int = 0
     seen_clients: int = 0
+    #: How far into its layer's cursor feed each slice of the cursors has been sent (see the module doc).
+    seen_cursors: list[int] = field(default_factory=lambda: [0])
     next_send: float = 0.0
     #: The messages it receives first (its snapshot), before any change.
     first: dict[FeedbackKey, Reply] = field(default_factory=dict)
-    #: Whether it receives cursors, and the grid tick from which the next may go (its budget).
+    #: Whether it receives cursors.
     wants_cursors: bool = True
-    cursor_tick: int = 0
     #: Other layers it watches (``/watch N``): layer -> how far into that layer's feed it was sent.
     watched: dict[int, int] = field(default_factory=dict)
 
@@ -196,7 +199,7 @@ class Feedback:
         """``sub`` follows its client's layer from now on (its snapshot brings it up to date)."""
         sub.layer = sub.client.layer
         sub.seen = self._feed(sub.layer).seq
-        sub.seen_cursors = self._cursor_feed(sub.layer).seq
+        sub.seen_cursors = [self._cursor_feed(sub.layer).seq]
 
     def watch(self, client: Client, layer: int, on: bool, now: float) -> bool:
         """Also send (``on``) or stop sending ``client`` layer ``layer``'s feedback, each address
@@ -300,6 +303,7 @@ class Feedback:
         soonest = float("inf")
         clients_seq = self._clients.seq
         tick = math.floor(now * self.rate)
+        slices = {layer: self._slice(feed, tick) for layer, feed in self._cursors.items()}
         for key, sub in list(self._subs.items()):
             c = sub.client
             if c.notify_until <= now:
@@ -307,14 +311,17 @@ class Feedback:
                 continue
             if sub.layer != c.layer:
                 self._rebase(sub)
-            cursors = -1  # -1: none for it at this flush
-            if sub.wants_cursors:
-                cfeed = self._cursors.get(sub.layer)
-                if cfeed is not None and cfeed.seq > sub.seen_cursors:
-                    if sub.cursor_tick <= tick:
-                        cursors = sub.seen_cursors
-                    else:
-                        soonest = min(soonest, sub.cursor_tick / self.rate)
+            cursors = -1  # -1: none for it at this flush; else how far its slice was sent
+            cut = slices.get(sub.layer) if sub.wants_cursors else None
+            if cut is not None:
+                period, r, newest = cut
+                sent = sub.seen_cursors
+                if len(sent) != period:  # the slices were dealt again: each starts where the least sent one was
+                    sent = sub.seen_cursors = [min(sent)] * period
+                if newest > sent[r]:
+                    cursors = sent[r]
+                elif self._cursors[sub.layer].seq > min(sent):
+                    soonest = min(soonest, (tick + 1) / self.rate)  # another slice's turn
             feed = self._feeds.get(sub.layer)
             if not (sub.first or cursors >= 0 or clients_seq > sub.seen_clients
                     or (feed is not None and feed.seq > sub.seen) or self._watched_due(sub)):
@@ -326,7 +333,8 @@ class Feedback:
         grid = (math.floor(now * self.rate) + 1.0) / self.rate  # subscribers due together flush together
         sent_to = 0
         for (layer, seen, seen_cursors, seen_clients), subs in groups.items():
-            sent_to += self._send_group(layer, seen, seen_cursors, seen_clients, subs, tick, grid)
+            cut = slices.get(layer) if seen_cursors >= 0 else None
+            sent_to += self._send_group(layer, seen, seen_cursors, cut, seen_clients, subs, grid)
         for feed in (*self._feeds.values(), *self._cursors.values(), self._clients):
             feed.flushed = feed.seq
         if groups:
@@ -339,21 +347,33 @@ class Feedback:
         if soonest < float("inf") and self.wake is not None:
             self.wake(soonest)
 
-    def _send_group(self, layer: int, seen: int, seen_cursors: int, seen_clients: int, subs: list[_Subscriber],
-                    tick: int, grid: float) -> int:
-        """Send one group its changes (shared where it can be); the subscribers sent to."""
+    def _slice(self, cfeed: _Feed, tick: int) -> tuple[int, int, int] | None:
+        """This tick's slice of a layer's cursors: (slices, the one due, its newest entry's number).
+
+        Within the budget a subscriber is sent at most ``cursor_budget / rate`` cursors a tick, so
+        the cursors are dealt by client id into as many slices as that takes, and tick ``t`` sends
+        slice ``t mod slices``: each cursor once every ``slices`` ticks, one slice for everyone.
+        """
+        if not cfeed.entries:
+            return None
+        period = max(1, math.ceil(len(cfeed.entries) * self.rate / self.cursor_budget))
+        r = tick % period
+        newest = 0
+        for key, entry in cfeed.entries.items():
+            if key[1] % period == r and entry[0] > newest:
+                newest = entry[0]
+        return period, r, newest
+
+    def _send_group(self, layer: int, seen: int, seen_cursors: int, cut: tuple[int, int, int] | None,
+                    seen_clients: int, subs: list[_Subscriber], grid: float) -> int:
+        """Send one group its changes (shared where it can be), ``cut``'s slice of the cursors
+        after number ``seen_cursors`` among them (None: no cursors); the subscribers sent to."""
         feed = self._feed(layer)
         entries = feed.since(seen)
-        cursor_entries: list[_Entry] = []
-        period = 1
-        if seen_cursors >= 0:
+        if cut is not None:
+            period, r, _ = cut
             cfeed = self._cursor_feed(layer)
-            cursor_entries = cfeed.since(seen_cursors)
-            # Within the budget: a subscriber is sent the layer's cursors (at most one per player)
-            # once every ``period`` ticks. Subscribers take their turn by id, so that each tick
-            # serves a cohort of them (one group, sent the same cursors) and no tick serves all.
-            period = max(1, math.ceil(len(cfeed.entries) * self.rate / self.cursor_budget))
-        entries += cursor_entries
+            entries += [e for key, e in cfeed.entries.items() if e[0] > seen_cursors and key[1] % period == r]
         entries += self._clients.since(seen_clients)
         authors: dict[int, list[int]] = {}  # each author's own changes, by their index in entries
         for i, e in enumerate(entries):
@@ -362,6 +382,7 @@ class Feedback:
         shared: list[Client] = []
         personal: list[tuple[Client, Collection[int]]] = []
         sent_to = 0
+        cursors_seq = self._cursor_feed(layer).seq
         for sub in subs:
             c = sub.client
             if sub.first or sub.watched:  # its snapshot first, then what changed since, then other layers'
@@ -377,9 +398,8 @@ class Feedback:
                 shared.append(c)
             sub.seen = feed.seq
             sub.seen_clients = self._clients.seq
-            if seen_cursors >= 0:
-                sub.seen_cursors = self._cursor_feed(layer).seq
-                sub.cursor_tick = tick + 1 + (c.id - tick - 1) % period  # its next turn
+            if cut is not None:
+                sub.seen_cursors[cut[1]] = cursors_seq
             sub.next_send = grid
         if entries and (shared or personal):
             # A personal copy that leaves out everything is no message: its author only.
