@@ -236,6 +236,19 @@ def test_status_feedback_counts_what_fanning_out_cost(srv: ServerProc) -> None:
         mover.close()
 
 
+def test_status_runtime_reports_the_collector_with_startup_frozen(srv: ServerProc) -> None:
+    """The server froze what startup built (a full collection never walks the models again), and
+    /status/runtime counts the collections since: a full one among them takes the collector's time."""
+    with srv.client() as c:
+        args = c.request("/status/runtime").params
+    got = dict(zip(args[::2], args[1::2], strict=True))
+    assert set(got) == {"frozen", "collections", "full_collections", "gc_ms", "gc_max_ms", "slow_collections"}
+    assert got["frozen"] > 10_000  # torch, the models, the tables: far more than a bare interpreter's
+    assert 0 <= got["full_collections"] <= got["collections"]
+    assert 0.0 <= got["gc_max_ms"] <= got["gc_ms"] or got["collections"] == 0
+    assert 0 <= got["slow_collections"] <= got["collections"]
+
+
 def test_udp_notify_needs_hello(srv: ServerProc) -> None:
     with srv.client() as c:
         c.send("/notify", 1)

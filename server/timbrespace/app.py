@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import timbrespace
+from timbrespace.collector import pauses
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
 from timbrespace.input_follow import InputFollower, no_input_handlers
 from timbrespace.layer import NOT_RUNNING, Layer
@@ -111,6 +112,8 @@ class App:
             for e in layer.engines.values():
                 e.on_change = self._touch(layer.index)
         self.status_report = StatusReport(info, self.counters, stats, self.sessions.count)
+        #: The garbage collector's pauses in this process (/status/runtime).
+        self.pauses = pauses()
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)
         self._owners: dict[NoteKey, Client] = {}
@@ -136,6 +139,7 @@ class App:
             "/layer": self._layer,
             "/watch": self._watch,
             "/status/feedback": self._feedback_status,
+            "/status/runtime": self._runtime_status,
         }
         #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
         #: without the timbre model leaves them to the router's /fail naming that engine.
@@ -462,6 +466,9 @@ class App:
 
     def _feedback_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         return [("/status/feedback.reply", self.feedback.report())]
+
+    def _runtime_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/status/runtime.reply", self.pauses.report())]
 
     def _joined(self, c: Client) -> None:
         if len(self.feedback):

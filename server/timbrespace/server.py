@@ -19,6 +19,7 @@ import timbrespace
 from timbrespace.app import App, ServerInfo, SessionSettings
 from timbrespace.audio.host import AudioError, AudioProcess
 from timbrespace.audio_supervisor import AudioSupervisor
+from timbrespace.collector import freeze_startup
 from timbrespace.config import Config
 from timbrespace.engine_timers import EngineTimers
 from timbrespace.engines.base import Engine
@@ -237,6 +238,7 @@ async def serve(
             zc = f", zeroconf {advertiser.name!r}"
             if http is not None:
                 http.info.name = advertiser.name  # after a rename, the name clients browse
+        log.debug("startup: %d objects put out of the garbage collector's reach", freeze_startup())
         line = (
             f"timbrespace {timbrespace.__version__} ready: udp://{host}:{port} tcp://{osc.tcp_address[0]}:"
             f"{osc.tcp_address[1]}{web} (audio {backend} {audio.sample_rate} Hz/{audio.block_size}, "

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.audio.clock import jack_xrun_monitor, run_clocked
+from timbrespace.collector import freeze_startup
 from timbrespace.config import AudioConfig
 from timbrespace.engines.registry import SPECS, AudioPlan
 from timbrespace.link import commands as C
@@ -220,6 +221,7 @@ def audio_main(
     if record:
         server.recordOptions(filename=record, fileformat=0, sampletype=1)
         server.recstart(record)
+    freeze_startup()  # before the first block: the callback must never wait for a full collection
     server.start()
     sock.send(C.ready(sr, bs, backend, rt))
     try:

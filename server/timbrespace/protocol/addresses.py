@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from timbrespace.collector import PAUSE_BUDGET_S
 from timbrespace.engines.registry import NAMES, SPECS
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.clients import CLIENT_TIMEOUT
@@ -421,6 +422,11 @@ ADDRESSES: tuple[Address, ...] = (
             "(the time those took in all, comparing, encoding and sending), slow_ticks (those over "
             f"{TICK_BUDGET_S * 1000:g} ms), sent (messages sent in all), coalesced (changes replaced by a newer "
             "one before they were sent)", scope="server"),
+    Address("/status/runtime", (), "Ask what the control process's garbage collector costs (objects frozen "
+            "at startup are never walked again; docs/scaling.md).", "server", "/status/runtime.reply",
+            "key value pairs: frozen (objects put out of the collector's reach at startup), collections, "
+            "full_collections, gc_ms (the time collections took in all), gc_max_ms (the longest), "
+            f"slow_collections (those over {PAUSE_BUDGET_S * 1000:g} ms)", scope="server"),
 )
 
 BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
