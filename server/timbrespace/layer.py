@@ -24,6 +24,8 @@ from timbrespace.session.feedback import FeedbackKey
 
 #: Why an optional engine may be missing, for the /fail that names it.
 NOT_RUNNING = {s.name: s.missing for s in SPECS if s.missing}
+#: How many leading arguments name what an address sets (its feedback key), where any do.
+_KEY_ARGS = {a.path: a.feedback_key for a in addresses.ADDRESSES if a.feedback_key}
 
 
 class Layer:
@@ -126,13 +128,13 @@ class Layer:
             ("/engine",): ("/engine", (self.engine.name,)),
         }
         heard = self.engine.handlers()
+        key_args = _KEY_ARGS
         for e in [*(e for e in self.engines.values() if e is not self.engine), self.engine]:
             for address, args in e.state_messages():
                 if e is not self.engine and address in heard:
                     continue
-                decl = addresses.BY_PATH.get(address)
-                n = decl.feedback_key if decl is not None else 0
-                state[(address, *args[:n])] = (address, tuple(args))
+                n = key_args.get(address, 0)
+                state[(address, *args[:n]) if n else (address,)] = (address, tuple(args))
         return state
 
     def snapshot(self) -> dict[str, Any]:

@@ -149,7 +149,7 @@ class PatchEngine(Engine):
         """/latent, /source, /target, /alpha, every /param, and /patch/load.reply while a preset is unmodified."""
         out: list[Reply] = [("/latent", self.xy), ("/alpha", (self.alpha,))]
         out += [(w, (name,)) for w, name in (("/source", self.source), ("/target", self.target)) if name]
-        out += [("/param", (n, float(v))) for n, v in zip(params.NAMES, self.values)]
+        out += [("/param", (n, v)) for n, v in zip(params.NAMES, self.values.tolist())]
         if self.preset and self.knows(self.preset):
             heard = "heard" if self.heard else NOT_HEARD
             out.append(("/patch/load.reply", (self.library.resolve(self.preset), self.preset, *self.xy, heard)))

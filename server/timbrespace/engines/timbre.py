@@ -221,7 +221,7 @@ class TimbreEngine(Engine):
             ("/source", (names[self.source],)),
             ("/target", (names[self.target],)),
             ("/alpha", (self.alpha,)),
-            *(("/z", (i, float(v))) for i, v in enumerate(self.offset)),
+            *(("/z", (i, v)) for i, v in enumerate(self.offset.tolist())),
         ]
 
     def restore(self, state: Mapping[str, Any]) -> None:
