@@ -204,6 +204,33 @@ def test_feedback_counts_the_ticks_that_fan_out_and_reports_them() -> None:
                       "sent": 3, "coalesced": 0}
 
 
+def test_the_delivery_forgets_a_flushs_encodings_when_it_ends() -> None:
+    """Encodings live one flush (kept longer, thousands of message tuples fed the collector)."""
+    from timbrespace.session.delivery import Delivery
+
+    d = Delivery()
+    sent: list[bytes] = []
+    d.send_packet = lambda peer, data: sent.append(data)
+    ends: list[int] = []
+
+    def flushed() -> None:
+        ends.append(len(d._encoded))  # what the flush encoded, shared by its three subscribers
+        d.flushed()
+
+    fb = Feedback(rate=30.0, deliver=d.feedback, flushed=flushed)
+    state = {"xy": (0.5, 0.5)}
+    fb.state_of = lambda layer: {("/latent",): ("/latent", state["xy"])}
+    subscribers(3, fb)
+    fb.snapshot(0)
+    fb.flush(0.0)
+    assert ends == []  # nothing delivered: no flush to end
+    state["xy"] = (0.25, 0.5)
+    fb.touch(0, 0.1)
+    fb.flush(0.1)
+    assert len(sent) == 3 and len(set(sent)) == 1 and ends == [1]
+    assert d._encoded == {}
+
+
 def test_udp_subscriptions_expire_unless_renewed() -> None:
     rec = Recorder()
     fb = Feedback(rec, udp_period=60.0)

@@ -106,7 +106,8 @@ class App:
         self.sessions.on_join = self._joined
         #: Where replies go outside a request, and the feedback's packets (the server sets its sends).
         self.delivery = Delivery()
-        self.feedback = Feedback(rate=s.feedback_rate, cursor_budget=s.cursor_budget, deliver=self.delivery.feedback)
+        self.feedback = Feedback(rate=s.feedback_rate, cursor_budget=s.cursor_budget, deliver=self.delivery.feedback,
+                                 flushed=self.delivery.flushed)
         self.feedback.state_of = self._layer_state
         for layer in self.layers:
             for e in layer.engines.values():

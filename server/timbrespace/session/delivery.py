@@ -20,7 +20,7 @@ MAX_REPLY_PORTS = 1024
 FEEDBACK_PACKET_BYTES = 1400
 BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 _BUNDLE_HEAD = encode_bundle(None, [])  # the same, for a bundle built from framed messages
-#: Encoded feedback messages kept at most (emptied when full: one tick's changes fit many times).
+#: Encoded feedback messages kept at most within one flush (emptied when full).
 ENCODED_CACHE = 4096
 
 
@@ -34,7 +34,8 @@ class Delivery:
         #: hands UDP sends to a thread); None: ``send_packet`` to each.
         self.send_packets: Callable[[Sequence[Peer], Sequence[bytes]], None] | None = None
         self._reply_ports: dict[tuple[str, int], int] = {}
-        #: Feedback messages already encoded (a message is immutable, its bytes never change).
+        #: Feedback messages already encoded in this flush (a message is immutable, its bytes never
+        #: change); see :meth:`flushed`.
         self._encoded: dict[int, tuple[Reply, bytes]] = {}
 
     # -- reply ports ------------------------------------------------------------------------------
@@ -93,6 +94,16 @@ class Delivery:
                 else:
                     own.append(packet)
             self._send([self.destination(client.peer)], own)
+
+    def flushed(self) -> None:
+        """A flush ended: its encodings are forgotten.
+
+        A change goes to every group of one flush, and seldom again later (only to a subscriber that
+        was not due), so keeping the encodings longer saves little, while keeping a few thousand
+        message tuples alive fed the garbage collector: they outlived the young generation and made
+        its collections, which land inside flushes, frequent and slow.
+        """
+        self._encoded.clear()
 
     def _send(self, dests: list[Peer], packets: list[bytes]) -> None:
         if self.send_packets is not None:

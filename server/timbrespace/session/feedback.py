@@ -136,11 +136,14 @@ class Feedback:
         udp_period: float = UDP_SUBSCRIPTION_S,
         cursor_budget: float = CURSOR_BUDGET,
         deliver: Deliver | None = None,
+        flushed: Callable[[], None] | None = None,
     ) -> None:
         #: Sends a flush's messages to a client (where its replies go: /reply/port applies), in bundles.
         self.send = send
         #: Sends one group's messages, encoded once (see :data:`Deliver`); default: ``send`` to each.
         self.deliver = deliver
+        #: Called after each flush that delivered (the delivery forgets that flush's encodings).
+        self.flushed = flushed
         self.rate = rate
         self.udp_period = udp_period
         self.cursor_budget = cursor_budget
@@ -339,6 +342,8 @@ class Feedback:
             feed.flushed = feed.seq
         if groups:
             self._due = grid  # a change from now on waits for the grid those just sent to are on
+            if self.flushed is not None:
+                self.flushed()
         if sent_to:
             took = time.perf_counter() - t0
             self.ticks += 1
