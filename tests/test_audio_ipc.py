@@ -171,6 +171,37 @@ def test_outbox_keeps_releases_coalesced_and_lets_nothing_overtake_them() -> Non
                                                       (C.Kind.CUT, (1, 1 << 2))]
 
 
+def test_outbox_holds_each_client_to_its_share_of_the_socket() -> None:
+    """A client's commands count as waiting until the audio side takes them (first in, first out);
+    past SENDER_SHARE its starts are refused with a reason naming its share, its releases never,
+    and other clients' commands still go in."""
+    from timbrespace.link.outbox import SENDER_SHARE, Outbox
+
+    socket_: list[bytes] = []
+    taken = [0]
+    box = Outbox(lambda data: socket_.append(data) is None, taken=lambda: taken[0])
+    box.speaking("hog")
+    accepted = sum(box.send(C.note(40 + k % 40, 100, 0.0)) for k in range(SENDER_SHARE + 50))
+    assert accepted == SENDER_SHARE and box.over_share == 50 and box.waiting("hog") == SENDER_SHARE
+    assert "128 commands waiting for the audio side" in (box.refusal() or "")
+    assert box.send(C.note(40, 0, 0.0))  # a release is never refused (and waits as the hog's too)
+    box.speaking("player")
+    assert box.refusal() is None
+    assert box.send(C.note(60, 100, 0.0)) and box.send(C.simple(C.Kind.SYNC))
+    box.speaking(None)
+    assert box.send(C.note(61, 100, 0.0))  # the server's own commands have no share
+    # The audio side takes the hog's first 100 commands: the hog has room again.
+    taken[0] += 100
+    box.speaking("hog")
+    assert box.waiting("hog") == SENDER_SHARE + 1 - 100 and box.send(C.note(41, 100, 0.0))
+    taken[0] = len(socket_)
+    assert box.waiting("hog") == 0 and box.waiting("player") == 0
+    # A new audio process (its count starts again): nobody is held by the old one's commands.
+    box.send(C.note(42, 100, 0.0))
+    taken[0] = 0
+    assert box.waiting("hog") == 0
+
+
 def test_the_engine_heard_is_given_per_layer() -> None:
     from timbrespace.link.layers import LayerSound
 

@@ -232,6 +232,58 @@ def test_burst_at_one_time_tag_does_not_block_other_clients(server: ServerProc, 
         hog.close()
 
 
+def test_a_note_flood_fills_its_senders_share_of_the_audio_queue_not_everyones(server: ServerProc) -> None:
+    """Before: the command socket to the audio process was shared first come, first served: a
+    loopback client flooding note-ons (no rate limit applies to loopback) kept it full, and other
+    clients' note-ons were refused with /fail. Each client now has a share of it."""
+    import threading
+
+    per = 2000  # note-ons per bundle: far more than the audio side takes in a block (64)
+    flood = bundle(0, *[osc("/note", 24 + i % 96, 100) for i in range(per)])
+    stop = threading.Event()
+    hog = OscClient(server.host, server.port)
+    victim = server.client()
+
+    def flooding() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                hog.send_raw(flood)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=flooding, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # the flood is on
+        refused: list[str] = []
+        for k in range(20):
+            victim.send("/note", 60 + k % 12, 90)
+            victim.send("/note", 60 + k % 12, 0)
+            time.sleep(0.02)
+        victim.send("/sync", 7)
+        while True:  # until /synced, or the /sync itself refused
+            m = victim.recv(20)
+            if m.address == "/synced":
+                break
+            if m.address == "/fail":
+                refused.append(str(m.params))
+                if m.params[0] == "/sync":
+                    break
+        assert refused == [], f"{len(refused)} of the victim's messages refused during the flood: {refused[:2]}"
+    finally:
+        stop.set()
+        thread.join(5)
+    reasons = []
+    hog.sock.settimeout(0.5)
+    with contextlib.suppress(OSError):
+        while len(reasons) < 50:
+            m = hog.recv(0.5)
+            if m.address == "/fail":
+                reasons.append(str(m.params[1]))
+    hog.close()
+    victim.close()
+    assert any("commands waiting for the audio side" in r for r in reasons), reasons[:3]
+
+
 # ----------------------------------------------------------------------------- TCP connections
 
 LIMITS = {"max_connections": 24, "max_connections_per_host": 12, "tcp_idle_timeout": 2.0,

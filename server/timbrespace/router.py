@@ -11,8 +11,8 @@ declaration (``Address.feedback``), so no handler has to remember to do it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Protocol
 
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.protocol import addresses
@@ -38,6 +38,13 @@ LAYER_PREFIX = "/layer/"
 Special = Callable[[Address, tuple[Value, ...], Context], list[Reply]]
 
 
+class Channel(Protocol):
+    """The audio command channel's view of who speaks (``timbrespace.link.outbox.Outbox``)."""
+
+    def speaking(self, sender: Hashable | None) -> None: ...
+    def refusal(self) -> str | None: ...
+
+
 class Router:
     """Dispatches validated messages to handlers with the sender's context."""
 
@@ -61,6 +68,9 @@ class Router:
         #: A clearer reason for a HandlerError (e.g. the name belongs to the other engine).
         self.explain = explain
         self.clock = clock
+        #: The audio command channel, told who speaks while a handler runs (each client has a
+        #: share of it; see link.outbox); None: no share is kept (a render).
+        self.channel: Channel | None = None
         self._tables: list[dict[str, Handler]] = [{}]
         self._missing: dict[str, str] = {}
         self._log_rejects = RateLimitedLog(log, LOG_REJECTS, "rejected messages", clock)
@@ -103,10 +113,19 @@ class Router:
             if handler is None:
                 raise HandlerError(f"{decl.path}: served by the {decl.engine} engine, which is not running on "
                                    f"this server ({self._missing.get(decl.path, 'not configured')})")
+            channel = self.channel
+            if channel is not None:
+                channel.speaking(client.key)
             try:
                 replies = handler(args, ctx)
             except HandlerError as e:
+                share = channel.refusal() if channel is not None else None
+                if share is not None:
+                    raise HandlerError(f"{decl.path}: {share}") from None
                 raise self.explain(decl.path, args, ctx.layer) or e from None
+            finally:
+                if channel is not None:
+                    channel.speaking(None)
             if decl.feedback and len(self.feedback):
                 self.feedback.changed(ctx.layer, (decl.path, *args[: decl.feedback_key]), client, msg.arrival)
             return replies

@@ -202,6 +202,7 @@ async def serve(
         http, hub = oscquery(cfg, app, osc.udp_address[1]) if cfg.network.oscquery else (None, None)
         send = route_sends(app, osc, hub)
         app.is_own = osc.is_own
+        app.router.channel = audio.outbox  # each client's share of the audio command queue
         osc.allow = Networks(cfg.sessions.allow)
         osc.on_disconnect = app.on_disconnect
         sessions = SessionTimers(loop, app)

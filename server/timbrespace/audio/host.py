@@ -43,7 +43,16 @@ from timbrespace.link.input import InputPlan, InputShared
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.mailbox import PatchMailbox
 from timbrespace.link.outbox import Outbox
-from timbrespace.link.stats import BLOCK_SIZE, DROPPED, LATE, LEVEL, LEVEL_FALL_DB_S, SAMPLE_RATE, AudioStats
+from timbrespace.link.stats import (
+    BLOCK_SIZE,
+    DROPPED,
+    LATE,
+    LEVEL,
+    LEVEL_FALL_DB_S,
+    SAMPLE_RATE,
+    TAKEN,
+    AudioStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +198,11 @@ def audio_main(
 
     def receive() -> bytes | None:
         try:
-            return sock.recv(_RECV)
+            data = sock.recv(_RECV)
         except BlockingIOError:
             return None
+        stats.array[TAKEN] += 1
+        return data
 
     def reply(data: bytes) -> None:
         try:
@@ -293,7 +304,7 @@ class AudioProcess:
         self.sample_rate = 0
         self.block_size = 0
         #: Every event command goes through here: releases are never dropped (see link.outbox).
-        self.outbox = Outbox(self._send_raw)
+        self.outbox = Outbox(self._send_raw, taken=lambda: int(self.stats.array[TAKEN]))
 
     def start(self, timeout: float = 60.0) -> str:
         """Spawn the audio process and wait until it renders; returns the backend in use."""

@@ -14,7 +14,9 @@ import numpy.typing as npt
 
 from timbrespace.link.shm import SharedBlock
 
-BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T, LEVEL = range(10)
+BLOCKS, LATE, VOICES, SAMPLE_RATE, BLOCK_SIZE, LAT_COUNT, MAX_BLOCK_MS, DROPPED, BLOCK_T, LEVEL, TAKEN = range(11)
+# TAKEN: commands the audio side has taken from the command socket (the control side's outbox
+# counts what each client still has waiting in it from this).
 #: The output meter (``LEVEL``, linear peak) falls by this many dB a second once the peaks stop.
 LEVEL_FALL_DB_S = 40.0
 LAT_RING = 4096
