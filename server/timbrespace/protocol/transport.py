@@ -2,28 +2,14 @@
 
 UDP uses a non-blocking socket watched with ``loop.add_reader``, drained up to
 :data:`UDP_BATCH` datagrams per wake-up, with replies sent in groups (see
-:meth:`OscServer._udp_readable`).  ``create_datagram_endpoint`` reads one
-datagram per loop iteration: a bare echo on it did ~23k round trips/s here (2
-cores, 256 in flight from another process).  This server, with a /status
-handler answering 24 arguments: ~37k with one sendto per reply, 45-48k with
-grouped replies (server CPU ~21 us per round trip).  TCP uses OSC 1.1 SLIP framing
-(double END) or the OSC 1.0 int32 big-endian length prefix; replies go back on
-the same connection in the same framing.
+:meth:`OscServer._udp_readable`): ``create_datagram_endpoint`` reads one datagram per loop
+iteration, and a reply per ``sendto`` wakes a waiting client once per reply (the bench has the
+figures). Everything sent over UDP passes :mod:`.udp_send`. TCP uses OSC 1.1 SLIP framing
+(double END) or the OSC 1.0 int32 big-endian length prefix; replies go back on the same
+connection in the same framing (see :mod:`.tcp`).
 
-Time: an OSC time tag is absolute NTP wall-clock time (``time.time()`` plus the
-NTP epoch offset).  "Now" is the wall clock when the bundle is processed.  Tags
-are mapped onto the loop's monotonic clock (``loop.time()``, the same clock as
-``time.monotonic()``) as ``due = tag - offset`` with ``offset = time.time() -
-loop.time()``; the offset is re-read for every bundle but only updated when it
-moved by more than 1 ms (a stepped wall clock), so equal tags get equal due
-times and keep their arrival order, and a bundle already scheduled is not moved
-by a later clock step.  Immediate (1) or past tags run at once, in the network
-callback; future ones run from ``loop.call_at`` (the loop never sleeps for
-them).  A nested bundle never runs before its parent (its effective time is the
-later of the two).  ``Incoming.arrival`` is always ``time.monotonic()`` at the
-packet's arrival, scheduled or not.  Waiting bundles are bounded in count and bytes, per client
-and in all, and due ones run in slices (see :mod:`.schedule`); a timed bundle that falls due
-while others due before it still wait queues behind them, so equal tags keep arrival order.
+Bundles run at their time tags (see :mod:`.timed`); waiting ones are bounded per client and in
+all (see :mod:`.schedule`).
 """
 
 from __future__ import annotations
@@ -32,7 +18,6 @@ import asyncio
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Literal
 
@@ -40,11 +25,9 @@ from timbrespace.ratelog import RateLimitedLog
 
 from .codec import Bundle, Message, OscDecodeError, OscEncodeError, decode_packet
 from .encode import PackedReply, encode_message
-from .fanout import UdpFanout
 from .peer import Handler, Incoming, MalformedHandler, Peer, Reply, TransportStats, new_incoming
 from .replies import (
     FAIL_MIN_BYTES,
-    FIRST_UNPRIVILEGED_PORT,
     REQUEST_REPLY_BUDGET,
     UDP_REPLY_FACTOR,
     UDP_REPLY_FLOOR,
@@ -52,8 +35,10 @@ from .replies import (
     encode_fail,
     packet_budget,
 )
-from .schedule import Schedule
+from .source_limit import SourceLimits
 from .tcp import TcpConnection, TcpLimits, TcpListener, tcp_socket
+from .timed import Timed
+from .udp_send import UdpSender
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
 
@@ -65,8 +50,6 @@ UDP_FLUSH = 16
 """Replies held back while draining a batch before they are sent (see ``_udp_readable``)."""
 _PEER_CACHE = 4096
 """UDP source addresses whose Peer is reused (a few hundred bytes each)."""
-_BUCKETS = 4096
-"""UDP sources whose rate-limit bucket is kept (~150 bytes each); past it the table starts over."""
 _object_new = object.__new__
 _setattr = object.__setattr__  # Incoming is frozen: built without its __init__ on the hot path
 
@@ -103,24 +86,20 @@ class OscServer:
         self._rcvbuf = rcvbuf
         self.tcp_limits = tcp_limits or TcpLimits()
         #: Datagrams per second one source (host, port) may send, with bursts of ``udp_burst``;
-        #: 0 is no limit. The rest are dropped before decoding (see _rate_limited).
+        #: 0 is no limit. The rest are dropped before decoding (see source_limit.py).
         self.udp_rate = udp_rate
-        self.udp_burst = udp_burst
-        self._buckets: dict[Any, list[float]] = {}  # source -> [tokens, last refill, last /fail]
+        self._limits = SourceLimits(udp_rate, udp_burst)
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
         self._tcp: TcpListener | None = None
         self._udp_addr: tuple[str, int] = (host, 0)
         self._peers: dict[Any, Peer] = {}
-        self._udp_backlog: deque[tuple[bytes, tuple[str, int]]] = deque()
         self._udp_out: list[tuple[bytes, Any]] | None = None  # replies of the batch being read
         self._conns: dict[int, TcpConnection] = {}
         self._next_conn = 1
-        self._schedule = Schedule(max_scheduled)
-        self._soon: asyncio.Handle | None = None  # the next slice of due bundles
-        self._offset = 0.0  # time.time() - loop.time(), updated only when it moves by > 1 ms
-        self._timer: asyncio.TimerHandle | None = None
+        self._timed = Timed(self._deliver, self._malformed, self._scheduled_budget, self.stats,
+                            max_scheduled=max_scheduled, max_delay=max_delay)
         #: Polls answered without decoding: exact packet bytes -> a function of (peer, arrival)
         #: returning the encoded reply, or None to take the normal path (see _udp_readable).
         self.polls: dict[bytes, Callable[[Peer, float], bytes | None]] = {}
@@ -129,14 +108,13 @@ class OscServer:
         self.on_disconnect: Callable[[Peer], None] | None = None
         #: The server's own listening ports (the OSC port; the owner may add others, e.g. mDNS).
         self.own = OwnAddresses()
+        #: Everything sent over UDP goes through it (the guard, grouped sends, the fan-out thread).
+        self._out = UdpSender(self.stats, self.own)
         # Bytes of replies the packet being handled may still cause; None outside a packet.
         self._budget: int | None = None
         self._over_noted = False  # this packet's "reply budget spent" /fail was sent
-        #: Sends feedback datagrams beside the loop (see fanout.py); made by start().
-        self._fanout: UdpFanout | None = None
         self._log_io = RateLimitedLog(log, 5, "socket errors")
         self._log_fail = RateLimitedLog(log, 5, "handler failures")
-        self._log_refused = RateLimitedLog(log, 5, "refused replies")
         self._log_malformed = RateLimitedLog(log, 20, "malformed packets")
 
     # ------------------------------------------------------------------ lifecycle
@@ -174,9 +152,10 @@ class OscServer:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self._udp = udp
-        self._fanout = UdpFanout(udp)
+        self._out.attach(loop, udp)
         self._udp_addr = (str(sockaddr[0]), port)
         self.own.ports.add(port)
+        self._timed.start(loop)
         loop.add_reader(udp.fileno(), self._udp_readable)
         rcvbuf = udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         log.info(
@@ -185,19 +164,10 @@ class OscServer:
 
     async def stop(self) -> None:
         """Close both sockets and every TCP connection; drop bundles not yet due."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._soon is not None:
-            self._soon.cancel()
-            self._soon = None
-        self._schedule.clear()
-        if self._fanout is not None:
-            await asyncio.to_thread(self._fanout.close)  # what waits goes out before the socket closes
-            self._fanout = None
+        self._timed.stop()
+        await self._out.close()  # what waits for the fan-out thread goes out before the socket closes
         if self._udp is not None and self._loop is not None:
             self._loop.remove_reader(self._udp.fileno())
-            self._loop.remove_writer(self._udp.fileno())
             self._udp.close()
             self._udp = None
         if self._tcp is not None:
@@ -249,18 +219,10 @@ class OscServer:
                     self._send_bytes(peer, packet)
                 continue
             addr = (peer.host, peer.port)
-            if not self._may_send(addr):
-                continue
-            addrs.append(addr)
-        if not addrs:
-            return
-        if self._fanout is None:
-            for addr in addrs:
-                for packet in packets:
-                    self._udp_send(packet, addr)
-            return
-        self._fanout.send(packets, addrs)
-        self.stats.packets_sent += len(addrs) * len(packets)
+            if self._out.may_send(addr):
+                addrs.append(addr)
+        if addrs:
+            self._out.fan_out(packets, addrs)
 
     def _open_budget(self, protocol: str, size: int) -> None:
         self._budget = packet_budget(protocol, size)
@@ -324,64 +286,10 @@ class OscServer:
         if out is not None:  # inside a receive batch: goes out with its replies
             out.append((data, addr))
             if len(out) >= UDP_FLUSH:  # streamed: a bundle's replies are never all held at once
-                self._udp_flush(out)
+                self._out.flush(out)
                 out.clear()
         else:
-            self._udp_send_now(data, addr)
-
-    def _may_send(self, addr: tuple[str, int]) -> bool:
-        """The guard every UDP reply passes: never to a privileged port, never to the server itself."""
-        if addr[1] >= FIRST_UNPRIVILEGED_PORT and addr[1] not in self.own.ports:
-            return True  # the usual case, decided without looking the host up
-        why = self.own.refusal(addr[0], addr[1])
-        if why is None:
-            return True
-        self.stats.send_refused += 1
-        self._log_refused.warning("not sending a reply to %s:%s: %s", addr[0], addr[1], why)
-        return False
-
-    def _udp_send_now(self, data: bytes, addr: tuple[str, int]) -> None:
-        """Send, or queue behind what the socket could not take yet (bounded)."""
-        if not self._may_send(addr):
-            return
-        sock = self._udp
-        if sock is None:
-            self.stats.send_dropped += 1
-            return
-        if not self._udp_backlog:
-            try:
-                sock.sendto(data, addr)
-                self.stats.packets_sent += 1
-                return
-            except BlockingIOError:
-                assert self._loop is not None
-                self._loop.add_writer(sock.fileno(), self._udp_writable)
-            except OSError as exc:
-                self.stats.send_dropped += 1
-                self._log_io.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
-                return
-        if len(self._udp_backlog) >= 4096:
-            self._udp_backlog.popleft()
-            self.stats.send_dropped += 1
-        self._udp_backlog.append((data, addr))
-
-    def _udp_writable(self) -> None:
-        sock = self._udp
-        backlog = self._udp_backlog
-        while sock is not None and backlog:
-            data, addr = backlog[0]
-            try:
-                sock.sendto(data, addr)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self.stats.send_dropped += 1
-                self._log_io.warning("UDP send to %s:%s failed: %s", addr[0], addr[1], exc)
-            else:
-                self.stats.packets_sent += 1
-            backlog.popleft()
-        if sock is not None and self._loop is not None:
-            self._loop.remove_writer(sock.fileno())
+            self._out.send_now(data, addr)
 
     # ------------------------------------------------------------------ receiving
 
@@ -418,7 +326,7 @@ class OscServer:
                 arrival = monotonic()
                 received += 1
                 nbytes += len(data)
-                if rate and self._rate_limited(addr, arrival, rate):
+                if rate and self._rate_limited(addr, arrival):
                     continue
                 peer = peers.get(addr)
                 if peer is None:
@@ -438,7 +346,7 @@ class OscServer:
                     if reply is not None:
                         out.append((reply, addr))
                         if received == 1 or len(out) >= UDP_FLUSH:
-                            self._udp_flush(out)
+                            self._out.flush(out)
                             out.clear()
                         continue
                 self._open_budget("udp", len(data))
@@ -451,7 +359,7 @@ class OscServer:
                     self._malformed(peer, str(exc))
                     continue
                 if type(msg) is not Message:
-                    self._bundle(msg, peer, arrival)  # type: ignore[arg-type]
+                    self._timed.bundle(msg, peer, arrival)  # type: ignore[arg-type]
                     continue
                 inc = _object_new(Incoming)
                 _setattr(
@@ -464,7 +372,7 @@ class OscServer:
                 except Exception as exc:
                     self._handler_failed(msg, peer, exc)
                 if out and (received == 1 or len(out) >= UDP_FLUSH):
-                    self._udp_flush(out)  # the first reply of a wake-up goes at once (one at a time)
+                    self._out.flush(out)  # the first reply of a wake-up goes at once (one at a time)
                     out.clear()
         finally:
             self._udp_out = None
@@ -473,56 +381,21 @@ class OscServer:
             stats.packets_received += received
             stats.bytes_received += nbytes
             if out:
-                self._udp_flush(out)
+                self._out.flush(out)
 
-    def _rate_limited(self, addr: Any, now: float, rate: float) -> bool:
-        """Whether this datagram exceeds its source's token bucket (then it is dropped and counted).
-
-        The drop comes before any decoding, so a flood costs a read and a dict lookup per packet,
-        and other clients' packets and connections keep their turn on the loop. The flooder gets
-        one /fail a second at most: answering every dropped packet would be an amplifier itself.
-        """
-        b = self._buckets.get(addr)
-        if b is None:
-            if len(self._buckets) >= _BUCKETS:
-                self._buckets.clear()
-            b = self._buckets[addr] = [float(self.udp_burst), now, -1e9]
-        tokens = min(b[0] + (now - b[1]) * rate, float(self.udp_burst))
-        b[1] = now
-        if tokens >= 1.0:
-            b[0] = tokens - 1.0
+    def _rate_limited(self, addr: Any, now: float) -> bool:
+        """Whether this datagram exceeds its source's rate (then it is dropped unread and counted;
+        the source is told once a second at most, see source_limit.py)."""
+        over, tell = self._limits.over(addr, now)
+        if not over:
             return False
-        b[0] = tokens
         self.stats.rate_limited += 1
-        if now - b[2] >= 1.0:
-            b[2] = now
+        if tell:
+            rate = self.udp_rate
             self._log_io.warning("UDP source %s:%s over %g packets/s: dropping its packets", addr[0], addr[1], rate)
             self._udp_send(encode_fail("", f"rate limit: more than {rate:g} packets/s from this source; "
                                            "packets dropped unread", 256), addr)
         return True
-
-    def _udp_flush(self, out: list[tuple[bytes, Any]]) -> None:
-        """Send queued datagrams in order; what the socket refuses waits in the backlog."""
-        ports = self.own.ports
-        for _, addr in out:
-            if addr[1] < FIRST_UNPRIVILEGED_PORT or addr[1] in ports:
-                out = [(d, a) for d, a in out if self._may_send(a)]
-                break
-        sock = self._udp
-        if self._udp_backlog or sock is None:
-            for data, addr in out:
-                self._udp_send_now(data, addr)
-            return
-        sendto = sock.sendto
-        sent = 0
-        try:
-            for data, addr in out:
-                sendto(data, addr)
-                sent += 1
-        except OSError:
-            for data, addr in out[sent:]:
-                self._udp_send_now(data, addr)
-        self.stats.packets_sent += sent
 
     def _udp_peer(self, addr: Any) -> Peer:
         if len(self._peers) >= _PEER_CACHE:  # forget the oldest source, in O(1)
@@ -557,7 +430,7 @@ class OscServer:
             self._deliver(packet, peer, arrival)
         else:
             assert isinstance(packet, Bundle)
-            self._bundle(packet, peer, arrival)
+            self._timed.bundle(packet, peer, arrival)
 
     def _deliver(self, msg: Message, peer: Peer, arrival: float) -> None:
         """Run the handler for one message and send its replies; never raises.
@@ -594,65 +467,13 @@ class OscServer:
         except Exception:
             self._log_fail.error("on_malformed failed for %s (%.200s)", peer, reason, exc_info=True)
 
-    # ------------------------------------------------------------------ bundles
-
-    def _bundle(self, bundle: Bundle, peer: Peer, arrival: float) -> None:
-        """Deliver due groups now, in order; schedule future ones on the loop clock."""
-        assert self._loop is not None
-        now_loop = self._loop.time()
-        offset = time.time() - now_loop
-        if abs(offset - self._offset) > 0.001:  # first bundle, or the wall clock was stepped
-            self._offset = offset
-        groups: list[tuple[float | None, list[Message]]] = []
-        _flatten(bundle, None, groups)
-        schedule = self._schedule
-        for when, msgs in groups:
-            due = now_loop if when is None else when - self._offset
-            if due <= now_loop and (when is None or not schedule.busy(due)):
-                for msg in msgs:
-                    self._deliver(msg, peer, arrival)
-            elif due - now_loop > self.max_delay:
-                ahead = due - now_loop
-                self._malformed(peer, f"bundle time tag {ahead:.1f} s ahead exceeds {self.max_delay} s")
-            elif (refused := schedule.add(due, msgs, peer, arrival)) is not None:
-                self._malformed(peer, refused)
-            else:
-                self.stats.bundles_scheduled += 1
-        self._arm()
-
-    def _arm(self) -> None:
-        """Run the next slice soon when some are due, else set the timer for the next due time."""
-        when = self._schedule.next_due()
-        if when is None or self._loop is None or self._soon is not None:
-            return  # nothing waits, stopped, or the slice already queued re-arms when it has run
-        if when < 0:
-            self._soon = self._loop.call_soon(self._on_soon)
-            return
-        if self._timer is not None:
-            if self._timer.when() <= when:
-                return
-            self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._fire()
-
-    def _on_soon(self) -> None:
-        self._soon = None
-        self._fire()
-
-    def _fire(self) -> None:
-        """Run one slice of the due messages; the loop serves other clients before the next."""
-        assert self._loop is not None
-        group: tuple[Peer, float] | None = None
-        for msg, peer, arrival in self._schedule.take(self._loop.time() + 0.0005):
-            if (peer, arrival) != group:  # one scheduled bundle, one reply budget (its packet was answered)
-                group = (peer, arrival)
-                self._open_budget(peer.protocol, 0)
-            self._deliver(msg, peer, arrival)
-        self._budget = None
-        self._arm()
+    def _scheduled_budget(self, protocol: str | None) -> None:
+        """A scheduled bundle's messages run: a budget of their own (their packet was answered), or
+        none once they have run (None)."""
+        if protocol is None:
+            self._budget = None
+        else:
+            self._open_budget(protocol, 0)
 
     # ------------------------------------------------------------------ TCP
 
@@ -668,15 +489,3 @@ class OscServer:
         return TcpConnection(conn_id, self.tcp_framing, self.max_datagram, self.stats, self._conns,
                              self._packet, self._malformed, lost)
 
-
-def _flatten(bundle: Bundle, parent: float | None, out: list[tuple[float | None, list[Message]]]) -> None:
-    """Append (effective Unix time or None for now, messages) groups in packet order."""
-    tt = bundle.timetag
-    when = parent if tt == 1 else (tt.to_unix() if parent is None else max(parent, tt.to_unix()))
-    for el in bundle.elements:
-        if isinstance(el, Bundle):
-            _flatten(el, when, out)
-        elif out and out[-1][0] == when:
-            out[-1][1].append(el)
-        else:
-            out.append((when, [el]))
