@@ -127,6 +127,9 @@ def route_sends(app: App, osc: OscServer, hub: Hub | None) -> Callable[[Peer, st
         (hub.send_packet if hub.owns(peer) else osc.send_packet)(peer, data)
 
     def send_packets(peers: Sequence[Peer], packets: Sequence[bytes]) -> None:
+        if not len(hub):  # no WebSocket open: every peer is the transport's
+            osc.send_packets(peers, packets)
+            return
         others = []
         for peer in peers:
             if hub.owns(peer):

@@ -83,7 +83,10 @@ class Delivery:
         ranges = [(a, b) for a, b in ranges if any(framed[a:b])]  # not one of only unencodable messages
         packets = [_BUNDLE_HEAD + b"".join(framed[a:b]) for a, b in ranges]
         if shared:
-            self._send([self.destination(c.peer) for c in shared], packets)
+            if self._reply_ports:
+                self._send([self.destination(c.peer) for c in shared], packets)
+            else:  # nobody redirected its replies: each goes where it sends from
+                self._send([c.peer for c in shared], packets)
         for client, skip in personal:
             own: list[bytes] = []
             for (a, b), packet in zip(ranges, packets):
