@@ -100,6 +100,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert r["lost"] == r["sent"] - r["received"] and r["fanout"]["ticks"] > 0
         assert {"latency_p99_ms", "late_blocks", "feedback_per_subscriber"} <= set(r)
         assert {"control", "audio", "clients"} <= set(r["cpu_percent"])
+        g = r["collections"]  # the control process's collector while they played
+        assert 0 <= g["full"] <= g["count"] and 0 <= g["over_1_ms"] <= g["count"] and g["ms"] >= 0.0
     assert set(ss["targets"]) == {"latency", "late_blocks", "fanout"}
     web = data["web"]
     assert web["http_namespace"]["requests"] > 0 and web["http_value"]["requests"] > 0

@@ -173,17 +173,17 @@ def _spawn(host: str, port: int, first: int, count: int, total: int, seconds: fl
 
 
 # -- the server's side -----------------------------------------------------------------------------
-def _feedback(host: str, port: int) -> dict[str, Any]:
-    """``/status/feedback``'s counters."""
+def _feedback(host: str, port: int, address: str = "/status/feedback") -> dict[str, Any]:
+    """``/status/feedback``'s counters (or another key-value status address's)."""
     from timbrespace.protocol.codec import decode_packet
     from timbrespace.protocol.encode import encode_message
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(20.0)
-        s.sendto(encode_message("/status/feedback", ()), (host, port))
+        s.sendto(encode_message(address, ()), (host, port))
         while True:
             msg = decode_packet(s.recv(65536))
-            if getattr(msg, "address", "") == "/status/feedback.reply":
+            if getattr(msg, "address", "") == address + ".reply":
                 args = list(msg.args)  # type: ignore[union-attr]
                 return dict(zip(args[::2], args[1::2], strict=True))
 
@@ -230,6 +230,7 @@ def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any
                     raise RuntimeError(f"bench: a load generator did not start (exit {p.wait(10)})")
             time.sleep(0.5)  # the subscribers' snapshots go out before the counters are read
             fb0 = _feedback(host, port)
+            gc0 = _feedback(host, port, "/status/runtime")
             st0 = _status(host, port)
             roles = _processes(pid)
             cpu0 = {role: _cpu_s(p) for role, p in roles.items()}
@@ -249,6 +250,7 @@ def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any
             cpu = {role: _cpu_s(p) - cpu0[role] for role, p in roles.items()}
             st1 = _status(host, port)
             fb1 = _feedback(host, port)
+            gc1 = _feedback(host, port, "/status/runtime")
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -282,6 +284,12 @@ def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any
             "slow_ticks": fb1["slow_ticks"] - fb0["slow_ticks"],
             "sent": fb1["sent"] - fb0["sent"],
         },
+        # The control process's garbage collections while it played (what startup built is frozen).
+        "collections": {"count": gc1["collections"] - gc0["collections"],
+                        "full": gc1["full_collections"] - gc0["full_collections"],
+                        "ms": round(gc1["gc_ms"] - gc0["gc_ms"], 2),
+                        "over_1_ms": gc1["slow_collections"] - gc0["slow_collections"],
+                        "longest_ms": round(gc1["gc_max_ms"], 3)},
         # Percent of one core over the run (playing and draining).
         "cpu_percent": {**{role: round(100.0 * s / wall, 1) for role, s in cpu.items()},
                         "clients": round(100.0 * sum(r["cpu_s"] for r in played) / play_s, 1)},
@@ -356,6 +364,12 @@ def markdown(s: dict[str, Any]) -> str:
             f"({r['latency_p99_ms'] / r['block_ms']:.2f} blocks) | {f['mean_ms']:.3f} ms; {f['slow_ticks']} of "
             f"{f['ticks']} | {r['late_blocks']} | {c['control']:.0f}% / {c.get('audio', 0.0):.0f}% / "
             f"{c['clients']:.0f}% | {fb['packets_per_s']:.0f} packets/s, {fb['cursors_per_s']:.0f} cursors/s |")
+    lines.append("")
+    gcs = [(r["clients"], r["collections"]) for r in s["runs"]]
+    lines.append("Garbage collections in the control process while they played (count, full ones, time in all, "
+                 "longest since startup): " + "; ".join(
+                     f"{n}: {g['count']}, {g['full']} full, {g['ms']:.1f} ms, longest {g['longest_ms']:.2f} ms"
+                     for n, g in gcs) + ".")
     labels = {"latency": f"no loss and p99 under {LATENCY_TARGET_BLOCKS:g} blocks at {LATENCY_TARGET_N} clients",
               "late_blocks": "no late blocks beyond the host-timer floor",
               "fanout": f"fan-out to {FANOUT_TARGET_N} subscribers under {FANOUT_TARGET_MS:g} ms per tick"}
