@@ -204,17 +204,19 @@ def test_feedback_counts_the_ticks_that_fan_out_and_reports_them() -> None:
                       "sent": 3, "coalesced": 0}
 
 
-def test_the_delivery_forgets_a_flushs_encodings_when_it_ends() -> None:
-    """Encodings live one flush (kept longer, thousands of message tuples fed the collector)."""
+def test_the_delivery_sends_a_flushs_packets_and_forgets_its_encodings_when_it_ends() -> None:
+    """Packets go out when the flush ends (handed over group by group, the fan-out thread and the
+    flush took turns at the interpreter); encodings live one flush (kept longer, thousands of
+    message tuples fed the collector)."""
     from timbrespace.session.delivery import Delivery
 
     d = Delivery()
     sent: list[bytes] = []
     d.send_packet = lambda peer, data: sent.append(data)
-    ends: list[int] = []
+    ends: list[tuple[int, int]] = []
 
     def flushed() -> None:
-        ends.append(len(d._encoded))  # what the flush encoded, shared by its three subscribers
+        ends.append((len(d._encoded), len(sent)))  # encoded once for its three subscribers, nothing sent yet
         d.flushed()
 
     fb = Feedback(rate=30.0, deliver=d.feedback, flushed=flushed)
@@ -227,7 +229,7 @@ def test_the_delivery_forgets_a_flushs_encodings_when_it_ends() -> None:
     state["xy"] = (0.25, 0.5)
     fb.touch(0, 0.1)
     fb.flush(0.1)
-    assert len(sent) == 3 and len(set(sent)) == 1 and ends == [1]
+    assert ends == [(1, 0)] and len(sent) == 3 and len(set(sent)) == 1
     assert d._encoded == {}
 
 

@@ -22,6 +22,8 @@ BUNDLE_HEADER = 16  # "#bundle\0" and the time tag
 _BUNDLE_HEAD = encode_bundle(None, [])  # the same, for a bundle built from framed messages
 #: Encoded feedback messages kept at most within one flush (emptied when full).
 ENCODED_CACHE = 4096
+#: Sends one flush may hold back at most (one per group and per personal copy).
+MAX_JOBS = 4096
 
 
 class Delivery:
@@ -37,6 +39,8 @@ class Delivery:
         #: Feedback messages already encoded in this flush (a message is immutable, its bytes never
         #: change); see :meth:`flushed`.
         self._encoded: dict[int, tuple[Reply, bytes]] = {}
+        #: This flush's packets and where they go, sent when it ends (see :meth:`flushed`).
+        self._jobs: list[tuple[list[Peer], list[bytes]]] = []
 
     # -- reply ports ------------------------------------------------------------------------------
     def destination(self, peer: Peer) -> Peer:
@@ -62,7 +66,8 @@ class Delivery:
                  personal: list[tuple[Client, Collection[int]]]) -> None:
         """One group's messages in as few bundles as fit a datagram that is never fragmented,
         encoded once: the same packets to each of ``shared``; to each of ``personal`` the same but
-        for the messages it made itself (only the packets holding those are built again).
+        for the messages it made itself (only the packets holding those are built again). They go
+        out when the flush ends (:meth:`flushed`).
 
         One datagram per flush instead of one per message: a subscriber that reads slowly finds one
         packet per tick in its socket, not dozens, so its receive buffer does not overflow and drop
@@ -99,16 +104,27 @@ class Delivery:
             self._send([self.destination(client.peer)], own)
 
     def flushed(self) -> None:
-        """A flush ended: its encodings are forgotten.
+        """A flush ended: its packets go out, its encodings are forgotten.
 
-        A change goes to every group of one flush, and seldom again later (only to a subscriber that
-        was not due), so keeping the encodings longer saves little, while keeping a few thousand
-        message tuples alive fed the garbage collector: they outlived the young generation and made
-        its collections, which land inside flushes, frequent and slow.
+        The packets wait for the end of the flush because handing them over wakes the fan-out
+        thread, which then wants the interpreter the flush still holds: handed over group by group,
+        the two took turns through the flush. A change goes to every group of one flush and seldom
+        again later (only to a subscriber that was not due), so keeping the encodings longer saves
+        little, while keeping a few thousand message tuples alive fed the garbage collector: they
+        outlived the young generation and made its collections, which land inside flushes, frequent
+        and slow.
         """
         self._encoded.clear()
+        jobs, self._jobs = self._jobs, []
+        for dests, packets in jobs:
+            self._send_now(dests, packets)
 
     def _send(self, dests: list[Peer], packets: list[bytes]) -> None:
+        if len(self._jobs) >= MAX_JOBS:  # a flush that was never ended: its oldest packets go now
+            self.flushed()
+        self._jobs.append((dests, packets))
+
+    def _send_now(self, dests: list[Peer], packets: list[bytes]) -> None:
         if self.send_packets is not None:
             self.send_packets(dests, packets)
         elif self.send_packet is not None:
