@@ -33,16 +33,21 @@ class FrameRequest:
     frame: npt.NDArray[np.int64]
     velocity: FloatArray
     noise_gain: FloatArray  # per note: the sample-rate scale times its release fade
+    #: Per note, its own timbre point instead of ``base`` (a finger's, see ``/touch``), or None for
+    #: ``base``; empty: every note at ``base``.
+    own: tuple[FloatArray | MapPoints | None, ...] = ()
 
 
 @dataclass(frozen=True)
 class FrameResult:
-    """Per note: a wavetable, scaled noise gains, f0; and the base code used (a decoded map point)."""
+    """Per note: a wavetable, scaled noise gains, f0; and the base code used (a decoded map point),
+    and each note's own code where it has one (``FrameRequest.own``)."""
 
     base: FloatArray
     tables: npt.NDArray[np.float32]
     noise: FloatArray
     f0: FloatArray
+    own: tuple[FloatArray | None, ...] = ()
 
 
 def map_mean(space: TimbreSpace, points: MapPoints) -> FloatArray:
@@ -60,16 +65,21 @@ class TimbreFrames:
 
     def run(self, inputs: Sequence[FrameRequest]) -> list[FrameResult]:
         """Decode every request's notes in one model call."""
-        bases: list[FloatArray] = []
-        maps: dict[MapPoints, FloatArray] = {}
-        for r in inputs:
-            if isinstance(r.base, tuple):
-                if r.base not in maps:
-                    maps[r.base] = map_mean(self.space, r.base)
-                bases.append(maps[r.base])
-            else:
-                bases.append(r.base)
-        z = np.concatenate([np.repeat((b + r.offset)[None, :], len(r.pitch), axis=0) for b, r in zip(bases, inputs)])
+        maps: dict[MapPoints, FloatArray] = {}  # each learned-map point decoded once per batch
+
+        def code(base: FloatArray | MapPoints) -> FloatArray:
+            if isinstance(base, tuple):
+                if base not in maps:
+                    maps[base] = map_mean(self.space, base)
+                return maps[base]
+            return base
+
+        bases = [code(r.base) for r in inputs]
+        owns = [tuple(None if o is None else code(o) for o in r.own) for r in inputs]
+        z = np.concatenate([
+            np.stack([(b if o is None else o) + r.offset for o in own]) if own
+            else np.repeat((b + r.offset)[None, :], len(r.pitch), axis=0)
+            for b, own, r in zip(bases, owns, inputs, strict=True)])
         pitch = np.concatenate([r.pitch for r in inputs])
         amps, noise = self.space.frames(z, pitch, np.concatenate([r.frame for r in inputs]),
                                         np.concatenate([r.velocity for r in inputs]))
@@ -78,8 +88,8 @@ class TimbreFrames:
         noise *= np.concatenate([r.noise_gain for r in inputs])[:, None]
         out: list[FrameResult] = []
         i = 0
-        for b, r in zip(bases, inputs, strict=True):
+        for b, own, r in zip(bases, owns, inputs, strict=True):
             j = i + len(r.pitch)
-            out.append(FrameResult(b, tables[i:j], noise[i:j], f0[i:j]))
+            out.append(FrameResult(b, tables[i:j], noise[i:j], f0[i:j], own))
             i = j
         return out
