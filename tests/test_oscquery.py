@@ -189,6 +189,35 @@ def test_host_info_says_where_osc_goes(server: ServerProc) -> None:
     assert _base(server).endswith(f":{info['WS_PORT']}")
 
 
+def _without_values(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` and everything under it, less the live VALUEs."""
+    out = {k: v for k, v in node.items() if k not in ("VALUE", "CONTENTS")}
+    if "CONTENTS" in node:
+        out["CONTENTS"] = {name: _without_values(c) for name, c in node["CONTENTS"].items()}
+    return out
+
+
+def test_nothing_but_values_changes_while_the_server_runs(tmp_path: Path) -> None:
+    """HOST_INFO says PATH_CHANGED false: the namespace is the declaration, the engines and the layers,
+    all fixed at start. A saved user preset, an engine switched and fingers down change values only
+    (a preset or an instrument is a name with no RANGE to grow: the ``ref`` arguments have no VALS)."""
+    s = start_server(tmp_path)
+    try:
+        base = _base(s)
+        _, before = _get(base + "/")
+        assert "RANGE" not in before["CONTENTS"]["source"]  # a name: no VALS a saved preset would add to
+        with TcpOscClient(s.host, s.port) as c:
+            c.request("/patch/save", "namespace check")
+            c.send("/layer/3/engine", "timbre")
+            c.send("/touch", 0, 0.25, 0.75)
+            c.sync()
+            _, after = _get(base + "/")
+        assert _without_values(after) == _without_values(before)
+        assert after != before  # what did change is there, as values (layer 3's engine, the point)
+    finally:
+        s.stop()
+
+
 def test_an_independent_client_reads_host_info_and_values(server: ServerProc) -> None:
     """python-oscquery's client (requests and its own JSON parsing) against the real server.
 

@@ -75,10 +75,13 @@ class Tab:
                 raise AssertionError(f"{what}: still {value!r} after {WAIT_S} s")
             time.sleep(0.02)
 
-    def touch(self, kind: str, points: list[tuple[float, float]]) -> None:
-        """A real touch event: ``kind`` touchStart/touchMove/touchEnd, one (x, y) in CSS px per finger."""
+    def touch(self, kind: str, points: list[tuple[float, float]], ids: list[int] | None = None) -> None:
+        """A real touch event: ``kind`` touchStart/touchMove/touchEnd, one (x, y) in CSS px per finger,
+        numbered by ``ids`` (default: in order). A touchEnd with no points lifts every finger, one
+        with points lifts those only."""
         self.cdp.send("Input.dispatchTouchEvent", {
-            "type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+            "type": kind, "touchPoints": [{"x": x, "y": y, "id": i}
+                                          for i, (x, y) in zip(ids or range(len(points)), points, strict=True)]})
 
     def on(self, selector: str, fx: float, fy: float) -> tuple[float, float]:
         """The CSS pixel at fractions (fx, fy) of an element's box, from its top left."""
@@ -217,6 +220,44 @@ def test_a_key_sounds_a_note_and_its_release_stops_it(tab: Tab, server: ServerPr
     assert tab.errors == []
 
 
+def test_each_finger_on_the_pad_is_a_voice_at_its_own_point(tab: Tab, server: ServerProc) -> None:
+    """Two fingers under the timbre engine: two voices, each at its own point (as another player is
+    shown them, /cursor/touch); lifting one releases its voice only (on layer 3: the others play 0 and 2)."""
+    tab.touch("touchStart", [tab.on('#layers button[data-layer="3"]', 0.5, 0.5)])
+    tab.touch("touchEnd", [])
+    tab.until("() => play.panel.layer", lambda n: n == 3, "the page on layer 3 (/layer.reply)")
+    tab.page.click("#engines button[data-engine=timbre]")
+    tab.until("() => play.panel.engine", lambda e: e == "timbre", "the timbre engine heard")
+    with server.client() as w, server.client() as c:
+        w.request("/hello", "finger watcher")
+        w.request("/layer", 3)
+        w.send("/notify", 1)
+        w.expect("/done")
+        c.status_until(lambda st: st["voices"] == 0, timeout=WAIT_S)
+        box = tab.page.locator("#pad").bounding_box()
+        assert box is not None
+        px = 1.0 / min(box["width"], box["height"])  # one pixel of the map: where a finger can be
+
+        def finger(n: int, x: float, y: float, down: int) -> Callable[[list[Any]], bool]:
+            return lambda p: (p[1], p[2], p[5]) == (tab.name, n, down) and abs(p[3] - x) < px and abs(p[4] - y) < px
+
+        one, two = tab.on("#pad", 0.25, 0.25), tab.on("#pad", 0.75, 0.75)
+        tab.touch("touchStart", [one])
+        tab.touch("touchStart", [one, two])
+        c.status_until(lambda st: st["voices"] == 2, timeout=WAIT_S)
+        # The map's y is up: a quarter of the way down the pad is y = 0.75.
+        _feedback_until(w, "/cursor/touch", finger(0, 0.25, 0.75, 1))
+        _feedback_until(w, "/cursor/touch", finger(1, 0.75, 0.25, 1))
+        tab.touch("touchMove", [one, tab.on("#pad", 0.5, 0.5)])  # a finger moves: its voice goes with it
+        _feedback_until(w, "/cursor/touch", finger(1, 0.5, 0.5, 1))
+        tab.touch("touchEnd", [one], ids=[0])  # the first finger lifts
+        _feedback_until(w, "/cursor/touch", finger(0, 0.25, 0.75, 0))
+        c.status_until(lambda st: st["voices"] == 1, timeout=WAIT_S)
+        tab.touch("touchEnd", [])
+        c.status_until(lambda st: st["voices"] == 0, timeout=WAIT_S)
+    assert tab.errors == []
+
+
 def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> None:
     """Layer, engine, source, alpha and the pad, as a finger sets them, read back from the namespace
     (on layer 2: the other tests play layer 0)."""
@@ -237,6 +278,11 @@ def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> N
     tab.touch("touchStart", [tab.on('#layers button[data-layer="2"]', 0.5, 0.5)])
     tab.touch("touchEnd", [])
     tab.until("() => play.panel.layer", lambda n: n == 2, "the page on layer 2 (/layer.reply)")
+    # Under the patch engine (one patch per layer) a finger moves the layer's point as it plays.
+    tab.touch("touchStart", [tab.on("#pad", 0.25, 0.5)])
+    tab.touch("touchMove", [tab.on("#pad", 0.25, 0.25)])
+    tab.touch("touchEnd", [])
+    until("/layer/2/latent", lambda v: abs(v[0] - 0.25) < 0.01 and abs(v[1] - 0.75) < 0.01)
     tab.page.click("#engines button[data-engine=timbre]")
     until("/layer/2/engine", lambda v: v == ["timbre"])
     # The timbre engine's map has names on it: its corners, or its instruments where it places them.
@@ -247,10 +293,6 @@ def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> N
     tab.page.evaluate("() => { const a = document.getElementById('alpha'); a.value = '0.375'; "
                       "a.dispatchEvent(new Event('input')); }")
     until("/layer/2/alpha", lambda v: abs(v[0] - 0.375) < 1e-6)
-    tab.touch("touchStart", [tab.on("#pad", 0.25, 0.5)])
-    tab.touch("touchMove", [tab.on("#pad", 0.25, 0.25)])
-    tab.touch("touchEnd", [])
-    until("/layer/2/latent", lambda v: abs(v[0] - 0.25) < 0.01 and abs(v[1] - 0.75) < 0.01)
     assert value("/layer/0/engine") == ["patch"]  # layer 0 untouched
     assert tab.errors == []
 

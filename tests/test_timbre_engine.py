@@ -293,3 +293,55 @@ def test_frame_slots_skip_a_frame_being_written() -> None:
     slots.put(0, np.zeros(8), [0, 0, 0], 110.0)  # a new frame elsewhere is still seen
     assert slots.changed() == [0] and slots.take(0, table, noise) == (110.0, 0.0)
     assert slots.changed() == []
+
+
+def _frame(frames: FrameSlots, slot: int, space: TimbreSpace) -> np.ndarray:
+    table = np.zeros(1024, np.float32)
+    assert frames.take(slot, table, np.zeros(space.n_noise, np.float32)) is not None
+    return table
+
+
+def _code(e: TimbreEngine, x: float, y: float) -> np.ndarray:
+    """The code a key note has with the layer's point at (x, y); the point put back at the centre."""
+    call(e, "/latent", x, y)
+    z = e.point()
+    call(e, "/latent", 0.5, 0.5)
+    return z
+
+
+def _heard(space: TimbreSpace, z: np.ndarray, frame: int) -> np.ndarray:
+    """Middle C's table at code ``z`` and frame ``frame``, velocity 100."""
+    amps, _ = space.frames(z[None], [60.0], [frame], [100.0])
+    return harmonic_table(amps[0], 261.6256, SR, 1024)
+
+
+def test_each_finger_sounds_its_own_point_and_lifts_alone(space: TimbreSpace, mapped: TimbreSpace) -> None:
+    """/touch: a finger's note is decoded at its own map point (the layer's /z offsets on top), a
+    key's at the layer's point, all in one tick's batch; a finger lifted releases its slot only."""
+    for sp, kind in ((space, "corners"), (mapped, "learned")):
+        e, link, frames, clock = make(sp)
+        call(e, "/map", kind)
+        call(e, "/z", 2, 1.0)
+        call(e, "/latent", 0.5, 0.5)
+        e.touch(1, 60, 100, (0.0, 0.0), 0.0)  # slot 0
+        e.touch(2, 60, 100, (1.0, 1.0), 0.0)  # slot 1: the same key, another place
+        e.note(60, 100, 0.0)  # slot 2: a key, at the layer's point
+        assert [c.args for c in link.commands()] == [(0, 1.0), (1, 1.0), (2, 1.0)]
+
+        clock[0] = 4 * sp.hop_s
+        e.tick(clock[0])
+        tables = [_frame(frames, s, sp) for s in range(3)]
+        wanted = [_heard(sp, z, 4) for z in (_code(e, 0.0, 0.0), _code(e, 1.0, 1.0), e.point())]
+        # Each slot holds its own point's frame: far closer to it than the points' frames are to each
+        # other (this small untrained model sounds its codes alike, so closeness alone would not tell).
+        apart = min(np.abs(a - b).max() for i, a in enumerate(wanted) for b in wanted[i + 1:])
+        for table, want in zip(tables, wanted):
+            assert_inaudibly_close(table, want)
+            assert np.abs(table - want).max() < 0.1 * apart, kind
+        e.touch_move(2, (0.0, 0.0), 0.0)  # the second finger joins the first: the same sound next tick
+        e.tick(clock[0])
+        assert_inaudibly_close(_frame(frames, 1, sp), tables[0])
+        e.note(60, 0, 0.0)  # the key's note-off leaves the fingers on that key sounding
+        e.touch_off(1, 0.0)
+        assert [c.args for c in link.commands()] == [(2, 0.0), (0, 0.0)]
+        assert e.held() == [1]

@@ -3,7 +3,8 @@
 :class:`App` keeps the layers (:mod:`timbrespace.layer`: each a whole instrument, its engine
 heard and its handler table), gives the router each layer's table, and serves the addresses that
 are not an engine's: queries, notes (with their owners), layers (``/layer``) and sessions
-(``/hello``, ``/bye``, ``/clients``, ``/notify``). The router (:mod:`timbrespace.router`) does the dispatching; the
+(``/hello``, ``/bye``, ``/clients``, ``/notify``); fingers (``/touch``) are
+:mod:`timbrespace.touches`'s. The router (:mod:`timbrespace.router`) does the dispatching; the
 sessions (:mod:`timbrespace.session`) know who is playing and what each one owns.
 """
 
@@ -35,6 +36,7 @@ from timbrespace.session.context import Context
 from timbrespace.session.delivery import Delivery
 from timbrespace.session.feedback import Feedback, FeedbackKey
 from timbrespace.status import Counters, ServerInfo, StatusReport
+from timbrespace.touches import Touches
 
 __all__ = ["App", "ServerInfo", "SessionSettings"]
 
@@ -118,6 +120,7 @@ class App:
         self.router = Router(self.sessions, self.feedback, self.counters, rate_limit=s.rate_limit,
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)
         self._owners: dict[NoteKey, Client] = {}
+        self.touches = Touches(self.layers, self.sessions, self.feedback, clock)
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
@@ -141,6 +144,7 @@ class App:
             "/watch": self._watch,
             "/status/feedback": self._feedback_status,
             "/status/runtime": self._runtime_status,
+            **self.touches.handlers(),
         }
         #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
         #: without the timbre model leaves them to the router's /fail naming that engine.
@@ -356,7 +360,7 @@ class App:
         return []
 
     def _release(self, c: Client, arrival: float, cut: bool = False) -> None:
-        """Release every note ``c`` owns (note-offs are never refused); ``cut`` silences them at once."""
+        """Release every note and finger ``c`` owns (never refused); ``cut`` silences its keys at once."""
         mine: dict[tuple[int, str], list[int]] = {}
         for key in sorted(c.notes):
             layer, name, pitch = key
@@ -364,6 +368,7 @@ class App:
                 del self._owners[key]
                 mine.setdefault((layer, name), []).append(pitch)
         c.notes.clear()
+        self.touches.release(c, arrival)
         for (layer, name), pitches in mine.items():
             engine = self.layers[layer].engines[name]
             if cut:
@@ -374,6 +379,7 @@ class App:
 
     def _disown(self, layer: int, engine: str) -> None:
         """Nobody owns ``engine``'s notes on ``layer`` any more (they were released as a whole)."""
+        self.touches.disown(layer, engine)
         for key in [k for k in self._owners if k[:2] == (layer, engine)]:
             owner = self._owners.pop(key)
             owner.notes.discard(key)
@@ -463,6 +469,7 @@ class App:
             snapshot[("/clients", other.id)] = ("/clients", ("joined", other.id, other.label, other.layer))
             if other is not c and other.point is not None and other.layer == c.layer:
                 snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
+        snapshot.update(self.touches.snapshot(c))
         return snapshot
 
     def _feedback_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:

@@ -163,7 +163,7 @@ def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
     """CPU of the audio side per second of audio (on, off) and of the control side's model calls."""
     from timbrespace.audio.live_input import LiveInput
     from timbrespace.audio.offline import OfflineRenderer
-    from timbrespace.engines.timbre import FrameRequest, TimbreFrames
+    from timbrespace.engines.timbre_frames import FrameRequest, TimbreFrames
     from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
     from timbrespace.input_encode import InputEncoder, InputSegment
     from timbrespace.link.frames import FrameSlots

@@ -7,9 +7,10 @@ touch on the ``/play`` page to the audio block, through the WebSocket.
   installed) against a fresh server, a finger dragged on the pad by real touch events at 60 a
   second. Two parts, each measured where it happens: touch event (its time stamp) to WebSocket
   send inside the page (the page sends each move as it is delivered, so this is the browser's
-  input pipeline), and WebSocket arrival to the audio block
-  that applied the move (the audio process's own arrival-to-block figures, which only those moves
-  fill on a fresh server). What lies between, one loopback write, is not measured.
+  input pipeline), and WebSocket arrival to the audio block that applied the move (a ``/touch``,
+  which on the fresh server's patch engine moves the layer's point as ``/latent`` does; the audio
+  process's own arrival-to-block figures, which only those moves fill on a fresh server). What
+  lies between, one loopback write, is not measured.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def markdown_rows(w: dict[str, Any], block_ms: float) -> list[tuple[str, str, st
                      f"{t['touch_to_send_p50_ms']:.2f} / {t['touch_to_send_p99_ms']:.2f} ms",
                      f"headless chromium, real touch events at {TOUCH_RATE:.0f}/s: from the event's time stamp "
                      "to the page's WebSocket send (the browser's input pipeline, mostly)"))
-        rows.append(("/play page: WebSocket arrival → block, `/latent` (p50 / p99)",
+        rows.append(("/play page: WebSocket arrival → block, `/touch` moves (p50 / p99)",
                      f"{t['arrival_to_block_p50_ms']:.2f} / {t['arrival_to_block_p99_ms']:.2f} ms",
                      f"p99 = {t['arrival_to_block_p99_ms'] / block_ms:.2f} blocks; {t['sent']:,} moves, "
                      f"late blocks {t['late_blocks']}"))

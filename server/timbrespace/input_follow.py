@@ -4,7 +4,7 @@ The audio process tracks the input's pitch and level and drives the voice's pitc
 itself, at audio rate (``audio/live_input.py``). What it cannot do is run the timbre model: at
 every control tick (one model frame, ~11.6 ms) while the input is on and voiced, this side reads
 the tracked pitch from shared memory, has the inference worker decode one frame of the target's
-timbre at that pitch (the same :class:`~timbrespace.engines.timbre.TimbreFrames` batch as the
+timbre at that pitch (the same :class:`~timbrespace.engines.timbre_frames.TimbreFrames` batch as the
 timbre engine's notes), normalises its wavetable to an RMS of 1 and writes it to the input's frame
 slot; the audio side crossfades to it at its next block. Neither side waits: a decode that has not
 landed leaves the voice on its previous table, at the right pitch.
@@ -25,7 +25,7 @@ import numpy as np
 from timbrespace.config import Config
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.engines.inference import Inference, Job
-from timbrespace.engines.timbre import FloatArray, FrameRequest, FrameResult, TimbreFrames
+from timbrespace.engines.timbre_frames import FloatArray, FrameRequest, FrameResult, TimbreFrames
 from timbrespace.input_encode import InputEncoder, InputSegment
 from timbrespace.input_file import InputFileError, load_input
 from timbrespace.link.frames import FrameSlots

@@ -60,11 +60,16 @@ class Engine(ABC):
     heard: bool = True
     #: What this engine's names name, for a /fail sent when the other engine is heard.
     item: ClassVar[str] = "item"
+    #: Whether each finger's note (``/touch``) sounds at its own map point. False: the engine has one
+    #: point per layer, and a finger plays a key while the app moves the layer's point with it.
+    touch_points: ClassVar[bool] = False
 
     def __init__(self) -> None:
         #: Keys held through the default note path: the control side's view, which the audio side
         #: is reconciled with (see :meth:`held`).
         self._keys: set[int] = set()
+        #: Fingers' keys by their token (the default touch path): a key sounds while any holds it.
+        self._touch_keys: dict[int, int] = {}
         #: Called when the state changed after its handler returned (a decode that landed later), so
         #: that subscribers hear it; set by the App.
         self.on_change: Callable[[], None] | None = None
@@ -107,6 +112,25 @@ class Engine(ABC):
         else:
             self._keys.discard(pitch)
 
+    def touch(self, token: int, pitch: int, velocity: int, xy: tuple[float, float], arrival: float) -> None:
+        """A finger's note (``/touch``), ``token`` naming it until :meth:`touch_off`.
+
+        By default a finger holds a key: a key two fingers hold sounds once, until both lifted.
+        HandlerError when the note-on cannot be queued.
+        """
+        if pitch not in self._touch_keys.values():
+            self.note(pitch, velocity, arrival)
+        self._touch_keys[token] = pitch
+
+    def touch_move(self, token: int, xy: tuple[float, float], arrival: float) -> None:  # noqa: B027
+        """A finger moved (only called where :attr:`touch_points`; else the layer's point moves)."""
+
+    def touch_off(self, token: int, arrival: float) -> None:
+        """A finger lifted: its note is released (never refused)."""
+        pitch = self._touch_keys.pop(token, None)
+        if pitch is not None and pitch not in self._touch_keys.values():
+            self.note(pitch, 0, arrival)
+
     def held(self) -> list[int]:
         """What this engine believes sounds: keys (notes on the synth's voices) or voice slots.
 
@@ -122,6 +146,7 @@ class Engine(ABC):
         """Release every note at once."""
         self._send(C.simple(C.Kind.PANIC, arrival), "/panic")
         self._keys.clear()
+        self._touch_keys.clear()
 
     def blend(self, points: Sequence[tuple[float, float]], ctx: Context) -> list[Reply]:
         """Sound the mean of these map points' latent codes (``sessions.collision: blend``).

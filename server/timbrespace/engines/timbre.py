@@ -30,14 +30,13 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from timbrespace.engines.base import Engine, Handler, HandlerError, RawLink, Reply
 from timbrespace.engines.inference import Inference, InlineInference, Job
 from timbrespace.engines.registry import BY_NAME
+from timbrespace.engines.timbre_frames import FloatArray, FrameRequest, FrameResult, MapPoints, TimbreFrames, map_mean
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
-from timbrespace.link.wavetable import harmonic_tables
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import BY_PATH, Value
 from timbrespace.ratelog import RateLimitedLog
@@ -46,7 +45,6 @@ from timbrespace.state import checked_arg
 
 log = logging.getLogger(__name__)
 _log_refused = RateLimitedLog(log, 5, "refused timbre notes")
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(eq=False)  # compared by identity: a slot's note is this one, not one like it
@@ -58,72 +56,12 @@ class _Note:
     t_off: float | None = None
     started: bool = False  # its first frame landed and its voice was started
     refused: bool = False  # the synth's queue was full when it was to start
-
-
-#: Learned-map points whose codes' mean is the timbre point (one point, or several blended).
-MapPoints = tuple[tuple[float, float], ...]
-
-
-@dataclass(frozen=True)
-class FrameRequest:
-    """Frames for some notes at one timbre point: ``base`` is a code, or learned-map points to decode."""
-
-    base: FloatArray | MapPoints
-    offset: FloatArray  # added to the base (``/z`` offsets, in code units)
-    pitch: FloatArray
-    frame: npt.NDArray[np.int64]
-    velocity: FloatArray
-    noise_gain: FloatArray  # per note: the sample-rate scale times its release fade
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """Per note: a wavetable, scaled noise gains, f0; and the base code used (a decoded map point)."""
-
-    base: FloatArray
-    tables: npt.NDArray[np.float32]
-    noise: FloatArray
-    f0: FloatArray
-
-
-def map_mean(space: TimbreSpace, points: MapPoints) -> FloatArray:
-    """The mean of the learned map's codes at ``points``."""
-    return np.asarray(np.mean([space.map_point(x, y) for x, y in points], axis=0))
-
-
-@dataclass(frozen=True)
-class TimbreFrames:
-    """One frame per note, batched across requests: model controls to wavetables and noise gains."""
-
-    space: TimbreSpace
-    sample_rate: float
-    table_size: int
-
-    def run(self, inputs: Sequence[FrameRequest]) -> list[FrameResult]:
-        """Decode every request's notes in one model call."""
-        bases: list[FloatArray] = []
-        maps: dict[MapPoints, FloatArray] = {}
-        for r in inputs:
-            if isinstance(r.base, tuple):
-                if r.base not in maps:
-                    maps[r.base] = map_mean(self.space, r.base)
-                bases.append(maps[r.base])
-            else:
-                bases.append(r.base)
-        z = np.concatenate([np.repeat((b + r.offset)[None, :], len(r.pitch), axis=0) for b, r in zip(bases, inputs)])
-        pitch = np.concatenate([r.pitch for r in inputs])
-        amps, noise = self.space.frames(z, pitch, np.concatenate([r.frame for r in inputs]),
-                                        np.concatenate([r.velocity for r in inputs]))
-        f0 = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
-        tables = harmonic_tables(amps, f0, self.sample_rate, self.table_size)
-        noise *= np.concatenate([r.noise_gain for r in inputs])[:, None]
-        out: list[FrameResult] = []
-        i = 0
-        for b, r in zip(bases, inputs, strict=True):
-            j = i + len(r.pitch)
-            out.append(FrameResult(b, tables[i:j], noise[i:j], f0[i:j]))
-            i = j
-        return out
+    #: A finger's note (``/touch``): its token and its own map point; None: a key's, at the layer's point.
+    touch: int | None = None
+    xy: tuple[float, float] | None = None
+    #: The learned map's code at ``xy`` and the point it was decoded at (decoded once per move).
+    code: FloatArray | None = None
+    code_at: MapPoints | None = None
 
 
 class TimbreEngine(Engine):
@@ -131,6 +69,7 @@ class TimbreEngine(Engine):
 
     name = "timbre"
     item = BY_NAME[name].item
+    touch_points = True
 
     def __init__(
         self,
@@ -353,22 +292,43 @@ class TimbreEngine(Engine):
         now = self.clock()
         if velocity <= 0:
             for slot, n in self._notes.items():
-                if n.t_off is None and n.key == pitch:
+                if n.t_off is None and n.key == pitch and n.touch is None:
                     n.t_off = now
                     self._send(C.voice(slot, 0.0, arrival), "/note")  # after its start, if that waits
             return
+        self._begin(_Note(int(pitch), float(pitch), int(velocity), now), arrival)
+
+    def touch(self, token: int, pitch: int, velocity: int, xy: tuple[float, float], arrival: float) -> None:
+        """A finger's note, at its own map point (decoded with every other note at each tick)."""
+        self._begin(_Note(-1, float(pitch), int(velocity), self.clock(), touch=token, xy=xy), arrival)
+
+    def touch_move(self, token: int, xy: tuple[float, float], arrival: float) -> None:
+        """The finger moved: its note sounds its new point from the next tick on."""
+        for n in self._notes.values():
+            if n.touch == token and n.t_off is None:
+                n.xy = xy
+
+    def touch_off(self, token: int, arrival: float) -> None:
+        """The finger lifted: its note is released (wherever it was stolen to, nothing)."""
+        for slot, n in self._notes.items():
+            if n.touch == token and n.t_off is None:
+                n.t_off = self.clock()
+                self._send(C.voice(slot, 0.0, arrival), "/touch/off")
+
+    def _begin(self, note: _Note, arrival: float) -> None:
+        now = note.t_on
         slot = self._free_slot(now)
         old = self._notes.get(slot)
         if old is not None and not old.started:
             self.inference.cancel(old)  # stolen before it sounded: it never will
-        note = _Note(int(pitch), float(pitch), int(velocity), now)
         self._notes[slot] = note
         self._latest = slot
         request = self._request([(slot, note)], now)
-        self.inference.submit(Job(self._kind, request, partial(self._start, slot, note, request.base, arrival),
+        self.inference.submit(Job(self._kind, request, partial(self._start, slot, note, request, arrival),
                                   owner=note, ordered=True))
         if note.refused:  # known at once where the inference runs inline
-            raise HandlerError("/note: the audio command queue is full; message dropped")
+            what = "/note" if note.touch is None else "/touch"
+            raise HandlerError(f"{what}: the audio command queue is full; message dropped")
 
     def held(self) -> list[int]:
         """The voice slots of the notes held (not released)."""
@@ -421,6 +381,7 @@ class TimbreEngine(Engine):
         """What the worker needs to decode one frame for each of ``rows`` at time ``now``."""
         hop = self.space.hop_s
         fades = [1.0 if n.t_off is None else max(0.0, 1.0 - (now - n.t_off) / self.release_s) for _, n in rows]
+        own = tuple(None if n.xy is None else self._touch_base(n) for _, n in rows)
         # The noise bank is shared: a releasing note's noise follows its voice's release here.
         return FrameRequest(
             self._base(), self.offset * self.space.sigma,
@@ -428,30 +389,49 @@ class TimbreEngine(Engine):
             np.array([max(0, int((now - n.t_on) / hop)) for _, n in rows], dtype=np.int64),
             np.array([n.velocity for _, n in rows], dtype=np.float64),
             np.array(fades) * self._noise_scale,
+            own if any(o is not None for o in own) else (),
         )
+
+    def _touch_base(self, n: _Note) -> FloatArray | MapPoints:
+        """A finger's code before ``/z``: the layer's map (corners or learned) at its own point.
+
+        A finger is a place on the map, so it sounds the map there even while the layer's own
+        point is placed by /source, /target and /alpha.
+        """
+        assert n.xy is not None
+        x, y = n.xy
+        if self.map_kind == "learned":
+            at = ((x, y),)
+            return n.code if n.code_at == at and n.code is not None else at
+        a, b, c, d = (self.space.means[i] for i in self.corners)
+        return np.asarray((1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d)
 
     def _frames(self, rows: list[tuple[int, _Note]], now: float, arrival: float, owner: tuple[object, str]) -> None:
         request = self._request(rows, now)
-        self.inference.submit(Job(self._kind, request, partial(self._landed, rows, request.base, arrival),
+        self.inference.submit(Job(self._kind, request, partial(self._landed, rows, request, arrival),
                                   owner=owner))
 
-    def _remember(self, asked: FloatArray | MapPoints, result: FrameResult) -> None:
-        """Keep a learned-map point the worker decoded, so later frames need not decode it again."""
-        if isinstance(asked, tuple):
-            self._learned, self._learned_key = result.base, asked
+    def _remember(self, request: FrameRequest, result: FrameResult, notes: Sequence[_Note]) -> None:
+        """Keep the learned-map points the worker decoded (the layer's, each finger's), so later
+        frames need not decode them again."""
+        if isinstance(request.base, tuple):
+            self._learned, self._learned_key = result.base, request.base
+        for n, asked, code in zip(notes, request.own, result.own):
+            if isinstance(asked, tuple) and n.xy is not None and asked == (n.xy,):
+                n.code, n.code_at = code, asked
 
-    def _landed(self, rows: list[tuple[int, _Note]], asked: FloatArray | MapPoints, arrival: float,
+    def _landed(self, rows: list[tuple[int, _Note]], request: FrameRequest, arrival: float,
                 result: FrameResult) -> None:
         """Frames decoded: each to its note's slot, unless the slot went to another note meanwhile."""
-        self._remember(asked, result)
+        self._remember(request, result, [n for _, n in rows])
         for i, (slot, n) in enumerate(rows):
             if self._notes.get(slot) is n:
                 self.frames.put(slot, result.tables[i], result.noise[i], float(result.f0[i]), arrival)
 
-    def _start(self, slot: int, n: _Note, asked: FloatArray | MapPoints, arrival: float,
+    def _start(self, slot: int, n: _Note, request: FrameRequest, arrival: float,
                result: FrameResult) -> None:
         """A note's first frame landed: write it and start the voice (in the link's order)."""
-        self._remember(asked, result)
+        self._remember(request, result, [n])
         if self._notes.get(slot) is not n:
             return  # stolen (or aged out) before it started
         self.frames.put(slot, result.tables[0], result.noise[0], float(result.f0[0]), arrival)

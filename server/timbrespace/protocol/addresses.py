@@ -24,7 +24,7 @@ from typing import Literal
 from timbrespace.collector import PAUSE_BUDGET_S
 from timbrespace.engines.registry import NAMES, SPECS
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
-from timbrespace.session.clients import CLIENT_TIMEOUT
+from timbrespace.session.clients import CLIENT_TIMEOUT, MAX_TOUCH_ID, MAX_TOUCHES
 from timbrespace.session.collision import HOLD_RANGE, POLICIES
 from timbrespace.session.feedback import TICK_BUDGET_S, UDP_SUBSCRIPTION_S
 
@@ -298,6 +298,21 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/panic", (_choice("/panic", "which", "mine (the notes this client started) or all (everyone's: admin "
                                "only)", "choice", ("mine", "all"), default="mine", admin_values=("all",)),),
             "Release the sender's sounding notes at once; /panic all releases everyone's.", "notes"),
+    Address("/touch", (_a("id", "int", f"the finger, a number the sender chooses (at most {MAX_TOUCHES} down at once)",
+                          0, MAX_TOUCH_ID),
+                       _a("x", "float", "horizontal map position", 0, 1),
+                       _a("y", "float", "vertical map position", 0, 1),
+                       Arg("pitch", "int", "MIDI note number (default 60), taken when the finger comes down", 0, 127,
+                           default=60),
+                       Arg("velocity", "int", "MIDI velocity (default 100), taken when the finger comes down", 1, 127,
+                           default=100)),
+            "A finger on the map, each its own voice: the first /touch of an id starts a note at (x, y), the next "
+            "ones move it there, /touch/off ends it. Timbre: each finger's note sounds its own point of the map "
+            "(the layer's map, corners or learned). Patch: a layer has one patch, so a finger plays its key and "
+            "moves the layer's point as /latent does (the last finger moved wins). Others see each finger as "
+            "/cursor/touch; a client's fingers are lifted when it leaves.", "notes"),
+    Address("/touch/off", (_a("id", "int", "a finger down (sent with /touch)", 0, MAX_TOUCH_ID),),
+            "Lift a finger: its note is released.", "notes"),
     # -- engines --------------------------------------------------------------------------------
     Address("/engine", (_choice("/engine", "name", " or ".join(f"{s.name} ({s.summary})" for s in SPECS), "engine",
                                 ENGINES),),
@@ -435,6 +450,8 @@ BY_PATH: dict[str, Address] = {a.path: a for a in ADDRESSES}
 SERVER_REPLIES: dict[str, str] = {
     "/fail": "address, reason: the message to that address was rejected and why",
     "/cursor": "id, name, x, y (feedback): another client's own /latent point on this layer",
+    "/cursor/touch": "id, name, touch, x, y, down (feedback): another client's finger (/touch) on this layer; "
+                     "down is 1 while it is down, 0 once lifted (a /clients left lifts all of that client's)",
 }
 #: Feedback messages that share a request's address (the server never treats them as replies).
 FEEDBACK_EVENTS: dict[str, str] = {

@@ -42,6 +42,22 @@ _PRUNE_STEP = 2  # stale passers-by dropped per message heard: amortised O(1), d
 ClientKey = tuple[str, str, int, int]
 NoteKey = tuple[int, str, int]  # (layer, engine, key or slot)
 
+MAX_TOUCHES = 10
+"""Fingers (``/touch``) one client holds down at once at most: two hands' worth. Each is a voice
+and a cursor every subscriber of its layer is sent, so they are bounded per client."""
+MAX_TOUCH_ID = 255
+"""The largest finger id a client may choose (``/touch ID ...``)."""
+
+
+@dataclass(eq=False, slots=True)
+class Touch:
+    """One finger down (``/touch``): where it plays, its note's token in that engine, its point."""
+
+    layer: int
+    engine: str
+    token: int
+    point: tuple[float, float]
+
 
 class SessionFull(Exception):
     """No room for another member; the text is the /fail reason."""
@@ -69,6 +85,8 @@ class Client:
     notes: set[NoteKey] = field(default_factory=set)
     #: Its own last map point (/latent), shown to the others as /cursor.
     point: tuple[float, float] | None = None
+    #: Its fingers down (``/touch``), by the id it gave each.
+    touches: dict[int, Touch] = field(default_factory=dict)
     #: Token bucket of the per-client rate limit: tokens left and when they were counted.
     tokens: float = -1.0
     counted: float = 0.0
@@ -172,6 +190,9 @@ class Sessions:
                 self._forget(old)
                 c.notes |= old.notes
                 old.notes.clear()
+                for tid, t in old.touches.items():  # a finger the new one already uses stays its own
+                    c.touches.setdefault(tid, t)
+                old.touches.clear()
             if c.member:
                 del self._ids_of_members[c.id]
                 self._ids_of_members[old_id] = c
@@ -196,15 +217,16 @@ class Sessions:
         if self.on_leave is not None:
             self.on_leave(c, why)
         c.notes.clear()
+        c.touches.clear()
         c.notify_until = 0.0
 
     def settle(self, c: Client) -> None:
-        """A member with nothing left to lose (no name, no note, no subscription) leaves quietly.
+        """A member with nothing left to lose (no name, note, finger or subscription) leaves quietly.
 
         A script of one-shot ``oscsend`` note-ons would otherwise fill the session with members
         until their timeout, each owning nothing once its note-off came.
         """
-        if c.member and not c.name and not c.notes and c.notify_until == 0.0:
+        if c.member and not c.name and not c.notes and not c.touches and c.notify_until == 0.0:
             self.leave(c, "owns nothing any more")
 
     def disconnected(self, peer: Peer) -> None:

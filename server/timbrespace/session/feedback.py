@@ -230,9 +230,11 @@ class Feedback:
         return self._subs.pop(client.key, None) is not None
 
     def forget(self, client: Client) -> None:
-        """``client`` left: its cursor is no longer shown (its leave is published by the caller)."""
+        """``client`` left: its cursor and its fingers' are no longer shown (its leave is published
+        by the caller, and tells a subscriber to drop them)."""
         for feed in self._cursors.values():
-            feed.drop((CURSOR, client.id))
+            for key in [k for k in feed.entries if k[:2] == (CURSOR, client.id)]:
+                feed.drop(key)
 
     def subscribed(self, client: Client) -> bool:
         """Whether ``client`` receives feedback."""

@@ -54,12 +54,24 @@ const unscale = (v, r) => (r.MAX > r.MIN ? (v - r.MIN) / (r.MAX - r.MIN) : 0);
 
 const link = new Link({ ready, message, state: (s) => panel.setConnection(s) });
 
-const pad = new Pad(document.getElementById("pad"), (x, y) => {
-  pad.setPoint(x, y); // the server does not echo a sender's own moves
-  link.send("/latent", [scale(x, latent[0]), scale(y, latent[1])]);
+/** What a finger on the pad plays: the key struck last on the keyboard (middle C before any). */
+let padPitch = 60;
+const PAD_VELOCITY = 100;
+
+// Each finger a voice (/touch): under the timbre engine at its own point; under the patch engine
+// (one patch per layer) the server also moves the layer's point with it.
+const pad = new Pad(document.getElementById("pad"), (kind, finger, x, y) => {
+  if (kind === "up") {
+    link.send("/touch/off", [finger]);
+    return;
+  }
+  if (panel.engine !== "timbre") pad.setPoint(x, y); // the server does not echo a sender's own moves
+  const at = [scale(x, latent[0]), scale(y, latent[1])];
+  link.send("/touch", kind === "down" ? [finger, ...at, padPitch, PAD_VELOCITY] : [finger, ...at]);
 });
 
 const keys = new Keyboard(document.getElementById("keys"), (pitch, velocity) => {
+  if (velocity > 0) padPitch = pitch;
   link.send("/note", [pitch, velocity]);
 });
 document.getElementById("oct-down").addEventListener("click", () => keys.shift(-1));
@@ -109,10 +121,18 @@ function message({ address, args }) {
       pad.setCursor(id, who, unscale(x, latent[0]), unscale(y, latent[1]));
       break;
     }
+    case "/cursor/touch": {
+      const [id, , finger, x, y, down] = args;
+      pad.setFinger(id, finger, unscale(x, latent[0]), unscale(y, latent[1]), down !== 0);
+      break;
+    }
     case "/clients": {
       const [what, id, who, layer] = args;
       panel.player(what, id, who, layer);
-      if (what === "left" || layer !== panel.layer) pad.dropCursor(id);
+      if (what === "left" || layer !== panel.layer) {
+        pad.dropCursor(id);
+        pad.dropFingers(id);
+      }
       break;
     }
     case "/hello.reply":
@@ -174,7 +194,10 @@ for (const id of ["pad", "keys"]) {
 
 // Lifting the page away (another tab, the phone locked) must not leave notes hanging.
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "hidden") keys.releaseAll();
+  if (document.visibilityState === "hidden") {
+    keys.releaseAll();
+    pad.liftAll();
+  }
 });
 
 window.play = { link, pad, keys, panel, name };

@@ -1,9 +1,12 @@
-// The 2-D map as a multi-touch pad: every finger (or the mouse) moves the point, the layer's
-// point and every other player's cursor are drawn live over a grid.
+// The 2-D map as a multi-touch pad: every finger (or the mouse) is a voice of its own at its own
+// point (/touch); the layer's point, every other player's cursor and fingers are drawn live over a grid.
 
 const GRID = 8;
 const FINGER_PX = 22;
 const SEND_DELAYS = 4096; // kept for `timbrespace bench`
+const OTHER_FINGER_PX = 6;
+/** Fingers one player holds down at most (the server's bound): more are not played. */
+export const MAX_FINGERS = 10;
 
 function clamp01(v) {
   return Math.min(1, Math.max(0, v));
@@ -17,14 +20,17 @@ export function colour(id) {
 export class Pad {
   /**
    * @param {HTMLCanvasElement} canvas
-   * @param {(x: number, y: number) => void} onMove called with a finger's point as it moves, both in
-   *   [0, 1], y up (the browser already delivers moves once a frame at most)
+   * @param {(kind: "down" | "move" | "up", finger: number, x: number, y: number) => void} onTouch
+   *   called when a finger (numbered 0 .. MAX_FINGERS - 1 while it is down) comes down, moves or
+   *   lifts, with its point, both in [0, 1], y up (the browser already delivers moves once a frame
+   *   at most)
    */
-  constructor(canvas, onMove) {
+  constructor(canvas, onTouch) {
     this.canvas = canvas;
-    this.onMove = onMove;
-    this.fingers = new Map(); // pointerId -> {x, y}
+    this.onTouch = onTouch;
+    this.fingers = new Map(); // pointerId -> {id, x, y}: this page's fingers down
     this.cursors = new Map(); // player id -> {name, x, y}
+    this.others = new Map(); // "player id/finger" -> {player, x, y}: the other players' fingers
     this.point = null; // the layer's sounding point, as fed back
     this.dots = []; // the picture behind: the presets' places on the patch map, [x, y] each
     this.labels = []; // named places: the timbre engine's instruments, {name, x, y} each
@@ -53,24 +59,39 @@ export class Pad {
     return { x: clamp01((ev.clientX - r.left) / r.width), y: clamp01(1 - (ev.clientY - r.top) / r.height) };
   }
 
+  /** The lowest finger number no finger down holds, or -1 when a hand's worth are down. */
+  freeFinger() {
+    const used = new Set([...this.fingers.values()].map((f) => f.id));
+    for (let id = 0; id < MAX_FINGERS; id++) if (!used.has(id)) return id;
+    return -1;
+  }
+
   pointer(ev) {
+    let kind = "move";
     if (ev.type === "pointerdown") {
       ev.preventDefault();
+      const id = this.freeFinger();
+      if (id < 0) return; // past a hand's worth: not played
       this.canvas.setPointerCapture(ev.pointerId);
-      this.fingers.set(ev.pointerId, this.where(ev));
+      this.fingers.set(ev.pointerId, { id, ...this.where(ev) });
+      kind = "down";
     } else if (ev.type === "pointermove") {
-      if (!this.fingers.has(ev.pointerId)) return; // a mouse hovering, no button down
-      this.fingers.set(ev.pointerId, this.where(ev));
+      const f = this.fingers.get(ev.pointerId);
+      if (!f) return; // a mouse hovering, no button down
+      Object.assign(f, this.where(ev));
     } else {
+      const f = this.fingers.get(ev.pointerId); // lostpointercapture follows pointerup: once only
+      if (!f) return;
       this.fingers.delete(ev.pointerId);
       this.dirty = true;
+      this.onTouch("up", f.id, f.x, f.y);
       return;
     }
     // Sent at once, not at the next frame: pointer moves already come once a frame at most, and
     // waiting for the frame would add up to a frame of latency.
     const p = this.fingers.get(ev.pointerId);
     this.moves++;
-    this.onMove(p.x, p.y);
+    this.onTouch(kind, p.id, p.x, p.y);
     if (this.sendDelays.length >= SEND_DELAYS) this.sendDelays.shift();
     this.sendDelays.push(performance.now() - ev.timeStamp);
     this.dirty = true;
@@ -93,6 +114,28 @@ export class Pad {
 
   clearCursors() {
     this.cursors.clear();
+    this.others.clear();
+    this.dirty = true;
+  }
+
+  /** Another player's finger `finger`: down at (x, y), or lifted. */
+  setFinger(player, finger, x, y, down) {
+    const key = `${player}/${finger}`;
+    if (down) this.others.set(key, { player, x, y });
+    else this.others.delete(key);
+    this.dirty = true;
+  }
+
+  /** Every finger of `player` lifted (it left, or plays another layer). */
+  dropFingers(player) {
+    for (const [key, f] of this.others) if (f.player === player) this.others.delete(key);
+    this.dirty = true;
+  }
+
+  /** Lift every finger of this page (the page is put away). */
+  liftAll() {
+    for (const f of this.fingers.values()) this.onTouch("up", f.id, f.x, f.y);
+    this.fingers.clear();
     this.dirty = true;
   }
 
@@ -149,6 +192,12 @@ export class Pad {
       c.arc(px(cur.x), py(cur.y), 9 * dpr, 0, 2 * Math.PI);
       c.fill();
       c.fillText(cur.name, px(cur.x) + 13 * dpr, py(cur.y));
+    }
+    for (const f of this.others.values()) {
+      c.fillStyle = colour(f.player);
+      c.beginPath();
+      c.arc(px(f.x), py(f.y), OTHER_FINGER_PX * dpr, 0, 2 * Math.PI);
+      c.fill();
     }
     if (this.point) {
       c.strokeStyle = "#fff";
