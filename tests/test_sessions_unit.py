@@ -233,6 +233,21 @@ def test_the_delivery_sends_a_flushs_packets_and_forgets_its_encodings_when_it_e
     assert d._encoded == {}
 
 
+def test_a_rejoining_player_keeps_every_finger_its_old_address_held() -> None:
+    """Same name from a new address: the old identity's fingers move over, one whose id the new
+    address already uses under a free id (still owned: released by /panic or leaving, never stuck)."""
+    from timbrespace.session.clients import Touch
+
+    s = Sessions()
+    old = s.hello(s.heard(udp(1), 0.0), "ann", 0.0)
+    old.touches = {0: Touch(0, "timbre", 1, (0.1, 0.1)), 1: Touch(0, "timbre", 2, (0.2, 0.2))}
+    new = s.heard(udp(2), 1.0)
+    new.touches = {0: Touch(0, "timbre", 3, (0.3, 0.3))}
+    s.hello(new, "ann", 1.0)
+    assert sorted(t.token for t in new.touches.values()) == [1, 2, 3]
+    assert new.touches[0].token == 3 and new.touches[1].token == 2 and old.touches == {}
+
+
 def test_udp_subscriptions_expire_unless_renewed() -> None:
     rec = Recorder()
     fb = Feedback(rec, udp_period=60.0)

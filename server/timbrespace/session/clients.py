@@ -190,8 +190,11 @@ class Sessions:
                 self._forget(old)
                 c.notes |= old.notes
                 old.notes.clear()
-                for tid, t in old.touches.items():  # a finger the new one already uses stays its own
-                    c.touches.setdefault(tid, t)
+                for tid, t in old.touches.items():
+                    if tid in c.touches:  # the new one uses this id already: the old finger goes on under a
+                        # free id, unaddressed but owned, so that /panic or leaving releases it (never stuck)
+                        tid = next(i for i in range(MAX_TOUCH_ID + 1) if i not in c.touches and i not in old.touches)
+                    c.touches[tid] = t
                 old.touches.clear()
             if c.member:
                 del self._ids_of_members[c.id]
