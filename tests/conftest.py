@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import re
@@ -58,9 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 #: Modules that share something beyond their own processes run on one xdist worker together:
-#: zeroconf (a browser sees every server advertised on the host) and the JACK server. They are one
-#: group: test_cli's bench starts and stops a jackd of its own (for scsynth), which test_jack's
-#: fixture took for a running JACK server and then lost (CI: "auto" chose null).
+#: zeroconf (a browser sees every server advertised on the host) and the default JACK server, which
+#: test_cli's bench starts and stops for scsynth. The JACK tests name servers of their own
+#: (``jack_name``): a default one still exiting after the bench was once taken for theirs.
 SHARED_GROUPS = {"test_discovery": "host", "test_server_zeroconf": "host", "test_cli": "host", "test_jack": "host",
                  "test_live_input_jack": "host"}
 
@@ -415,33 +416,63 @@ def note_f0(x: Any, sr: int = 22050) -> float:
 
 
 def start_jackd() -> subprocess.Popen[bytes]:
-    """jackd on its dummy driver (no sound card), at the server's rate and block size."""
+    """jackd on its dummy driver (no sound card), at the server's rate and block size, under the
+    name ``JACK_DEFAULT_SERVER`` gives (the ``jack_server`` fixture sets a name of the test's own).
+
+    Ready means a client can connect: jackd's socket appears before it accepts clients."""
     from timbrespace.audio.host import jack_running
 
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+    name = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if jack_running():
-            break
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jack_running() and _jack_accepts_clients():
+            return proc
         time.sleep(0.1)
-    assert jack_running(), "jackd did not start"
-    return proc
+    proc.kill()
+    proc.wait(10)
+    raise AssertionError(f"jackd -n {name} did not start (exit {proc.returncode})")
+
+
+def _jack_accepts_clients() -> bool:
+    """A JACK client opens and closes on the server ``JACK_DEFAULT_SERVER`` names."""
+    probe = ("import jack, sys\n"
+             "try:\n    jack.Client('ts-probe', no_start_server=True).close()\n"
+             "except jack.JackError:\n    sys.exit(1)\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 @pytest.fixture()
-def jackd() -> Iterator[None]:
-    """A JACK server for the test: the one running, else one started and stopped."""
-    from timbrespace.audio.host import jack_running
+def jack_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A JACK server name of this test's own in ``JACK_DEFAULT_SERVER``: another test's jackd
+    (bench's for scsynth, one still exiting) is never taken for the test's, and the servers and
+    JACK clients the test starts inherit the name."""
+    name = f"ts-test-{os.getpid()}-{next(_JACK_NAMES)}"
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    return name
 
-    if jack_running():
-        yield
-        return
+
+@pytest.fixture()
+def jack_server(jack_name: str) -> Iterator[None]:
+    """A JACK server of this test's own (see ``jack_name``), stopped after it."""
     proc = start_jackd()
     try:
         yield
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+_JACK_NAMES = itertools.count()
 
 
 def shipped_timbre_config(tmp: Path) -> Any:

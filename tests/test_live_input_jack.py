@@ -56,7 +56,7 @@ class Feeder:
         self.client.close()
 
 
-def test_a_jack_capture_port_is_tracked_and_followed(jackd: None, tmp_path: Path) -> None:
+def test_a_jack_capture_port_is_tracked_and_followed(jack_server: None, tmp_path: Path) -> None:
     s = start_server(tmp_path, "--input-device", audio={"backend": "jack"})
     try:
         c = s.client()
