@@ -54,8 +54,6 @@ CORRECT_OCTAVES = 100.0 / 1200.0
 JUMP_OCTAVES = 50.0 / 1200.0
 YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
 YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
-
-
 #: Short estimates this close to the lowest pitch of the short window are left out: there its Yin
 #: finds a dip near its longest lag for lower notes (a 150 Hz note read as 190 Hz in a 512 window).
 SHORT_MARGIN = 2.0 ** (2.0 / 12.0)
@@ -108,7 +106,7 @@ class InputPitch:
         self._b_select = list(self.f0._base_objs) if len(self.yins) > 1 else []
         self._quiet = -1  # the last block that ended under the gate
         self._settled = False  # a long window that began after the onset has landed
-        self._short_ok = False  # two short estimates in a row agreed since the onset
+        self._short_ok = False  # a short estimate was trusted since the onset (fresh, or a pair)
         self._short_last = 0.0  # the last short estimate since the onset (0: none)
         #: Short estimates since the onset, (block, f0): input.onset pitch pairs windows that do not overlap.
         self._short_seen: list[tuple[int, float]] = []
@@ -173,6 +171,7 @@ class InputPitch:
                     before = [u for c, u in self._short_seen if b - c >= self._short_blocks]
                     trusted = bool(before) and _agree(v, before[-1], self._pair)
                     self._short_seen.append((b, v))
+                    del self._short_seen[: -(self._short_blocks + 1)]  # one lands each block: enough to pair
                 else:
                     trusted = fresh or _agree(v, self._short_last)
                 if trusted:
