@@ -38,6 +38,9 @@ def test_default_yaml_loads_and_matches_builtin_defaults() -> None:
          "network.tcp_frame_timeout = 7200 is out of range [0.1, 3600.0]"),
         ({"network": {"max_connections": 8, "max_connections_per_host": 9}},
          "network.max_connections_per_host = 9 must not exceed network.max_connections = 8"),
+        ({"input": {"onset_window": -1}}, "input.onset_window = -1 is out of range [0.0, 100.0]"),
+        ({"input": {"onset_window": 20}},  # 1024 samples at 48 kHz, as the window's 21.3 ms
+         "input.onset_window = 20 ms must be shorter than input.window = 21.3 ms"),
     ],
 )
 def test_bad_values_name_key_value_and_range(data: dict[str, object], needle: str) -> None:

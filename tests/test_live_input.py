@@ -249,7 +249,7 @@ def test_the_input_path_off_runs_no_pyo_object(cfg: config.Config, tmp_path: Pat
             live.block()
             r.process_block()
         assert not live.on
-        assert not any(o.isPlaying() for o in [*live._objects, *live.yins]) and not live.noise.playing
+        assert not any(o.isPlaying() for o in [*live._objects, *live.pitch.yins]) and not live.noise.playing
         assert np.abs(cap.array()).max() == 0.0
         shared.put(InputSettings(on=True))
         live.block()

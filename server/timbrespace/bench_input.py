@@ -5,7 +5,8 @@
   tracker): the share of voiced frames within 25 cents after the delay that fits best;
 * latency: sawtooth notes at random pitches played into the input graph alone, measured on the
   voice's own oscillator and amplitude (no device buffers: the algorithm's latency), for both
-  ``input.onset`` choices;
+  ``input.onset`` choices (:func:`latency` also for other settings and pitch ranges: the table of
+  docs/live-transfer.md);
 * cost: the audio side's CPU per second of audio (on, and off), and the control side's model
   calls (one input frame, one encoding of the input's half second).
 
@@ -109,10 +110,12 @@ def bench_pitch(cfg: Config, target: str = "trumpet") -> dict[str, float]:
     return out
 
 
-def _notes(n: int, seed: int = 0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
+def notes(n: int, seed: int = 0, low: float = -7.0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
+    """Onsets (s), pitches (Hz) and a sawtooth of ``n`` notes of 250 ms, 400 ms apart, at random
+    pitches ``low`` to 12 semitones from 220 Hz."""
     rng = np.random.default_rng(seed)
     starts = [0.1 + 0.4 * i for i in range(n)]
-    freqs = [220.0 * 2 ** (rng.uniform(-7, 12) / 12) for _ in range(n)]
+    freqs = [220.0 * 2 ** (rng.uniform(low, 12) / 12) for _ in range(n)]
     x = np.zeros(int((starts[-1] + 0.5) * SR), np.float32)
     for a, f in zip(starts, freqs, strict=True):
         i, m = int(a * SR), int(0.25 * SR)
@@ -120,42 +123,52 @@ def _notes(n: int, seed: int = 0) -> tuple[list[float], list[float], npt.NDArray
     return starts, freqs, x
 
 
-def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
-    """Onset to the oscillator at the note's pitch, and to sound, for both onset choices (ms)."""
+def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, float]:
+    """Onset to the oscillator at the note's pitch, and to sound (ms, p50 / p99), with ``cfg``'s
+    tracker settings and ``onset``, over ``n`` notes (the first, which finds the trackers empty,
+    left out)."""
     from timbrespace.audio.live_input import LiveInput
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.link.frames import FrameSlots
     from timbrespace.link.input import InputPlan, InputSettings, InputShared
 
     bs = cfg.audio.block_size
-    starts, freqs, x = _notes(10 if quick else 29)
+    starts, freqs, x = notes(n, low=low)
     level = float(np.sqrt(np.mean(x[int(starts[0] * SR) : int((starts[0] + 0.25) * SR)].astype(np.float64) ** 2)))
-    out: dict[str, Any] = {"notes": len(starts) - 1, "window_ms": cfg.input.window, "trackers": cfg.input.trackers,
-                           "block_size": bs}
+    shared = InputShared()
+    with OfflineRenderer(SR, bs, 2) as r:
+        live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, cfg.input.window,
+                                   cfg.input.trackers, onset, cfg.input.onset_window), shared,
+                         FrameSlots(1, 4096, 3), SR, bs)
+        f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
+        shared.put(InputSettings(on=True))
+        for _ in range(len(x) // bs):
+            live.block()
+            r.process_block()
+        f0 = f0_cap.array()[:, 0].astype(np.float64)
+        amp = amp_cap.array()[:, 0].astype(np.float64)
+        live.close()
+    pitch, sound, off_pitch = [], [], []
+    for a, f in zip(starts[1:], freqs[1:], strict=True):
+        note = slice(int(a * SR), int((a + 0.15) * SR))
+        off = np.abs(1200 * np.log2(np.maximum(f0[note], 1.0) / f)) > CENTS
+        pitch.append((np.flatnonzero(off)[-1] + 1) / SR * 1000 if off.any() else 0.0)
+        heard = amp[note] > 0.1 * level
+        sound.append(np.argmax(heard) / SR * 1000 if heard.any() else float("nan"))
+        off_pitch.append(float(np.sum(off & (amp[note] > 0.01 * level))) / SR * 1000)
+    return {"pitch_p50_ms": float(np.percentile(pitch, 50)), "pitch_p99_ms": float(np.percentile(pitch, 99)),
+            "pitch_max_ms": float(np.max(pitch)), "pitch_sd_ms": float(np.std(pitch)),
+            "sound_p50_ms": float(np.nanpercentile(sound, 50)), "sound_p99_ms": float(np.nanpercentile(sound, 99)),
+            "off_pitch_max_ms": float(max(off_pitch))}
+
+
+def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
+    """Onset to the oscillator at the note's pitch, and to sound, for both onset choices (ms)."""
+    n = 10 if quick else 29
+    out: dict[str, Any] = {"notes": n - 1, "window_ms": cfg.input.window, "trackers": cfg.input.trackers,
+                           "onset_window_ms": cfg.input.onset_window, "block_size": cfg.audio.block_size}
     for onset in ("sound", "pitch"):
-        shared = InputShared()
-        with OfflineRenderer(SR, bs, 2) as r:
-            live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, cfg.input.window,
-                                       cfg.input.trackers, onset), shared, FrameSlots(1, 4096, 3), SR, bs)
-            f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
-            shared.put(InputSettings(on=True))
-            for _ in range(len(x) // bs):
-                live.block()
-                r.process_block()
-            f0 = f0_cap.array()[:, 0].astype(np.float64)
-            amp = amp_cap.array()[:, 0].astype(np.float64)
-            live.close()
-        pitch, sound, off_pitch = [], [], []
-        for a, f in zip(starts[1:], freqs[1:], strict=True):  # the first note finds the trackers empty
-            note = slice(int(a * SR), int((a + 0.15) * SR))
-            off = np.abs(1200 * np.log2(np.maximum(f0[note], 1.0) / f)) > CENTS
-            pitch.append((np.flatnonzero(off)[-1] + 1) / SR * 1000 if off.any() else 0.0)
-            heard = amp[note] > 0.1 * level
-            sound.append(np.argmax(heard) / SR * 1000 if heard.any() else float("nan"))
-            off_pitch.append(float(np.sum(off & (amp[note] > 0.01 * level))) / SR * 1000)
-        out[onset] = {"pitch_p50_ms": float(np.percentile(pitch, 50)), "pitch_p99_ms": float(np.percentile(pitch, 99)),
-                      "sound_p50_ms": float(np.nanpercentile(sound, 50)),
-                      "sound_p99_ms": float(np.nanpercentile(sound, 99)), "off_pitch_max_ms": float(max(off_pitch))}
+        out[onset] = latency(cfg, onset, n)
     return out
 
 
@@ -181,7 +194,8 @@ def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
         shared = InputShared()
         with OfflineRenderer(SR, bs, 2) as r:
             live = LiveInput(InputPlan(np.tile(x, 5).astype(np.float32), SR, True, centres, 4096,
-                                       cfg.input.window, cfg.input.trackers, cfg.input.onset),
+                                       cfg.input.window, cfg.input.trackers, cfg.input.onset,
+                                       cfg.input.onset_window),
                              shared, FrameSlots(1, 4096, len(centres)), SR, bs)
             shared.put(InputSettings(on=on))
             n = int(seconds * SR / bs)
@@ -229,9 +243,11 @@ def markdown(r: dict[str, Any]) -> str:
     for onset in ("sound", "pitch"):
         o = lat[onset]
         rows.append((f"onset → voice at the note's pitch / sound, input.onset {onset}",
-                     f"{o['pitch_p50_ms']:.1f} / {o['pitch_p99_ms']:.1f} ms p50 / p99; sound "
+                     f"{o['pitch_p50_ms']:.1f} / {o['pitch_p99_ms']:.1f} ms p50 / p99 (jitter: sd "
+                     f"{o['pitch_sd_ms']:.1f} ms); sound "
                      f"{o['sound_p50_ms']:.1f} / {o['sound_p99_ms']:.1f} ms",
-                     f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, "
+                     f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, onset "
+                     f"window {lat['onset_window_ms']:g} ms, "
                      f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
                      f"{o['off_pitch_max_ms']:.1f} ms a note"))
     rows.append(("input path in the audio process, on / off", f"{c['audio_on']['cpu_percent']:.2f}% / "

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from timbrespace.link.input import window_for
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.collision import HOLD_RANGE
 
@@ -147,9 +148,13 @@ class InputConfig:
     #: Trackers staggered across the window (each a pyo Yin, whose hop is its window): the pitch is
     #: updated window/trackers apart (at most once per audio block), at their CPU cost.
     trackers: int = field(default=4, metadata=_rng(1, 16))
-    #: At a new note: sound (the voice sounds at once, for about a window at the pitch last tracked)
-    #: or pitch (it stays silent until a window after the onset is analysed: later, never off pitch).
+    #: At a new note: sound (the voice sounds at once, at the pitch last tracked until the trackers
+    #: have the new one) or pitch (it stays silent until two estimates of the note agree: later, never off pitch).
     onset: Literal["sound", "pitch"] = "sound"
+    #: The short trackers' window in ms (0: none), beside the long ones: a new note high enough for
+    #: two of its periods to fit (10.7 ms: from 213 Hz) takes their pitch until a long window after
+    #: its onset lands, which for most notes is sooner (docs/live-transfer.md).
+    onset_window: float = field(default=10.7, metadata=_rng(0.0, 100.0))
 
 
 @dataclass
@@ -360,6 +365,11 @@ def _check_semantics(cfg: Config, source: str) -> None:
     if cfg.input.device and cfg.input.file:
         raise ConfigError(f"{source}: input.device is true and input.file = {cfg.input.file!r}: the input is one "
                           "or the other")
+    sr, inp = cfg.audio.sample_rate, cfg.input
+    if inp.onset_window and window_for(inp.onset_window, sr) >= window_for(inp.window, sr):
+        raise ConfigError(f"{source}: input.onset_window = {inp.onset_window:g} ms must be shorter than input.window = "
+                          f"{inp.window:g} ms (both rounded to a power-of-two number of samples), or 0: no short "
+                          "trackers")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     from timbrespace.session.networks import NetworkError, Networks

@@ -3,7 +3,7 @@
 ::
 
     input (a file's TableRead, or the device's Input)
-      ─ gain ─┬─ N Yins (window = hop, staggered) ─ newest ─ x transpose ─ Port ─▶ phasor of the voice
+      ─ gain ─┬─ InputPitch (long and short Yins) ─ x transpose ─ Port ─▶ phasor of the voice
               ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─┬─ > gate (x onset hold) ─ Port ─┐
               │                                           └──────────────────────────────x──▶ the voice's amplitude
               ├─ TableFill ─▶ the shared ring (the control side's timbre encoder)
@@ -18,25 +18,22 @@ object is stopped: the callback costs one comparison per block.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pyo
 
 from timbrespace.audio.additive import CROSSFADE_S, NoiseBank, _write
+from timbrespace.audio.input_pitch import InputPitch
 from timbrespace.link.frames import FrameSlots
-from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, InputShared, min_f0, window_for
+from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, InputShared
 
 #: The level is the RMS over a one-pole low-pass of the squared input at this corner: an 8 ms
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
 LEVEL_HZ = 20.0
 GATE_S = 0.005  # the gate opens and closes over this long (no click)
 GLIDE_S = 0.001  # the voice's pitch moves to each new estimate over this long
-AGREE_OCTAVES = 25.0 / 1200.0  # onset hold: two fresh estimates this close open the voice
 FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
-YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
-YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
 
 
 def _db(value: float) -> float:
@@ -72,22 +69,12 @@ class LiveInput:
             self.source = pyo.Input(chnl=0)
         self.gain = pyo.SigTo(1.0, time=0.02)
         self.signal = self.source * self.gain
-        # pyo's Yin analyses non-overlapping windows (its hop is its window): N of them, started
-        # window/N apart (whole blocks), update the pitch N times per window; the newest is heard.
-        self.window = window_for(plan.window_ms, sample_rate)
-        self.min_f0 = min_f0(self.window, sample_rate)
-        blocks = max(1, self.window // block_size)  # blocks per window
-        n = max(1, min(plan.trackers, blocks))
-        self._stagger = blocks // n  # blocks between two trackers' starts
-        self.yins = [pyo.Yin(self.signal, tolerance=YIN_TOLERANCE, minfreq=self.min_f0, maxfreq=MAX_F0,
-                             cutoff=YIN_CUTOFF, winsize=self.window) for _ in range(n)]
-        self._yin_values = [0.0] * n
-        self._newest = 0
-        self._started = 0  # trackers started so far (the first /input 1 starts them one by one)
-        self._on_blocks = 0  # blocks rendered while on
-        # pyo's Selector crashes the process with a single input: one tracker is heard directly.
-        self.yin = pyo.Selector(self.yins, voice=0.0) if n > 1 else pyo.Sig(self.yins[0])
-        self._b_select = list(self.yin._base_objs) if n > 1 else []
+        # input.onset "pitch" promises the note's pitch from the first sample heard: two short
+        # estimates must agree before the voice opens on them.
+        self.pitch = InputPitch(self.signal, sample_rate, block_size, plan.window_ms, plan.trackers,
+                                plan.onset_window_ms, agree_first=plan.onset == "pitch")
+        self.min_f0 = self.pitch.min_f0
+        self.yin = self.pitch.f0
         self._square = self.signal * self.signal
         self._power = pyo.Tone(self._square, freq=LEVEL_HZ)
         self.level = pyo.Sqrt(self._power)
@@ -96,15 +83,12 @@ class LiveInput:
         # window the voice would sound a frozen phase: a step).
         self._loud = pyo.Compare(self.level, self.threshold, ">")
         self._pitched = pyo.Compare(self.yin, self.min_f0, ">=")
-        # input.onset "pitch": closed at each onset until a tracker's window after it has been analysed.
+        # input.onset "pitch": closed at each onset until the trackers know the note's pitch.
         self.hold_onsets = plan.onset == "pitch"
-        self._window_blocks = blocks
         self._hold = pyo.Sig(0.0 if self.hold_onsets else 1.0)
         self._b_hold = self._hold._base_objs[0]
         self._held = self.hold_onsets  # the hold is closed
-        self._quiet = -1  # the last block that ended under the gate
-        self._fresh = 0.0  # the last estimate from a window after the onset (0: none yet)
-        self._updated = False  # a tracker updated at the end of the last block
+        self._snapped = False  # the pitch's glide is off for this block (a new note's pitch, or the hold opening)
         self._open = self._loud * self._pitched * self._hold
         self.gate = pyo.Port(self._open, risetime=GATE_S, falltime=GATE_S)
         self.amp = self.level * self.gate
@@ -132,7 +116,7 @@ class LiveInput:
         self._fade_blocks = max(1, int(np.ceil(FADE_S / self.block_s)) + 1)
         self._stopping = 0  # blocks left until a fading input stops
         self._objects: list[Any] = [
-            self.source, self.gain, self.signal, self.yin, self._square, self._power, self.level, self.threshold,
+            self.source, self.gain, self.signal, self._square, self._power, self.level, self.threshold,
             self._loud, self._pitched, self._hold, self._open, self.gate, self.amp, self.ratio, self._heard_f0,
             self.f0, self._phase, pa, pb, self._xfade, self.voice, self.dry, self._dry, self.fader, self._mono,
             self.output, self._fill]
@@ -144,8 +128,7 @@ class LiveInput:
         if self.on:
             for o in self._objects:
                 o.stop()
-            for y in self.yins:
-                y.stop()
+            self.pitch.stop()
             self.noise.stop()
             self.on = False
         self._stopping = 0
@@ -156,8 +139,7 @@ class LiveInput:
         if not self.on:
             for o in self._objects:
                 o.play()
-            for y in self.yins[: self._started]:  # stopped together, they kept their stagger
-                y.play()
+            self.pitch.play()
             if isinstance(self.source, pyo.TableRead):
                 self.source.reset()  # the file plays from its start at each /input 1
             self._position = 0.0
@@ -197,11 +179,19 @@ class LiveInput:
                 self._xfade.setValue(float(back))
                 self._front = back
                 self.noise.set_gains(self._noise)
-        f0 = self._track()
         level = float(self.level.get())
         loud = level > _db(self.settings.gate_db)
+        f0 = self.pitch.block(loud)
+        snap = self.pitch.jumped
         if self.hold_onsets:
-            self._hold_onset(loud)
+            snap = self._hold_onset(loud) or snap
+        if snap != self._snapped:
+            # A new note's pitch is jumped to (the phasor keeps its phase: no click); estimates
+            # within a note are glided between.
+            glide = 0.0 if snap else GLIDE_S
+            self.f0.setRiseTime(glide)
+            self.f0.setFallTime(glide)
+            self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
         self._share_input()
@@ -223,46 +213,17 @@ class LiveInput:
         del view
         self._filled = pos
 
-    def _track(self) -> float:
-        """Start the next staggered tracker when due; hear the one that updated last; its f0."""
-        if self._started < len(self.yins) and self._on_blocks == self._started * self._stagger:
-            self.yins[self._started].play()
-            self._started += 1
-        self._on_blocks += 1
-        values = self._yin_values
-        self._updated = False
-        for k, y in enumerate(self.yins[: self._started]):
-            v = float(y.get())
-            if v != values[k]:
-                values[k] = v
-                self._updated = True
-                if k != self._newest:
-                    self._newest = k
-                    for b in self._b_select:
-                        b.setVoice(float(k))
-        return values[self._newest]
-
-    def _hold_onset(self, loud: bool) -> None:
-        """Keep the voice closed from an onset until a tracker's window that began after it was analysed.
-
-        Called at the start of block i (``_on_blocks`` is i + 1 by then) with the level at the end of
-        block i - 1. A tracker that updated at the end of block i - 1 analysed blocks i - B .. i - 1
-        (B blocks a window): fresh when they all follow the last quiet block.
-        """
-        block = self._on_blocks - 1
+    def _hold_onset(self, loud: bool) -> bool:
+        """Keep the voice closed from an onset until the trackers know the note's pitch; True when it opens."""
         if not loud:
-            self._quiet = block - 1
-            self._fresh = 0.0
             if not self._held:
                 self._b_hold.setValue(0.0)
                 self._held = True
-        elif self._held and self._updated and block - self._window_blocks > self._quiet:
-            # Two fresh estimates that agree (a window straddling the attack can be far off).
-            f0 = self._yin_values[self._newest]
-            if self._fresh > 0.0 and abs(math.log2(f0 / self._fresh)) < AGREE_OCTAVES:
-                self._b_hold.setValue(1.0)
-                self._held = False
-            self._fresh = f0
+        elif self._held and self.pitch.known:
+            self._b_hold.setValue(1.0)
+            self._held = False
+            return True  # the voice opens at the note's pitch, not gliding to it from the last note's
+        return False
 
     def close(self) -> None:
         """Stop everything and let go of the shared memory (before the server goes)."""

@@ -90,6 +90,7 @@ class InputPlan:
     window_ms: float = 21.3  # the pitch tracker's window (config input.window)
     trackers: int = 4  # Yins staggered across the window (config input.trackers)
     onset: str = "sound"  # "pitch": silent at an onset until its pitch is known (config input.onset)
+    onset_window_ms: float = 10.7  # the short trackers' window at onsets, 0: none (config input.onset_window)
 
 
 @dataclass(frozen=True)
