@@ -24,7 +24,14 @@ from timbrespace.models.timbre_map import TimbreMap
 from timbrespace.models.timbre_pitch import HarmonicSalience, pitch_circles
 from timbrespace.models.timbre_render import SpectralRenderer, frame_mixing, midi_to_hz, mix_frames, render_audio
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.models.train_timbre import _Tensors, labelled_mask, refit_timbre_means, scored_frames, train
+from timbrespace.models.train_timbre import (
+    _Tensors,
+    epoch_order,
+    labelled_mask,
+    refit_timbre_means,
+    scored_frames,
+    train,
+)
 
 from conftest import assert_inaudibly_close
 
@@ -216,6 +223,19 @@ def test_scored_frames_come_in_runs_and_cover_every_frame_alike() -> None:
         counts[f] += 1
     share = counts / 3000
     assert float(share.min()) > 0.2 and float(share.max()) < 0.3  # 4 of ~17 runs: 0.24 each
+
+
+def test_epoch_notes_draw_every_note_once_before_any_twice() -> None:
+    n, count = 10, 4
+    drawn = torch.cat([epoch_order(n, count, e, seed=3) for e in range(1, 6)])  # 20 draws: two laps of 10
+    assert sorted(drawn[:10].tolist()) == list(range(n)) and sorted(drawn[10:].tolist()) == list(range(n))
+    assert drawn[:10].tolist() != drawn[10:].tolist()  # each lap its own order
+    # An epoch's notes depend on (seed, epoch) alone, not on the epochs drawn before it.
+    assert torch.equal(epoch_order(n, count, 4, seed=3), drawn[12:16])
+    assert not torch.equal(epoch_order(n, count, 4, seed=4), drawn[12:16])
+    # 0 (or as many as there are) means every note each epoch.
+    assert sorted(epoch_order(n, 0, 7, seed=3).tolist()) == list(range(n))
+    assert sorted(epoch_order(n, 25, 7, seed=3).tolist()) == list(range(n))
 
 
 def test_smooth_time_basis_gives_smooth_controls() -> None:

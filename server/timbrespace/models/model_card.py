@@ -259,8 +259,13 @@ def timbre_gmvae_card(
             if train.get("mean_recon", 0.0)
             else ""
         ),
-        f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
-        f"{train['frames_per_step']} frames per note and step, seed {train['seed']}; "
+        f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs"
+        + (
+            f" of {train['epoch_notes']} training notes each (every note drawn once before any twice)"
+            if 0 < train.get("epoch_notes", 0) < data["n_train"]
+            else ""
+        )
+        + f", {train['frames_per_step']} frames per note and step, seed {train['seed']}; "
         f"{metadata['n_weights']:,} weights",
         "",
         "## Validation",
@@ -318,8 +323,8 @@ def timbre_gmvae_card(
         "```",
         "",
         "Same seed, same machine, same torch, one process: the same weights. Options: `--manifest`, `--epochs`, "
-        "`--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, `--[no-]refit-means`, "
-        "`--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`.",
+        "`--epoch-notes`, `--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, "
+        "`--[no-]refit-means`, `--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`.",
         "",
     ]
     return "\n".join(out)

@@ -66,6 +66,7 @@ class TrainConfig:
     pitch_input: str = "salience"  # or "mel" (the paper's; see timbre_pitch.HarmonicSalience)
     mean_recon: float = 1.0  # weight of decoding each note from its mixture means too (see TimbreGMVAE.forward)
     val_every: int = 5  # validate after epoch 1, every this many, and the last; each pass costs ~1 s of ~8
+    epoch_notes: int = 0  # training notes per epoch (0: all); a larger set's epochs then cost what one set's did
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,25 @@ def _tensors(
         torch.as_tensor(notes.velocity[idx], dtype=torch.float32, device=device),
         torch.as_tensor(np.where(labels[idx], notes.instrument[idx], -1), dtype=torch.long, device=device),
     )
+
+
+def epoch_order(n: int, count: int, epoch: int, seed: int) -> torch.Tensor:
+    """The training notes of ``epoch`` (from 1): all ``n`` shuffled when ``count`` is 0 or at least ``n``,
+    else the epoch's ``count`` consecutive entries of an endless stream of seeded permutations, so every
+    note is drawn once before any is drawn twice, and each epoch's notes depend only on (seed, epoch).
+    """
+    if count <= 0 or count >= n:
+        count = n
+    start = (epoch - 1) * count
+    out: list[torch.Tensor] = []
+    while count > 0:
+        lap, offset = divmod(start, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + lap))
+        take = perm[offset : offset + count]
+        out.append(take)
+        start += len(take)
+        count -= len(take)
+    return torch.cat(out)
 
 
 def scored_frames(n_frames: int, count: int, block: int, generator: torch.Generator) -> torch.Tensor:
@@ -276,6 +296,8 @@ def train(
     for name in ("epochs", "batch_size", "frames_per_step", "frame_block", "val_every", "threads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"invalid training settings: {name}={getattr(cfg, name)!r}, expected an integer >= 1")
+    if cfg.epoch_notes < 0:
+        raise ValueError(f"invalid training settings: epoch_notes={cfg.epoch_notes!r}, expected 0 (all) or more")
     dd = _init_distributed()
     if dd.rank == 0:
         notes = load_notes(manifest, cache_dir=cache_dir)
@@ -319,7 +341,7 @@ def train(
         va = _tensors(notes, val_idx, pitches, np.ones_like(labels), dd.device)  # scored with labels
         # The sampler only needs the length; it shards a seeded permutation of note indices across ranks.
         sampler: DistributedSampler[Any] | None = None
-        if dd.active:
+        if dd.active and not cfg.epoch_notes:
             index = TensorDataset(torch.arange(len(train_idx)))
             sampler = DistributedSampler(index, num_replicas=dd.world, rank=dd.rank, shuffle=True, seed=cfg.seed)
         shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -337,6 +359,9 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
                 order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+            elif cfg.epoch_notes:
+                # Every rank draws the same epoch's notes and trains on its share of them.
+                order = epoch_order(len(train_idx), cfg.epoch_notes, epoch, cfg.seed)[dd.rank :: dd.world]
             else:
                 order = torch.randperm(len(train_idx), generator=shuffle)
             sums = torch.zeros(len(TERMS) + 1, dtype=torch.float64)
@@ -441,7 +466,7 @@ _FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fra
           "pitch_prior": "--pitch-prior", "pitch_recon_grad": "--pitch-recon-grad", "refit_means": "--refit-means",
           "time_basis": "--time-basis", "pitch_input": "--pitch-input", "mean_recon": "--mean-recon",
           "frame_block": "--frame-block", "dec_hidden": "--dec-hidden", "val_every": "--val-every",
-          "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr"}
+          "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr", "epoch_notes": "--epoch-notes"}
 
 
 def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str]) -> str:
@@ -522,6 +547,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.val_every,
         help="validate after epoch 1, every this many epochs and the last; does not change the weights "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epoch-notes",
+        type=int,
+        default=d.epoch_notes,
+        help="training notes drawn per epoch, every note once before any twice; 0: all (default: %(default)s)",
     )
     parser.add_argument("--dec-hidden", type=int, default=d.dec_hidden, help="decoder width (default: %(default)s)")
     parser.add_argument("--channels", type=int, default=d.channels, help="encoder channels (default: %(default)s)")
