@@ -101,6 +101,11 @@ def test_a_mix_of_two_sources_links_splits_and_augments(tmp_path: Path) -> None:
     augmented = [n for n in m.notes if n.augment]
     assert len(augmented) == 2 * sum(n.split == "train" for n in plain)
     assert all(n.split == "train" for n in augmented)
+    # What a model card shows of the mix: each source's notes per split and its augmented copies.
+    counts = mix.source_counts(tmp_path / "mix" / "manifest.json")
+    assert [c["name"] for c in counts] == ["FluidR3_GM", "freepats"]
+    assert all(c["train"] + c["valid"] == 12 and c["augmented"] == 2 * c["train"] for c in counts)
+    assert mix.source_counts(tmp_path / "fluid" / "manifest.json") == []
     for n in m.notes:  # every file is there, with the hash the manifest says
         assert mf.sha256_file(tmp_path / "mix" / n.file) == n.sha256
     # The labels hold: each augmented copy's pitch within 25 cents of its label.

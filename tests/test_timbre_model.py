@@ -133,7 +133,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained")
-    return train(out, manifest=manifest, cache_dir=out / "cache", progress=False, epochs=25, batch_size=16, **SMALL)
+    # The synthetic set doubles as the "unseen" one: what is checked is that its figures reach the card.
+    return train(out, manifest=manifest, cache_dir=out / "cache", progress=False, epochs=25, batch_size=16,
+                 unseen=[manifest], **SMALL)
 
 
 def _model(pitches: list[int] | None = None, **kw: Any) -> TimbreGMVAE:
@@ -575,6 +577,14 @@ def test_training_lowers_the_loss_and_writes_the_model_directory(trained: Path, 
     assert set(m["latent_metrics"]) >= {"instrument_from_zt", "pitch_from_zp", "pitch_from_zt"}
     card = (out / "MODEL_CARD.md").read_text()
     assert ck.sha256 in card and "instrument from z_t" in card
+    # The unseen set: measured with the trained weights by the evaluation's own function, and in the card.
+    from timbrespace.evaluate.unseen import unseen
+
+    figures = unseen(model, ck.metadata["instruments"], load_notes(manifest, cache_dir=None), "synthetic")
+    assert m["unseen"]["synthetic"]["accuracy"] == figures["accuracy"]
+    assert m["unseen"]["synthetic"]["notes"] == len(load_notes(manifest, cache_dir=None))
+    assert "## Unseen sets" in card and f"accuracy {figures['accuracy']:.3f}" in card
+    assert f"--unseen {manifest}" in m["training"]["command"]
     notes = load_notes(manifest, cache_dir=None)
     logmel_mean = torch.as_tensor(notes.logmel).mean()
     assert abs(ck.config["log_lo"]) > 0 and ck.config["log_hi"] > float(logmel_mean)

@@ -100,6 +100,16 @@ def build(
     return MixResult(manifest, path, linked, augmented, time.perf_counter() - t0)
 
 
+def source_counts(path: Path) -> list[dict[str, Any]]:
+    """A mixed manifest's sources: name, SoundFont or patch set, notes per split and augmented copies
+    ([] for a single source's manifest)."""
+    m = mf.load(path)
+    return [{"name": s.name, "soundfont": s.soundfont,
+             "train": sum(n.source == s.name and n.split == "train" and not n.augment for n in m.notes),
+             "valid": sum(n.source == s.name and n.split == "valid" for n in m.notes),
+             "augmented": sum(n.source == s.name and bool(n.augment) for n in m.notes)} for s in m.sources]
+
+
 def union_split(folder: Path, reference: mf.Manifest, manifests: Sequence[mf.Manifest], seed: int
                 ) -> dict[tuple[str, int], mf.Split]:
     """Each (instrument, pitch) key's side: the reference manifest's own where it has the key, else

@@ -282,12 +282,16 @@ def train(
     cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
     progress: bool = True,
     learned_map: bool = True,
+    unseen: Sequence[str | os.PathLike[str]] = (),
     **options: Any,
 ) -> Path:
     """Train on ``manifest``'s notes (its train/valid split); return the checkpoint's path.
 
     With ``learned_map`` the 2-D map (:mod:`timbrespace.models.train_timbre_map`) is fitted
-    to the trained model afterwards (seconds), beside it.
+    to the trained model afterwards (seconds), beside it. Each ``unseen`` manifest (a set never
+    trained on) is classified by the trained model's own posterior and its figures go into the
+    checkpoint's metadata and the card (:func:`timbrespace.evaluate.unseen.unseen`); they read the
+    weights only.
 
     ``options`` are :class:`TrainConfig` fields (``epochs``, ``seed``,
     ``label_fraction``, ``threads``, ...).
@@ -400,7 +404,8 @@ def train(
         ckpt = Path(out_dir) / CHECKPOINT_NAME
         if dd.rank == 0:
             model.cpu()
-            _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest)
+            _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest,
+                    [Path(u) for u in unseen], cache_dir)
     if dd.rank == 0 and learned_map:
         from timbrespace.models.train_timbre_map import train_map
 
@@ -424,7 +429,12 @@ def _finish(
     dd: _Dist,
     out: Path,
     manifest: str | os.PathLike[str],
+    unseen: Sequence[Path],
+    cache_dir: str | os.PathLike[str] | None,
 ) -> None:
+    from timbrespace.data.mix import source_counts
+    from timbrespace.evaluate.unseen import measure_sets
+
     pitches = model.pitches
     all_labels = np.ones(len(notes), dtype=np.bool_)
     splits = {
@@ -436,7 +446,7 @@ def _finish(
         "training": {
             **asdict(cfg),
             "world_size": dd.world,
-            "command": retrain_command(cfg, out, manifest),
+            "command": retrain_command(cfg, out, manifest, unseen),
             "seconds": seconds,
             "labelled_notes": int(labels[train_idx].sum()),
         },
@@ -448,11 +458,13 @@ def _finish(
             "notes_per_instrument": {
                 name: int(np.sum(notes.instrument == k)) for k, name in enumerate(notes.instruments)
             },
+            "sources": source_counts(Path(manifest)),
         },
         "elbo": splits,
         "latent_metrics": latent_metrics(model, notes, train_idx, val_idx, cfg.seed),
         "n_weights": sum(p.numel() for p in model.parameters()),
         "torch_version": str(torch.__version__),
+        "unseen": measure_sets(model, list(notes.instruments), unseen, cache_dir),
     }
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_NAME
@@ -469,11 +481,14 @@ _FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fra
           "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr", "epoch_notes": "--epoch-notes"}
 
 
-def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str]) -> str:
+def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str],
+                    unseen: Sequence[Path] = ()) -> str:
     """The ``timbrespace train timbre`` arguments that train ``cfg`` again (defaults left out)."""
     words = ["--out", str(out)]
     if str(manifest) != DEFAULT_MANIFEST:
         words += ["--manifest", str(manifest)]
+    for u in unseen:
+        words += ["--unseen", str(u)]
     default = TrainConfig()
     for name, flag in _FLAGS.items():
         value = getattr(cfg, name)
@@ -564,6 +579,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="fit the learned 2-D timbre map beside the model afterwards, seconds (default: %(default)s)",
     )
+    parser.add_argument(
+        "--unseen",
+        action="append",
+        default=[],
+        metavar="F",
+        help="the manifest of a set never trained on (e.g. TimGM6mb); its figures from the model's own posterior "
+        "go into the card; repeatable",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -576,6 +599,7 @@ def run(ns: argparse.Namespace) -> Path:
         cache_dir=ns.cache,
         progress=not ns.quiet,
         learned_map=ns.learned_map,
+        unseen=ns.unseen,
         **{name: getattr(ns, name) for name in _FLAGS},
     )
 
