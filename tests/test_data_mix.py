@@ -92,13 +92,20 @@ def test_a_mix_of_two_sources_links_splits_and_augments(tmp_path: Path) -> None:
     assert [s.name for s in m.sources] == ["FluidR3_GM", "freepats"]
     plain = [n for n in m.notes if not n.augment]
     assert len(plain) == 24 and {n.source for n in plain} == {"FluidR3_GM", "freepats"}
-    # One split over the union: a pitch held out is held out in every source, and never augmented.
+    # One split over the union: a pitch held out is held out in every source, and never augmented;
+    # the first source's notes keep its own split.
     side = {(n.instrument, n.pitch): n.split for n in plain}
     assert all(side[(n.instrument, n.pitch)] == n.split for n in m.notes)
+    assert all(side[(n.instrument, n.pitch)] == n.split for n in mf.load(tmp_path / "fluid").notes)
     assert {n.split for n in plain} == {"train", "valid"}
     augmented = [n for n in m.notes if n.augment]
     assert len(augmented) == 2 * sum(n.split == "train" for n in plain)
     assert all(n.split == "train" for n in augmented)
+    # What a model card shows of the mix: each source's notes per split and its augmented copies.
+    counts = mix.source_counts(tmp_path / "mix" / "manifest.json")
+    assert [c["name"] for c in counts] == ["FluidR3_GM", "freepats"]
+    assert all(c["train"] + c["valid"] == 12 and c["augmented"] == 2 * c["train"] for c in counts)
+    assert mix.source_counts(tmp_path / "fluid" / "manifest.json") == []
     for n in m.notes:  # every file is there, with the hash the manifest says
         assert mf.sha256_file(tmp_path / "mix" / n.file) == n.sha256
     # The labels hold: each augmented copy's pitch within 25 cents of its label.
@@ -113,3 +120,21 @@ def test_a_mix_of_two_sources_links_splits_and_augments(tmp_path: Path) -> None:
         mix.build([tmp_path / "fluid", tmp_path / "fluid"], tmp_path / "bad")
     assert not (tmp_path / "bad" / "manifest.json").exists()
     assert main(["data", "mix", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+
+
+def _manifest(keys: list[tuple[str, int, mf.Split]]) -> mf.Manifest:
+    notes = [mf.Note(f"{i}_{p}.wav", i, 0, p, 100, split, "") for i, p, split in keys]
+    return mf.Manifest(SR, 1.5, 2.0, "", "", notes=notes)
+
+
+def test_the_mix_keeps_the_first_sources_split_and_splits_only_the_keys_it_lacks() -> None:
+    # The reference holds pitch 64 out; split_groups over these keys alone might not.
+    ref = _manifest([("violin", p, "valid" if p == 64 else "train") for p in (60, 62, 64, 65, 67)])
+    other = _manifest([("violin", p, "train") for p in (60, 62, 64, 65, 67, 90, 91)])
+    split = mix.union_split(Path("ref"), ref, [ref, other], seed=0)
+    assert {("violin", n.pitch): n.split for n in ref.notes}.items() <= split.items()
+    # The two keys only the other source has: split among themselves, one held out.
+    assert sorted(split[("violin", p)] for p in (90, 91)) == ["train", "valid"]
+    broken = _manifest([("violin", 60, "train"), ("violin", 60, "valid")])
+    with pytest.raises(DataError, match="violin pitch 60 is in both splits"):
+        mix.union_split(Path("ref"), broken, [broken], seed=0)

@@ -24,7 +24,14 @@ from timbrespace.models.timbre_map import TimbreMap
 from timbrespace.models.timbre_pitch import HarmonicSalience, pitch_circles
 from timbrespace.models.timbre_render import SpectralRenderer, frame_mixing, midi_to_hz, mix_frames, render_audio
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.models.train_timbre import _Tensors, labelled_mask, refit_timbre_means, scored_frames, train
+from timbrespace.models.train_timbre import (
+    _Tensors,
+    epoch_order,
+    labelled_mask,
+    refit_timbre_means,
+    scored_frames,
+    train,
+)
 
 from conftest import assert_inaudibly_close
 
@@ -126,7 +133,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained")
-    return train(out, manifest=manifest, cache_dir=out / "cache", progress=False, epochs=25, batch_size=16, **SMALL)
+    # The synthetic set doubles as the "unseen" one: what is checked is that its figures reach the card.
+    return train(out, manifest=manifest, cache_dir=out / "cache", progress=False, epochs=25, batch_size=16,
+                 unseen=[manifest], **SMALL)
 
 
 def _model(pitches: list[int] | None = None, **kw: Any) -> TimbreGMVAE:
@@ -216,6 +225,19 @@ def test_scored_frames_come_in_runs_and_cover_every_frame_alike() -> None:
         counts[f] += 1
     share = counts / 3000
     assert float(share.min()) > 0.2 and float(share.max()) < 0.3  # 4 of ~17 runs: 0.24 each
+
+
+def test_epoch_notes_draw_every_note_once_before_any_twice() -> None:
+    n, count = 10, 4
+    drawn = torch.cat([epoch_order(n, count, e, seed=3) for e in range(1, 6)])  # 20 draws: two laps of 10
+    assert sorted(drawn[:10].tolist()) == list(range(n)) and sorted(drawn[10:].tolist()) == list(range(n))
+    assert drawn[:10].tolist() != drawn[10:].tolist()  # each lap its own order
+    # An epoch's notes depend on (seed, epoch) alone, not on the epochs drawn before it.
+    assert torch.equal(epoch_order(n, count, 4, seed=3), drawn[12:16])
+    assert not torch.equal(epoch_order(n, count, 4, seed=4), drawn[12:16])
+    # 0 (or as many as there are) means every note each epoch.
+    assert sorted(epoch_order(n, 0, 7, seed=3).tolist()) == list(range(n))
+    assert sorted(epoch_order(n, 25, 7, seed=3).tolist()) == list(range(n))
 
 
 def test_smooth_time_basis_gives_smooth_controls() -> None:
@@ -555,6 +577,14 @@ def test_training_lowers_the_loss_and_writes_the_model_directory(trained: Path, 
     assert set(m["latent_metrics"]) >= {"instrument_from_zt", "pitch_from_zp", "pitch_from_zt"}
     card = (out / "MODEL_CARD.md").read_text()
     assert ck.sha256 in card and "instrument from z_t" in card
+    # The unseen set: measured with the trained weights by the evaluation's own function, and in the card.
+    from timbrespace.evaluate.unseen import unseen
+
+    figures = unseen(model, ck.metadata["instruments"], load_notes(manifest, cache_dir=None), "synthetic")
+    assert m["unseen"]["synthetic"]["accuracy"] == figures["accuracy"]
+    assert m["unseen"]["synthetic"]["notes"] == len(load_notes(manifest, cache_dir=None))
+    assert "## Unseen sets" in card and f"accuracy {figures['accuracy']:.3f}" in card
+    assert f"--unseen {manifest}" in m["training"]["command"]
     notes = load_notes(manifest, cache_dir=None)
     logmel_mean = torch.as_tensor(notes.logmel).mean()
     assert abs(ck.config["log_lo"]) > 0 and ck.config["log_hi"] > float(logmel_mean)

@@ -145,15 +145,6 @@ def _train_own(model: str, argv: Sequence[str]) -> int:
         raise CliError(str(e)) from None
 
 
-def _set_name(manifest: Path) -> str:
-    """An unseen set's name: its SoundFont's stem, else its folder's name."""
-    try:
-        sf = json.loads(manifest.read_text()).get("soundfont", "")
-    except (OSError, ValueError, AttributeError):
-        sf = ""
-    return Path(sf).stem if isinstance(sf, str) and sf else manifest.resolve().parent.name
-
-
 def _eval(a: argparse.Namespace) -> int:
     if a.action == "patch-vae":
         return _eval_patch(a)
@@ -175,7 +166,7 @@ def _eval(a: argparse.Namespace) -> int:
     plots = a.plots or out_dir
     try:
         notes = load_notes(a.manifest, cache_dir=a.cache)
-        sets = [(_set_name(p), load_notes(p, cache_dir=a.cache)) for p in a.unseen]
+        sets = [(unseen.set_name(p), load_notes(p, cache_dir=a.cache)) for p in a.unseen]
         result = timbre.evaluate(models, notes, timbre.Settings.make(a.quick, a.seed), plots=plots,
                                  cnn_cache=a.cache.parent / "timbre-eval",  # next to the feature cache
                                  log=lambda line: print(line, file=sys.stderr))
@@ -286,7 +277,6 @@ def _bench(a: argparse.Namespace) -> int:
 
 
 def _compare(a: argparse.Namespace) -> int:
-    import json
 
     import numpy as np
 

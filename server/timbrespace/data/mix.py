@@ -3,10 +3,13 @@
 Each source is a data folder with its manifest (``data soundfont`` from FluidR3, MuseScore
 General, freepats; ``data folder`` from a user's WAVs), rendered with the same instruments at the
 same rate and length. The mix links their notes under ``out/<source>/`` (no copy of the audio),
-splits the union again by (instrument, pitch), so that no pitch of an instrument is trained in
-one source and held out in another, and adds ``copies`` augmented versions of every training note
-(:mod:`timbrespace.data.augment`); the held-out notes stay as rendered, so that today's held-out
-figures keep their meaning. The manifest records every source and every chain drawn.
+splits the union by (instrument, pitch), so that no pitch of an instrument is trained in one
+source and held out in another, and adds ``copies`` augmented versions of every training note
+(:mod:`timbrespace.data.augment`); the held-out notes stay as rendered. The first source is the
+reference: its (instrument, pitch) keys keep its own split, so its held-out notes are the ones a
+model trained on it alone held out, and today's held-out figures keep their meaning; only keys it
+lacks (a key silent in it, sounding in another) are split afresh. The manifest records every
+source and every chain drawn.
 """
 
 from __future__ import annotations
@@ -64,8 +67,7 @@ def build(
     out_dir = Path(out)
     notes: list[mf.Note] = []
     kept_sources: list[mf.Source] = []
-    keys = {(n.instrument, n.pitch) for _, m, _ in loaded for n in m.notes}
-    splits = split_groups(keys, seed=seed)
+    splits = union_split(loaded[0][0], first, [m for _, m, _ in loaded], seed)
     linked = augmented = 0
     plan = [(folder, m, name, n) for folder, m, name in loaded for n in m.notes]
     for folder, m, name in loaded:
@@ -96,6 +98,30 @@ def build(
                            dropped=[d for _, m, _ in loaded for d in m.dropped], sources=kept_sources)
     path = manifest.save(out_dir)
     return MixResult(manifest, path, linked, augmented, time.perf_counter() - t0)
+
+
+def source_counts(path: Path) -> list[dict[str, Any]]:
+    """A mixed manifest's sources: name, SoundFont or patch set, notes per split and augmented copies
+    ([] for a single source's manifest)."""
+    m = mf.load(path)
+    return [{"name": s.name, "soundfont": s.soundfont,
+             "train": sum(n.source == s.name and n.split == "train" and not n.augment for n in m.notes),
+             "valid": sum(n.source == s.name and n.split == "valid" for n in m.notes),
+             "augmented": sum(n.source == s.name and bool(n.augment) for n in m.notes)} for s in m.sources]
+
+
+def union_split(folder: Path, reference: mf.Manifest, manifests: Sequence[mf.Manifest], seed: int
+                ) -> dict[tuple[str, int], mf.Split]:
+    """Each (instrument, pitch) key's side: the reference manifest's own where it has the key, else
+    :func:`split_groups` over the keys it lacks (DataError if the reference splits a key both ways)."""
+    kept: dict[tuple[str, int], mf.Split] = {}
+    for n in reference.notes:
+        key = (n.instrument, n.pitch)
+        if kept.setdefault(key, n.split) != n.split:
+            raise DataError(f"{folder}: {n.instrument} pitch {n.pitch} is in both splits; the mix keeps the first "
+                            "source's split per (instrument, pitch), so render it again")
+    rest = {(n.instrument, n.pitch) for m in manifests for n in m.notes} - kept.keys()
+    return {**kept, **split_groups(rest, seed=seed)}
 
 
 def _load(sources: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, mf.Manifest, str]]:

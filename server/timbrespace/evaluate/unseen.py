@@ -9,6 +9,8 @@ of the instrument, not what a probe could learn from the set. Instruments are ma
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,22 @@ import torch
 
 from timbrespace.evaluate.timbre import latents
 from timbrespace.models.probes import macro_f1
-from timbrespace.models.timbre_features import NoteSet
+from timbrespace.models.timbre_features import NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_space import TimbreSpace
 
 #: Issue 17's targets on TimGM6mb: accuracy at least this, every instrument at least the second.
 TARGET_ACCURACY = 0.85
 TARGET_EACH = 0.6
+
+
+def set_name(manifest: Path) -> str:
+    """An unseen set's name: its SoundFont's stem, else its folder's name."""
+    try:
+        sf = json.loads(manifest.read_text()).get("soundfont", "")
+    except (OSError, ValueError, AttributeError):
+        sf = ""
+    return Path(sf).stem if isinstance(sf, str) and sf else manifest.resolve().parent.name
 
 
 def unseen(model: TimbreGMVAE, model_instruments: list[str], notes: NoteSet, name: str) -> dict[str, Any]:
@@ -48,6 +59,18 @@ def unseen(model: TimbreGMVAE, model_instruments: list[str], notes: NoteSet, nam
                     "each_instrument": {"target": TARGET_EACH, "met": min(per.values()) >= TARGET_EACH,
                                         "worst": min(per, key=lambda k: per[k])}},
     }
+
+
+def measure_sets(model: TimbreGMVAE, instruments: list[str], manifests: Sequence[Path],
+                 cache_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """:func:`unseen` on each manifest's notes, by set name, without the confusion matrix (what a model
+    card shows; ``eval timbre`` reports the matrix)."""
+    out: dict[str, Any] = {}
+    for path in manifests:
+        name = set_name(path)
+        figures = unseen(model, instruments, load_notes(path, cache_dir=cache_dir), name)
+        out[name] = {k: v for k, v in figures.items() if k != "confusion"} | {"manifest": str(path)}
+    return out
 
 
 def markdown(entries: dict[str, dict[str, Any]]) -> list[str]:

@@ -202,6 +202,7 @@ def timbre_gmvae_card(
         "",
         f"`{data['manifest']}` (sha256 `{data['manifest_sha256']}`): {data['n_train']} training and "
         f"{data['n_validation']} validation notes, the manifest's own split. Instruments (notes): {per_inst}.",
+        *_sources(data.get("sources", [])),
         f"Pitches: MIDI {pitches[0]}-{pitches[-1]} ({len(pitches)} pitch components). "
         f"Instrument labels used for {train['labelled_notes']} of {data['n_train']} training notes "
         f"(label fraction {train['label_fraction']}).",
@@ -259,8 +260,13 @@ def timbre_gmvae_card(
             if train.get("mean_recon", 0.0)
             else ""
         ),
-        f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
-        f"{train['frames_per_step']} frames per note and step, seed {train['seed']}; "
+        f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs"
+        + (
+            f" of {train['epoch_notes']} training notes each (every note drawn once before any twice)"
+            if 0 < train.get("epoch_notes", 0) < data["n_train"]
+            else ""
+        )
+        + f", {train['frames_per_step']} frames per note and step, seed {train['seed']}; "
         f"{metadata['n_weights']:,} weights",
         "",
         "## Validation",
@@ -300,11 +306,17 @@ def timbre_gmvae_card(
         f"validation {last['val_loss']:.1f}. Curve: `loss_curve.csv`, `loss_curve.png`.",
         "",
         "![loss curve](loss_curve.png)",
+        *_unseen(metadata.get("unseen", {})),
         "",
         "## Limits",
         "",
-        "- One soundfont's instruments, rendered notes only: the spaces describe these 12 sounds, not "
-        "instruments in general; validation notes share pitches and instruments with training notes.",
+        (
+            "- Rendered notes of the sources above (and their augmented copies) only; validation notes are "
+            "other pitches of the same sources, so the unseen sets are the measure of instruments heard elsewhere."
+            if data.get("sources")
+            else "- One soundfont's instruments, rendered notes only: the spaces describe these 12 sounds, not "
+            "instruments in general; validation notes share pitches and instruments with training notes."
+        ),
         "- The renderer sums harmonic peaks in power (no cross terms), exact unless peaks overlap (lowest notes).",
         "- The controls model the first 1.5 s; a longer note repeats the last frame, and release is the "
         "engine's envelope.",
@@ -318,11 +330,39 @@ def timbre_gmvae_card(
         "```",
         "",
         "Same seed, same machine, same torch, one process: the same weights. Options: `--manifest`, `--epochs`, "
-        "`--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, `--[no-]refit-means`, "
-        "`--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`.",
+        "`--epoch-notes`, `--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, "
+        "`--[no-]refit-means`, `--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`; `--unseen` "
+        "measures a set never trained on (the weights do not depend on it).",
         "",
     ]
     return "\n".join(out)
+
+
+def _sources(sources: Sequence[dict[str, Any]]) -> list[str]:
+    """The Data section's lines on a mixed set's sources ([] for a single source)."""
+    if not sources:
+        return []
+    rows = [[s["name"], f"`{s['soundfont']}`" if s["soundfont"] else "(a folder of WAVs)", str(s["train"]),
+             str(s["augmented"]), str(s["valid"])] for s in sources]
+    return ["", f"Mixed from {len(sources)} sources (`timbrespace data mix`; the split is the first source's own, "
+            "per instrument and pitch, so a pitch held out is held out in every source; augmented copies are "
+            "rooms and microphones drawn per training note, see docs/training-data.md):", "",
+            *_table(["source", "from", "training notes", "augmented copies", "validation notes"], rows), ""]
+
+
+def _unseen(sets: dict[str, Any]) -> list[str]:
+    """The card's section on sets it was never trained on ([] when none was measured)."""
+    if not sets:
+        return []
+    out = ["", "## Unseen sets", "",
+           "Sets never used in training, every note classified by the model's own instrument posterior over z_t "
+           "(nothing fitted):", ""]
+    for name, e in sets.items():
+        per = e["per_instrument"]
+        out += [f"**{name}** (`{e['manifest']}`, {e['notes']} notes): accuracy {e['accuracy']:.3f}, macro F1 "
+                f"{e['macro_f1']:.3f}.", "",
+                *_table(["instrument", *per], [["accuracy", *(f"{v:.2f}" for v in per.values())]]), ""]
+    return out[:-1]
 
 
 def write_timbre_gmvae_card(

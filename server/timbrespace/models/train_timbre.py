@@ -66,6 +66,7 @@ class TrainConfig:
     pitch_input: str = "salience"  # or "mel" (the paper's; see timbre_pitch.HarmonicSalience)
     mean_recon: float = 1.0  # weight of decoding each note from its mixture means too (see TimbreGMVAE.forward)
     val_every: int = 5  # validate after epoch 1, every this many, and the last; each pass costs ~1 s of ~8
+    epoch_notes: int = 0  # training notes per epoch (0: all); a larger set's epochs then cost what one set's did
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,25 @@ def _tensors(
         torch.as_tensor(notes.velocity[idx], dtype=torch.float32, device=device),
         torch.as_tensor(np.where(labels[idx], notes.instrument[idx], -1), dtype=torch.long, device=device),
     )
+
+
+def epoch_order(n: int, count: int, epoch: int, seed: int) -> torch.Tensor:
+    """The training notes of ``epoch`` (from 1): all ``n`` shuffled when ``count`` is 0 or at least ``n``,
+    else the epoch's ``count`` consecutive entries of an endless stream of seeded permutations, so every
+    note is drawn once before any is drawn twice, and each epoch's notes depend only on (seed, epoch).
+    """
+    if count <= 0 or count >= n:
+        count = n
+    start = (epoch - 1) * count
+    out: list[torch.Tensor] = []
+    while count > 0:
+        lap, offset = divmod(start, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + lap))
+        take = perm[offset : offset + count]
+        out.append(take)
+        start += len(take)
+        count -= len(take)
+    return torch.cat(out)
 
 
 def scored_frames(n_frames: int, count: int, block: int, generator: torch.Generator) -> torch.Tensor:
@@ -262,12 +282,16 @@ def train(
     cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
     progress: bool = True,
     learned_map: bool = True,
+    unseen: Sequence[str | os.PathLike[str]] = (),
     **options: Any,
 ) -> Path:
     """Train on ``manifest``'s notes (its train/valid split); return the checkpoint's path.
 
     With ``learned_map`` the 2-D map (:mod:`timbrespace.models.train_timbre_map`) is fitted
-    to the trained model afterwards (seconds), beside it.
+    to the trained model afterwards (seconds), beside it. Each ``unseen`` manifest (a set never
+    trained on) is classified by the trained model's own posterior and its figures go into the
+    checkpoint's metadata and the card (:func:`timbrespace.evaluate.unseen.unseen`); they read the
+    weights only.
 
     ``options`` are :class:`TrainConfig` fields (``epochs``, ``seed``,
     ``label_fraction``, ``threads``, ...).
@@ -276,6 +300,8 @@ def train(
     for name in ("epochs", "batch_size", "frames_per_step", "frame_block", "val_every", "threads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"invalid training settings: {name}={getattr(cfg, name)!r}, expected an integer >= 1")
+    if cfg.epoch_notes < 0:
+        raise ValueError(f"invalid training settings: epoch_notes={cfg.epoch_notes!r}, expected 0 (all) or more")
     dd = _init_distributed()
     if dd.rank == 0:
         notes = load_notes(manifest, cache_dir=cache_dir)
@@ -319,7 +345,7 @@ def train(
         va = _tensors(notes, val_idx, pitches, np.ones_like(labels), dd.device)  # scored with labels
         # The sampler only needs the length; it shards a seeded permutation of note indices across ranks.
         sampler: DistributedSampler[Any] | None = None
-        if dd.active:
+        if dd.active and not cfg.epoch_notes:
             index = TensorDataset(torch.arange(len(train_idx)))
             sampler = DistributedSampler(index, num_replicas=dd.world, rank=dd.rank, shuffle=True, seed=cfg.seed)
         shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -337,6 +363,9 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
                 order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+            elif cfg.epoch_notes:
+                # Every rank draws the same epoch's notes and trains on its share of them.
+                order = epoch_order(len(train_idx), cfg.epoch_notes, epoch, cfg.seed)[dd.rank :: dd.world]
             else:
                 order = torch.randperm(len(train_idx), generator=shuffle)
             sums = torch.zeros(len(TERMS) + 1, dtype=torch.float64)
@@ -375,7 +404,8 @@ def train(
         ckpt = Path(out_dir) / CHECKPOINT_NAME
         if dd.rank == 0:
             model.cpu()
-            _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest)
+            _finish(model, notes, cfg, config, rows, seconds, train_idx, val_idx, labels, dd, Path(out_dir), manifest,
+                    [Path(u) for u in unseen], cache_dir)
     if dd.rank == 0 and learned_map:
         from timbrespace.models.train_timbre_map import train_map
 
@@ -399,7 +429,12 @@ def _finish(
     dd: _Dist,
     out: Path,
     manifest: str | os.PathLike[str],
+    unseen: Sequence[Path],
+    cache_dir: str | os.PathLike[str] | None,
 ) -> None:
+    from timbrespace.data.mix import source_counts
+    from timbrespace.evaluate.unseen import measure_sets
+
     pitches = model.pitches
     all_labels = np.ones(len(notes), dtype=np.bool_)
     splits = {
@@ -411,7 +446,7 @@ def _finish(
         "training": {
             **asdict(cfg),
             "world_size": dd.world,
-            "command": retrain_command(cfg, out, manifest),
+            "command": retrain_command(cfg, out, manifest, unseen),
             "seconds": seconds,
             "labelled_notes": int(labels[train_idx].sum()),
         },
@@ -423,11 +458,13 @@ def _finish(
             "notes_per_instrument": {
                 name: int(np.sum(notes.instrument == k)) for k, name in enumerate(notes.instruments)
             },
+            "sources": source_counts(Path(manifest)),
         },
         "elbo": splits,
         "latent_metrics": latent_metrics(model, notes, train_idx, val_idx, cfg.seed),
         "n_weights": sum(p.numel() for p in model.parameters()),
         "torch_version": str(torch.__version__),
+        "unseen": measure_sets(model, list(notes.instruments), unseen, cache_dir),
     }
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_NAME
@@ -441,14 +478,17 @@ _FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fra
           "pitch_prior": "--pitch-prior", "pitch_recon_grad": "--pitch-recon-grad", "refit_means": "--refit-means",
           "time_basis": "--time-basis", "pitch_input": "--pitch-input", "mean_recon": "--mean-recon",
           "frame_block": "--frame-block", "dec_hidden": "--dec-hidden", "val_every": "--val-every",
-          "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr"}
+          "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr", "epoch_notes": "--epoch-notes"}
 
 
-def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str]) -> str:
+def retrain_command(cfg: TrainConfig, out: Path, manifest: str | os.PathLike[str],
+                    unseen: Sequence[Path] = ()) -> str:
     """The ``timbrespace train timbre`` arguments that train ``cfg`` again (defaults left out)."""
     words = ["--out", str(out)]
     if str(manifest) != DEFAULT_MANIFEST:
         words += ["--manifest", str(manifest)]
+    for u in unseen:
+        words += ["--unseen", str(u)]
     default = TrainConfig()
     for name, flag in _FLAGS.items():
         value = getattr(cfg, name)
@@ -523,6 +563,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validate after epoch 1, every this many epochs and the last; does not change the weights "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--epoch-notes",
+        type=int,
+        default=d.epoch_notes,
+        help="training notes drawn per epoch, every note once before any twice; 0: all (default: %(default)s)",
+    )
     parser.add_argument("--dec-hidden", type=int, default=d.dec_hidden, help="decoder width (default: %(default)s)")
     parser.add_argument("--channels", type=int, default=d.channels, help="encoder channels (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -532,6 +578,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="fit the learned 2-D timbre map beside the model afterwards, seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unseen",
+        action="append",
+        default=[],
+        metavar="F",
+        help="the manifest of a set never trained on (e.g. TimGM6mb); its figures from the model's own posterior "
+        "go into the card; repeatable",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -545,6 +599,7 @@ def run(ns: argparse.Namespace) -> Path:
         cache_dir=ns.cache,
         progress=not ns.quiet,
         learned_map=ns.learned_map,
+        unseen=ns.unseen,
         **{name: getattr(ns, name) for name in _FLAGS},
     )
 
