@@ -436,7 +436,7 @@ def test_the_card_retrain_command_trains_the_same_config() -> None:
     import argparse
     from dataclasses import replace
 
-    from timbrespace.models.train_timbre import _FLAGS, TrainConfig, add_arguments, retrain_command
+    from timbrespace.models.train_timbre_options import FLAGS, TrainConfig, add_arguments, retrain_command
 
     cfg = replace(TrainConfig(), label_fraction=0.25, refit_means=False, epochs=7, dec_hidden=96, lr=5e-4)
     cmd = retrain_command(cfg, Path("models/x"), "var/data/soundfont/manifest.json")
@@ -445,7 +445,7 @@ def test_the_card_retrain_command_trains_the_same_config() -> None:
     add_arguments(parser)
     # run() hands each option to train() by its dest, which must be the TrainConfig field it sets.
     defaults = parser.parse_args([])
-    assert {f: getattr(defaults, f) for f in _FLAGS} == {f: getattr(TrainConfig(), f) for f in _FLAGS}
+    assert {f: getattr(defaults, f) for f in FLAGS} == {f: getattr(TrainConfig(), f) for f in FLAGS}
     ns = parser.parse_args(cmd.split())
     assert {k: getattr(ns, k) for k in ("label_fraction", "refit_means", "epochs", "dec_hidden", "lr", "out")} == {
         "label_fraction": 0.25, "refit_means": False, "epochs": 7, "dec_hidden": 96, "lr": 5e-4, "out": "models/x"}
