@@ -32,13 +32,7 @@ reproduced.  What still differs:
   not aligned to amSynth's chunks), the pitch's changes at every sample.
 * Envelope segment times are latched at note-on (attack, decay) and note-off
   (release); amSynth latches each segment when it starts.  Sustain follows at once.
-* pyo's Freeverb: amSynth's algorithm and constants (mapped), but every pyo
-  instance has the same delays, so the right channel is decorrelated by two
-  short allpasses instead of amSynth's +23-sample delays; tails come out 3-4.4 dB
-  louder than amSynth's (more with room size) and damping acts less strongly
-  (measured: docs/fidelity.md).
-* The limiter's peak follower decays towards the signal, not towards 0, between
-  peaks; a final clip at +-1 is a safety net (amSynth has none).
+* The output stage (distortion, reverb, limiter) differs as ``output_stage`` says.
 * Voices are a pool, not one per MIDI note: a new note steals the oldest released
   voice, else the oldest (as amSynth at its limit).  All-notes-off and keyboard
   mode changes release in 5 ms instead of cutting.
@@ -53,9 +47,9 @@ import numpy as np
 import numpy.typing as npt
 import pyo
 
-from timbrespace.audio import waves
+from timbrespace.audio import output_stage, waves
 from timbrespace.audio.parts import AudioContext, AudioPart
-from timbrespace.audio.voice import KEY_TRACK_BASE_HZ, EnvTimes, Modes, Shared, Voice, base, fade_in_points
+from timbrespace.audio.voice import KEY_TRACK_BASE_HZ, EnvTimes, Modes, Shared, Voice, base
 from timbrespace.patch import params
 
 RAMP_S = 0.005  # smoothing of continuous parameters
@@ -65,16 +59,10 @@ DUCK_S = 0.003  # fade time around a switch
 FIRST_CHUNK_LAG = 32.5
 PITCH_GLIDE_S = 0.01  # default smoothing of set_pitch
 MIN_TIME = 0.0005  # amSynth's kMinimumTime: a decay this short attacks straight to sustain
-LIMIT = 0.9  # amSynth's SoftLimiter threshold on |L| + |R|
-LIMIT_RISE_TAU_S = 0.0001 / 2.2  # SoftLimiter attack time constant (AT = 0.1 ms)
-LIMIT_FALL_TAU_S = 0.5 / 2.2  # SoftLimiter release time constant (RT = 0.5 s)
-# Freeverb: amSynth scales room by 0.28 and damping by 0.4, pyo by 0.29 and 0.5.
-ROOM_SCALE = 0.28 / 0.29
-DAMP_SCALE = 0.4 / 0.5
 
 P = params.INDEX
 # Signals after the voices: their ramps matter even with no voice sounding (reverb tails).
-_EFFECT_SIGNALS = frozenset({"crunch", "size", "damp", "dry", "w1", "w2", "duck"})
+_EFFECT_SIGNALS = output_stage.SIGNALS | {"duck"}
 _SWITCHES = frozenset(
     P[n]
     for n in ("osc1_waveform", "osc2_waveform", "lfo_waveform", "osc2_sync", "filter_type", "filter_slope")
@@ -189,35 +177,9 @@ class PatchSynth:
         )
 
     def _build_effects(self) -> None:
-        s = self._s
-        mono = pyo.Mix([v.out for v in self.voices], voices=1)
-        # A fresh amSynth smooths its distortion exponent (from 1) and its reverb's dry level
-        # (from 0) over its first ~20 ms (0.5% a sample; measured): replay it from here.
-        self._boot = pyo.Linseg(fade_in_points(self.sample_rate))
-        self._boot.play()
-        # Distortion: sign(x)|x|**c = x * |x|**(c - 1), c = 1 - crunch (>= 0.1 here).
-        self._crunch = s("crunch", 0.0)
-        dist = mono * pyo.Pow(pyo.Abs(mono) + 1e-9, pyo.Sig(self._boot, mul=self._crunch))
-        # revmodel::processmix in place: out = in*(1 + dry) + wet1*revL + wet2*revR, the
-        # reverbs fed with L + R = 2*in (so pyo's wet, fed with in, counts twice).  pyo's
-        # Freeverbs all share one set of delays where amSynth's right channel has its own
-        # (+23 samples): two short allpasses decorrelate the right input instead (L/R
-        # correlation of the tails ~0.2 as in amSynth, measured, at equal level).
-        right_in = pyo.Allpass(pyo.Allpass(dist, 0.0023, 0.5, maxdelay=0.01), 0.0031, 0.5, maxdelay=0.01)
-        size, damp = s("size", 0.0), s("damp", 0.0)
-        rl, rr = (pyo.Freeverb(x, size, damp, 1.0) for x in (dist, right_in))
-        dry = pyo.Sig(self._boot, mul=s("dry", 1.0), add=1.0)
-        w1, w2 = s("w1", 0.0), s("w2", 0.0)
-        left = dist * dry + rl * w1 + rr * w2
-        right = dist * dry + rr * w1 + rl * w2
-        # SoftLimiter: gain = 0.9 / xpeak above 0.9, xpeak following |L| + |R| with amSynth's
-        # 0.1 ms attack (short peaks get through, as in amSynth) and 0.5 s release.  pyo's
-        # Follower2 time constant is its time argument / 2 pi.
-        level = pyo.Abs(left) + pyo.Abs(right)
-        peak = pyo.Follower2(level, 2.0 * math.pi * LIMIT_RISE_TAU_S, 2.0 * math.pi * LIMIT_FALL_TAU_S)
-        gain = LIMIT / pyo.Max(peak, LIMIT)
-        self.output: pyo.PyoObject = pyo.Clip([left * gain, right * gain], -1.0, 1.0)
-        self._keep = (mono, dist, right_in, rl, rr, dry, left, right, level, peak, gain)
+        stage = output_stage.build([v.out for v in self.voices], self.sample_rate, self._s)
+        self.output: pyo.PyoObject = stage.output
+        self._keep = stage.keep
 
     # -- parameters ------------------------------------------------------------------------
 
@@ -333,8 +295,8 @@ class PatchSynth:
 
     def _reverb(self) -> None:
         wet, width = self._v("reverb_wet"), self._v("reverb_width")
-        self._set("size", self._v("reverb_roomsize") * ROOM_SCALE)
-        self._set("damp", self._v("reverb_damp") * DAMP_SCALE)
+        self._set("size", self._v("reverb_roomsize") * output_stage.ROOM_SCALE)
+        self._set("damp", self._v("reverb_damp") * output_stage.DAMP_SCALE)
         self._set("dry", 1.0 - wet)
         self._set("w1", 2.0 * wet * (width / 2.0 + 0.5))
         self._set("w2", 2.0 * wet * (1.0 - width) / 2.0)
