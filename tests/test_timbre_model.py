@@ -577,8 +577,8 @@ def test_training_lowers_the_loss_and_writes_the_model_directory(trained: Path, 
     assert set(m["latent_metrics"]) >= {"instrument_from_zt", "pitch_from_zp", "pitch_from_zt"}
     card = (out / "MODEL_CARD.md").read_text()
     assert ck.sha256 in card and "instrument from z_t" in card
-    # The unseen set: measured with the trained weights by the evaluation's own function, and in the card.
-    from timbrespace.evaluate.unseen import unseen
+    # The unseen set: measured with the trained weights by the function eval timbre reports, and in the card.
+    from timbrespace.models.timbre_unseen import unseen
 
     figures = unseen(model, ck.metadata["instruments"], load_notes(manifest, cache_dir=None), "synthetic")
     assert m["unseen"]["synthetic"]["accuracy"] == figures["accuracy"]

@@ -10,9 +10,9 @@ import pytest
 
 from timbrespace.data import soundfont
 from timbrespace.data.soundfont import DEFAULT_SOUNDFONT
-from timbrespace.evaluate.unseen import unseen
 from timbrespace.models.timbre_features import load_notes
 from timbrespace.models.timbre_space import TimbreSpace
+from timbrespace.models.timbre_unseen import unseen
 
 pytestmark = [pytest.mark.numeric]
 

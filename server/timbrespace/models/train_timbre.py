@@ -36,6 +36,7 @@ from timbrespace.models.probes import macro_f1, probe_f1
 from timbrespace.models.seeding import reproducible
 from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import ElboTerms, TimbreGMVAE
+from timbrespace.models.timbre_unseen import measure_sets
 from timbrespace.models.train_timbre_options import FLAGS, TrainConfig, add_arguments, retrain_command
 
 CHECKPOINT_NAME = "timbre-gmvae.pt"
@@ -263,7 +264,7 @@ def train(
     With ``learned_map`` the 2-D map (:mod:`timbrespace.models.train_timbre_map`) is fitted
     to the trained model afterwards (seconds), beside it. Each ``unseen`` manifest (a set never
     trained on) is classified by the trained model's own posterior and its figures go into the
-    checkpoint's metadata and the card (:func:`timbrespace.evaluate.unseen.unseen`); they read the
+    checkpoint's metadata and the card (:func:`timbrespace.models.timbre_unseen.unseen`); they read the
     weights only.
 
     ``options`` are :class:`TrainConfig` fields (``epochs``, ``seed``,
@@ -406,7 +407,6 @@ def _finish(
     cache_dir: str | os.PathLike[str] | None,
 ) -> None:
     from timbrespace.data.mix import source_counts
-    from timbrespace.evaluate.unseen import measure_sets
 
     pitches = model.pitches
     all_labels = np.ones(len(notes), dtype=np.bool_)
