@@ -364,3 +364,24 @@ def test_the_page_gives_up_a_silent_server_and_comes_back(browser: Browser, tmp_
     finally:
         t.close()
         s.stop()
+
+
+def test_the_readme_picture_is_made_by_its_script(browser: Browser, server: ServerProc, tmp_path: Path) -> None:
+    """``python -m timbrespace.web.screenshot`` (docs/play.png) against this server, on layer 1 (the
+    others play 0, 2 and 3): the page shows what the picture is for before it is taken."""
+    from timbrespace.web import screenshot
+
+    out = tmp_path / "play.png"
+    shown = screenshot.shoot(browser, _http_base(server), (server.host, server.port), out, layer=1)
+    others = sum(len(f) for _, _, f in screenshot.PLAYERS)
+    assert shown["layer"] == 1 and shown["cursors"] == len(screenshot.PLAYERS) and shown["others"] == others
+    assert shown["fingers"] == len(screenshot.PAD_FINGERS) and shown["keys"] == len(screenshot.KEYS)
+    assert shown["regions"] is not None  # the timbre engine's learned map, coloured by instrument
+    # Every finger and key a voice of the timbre engine.
+    assert shown["voices"] >= len(screenshot.PAD_FINGERS) + len(screenshot.KEYS) + others
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == screenshot.SIZE
+    with server.client() as c:  # the players left, and their fingers and the page's with them
+        c.status_until(lambda st: st["voices"] == 0, timeout=WAIT_S)
+
