@@ -304,6 +304,39 @@ def test_listen_streams_the_paths_listened_to_as_osc_frames(server: ServerProc) 
     asyncio.run(run())
 
 
+def test_listen_coalesces_a_burst_like_the_feedback(server: ServerProc) -> None:
+    """A path listened to gets at most one frame a feedback flush, the newest value: a burst of moves
+    comes as fewer frames than moves, as many at most as the flushes that sent anything, ending at
+    the burst's last point (on layer 1: the other tests here play 0 and 2)."""
+    import aiohttp
+
+    def feedback(c: TcpOscClient) -> dict[str, Any]:
+        return dict(zip(*[iter(c.request("/status/feedback").params)] * 2))
+
+    moves = [(i / 100, 1 - i / 100) for i in range(1, 101)]
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(_base(server) + "/") as ws:
+            await ws.send_json({"COMMAND": "LISTEN", "DATA": "/layer/1/latent"})
+            await _frames_until(ws, "/layer/1/latent")  # the value now
+            with TcpOscClient(server.host, server.port) as c:
+                before = feedback(c)
+                for x, y in moves:
+                    c.send("/layer/1/latent", x, y)
+                c.sync()
+                got = await _frames_until(ws, "/layer/1/latent", list(moves[-1]))
+                after = feedback(c)
+            frames = [args for a, args in got if a == "/layer/1/latent"]
+            assert len(frames) < len(moves)
+            assert len(frames) <= after["ticks"] - before["ticks"]
+            assert after["coalesced"] - before["coalesced"] >= len(moves) - len(frames)
+            # Each frame a point of the burst, in the order sent.
+            order = [moves.index(min(moves, key=lambda m: abs(m[0] - f[0]))) for f in frames]
+            assert order == sorted(order)
+
+    asyncio.run(run())
+
+
 def test_listen_on_another_layers_path_follows_that_layer(server: ServerProc) -> None:
     """LISTEN /layer/2/latent watches layer 2 (/watch 2): its value at once, then its changes
     under that path, while the connection plays layer 0; the last IGNORE of layer 2's paths ends
