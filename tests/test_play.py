@@ -283,10 +283,18 @@ def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> N
     tab.touch("touchMove", [tab.on("#pad", 0.25, 0.25)])
     tab.touch("touchEnd", [])
     until("/layer/2/latent", lambda v: abs(v[0] - 0.25) < 0.01 and abs(v[1] - 0.75) < 0.01)
+    # The pickers offer every preset by name (what a typed name is searched among) and take one.
+    options = "() => [...document.querySelectorAll('#items option')].map(o => o.value)"
+    presets = tab.until(options, lambda o: len(o) > 100, "the presets in the pickers")
+    assert presets == tab.page.evaluate("() => play.panel.presets")
+    tab.page.fill("#target", presets[7])
+    tab.page.dispatch_event("#target", "change")
+    until("/layer/2/target", lambda v: v == [presets[7]])
     tab.page.click("#engines button[data-engine=timbre]")
     until("/layer/2/engine", lambda v: v == ["timbre"])
     # The timbre engine's map has names on it: its corners, or its instruments where it places them.
     assert tab.until("() => play.pad.labels.length", lambda n: n in (4, 12), "names over the pad")
+    assert tab.until(options, lambda o: len(o) == 12, "the instruments in the pickers")[0] != presets[0]
     tab.page.fill("#source", "violin")
     tab.page.dispatch_event("#source", "change")
     until("/layer/2/source", lambda v: v == ["violin"])
