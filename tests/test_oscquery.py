@@ -494,6 +494,9 @@ def test_oscquery_off_serves_no_http(tmp_path: Path) -> None:
 
 
 def test_config_names_a_clash_between_the_osc_and_http_ports() -> None:
+    # On by default, on the port after OSC's (the 57131).
+    default = from_dict({}).network
+    assert default.oscquery and (default.port, default.http_port) == (57130, 57131)
     with pytest.raises(ConfigError, match=r"network.http_port = 9000 is network.port's number"):
         from_dict({"network": {"port": 9000, "http_port": 9000}})
     from_dict({"network": {"port": 9000, "http_port": 9000, "oscquery": False}})
