@@ -7,7 +7,7 @@ APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: run test test-threads check lint typecheck bench deps venv clean
+.PHONY: run test test-threads check lint typecheck bench screenshot deps venv clean
 
 run: venv
 	$(BIN)/timbrespace serve $(ARGS)
@@ -33,6 +33,10 @@ typecheck: venv
 
 bench: venv
 	$(BIN)/timbrespace bench --json docs/bench.json --markdown docs/bench.md $(ARGS)
+
+# The README's picture of the /play page, from a server of its own with two other players.
+screenshot: venv
+	$(BIN)/python -m timbrespace.web.screenshot docs/play.png
 
 # Debian packages: the amSynth banks and reference synth, liblo's oscsend/oscdump, JACK, and the
 # outside clients and peers the tests and bench use for real (sclang, scsynth, Pure Data), and the

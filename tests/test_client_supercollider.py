@@ -45,6 +45,16 @@ fork {
 	0.4.wait;
 	~ts.status { |s| "HELD voices=%".format(s.voices).postln };
 	0.3.wait;
+	// Two fingers on the map, each a voice (the second at the default velocity), moved and
+	// lifted (on the patch engine each moves the layer's point: points with a sustained patch).
+	~ts.touch(0, 0.25, 0.75, 64, 90);
+	~ts.touch(1, 0.5, 0.5, 67);
+	~touched = 0;
+	50.do { if(~touched < 3) { ~ts.status { |s| ~touched = s.voices }; 0.1.wait } };
+	"TOUCHED voices=%".format(~touched).postln;
+	~ts.touch(1, 0.5, 0.625);
+	~ts.touchOff(0);
+	~ts.touchOff(1);
 	~ts.release(60);
 	~ts.latent(0.25, 0.75);
 	~ts.load("BriansBank01/basic11", { |r| "LOADED %".format(r[1]).postln });
@@ -124,6 +134,8 @@ def _play(server: ServerProc, tmp_path: Path) -> None:
     assert "SYNCED 7" in log and "SYNCED 8" in log
     held = re.search(r"HELD voices=(\d+)", log)
     assert held and int(held[1]) >= 1, log[-4000:]
+    touched = re.search(r"TOUCHED voices=(\d+)", log)  # the held note and a voice per finger
+    assert touched and int(touched[1]) >= 3, log[-4000:]
     assert "LOADED BriansBank01/basic11" in log
     # The deliberate unknown parameter came back as /fail and was printed; nothing else failed.
     assert "Timbrespace /fail: /param" in log
@@ -157,8 +169,15 @@ OSCdef(\dump, { |msg, time, from|
 	~ts.mirrors.messages(~ts.layer).do { |m| from.sendMsg('/mirror', *m); n = n + 1 };
 	~ts.mirror[\cursors].keysValuesDo { |id, c| from.sendMsg('/mirror', '/cursor', id, c.name, c.x, c.y); n = n + 1 };
 	~ts.clients.keysValuesDo { |id, c| from.sendMsg('/mirror', '/clients', 'joined', id, c.name, c.layer); n = n + 1 };
+	~ts.mirror[\touches].keysValuesDo { |id, fingers|
+		fingers.keysValuesDo { |f, t| from.sendMsg('/mirror', '/cursor/touch', id, t.name, f, t.x, t.y, 1); n = n + 1 };
+	};
 	from.sendMsg('/mirror.end', n, ~ts.renewals, ~ts.subscribed.binaryValue);
 }, '/harness/dump').permanent_(true);
+OSCdef(\touch, { |msg, time, from|
+	if(msg[1] == 'off') { ~ts.touchOff(msg[2]) } { ~ts.touch(msg[1], msg[2], msg[3], 62, 80) };
+	from.sendMsg('/touched');
+}, '/harness/touch').permanent_(true);
 OSCdef(\layer, { |msg, time, from|
 	~ts.layer_(msg[1], { |i| from.sendMsg('/layered', i) });
 }, '/harness/layer').permanent_(true);
@@ -175,6 +194,8 @@ OSCdef(\quit, { |msg, time, from|
 
 def _feedback_key(address: str, args: list[Any]) -> tuple[Any, ...]:
     """A message's key in a layer's state: its address and the arguments naming what it sets."""
+    if address == "/cursor/touch":  # id name finger x y down
+        return (address, args[0], args[2])
     n = {"/param": 1, "/z": 1, "/cursor": 1, "/clients": 2}.get(address, 0)
     return (address, *args[:n])
 
@@ -246,7 +267,9 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
         assert f"HELLO {sc_id} sclang" in "".join(lines)
         py, judge, probe = server.client(), server.client(), server.client()
         py_id = py.request("/hello", "py").params[0]
-        # Another player moves the map point and a parameter (a point re-decodes the whole patch).
+        # Another player moves the map point and a parameter (a point re-decodes the whole patch), on
+        # the patch engine (where a finger moves the layer's point too, below).
+        py.send("/engine", "patch")
         for x, y in ((0.2, 0.3), (0.5, 0.5), (0.75, 0.25)):
             py.send("/latent", x, y)
         py.send("/param", "filter_cutoff", 0.25)
@@ -255,7 +278,8 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
         judge_id = judge.request("/hello", "judge").params[0]
         state = _snapshot(judge)
         members = judge.request("/clients").params
-        layer = {k: v for k, v in state.items() if k[0] not in ("/cursor", "/clients")}
+        others = ("/cursor", "/cursor/touch", "/clients")  # not the layer's own state
+        layer = {k: v for k, v in state.items() if k[0] not in others}
         assert layer[("/latent",)] == pytest.approx([0.75, 0.25]) and layer[("/alpha",)] == [0.25]
         assert layer[("/param", "filter_cutoff")] == ["filter_cutoff", 0.25]
         # The others saw sclang's own point as its cursor.
@@ -266,7 +290,7 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
 
         # sclang's mirror ends equal to the server's state (its own alpha included), with the other
         # player's cursor and the member list.
-        _until(lambda: _differences({k: v for k, v in mirror().items() if k[0] not in ("/cursor", "/clients")},
+        _until(lambda: _differences({k: v for k, v in mirror().items() if k[0] not in others},
                                     layer), "the mirror never matched the server")
         got, renewals, subscribed = _dump(probe, sc_at)
         assert got[("/cursor", py_id)] == pytest.approx([py_id, "py", 0.75, 0.25])
@@ -277,6 +301,29 @@ def test_supercollider_mirror_follows_the_server(server: ServerProc, tmp_path: P
         assert {i for i, _, _ in rows} == {sc_id, py_id, judge_id}
         # The subscription was renewed on its own (every 0.5 s here, 25 s by default).
         assert subscribed == 1 and renewals >= 2, renewals
+        # The other player's finger: in the mirror while down, where it moves, gone once lifted.
+        def fingers() -> dict[tuple[Any, ...], list[Any]]:
+            return {k: v for k, v in mirror().items() if k[0] == "/cursor/touch"}
+
+        py.send("/touch", 3, 0.5, 0.5, 64, 100)
+        py.send("/touch", 3, 0.625, 0.375)
+        py.sync()
+        _until(lambda: _differences(fingers(), {("/cursor/touch", py_id, 3): [py_id, "py", 3, 0.625, 0.375, 1]}),
+               "the mirror did not show the other player's finger")
+        py.send("/touch/off", 3)
+        py.sync()
+        _until(fingers, "the mirror kept a finger lifted")
+        # sclang's own finger: the others see it; on the patch engine it moves the layer's point,
+        # which sclang's mirror follows although the server does not echo it.
+        probe.sock.sendto(osc("/harness/touch", 2, 0.25, 0.75), sc_at)
+        probe.expect("/touched")
+        _until(lambda: _differences({k: v for k, v in _snapshot(judge).items() if k[0] in ("/cursor/touch", "/latent")},
+                                    {("/cursor/touch", sc_id, 2): [sc_id, "sclang", 2, 0.25, 0.75, 1],
+                                     ("/latent",): [0.25, 0.75]}), "the server did not take sclang's finger")
+        assert mirror()[("/latent",)] == pytest.approx([0.25, 0.75])
+        probe.sock.sendto(osc("/harness/touch", "off", 2), sc_at)
+        probe.expect("/touched")
+        _until(lambda: [k for k in _snapshot(judge) if k[0] == "/cursor/touch"], "sclang's finger was not lifted")
         # The other player leaves: gone from the members and the cursors.
         py.send("/bye")
         assert py.expect("/done").params == ["/bye", py_id]

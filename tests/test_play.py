@@ -283,10 +283,18 @@ def test_the_controls_set_the_layer_they_play(tab: Tab, server: ServerProc) -> N
     tab.touch("touchMove", [tab.on("#pad", 0.25, 0.25)])
     tab.touch("touchEnd", [])
     until("/layer/2/latent", lambda v: abs(v[0] - 0.25) < 0.01 and abs(v[1] - 0.75) < 0.01)
+    # The pickers offer every preset by name (what a typed name is searched among) and take one.
+    options = "() => [...document.querySelectorAll('#items option')].map(o => o.value)"
+    presets = tab.until(options, lambda o: len(o) > 100, "the presets in the pickers")
+    assert presets == tab.page.evaluate("() => play.panel.presets")
+    tab.page.fill("#target", presets[7])
+    tab.page.dispatch_event("#target", "change")
+    until("/layer/2/target", lambda v: v == [presets[7]])
     tab.page.click("#engines button[data-engine=timbre]")
     until("/layer/2/engine", lambda v: v == ["timbre"])
     # The timbre engine's map has names on it: its corners, or its instruments where it places them.
     assert tab.until("() => play.pad.labels.length", lambda n: n in (4, 12), "names over the pad")
+    assert tab.until(options, lambda o: len(o) == 12, "the instruments in the pickers")[0] != presets[0]
     tab.page.fill("#source", "violin")
     tab.page.dispatch_event("#source", "change")
     until("/layer/2/source", lambda v: v == ["violin"])
@@ -364,3 +372,24 @@ def test_the_page_gives_up_a_silent_server_and_comes_back(browser: Browser, tmp_
     finally:
         t.close()
         s.stop()
+
+
+def test_the_readme_picture_is_made_by_its_script(browser: Browser, server: ServerProc, tmp_path: Path) -> None:
+    """``python -m timbrespace.web.screenshot`` (docs/play.png) against this server, on layer 1 (the
+    others play 0, 2 and 3): the page shows what the picture is for before it is taken."""
+    from timbrespace.web import screenshot
+
+    out = tmp_path / "play.png"
+    shown = screenshot.shoot(browser, _http_base(server), (server.host, server.port), out, layer=1)
+    others = sum(len(f) for _, _, f in screenshot.PLAYERS)
+    assert shown["layer"] == 1 and shown["cursors"] == len(screenshot.PLAYERS) and shown["others"] == others
+    assert shown["fingers"] == len(screenshot.PAD_FINGERS) and shown["keys"] == len(screenshot.KEYS)
+    assert shown["regions"] is not None  # the timbre engine's learned map, coloured by instrument
+    # Every finger and key a voice of the timbre engine.
+    assert shown["voices"] >= len(screenshot.PAD_FINGERS) + len(screenshot.KEYS) + others
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == screenshot.SIZE
+    with server.client() as c:  # the players left, and their fingers and the page's with them
+        c.status_until(lambda st: st["voices"] == 0, timeout=WAIT_S)
+

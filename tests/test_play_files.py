@@ -68,3 +68,30 @@ def test_items_name_the_instruments_and_place_them_and_the_presets(server: Serve
         assert c.request("/patch/list", 0, 1).params[0] == total + 1
     status, _, body = _get(_base(server) + "/play/items.json")
     assert status == 200 and len(json.loads(body)["preset_points"]) == total + 1
+
+
+def test_items_cut_the_learned_map_into_the_instruments_regions(server: ServerProc) -> None:
+    """Each cell is the instrument the model hears most at the cell's centre, rows from y = 0 up,
+    as the shipped model itself says through its public map (the timbre code at a point)."""
+    import torch
+
+    from timbrespace.models.timbre_space import TimbreSpace
+
+    _, _, body = _get(_base(server) + "/play/items.json")
+    regions = json.loads(body)["instrument_regions"]
+    index, posterior = regions["index"], regions["posterior"]
+    n = len(index)
+    assert n > 16 and all(len(row) == n for row in index + posterior) and len(posterior) == n
+    assert {i for row in index for i in row} <= set(range(12))
+    assert len({i for row in index for i in row}) > 6  # the map is shared out, not one instrument's
+    assert all(1 / 12 <= p <= 1.0 for row in posterior for p in row)  # the most responsible's posterior
+    space = TimbreSpace.load(TimbreSpace.default_path(), device="cpu")
+    # Cells at the four corners and across the middle: the orientation, and the values.
+    for i, j in ((0, 0), (n - 1, 0), (0, n - 1), (n - 1, n - 1), (n // 3, n // 2), (n // 2, 2 * n // 3)):
+        z = torch.as_tensor(space.map_point((i + 0.5) / n, (j + 0.5) / n), dtype=torch.float32)[None]
+        with torch.inference_mode():
+            q = space.model.instrument_posterior(z)[0]
+        top = torch.topk(q, 2).values
+        if float(top[0] - top[1]) > 1e-4:  # a cell on a border may go either way with the float sums
+            assert index[j][i] == int(q.argmax()), (i, j)
+        assert abs(posterior[j][i] - float(q.max())) <= 0.005 + 1e-6  # two decimals

@@ -194,7 +194,7 @@ def write_plots(out_dir: Path, prefix: str, model: TimbreGMVAE, notes: NoteSet, 
     trav = plot_traversal(files["traversal"], model, dim, r, names, show)
     cmap = plot_corner_map(files["map"], model, names, corners)
     if learned is not None:
-        from timbrespace.models.train_timbre_map import region_grid
+        from timbrespace.models.timbre_map import region_grid
 
         files["learned-map"] = out_dir / f"{prefix}-learned-map.png"
         regions, best = region_grid(model, learned, 128)

@@ -22,6 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from timbrespace.models.registry import register
+
+if TYPE_CHECKING:
+    from timbrespace.models.timbre_gmvae import TimbreGMVAE
 
 FloatArray = npt.NDArray[np.float64]
 MAP_NAME = "timbre-map.pt"
@@ -123,6 +127,21 @@ class TimbreMap(nn.Module):
         """Where timbre codes ``z`` (B, latent_dim) sit on the unit square (their posterior means)."""
         with torch.inference_mode():
             return self.square(self.encode(z)[0])
+
+
+def region_grid(gmvae: TimbreGMVAE, tmap: TimbreMap, n: int) -> tuple[Tensor, Tensor]:
+    """(n, n) index of the most responsible instrument at each cell centre, and that posterior
+    (on the CPU; computed on the map's device).
+
+    Row ``j`` is y = (j + 0.5) / n, column ``i`` x = (i + 0.5) / n.
+    """
+    c = (torch.arange(n, dtype=torch.float32, device=tmap.centre.device) + 0.5) / n
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    xy = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    with torch.inference_mode():
+        q = gmvae.instrument_posterior(tmap.decode(tmap.plane(xy)))
+    best, arg = q.max(1)
+    return arg.reshape(n, n).cpu(), best.reshape(n, n).cpu()
 
 
 @dataclass(frozen=True)

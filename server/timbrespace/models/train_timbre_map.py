@@ -25,7 +25,7 @@ from timbrespace.models.checkpoint import CheckpointError, load_checkpoint, save
 from timbrespace.models.seeding import reproducible
 from timbrespace.models.timbre_features import DEFAULT_CACHE, DEFAULT_MANIFEST, NoteSet, load_notes
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
-from timbrespace.models.timbre_map import TimbreMap, fit_map, map_path
+from timbrespace.models.timbre_map import TimbreMap, fit_map, map_path, region_grid
 
 DEFAULT_MODEL = "models/timbre-gmvae/timbre-gmvae.pt"
 GRID = 64  # cells per side when measuring each instrument's share of the square
@@ -41,20 +41,6 @@ def _posteriors(model: TimbreGMVAE, logmel: npt.NDArray[np.float32], batch: int 
     return torch.cat(mus), torch.cat(logvars)
 
 
-def region_grid(gmvae: TimbreGMVAE, tmap: TimbreMap, n: int = GRID) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, n) index of the most responsible instrument at each cell centre, and that posterior.
-
-    Row ``j`` is y = (j + 0.5) / n, column ``i`` x = (i + 0.5) / n.
-    """
-    c = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-    yy, xx = torch.meshgrid(c, c, indexing="ij")
-    xy = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
-    with torch.inference_mode():
-        q = gmvae.instrument_posterior(tmap.decode(tmap.plane(xy)))
-    best, arg = q.max(1)
-    return arg.reshape(n, n), best.reshape(n, n)
-
-
 def measure(gmvae: TimbreGMVAE, tmap: TimbreMap, notes: NoteSet, val_idx: npt.NDArray[np.intp],
             train_idx: npt.NDArray[np.intp]) -> dict[str, Any]:
     """The map's figures: validation notes kept by a round trip, the square's share per instrument."""
@@ -65,7 +51,7 @@ def measure(gmvae: TimbreGMVAE, tmap: TimbreMap, notes: NoteSet, val_idx: npt.ND
         # model hears it is Table 1's business).
         kept = (gmvae.instrument_posterior(back).argmax(1) == gmvae.instrument_posterior(mu_va).argmax(1)).numpy()
         err = (back - mu_va).norm(dim=1) / tmap.code_sigma
-    regions, _ = region_grid(gmvae, tmap)
+    regions, _ = region_grid(gmvae, tmap, GRID)
     share = np.bincount(regions.reshape(-1).numpy(), minlength=gmvae.n_instruments) / regions.numel()
     mu_tr, _ = _posteriors(gmvae, notes.logmel[train_idx])
     places = tmap.place(mu_tr).numpy()

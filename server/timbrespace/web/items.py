@@ -2,7 +2,10 @@
 
 - ``instruments``: the timbre engine's instrument names (what ``/source``, ``/target`` and
   ``/corners`` take), and ``instrument_points``: where each one's mixture mean sits on the learned
-  map (empty without one), so the page can label the regions under the fingers;
+  map (empty without one), so the page can label the regions under the fingers, and
+  ``instrument_regions``: those regions, the learned map cut into :data:`REGION_CELLS` cells a
+  side, each the index of the instrument the model hears most there and how surely (its
+  posterior, 2 decimals), rows from y = 0 up (empty lists without a learned map);
 - ``preset_points``: where each preset sits on the patch map, in ``/patch/list``'s order (the page
   pages the names in over OSC), so the page draws the presets as the picture behind the pad.
 
@@ -24,11 +27,14 @@ import torch
 from timbrespace.engines.base import Engine
 from timbrespace.engines.patch import PatchEngine
 from timbrespace.engines.timbre import TimbreEngine
+from timbrespace.models.timbre_map import region_grid
 
 __all__ = ["PageItems"]
 
 #: Decimals of a point: a thousandth of a 4K screen is finer than a finger.
 DECIMALS = 4
+#: Cells a side of the regions' picture: a few screen pixels each on a tablet, smoothed when drawn.
+REGION_CELLS = 48
 
 
 def _points(xy: npt.ArrayLike) -> list[list[float]]:
@@ -50,13 +56,17 @@ class PageItems:
 
     def _timbre_items(self) -> dict[str, Any]:
         engine = self.engines.get("timbre")
-        out: dict[str, Any] = {"instruments": [], "instrument_points": []}
+        out: dict[str, Any] = {"instruments": [], "instrument_points": [],
+                               "instrument_regions": {"index": [], "posterior": []}}
         if isinstance(engine, TimbreEngine):
             space = engine.space
             out["instruments"] = list(space.instruments)
             if space.learned_map is not None:
                 means = torch.as_tensor(space.means, dtype=torch.float32, device=space.device)
                 out["instrument_points"] = _points(space.learned_map.place(means).cpu().numpy())
+                index, best = region_grid(space.model, space.learned_map, REGION_CELLS)
+                out["instrument_regions"] = {"index": index.tolist(),
+                                             "posterior": np.round(best.double().numpy(), 2).tolist()}
         return out
 
     def preset_points(self) -> list[list[float]]:

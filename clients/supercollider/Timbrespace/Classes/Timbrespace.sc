@@ -77,6 +77,19 @@ Timbrespace {
 	// this client's own notes; all: true releases everyone's (admin only: loopback by default)
 	panic { |all = false| if(all) { addr.sendMsg("/panic", "all") } { addr.sendMsg("/panic") } }
 
+	// -- fingers on the map, each a voice of its own (finger: 0-255, at most 10 down at once): the
+	// first touch of a finger starts its note (pitch and velocity taken then; the server's
+	// defaults 60 and 100 when nil), the next ones move it; touchOff lifts it and ends its note.
+	// Under the patch engine (one patch per layer) a finger also moves the layer's point, which
+	// the mirror then follows; the timbre engine sounds each finger at its own point.
+	touch { |finger, x, y, pitch, velocity|
+		var args = [finger.asInteger, x.asFloat, y.asFloat];
+		if(pitch.notNil) { args = args ++ [pitch.round.asInteger, (velocity ? 100).round.asInteger] };
+		addr.sendMsg("/touch", *args);
+		if(this.mirror[\engine] == \patch) { mirrors.apply('/latent', args[1..2], layer) };
+	}
+	touchOff { |finger| addr.sendMsg("/touch/off", finger.asInteger) }
+
 	// -- the engine heard: \patch (amSynth presets) or \timbre (the pitch/timbre model)
 	engine { |name| this.prSet("/engine", name.asString) }
 
@@ -171,7 +184,7 @@ Timbrespace {
 
 	prSessionDefs {
 		var feedback = ['/engine', '/latent', '/source', '/target', '/alpha', '/param', '/map', '/corners',
-			'/z', '/cursor', '/clients', '/mix/gain', '/mix/pan', '/collision'];
+			'/z', '/cursor', '/cursor/touch', '/clients', '/mix/gain', '/mix/pan', '/collision'];
 		^feedback.collect { |path| this.prDef(path, { |args| mirrors.apply(path, args, layer) }) } ++ [
 			this.prDef('/hello.reply', { |args|
 				id = args[0];

@@ -16,11 +16,13 @@ TimbrespaceMirror {
 	// engine, map (Symbols); latent [x, y]; source, target; alpha; corners [a, b, c, d];
 	// patch [index, name, x, y, heard] (the last /patch/load.reply); params (name -> value);
 	// z (index -> value); cursors (client id -> (name:, x:, y:), the others' own /latent points);
+	// touches (client id -> (finger -> (name:, x:, y:)), the others' fingers down, /cursor/touch);
 	// gain, pan (its place in the mix); collision [policy, hold].
 	at { |layer = 0|
 		var s = layers[layer];
 		if(s.isNil) {
-			s = (params: IdentityDictionary.new, z: IdentityDictionary.new, cursors: IdentityDictionary.new);
+			s = (params: IdentityDictionary.new, z: IdentityDictionary.new, cursors: IdentityDictionary.new,
+				touches: IdentityDictionary.new);
 			layers[layer] = s;
 		};
 		^s
@@ -45,10 +47,20 @@ TimbrespaceMirror {
 			'/mix/pan', { s[\pan] = args[0] },
 			'/collision', { s[\collision] = args },
 			'/cursor', { s[\cursors][args[0]] = (name: args[1], x: args[2], y: args[3]) },
+			// id name finger x y down: a finger down or moved (down 1), or lifted (down 0)
+			'/cursor/touch', {
+				var fingers = s[\touches][args[0]] ?? { IdentityDictionary.new };
+				if(args[5] == 1) {
+					fingers[args[2]] = (name: args[1], x: args[3], y: args[4]);
+				} {
+					fingers.removeAt(args[2]);
+				};
+				if(fingers.isEmpty) { s[\touches].removeAt(args[0]) } { s[\touches][args[0]] = fingers };
+			},
 			'/clients', {
 				if(args[0] == "left") {
 					clients.removeAt(args[1]);
-					layers.do { |l| l[\cursors].removeAt(args[1]) };
+					layers.do { |l| l[\cursors].removeAt(args[1]); l[\touches].removeAt(args[1]) };
 				} {
 					clients[args[1]] = (name: args[2], layer: args[3]);
 				}

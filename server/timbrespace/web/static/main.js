@@ -31,13 +31,13 @@ function playerName() {
 const name = playerName();
 let latent = [{ MIN: 0, MAX: 1 }, { MIN: 0, MAX: 1 }];
 let presets = [];
-let items = { instruments: [], instrument_points: [], preset_points: [] };
+let items = { instruments: [], instrument_points: [], instrument_regions: null, preset_points: [] };
 let mapKind = "corners";
 let corners = null;
 const CORNERS = [[0, 0], [1, 0], [0, 1], [1, 1]]; // where /corners a b c d sit
 
 /** The picture behind the pad, as the engine heard and its map say: the presets' places (patch),
- * the four corner instruments, or each instrument's place on the learned map (timbre). */
+ * the four corner instruments, or each instrument's place and region on the learned map (timbre). */
 function showBackdrop() {
   if (panel.engine !== "timbre") {
     pad.setBackdrop(items.preset_points || [], []);
@@ -45,7 +45,7 @@ function showBackdrop() {
     pad.setBackdrop([], corners ? corners.map((name, i) => ({ name, x: CORNERS[i][0], y: CORNERS[i][1] })) : []);
   } else {
     const at = items.instrument_points || [];
-    pad.setBackdrop([], at.map(([x, y], i) => ({ name: items.instruments[i], x, y })));
+    pad.setBackdrop([], at.map(([x, y], i) => ({ name: items.instruments[i], x, y })), items.instrument_regions);
   }
 }
 

@@ -17,6 +17,30 @@ export function colour(id) {
   return `hsl(${(id * 137.508) % 360} 75% 60%)`;
 }
 
+/** An instrument's colour on the map: evenly round the wheel, darker than the players' own. */
+function regionColour(i, n, alpha) {
+  return `hsl(${(360 * i) / n} 55% 45% / ${alpha})`;
+}
+
+/** The regions as a canvas of one pixel a cell (the pad scales it up, smoothed): each cell in
+ * its instrument's colour, fainter where the model is less sure (toward blends). */
+function regionImage({ index, posterior }) {
+  const rows = index.length;
+  const cols = index[0].length;
+  const n = Math.max(...index.map((r) => Math.max(...r))) + 1;
+  const img = document.createElement("canvas");
+  img.width = cols;
+  img.height = rows;
+  const c = img.getContext("2d");
+  for (let j = 0; j < rows; j++) {
+    for (let i = 0; i < cols; i++) {
+      c.fillStyle = regionColour(index[j][i], n, (0.45 * posterior[j][i]).toFixed(3));
+      c.fillRect(i, rows - 1 - j, 1, 1); // row 0 is y = 0, at the bottom
+    }
+  }
+  return img;
+}
+
 export class Pad {
   /**
    * @param {HTMLCanvasElement} canvas
@@ -34,6 +58,9 @@ export class Pad {
     this.point = null; // the layer's sounding point, as fed back
     this.dots = []; // the picture behind: the presets' places on the patch map, [x, y] each
     this.labels = []; // named places: the timbre engine's instruments, {name, x, y} each
+    this.regions = null; // the learned map's instrument regions shown now, a small canvas
+    this.regionsFrom = null; // the regions it was drawn from, and that drawing
+    this.regionsImage = null;
     this.dirty = true;
     this.moves = 0;
     this.sendDelays = []; // milliseconds from a finger's move to its send, the last SEND_DELAYS
@@ -139,10 +166,17 @@ export class Pad {
     this.dirty = true;
   }
 
-  /** What the map shows under the fingers: dots (the presets) and named places (instruments). */
-  setBackdrop(dots, labels) {
+  /** What the map shows under the fingers: dots (the presets), named places (instruments) and
+   * regions ({index, posterior}: rows of cells from y = 0 up, the instrument the model hears most
+   * in each and how surely; null for none). */
+  setBackdrop(dots, labels, regions = null) {
     this.dots = dots;
     this.labels = labels;
+    if (regions !== this.regionsFrom) { // drawn once for each set of regions the server gives
+      this.regionsFrom = regions;
+      this.regionsImage = regions && regions.index.length ? regionImage(regions) : null;
+    }
+    this.regions = regions ? this.regionsImage : null;
     this.dirty = true;
   }
 
@@ -162,6 +196,10 @@ export class Pad {
     const px = (x) => x * w;
     const py = (y) => (1 - y) * h;
     c.clearRect(0, 0, w, h);
+    if (this.regions) {
+      c.imageSmoothingEnabled = true;
+      c.drawImage(this.regions, 0, 0, w, h);
+    }
     c.strokeStyle = "rgba(255,255,255,0.12)";
     c.lineWidth = dpr;
     c.beginPath();
