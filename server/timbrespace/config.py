@@ -80,6 +80,9 @@ class AudioConfig:
     block_size: int = field(default=256, metadata=_rng(16, 4096))
     channels: int = field(default=2, metadata=_rng(1, 2))
     polyphony: int = field(default=8, metadata=_rng(1, 64))
+    #: The master bus's limiter: the sum of every layer and the input is held under this peak
+    #: (dBFS); below it the bus changes nothing (see audio/master.py).
+    ceiling_db: float = field(default=-1.0, metadata=_rng(-60.0, -0.1))
     #: Python's thread switch interval inside the audio process (seconds); see docs/architecture.md.
     switch_interval: float = field(default=0.001, metadata=_rng(0.0001, 0.1))
     #: SCHED_FIFO priority of the audio process (0: the normal scheduler); refused quietly

@@ -183,6 +183,7 @@ class LocalLink:
 def render_score(cfg: Config, score: Score) -> RenderResult:
     """Render a score through the same app, engines and synths the server runs."""
     from timbrespace.app import App, ServerInfo, SessionSettings
+    from timbrespace.audio.master import master_bus
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.parts import LayerMix, build_parts, player_args
     from timbrespace.audio.player import LayerVoices, Player
@@ -195,7 +196,6 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     from timbrespace.protocol.transport import Incoming, Peer
 
     if score.input is not None:
-        import pyo
 
         from timbrespace.audio.live_input import LiveInput
         from timbrespace.input_follow import InputFollower
@@ -237,8 +237,8 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
         live = None
         if input_plan is not None and follower is not None:
             live = LiveInput(input_plan, follower.shared, follower.frames, sr, bs)
-        out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
-        capture = r.capture(out, n_blocks * period)
+        bus = master_bus([mix.output] if live is None else [mix.output, live.output], cfg.audio.ceiling_db)
+        capture = r.capture(bus.output, n_blocks * period)
         player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
                          for i, (box, em, lp) in enumerate(zip(link.mailboxes, mix.engines, parts, strict=True))],
                         AudioStats(), link.receive, link.replies.append)

@@ -150,6 +150,7 @@ def audio_main(
     os.environ.setdefault("PYO_GUI_WX", "0")
     import pyo
 
+    from timbrespace.audio.master import master_bus
     from timbrespace.audio.parts import LayerMix, build_parts, player_args
     from timbrespace.audio.player import LayerVoices, Player
 
@@ -189,10 +190,11 @@ def audio_main(
         from timbrespace.audio.live_input import attach
 
         live = attach(*live_input, sr, bs)
-    out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
-    out.out()
-    # The output meter: each block's peak, held and falling like a PPM (read by /status).
-    peaks = pyo.PeakAmp(out)
+    bus = master_bus([mix.output] if live is None else [mix.output, live.output], acfg.ceiling_db)
+    bus.output.out()
+    # The output meter: each block's peak of the sum (before the master's limiter), held and
+    # falling like a PPM (read by /status).
+    peaks = pyo.PeakAmp(bus.summed)
     fall = 10.0 ** (-LEVEL_FALL_DB_S * period / 20.0)
     sock.setblocking(False)
 

@@ -275,10 +275,11 @@ ADDRESSES: tuple[Address, ...] = (
             "oscsend call counts for that long), "
             "voices, engine, audio, sample_rate, block_size, device, "
             "received, rejected, late_blocks, latency_p50_ms, latency_p99_ms, audio_stall_s (seconds the "
-            "audio process has rendered no block; 0 unless it is stalled now), level_db (the output's peak, "
-            "dBFS, held and falling 40 dB a second like a PPM; -120 when silent), input_level_db (the live "
-            "input's RMS level after its gain, dBFS; -120 when off or absent), input_f0 (its tracked pitch in "
-            "Hz; 0 when unvoiced, off or absent)", scope="server"),
+            "audio process has rendered no block; 0 unless it is stalled now), level_db (the peak of everything "
+            "summed, before the master limiter (audio.ceiling_db), dBFS, held and falling 40 dB a second like "
+            "a PPM; -120 when silent; above the ceiling, the limiter is holding the output down), "
+            "input_level_db (the live input's RMS level after its gain, dBFS; -120 when off or absent), "
+            "input_f0 (its tracked pitch in Hz; 0 when unvoiced, off or absent)", scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version", scope="server"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
