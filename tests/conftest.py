@@ -423,8 +423,10 @@ def start_jackd() -> subprocess.Popen[bytes]:
     from timbrespace.audio.host import jack_running
 
     name = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    # It dies with the test process: a run killed by a timeout must not leave JACK servers behind
+    # (libjack serves a handful at once, then refuses: "Too many servers already active").
     proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_test)
     deadline = time.monotonic() + 20.0
     while time.monotonic() < deadline and proc.poll() is None:
         if jack_running() and _jack_accepts_clients():
@@ -433,6 +435,14 @@ def start_jackd() -> subprocess.Popen[bytes]:
     proc.kill()
     proc.wait(10)
     raise AssertionError(f"jackd -n {name} did not start (exit {proc.returncode})")
+
+
+def _die_with_test() -> None:
+    """Linux: SIGTERM this child when the test process that started it dies, even by SIGKILL."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _jack_accepts_clients() -> bool:
