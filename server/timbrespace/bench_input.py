@@ -5,8 +5,8 @@
   tracker): the share of voiced frames within 25 cents after the delay that fits best;
 * latency: sawtooth notes at random pitches played into the input graph alone, measured on the
   voice's own oscillator and amplitude (no device buffers: the algorithm's latency), for both
-  ``input.onset`` choices (:func:`latency` also for other settings and pitch ranges: the table of
-  docs/live-transfer.md);
+  ``input.onset`` choices, beside what the audio side counts itself (``/input/status``)
+  (:func:`latency` also for other settings and pitch ranges: the table of docs/live-transfer.md);
 * cost: the audio side's CPU per second of audio (on, and off), and the control side's model
   calls (one input frame, one encoding of the input's half second).
 
@@ -147,6 +147,7 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
             r.process_block()
         f0 = f0_cap.array()[:, 0].astype(np.float64)
         amp = amp_cap.array()[:, 0].astype(np.float64)
+        _, counted = shared.latencies()  # what the audio side counted itself (/input/status), every note
         live.close()
     pitch, sound, off_pitch = [], [], []
     for a, f in zip(starts[1:], freqs[1:], strict=True):
@@ -159,7 +160,10 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
     return {"pitch_p50_ms": float(np.percentile(pitch, 50)), "pitch_p99_ms": float(np.percentile(pitch, 99)),
             "pitch_max_ms": float(np.max(pitch)), "pitch_sd_ms": float(np.std(pitch)),
             "sound_p50_ms": float(np.nanpercentile(sound, 50)), "sound_p99_ms": float(np.nanpercentile(sound, 99)),
-            "off_pitch_max_ms": float(max(off_pitch))}
+            "off_pitch_max_ms": float(max(off_pitch)),
+            "counted": len(counted),
+            **{f"counted_p{q}_ms": float(np.percentile(counted, q)) / SR * 1000 if len(counted) else float("nan")
+               for q in (50, 99)}}
 
 
 def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
@@ -249,7 +253,8 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, onset "
                      f"window {lat['onset_window_ms']:g} ms, "
                      f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
-                     f"{o['off_pitch_max_ms']:.1f} ms a note"))
+                     f"{o['off_pitch_max_ms']:.1f} ms a note; as the audio side counts it (/input/status, "
+                     f"{o['counted']} notes): {o['counted_p50_ms']:.1f} / {o['counted_p99_ms']:.1f} ms"))
     rows.append(("input path in the audio process, on / off", f"{c['audio_on']['cpu_percent']:.2f}% / "
                  f"{c['audio_off']['cpu_percent']:.2f}% of a core",
                  f"{c['audio_on']['us_per_block']:.0f} / {c['audio_off']['us_per_block']:.0f} us a block"))

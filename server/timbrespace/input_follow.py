@@ -33,6 +33,7 @@ from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_w
 from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import ADDRESSES, Value
+from timbrespace.protocol.replies import clip
 from timbrespace.session.context import Context
 
 #: The decoder's frame index is counted from the onset of each voiced stretch and held here
@@ -42,6 +43,8 @@ VELOCITY = 100.0  # the decoder's velocity input; the level follows the input, n
 SILENT_DB = -120.0
 #: While the input is voiced and alpha < 1, its timbre is encoded again this often (s).
 ENCODE_EVERY_S = 0.25
+#: /input/status's target name is clipped to this many UTF-8 bytes: the reply fits any UDP reply budget.
+MAX_TARGET_BYTES = 32
 
 
 class InputFollower:
@@ -96,6 +99,7 @@ class InputFollower:
             "/input/transpose": self._set("transpose"),
             "/input/dry": self._set("dry"),
             "/input/gate": self._set("gate_db"),
+            "/input/status": self._status,
         }
 
     def _publish(self, s: InputSettings) -> None:
@@ -174,7 +178,7 @@ class InputFollower:
         self.frames.put(0, table / rms, noise / rms, float(result.f0[0]))
         self.decoded += 1
 
-    # -- what /status reports ------------------------------------------------------------------------
+    # -- what /status and /input/status report -------------------------------------------------------
     def status(self) -> tuple[float, float]:
         """The input's level (dBFS, RMS) and tracked pitch (Hz, 0 when unvoiced); silence when off."""
         if not self.settings.on:
@@ -182,6 +186,35 @@ class InputFollower:
         tr = self.shared.tracked()
         level = 20.0 * math.log10(tr.level) if tr.level > 10 ** (SILENT_DB / 20.0) else SILENT_DB
         return level, tr.f0 if tr.voiced else 0.0
+
+    def latency(self) -> tuple[float, float, int]:
+        """p50 and p99 (ms) of the newest onset-to-pitch latencies the audio side measured, and how many
+        it measured in all (``audio/input_latency.py``); zeros before the first."""
+        count, samples = self.shared.latencies()
+        if not count:
+            return 0.0, 0.0, 0
+        p50, p99 = np.percentile(samples, [50, 99]) * (1000.0 / self.sample_rate)
+        return float(p50), float(p99), count
+
+    def report(self) -> tuple[Value, ...]:
+        """``/input/status.reply``'s key value pairs."""
+        level, f0 = self.status()
+        p50, p99, count = self.latency()
+        return status_reply(self.settings, self.space.instruments[self.target], self.alpha, level, f0, p50, p99,
+                            count)
+
+    def _status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/input/status.reply", self.report())]
+
+
+def status_reply(s: InputSettings, target: str, alpha: float, level_db: float, f0: float, p50_ms: float,
+                 p99_ms: float, count: int) -> tuple[Value, ...]:
+    """``/input/status.reply``'s key value pairs (every number 4 bytes on the wire; the target's name
+    clipped to MAX_TARGET_BYTES, so the reply fits any UDP reply budget)."""
+    return ("on", int(s.on), "target", clip(target, MAX_TARGET_BYTES), "alpha", float(alpha),
+            "gain_db", float(s.gain_db), "transpose", float(s.transpose), "dry", float(s.dry),
+            "gate_db", float(s.gate_db), "level_db", float(level_db), "f0", float(f0), "voiced", int(f0 > 0.0),
+            "latency_p50_ms", float(p50_ms), "latency_p99_ms", float(p99_ms), "latency_count", int(count))
 
 
 def no_input_handlers() -> dict[str, Handler]:

@@ -23,6 +23,7 @@ from typing import Literal
 
 from timbrespace.collector import PAUSE_BUDGET_S
 from timbrespace.engines.registry import NAMES, SPECS
+from timbrespace.link.input import LAT_RING
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.clients import CLIENT_TIMEOUT, MAX_TOUCH_ID, MAX_TOUCHES
 from timbrespace.session.collision import HOLD_RANGE, POLICIES
@@ -278,7 +279,8 @@ ADDRESSES: tuple[Address, ...] = (
             "audio process has rendered no block; 0 unless it is stalled now), level_db (the output's peak, "
             "dBFS, held and falling 40 dB a second like a PPM; -120 when silent), input_level_db (the live "
             "input's RMS level after its gain, dBFS; -120 when off or absent), input_f0 (its tracked pitch in "
-            "Hz; 0 when unvoiced, off or absent)", scope="server"),
+            "Hz; 0 when unvoiced, off or absent; /input/status has the rest, the measured latency included)",
+            scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version", scope="server"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
@@ -384,6 +386,14 @@ ADDRESSES: tuple[Address, ...] = (
             "Mix the input itself into the output.", "input", engine="timbre", scope="server"),
     Address("/input/gate", (_a("db", "float", "RMS level in dBFS, after the gain", -120, 0),),
             "Below this level the voice is silent (no hiss); above, it follows the input's level.", "input",
+            engine="timbre", scope="server"),
+    Address("/input/status", (), "Ask for the live input's settings, what it tracks now and the latency "
+            "measured as it plays (docs/live-transfer.md).", "input", "/input/status.reply",
+            "key value pairs: on (0 or 1), target (the instrument's name), alpha, gain_db, transpose, dry, gate_db "
+            "(as set), level_db (the input's RMS level after its gain, dBFS; -120 when off), f0 (its tracked "
+            "pitch in Hz; 0 when unvoiced or off), voiced (0 or 1), latency_p50_ms, latency_p99_ms (from a "
+            f"note's onset to the voice at its pitch, counted by the audio process over the newest {LAT_RING} "
+            "notes that held a pitch; 0 before any), latency_count (such notes since the server started)",
             engine="timbre", scope="server"),
     # -- sessions -------------------------------------------------------------------------------
     Address("/hello", (Arg("name", "str", f"a name for this player, 1 to {MAX_NAME} characters, letters, digits, "
