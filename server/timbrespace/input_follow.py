@@ -13,6 +13,7 @@ landed leaves the voice on its previous table, at the right pitch.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import time
@@ -35,6 +36,9 @@ from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import ADDRESSES, Value
 from timbrespace.protocol.replies import clip
 from timbrespace.session.context import Context
+from timbrespace.state import SavedInput
+
+log = logging.getLogger(__name__)
 
 #: The decoder's frame index is counted from the onset of each voiced stretch and held here
 #: (about one second in): past the attack, the decoder's sustain.
@@ -66,6 +70,8 @@ class InputFollower:
         self._kind = TimbreFrames(space, float(sample_rate), frames.table_size)
         self._noise_scale = math.sqrt(float(sample_rate) / space.sample_rate)
         self.plan = plan
+        #: The layer the input belongs to (config input.layer): its addresses, feedback and saved state.
+        self.layer = plan.layer if plan is not None else 0
         self.sample_rate = int(sample_rate)
         # Noise band power per unit gain, so a frame's harmonics and noise together are scaled to RMS 1.
         self._band_power = (band_widths(plan.noise_centres_hz, sample_rate) / (sample_rate / 2.0)
@@ -130,6 +136,38 @@ class InputFollower:
             return []
 
         return handler
+
+    # -- the layer's state: fed back to its subscribers, kept in its saved state ---------------------
+    def state_messages(self) -> list[tuple[str, tuple[Value, ...]]]:
+        """The input's settings as the messages that set them."""
+        s = self.settings
+        return [("/input", (int(s.on),)), ("/input/target", (self.space.instruments[self.target],)),
+                ("/input/alpha", (self.alpha,)), ("/input/gain", (s.gain_db,)),
+                ("/input/transpose", (s.transpose,)), ("/input/dry", (s.dry,)), ("/input/gate", (s.gate_db,))]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for the state file (its layer's ``input`` entry)."""
+        s = self.settings
+        return {"on": s.on, "target": self.space.instruments[self.target], "alpha": self.alpha,
+                "gain": s.gain_db, "transpose": s.transpose, "dry": s.dry, "gate": s.gate_db}
+
+    def restore(self, saved: SavedInput | None) -> None:
+        """The settings a state file kept (already checked against the addresses' ranges); an
+        instrument this model does not have keeps the config's target, with a warning."""
+        if saved is None:
+            return
+        if saved.target is not None:
+            try:
+                self.target = self.space.instrument(saved.target)
+            except ValueError as e:
+                log.warning("state: input.target: %s; using the config's", e)
+        if saved.alpha is not None:
+            self.alpha = saved.alpha
+        s = self.settings
+        self._publish(InputSettings(
+            s.on if saved.on is None else saved.on, s.gain_db if saved.gain is None else saved.gain,
+            s.transpose if saved.transpose is None else saved.transpose, s.dry if saved.dry is None else saved.dry,
+            s.gate_db if saved.gate is None else saved.gate))
 
     # -- frames -----------------------------------------------------------------------------------
     def point(self) -> FloatArray:
@@ -207,6 +245,16 @@ class InputFollower:
         return [("/input/status.reply", self.report())]
 
 
+def input_handlers(follower: InputFollower | None, layers: int, timbre: bool) -> list[dict[str, Handler]]:
+    """Each layer's /input handlers: the follower's on its layer, a /fail naming that layer on the
+    others, a /fail saying there is no input when the server has none; none without the timbre engine."""
+    if not timbre:
+        return [{} for _ in range(layers)]
+    if follower is None:
+        return [no_input_handlers() for _ in range(layers)]
+    return [follower.handlers() if i == follower.layer else no_input_handlers(follower.layer) for i in range(layers)]
+
+
 def status_reply(s: InputSettings, target: str, alpha: float, level_db: float, f0: float, p50_ms: float,
                  p99_ms: float, count: int) -> tuple[Value, ...]:
     """``/input/status.reply``'s key value pairs (every number 4 bytes on the wire; the target's name
@@ -217,11 +265,16 @@ def status_reply(s: InputSettings, target: str, alpha: float, level_db: float, f
             "latency_p50_ms", float(p50_ms), "latency_p99_ms", float(p99_ms), "latency_count", int(count))
 
 
-def no_input_handlers() -> dict[str, Handler]:
-    """The /input addresses of a server started without an input: each answers /fail saying so."""
+def no_input_handlers(owner: int | None = None) -> dict[str, Handler]:
+    """The /input addresses where no input is: each answers /fail saying why (``owner``: the layer
+    the input belongs to, on the other layers; None: the server was started without an input)."""
 
     def refuse(path: str) -> Handler:
         def handler(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+            if owner is not None:
+                raise HandlerError(f"{path}: the live input belongs to layer {owner} (config input.layer), not "
+                                   f"layer {ctx.layer}; send /layer/{owner}{path}, or play that layer (/layer "
+                                   f"{owner})")
             raise HandlerError(f"{path}: this server has no live input; start it with `timbrespace serve "
                                "--input FILE.wav` or `--input-device` (config input.file, input.device)")
 
@@ -237,7 +290,7 @@ def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, lo
     sr = cfg.audio.sample_rate
     samples = load_input(path, sr) if path is not None else None
     return InputPlan(samples, sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE, cfg.input.window,
-                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window)
+                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window, cfg.input.layer)
 
 
 class InputTicks:

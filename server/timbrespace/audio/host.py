@@ -182,14 +182,15 @@ def audio_main(
     frames = [{p.engine: FrameSlots.attach(names[p.engine], p.frames.slots, p.frames.table_size, p.frames.n_noise)
                for p in plans if p.frames is not None} for names in frame_names]
     parts = [build_parts(plans, f, sr, acfg.polyphony) for f in frames]
-    mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
-                    for lp, h, sound in zip(parts, heard, sounds, strict=True)])
     live = None
     if live_input is not None:
         from timbrespace.audio.live_input import attach
 
         live = attach(*live_input, sr, bs)
-    out = mix.output if live is None else pyo.Mix([mix.output, live.output], voices=2)
+    mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
+                    for lp, h, sound in zip(parts, heard, sounds, strict=True)],
+                   {live_input[0].layer: live.output} if live is not None and live_input is not None else None)
+    out = mix.output
     out.out()
     # The output meter: each block's peak, held and falling like a PPM (read by /status).
     peaks = pyo.PeakAmp(out)

@@ -97,6 +97,7 @@ class InputPlan:
     trackers: int = 4  # Yins staggered across the window (config input.trackers)
     onset: str = "sound"  # "pitch": silent at an onset until its pitch is known (config input.onset)
     onset_window_ms: float = 10.7  # the short trackers' window at onsets, 0: none (config input.onset_window)
+    layer: int = 0  # the layer whose place in the mix the voice takes (config input.layer)
 
 
 @dataclass(frozen=True)
