@@ -31,7 +31,7 @@ from timbrespace.link.input import LAT_RING, InputSettings, InputShared
 from timbrespace.protocol.encode import encode_message
 from timbrespace.protocol.replies import UDP_REPLY_FLOOR
 
-from conftest import OscClient, start_server
+from conftest import OscClient, shipped_timbre_config, start_server
 
 SR, BS, WINDOW = 48000, 256, 1024
 CENTS = 25.0
@@ -161,3 +161,39 @@ def test_without_an_input_input_status_says_so(tmp_path: Path) -> None:
     finally:
         assert s.stop(signal.SIGTERM) == 0
 
+
+
+def test_no_tick_is_armed_on_the_loop_while_the_input_is_off(tmp_path: Path) -> None:
+    # The input path off costs nothing on the control side either: its ticks stop with it.
+    import asyncio
+
+    from timbrespace.engines.inference import InlineInference
+    from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
+    from timbrespace.input_follow import InputFollower, InputTicks
+    from timbrespace.link.frames import FrameSlots
+    from timbrespace.protocol.transport import Peer
+    from timbrespace.render import LocalLink
+    from timbrespace.session.clients import Client
+    from timbrespace.session.context import Context
+
+    timbre = prepare(shipped_timbre_config(tmp_path), "cpu")
+    assert isinstance(timbre, PreparedTimbre)
+    follower = InputFollower(timbre.space, InlineInference(LocalLink()), InputShared(), FrameSlots(1, 4096, 3),
+                             sample_rate=SR)
+    on = follower.handlers()["/input"]
+    ctx = Context(Client(1, Peer("udp", "test", 0), admin=False, last=0.0), 0.0)
+
+    async def run() -> list[bool]:
+        ticks = InputTicks(asyncio.get_running_loop(), follower)
+        ticks.start()
+        seen = [ticks.running]
+        on((1,), ctx)
+        seen.append(ticks.running)
+        await asyncio.sleep(5 * follower.tick_period)
+        seen.append(ticks.running)
+        on((0,), ctx)
+        seen.append(ticks.running)
+        ticks.close()
+        return seen
+
+    assert asyncio.run(run()) == [False, True, True, False]

@@ -83,6 +83,8 @@ class InputFollower:
         self.encoded = 0  # encodings landed
         self._onset: float | None = None
         self.decoded = 0  # frames written to the slot
+        #: Told when the input is turned on or off (InputTicks: no tick runs while it is off).
+        self.switched: Callable[[bool], None] | None = None
 
     @classmethod
     def build(cls, cfg: Config, timbre: Any, inference: Inference, shared: InputShared, frames: FrameSlots,
@@ -109,8 +111,11 @@ class InputFollower:
         }
 
     def _publish(self, s: InputSettings) -> None:
+        switched = s.on != self.settings.on
         self.settings = s
         self.shared.put(s)
+        if switched and self.switched is not None:
+            self.switched(s.on)
 
     def _on(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self._onset = None
@@ -294,16 +299,28 @@ def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, lo
 
 
 class InputTicks:
-    """The follower's ticks on the event loop, on their own grid (due + k * period), while it is on."""
+    """The follower's ticks on the event loop, on their own grid (due + k * period), while it is on:
+    off, no timer is armed (the input path off costs nothing on this side either)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, follower: InputFollower) -> None:
         self._loop = loop
         self._follower = follower
         self._handle: asyncio.TimerHandle | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether a tick is armed."""
+        return self._handle is not None
+
     def start(self) -> None:
-        """Tick from now on (each tick does nothing while the input is off)."""
-        if self._handle is None:
+        """Tick whenever the input is on, from now on."""
+        self._follower.switched = self._switched
+        self._switched(self._follower.settings.on)
+
+    def _switched(self, on: bool) -> None:
+        if not on:
+            self.close()
+        elif self._handle is None:
             self._run(self._loop.time())
 
     def _run(self, due: float) -> None:
