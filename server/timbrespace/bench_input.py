@@ -2,7 +2,8 @@
 
 * pitch: a sawtooth phrase (220 Hz with a +-30-cent vibrato, silence, an octave glide) rendered
   through an ``input:`` score, the output's f0 measured by a YIN in numpy (not the server's
-  tracker): the share of voiced frames within 25 cents after the delay that fits best;
+  tracker): the share of voiced frames within 25 cents after the delay that fits best; the same
+  for a sentence said by espeak-ng (a Debian package; skipped without it) against the input's own f0;
 * latency: sawtooth notes at random pitches played into the input graph alone, measured on the
   voice's own oscillator and amplitude (no device buffers: the algorithm's latency), for both
   ``input.onset`` choices, beside what the audio side counts itself (``/input/status``)
@@ -107,6 +108,84 @@ def bench_pitch(cfg: Config, target: str = "trumpet") -> dict[str, float]:
     out = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0}
     held = slice(int(0.15 * SR), int(0.75 * SR))
     out["level_db"] = float(20 * np.log10(np.sqrt(np.mean(y[held] ** 2)) / np.sqrt(np.mean(x[held] ** 2))))
+    return out
+
+
+#: What espeak-ng says for :func:`bench_voice`: a sentence of speech, its pitch moving all through.
+SENTENCE = "Whistle me a tune, and I will play it back to you on the trumpet, the flute or the cello."
+
+
+def voice(voice_name: str = "en+f3") -> F64 | None:
+    """espeak-ng's ``voice_name`` saying :data:`SENTENCE`, at SR, peak 0.3; None without espeak-ng."""
+    import shutil
+    import subprocess
+
+    from timbrespace.input_file import load_input
+
+    if shutil.which("espeak-ng") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "voice.wav"
+        subprocess.run(["espeak-ng", "-v", voice_name, "-s", "140", "-w", str(raw), SENTENCE], check=True,
+                       capture_output=True)
+        x = load_input(raw, SR).astype(np.float64)
+    return np.asarray(x * (0.3 / np.abs(x).max()))
+
+
+def follows_input(y: F64, x: F64) -> tuple[float, float, float, int, int]:
+    """(share within 25 cents, median |cents|, delay s, frames compared, frames of the input) of the
+    output ``y``'s f0 against the input ``x``'s own (the same YIN on both), over the input's frames
+    voiced with 60 ms of voiced frames either side where the output's are voiced too, at the delay
+    that fits best (the largest share; of those, the smallest median)."""
+    t_in, f_in = yin(x)
+    t_out, f_out = yin(y)
+    hop = t_in[1] - t_in[0]
+    k = round(0.06 / hop)
+    voiced = np.isfinite(f_in)
+    inner = np.array([voiced[max(0, i - k) : i + k + 1].all() for i in range(len(voiced))])
+    best = (-1.0, 1e9, 0.0, 0, int(inner.sum()))
+    for d in np.arange(0.0, 0.0605, 0.0025):
+        idx = np.round((t_in + d - t_out[0]) / hop).astype(int)
+        ok = inner & (idx >= 0) & (idx < len(f_out))
+        out = np.full(len(f_in), np.nan)
+        out[ok] = f_out[idx[ok]]
+        frames = ok & np.isfinite(out)
+        if frames.sum() < 20:
+            continue
+        cents = np.abs(1200 * np.log2(out[frames] / f_in[frames]))
+        r = (float(np.mean(cents < CENTS)), float(np.median(cents)), float(d), int(frames.sum()), best[4])
+        if (r[0], -r[1]) > (best[0], -best[1]):
+            best = r
+    return best
+
+
+#: The targets the voice is played as (the four of docs/live-transfer.md's tables).
+VOICE_TARGETS = ("trumpet", "flute", "cello", "saxophone")
+
+
+def bench_voice(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[str, Any] | None:
+    """espeak-ng's voice (en+f3: 150-250 Hz) through a render score's input, for each target; None
+    without espeak-ng."""
+    import soundfile
+
+    from timbrespace.render import ScoreInput, parse_score, render_score
+
+    x = voice()
+    if x is None:
+        return None
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "voice.wav"
+        soundfile.write(str(wav), x, SR, subtype="FLOAT")
+        for target in targets:
+            score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                            {"time": 0.0, "address": "/input", "args": [1]}],
+                                 "duration": len(x) / SR + 0.2})
+            score.input = ScoreInput(wav)
+            y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+            share, median, delay, frames, voiced = follows_input(y, x)
+            out[target] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0, "frames": frames,
+                           "input_frames": voiced}
     return out
 
 
@@ -233,7 +312,9 @@ def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
     """The section's figures; None when the timbre model is not there."""
     if not cfg.timbre.enabled or not cfg.timbre.model.exists():
         return None
-    return {"pitch": bench_pitch(cfg), "latency": bench_latency(cfg, quick), "cost": bench_cost(cfg, quick)}
+    return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, ("trumpet",) if quick else VOICE_TARGETS),
+            "latency": bench_latency(cfg, quick),
+            "cost": bench_cost(cfg, quick)}
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -244,6 +325,11 @@ def markdown(r: dict[str, Any]) -> str:
          f"{100 * p['within_25c']:.1f}% of voiced frames within 25 cents, median {p['median_cents']:.1f} cents",
          f"after the best delay, {p['delay_ms']:.1f} ms; level {p['level_db']:+.2f} dB of the input's"),
     ]
+    for target, v in (r.get("voice") or {}).items():
+        rows.append((f"pitch of the output, espeak-ng's voice (en+f3), {target}",
+                     f"{100 * v['within_25c']:.1f}% of voiced frames within 25 cents of the input's f0, median "
+                     f"{v['median_cents']:.1f} cents", f"after the best delay, {v['delay_ms']:.1f} ms; "
+                     f"{v['frames']} of the input's {v['input_frames']} frames voiced in the output too"))
     for onset in ("sound", "pitch"):
         o = lat[onset]
         rows.append((f"onset → voice at the note's pitch / sound, input.onset {onset}",
