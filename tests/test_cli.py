@@ -113,6 +113,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert li["latency"]["sound"]["counted"] > 0  # what /input/status reports, counted by the audio side
     if shutil.which("espeak-ng"):  # the voice phrase needs it (a Debian package)
         assert 0.0 <= li["voice"]["trumpet"]["within_25c"] <= 1.0 and li["voice"]["trumpet"]["frames"] > 0
+    if li["unseen"] is not None:  # GM programs no model was trained on (the SoundFont's, when installed)
+        assert {"whistle, trumpet", "voice oohs, trumpet", "ocarina, trumpet"} == set(li["unseen"])
+        assert all(v["frames"] > 0 for v in li["unseen"].values())
     text = md.read_text()
     assert "| figure |" in text and "| clients |" in text and "Live input" in text
 

@@ -189,6 +189,44 @@ def bench_voice(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[s
     return out
 
 
+#: Inputs no model was trained on, from the GM SoundFont: (name, GM program counted from 0, MIDI notes).
+UNSEEN = (("whistle", 78, (72, 74, 76, 77, 79, 81, 83, 84)), ("voice oohs", 53, (57, 59, 60, 62, 64, 65, 67, 69)),
+          ("ocarina", 79, (72, 74, 76, 77, 79, 81, 83, 84)))
+
+
+def bench_unseen(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[str, Any] | None:
+    """Each :data:`UNSEEN` program's notes (0.45 s, 0.1 s apart, velocity 100, rendered by FluidSynth
+    from ``data.soundfont``) through a render score's input, for each target, against the input's own
+    f0 (:func:`follows_input`); None without the SoundFont or libfluidsynth."""
+    import soundfile
+
+    from timbrespace.data.fluid import FluidRenderer, SoundFontError
+    from timbrespace.render import ScoreInput, parse_score, render_score
+
+    if not cfg.data.soundfont.exists():
+        return None
+    out: dict[str, Any] = {}
+    try:
+        with FluidRenderer(cfg.data.soundfont, SR) as fluid, tempfile.TemporaryDirectory() as tmp:
+            for name, program, pitches in UNSEEN:
+                x = np.concatenate([fluid.render(0, program, p, 100, 0.45, 0.55) for p in pitches]).astype(np.float64)
+                x *= 0.3 / np.abs(x).max()
+                wav = Path(tmp) / "unseen.wav"
+                soundfile.write(str(wav), x, SR, subtype="FLOAT")
+                for target in targets:
+                    score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                                    {"time": 0.0, "address": "/input", "args": [1]}],
+                                         "duration": len(x) / SR + 0.2})
+                    score.input = ScoreInput(wav)
+                    y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+                    share, median, delay, frames, voiced = follows_input(y, x)
+                    out[f"{name}, {target}"] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0,
+                                                "frames": frames, "input_frames": voiced}
+    except SoundFontError:
+        return None
+    return out
+
+
 def notes(n: int, seed: int = 0, low: float = -7.0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
     """Onsets (s), pitches (Hz) and a sawtooth of ``n`` notes of 250 ms, 400 ms apart, at random
     pitches ``low`` to 12 semitones from 220 Hz."""
@@ -312,7 +350,8 @@ def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
     """The section's figures; None when the timbre model is not there."""
     if not cfg.timbre.enabled or not cfg.timbre.model.exists():
         return None
-    return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, ("trumpet",) if quick else VOICE_TARGETS),
+    targets = ("trumpet",) if quick else VOICE_TARGETS
+    return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, targets), "unseen": bench_unseen(cfg, targets),
             "latency": bench_latency(cfg, quick),
             "cost": bench_cost(cfg, quick)}
 
@@ -325,8 +364,10 @@ def markdown(r: dict[str, Any]) -> str:
          f"{100 * p['within_25c']:.1f}% of voiced frames within 25 cents, median {p['median_cents']:.1f} cents",
          f"after the best delay, {p['delay_ms']:.1f} ms; level {p['level_db']:+.2f} dB of the input's"),
     ]
-    for target, v in (r.get("voice") or {}).items():
-        rows.append((f"pitch of the output, espeak-ng's voice (en+f3), {target}",
+    inputs = [(f"espeak-ng's voice (en+f3), {t}", v) for t, v in (r.get("voice") or {}).items()]
+    inputs += [(f"GM {k} (SoundFont)", v) for k, v in (r.get("unseen") or {}).items()]
+    for what, v in inputs:
+        rows.append((f"pitch of the output, {what}",
                      f"{100 * v['within_25c']:.1f}% of voiced frames within 25 cents of the input's f0, median "
                      f"{v['median_cents']:.1f} cents", f"after the best delay, {v['delay_ms']:.1f} ms; "
                      f"{v['frames']} of the input's {v['input_frames']} frames voiced in the output too"))
