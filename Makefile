@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core fluidsynth fluid-soundfont-gm libfluidsynth3 chromium timidity freepats musescore-general-soundfont timgm6mb-soundfont
+APT_PACKAGES := amsynth liblo-tools jackd2 supercollider-language supercollider-server puredata-core fluidsynth fluid-soundfont-gm libfluidsynth3 chromium timidity freepats musescore-general-soundfont timgm6mb-soundfont espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 

@@ -110,6 +110,12 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     li = data["input"]  # the live input: pitch and latency in rendered samples, costs in CPU time
     assert 0.0 <= li["pitch"]["within_25c"] <= 1.0 and li["latency"]["notes"] > 0
     assert {"sound", "pitch"} <= set(li["latency"]) and li["cost"]["audio_on"]["cpu_percent"] > 0
+    assert li["latency"]["sound"]["counted"] > 0  # what /input/status reports, counted by the audio side
+    if shutil.which("espeak-ng"):  # the voice phrase needs it (a Debian package)
+        assert 0.0 <= li["voice"]["trumpet"]["within_25c"] <= 1.0 and li["voice"]["trumpet"]["frames"] > 0
+    if li["unseen"] is not None:  # GM programs no model was trained on (the SoundFont's, when installed)
+        assert {"whistle, trumpet", "voice oohs, trumpet", "ocarina, trumpet"} == set(li["unseen"])
+        assert all(v["frames"] > 0 for v in li["unseen"].values())
     text = md.read_text()
     assert "| figure |" in text and "| clients |" in text and "Live input" in text
 

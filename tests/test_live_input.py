@@ -2,7 +2,7 @@
 
 A sawtooth phrase is written as a WAV in each test (a held 220 Hz with vibrato, a silence, an
 octave glide), played through ``render`` (an ``input:`` score) and through the live server
-(``serve --input``), and the output is measured: its pitch by a YIN of our own in numpy (not the
+(``serve --input``, recorded), and the output is measured: its pitch by a YIN of our own in numpy (not the
 server's pyo tracker), its level by RMS. The claims and their tolerances:
 
 * pitch: the output's f0 within 25 cents of the input's on >= 95% of voiced frames, after
@@ -345,6 +345,12 @@ def test_live_server_plays_the_input_file_and_follows_it(tmp_path: Path) -> None
     onset = int(np.argmax(np.abs(y) > 0.01)) / SR  # the output starts within a few blocks of the input
     share, median, delay = follows(y, truth, start=onset - 0.06, delays=np.arange(0.0, 0.1205, 0.0025))
     assert share >= 0.95, (share, median, delay)
+    # Silent while the input is: from 100 ms after the held note stops until the glide. The output's
+    # onset follows the input's by up to a tracker window and two blocks (a path just turned on
+    # sounds once its first estimate lands): 32 ms before the glide at the latest.
+    lag = (1024 + 2 * 256) / SR
+    gap = y[int((onset + HOLD_S + 0.1) * SR) : int((onset - lag + HOLD_S + GAP_S) * SR)]
+    assert np.abs(gap).max() < 1e-6
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:

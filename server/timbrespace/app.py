@@ -19,7 +19,7 @@ from typing import Any, cast
 import timbrespace
 from timbrespace.collector import pauses
 from timbrespace.engines.base import Engine, Handler, HandlerError, Reply, SynthLink
-from timbrespace.input_follow import InputFollower, no_input_handlers
+from timbrespace.input_follow import InputFollower, input_handlers
 from timbrespace.layer import NOT_RUNNING, Layer
 from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
@@ -146,11 +146,10 @@ class App:
             "/status/runtime": self._runtime_status,
             **self.touches.handlers(),
         }
-        #: The live input (``serve --input``); its addresses are the timbre engine's, so a server
-        #: without the timbre model leaves them to the router's /fail naming that engine.
+        #: The live input (``serve --input``), its layer's (see input_handlers). Its addresses are the
+        #: timbre engine's: a server without that model leaves them to the router's /fail naming it.
         self.live_input = live_input
-        if "timbre" in self.layers[0].engines:
-            self._own.update(live_input.handlers() if live_input is not None else no_input_handlers())
+        self._input_handlers = input_handlers(live_input, len(self.layers), "timbre" in self.engines)
         if live_input is not None:
             self.status_report.input = live_input.status
         self._route()
@@ -180,7 +179,8 @@ class App:
 
     def _route(self) -> None:
         """Each layer's handler table, given to the router (see Layer.route)."""
-        tables = [layer.route(self._own, self._cursor) for layer in self.layers]
+        tables = [layer.route({**self._own, **self._input_handlers[layer.index]}, self._cursor)
+                  for layer in self.layers]
         missing = {a.path: NOT_RUNNING.get(str(a.engine), "not configured") for a in addresses.ADDRESSES
                    if a.path not in tables[0]}
         self.router.set_tables(tables, missing)
@@ -494,5 +494,10 @@ class App:
                                       self.clock())
 
     def _layer_state(self, layer: int) -> dict[FeedbackKey, Reply]:
-        """What layer ``layer`` sounds, keyed (see Layer.state)."""
-        return self.layers[layer].state() if 0 <= layer < len(self.layers) else {}
+        """What layer ``layer`` sounds, keyed (see Layer.state), the live input's settings on its layer."""
+        if not 0 <= layer < len(self.layers):
+            return {}
+        state = self.layers[layer].state()
+        if self.live_input is not None and layer == self.live_input.layer:
+            state.update({(a,): (a, args) for a, args in self.live_input.state_messages()})
+        return state

@@ -2,11 +2,12 @@
 
 * pitch: a sawtooth phrase (220 Hz with a +-30-cent vibrato, silence, an octave glide) rendered
   through an ``input:`` score, the output's f0 measured by a YIN in numpy (not the server's
-  tracker): the share of voiced frames within 25 cents after the delay that fits best;
+  tracker): the share of voiced frames within 25 cents after the delay that fits best; the same
+  for a sentence said by espeak-ng (a Debian package; skipped without it) against the input's own f0;
 * latency: sawtooth notes at random pitches played into the input graph alone, measured on the
   voice's own oscillator and amplitude (no device buffers: the algorithm's latency), for both
-  ``input.onset`` choices (:func:`latency` also for other settings and pitch ranges: the table of
-  docs/live-transfer.md);
+  ``input.onset`` choices, beside what the audio side counts itself (``/input/status``)
+  (:func:`latency` also for other settings and pitch ranges: the table of docs/live-transfer.md);
 * cost: the audio side's CPU per second of audio (on, and off), and the control side's model
   calls (one input frame, one encoding of the input's half second).
 
@@ -110,6 +111,122 @@ def bench_pitch(cfg: Config, target: str = "trumpet") -> dict[str, float]:
     return out
 
 
+#: What espeak-ng says for :func:`bench_voice`: a sentence of speech, its pitch moving all through.
+SENTENCE = "Whistle me a tune, and I will play it back to you on the trumpet, the flute or the cello."
+
+
+def voice(voice_name: str = "en+f3") -> F64 | None:
+    """espeak-ng's ``voice_name`` saying :data:`SENTENCE`, at SR, peak 0.3; None without espeak-ng."""
+    import shutil
+    import subprocess
+
+    from timbrespace.input_file import load_input
+
+    if shutil.which("espeak-ng") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "voice.wav"
+        subprocess.run(["espeak-ng", "-v", voice_name, "-s", "140", "-w", str(raw), SENTENCE], check=True,
+                       capture_output=True)
+        x = load_input(raw, SR).astype(np.float64)
+    return np.asarray(x * (0.3 / np.abs(x).max()))
+
+
+def follows_input(y: F64, x: F64) -> tuple[float, float, float, int, int]:
+    """(share within 25 cents, median |cents|, delay s, frames compared, frames of the input) of the
+    output ``y``'s f0 against the input ``x``'s own (the same YIN on both), over the input's frames
+    voiced with 60 ms of voiced frames either side where the output's are voiced too, at the delay
+    that fits best (the largest share; of those, the smallest median)."""
+    t_in, f_in = yin(x)
+    t_out, f_out = yin(y)
+    hop = t_in[1] - t_in[0]
+    k = round(0.06 / hop)
+    voiced = np.isfinite(f_in)
+    inner = np.array([voiced[max(0, i - k) : i + k + 1].all() for i in range(len(voiced))])
+    best = (-1.0, 1e9, 0.0, 0, int(inner.sum()))
+    for d in np.arange(0.0, 0.0605, 0.0025):
+        idx = np.round((t_in + d - t_out[0]) / hop).astype(int)
+        ok = inner & (idx >= 0) & (idx < len(f_out))
+        out = np.full(len(f_in), np.nan)
+        out[ok] = f_out[idx[ok]]
+        frames = ok & np.isfinite(out)
+        if frames.sum() < 20:
+            continue
+        cents = np.abs(1200 * np.log2(out[frames] / f_in[frames]))
+        r = (float(np.mean(cents < CENTS)), float(np.median(cents)), float(d), int(frames.sum()), best[4])
+        if (r[0], -r[1]) > (best[0], -best[1]):
+            best = r
+    return best
+
+
+#: The targets the voice is played as (the four of docs/live-transfer.md's tables).
+VOICE_TARGETS = ("trumpet", "flute", "cello", "saxophone")
+
+
+def bench_voice(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[str, Any] | None:
+    """espeak-ng's voice (en+f3: 150-250 Hz) through a render score's input, for each target; None
+    without espeak-ng."""
+    import soundfile
+
+    from timbrespace.render import ScoreInput, parse_score, render_score
+
+    x = voice()
+    if x is None:
+        return None
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "voice.wav"
+        soundfile.write(str(wav), x, SR, subtype="FLOAT")
+        for target in targets:
+            score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                            {"time": 0.0, "address": "/input", "args": [1]}],
+                                 "duration": len(x) / SR + 0.2})
+            score.input = ScoreInput(wav)
+            y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+            share, median, delay, frames, voiced = follows_input(y, x)
+            out[target] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0, "frames": frames,
+                           "input_frames": voiced}
+    return out
+
+
+#: Inputs no model was trained on, from the GM SoundFont: (name, GM program counted from 0, MIDI notes).
+UNSEEN = (("whistle", 78, (72, 74, 76, 77, 79, 81, 83, 84)), ("voice oohs", 53, (57, 59, 60, 62, 64, 65, 67, 69)),
+          ("ocarina", 79, (72, 74, 76, 77, 79, 81, 83, 84)))
+
+
+def bench_unseen(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[str, Any] | None:
+    """Each :data:`UNSEEN` program's notes (0.45 s, 0.1 s apart, velocity 100, rendered by FluidSynth
+    from ``data.soundfont``) through a render score's input, for each target, against the input's own
+    f0 (:func:`follows_input`); None without the SoundFont or libfluidsynth."""
+    import soundfile
+
+    from timbrespace.data.fluid import FluidRenderer, SoundFontError
+    from timbrespace.render import ScoreInput, parse_score, render_score
+
+    if not cfg.data.soundfont.exists():
+        return None
+    out: dict[str, Any] = {}
+    try:
+        with FluidRenderer(cfg.data.soundfont, SR) as fluid, tempfile.TemporaryDirectory() as tmp:
+            for name, program, pitches in UNSEEN:
+                x = np.concatenate([fluid.render(0, program, p, 100, 0.45, 0.55) for p in pitches]).astype(np.float64)
+                x *= 0.3 / np.abs(x).max()
+                wav = Path(tmp) / "unseen.wav"
+                soundfile.write(str(wav), x, SR, subtype="FLOAT")
+                for target in targets:
+                    score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                                    {"time": 0.0, "address": "/input", "args": [1]}],
+                                         "duration": len(x) / SR + 0.2})
+                    score.input = ScoreInput(wav)
+                    y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+                    share, median, delay, frames, voiced = follows_input(y, x)
+                    out[f"{name}, {target}"] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0,
+                                                "frames": frames, "input_frames": voiced}
+    except SoundFontError:
+        return None
+    return out
+
+
 def notes(n: int, seed: int = 0, low: float = -7.0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
     """Onsets (s), pitches (Hz) and a sawtooth of ``n`` notes of 250 ms, 400 ms apart, at random
     pitches ``low`` to 12 semitones from 220 Hz."""
@@ -147,6 +264,7 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
             r.process_block()
         f0 = f0_cap.array()[:, 0].astype(np.float64)
         amp = amp_cap.array()[:, 0].astype(np.float64)
+        _, counted = shared.latencies()  # what the audio side counted itself (/input/status), every note
         live.close()
     pitch, sound, off_pitch = [], [], []
     for a, f in zip(starts[1:], freqs[1:], strict=True):
@@ -159,7 +277,10 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
     return {"pitch_p50_ms": float(np.percentile(pitch, 50)), "pitch_p99_ms": float(np.percentile(pitch, 99)),
             "pitch_max_ms": float(np.max(pitch)), "pitch_sd_ms": float(np.std(pitch)),
             "sound_p50_ms": float(np.nanpercentile(sound, 50)), "sound_p99_ms": float(np.nanpercentile(sound, 99)),
-            "off_pitch_max_ms": float(max(off_pitch))}
+            "off_pitch_max_ms": float(max(off_pitch)),
+            "counted": len(counted),
+            **{f"counted_p{q}_ms": float(np.percentile(counted, q)) / SR * 1000 if len(counted) else float("nan")
+               for q in (50, 99)}}
 
 
 def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
@@ -229,7 +350,10 @@ def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
     """The section's figures; None when the timbre model is not there."""
     if not cfg.timbre.enabled or not cfg.timbre.model.exists():
         return None
-    return {"pitch": bench_pitch(cfg), "latency": bench_latency(cfg, quick), "cost": bench_cost(cfg, quick)}
+    targets = ("trumpet",) if quick else VOICE_TARGETS
+    return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, targets), "unseen": bench_unseen(cfg, targets),
+            "latency": bench_latency(cfg, quick),
+            "cost": bench_cost(cfg, quick)}
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -240,6 +364,13 @@ def markdown(r: dict[str, Any]) -> str:
          f"{100 * p['within_25c']:.1f}% of voiced frames within 25 cents, median {p['median_cents']:.1f} cents",
          f"after the best delay, {p['delay_ms']:.1f} ms; level {p['level_db']:+.2f} dB of the input's"),
     ]
+    inputs = [(f"espeak-ng's voice (en+f3), {t}", v) for t, v in (r.get("voice") or {}).items()]
+    inputs += [(f"GM {k} (SoundFont)", v) for k, v in (r.get("unseen") or {}).items()]
+    for what, v in inputs:
+        rows.append((f"pitch of the output, {what}",
+                     f"{100 * v['within_25c']:.1f}% of voiced frames within 25 cents of the input's f0, median "
+                     f"{v['median_cents']:.1f} cents", f"after the best delay, {v['delay_ms']:.1f} ms; "
+                     f"{v['frames']} of the input's {v['input_frames']} frames voiced in the output too"))
     for onset in ("sound", "pitch"):
         o = lat[onset]
         rows.append((f"onset → voice at the note's pitch / sound, input.onset {onset}",
@@ -249,7 +380,8 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, onset "
                      f"window {lat['onset_window_ms']:g} ms, "
                      f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
-                     f"{o['off_pitch_max_ms']:.1f} ms a note"))
+                     f"{o['off_pitch_max_ms']:.1f} ms a note; as the audio side counts it (/input/status, "
+                     f"{o['counted']} notes): {o['counted_p50_ms']:.1f} / {o['counted_p99_ms']:.1f} ms"))
     rows.append(("input path in the audio process, on / off", f"{c['audio_on']['cpu_percent']:.2f}% / "
                  f"{c['audio_off']['cpu_percent']:.2f}% of a core",
                  f"{c['audio_on']['us_per_block']:.0f} / {c['audio_off']['us_per_block']:.0f} us a block"))

@@ -129,6 +129,11 @@ class TimbreConfig:
     gain: float = field(default=1.0, metadata=_rng(0.0, 8.0))
 
 
+#: Layers a server may run: every layer has every engine's voices, so each costs memory and
+#: (while it sounds) CPU in the audio process.
+MAX_LAYERS = 16
+
+
 @dataclass
 class InputConfig:
     """The live input (docs/live-transfer.md): a WAV file played as the input, followed by a voice."""
@@ -158,6 +163,10 @@ class InputConfig:
     #: two of its periods to fit (10.7 ms: from 213 Hz) takes their pitch until a long window after
     #: its onset lands, which for most notes is sooner (docs/live-transfer.md).
     onset_window: float = field(default=10.7, metadata=_rng(0.0, 100.0))
+    #: The layer the input belongs to (an index of `layers`): its voice is placed in the mix by that
+    #: layer's gain and pan, its addresses are that layer's (`/layer/N/input ...`), its settings are
+    #: fed back to that layer's subscribers and kept in the layer's saved state.
+    layer: int = field(default=0, metadata=_rng(0, MAX_LAYERS - 1))
 
 
 @dataclass
@@ -220,11 +229,6 @@ class LayerConfig:
     gain: float = field(default=1.0, metadata=_rng(*GAIN_RANGE))
     #: Where it stands: -1 left, 0 centre, 1 right (equal power).
     pan: float = field(default=0.0, metadata=_rng(*PAN_RANGE))
-
-
-#: Layers a server may run: every layer has every engine's voices, so each costs memory and
-#: (while it sounds) CPU in the audio process.
-MAX_LAYERS = 16
 
 
 @dataclass
@@ -365,6 +369,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
     if not 1 <= len(cfg.layers) <= MAX_LAYERS:
         raise ConfigError(f"{source}: layers has {len(cfg.layers)} entries; expected 1 to {MAX_LAYERS} "
                           "(one mapping per layer, e.g. `- {{collision: last}}`)")
+    if cfg.input.layer >= len(cfg.layers):
+        raise ConfigError(f"{source}: input.layer = {cfg.input.layer} is not a layer; layers has {len(cfg.layers)} "
+                          f"entries (0 to {len(cfg.layers) - 1})")
     if cfg.input.device and cfg.input.file:
         raise ConfigError(f"{source}: input.device is true and input.file = {cfg.input.file!r}: the input is one "
                           "or the other")

@@ -13,6 +13,7 @@ landed leaves the voice on its previous table, at the right pitch.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import time
@@ -33,7 +34,11 @@ from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_w
 from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.timbre_space import TimbreSpace
 from timbrespace.protocol.addresses import ADDRESSES, Value
+from timbrespace.protocol.replies import clip
 from timbrespace.session.context import Context
+from timbrespace.state import SavedInput
+
+log = logging.getLogger(__name__)
 
 #: The decoder's frame index is counted from the onset of each voiced stretch and held here
 #: (about one second in): past the attack, the decoder's sustain.
@@ -42,6 +47,8 @@ VELOCITY = 100.0  # the decoder's velocity input; the level follows the input, n
 SILENT_DB = -120.0
 #: While the input is voiced and alpha < 1, its timbre is encoded again this often (s).
 ENCODE_EVERY_S = 0.25
+#: /input/status's target name is clipped to this many UTF-8 bytes: the reply fits any UDP reply budget.
+MAX_TARGET_BYTES = 32
 
 
 class InputFollower:
@@ -63,6 +70,8 @@ class InputFollower:
         self._kind = TimbreFrames(space, float(sample_rate), frames.table_size)
         self._noise_scale = math.sqrt(float(sample_rate) / space.sample_rate)
         self.plan = plan
+        #: The layer the input belongs to (config input.layer): its addresses, feedback and saved state.
+        self.layer = plan.layer if plan is not None else 0
         self.sample_rate = int(sample_rate)
         # Noise band power per unit gain, so a frame's harmonics and noise together are scaled to RMS 1.
         self._band_power = (band_widths(plan.noise_centres_hz, sample_rate) / (sample_rate / 2.0)
@@ -74,6 +83,8 @@ class InputFollower:
         self.encoded = 0  # encodings landed
         self._onset: float | None = None
         self.decoded = 0  # frames written to the slot
+        #: Told when the input is turned on or off (InputTicks: no tick runs while it is off).
+        self.switched: Callable[[bool], None] | None = None
 
     @classmethod
     def build(cls, cfg: Config, timbre: Any, inference: Inference, shared: InputShared, frames: FrameSlots,
@@ -96,11 +107,15 @@ class InputFollower:
             "/input/transpose": self._set("transpose"),
             "/input/dry": self._set("dry"),
             "/input/gate": self._set("gate_db"),
+            "/input/status": self._status,
         }
 
     def _publish(self, s: InputSettings) -> None:
+        switched = s.on != self.settings.on
         self.settings = s
         self.shared.put(s)
+        if switched and self.switched is not None:
+            self.switched(s.on)
 
     def _on(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self._onset = None
@@ -126,6 +141,38 @@ class InputFollower:
             return []
 
         return handler
+
+    # -- the layer's state: fed back to its subscribers, kept in its saved state ---------------------
+    def state_messages(self) -> list[tuple[str, tuple[Value, ...]]]:
+        """The input's settings as the messages that set them."""
+        s = self.settings
+        return [("/input", (int(s.on),)), ("/input/target", (self.space.instruments[self.target],)),
+                ("/input/alpha", (self.alpha,)), ("/input/gain", (s.gain_db,)),
+                ("/input/transpose", (s.transpose,)), ("/input/dry", (s.dry,)), ("/input/gate", (s.gate_db,))]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for the state file (its layer's ``input`` entry)."""
+        s = self.settings
+        return {"on": s.on, "target": self.space.instruments[self.target], "alpha": self.alpha,
+                "gain": s.gain_db, "transpose": s.transpose, "dry": s.dry, "gate": s.gate_db}
+
+    def restore(self, saved: SavedInput | None) -> None:
+        """The settings a state file kept (already checked against the addresses' ranges); an
+        instrument this model does not have keeps the config's target, with a warning."""
+        if saved is None:
+            return
+        if saved.target is not None:
+            try:
+                self.target = self.space.instrument(saved.target)
+            except ValueError as e:
+                log.warning("state: input.target: %s; using the config's", e)
+        if saved.alpha is not None:
+            self.alpha = saved.alpha
+        s = self.settings
+        self._publish(InputSettings(
+            s.on if saved.on is None else saved.on, s.gain_db if saved.gain is None else saved.gain,
+            s.transpose if saved.transpose is None else saved.transpose, s.dry if saved.dry is None else saved.dry,
+            s.gate_db if saved.gate is None else saved.gate))
 
     # -- frames -----------------------------------------------------------------------------------
     def point(self) -> FloatArray:
@@ -174,7 +221,7 @@ class InputFollower:
         self.frames.put(0, table / rms, noise / rms, float(result.f0[0]))
         self.decoded += 1
 
-    # -- what /status reports ------------------------------------------------------------------------
+    # -- what /status and /input/status report -------------------------------------------------------
     def status(self) -> tuple[float, float]:
         """The input's level (dBFS, RMS) and tracked pitch (Hz, 0 when unvoiced); silence when off."""
         if not self.settings.on:
@@ -183,12 +230,56 @@ class InputFollower:
         level = 20.0 * math.log10(tr.level) if tr.level > 10 ** (SILENT_DB / 20.0) else SILENT_DB
         return level, tr.f0 if tr.voiced else 0.0
 
+    def latency(self) -> tuple[float, float, int]:
+        """p50 and p99 (ms) of the newest onset-to-pitch latencies the audio side measured, and how many
+        it measured in all (``audio/input_latency.py``); zeros before the first."""
+        count, samples = self.shared.latencies()
+        if not count:
+            return 0.0, 0.0, 0
+        p50, p99 = np.percentile(samples, [50, 99]) * (1000.0 / self.sample_rate)
+        return float(p50), float(p99), count
 
-def no_input_handlers() -> dict[str, Handler]:
-    """The /input addresses of a server started without an input: each answers /fail saying so."""
+    def report(self) -> tuple[Value, ...]:
+        """``/input/status.reply``'s key value pairs."""
+        level, f0 = self.status()
+        p50, p99, count = self.latency()
+        return status_reply(self.settings, self.space.instruments[self.target], self.alpha, level, f0, p50, p99,
+                            count)
+
+    def _status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        return [("/input/status.reply", self.report())]
+
+
+def input_handlers(follower: InputFollower | None, layers: int, timbre: bool) -> list[dict[str, Handler]]:
+    """Each layer's /input handlers: the follower's on its layer, a /fail naming that layer on the
+    others, a /fail saying there is no input when the server has none; none without the timbre engine."""
+    if not timbre:
+        return [{} for _ in range(layers)]
+    if follower is None:
+        return [no_input_handlers() for _ in range(layers)]
+    return [follower.handlers() if i == follower.layer else no_input_handlers(follower.layer) for i in range(layers)]
+
+
+def status_reply(s: InputSettings, target: str, alpha: float, level_db: float, f0: float, p50_ms: float,
+                 p99_ms: float, count: int) -> tuple[Value, ...]:
+    """``/input/status.reply``'s key value pairs (every number 4 bytes on the wire; the target's name
+    clipped to MAX_TARGET_BYTES, so the reply fits any UDP reply budget)."""
+    return ("on", int(s.on), "target", clip(target, MAX_TARGET_BYTES), "alpha", float(alpha),
+            "gain_db", float(s.gain_db), "transpose", float(s.transpose), "dry", float(s.dry),
+            "gate_db", float(s.gate_db), "level_db", float(level_db), "f0", float(f0), "voiced", int(f0 > 0.0),
+            "latency_p50_ms", float(p50_ms), "latency_p99_ms", float(p99_ms), "latency_count", int(count))
+
+
+def no_input_handlers(owner: int | None = None) -> dict[str, Handler]:
+    """The /input addresses where no input is: each answers /fail saying why (``owner``: the layer
+    the input belongs to, on the other layers; None: the server was started without an input)."""
 
     def refuse(path: str) -> Handler:
         def handler(args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+            if owner is not None:
+                raise HandlerError(f"{path}: the live input belongs to layer {owner} (config input.layer), not "
+                                   f"layer {ctx.layer}; send /layer/{owner}{path}, or play that layer (/layer "
+                                   f"{owner})")
             raise HandlerError(f"{path}: this server has no live input; start it with `timbrespace serve "
                                "--input FILE.wav` or `--input-device` (config input.file, input.device)")
 
@@ -204,20 +295,32 @@ def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, lo
     sr = cfg.audio.sample_rate
     samples = load_input(path, sr) if path is not None else None
     return InputPlan(samples, sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE, cfg.input.window,
-                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window)
+                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window, cfg.input.layer)
 
 
 class InputTicks:
-    """The follower's ticks on the event loop, on their own grid (due + k * period), while it is on."""
+    """The follower's ticks on the event loop, on their own grid (due + k * period), while it is on:
+    off, no timer is armed (the input path off costs nothing on this side either)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, follower: InputFollower) -> None:
         self._loop = loop
         self._follower = follower
         self._handle: asyncio.TimerHandle | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether a tick is armed."""
+        return self._handle is not None
+
     def start(self) -> None:
-        """Tick from now on (each tick does nothing while the input is off)."""
-        if self._handle is None:
+        """Tick whenever the input is on, from now on."""
+        self._follower.switched = self._switched
+        self._switched(self._follower.settings.on)
+
+    def _switched(self, on: bool) -> None:
+        if not on:
+            self.close()
+        elif self._handle is None:
             self._run(self._loop.time())
 
     def _run(self, due: float) -> None:

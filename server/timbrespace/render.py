@@ -196,7 +196,6 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     from timbrespace.protocol.transport import Incoming, Peer
 
     if score.input is not None:
-
         from timbrespace.audio.live_input import LiveInput
         from timbrespace.input_follow import InputFollower
         from timbrespace.link.input import InputShared
@@ -232,12 +231,13 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
     next_tick = next_input_tick = 0.0
     with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
         parts = [build_parts(plans, f, sr, cfg.audio.polyphony) for f in frames]
-        mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
-                         LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)])
         live = None
         if input_plan is not None and follower is not None:
             live = LiveInput(input_plan, follower.shared, follower.frames, sr, bs)
-        bus = master_bus([mix.output] if live is None else [mix.output, live.output], cfg.audio.ceiling_db)
+        mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
+                         LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)],
+                       {input_plan.layer: live.output} if live is not None and input_plan is not None else None)
+        bus = master_bus([mix.output], cfg.audio.ceiling_db)
         capture = r.capture(bus.output, n_blocks * period)
         player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
                          for i, (box, em, lp) in enumerate(zip(link.mailboxes, mix.engines, parts, strict=True))],

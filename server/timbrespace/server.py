@@ -184,6 +184,7 @@ async def serve(
                                                audio.input_frames, audio.sample_rate, plan)
             except InputFileError as e:
                 raise StartupError(str(e)) from None
+            follower.restore(state.layer(cfg.input.layer).input)
             ticks = InputTicks(loop, follower)
         # Saved at exit once built: a start that failed before leaves the state file as it was.
         app = App(build_layers(prepared, audio, inference, state), inference.link,
@@ -316,8 +317,16 @@ def _heard(name: str, prepared: Mapping[str, Prepared]) -> str:
 
 
 def _snapshot(app: App) -> Callable[[], list[dict[str, Any]]]:
-    """What the state file holds, taken now: each layer's engines' snapshots and the engine heard."""
-    return lambda: [layer.snapshot() for layer in app.layers]
+    """What the state file holds, taken now: each layer's engines' snapshots and the engine heard, and
+    the live input's settings on its layer."""
+
+    def take() -> list[dict[str, Any]]:
+        layers = [layer.snapshot() for layer in app.layers]
+        if app.live_input is not None:
+            layers[app.live_input.layer]["input"] = app.live_input.snapshot()
+        return layers
+
+    return take
 
 
 def _save(cfg: Config, app: App) -> None:

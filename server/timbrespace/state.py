@@ -20,6 +20,24 @@ STATE_VERSION = 2
 
 
 @dataclass
+class SavedInput:
+    """The live input's settings set live (``/input ...``), on the layer it belongs to; None: not saved."""
+
+    on: bool | None = None
+    target: str | None = None
+    alpha: float | None = None
+    gain: float | None = None
+    transpose: float | None = None
+    dry: float | None = None
+    gate: float | None = None
+
+
+#: The state file's input keys and the addresses whose argument each is checked against.
+_INPUT_KEYS = {"alpha": "/input/alpha", "gain": "/input/gain", "transpose": "/input/transpose", "dry": "/input/dry",
+               "gate": "/input/gate"}
+
+
+@dataclass
 class SavedLayer:
     """One layer's engines' snapshots, by engine name, the engine that was heard, and the layer's
     own settings set live (``/mix/gain``, ``/mix/pan``, ``/collision``); None: not saved."""
@@ -30,6 +48,7 @@ class SavedLayer:
     pan: float | None = None
     collision: str | None = None
     hold: float | None = None
+    input: SavedInput | None = None
 
 
 @dataclass
@@ -104,6 +123,26 @@ def _layer(data: object) -> SavedLayer:
             log.warning("state: collision.policy = %r is not one of %s; using the config's", policy,
                         ", ".join(POLICIES))
         out.hold = _setting("collision.hold", collision.get("hold"), BY_PATH["/collision"].args[1])
+    saved_input = data.get("input")
+    if isinstance(saved_input, dict):
+        out.input = _input(saved_input)
+    return out
+
+
+def _input(data: dict[str, Any]) -> SavedInput:
+    """The input's saved settings, each checked like its address's argument (a bad one: the config's)."""
+    alpha, gain, transpose, dry, gate = (_setting(f"input.{k}", data.get(k), BY_PATH[a].args[0])
+                                         for k, a in _INPUT_KEYS.items())
+    out = SavedInput(alpha=alpha, gain=gain, transpose=transpose, dry=dry, gate=gate)
+    on, target = data.get("on"), data.get("target")
+    if isinstance(on, bool):
+        out.on = on
+    elif on is not None:
+        log.warning("state: input.on = %r is not true or false; the input starts off", on)
+    if isinstance(target, str) and target:
+        out.target = target
+    elif target is not None:
+        log.warning("state: input.target = %r is not an instrument's name; using the config's", target)
     return out
 
 

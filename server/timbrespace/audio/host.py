@@ -183,14 +183,15 @@ def audio_main(
     frames = [{p.engine: FrameSlots.attach(names[p.engine], p.frames.slots, p.frames.table_size, p.frames.n_noise)
                for p in plans if p.frames is not None} for names in frame_names]
     parts = [build_parts(plans, f, sr, acfg.polyphony) for f in frames]
-    mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
-                    for lp, h, sound in zip(parts, heard, sounds, strict=True)])
     live = None
     if live_input is not None:
         from timbrespace.audio.live_input import attach
 
         live = attach(*live_input, sr, bs)
-    bus = master_bus([mix.output] if live is None else [mix.output, live.output], acfg.ceiling_db)
+    mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
+                    for lp, h, sound in zip(parts, heard, sounds, strict=True)],
+                   {live_input[0].layer: live.output} if live is not None and live_input is not None else None)
+    bus = master_bus([mix.output], acfg.ceiling_db)
     bus.output.out()
     # The output meter: each block's peak of the sum (before the master's limiter), held and
     # falling like a PPM (read by /status).

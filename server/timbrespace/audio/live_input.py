@@ -24,6 +24,7 @@ import numpy as np
 import pyo
 
 from timbrespace.audio.additive import CROSSFADE_S, NoiseBank, _write
+from timbrespace.audio.input_latency import OnsetLatency
 from timbrespace.audio.input_pitch import InputPitch
 from timbrespace.link.frames import FrameSlots
 from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, InputShared
@@ -74,6 +75,9 @@ class LiveInput:
         self.pitch = InputPitch(self.signal, sample_rate, block_size, plan.window_ms, plan.trackers,
                                 plan.onset_window_ms, agree_first=plan.onset == "pitch")
         self.min_f0 = self.pitch.min_f0
+        self.block_size = block_size
+        #: Each onset's latency to the voice at the note's pitch, counted here for /input/status.
+        self.latency = OnsetLatency(block_size, self.pitch.window, shared.record_latency)
         self.yin = self.pitch.f0
         self._square = self.signal * self.signal
         self._power = pyo.Tone(self._square, freq=LEVEL_HZ)
@@ -131,6 +135,7 @@ class LiveInput:
             self.pitch.stop()
             self.noise.stop()
             self.on = False
+        self.latency.reset()
         self._stopping = 0
 
     def _on(self) -> None:
@@ -195,6 +200,8 @@ class LiveInput:
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
         self._share_input()
+        if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held):
+            self.latency.onset_at(self._onset_offset())
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
             self._position -= self.length_s
@@ -212,6 +219,12 @@ class LiveInput:
             self.shared.append(np.concatenate([view[self._filled :], view[:pos]]))
         del view
         self._filled = pos
+
+    def _onset_offset(self) -> int:
+        """The first sample of the last block over the gate's level (0 when none is: a slow rise)."""
+        last = self.shared.latest(self.block_size)  # the block _share_input has just appended
+        over = np.flatnonzero(np.abs(last) > _db(self.settings.gate_db))
+        return int(over[0]) if len(over) else 0
 
     def _hold_onset(self, loud: bool) -> bool:
         """Keep the voice closed from an onset until the trackers know the note's pitch; True when it opens."""

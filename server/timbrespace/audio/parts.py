@@ -82,11 +82,18 @@ class EngineMix:
 class LayerMix:
     """Every layer's engines through its :class:`EngineMix`, placed by its :class:`LayerSound`, summed."""
 
-    def __init__(self, layers: Sequence[tuple[dict[str, Any], str, LayerSound]]) -> None:
+    def __init__(self, layers: Sequence[tuple[dict[str, Any], str, LayerSound]],
+                 beside: dict[int, Any] | None = None) -> None:
+        """``beside``: a sound of a layer's that is no engine's (the live input's voice), by layer:
+        heard whichever engine is, placed with the layer."""
         self.engines = [EngineMix(outputs, selected) for outputs, selected, _ in layers]
         # Ramped like the engine switch: a gain or pan moved live must not click.
         self._gains = [pyo.SigTo(sound.channel_gains(), time=SWITCH_S) for _, _, sound in layers]
-        self._placed = [mix.output * gains for mix, gains in zip(self.engines, self._gains)]
+        extra = beside or {}
+        # Summed by a Mix, not +: a stopped object (the input off) adds nothing.
+        self._layered = [pyo.Mix([mix.output, extra[i]], voices=CHANNELS) if i in extra else mix.output
+                         for i, mix in enumerate(self.engines)]
+        self._placed = [out * gains for out, gains in zip(self._layered, self._gains)]
         self.output = pyo.Mix(self._placed, voices=CHANNELS)
 
     def place(self, layer: int, sound: LayerSound) -> None:

@@ -13,7 +13,10 @@ the voice's timbre at the tracked pitch (``input_follow.py``). Three things cros
   :class:`~timbrespace.link.frames.FrameSlots` slot, as for the timbre engine's notes;
 * the input's samples (after its gain), audio -> control: a ring the audio side appends each
   block to and the control side reads its last half second from, for the timbre encoder
-  (``/input/alpha``); the ring holds more than twice that, so a read is never overtaken.
+  (``/input/alpha``); the ring holds more than twice that, so a read is never overtaken;
+* the latencies the audio side measured (each onset to the voice at the note's pitch, in samples
+  of its own clock; ``audio/input_latency.py``), audio -> control: a ring of the newest
+  :data:`LAT_RING` and their count, for ``/input/status``.
 
 Neither side ever waits on the other.
 """
@@ -32,8 +35,11 @@ from timbrespace.link.shm import SharedBlock
 _SEQ, ON, GAIN_DB, TRANSPOSE, DRY, GATE_DB = range(6)
 _SETTINGS = 8
 # tracking (audio -> control), after the settings
-F0, LEVEL, VOICED, BLOCKS, POSITION, WRITTEN = range(_SETTINGS, _SETTINGS + 6)
-SIZE = _SETTINGS + 8
+F0, LEVEL, VOICED, BLOCKS, POSITION, WRITTEN, LAT_COUNT = range(_SETTINGS, _SETTINGS + 7)
+_HEAD = _SETTINGS + 8
+#: Latencies the ring keeps: /input/status's percentiles are over the newest this many onsets.
+LAT_RING = 64
+SIZE = _HEAD + LAT_RING
 #: Samples of the input the ring keeps (1.4 s at 48 kHz).
 RING = 1 << 16
 _BYTES = SIZE * 8 + RING * 4
@@ -91,6 +97,7 @@ class InputPlan:
     trackers: int = 4  # Yins staggered across the window (config input.trackers)
     onset: str = "sound"  # "pitch": silent at an onset until its pitch is known (config input.onset)
     onset_window_ms: float = 10.7  # the short trackers' window at onsets, 0: none (config input.onset_window)
+    layer: int = 0  # the layer whose place in the mix the voice takes (config input.layer)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,19 @@ class InputShared:
         """The newest tracking (control side)."""
         a = self._a
         return Tracked(float(a[F0]), float(a[LEVEL]), bool(a[VOICED]), float(a[POSITION]))
+
+    # -- onset latencies -------------------------------------------------------------------------
+    def record_latency(self, samples: float) -> None:
+        """Add one onset's latency, in samples (single writer: the audio side)."""
+        a = self._a
+        n = int(a[LAT_COUNT])
+        a[_HEAD + n % LAT_RING] = samples
+        a[LAT_COUNT] = float(n + 1)
+
+    def latencies(self) -> tuple[int, npt.NDArray[np.float64]]:
+        """How many latencies were recorded in all, and the newest (up to LAT_RING, in no order; control side)."""
+        n = int(self._a[LAT_COUNT])
+        return n, np.array(self._a[_HEAD : _HEAD + min(n, LAT_RING)])
 
     # -- the input's samples ---------------------------------------------------------------------
     def append(self, samples: npt.NDArray[np.float32]) -> None:

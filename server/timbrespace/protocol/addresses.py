@@ -23,6 +23,7 @@ from typing import Literal
 
 from timbrespace.collector import PAUSE_BUDGET_S
 from timbrespace.engines.registry import NAMES, SPECS
+from timbrespace.link.input import LAT_RING
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.clients import CLIENT_TIMEOUT, MAX_TOUCH_ID, MAX_TOUCHES
 from timbrespace.session.collision import HOLD_RANGE, POLICIES
@@ -279,7 +280,8 @@ ADDRESSES: tuple[Address, ...] = (
             "summed, before the master limiter (audio.ceiling_db), dBFS, held and falling 40 dB a second like "
             "a PPM; -120 when silent; above the ceiling, the limiter is holding the output down), "
             "input_level_db (the live input's RMS level after its gain, dBFS; -120 when off or absent), "
-            "input_f0 (its tracked pitch in Hz; 0 when unvoiced, off or absent)", scope="server"),
+            "input_f0 (its tracked pitch in Hz; 0 when unvoiced, off or absent; /input/status has the rest, "
+            "the measured latency included)", scope="server"),
     Address("/version", (), "Ask for the server's version.", "server", "/version.reply",
             "name, version, protocol version", scope="server"),
     Address("/sync", (_a("id", "int", "any int32, echoed back", *INT32),),
@@ -369,23 +371,32 @@ ADDRESSES: tuple[Address, ...] = (
     # -- live input -----------------------------------------------------------------------------
     Address("/input", (_a("on", "int", "1: on (a WAV input plays from its start), 0: off", 0, 1),),
             "Turn the live input on or off: its pitch and level are tracked and a voice with the target's "
-            "timbre follows them (docs/live-transfer.md); off, the input path costs nothing.", "input",
-            engine="timbre", scope="server"),
+            "timbre follows them (docs/live-transfer.md); off, the input path costs nothing. The input belongs to "
+            "one layer (config input.layer): the other layers' /input addresses answer /fail naming it.", "input",
+            engine="timbre", feedback=True),
     Address("/input/target", (_a("instrument", "ref", "an instrument of the timbre model (index or name)"),),
-            "The instrument whose timbre the input's voice takes.", "input", engine="timbre", scope="server"),
+            "The instrument whose timbre the input's voice takes.", "input", engine="timbre", feedback=True),
     Address("/input/alpha", (_a("alpha", "float", "0 = the input's timbre point, 1 = the target's", 0, 1),),
             "Move the voice's timbre from the input's point toward the target's, as /alpha does for notes.",
-            "input", engine="timbre", scope="server"),
+            "input", engine="timbre", feedback=True),
     Address("/input/gain", (_a("db", "float", "gain in dB", -60, 24),),
             "Gain applied to the input before it is tracked, gated and mixed in.", "input", engine="timbre",
-            scope="server"),
+            feedback=True),
     Address("/input/transpose", (_a("semitones", "float", "interval the voice plays above the input", -24, 24),),
-            "Transpose the voice against the tracked pitch.", "input", engine="timbre", scope="server"),
+            "Transpose the voice against the tracked pitch.", "input", engine="timbre", feedback=True),
     Address("/input/dry", (_a("level", "float", "0: none, 1: the input as loud as it comes in", 0, 1),),
-            "Mix the input itself into the output.", "input", engine="timbre", scope="server"),
+            "Mix the input itself into the output.", "input", engine="timbre", feedback=True),
     Address("/input/gate", (_a("db", "float", "RMS level in dBFS, after the gain", -120, 0),),
             "Below this level the voice is silent (no hiss); above, it follows the input's level.", "input",
-            engine="timbre", scope="server"),
+            engine="timbre", feedback=True),
+    Address("/input/status", (), "Ask for the live input's settings, what it tracks now and the latency "
+            "measured as it plays (docs/live-transfer.md).", "input", "/input/status.reply",
+            "key value pairs: on (0 or 1), target (the instrument's name), alpha, gain_db, transpose, dry, gate_db "
+            "(as set), level_db (the input's RMS level after its gain, dBFS; -120 when off), f0 (its tracked "
+            "pitch in Hz; 0 when unvoiced or off), voiced (0 or 1), latency_p50_ms, latency_p99_ms (from a "
+            f"note's onset to the voice at its pitch, counted by the audio process over the newest {LAT_RING} "
+            "notes that held a pitch; 0 before any), latency_count (such notes since the server started)",
+            engine="timbre"),
     # -- sessions -------------------------------------------------------------------------------
     Address("/hello", (Arg("name", "str", f"a name for this player, 1 to {MAX_NAME} characters, letters, digits, "
                            "spaces and - _ . only", check=_name),),
