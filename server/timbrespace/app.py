@@ -3,9 +3,10 @@
 :class:`App` keeps the layers (:mod:`timbrespace.layer`: each a whole instrument, its engine
 heard and its handler table), gives the router each layer's table, and serves the addresses that
 are not an engine's: queries, notes (with their owners), layers (``/layer``) and sessions
-(``/hello``, ``/bye``, ``/clients``, ``/notify``); fingers (``/touch``) are
-:mod:`timbrespace.touches`'s. The router (:mod:`timbrespace.router`) does the dispatching; the
-sessions (:mod:`timbrespace.session`) know who is playing and what each one owns.
+(``/hello``, ``/bye``, ``/clients``). Fingers (``/touch``) are :mod:`timbrespace.touches`'s and
+feedback subscriptions (``/notify``, ``/watch``) :mod:`timbrespace.session.subscriptions`'s. The
+router (:mod:`timbrespace.router`) does the dispatching; the sessions (:mod:`timbrespace.session`)
+know who is playing and what each one owns.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from timbrespace.session.collision import Collision, PointHeld, Policy
 from timbrespace.session.context import Context
 from timbrespace.session.delivery import Delivery
 from timbrespace.session.feedback import Feedback, FeedbackKey
+from timbrespace.session.subscriptions import Subscriptions
 from timbrespace.status import Counters, ServerInfo, StatusReport
 from timbrespace.touches import Touches
 
@@ -121,6 +123,7 @@ class App:
                              burst=s.rate_burst, explain=self._other_engine, clock=clock)
         self._owners: dict[NoteKey, Client] = {}
         self.touches = Touches(self.layers, self.sessions, self.feedback, clock)
+        self.subscriptions = Subscriptions(self.layers, self.sessions, self.feedback, self.touches)
         self._sync_ids = itertools.count(1)
         self._syncs: dict[int, tuple[Peer, int]] = {}
         #: Sends a reply elsewhere than back to the sender (the server sets it to the transport's).
@@ -139,12 +142,10 @@ class App:
             "/hello": self._hello,
             "/bye": self._bye,
             "/clients": self._clients,
-            "/notify": self._notify,
             "/layer": self._layer,
-            "/watch": self._watch,
-            "/status/feedback": self._feedback_status,
             "/status/runtime": self._runtime_status,
             **self.touches.handlers(),
+            **self.subscriptions.handlers(),
         }
         #: The live input (``serve --input``), its layer's (see input_handlers). Its addresses are the
         #: timbre engine's: a server without that model leaves them to the router's /fail naming it.
@@ -317,7 +318,7 @@ class App:
         self.sessions.join(c)  # its choice of layer is something to keep: refused when the session is full
         c.layer = index
         if self.feedback.subscribed(c):  # it follows its new layer: that layer's state first
-            self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items())
+            self.feedback.subscribe(c, ctx.arrival, self.subscriptions.snapshot_for(c).items())
         if len(self.feedback):
             self.feedback.publish_all(("/clients", c.id), ("/clients", ("joined", c.id, c.label, c.layer)),
                                       ctx.arrival)
@@ -436,44 +437,6 @@ class App:
             out += [c.id, c.label, c.layer]
             size += more
         return [("/clients.reply", tuple(out))]
-
-    def _notify(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        c = ctx.client
-        if not args[0]:
-            self.feedback.unsubscribe(c)
-            return [("/done", ("/notify", c.id))]
-        if not c.proved:
-            raise HandlerError("/notify 1: feedback goes only to clients that proved their address: send "
-                               "/hello NAME first, or connect over TCP")
-        self.sessions.join(c)
-        cursors = bool(args[1])
-        if self.feedback.subscribed(c):  # a renewal (UDP): the stream goes on, no second snapshot
-            self.feedback.subscribe(c, ctx.arrival, (), cursors)
-            return [("/done", ("/notify", c.id))]
-        self.feedback.subscribe(c, ctx.arrival, self._snapshot_for(c).items(), cursors)
-        return [("/done", ("/notify", c.id))]
-
-    def _watch(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        layer, on = int(args[0]), bool(args[1])
-        if layer >= len(self.layers):
-            raise HandlerError(f"/watch: layer {layer} is out of range 0..{len(self.layers) - 1} (this server's "
-                               "layers)")
-        if not self.feedback.watch(ctx.client, layer, on, ctx.arrival):
-            raise HandlerError("/watch: not subscribed; send /notify 1 first")
-        return [("/done", ("/watch", layer))]
-
-    def _snapshot_for(self, c: Client) -> dict[FeedbackKey, Reply]:
-        """What a subscriber receives first: its layer's state, who plays, the cursors on its layer."""
-        snapshot = dict(self.feedback.snapshot(c.layer))
-        for other in self.sessions.members():
-            snapshot[("/clients", other.id)] = ("/clients", ("joined", other.id, other.label, other.layer))
-            if other is not c and other.point is not None and other.layer == c.layer:
-                snapshot[("/cursor", other.id)] = ("/cursor", (other.id, other.label, *other.point))
-        snapshot.update(self.touches.snapshot(c))
-        return snapshot
-
-    def _feedback_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
-        return [("/status/feedback.reply", self.feedback.report())]
 
     def _runtime_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         return [("/status/runtime.reply", self.pauses.report())]
