@@ -116,6 +116,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     if li["unseen"] is not None:  # GM programs no model was trained on (the SoundFont's, when installed)
         assert {"whistle, trumpet", "voice oohs, trumpet", "ocarina, trumpet"} == set(li["unseen"])
         assert all(v["frames"] > 0 for v in li["unseen"].values())
+    if li["judge"] is not None:  # the evaluation's judge, when its notes are there (timbrespace data soundfont)
+        rows = li["judge"]["inputs"]["sawtooth (vibrato, glide)"]["trumpet"]
+        assert [r["alpha"] for r in rows] == [0.0, 1.0] and all(0.0 <= r["p_target"] <= 1.0 for r in rows)
     text = md.read_text()
     assert "| figure |" in text and "| clients |" in text and "Live input" in text
 

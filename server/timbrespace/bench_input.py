@@ -9,7 +9,8 @@
   ``input.onset`` choices, beside what the audio side counts itself (``/input/status``)
   (:func:`latency` also for other settings and pitch ranges: the table of docs/live-transfer.md);
 * cost: the audio side's CPU per second of audio (on, and off), and the control side's model
-  calls (one input frame, one encoding of the input's half second).
+  calls (one input frame, one encoding of the input's half second);
+* timbre: the evaluation's instrument classifier's P(target) by ``/input/alpha`` (bench_input_judge.py).
 
 Every figure but the costs is measured in rendered samples, so it does not vary with the load.
 """
@@ -350,8 +351,11 @@ def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
     """The section's figures; None when the timbre model is not there."""
     if not cfg.timbre.enabled or not cfg.timbre.model.exists():
         return None
+    from timbrespace.bench_input_judge import bench_judge
+
     targets = ("trumpet",) if quick else VOICE_TARGETS
     return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, targets), "unseen": bench_unseen(cfg, targets),
+            "judge": bench_judge(cfg, quick),
             "latency": bench_latency(cfg, quick),
             "cost": bench_cost(cfg, quick)}
 
@@ -393,4 +397,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = ["Live input (docs/live-transfer.md): pitch and latency measured in rendered samples; costs in CPU "
              "time.", "", "| figure | value | note |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {n} |" for a, b, n in rows]
+    if r.get("judge"):
+        from timbrespace.bench_input_judge import markdown as judge_markdown
+
+        lines += ["", judge_markdown(r["judge"]).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -255,6 +255,17 @@ def headline(models: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def judge(notes: NoteSet, settings: Settings, cnn_cache: Path | None) -> tuple[Classifier, bool]:
+    """The CNN trained on the real training notes (``settings``' subset), or the one a previous run
+    kept in ``cnn_cache``; and whether it came from there. Other measurements (the live input's,
+    bench_input_judge.py) ask the same judge."""
+    tr = np.flatnonzero(notes.train)
+    idx = _subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
+    return cached_classifier(cnn_cache, f"{notes.manifest_sha256}:{','.join(map(str, idx))}", notes.logmel[idx],
+                             notes.instrument[idx], len(notes.instruments), epochs=settings.cnn_epochs,
+                             seed=settings.seed)
+
+
 def evaluate(
     model_paths: Sequence[Path],
     notes: NoteSet,
@@ -273,9 +284,7 @@ def evaluate(
     va = _subset(va_all, notes.instrument, settings.valid_per_instrument, settings.seed)
     cnn_idx = _subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
     t0 = time.monotonic()
-    clf, cached = cached_classifier(cnn_cache, f"{notes.manifest_sha256}:{','.join(map(str, cnn_idx))}",
-                                    notes.logmel[cnn_idx], notes.instrument[cnn_idx], len(notes.instruments),
-                                    epochs=settings.cnn_epochs, seed=settings.seed)
+    clf, cached = judge(notes, settings, cnn_cache)
     real = clf.predict(notes.logmel[va])
     out: dict[str, Any] = {
         "settings": {"quick": settings.quick, "seed": settings.seed, "valid_notes": len(va),

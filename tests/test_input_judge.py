@@ -1,0 +1,84 @@
+"""The live input judged by an instrument classifier: P(target) rises with /input/alpha (issue 16).
+
+The judge is the evaluation's CNN (``evaluate/classifier.py``) trained here on a subset of what
+``eval timbre`` trains it on: FluidR3 notes of the 12 instruments rendered by FluidSynth as
+``timbrespace data soundfont`` renders them (1.5 s held, 2 s long, 22.05 kHz), 7 pitches each at
+one velocity instead of every pitch at three. The phrase is the bench's sawtooth (vibrato, an
+octave glide), which no model was trained on, played through a render score's ``input:``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import shipped_timbre_config
+
+from timbrespace.bench_input import phrase
+from timbrespace.bench_input_judge import SR, Judge, claim, judged, markdown
+from timbrespace.data.soundfont import DEFAULT_SOUNDFONT, DURATION_S, INSTRUMENTS, NOTE_OFF_S, OUTPUT_GAIN, SAMPLE_RATE
+from timbrespace.evaluate.classifier import train_classifier
+from timbrespace.models.timbre_features import FeatureSpec, logmel
+
+pytestmark = [pytest.mark.numeric,
+              pytest.mark.skipif(not DEFAULT_SOUNDFONT.is_file(), reason="apt-get install fluid-soundfont-gm")]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    from timbrespace.data.fluid import FluidRenderer
+
+    spec = FeatureSpec()
+    assert spec.sample_rate == SAMPLE_RATE
+    feats, labels = [], []
+    torch.set_num_threads(1)
+    with FluidRenderer(DEFAULT_SOUNDFONT, SAMPLE_RATE) as fluid:
+        for k, inst in enumerate(INSTRUMENTS):
+            for p in range(55, 76, 3):
+                pitch = min(max(p, inst.low), inst.high)
+                audio = OUTPUT_GAIN * fluid.render(inst.bank, inst.program, pitch, 100, NOTE_OFF_S, DURATION_S)
+                feats.append(logmel(np.asarray(audio, np.float64), spec))
+                labels.append(k)
+    clf = train_classifier(np.stack(feats), labels, len(INSTRUMENTS), epochs=20, seed=0)
+    return Judge(clf, [i.name for i in INSTRUMENTS], spec)
+
+
+def test_the_judge_knows_real_notes(judge: Judge) -> None:
+    # A judge that cannot tell the real notes apart would say nothing about the transfer.
+    from timbrespace.data.fluid import FluidRenderer
+
+    hits = 0
+    with FluidRenderer(DEFAULT_SOUNDFONT, SR) as fluid:
+        for k, inst in enumerate(INSTRUMENTS):
+            audio = OUTPUT_GAIN * fluid.render(inst.bank, inst.program, min(max(64, inst.low), inst.high), 100, 1.6,
+                                               1.6)
+            hits += int(judge.posterior(np.asarray(audio, np.float64), SR, 1.5).argmax() == k)
+    assert hits >= 9  # of 12, at a pitch between the training pitches
+
+
+def test_the_targets_posterior_rises_with_input_alpha(judge: Judge, tmp_path: Path) -> None:
+    cfg = shipped_timbre_config(tmp_path)
+    _, x = phrase(SR)
+    r = {"alphas": [0.0, 1.0], "window_s": 1.5, "hop_s": 0.25,
+         "inputs": {"sawtooth": judged(cfg, judge, x, ("trumpet", "clarinet"), (0.0, 1.0))}}
+    for target, rows in r["inputs"]["sawtooth"].items():
+        assert rows[1]["p_target"] > rows[0]["p_target"], (target, rows)
+    assert claim(r)["sawtooth"]["rising"] == ["trumpet", "clarinet"]
+    assert "| trumpet |" in markdown(r)
+
+
+def test_a_phrase_shorter_than_the_window_is_judged_once(judge: Judge) -> None:
+    # One window, padded as the judge pads a short note: a posterior over the 12 instruments.
+    p = judge.posterior(np.zeros(SR // 2), SR, 0.5)
+    assert p.shape == (12,) and abs(p.sum() - 1.0) < 1e-6
