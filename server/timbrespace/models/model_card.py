@@ -184,8 +184,10 @@ def patch_vae_card(
         "## Retrain",
         "",
         "```",
-        f"timbrespace train patch-vae --out models/patch-vae{_hearing_options(train)}",
-        f"# same as: python -m timbrespace.models.train_patch_vae --out models/patch-vae{_hearing_options(train)}",
+        *(["timbrespace train patch-vae --out models/patch-vae",
+           "# same as: python -m timbrespace.models.train_patch_vae --out models/patch-vae"]
+          if not _hearing_options(train) else  # `timbrespace train patch-vae` takes no hearing options
+          [f"python -m timbrespace.models.train_patch_vae --out models/patch-vae{_hearing_options(train)}"]),
         "```",
         "",
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
