@@ -135,14 +135,18 @@ HEARING = {"epochs": 6, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 20,
 
 def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_path: Path) -> None:
     cache = tmp_path / "heard.npz"
-    a = train(tmp_path / "a", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+    a = train(tmp_path / "a", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=True,
               hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert cache.is_file()
-    b = train(tmp_path / "b", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+    b = train(tmp_path / "b", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=True,
               hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(a) == read_sidecar(b)  # the cache changes nothing
     meta = load_checkpoint(a).metadata
     assert meta["training"]["sound_weight"] == 1.0 and meta["training"]["renderer"] == "amsynth"
+    assert meta["training"]["straight_through"] is True
+    soft = train(tmp_path / "soft", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+                 hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+    assert read_sidecar(soft) != read_sidecar(a)  # what the proxy hears changes the gradient
     n_train = meta["data"]["n_train"]
     assert meta["hearing"]["renders"] == 3 * n_train
     assert 0.0 < meta["hearing"]["proxy_held_out_mse"] < 1.0  # the proxy hears better than the mean
@@ -151,3 +155,28 @@ def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_
     assert load_checkpoint(deaf).metadata["hearing"] is None
     with pytest.raises(ValueError, match="non-negative"):
         train(tmp_path / "d", banks=[one_bank], sound_weight=-1.0, **HEARING)  # type: ignore[arg-type]
+
+
+def test_straight_through_hears_one_hot_but_passes_the_softmax_gradient() -> None:
+    from timbrespace.models.patch_proxy import PatchProxy
+    from timbrespace.models.patch_sound_training import sound_error
+    from timbrespace.models.patch_vae import VAEOutput
+
+    codec = PatchCodec()
+    torch.manual_seed(0)
+    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
+    proxy = PatchProxy(codec.n_features, 3, hidden=(8,))
+    cont = torch.rand(4, codec.n_continuous)
+    logits = torch.randn(4, codec.n_categorical, requires_grad=True)
+    out = VAEOutput(cont, logits, torch.zeros(4, 2), torch.zeros(4, 2))
+    target, heard = torch.zeros(4, 3), torch.ones(4, dtype=torch.bool)
+    hard = sound_error(model, proxy, out, target, heard, hard=True)
+    # Forward: exactly what the proxy makes of the played (one-hot) patch.
+    grid = model.padded_logits(logits.detach())
+    one_hot = torch.zeros_like(grid).scatter_(2, grid.argmax(dim=2, keepdim=True), 1.0)
+    played = torch.cat([cont, one_hot.reshape(4, -1)[:, model._flat]], dim=1)
+    assert torch.allclose(hard, (proxy(played) ** 2).sum(dim=1).mean(), atol=1e-6)
+    assert not torch.allclose(hard, sound_error(model, proxy, out, target, heard, hard=False))
+    # Backward: the logits still get a gradient (an argmax alone would give none).
+    torch.autograd.backward(hard)
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
