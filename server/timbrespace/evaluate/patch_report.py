@@ -229,8 +229,9 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "to repeat on one core; `timbrespace eval patch-vae --presets 0 --grid 12 --pairs 40` is the "
             "thorough form (every validation preset).",
             "- The model is this project's (hidden 256-128, beta 0.25, its own split of amSynth's 28 factory "
-            "banks; models/patch-vae/MODEL_CARD.md), not the paper's; the paper's figures are its own model on "
-            "its own validation set.",
+            "banks; trained with the options its card names, which may include hearing its reconstructions "
+            "through a proxy of rendered spectra, see below; models/patch-vae/MODEL_CARD.md), not the paper's; "
+            "the paper's figures are its own model on its own validation set.",
             f"- The note is held for the whole {s['duration']:g} s (no release), and every render is scaled to "
             f"RMS {s['rms']:g} before rating (the models also normalise loudness to -24 LUFS themselves).",
             "- timbral_models 0.4.0 runs on today's librosa and numpy through `evaluate/timbral.py`, which only "
