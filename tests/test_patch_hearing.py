@@ -180,3 +180,13 @@ def test_straight_through_hears_one_hot_but_passes_the_softmax_gradient() -> Non
     # Backward: the logits still get a gradient (an argmax alone would give none).
     torch.autograd.backward(hard)
     assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+
+
+def test_both_renderers_hear_a_preset() -> None:
+    if not FACTORY.is_dir() or not reference.available():
+        pytest.skip("amSynth's factory banks and DSSI plugin are needed")
+    v = PresetLibrary([FACTORY]).values()[:2]
+    voice, amsynth = patch_hearing.hear(v, "voice"), patch_hearing.hear(v, "amsynth")
+    assert voice.shape == amsynth.shape == (2, patch_hearing.N_FEATURES)
+    assert np.all(np.isfinite(voice)) and np.all(np.isfinite(amsynth))
+    assert np.array_equal(amsynth, patch_hearing.hear(v, "amsynth"))  # amSynth renders are repeatable
