@@ -98,6 +98,19 @@ def test_the_card_section_replaces_its_earlier_self(tmp_path: Path) -> None:
     assert text.startswith("# m\n\n## Metrics\n\nx\n") and text.endswith("## Limits\n\n- y\n")
 
 
+def test_a_rerun_keeps_the_hand_written_section_and_only_it() -> None:
+    hand = f"{patch_report.KEEP_BEGIN}\n## Towards a better map\n\nvariant figures\n{patch_report.KEEP_END}"
+    old = "# report of 2026-01-01\n\nold table\n\n" + hand + "\n"
+    new = patch_report.keep_hand_written(old, "# report of 2026-02-02\n\nnew table\n")
+    assert new.startswith("# report of 2026-02-02\n\nnew table\n") and "old table" not in new
+    assert new.count("variant figures") == 1 and new.rstrip().endswith(patch_report.KEEP_END)
+    # Run again on its own output: still one copy.
+    assert patch_report.keep_hand_written(new, "# again\n").count("variant figures") == 1
+    # No section (or an unterminated one): the new report as it is.
+    assert patch_report.keep_hand_written("# old\n", "# new\n") == "# new\n"
+    assert patch_report.keep_hand_written(patch_report.KEEP_BEGIN + " x", "# new\n") == "# new\n"
+
+
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env_path = str(ROOT / "server")
     return subprocess.run([sys.executable, "-m", "timbrespace", "eval", "patch-vae", *args], cwd=cwd,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -306,8 +307,16 @@ def test_shipped_checkpoint(library: PresetLibrary) -> None:
     card = (SHIPPED.parent / "MODEL_CARD.md").read_text()
     assert re.search(rf"sha256 `{shipped.sha256}`", card)
     val = shipped.metadata["metrics"]["validation"]
-    assert val["categorical_accuracy"] > val["categorical_accuracy_baseline"] + 0.05
-    assert val["continuous_mse"] < val["continuous_mse_baseline"]
+    if shipped.metadata.get("hearing") is None:
+        assert val["categorical_accuracy"] > val["categorical_accuracy_baseline"] + 0.05
+        assert val["continuous_mse"] < val["continuous_mse_baseline"]
+    else:
+        # A map that hears is chosen by how its reconstructions sound, not by its parameters (issue 18):
+        # the recorded eval must be this checkpoint's, and beat a random other preset on every quality.
+        report = json.loads((SHIPPED.parents[2] / "docs" / "patch-map.json").read_text())
+        assert report["model"]["sha256"] == shipped.sha256
+        table = report["table"]
+        assert all(table["model"][q]["rmse"] < table["baseline"][q]["rmse"] for q in table["model"])
     _assert_valid(shipped.decode_unit(np.random.default_rng(3).random((64, 2))))
     assert np.all((library_coordinates(shipped, library) >= 0) & (library_coordinates(shipped, library) <= 1))
     assert SHIPPED.stat().st_size < 2_000_000

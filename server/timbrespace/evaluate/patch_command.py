@@ -97,7 +97,10 @@ def run(a: argparse.Namespace) -> int:
     patch_report.write_plots(plots, result)
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     atomic_write_text(json_path, patch_report.to_json(result))
-    atomic_write_text(md_path, patch_report.markdown(result, md_path.parent, plots, date))
+    report = patch_report.markdown(result, md_path.parent, plots, date)
+    if md_path.is_file():
+        report = patch_report.keep_hand_written(md_path.read_text(), report)
+    atomic_write_text(md_path, report)
     print(f"wrote {json_path}, {md_path} and plots in {plots}")
     if a.card:
         atomic_write_text(card, patch_report.update_card(card, patch_report.card_section(result, date)))

@@ -31,6 +31,37 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _hearing_options(train: dict[str, Any]) -> str:
+    """The command-line options that repeat a run's hearing settings (empty when it did not hear)."""
+    out = ""
+    if train.get("sound_weight", 0.0) > 0:
+        out += f" --sound-weight {train['sound_weight']:g}"
+    if train.get("distance_weight", 0.0) > 0:
+        out += f" --distance-weight {train['distance_weight']:g}"
+    if train.get("straight_through", False):
+        out += " --straight-through"
+    return out
+
+
+def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
+    """The card's lines on what training heard (none when it did not)."""
+    h, train = metadata.get("hearing"), metadata["training"]
+    if h is None:
+        return []
+    heard_as = ("one-hot categoricals, gradient through the softmax" if train.get("straight_through")
+                else "softmaxed categoricals")
+    return [
+        f"- hearing: {h['renders']} patches (the training presets, one random morph and one copy shrunk "
+        f"towards the mean per preset) played on C4 for 2 s by {h['renderer']}, each described by "
+        f"{h['descriptors']} numbers (time-averaged log-mel and loudness envelope, dB); a proxy MLP from the "
+        f"input columns to the standardised descriptors (held-out error {h['proxy_held_out_mse']:.3f}, "
+        "1 = the mean's)",
+        f"- plus {train['sound_weight']:g} x the proxy's summed squared descriptor error of the reconstruction "
+        f"({heard_as}) against the preset's render, and {train['distance_weight']:g} x the mismatch "
+        "of latent and descriptor distances within a batch (each over its batch mean)",
+    ]
+
+
 def patch_vae_card(
     metadata: dict[str, Any],
     config: dict[str, Any],
@@ -79,6 +110,7 @@ def patch_vae_card(
         f"({metadata['n_weights']:,} weights in all)",
         f"- loss: {train['continuous_weight']} x summed squared error + summed cross-entropy + "
         f"beta x KL, beta = {train['beta']} (warmed up linearly over {train['warmup_epochs']} epochs)",
+        *_hearing_lines(metadata),
         f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
         f"{train['threads']} thread(s), deterministic algorithms",
         f"- unit square -> latent: x in [{metadata['latent_low'][0]:.3f}, {metadata['latent_high'][0]:.3f}], "
@@ -140,22 +172,34 @@ def patch_vae_card(
         "",
         "Lowering beta to 0.25 (with warm-up) lets the 2-D code carry more information; wider layers help",
         "the categoricals; weighting the squared error by 3 trades ~1 point of accuracy for lower MSE.",
+        *([] if metadata.get("hearing") is None else [
+            "",
+            "Hearing trades parameter accuracy for sound: the categorical accuracy and continuous MSE above are",
+            "worse than the parameter-only recipe's (79.1 %, 0.0604), by design; the sound of the reconstructions",
+            "is closer. Every hearing variant tried, with its figures: docs/patch-map.md, \"Towards a better map\".",
+        ]),
         "",
         "## Limits",
         "",
         "- Two latent dimensions cannot hold 41 parameters: reconstructions are lossy and pulled toward",
         "  common settings; the map is for exploring, not for recalling a preset exactly (use the library).",
-        "- Trained on parameter values only; nearby points need not sound alike.",
+        "- Trained on parameter values only; nearby points need not sound alike." if metadata.get("hearing") is None
+        else "- It hears through a learnt proxy of a 2 s render's spectrum and envelope, not through the timbral "
+        "ratings the eval uses; how far the map follows sound is what `timbrespace eval patch-vae` measures.",
         "",
         "## Retrain",
         "",
         "```",
-        "timbrespace train patch-vae --out models/patch-vae",
-        "# same as: python -m timbrespace.models.train_patch_vae --out models/patch-vae",
+        *(["timbrespace train patch-vae --out models/patch-vae",
+           "# same as: python -m timbrespace.models.train_patch_vae --out models/patch-vae"]
+          if not _hearing_options(train) else  # `timbrespace train patch-vae` takes no hearing options
+          [f"python -m timbrespace.models.train_patch_vae --out models/patch-vae{_hearing_options(train)}"]),
         "```",
         "",
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
-        "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`.",
+        "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
+        "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, "
+        "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]
     return "\n".join(out)

@@ -42,6 +42,7 @@ class PatchVAE(nn.Module):
     """VAE with continuous and categorical heads; constructor kwargs are its whole config."""
 
     _grid: Tensor
+    _flat: Tensor
 
     def __init__(
         self,
@@ -70,11 +71,20 @@ class PatchVAE(nn.Module):
             grid[k, :size] = torch.arange(start, start + size)
             start += size
         self.register_buffer("_grid", grid, persistent=False)
+        # Where each categorical column sits in the flattened grid (to turn grid softmaxes back into columns).
+        flat = torch.cat([torch.arange(size) + k * width for k, size in enumerate(self.group_sizes)]) \
+            if self.group_sizes else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("_flat", flat.long(), persistent=False)
 
     def padded_logits(self, logits: Tensor) -> Tensor:
         """Categorical logits as ``(N, groups, widest group)``, missing levels at -inf."""
         pad = logits.new_full((logits.shape[0], 1), float("-inf"))
         return torch.cat([logits, pad], dim=1)[:, self._grid]
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Each stepped parameter's softmax, in the categorical columns' layout ``(N, sum(group_sizes))``."""
+        p = torch.softmax(self.padded_logits(logits), dim=2)
+        return p.reshape(p.shape[0], -1)[:, self._flat]
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log variance of features ``x``."""

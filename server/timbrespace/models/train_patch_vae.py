@@ -24,7 +24,9 @@ from timbrespace.models import registry
 from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
-from timbrespace.models.patch_vae import PatchVAE, vae_loss
+from timbrespace.models.patch_hearing import RENDERERS
+from timbrespace.models.patch_sound_training import Ears, distance_error, prepare, sound_error
+from timbrespace.models.patch_vae import PatchVAE, VAEOutput, vae_loss
 from timbrespace.models.seeding import reproducible
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
@@ -48,6 +50,12 @@ class TrainConfig:
     val_fraction: float = 0.1
     margin: float = 0.05
     threads: int = 1
+    # Hearing (patch_sound_training): off at 0; the proxy is fitted on renders of the training split.
+    sound_weight: float = 0.0
+    distance_weight: float = 0.0
+    renderer: str = "amsynth"
+    proxy_epochs: int = 150
+    straight_through: bool = False  # the proxy hears one-hot categoricals (gradient through the softmax)
 
 
 @dataclass(frozen=True)
@@ -105,17 +113,35 @@ def evaluate(
     }
 
 
-def _epoch_losses(model: PatchVAE, data: _Data, cfg: TrainConfig, beta: float) -> dict[str, float]:
+def _epoch_losses(model: PatchVAE, data: _Data, cfg: TrainConfig, beta: float,
+                  ears: Ears | None = None) -> dict[str, float]:
     model.eval()
     with torch.inference_mode():
         out = model(data.x, sample=False)
         parts = vae_loss(model, out, data.cont, data.cls, beta=beta, continuous_weight=cfg.continuous_weight)
-    return {
-        "loss": float(parts.total),
-        "continuous": float(parts.continuous),
-        "categorical": float(parts.categorical),
-        "kl": float(parts.kl),
-    }
+        row = {
+            "loss": float(parts.total),
+            "continuous": float(parts.continuous),
+            "categorical": float(parts.categorical),
+            "kl": float(parts.kl),
+        }
+        if ears is not None:
+            row["sound"] = float(sound_error(model, ears.proxy, out, ears.target, ears.heard, cfg.straight_through))
+    return row
+
+
+def _hearing_terms(model: PatchVAE, res: VAEOutput, ears: Ears | None, j: torch.Tensor,
+                   cfg: TrainConfig) -> torch.Tensor | None:
+    """The weighted hearing terms of one batch (None when hearing is off)."""
+    if ears is None:
+        return None
+    target, heard = ears.target[j], ears.heard[j]
+    extra = res.mu.new_zeros(())
+    if cfg.sound_weight > 0:
+        extra = extra + cfg.sound_weight * sound_error(model, ears.proxy, res, target, heard, cfg.straight_through)
+    if cfg.distance_weight > 0:
+        extra = extra + cfg.distance_weight * distance_error(res.mu, target, heard)
+    return extra
 
 
 def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
@@ -166,15 +192,31 @@ def train(
     val_fraction: float = TrainConfig.val_fraction,
     margin: float = TrainConfig.margin,
     threads: int = TrainConfig.threads,
+    sound_weight: float = TrainConfig.sound_weight,
+    distance_weight: float = TrainConfig.distance_weight,
+    renderer: str = TrainConfig.renderer,
+    proxy_epochs: int = TrainConfig.proxy_epochs,
+    straight_through: bool = TrainConfig.straight_through,
+    hearing_cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train on the deduplicated presets of the bank directories ``banks``; return the checkpoint's path."""
+    """Train on the deduplicated presets of the bank directories ``banks``; return the checkpoint's path.
+
+    ``hearing_cache`` (an .npz) keeps the renders of a hearing run for the next one with the same
+    training presets; it changes nothing in the result.
+    """
     cfg = TrainConfig(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
-        continuous_weight, val_fraction, margin, threads,
+        continuous_weight, val_fraction, margin, threads, sound_weight, distance_weight, renderer, proxy_epochs,
+        straight_through,
     )  # fmt: skip
-    if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0:
+    if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
+    if sound_weight < 0 or distance_weight < 0:
+        raise ValueError(f"sound_weight and distance_weight must be non-negative, got {sound_weight} and "
+                         f"{distance_weight}")
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     library = PresetLibrary(banks)
@@ -189,7 +231,13 @@ def train(
         "hidden": list(cfg.hidden),
     }
     rows: list[dict[str, float]] = []
+    log = (lambda m: tqdm.write(m)) if progress else (lambda _: None)
     with reproducible(seed, threads):
+        ears = None
+        if sound_weight > 0 or distance_weight > 0:
+            ears = prepare(values[train_idx], codec, seed=seed, renderer=renderer, proxy_epochs=proxy_epochs,
+                           cache=None if hearing_cache is None else Path(hearing_cache), log=log)
+            torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
         model = registry.create("patch-vae", **config)
         assert isinstance(model, PatchVAE)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -206,10 +254,11 @@ def train(
                 res = model(train_data.x[j])
                 loss = vae_loss(model, res, train_data.cont[j], train_data.cls[j], beta=b,
                                 continuous_weight=continuous_weight)  # fmt: skip
+                extra = _hearing_terms(model, res, ears, j, cfg)
                 optimiser.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss.total)
+                torch.autograd.backward(loss.total if extra is None else loss.total + extra)
                 optimiser.step()
-            tr = _epoch_losses(model, train_data, cfg, beta)
+            tr = _epoch_losses(model, train_data, cfg, beta, ears)
             va = _epoch_losses(model, val_data, cfg, beta)
             rows.append({"epoch": epoch, **{f"train_{k}": v for k, v in tr.items()},
                          **{f"val_{k}": v for k, v in va.items()}})  # fmt: skip
@@ -240,6 +289,7 @@ def train(
         },
         "metrics": metrics,
         "final_losses": rows[-1],
+        "hearing": None if ears is None else ears.report,
         "n_weights": sum(p.numel() for p in model.parameters()),
         "torch_version": str(torch.__version__),
     }
@@ -267,6 +317,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continuous-weight", type=float, default=d.continuous_weight)
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
     parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--sound-weight", type=float, default=d.sound_weight,
+                        help="weight of the heard reconstruction error (proxy of rendered descriptors; 0: off)")
+    parser.add_argument("--distance-weight", type=float, default=d.distance_weight,
+                        help="weight of latent distances following sound distances (0: off)")
+    parser.add_argument("--renderer", choices=RENDERERS, default=d.renderer,
+                        help="what plays the training presets for hearing (default: %(default)s)")
+    parser.add_argument("--proxy-epochs", type=int, default=d.proxy_epochs)
+    parser.add_argument("--straight-through", action="store_true",
+                        help="the proxy hears one-hot categoricals (as played), the gradient goes through the softmax")
+    parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -276,7 +336,9 @@ def run(ns: argparse.Namespace) -> Path:
         ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, threads=ns.threads,
-        progress=not ns.quiet,
+        sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
+        proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
+        hearing_cache=ns.hearing_cache, progress=not ns.quiet,
     )  # fmt: skip
 
 
