@@ -144,13 +144,13 @@ def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_
     meta = load_checkpoint(a).metadata
     assert meta["training"]["sound_weight"] == 1.0 and meta["training"]["renderer"] == "amsynth"
     assert meta["training"]["straight_through"] is True
-    soft = train(tmp_path / "soft", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+    soft = train(tmp_path / "soft", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=False,
                  hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(soft) != read_sidecar(a)  # what the proxy hears changes the gradient
     n_train = meta["data"]["n_train"]
     assert meta["hearing"]["renders"] == 3 * n_train
     assert 0.0 < meta["hearing"]["proxy_held_out_mse"] < 1.0  # the proxy hears better than the mean
-    deaf = train(tmp_path / "c", banks=[one_bank], **HEARING)  # type: ignore[arg-type]
+    deaf = train(tmp_path / "c", banks=[one_bank], sound_weight=0.0, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(deaf) != read_sidecar(a)
     assert load_checkpoint(deaf).metadata["hearing"] is None
     with pytest.raises(ValueError, match="non-negative"):

@@ -32,14 +32,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _hearing_options(train: dict[str, Any]) -> str:
-    """The command-line options that repeat a run's hearing settings (empty when it did not hear)."""
+    """The command-line options that repeat a run's hearing settings where they differ from the
+    defaults (the shipped recipe); empty when they are the defaults."""
+    from timbrespace.models.train_patch_vae import TrainConfig
+
     out = ""
-    if train.get("sound_weight", 0.0) > 0:
-        out += f" --sound-weight {train['sound_weight']:g}"
-    if train.get("distance_weight", 0.0) > 0:
+    if train.get("sound_weight", 0.0) != TrainConfig.sound_weight:
+        out += f" --sound-weight {train.get('sound_weight', 0.0):g}"
+    if train.get("distance_weight", 0.0) != TrainConfig.distance_weight:
         out += f" --distance-weight {train['distance_weight']:g}"
-    if train.get("straight_through", False):
-        out += " --straight-through"
+    if train.get("straight_through", False) != TrainConfig.straight_through:
+        out += " --straight-through" if train.get("straight_through", False) else " --no-straight-through"
     return out
 
 
@@ -192,7 +195,7 @@ def patch_vae_card(
         "```",
         *(["timbrespace train patch-vae --out models/patch-vae",
            "# same as: python -m timbrespace.models.train_patch_vae --out models/patch-vae"]
-          if not _hearing_options(train) else  # `timbrespace train patch-vae` takes no hearing options
+          if not _hearing_options(train) else  # `timbrespace train patch-vae` takes the default hearing
           [f"python -m timbrespace.models.train_patch_vae --out models/patch-vae{_hearing_options(train)}"]),
         "```",
         "",

@@ -50,12 +50,13 @@ class TrainConfig:
     val_fraction: float = 0.1
     margin: float = 0.05
     threads: int = 1
-    # Hearing (patch_sound_training): off at 0; the proxy is fitted on renders of the training split.
-    sound_weight: float = 0.0
+    # Hearing (patch_sound_training): the proxy is fitted on renders of the training split. The
+    # defaults are the shipped map's (docs/patch-map.md, "Towards a better map"); 0 turns it off.
+    sound_weight: float = 1.0
     distance_weight: float = 0.0
     renderer: str = "amsynth"
     proxy_epochs: int = 150
-    straight_through: bool = False  # the proxy hears one-hot categoricals (gradient through the softmax)
+    straight_through: bool = True  # the proxy hears one-hot categoricals (gradient through the softmax)
 
 
 @dataclass(frozen=True)
@@ -318,14 +319,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
     parser.add_argument("--threads", type=int, default=d.threads)
     parser.add_argument("--sound-weight", type=float, default=d.sound_weight,
-                        help="weight of the heard reconstruction error (proxy of rendered descriptors; 0: off)")
+                        help="weight of the heard reconstruction error (proxy of rendered descriptors; 0: off; "
+                        "default: %(default)s)")
     parser.add_argument("--distance-weight", type=float, default=d.distance_weight,
                         help="weight of latent distances following sound distances (0: off)")
     parser.add_argument("--renderer", choices=RENDERERS, default=d.renderer,
                         help="what plays the training presets for hearing (default: %(default)s)")
     parser.add_argument("--proxy-epochs", type=int, default=d.proxy_epochs)
-    parser.add_argument("--straight-through", action="store_true",
-                        help="the proxy hears one-hot categoricals (as played), the gradient goes through the softmax")
+    parser.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=d.straight_through,
+                        help="the proxy hears one-hot categoricals (as played), the gradient goes through the softmax "
+                        "(default: %(default)s)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
