@@ -167,27 +167,30 @@ VOICE_TARGETS = ("trumpet", "flute", "cello", "saxophone")
 def bench_voice(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[str, Any] | None:
     """espeak-ng's voice (en+f3: 150-250 Hz) through a render score's input, for each target; None
     without espeak-ng."""
+    x = voice()
+    if x is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return {target: _followed(cfg, x, target, Path(tmp)) for target in targets}
+
+
+def _followed(cfg: Config, x: npt.NDArray[np.float64], target: str, tmp: Path) -> dict[str, Any]:
+    """``x`` played through a render score's input to ``target``: how its output follows the input's
+    f0 (:func:`follows_input`)."""
     import soundfile
 
     from timbrespace.render import ScoreInput, parse_score, render_score
 
-    x = voice()
-    if x is None:
-        return None
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "voice.wav"
-        soundfile.write(str(wav), x, SR, subtype="FLOAT")
-        for target in targets:
-            score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
-                                            {"time": 0.0, "address": "/input", "args": [1]}],
-                                 "duration": len(x) / SR + 0.2})
-            score.input = ScoreInput(wav)
-            y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
-            share, median, delay, frames, voiced = follows_input(y, x)
-            out[target] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0, "frames": frames,
-                           "input_frames": voiced}
-    return out
+    wav = tmp / "input.wav"
+    soundfile.write(str(wav), x, SR, subtype="FLOAT")
+    score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
+                                    {"time": 0.0, "address": "/input", "args": [1]}],
+                         "duration": len(x) / SR + 0.2})
+    score.input = ScoreInput(wav)
+    y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
+    share, median, delay, frames, voiced = follows_input(y, x)
+    return {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0, "frames": frames,
+            "input_frames": voiced}
 
 
 #: Inputs no model was trained on, from the GM SoundFont: (name, GM program counted from 0, MIDI notes).
@@ -199,10 +202,7 @@ def bench_unseen(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[
     """Each :data:`UNSEEN` program's notes (0.45 s, 0.1 s apart, velocity 100, rendered by FluidSynth
     from ``data.soundfont``) through a render score's input, for each target, against the input's own
     f0 (:func:`follows_input`); None without the SoundFont or libfluidsynth."""
-    import soundfile
-
     from timbrespace.data.fluid import FluidRenderer, SoundFontError
-    from timbrespace.render import ScoreInput, parse_score, render_score
 
     if not cfg.data.soundfont.exists():
         return None
@@ -212,17 +212,8 @@ def bench_unseen(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[
             for name, program, pitches in UNSEEN:
                 x = np.concatenate([fluid.render(0, program, p, 100, 0.45, 0.55) for p in pitches]).astype(np.float64)
                 x *= 0.3 / np.abs(x).max()
-                wav = Path(tmp) / "unseen.wav"
-                soundfile.write(str(wav), x, SR, subtype="FLOAT")
                 for target in targets:
-                    score = parse_score({"events": [{"time": 0.0, "address": "/input/target", "args": [target]},
-                                                    {"time": 0.0, "address": "/input", "args": [1]}],
-                                         "duration": len(x) / SR + 0.2})
-                    score.input = ScoreInput(wav)
-                    y = np.asarray(render_score(cfg, score).audio[:, 0], dtype=np.float64)
-                    share, median, delay, frames, voiced = follows_input(y, x)
-                    out[f"{name}, {target}"] = {"within_25c": share, "median_cents": median, "delay_ms": delay * 1000.0,
-                                                "frames": frames, "input_frames": voiced}
+                    out[f"{name}, {target}"] = _followed(cfg, x, target, Path(tmp))
     except SoundFontError:
         return None
     return out
