@@ -113,6 +113,8 @@ def _render(a: argparse.Namespace) -> int:
 
 
 def _train(a: argparse.Namespace) -> int:
+    from timbrespace.models.checkpoint import CheckpointError
+    from timbrespace.models.patch_hearing import HearingError
     from timbrespace.models.train_patch_vae import train
 
     if a.model in _OWN_OPTIONS:  # main() hands `train timbre ...` over before parsing; options came first here
@@ -123,7 +125,10 @@ def _train(a: argparse.Namespace) -> int:
     kwargs: dict[str, object] = {"seed": a.seed, "banks": cfg.patch.banks}
     if a.epochs is not None:
         kwargs["epochs"] = a.epochs
-    path = train(out, **kwargs)  # type: ignore[arg-type]
+    try:
+        path = train(out, **kwargs)  # type: ignore[arg-type]
+    except (HearingError, ValueError, OSError, CheckpointError) as e:
+        raise CliError(str(e)) from None
     print(f"wrote {path}")
     return 0
 

@@ -37,14 +37,19 @@ FLOOR_DB = -100.0
 RENDERERS = ("amsynth", "voice")
 
 
+class HearingError(RuntimeError):
+    """What hears the training presets cannot run here (its renderer is not installed)."""
+
+
 def _renderer(name: str) -> Callable[[FloatArray], FloatArray]:
     """A function from a patch (41 values) to mono audio at :data:`SAMPLE_RATE`."""
     if name == "amsynth":
         from timbrespace.fidelity import reference
 
         if not reference.available():
-            raise RuntimeError(f"renderer 'amsynth': amSynth's DSSI plugin is not installed at {reference.PLUGIN}; "
-                               "expected it there, or use renderer 'voice'")
+            raise HearingError(f"renderer 'amsynth': amSynth's DSSI plugin is not installed at {reference.PLUGIN}; "
+                               "expected it there (Debian: apt-get install amsynth), or use renderer 'voice' "
+                               "(--renderer voice), or train without hearing (--sound-weight 0)")
 
         def play(v: FloatArray) -> FloatArray:
             out = reference.render(v, [(0.0, None, C4, 100)], DURATION, sample_rate=SAMPLE_RATE)
