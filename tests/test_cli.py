@@ -65,7 +65,8 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
 
 
 def test_train_and_map(tmp_path: Path) -> None:
-    r = run("train", "patch-vae", "--epochs", "2", "--out", str(tmp_path / "m"))
+    # Without hearing: rendering every training preset is test_patch_hearing's, on a small bank.
+    r = run("train", "patch-vae", "--epochs", "2", "--sound-weight", "0", "--quiet", "--out", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr
     ckpt = tmp_path / "m" / "patch-vae.pt"
     assert ckpt.exists() and (tmp_path / "m" / "MODEL_CARD.md").exists()

@@ -113,40 +113,26 @@ def _render(a: argparse.Namespace) -> int:
 
 
 def _train(a: argparse.Namespace) -> int:
-    from timbrespace.models.checkpoint import CheckpointError
-    from timbrespace.models.patch_hearing import HearingError
-    from timbrespace.models.train_patch_vae import train
-
-    if a.model in _OWN_OPTIONS:  # main() hands `train timbre ...` over before parsing; options came first here
-        raise CliError(f"write the options after the model: timbrespace train {a.model} [options]")
-    cfg = _config(a.config)
-    _logging(cfg.log_level)
-    out = a.out or (Path(cfg.patch.model).parent)
-    kwargs: dict[str, object] = {"seed": a.seed, "banks": cfg.patch.banks}
-    if a.epochs is not None:
-        kwargs["epochs"] = a.epochs
-    try:
-        path = train(out, **kwargs)  # type: ignore[arg-type]
-    except (HearingError, ValueError, OSError, CheckpointError) as e:
-        raise CliError(str(e)) from None
-    print(f"wrote {path}")
-    return 0
+    # main() hands `train MODEL ...` over before parsing (_OWN_OPTIONS): options came first here.
+    raise CliError(f"write the options after the model: timbrespace train {a.model} [options]")
 
 
 #: ``train`` models whose options are their training module's own (``timbrespace train timbre --help``).
-_OWN_OPTIONS = {"timbre": "timbrespace.models.train_timbre", "timbre-map": "timbrespace.models.train_timbre_map"}
+_OWN_OPTIONS = {"patch-vae": "timbrespace.models.train_patch_vae", "timbre": "timbrespace.models.train_timbre",
+                "timbre-map": "timbrespace.models.train_timbre_map"}
 
 
 def _train_own(model: str, argv: Sequence[str]) -> int:
-    """``train timbre ...``: the options and behaviour of ``python -m timbrespace.models.train_timbre``."""
+    """``train MODEL ...``: the options and behaviour of ``python -m`` its training module."""
     import importlib
 
     from timbrespace.models.checkpoint import CheckpointError
+    from timbrespace.models.patch_hearing import HearingError
 
     try:
         main: Callable[[Sequence[str]], int] = importlib.import_module(_OWN_OPTIONS[model]).main
         return main(argv)
-    except (ValueError, OSError, CheckpointError) as e:
+    except (ValueError, OSError, CheckpointError, HearingError) as e:
         raise CliError(str(e)) from None
 
 

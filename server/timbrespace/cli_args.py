@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, metavar="OUT.wav")
     r.add_argument("--config", type=Path)
 
-    t = sub.add_parser("train", help="train a model (timbre: see `timbrespace train timbre --help`)")
+    t = sub.add_parser("train", help="train a model (its options: `timbrespace train MODEL --help`)")
     t.add_argument("model", choices=["patch-vae", "timbre", "timbre-map"])
     t.add_argument("--out", type=Path, help="output folder (default: models/<model>)")
     t.add_argument("--epochs", type=int)

@@ -1,6 +1,6 @@
 """The patch VAE's ears: hearing the training presets, fitting the proxy, and the two loss terms.
 
-Options of ``timbrespace train patch-vae`` that make the map hear (both off by default):
+Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0):
 
 * ``sound_weight`` (lambda): the squared difference, in standardised descriptors, between the
   proxy's hearing of the reconstruction (continuous outputs and categorical softmaxes) and the
