@@ -112,6 +112,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert 0.0 <= li["pitch"]["within_25c"] <= 1.0 and li["latency"]["notes"] > 0
     assert {"sound", "pitch"} <= set(li["latency"]) and li["cost"]["audio_on"]["cpu_percent"] > 0
     assert li["latency"]["sound"]["counted"] > 0  # what /input/status reports, counted by the audio side
+    # Beside 8 patch voices and 16 timbre notes, input off then on: every voice sounds, the input is heard.
+    assert [p["voices"] for p in li["load"]["phases"]] == [24, 24] and li["load"]["phases"][1]["input_level_db"] > -60
     if shutil.which("espeak-ng"):  # the voice phrase needs it (a Debian package)
         assert 0.0 <= li["voice"]["trumpet"]["within_25c"] <= 1.0 and li["voice"]["trumpet"]["frames"] > 0
     if li["unseen"] is not None:  # GM programs no model was trained on (the SoundFont's, when installed)

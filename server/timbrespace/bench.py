@@ -396,7 +396,7 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     print("bench: the web page and OSCQuery's HTTP ...", file=sys.stderr)
     result["web"] = bench_web(cfg, quick)
     print("bench: live input ...", file=sys.stderr)
-    result["input"] = bench_input(cfg, quick)
+    result["input"] = bench_input(cfg, quick, result["host_timer"])
     print("bench: scsynth ...", file=sys.stderr)
     result["scsynth"] = bench_scsynth(cfg, quick)
     table = markdown(result)

@@ -338,17 +338,20 @@ def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
     return out
 
 
-def bench_input(cfg: Config, quick: bool) -> dict[str, Any] | None:
-    """The section's figures; None when the timbre model is not there."""
+def bench_input(cfg: Config, quick: bool, host_timer: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The section's figures; None when the timbre model is not there. ``host_timer``: the bench's
+    host-timer row, the floor the late blocks beside a full load are judged against."""
     if not cfg.timbre.enabled or not cfg.timbre.model.exists():
         return None
     from timbrespace.bench_input_judge import bench_judge
+    from timbrespace.bench_input_load import bench_input_load
 
     targets = ("trumpet",) if quick else VOICE_TARGETS
     return {"pitch": bench_pitch(cfg), "voice": bench_voice(cfg, targets), "unseen": bench_unseen(cfg, targets),
             "judge": bench_judge(cfg, quick),
             "latency": bench_latency(cfg, quick),
-            "cost": bench_cost(cfg, quick)}
+            "cost": bench_cost(cfg, quick),
+            "load": bench_input_load(cfg, quick, host_timer)}
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -380,6 +383,10 @@ def markdown(r: dict[str, Any]) -> str:
     rows.append(("input path in the audio process, on / off", f"{c['audio_on']['cpu_percent']:.2f}% / "
                  f"{c['audio_off']['cpu_percent']:.2f}% of a core",
                  f"{c['audio_on']['us_per_block']:.0f} / {c['audio_off']['us_per_block']:.0f} us a block"))
+    if r.get("load"):
+        from timbrespace.bench_input_load import markdown_rows as load_rows
+
+        rows += load_rows(r["load"])
     if "frame" in c:
         rows.append(("input frame decode / input encoding (control side)",
                      f"{c['frame']['p50_ms']:.2f} / {c['encode']['p50_ms']:.1f} ms",
