@@ -10,11 +10,9 @@ octave glide), which no model was trained on, played through a render score's ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from tests.conftest import shipped_timbre_config
 
 from timbrespace.bench_input import phrase
@@ -27,14 +25,6 @@ pytestmark = [pytest.mark.numeric,
               pytest.mark.skipif(not DEFAULT_SOUNDFONT.is_file(), reason="apt-get install fluid-soundfont-gm")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def judge() -> Judge:
     from timbrespace.data.fluid import FluidRenderer
@@ -42,7 +32,6 @@ def judge() -> Judge:
     spec = FeatureSpec()
     assert spec.sample_rate == SAMPLE_RATE
     feats, labels = [], []
-    torch.set_num_threads(1)
     with FluidRenderer(DEFAULT_SOUNDFONT, SAMPLE_RATE) as fluid:
         for k, inst in enumerate(INSTRUMENTS):
             for p in range(55, 76, 3):

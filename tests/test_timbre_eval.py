@@ -9,11 +9,9 @@ import subprocess
 import sys
 import wave
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from timbrespace.cli import main
 from timbrespace.evaluate import pitch as crepe
@@ -26,14 +24,6 @@ pytestmark = pytest.mark.numeric
 SR = 22050
 NAMES = ["piano", "cello", "bassoon", "french_horn"]  # the paper's transfer pairs all exist
 SMALL = {"channels": 32, "hidden": 64, "dec_hidden": 64, "latent_dim": 8, "n_harmonics": 30, "n_noise": 16}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(old)
 
 
 def _tone(instrument: int, pitch: float, seconds: float, rate: int, level: float = 0.3) -> np.ndarray:
@@ -86,7 +76,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    torch.set_num_threads(1)
     return train(out, manifest=data, cache_dir=out / "cache", progress=False, epochs=8, batch_size=16, **SMALL)
 
 

@@ -41,14 +41,6 @@ SR = 22050
 SMALL = {"channels": 32, "hidden": 64, "dec_hidden": 64, "latent_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; keep tests to one core
-    yield
-    torch.set_num_threads(old)
-
-
 def _envelope(n: int, note_off: float) -> np.ndarray:
     t = np.arange(n) / SR
     env = np.minimum(t / 0.02, 1.0) * (0.6 + 0.4 * np.exp(-t / 0.3))
@@ -131,7 +123,6 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained")
     # The synthetic set doubles as the "unseen" one: what is checked is that its figures reach the card.
     return train(out, manifest=manifest, cache_dir=out / "cache", progress=False, epochs=25, batch_size=16,
@@ -542,7 +533,6 @@ def test_training_fits_the_learned_map_beside_the_model_and_it_is_used_only_with
 
 
 def test_how_often_validation_runs_does_not_change_the_weights(manifest: Path, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     runs = {}
     for every in (1, 3):
         out = tmp_path / f"every{every}"
