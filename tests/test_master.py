@@ -48,8 +48,8 @@ def through_bus(r: Any, left_amp: list[tuple[float, float]], right_scale: float,
     seconds = left_amp[-1][0]
     env = pyo.Linseg(left_amp).play()
     x = pyo.Sine([440.0, 660.0], mul=[env, env * right_scale])
-    bus = master_bus([x], ceiling_db)
-    before, after = r.capture(bus.summed, seconds), r.capture(bus.output, seconds)
+    bus = master_bus(x, ceiling_db)
+    before, after = r.capture(x, seconds), r.capture(bus.output, seconds)
     for _ in range(int(np.ceil(seconds * SR / 256)) + 1):
         r.process_block()
     return np.asarray(before.array(), np.float64), np.asarray(after.array(), np.float64)

@@ -237,7 +237,7 @@ def render_score(cfg: Config, score: Score) -> RenderResult:
         mix = LayerMix([({name: part.output for name, part in lp.items()}, layer.engine.name,
                          LayerSound(la.gain, la.pan)) for lp, layer, la in zip(parts, app.layers, cfg.layers)],
                        {input_plan.layer: live.output} if live is not None and input_plan is not None else None)
-        bus = master_bus([mix.output], cfg.audio.ceiling_db)
+        bus = master_bus(mix.output, cfg.audio.ceiling_db)
         capture = r.capture(bus.output, n_blocks * period)
         player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
                          for i, (box, em, lp) in enumerate(zip(link.mailboxes, mix.engines, parts, strict=True))],

@@ -191,11 +191,11 @@ def audio_main(
     mix = LayerMix([({name: part.output for name, part in lp.items()}, h, sound)
                     for lp, h, sound in zip(parts, heard, sounds, strict=True)],
                    {live_input[0].layer: live.output} if live is not None and live_input is not None else None)
-    bus = master_bus([mix.output], acfg.ceiling_db)
+    bus = master_bus(mix.output, acfg.ceiling_db)
     bus.output.out()
     # The output meter: each block's peak of the sum (before the master's limiter), held and
     # falling like a PPM (read by /status).
-    peaks = pyo.PeakAmp(bus.summed)
+    peaks = pyo.PeakAmp(mix.output)
     fall = 10.0 ** (-LEVEL_FALL_DB_S * period / 20.0)
     sock.setblocking(False)
 

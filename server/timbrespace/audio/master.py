@@ -18,7 +18,6 @@ drive the limiter.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyo
@@ -29,10 +28,9 @@ RELEASE_S = 0.3
 
 @dataclass(frozen=True)
 class MasterBus:
-    """The limited output (``output.out()`` plays it) and the sum it limits (for the meter)."""
+    """The limited output (``output.out()`` plays it) and the pyo objects it needs kept alive."""
 
     output: pyo.PyoObject
-    summed: pyo.PyoObject
     keep: tuple[object, ...]
 
 
@@ -43,10 +41,9 @@ def ceiling_gain(ceiling_db: float) -> float:
     return float(10.0 ** (ceiling_db / 20.0))
 
 
-def master_bus(sources: Sequence[pyo.PyoObject], ceiling_db: float) -> MasterBus:
-    """Sum ``sources`` (stereo) and limit the sum to ``ceiling_db`` (dBFS)."""
+def master_bus(summed: pyo.PyoObject, ceiling_db: float) -> MasterBus:
+    """Limit ``summed`` (stereo: every layer, the live input among them) to ``ceiling_db`` (dBFS)."""
     ceiling = ceiling_gain(ceiling_db)
-    summed = sources[0] if len(sources) == 1 else pyo.Mix(list(sources), voices=2)
     # pyo's Follower2 time constants are its arguments / 2 pi.
     rectified = pyo.Abs(summed)
     louder = pyo.Max(rectified[0], rectified[1])
@@ -58,4 +55,4 @@ def master_bus(sources: Sequence[pyo.PyoObject], ceiling_db: float) -> MasterBus
     under = pyo.Min(limited, -ceiling) + ceiling  # <= 0, 0 unless below minus the ceiling
     bent = pyo.Tanh(over * (1.0 / room), mul=room) + pyo.Tanh(under * (1.0 / room), mul=room)
     output = limited - over - under + bent
-    return MasterBus(output, summed, (summed, rectified, louder, peak, gain, limited, over, under, bent))
+    return MasterBus(output, (rectified, louder, peak, gain, limited, over, under, bent))
