@@ -12,7 +12,7 @@ from timbrespace.audio.player import Player
 from timbrespace.config import AudioConfig
 from timbrespace.link import commands as C
 from timbrespace.link.mailbox import PatchMailbox
-from timbrespace.link.stats import AudioStats
+from timbrespace.link.stats import LAT_RING, AudioStats
 from timbrespace.patch import params
 
 
@@ -26,6 +26,18 @@ def test_commands_round_trip() -> None:
         C.decode(b"\x01")
     with pytest.raises(ValueError):
         C.decode(bytes([99]) + bytes(8))
+
+
+def test_newest_latencies_come_oldest_first_across_the_ring_wrap() -> None:
+    stats = AudioStats()
+    assert stats.newest_latencies(64)[0] == 0 and len(stats.newest_latencies(64)[1]) == 0
+    n = LAT_RING + 100  # past the wrap: the newest 64 straddle no boundary, the newest 150 do
+    for i in range(n):
+        stats.record_latency(float(i))
+    count, newest = stats.newest_latencies(64)
+    assert count == n and newest.tolist() == [float(i) for i in range(n - 64, n)]
+    assert stats.newest_latencies(150)[1].tolist() == [float(i) for i in range(n - 150, n)]
+    assert len(stats.newest_latencies(10 * LAT_RING)[1]) == LAT_RING
 
 
 def test_mailbox_gives_the_newest_patch_once() -> None:

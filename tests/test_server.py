@@ -16,6 +16,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from timbrespace.patch.bank import read_bank
+from timbrespace.protocol.addresses import LATENCY_REPLY
 
 from conftest import OscClient, ServerProc, osc, read_wav, start_server, write_config
 
@@ -31,6 +32,25 @@ def test_status_version_and_sync(server: ServerProc) -> None:
     v = c.request("/version").params
     assert v[0] == "timbrespace"
     c.sync(42)
+    c.close()
+
+
+def test_status_latency_gives_one_latency_per_applied_command(server: ServerProc) -> None:
+    c = server.client()  # over UDP: the reply must fit what one small request may cause
+    count = c.request("/status/latency").params[0]
+    for i, pitch in enumerate(range(60, 90)):
+        c.send("/note", pitch, 100)
+        c.send("/note", pitch, 0)
+        if i % 8 == 7:
+            c.sync(i)
+    c.sync(99)
+    reply = c.request("/status/latency").params
+    # Sixty notes on and off, each applied by a block after it arrived: sixty more, the newest
+    # LATENCY_REPLY of them in the reply, each a latency in ms (a block or a few on this server's
+    # 5.3 ms blocks; a second would be a broken count).
+    assert reply[0] == count + 60, reply
+    assert len(reply) - 1 == LATENCY_REPLY
+    assert all(0.0 < ms < 1000.0 for ms in reply[1:]), reply
     c.close()
 
 

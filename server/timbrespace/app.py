@@ -26,7 +26,7 @@ from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.addresses import LATENCY_REPLY, Value
 from timbrespace.protocol.encode import PackedReply, encode_message
 from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT
@@ -144,6 +144,7 @@ class App:
             "/clients": self._clients,
             "/layer": self._layer,
             "/status/runtime": self._runtime_status,
+            "/status/latency": self._latency_status,
             **self.touches.handlers(),
             **self.subscriptions.handlers(),
         }
@@ -440,6 +441,12 @@ class App:
 
     def _runtime_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         return [("/status/runtime.reply", self.pauses.report())]
+
+    def _latency_status(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
+        if self.stats is None:
+            return [("/status/latency.reply", (0,))]
+        count, newest = self.stats.newest_latencies(LATENCY_REPLY)
+        return [("/status/latency.reply", (count % 2**31, *(float(v) * 1000.0 for v in newest)))]
 
     def _joined(self, c: Client) -> None:
         if len(self.feedback):

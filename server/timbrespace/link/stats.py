@@ -69,6 +69,14 @@ class AudioStats:
         n = min(int(self.array[LAT_COUNT]), LAT_RING)
         return np.array(self.array[_HEAD : _HEAD + n])
 
+    def newest_latencies(self, k: int) -> tuple[int, npt.NDArray[np.float64]]:
+        """How many latencies were recorded in all, and the newest ``k`` of them (at most LAT_RING),
+        oldest first: a reader can join them one by one with what it sent."""
+        n = int(self.array[LAT_COUNT])
+        k = min(k, n, LAT_RING)
+        at = (np.arange(n - k, n) % LAT_RING) + _HEAD
+        return n, np.array(self.array[at])
+
     def reset_latencies(self) -> None:
         """Forget recorded latencies (bench phases)."""
         self.array[LAT_COUNT] = 0

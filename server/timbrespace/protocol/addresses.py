@@ -228,6 +228,10 @@ MAX_TIMBRE_DIMS = 64
 LIST_PAGE_MAX = 64
 #: Characters of a /hello name at most.
 MAX_NAME = 32
+#: Latencies one ``/status/latency`` reply carries at most: a reader polling twice a second keeps up
+#: with a finger's moves, and the reply stays within what one small UDP request may cause (see
+#: protocol/transport).
+LATENCY_REPLY = 48
 
 
 Check = Callable[[Value, tuple[Value, ...]], None]
@@ -449,6 +453,11 @@ ADDRESSES: tuple[Address, ...] = (
             "(the time those took in all, comparing, encoding and sending), slow_ticks (those over "
             f"{TICK_BUDGET_S * 1000:g} ms), sent (messages sent in all), coalesced (changes replaced by a newer "
             "one before they were sent)", scope="server"),
+    Address("/status/latency", (), "Ask for the newest arrival-to-block latencies, one per command or map "
+            "point the audio applied, oldest first (a client joins them with what it sent).", "server",
+            "/status/latency.reply",
+            "count (latencies recorded since the audio process started, modulo 2^31), then the newest up to "
+            f"{LATENCY_REPLY} of them in ms", scope="server"),
     Address("/status/runtime", (), "Ask what the control process's garbage collector costs (objects frozen "
             "at startup are never walked again; docs/scaling.md).", "server", "/status/runtime.reply",
             "key value pairs: frozen (objects put out of the collector's reach at startup), collections, "
