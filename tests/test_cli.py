@@ -107,7 +107,10 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     web = data["web"]
     assert web["http_namespace"]["requests"] > 0 and web["http_value"]["requests"] > 0
     if shutil.which("chromium"):  # the page's touch figures need the browser (make deps installs it)
-        assert web["touch"]["sent"] > 0 and web["touch"]["arrival_to_block_p99_ms"] > 0
+        t = web["touch"]  # each joined move: its touch-to-send plus its arrival-to-block, both >= 0
+        assert t["sent"] > 0 and t["joined"] > 0 and t["arrival_to_block_p99_ms"] > 0
+        assert t["touch_to_block_p50_ms"] >= t["arrival_to_block_p50_ms"]
+        assert t["touch_to_block_p99_ms"] >= t["arrival_to_block_p99_ms"]
     li = data["input"]  # the live input: pitch and latency in rendered samples, costs in CPU time
     assert 0.0 <= li["pitch"]["within_25c"] <= 1.0 and li["latency"]["notes"] > 0
     assert {"sound", "pitch"} <= set(li["latency"]) and li["cost"]["audio_on"]["cpu_percent"] > 0

@@ -199,18 +199,28 @@ def _tail(log: Path, lines: int = 20) -> str:
     return "".join(f"\n  server: {t}" for t in text)
 
 
-def _status(host: str, port: int) -> dict[str, Any]:
+def _request(host: str, port: int, address: str, sock: socket.socket | None = None) -> list[Any]:
+    """One argument-less request over UDP: its reply's arguments. A caller that asks often passes
+    its own ``sock``: each new socket is a new client to the server, and a host's clients are bounded."""
     from timbrespace.protocol.codec import decode_packet
     from timbrespace.protocol.encode import encode_message
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(20.0)  # behind a backlog of queued messages, the reply waits its turn
-        s.sendto(encode_message("/status", ()), (host, port))
+    with contextlib.ExitStack() as stack:
+        if sock is None:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            sock.settimeout(20.0)  # behind a backlog of queued messages, the reply waits its turn
+        sock.sendto(encode_message(address, ()), (host, port))
         while True:
-            msg = decode_packet(s.recv(65536))
-            if getattr(msg, "address", "") == "/status.reply":
-                args = list(msg.args)  # type: ignore[union-attr]
-                return dict(zip(args[::2], args[1::2]))
+            msg = decode_packet(sock.recv(65536))
+            if getattr(msg, "address", "") == address + ".reply":
+                return list(msg.args)  # type: ignore[union-attr]
+            if getattr(msg, "address", "") == "/fail":
+                raise RuntimeError(f"bench: {address} failed: {list(msg.args)}")  # type: ignore[union-attr]
+
+
+def _status(host: str, port: int) -> dict[str, Any]:
+    args = _request(host, port, "/status")
+    return dict(zip(args[::2], args[1::2]))
 
 
 def _drained(host: str, port: int, before: float, limit: float = 10.0) -> tuple[int, float]:

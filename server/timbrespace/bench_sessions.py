@@ -175,17 +175,10 @@ def _spawn(host: str, port: int, first: int, count: int, total: int, seconds: fl
 # -- the server's side -----------------------------------------------------------------------------
 def _feedback(host: str, port: int, address: str = "/status/feedback") -> dict[str, Any]:
     """``/status/feedback``'s counters (or another key-value status address's)."""
-    from timbrespace.protocol.codec import decode_packet
-    from timbrespace.protocol.encode import encode_message
+    from timbrespace.bench import _request
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(20.0)
-        s.sendto(encode_message(address, ()), (host, port))
-        while True:
-            msg = decode_packet(s.recv(65536))
-            if getattr(msg, "address", "") == address + ".reply":
-                args = list(msg.args)  # type: ignore[union-attr]
-                return dict(zip(args[::2], args[1::2], strict=True))
+    args = _request(host, port, address)
+    return dict(zip(args[::2], args[1::2], strict=True))
 
 
 def _stat(pid: int) -> list[str]:

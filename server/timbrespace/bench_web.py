@@ -5,12 +5,15 @@ touch on the ``/play`` page to the audio block, through the WebSocket.
   values) and ``GET /latent?VALUE`` back to back for a few seconds; requests answered per second.
 - Touch: the page in headless chromium (Debian's ``chromium``, driven by Playwright, when both are
   installed) against a fresh server, a finger dragged on the pad by real touch events at 60 a
-  second. Two parts, each measured where it happens: touch event (its time stamp) to WebSocket
-  send inside the page (the page sends each move as it is delivered, so this is the browser's
-  input pipeline), and WebSocket arrival to the audio block that applied the move (a ``/touch``,
-  which on the fresh server's patch engine moves the layer's point as ``/latent`` does; the audio
-  process's own arrival-to-block figures, which only those moves fill on a fresh server). What
-  lies between, one loopback write, is not measured.
+  second, in strokes of 30 moves with a pause after each. Each move's touch to the audio block
+  that applied it, joined move by move: the page keeps, for each send, the time from the touch
+  event's time stamp to its WebSocket send (the browser's input pipeline); the audio process keeps,
+  for each map point it applies, the time from the WebSocket frame's arrival to the block
+  (``/status/latency``, oldest first; on a fresh server only the page's moves fill it). In each
+  pause both counts are read once they have stopped moving: a stroke whose sends and latencies
+  are as many is joined one to one (the n-th send with the n-th latency); one where two moves met
+  in one block's mailbox is skipped and counted. What lies between, one loopback write and the
+  WebSocket frame's parse, is not in either part.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from timbrespace.config import Config
+from timbrespace.protocol.addresses import LATENCY_REPLY
 
 __all__ = ["bench_web", "markdown_rows"]
 
@@ -31,6 +35,11 @@ __all__ = ["bench_web", "markdown_rows"]
 HTTP_CLIENTS = 8
 #: Touch events a second: a finger as a phone's screen reports it.
 TOUCH_RATE = 60.0
+#: Moves in one stroke, between the pauses in which the page's sends and the audio's latencies are
+#: read and joined (within what one /status/latency reply carries).
+STROKE = 30
+#: A pause's polls: both counts unchanged over this long means the stroke has landed.
+SETTLE_S = 0.1
 
 
 def _free_port() -> int:
@@ -65,7 +74,7 @@ async def _http_rate(url: str, seconds: float) -> dict[str, Any]:
 
 def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | None:
     """Drag on the page for ``seconds``; None when chromium or Playwright is missing."""
-    from timbrespace.bench import _status
+    from timbrespace.bench import _request, _status
 
     chromium = shutil.which("chromium")
     try:
@@ -74,7 +83,8 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
         return None
     if chromium is None:
         return None
-    with sync_playwright() as p:
+    with sync_playwright() as p, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(20.0)
         browser = p.chromium.launch(executable_path=chromium)
         try:
             context = browser.new_context(viewport={"width": 900, "height": 600}, has_touch=True)
@@ -92,25 +102,64 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                 y = box["y"] + box["height"] * (0.5 + 0.3 * np.sin(t))
                 return [{"x": float(x), "y": float(y), "id": 0}]
 
+            def settled() -> tuple[int, int]:
+                """The page's sends and the audio's latencies once both have stopped moving."""
+                last = (-1, -1)
+                while True:
+                    time.sleep(SETTLE_S)
+                    moves = int(page.evaluate("() => play.pad.moves"))
+                    now = (moves, int(_request(host, port, "/status/latency", sock)[0]))
+                    if now == last:
+                        return now
+                    last = now
+
+            # The finger comes down (a note and a point: two latencies for one send), then moves only.
             cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(0.0)})
             period = 1.0 / TOUCH_RATE
             n = int(seconds * TOUCH_RATE)
-            t0 = time.perf_counter()
-            for i in range(1, n + 1):
-                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at(i * 0.05)})
-                time.sleep(max(0.0, t0 + i * period - time.perf_counter()))
+            sent, counted = settled()
+            joined: list[float] = []
+            server: list[float] = []
+            skipped = 0
+            i = 0
+            while i < n:
+                t0 = time.perf_counter()
+                stroke = min(STROKE, n - i)
+                for k in range(1, stroke + 1):
+                    cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at((i + k) * 0.05)})
+                    time.sleep(max(0.0, t0 + k * period - time.perf_counter()))
+                i += stroke
+                sent1, counted1 = settled()
+                moves, applied = sent1 - sent, counted1 - counted
+                if moves and moves == applied and applied <= LATENCY_REPLY:
+                    # One latency per move, in the order sent: each move's touch-to-block is its own
+                    # touch-to-send plus its own arrival-to-block.
+                    page_ms = page.evaluate(f"() => play.pad.sendDelays.slice(-{moves})")
+                    audio_ms = _request(host, port, "/status/latency", sock)[1:][-applied:]
+                    joined += [a + b for a, b in zip(page_ms, audio_ms, strict=True)]
+                    server += audio_ms
+                else:  # two moves in one block's mailbox (or none applied): no one-to-one join
+                    skipped += moves
+                sent, counted = sent1, counted1
             cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-            time.sleep(0.2)  # the last moves reach their blocks
+            time.sleep(0.2)  # the finger's lift reaches its block
             delays = np.asarray(page.evaluate("() => play.pad.sendDelays"), np.float64)
             moves = int(page.evaluate("() => play.pad.moves"))
             after = _status(host, port)
         finally:
             browser.close()
+    if not joined:
+        raise RuntimeError(f"bench: no stroke of /play moves could be joined with its latencies ({skipped} moves)")
+    e2e, audio = np.asarray(joined), np.asarray(server)
     return {
-        "touches": n, "sent": moves,
+        "touches": n, "sent": moves, "joined": len(joined), "skipped": skipped,
         "touch_to_send_p50_ms": round(float(np.percentile(delays, 50)), 3),
         "touch_to_send_p99_ms": round(float(np.percentile(delays, 99)), 3),
-        "arrival_to_block_p50_ms": after["latency_p50_ms"], "arrival_to_block_p99_ms": after["latency_p99_ms"],
+        "arrival_to_block_p50_ms": round(float(np.percentile(audio, 50)), 3),
+        "arrival_to_block_p99_ms": round(float(np.percentile(audio, 99)), 3),
+        "touch_to_block_p50_ms": round(float(np.percentile(e2e, 50)), 3),
+        "touch_to_block_p99_ms": round(float(np.percentile(e2e, 99)), 3),
+        "touch_to_block_max_ms": round(float(e2e.max()), 3),
         "late_blocks": after["late_blocks"] - before["late_blocks"],
     }
 
@@ -144,14 +193,17 @@ def markdown_rows(w: dict[str, Any], block_ms: float) -> list[tuple[str, str, st
                      f"{HTTP_CLIENTS} keep-alive connections asking back to back"))
     t = w.get("touch")
     if t:
-        rows.append(("/play page: touch → WebSocket send (p50 / p99)",
+        rows.append(("/play page: touch → audio block, per move (p50 / p99)",
+                     f"{t['touch_to_block_p50_ms']:.2f} / {t['touch_to_block_p99_ms']:.2f} ms",
+                     f"headless chromium, real touch events at {TOUCH_RATE:.0f}/s: each move's touch-to-send "
+                     f"joined with its own arrival-to-block; {t['joined']:,} moves joined, {t['skipped']} skipped "
+                     f"(two in one block), max {t['touch_to_block_max_ms']:.1f} ms"))
+        rows.append(("… of which touch → WebSocket send (p50 / p99)",
                      f"{t['touch_to_send_p50_ms']:.2f} / {t['touch_to_send_p99_ms']:.2f} ms",
-                     f"headless chromium, real touch events at {TOUCH_RATE:.0f}/s: from the event's time stamp "
-                     "to the page's WebSocket send (the browser's input pipeline, mostly)"))
-        rows.append(("/play page: WebSocket arrival → block, `/touch` moves (p50 / p99)",
+                     "from the event's time stamp to the page's send: the browser's input pipeline, mostly"))
+        rows.append(("… and WebSocket arrival → block (p50 / p99)",
                      f"{t['arrival_to_block_p50_ms']:.2f} / {t['arrival_to_block_p99_ms']:.2f} ms",
-                     f"p99 = {t['arrival_to_block_p99_ms'] / block_ms:.2f} blocks; {t['sent']:,} moves, "
-                     f"late blocks {t['late_blocks']}"))
+                     f"p99 = {t['arrival_to_block_p99_ms'] / block_ms:.2f} blocks; late blocks {t['late_blocks']}"))
     else:
         rows.append(("/play page: touch → block", "not measured", "chromium or playwright not installed"))
     return rows
