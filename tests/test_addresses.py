@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from timbrespace.protocol import addresses, docs
-from timbrespace.protocol.addresses import InvalidMessage
+from timbrespace.protocol.declaration import InvalidMessage
 
 
 def parse(path: str, *args: object) -> tuple[object, ...]:

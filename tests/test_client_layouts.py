@@ -21,7 +21,8 @@ import pytest
 
 from timbrespace import layouts
 from timbrespace.layouts import maxpatch, puredata, touchosc
-from timbrespace.protocol.addresses import BY_PATH, InvalidMessage
+from timbrespace.protocol.addresses import BY_PATH
+from timbrespace.protocol.declaration import InvalidMessage
 
 from conftest import ServerProc
 

@@ -34,7 +34,7 @@ from timbrespace.engines.timbre_setup import PreparedTimbre, prepare
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
-from timbrespace.protocol import addresses
+from timbrespace.protocol import addresses, declaration
 from timbrespace.protocol.codec import IMPULSE, TimeTag
 from timbrespace.protocol.encode import encode_message
 from timbrespace.protocol.peer import Incoming, Peer
@@ -125,7 +125,7 @@ _ANY: st.SearchStrategy[Any] = st.recursive(
 )
 
 
-def _number(arg: addresses.Arg, integral: bool) -> st.SearchStrategy[Any]:
+def _number(arg: declaration.Arg, integral: bool) -> st.SearchStrategy[Any]:
     """Numbers in, at and just beyond an argument's range, as ints or floats."""
     lo = -1e6 if arg.lo is None else arg.lo
     hi = 1e6 if arg.hi is None else arg.hi
@@ -136,7 +136,7 @@ def _number(arg: addresses.Arg, integral: bool) -> st.SearchStrategy[Any]:
     return st.one_of(st.floats(lo - 0.5, hi + 0.5), st.sampled_from(edges), ints, _ODD_FLOATS)
 
 
-def _value(address: str, arg: addresses.Arg, names: dict[str, list[str]]) -> st.SearchStrategy[Any]:
+def _value(address: str, arg: declaration.Arg, names: dict[str, list[str]]) -> st.SearchStrategy[Any]:
     """Arguments of the declared kind (mostly valid), sometimes anything at all."""
     if arg.kind == "int":
         good = _number(arg, True)
@@ -156,7 +156,7 @@ def _value(address: str, arg: addresses.Arg, names: dict[str, list[str]]) -> st.
 def message(names: dict[str, list[str]]) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
     """A message to a declared address (right arity mostly), a reply address or an unknown one."""
 
-    def to(decl: addresses.Address) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
+    def to(decl: declaration.Address) -> st.SearchStrategy[tuple[str, tuple[Any, ...]]]:
         right = st.tuples(*[_value(decl.path, a, names) for a in decl.args]) if decl.args else st.just(())
         wrong = st.lists(_ANY, max_size=len(decl.args) + 2).map(tuple)
         return st.tuples(st.just(decl.path), st.one_of(right, right, right, wrong))
@@ -174,7 +174,7 @@ MAX_REASON_CHARS = 1200
 _NAMES_FOR_PARSE = {"preset": ["BriansBank01/basic11", "basic11"], "instrument": ["flute", "cello"]}
 
 
-def _raw_args(decl: addresses.Address) -> st.SearchStrategy[tuple[Any, ...]]:
+def _raw_args(decl: declaration.Address) -> st.SearchStrategy[tuple[Any, ...]]:
     right = st.tuples(*[_value(decl.path, a, _NAMES_FOR_PARSE) for a in decl.args]) if decl.args else st.just(())
     return st.one_of(right, st.lists(_ANY, max_size=len(decl.args) + 2).map(tuple))
 
@@ -184,13 +184,13 @@ _RAW = {d.path: _raw_args(d) for d in addresses.ADDRESSES}
 
 @examples(600, 10_000)
 @given(st.sampled_from(addresses.ADDRESSES).flatmap(lambda d: st.tuples(st.just(d), _RAW[d.path])))
-def test_validation_accepts_only_what_each_address_declares(case: tuple[addresses.Address, tuple[Any, ...]]) -> None:
+def test_validation_accepts_only_what_each_address_declares(case: tuple[declaration.Address, tuple[Any, ...]]) -> None:
     """Address.parse returns the declared kinds, finite and in range, or raises InvalidMessage."""
     count("validation: Address.parse")
     decl, raw = case
     try:
         values = decl.parse(raw)
-    except addresses.InvalidMessage as e:
+    except declaration.InvalidMessage as e:
         # Bounded before any clipping: a value is repeated in at most SHOW_CHARS characters.
         assert 0 < len(str(e)) <= MAX_REASON_CHARS, f"{decl.path}: a {len(str(e))}-character reason"
         return

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from timbrespace.config import ConfigError, from_dict
-from timbrespace.protocol.addresses import ADDRESSES, Address
+from timbrespace.protocol.addresses import ADDRESSES
+from timbrespace.protocol.declaration import Address
 from timbrespace.protocol.oscquery.namespace import Namespace, access, type_tags
 from timbrespace.protocol.oscquery.service import HostInfo, HttpLimits, OscQueryService
 

@@ -21,7 +21,7 @@ from timbrespace.link.wavetable import harmonic_table
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_map import fit_map
 from timbrespace.models.timbre_space import TimbreSpace, normalise_name
-from timbrespace.protocol import addresses
+from timbrespace.protocol import addresses, declaration
 from timbrespace.session.context import local
 
 from conftest import assert_inaudibly_close
@@ -274,7 +274,7 @@ def test_the_learned_map_places_the_point_once_chosen(mapped: TimbreSpace, space
         call(g, "/map", "learned")
     g.restore(e.snapshot() | {"map": "learned"})
     assert g.snapshot()["map"] == "corners"
-    with pytest.raises(addresses.InvalidMessage, match="/map argument 'kind': unknown map 'grid'; expected one of: "
+    with pytest.raises(declaration.InvalidMessage, match="/map argument 'kind': unknown map 'grid'; expected one of: "
                        "corners, learned"):
         addresses.lookup("/map").parse(("grid",))
 

@@ -26,7 +26,8 @@ from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
 from timbrespace.link.stats import AudioStats
 from timbrespace.protocol import addresses
-from timbrespace.protocol.addresses import LATENCY_REPLY, Value
+from timbrespace.protocol.addresses import LATENCY_REPLY
+from timbrespace.protocol.declaration import Value
 from timbrespace.protocol.encode import PackedReply, encode_message
 from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import FIRST_UNPRIVILEGED_PORT

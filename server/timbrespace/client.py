@@ -22,6 +22,7 @@ from pythonosc.slip import decode as slip_decode
 from pythonosc.slip import encode as slip_encode
 
 from timbrespace.protocol import addresses
+from timbrespace.protocol.declaration import INT32
 
 #: Seconds zeroconf may take to find a first server; after it, :data:`SETTLE` for any others.
 DISCOVER_TIMEOUT = 3.0
@@ -140,7 +141,7 @@ def send_and_print(
         sync_id: int | None = None
         if wait > 0 and (decl is None or decl.reply is None):
             # No reply of its own (or an address the server will /fail): /sync confirms delivery.
-            sync_id = random.randint(1, addresses.INT32[1])
+            sync_id = random.randint(1, INT32[1])
             data.append(build("/sync", [sync_id]))
         replies = (_tcp if tcp else _udp)(host, port, data, wait, sync_id)
     except (SendError, ValueError) as e:

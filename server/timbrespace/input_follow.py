@@ -33,7 +33,8 @@ from timbrespace.link.frames import FrameSlots
 from timbrespace.link.input import InputPlan, InputSettings, InputShared, band_widths
 from timbrespace.link.wavetable import TABLE_SIZE
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.protocol.addresses import ADDRESSES, Value
+from timbrespace.protocol.addresses import ADDRESSES
+from timbrespace.protocol.declaration import Value
 from timbrespace.protocol.replies import clip
 from timbrespace.session.context import Context
 from timbrespace.state import SavedInput

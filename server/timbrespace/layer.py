@@ -17,7 +17,7 @@ from timbrespace.engines.registry import SPECS
 from timbrespace.link import commands as C
 from timbrespace.link.layers import LayerSound
 from timbrespace.protocol import addresses
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.declaration import Value, show
 from timbrespace.session.collision import POLICIES, Collision
 from timbrespace.session.context import Context
 from timbrespace.session.feedback import FeedbackKey
@@ -93,7 +93,7 @@ class Layer:
             return None
         for e in self.engines.values():
             if e is not self.engine and e.knows(args[0]):
-                return HandlerError(f"{path}: the {self.engine.name} engine is heard; {addresses.show(args[0])} "
+                return HandlerError(f"{path}: the {self.engine.name} engine is heard; {show(args[0])} "
                                     f"names a {e.item}: send /engine {e.name} first")
         return None
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.protocol import addresses
-from timbrespace.protocol.addresses import Address, InvalidMessage, Value
+from timbrespace.protocol.declaration import Address, InvalidMessage, Value
 from timbrespace.protocol.peer import Incoming, Peer
 from timbrespace.protocol.replies import clip_fail
 from timbrespace.ratelog import RateLimitedLog

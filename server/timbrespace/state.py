@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from timbrespace.fsutil import atomic_write_text
-from timbrespace.protocol.addresses import BY_PATH, Arg
+from timbrespace.protocol.addresses import BY_PATH
+from timbrespace.protocol.declaration import Arg
 from timbrespace.session.collision import POLICIES
 
 log = logging.getLogger(__name__)

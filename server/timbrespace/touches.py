@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.layer import Layer
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.declaration import Value
 from timbrespace.session.clients import MAX_TOUCHES, Client, Sessions, Touch
 from timbrespace.session.context import Context
 from timbrespace.session.feedback import CURSOR, Feedback, FeedbackKey

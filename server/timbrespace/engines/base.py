@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.link import commands as C
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.declaration import Value
 from timbrespace.session.context import Context
 
 Reply = tuple[str, tuple[Any, ...]]

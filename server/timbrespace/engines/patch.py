@@ -25,7 +25,8 @@ from timbrespace.engines.registry import BY_NAME
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
-from timbrespace.protocol.addresses import BY_PATH, Value, show
+from timbrespace.protocol.addresses import BY_PATH
+from timbrespace.protocol.declaration import Value, show
 from timbrespace.protocol.replies import UDP_REPLY_FLOOR, clip
 from timbrespace.ratelog import RateLimitedLog
 from timbrespace.session.context import Context

@@ -38,7 +38,8 @@ from timbrespace.engines.timbre_frames import FloatArray, FrameRequest, FrameRes
 from timbrespace.link import commands as C
 from timbrespace.link.frames import FrameSlots
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.protocol.addresses import BY_PATH, Value
+from timbrespace.protocol.addresses import BY_PATH
+from timbrespace.protocol.declaration import Value
 from timbrespace.ratelog import RateLimitedLog
 from timbrespace.session.context import Context
 from timbrespace.state import checked_arg

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from timbrespace.config import Config, TimbreConfig
 from timbrespace.data.soundfont import INSTRUMENTS as _SOUNDFONT_INSTRUMENTS
-from timbrespace.protocol.addresses import BY_PATH, Address, Arg
+from timbrespace.protocol.addresses import BY_PATH
+from timbrespace.protocol.declaration import Address, Arg
 
 #: Presets the layouts offer as buttons (source, target, load); names in the factory banks.
 PRESETS: tuple[str, ...] = (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from timbrespace.engines.base import Handler, HandlerError, Reply
 from timbrespace.layer import Layer
-from timbrespace.protocol.addresses import Value
+from timbrespace.protocol.declaration import Value
 from timbrespace.session.clients import Client, Sessions
 from timbrespace.session.context import Context
 from timbrespace.session.feedback import Feedback, FeedbackKey

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from timbrespace.protocol.addresses import ADDRESSES, Address, Arg
+from timbrespace.protocol.addresses import ADDRESSES
+from timbrespace.protocol.declaration import Address, Arg
 
 __all__ = ["ATTRIBUTES", "Namespace", "Node", "access", "type_tags"]
 
