@@ -14,13 +14,11 @@ import json
 import math
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import numpy as np
 
 from timbrespace.bench_input import bench_input
 from timbrespace.bench_input import markdown as input_markdown
+from timbrespace.bench_live import drained, live_server, status
 from timbrespace.bench_scsynth import bench_scsynth
 from timbrespace.bench_sessions import bench_sessions
 from timbrespace.bench_sessions import markdown as sessions_markdown
@@ -144,105 +143,6 @@ def bench_amsynth(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any] |
 
 
 # -- the server under load -----------------------------------------------------------------------
-@contextlib.contextmanager
-def _server(cfg: Config, extra: dict[str, Any] | None = None) -> Iterator[tuple[str, int, int]]:
-    """A ``timbrespace serve`` process on loopback: its UDP host, port and pid; ``extra``: config sections."""
-    import yaml
-
-    tmp = Path(tempfile.mkdtemp(prefix="timbrespace-bench-"))
-    data = {
-        # No rate limit: the bench measures how many packets one client can get through.
-        "network": {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0, "http_port": 0},
-        "audio": {"backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size},
-        "patch": {"model": str(cfg.patch.model), "banks": [str(b) for b in cfg.patch.banks],
-                  "user_bank": str(tmp / "user.bank")},
-        "state": {"persist": False},
-        "log_level": "warning",
-        **(extra or {}),
-    }
-    (tmp / "bench.yaml").write_text(yaml.safe_dump(data))
-    log = tmp / "server.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "timbrespace", "serve", "--config", str(tmp / "bench.yaml")],
-            stdout=subprocess.PIPE, stderr=err, text=True,
-        )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if "ready: udp://" not in line:
-            raise RuntimeError(f"bench: the server did not start: {line!r}{_tail(log)}")
-        addr = line.split("udp://", 1)[1].split()[0]
-        host, port = addr.rsplit(":", 1)
-        try:
-            yield host, int(port), proc.pid
-        except Exception as e:
-            if proc.poll() is None:
-                raise
-            # Whatever failed, the reason is the server's: say how it ended and what it logged.
-            raise RuntimeError(f"bench: the server exited ({proc.returncode}) during the run: {e}{_tail(log)}") from e
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    """The end of the server's log, for an error message."""
-    try:
-        text = log.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return "".join(f"\n  server: {t}" for t in text)
-
-
-def _request(host: str, port: int, address: str, sock: socket.socket | None = None) -> list[Any]:
-    """One argument-less request over UDP: its reply's arguments. A caller that asks often passes
-    its own ``sock``: each new socket is a new client to the server, and a host's clients are bounded."""
-    from timbrespace.protocol.codec import decode_packet
-    from timbrespace.protocol.encode import encode_message
-
-    with contextlib.ExitStack() as stack:
-        if sock is None:
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-            sock.settimeout(20.0)  # behind a backlog of queued messages, the reply waits its turn
-        sock.sendto(encode_message(address, ()), (host, port))
-        while True:
-            msg = decode_packet(sock.recv(65536))
-            if getattr(msg, "address", "") == address + ".reply":
-                return list(msg.args)  # type: ignore[union-attr]
-            if getattr(msg, "address", "") == "/fail":
-                raise RuntimeError(f"bench: {address} failed: {list(msg.args)}")  # type: ignore[union-attr]
-
-
-def _status(host: str, port: int) -> dict[str, Any]:
-    args = _request(host, port, "/status")
-    return dict(zip(args[::2], args[1::2]))
-
-
-def _drained(host: str, port: int, before: float, limit: float = 10.0) -> tuple[int, float]:
-    """Messages counted since the ``before`` reading once the backlog is gone, and how long that took.
-
-    Each poll is itself counted, so the backlog is gone when a reading exceeds the previous one by
-    exactly that poll.
-    """
-    t0 = time.monotonic()
-    polls = 0
-    last: float | None = None
-    t_last = t0
-    while True:
-        n = _status(host, port)["received"]
-        polls += 1
-        if (last is not None and n == last + 1) or time.monotonic() - t0 > limit:
-            break
-        last, t_last = n, time.monotonic()
-        time.sleep(0.05)
-    return int(n - before - polls), t_last - t0
-
-
 def _paced(host: str, port: int, rate: float, seconds: float, address: str) -> int:
     """Send ``address`` messages at ``rate``/s from a child process; returns how many were sent."""
     code = (
@@ -275,14 +175,14 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
 
     d = 2.0 if quick else 5.0
     out: dict[str, Any] = {}
-    with _server(cfg) as (host, port, _):
+    with live_server(cfg) as (host, port, _):
         time.sleep(0.5)
         # Late blocks after each phase, so a nonzero total says which load caused it.
         phases: dict[str, int] = {}
         seen = [0]  # "start": from the server's start to here
 
         def phase(name: str) -> None:
-            now = _status(host, port)["late_blocks"]
+            now = status(host, port)["late_blocks"]
             phases[name] = now - seen[0]
             seen[0] = now
 
@@ -294,9 +194,9 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         # Sustained map moves: the highest paced rate at which the server counted every message.
         sustained = []
         for rate in ((2000, 10000, 20000) if quick else (2000, 5000, 10000, 15000, 20000, 30000)):
-            before = _status(host, port)["received"]
+            before = status(host, port)["received"]
             sent = _paced(host, port, rate, d, "/latent")
-            got, drain = _drained(host, port, before)
+            got, drain = drained(host, port, before)
             sustained.append({"rate": rate, "sent": sent, "received": got, "lost": sent - got,
                               "drain_ms": round(drain * 1000.0, 1)})
         out["latent_sustained"] = sustained
@@ -307,11 +207,11 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         # Latency: notes and map moves at a musical rate, while nothing else runs.
         time.sleep(0.5)
         _paced(host, port, 200, d, "/note")
-        st = _status(host, port)
+        st = status(host, port)
         out["latency_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         phase("notes_200_per_s")
         _paced(host, port, 500, d, "/latent")
-        st = _status(host, port)
+        st = status(host, port)
         block_ms = 1000.0 * st["block_size"] / st["sample_rate"]
         out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["block_ms"] = round(block_ms, 4)
@@ -320,7 +220,7 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         # every sounding note.  4,500 notes fill the latency ring, so these percentiles are theirs.
         if st["engine"] == "patch" and _engine(host, port, "timbre"):
             _paced(host, port, 1000, 4.5, "/note")
-            st = _status(host, port)
+            st = status(host, port)
             out["latency_timbre_notes"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
             phase("timbre_notes_1000_per_s")
         out["late_blocks"] = st["late_blocks"]
@@ -339,7 +239,7 @@ def _engine(host: str, port: int, name: str) -> bool:
         with contextlib.suppress(TimeoutError):
             s.recv(65536)  # a /fail when it does not run it
             return False
-    return bool(_status(host, port)["engine"] == name)
+    return bool(status(host, port)["engine"] == name)
 
 
 def timer_probe(period: float, seconds: float, priority: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def _send(sock: socket.socket, address: str, *args: Any) -> None:
 
 def _phase(host: str, port: int, seconds: float, input_on: bool) -> dict[str, Any]:
     """Hold every key, the input on or off, for ``seconds``: late blocks and voices sounding."""
-    from timbrespace.bench import _status
+    from timbrespace.bench_live import status
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((host, port))
@@ -42,9 +42,9 @@ def _phase(host: str, port: int, seconds: float, input_on: bool) -> dict[str, An
         for k in TIMBRE_KEYS:
             _send(s, "/layer/1/note", k, 90)
         time.sleep(1.0)  # every voice sounding, the input's first notes tracked
-        before = _status(host, port)
+        before = status(host, port)
         time.sleep(seconds)
-        after = _status(host, port)
+        after = status(host, port)
         for k in PATCH_KEYS:
             _send(s, "/layer/0/note", k, 0)
         for k in TIMBRE_KEYS:
@@ -62,8 +62,8 @@ def bench_input_load(cfg: Config, quick: bool, host_timer: dict[str, Any] | None
     import numpy as np
     import soundfile
 
-    from timbrespace.bench import _server
     from timbrespace.bench_input import SR, phrase
+    from timbrespace.bench_live import live_server
 
     seconds = 5.0 if quick else 20.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +74,7 @@ def bench_input_load(cfg: Config, quick: bool, host_timer: dict[str, Any] | None
                  "timbre": {"polyphony": len(TIMBRE_KEYS)}, "audio": {
                      "backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size,
                      "polyphony": len(PATCH_KEYS)}}
-        with _server(cfg, extra) as (host, port, _pid):
+        with live_server(cfg, extra) as (host, port, _pid):
             phases = [_phase(host, port, seconds, on) for on in (False, True)]
     out: dict[str, Any] = {"phases": phases, "patch_voices": len(PATCH_KEYS), "timbre_notes": len(TIMBRE_KEYS)}
     if host_timer:

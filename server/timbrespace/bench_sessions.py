@@ -175,9 +175,9 @@ def _spawn(host: str, port: int, first: int, count: int, total: int, seconds: fl
 # -- the server's side -----------------------------------------------------------------------------
 def _feedback(host: str, port: int, address: str = "/status/feedback") -> dict[str, Any]:
     """``/status/feedback``'s counters (or another key-value status address's)."""
-    from timbrespace.bench import _request
+    from timbrespace.bench_live import request
 
-    args = _request(host, port, address)
+    args = request(host, port, address)
     return dict(zip(args[::2], args[1::2], strict=True))
 
 
@@ -211,9 +211,9 @@ def _processes(server: int) -> dict[str, int]:
 
 def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any]:
     """One N on a fresh server."""
-    from timbrespace.bench import _drained, _server, _status
+    from timbrespace.bench_live import drained, live_server, status
 
-    with _server(cfg, {"sessions": {"max_clients": max_clients}}) as (host, port, pid):
+    with live_server(cfg, {"sessions": {"max_clients": max_clients}}) as (host, port, pid):
         procs = [_spawn(host, port, first, min(PER_PROCESS, n - first), n, seconds)
                  for first in range(0, n, PER_PROCESS)]
         try:
@@ -224,7 +224,7 @@ def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any
             time.sleep(0.5)  # the subscribers' snapshots go out before the counters are read
             fb0 = _feedback(host, port)
             gc0 = _feedback(host, port, "/status/runtime")
-            st0 = _status(host, port)
+            st0 = status(host, port)
             roles = _processes(pid)
             cpu0 = {role: _cpu_s(p) for role, p in roles.items()}
             t0 = time.monotonic()
@@ -238,10 +238,10 @@ def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any
                 if p.returncode:
                     raise RuntimeError(f"bench: a load generator failed (exit {p.returncode})")
                 played.append(json.loads(stdout))
-            got, drain = _drained(host, port, st0["received"])
+            got, drain = drained(host, port, st0["received"])
             wall = time.monotonic() - t0
             cpu = {role: _cpu_s(p) - cpu0[role] for role, p in roles.items()}
-            st1 = _status(host, port)
+            st1 = status(host, port)
             fb1 = _feedback(host, port)
             gc1 = _feedback(host, port, "/status/runtime")
         finally:

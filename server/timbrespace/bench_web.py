@@ -74,7 +74,7 @@ async def _http_rate(url: str, seconds: float) -> dict[str, Any]:
 
 def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | None:
     """Drag on the page for ``seconds``; None when chromium or Playwright is missing."""
-    from timbrespace.bench import _request, _status
+    from timbrespace.bench_live import request, status
 
     chromium = shutil.which("chromium")
     try:
@@ -94,7 +94,7 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
             cdp = context.new_cdp_session(page)
             box = page.locator("#pad").bounding_box()
             assert box is not None
-            before = _status(host, port)
+            before = status(host, port)
 
             def at(t: float) -> list[dict[str, float]]:
                 # A circle over the middle of the pad: every move a new point.
@@ -108,7 +108,7 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                 while True:
                     time.sleep(SETTLE_S)
                     moves = int(page.evaluate("() => play.pad.moves"))
-                    now = (moves, int(_request(host, port, "/status/latency", sock)[0]))
+                    now = (moves, int(request(host, port, "/status/latency", sock)[0]))
                     if now == last:
                         return now
                     last = now
@@ -135,7 +135,7 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                     # One latency per move, in the order sent: each move's touch-to-block is its own
                     # touch-to-send plus its own arrival-to-block.
                     page_ms = page.evaluate(f"() => play.pad.sendDelays.slice(-{moves})")
-                    audio_ms = _request(host, port, "/status/latency", sock)[1:][-applied:]
+                    audio_ms = request(host, port, "/status/latency", sock)[1:][-applied:]
                     joined += [a + b for a, b in zip(page_ms, audio_ms, strict=True)]
                     server += audio_ms
                 else:  # two moves in one block's mailbox (or none applied): no one-to-one join
@@ -145,7 +145,7 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
             time.sleep(0.2)  # the finger's lift reaches its block
             delays = np.asarray(page.evaluate("() => play.pad.sendDelays"), np.float64)
             moves = int(page.evaluate("() => play.pad.moves"))
-            after = _status(host, port)
+            after = status(host, port)
         finally:
             browser.close()
     if not joined:
@@ -166,19 +166,19 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
 
 def bench_web(cfg: Config, quick: bool) -> dict[str, Any]:
     """HTTP request rates and, with chromium, the page's touch-to-block figures (see the module doc)."""
-    from timbrespace.bench import _server
+    from timbrespace.bench_live import live_server
 
     seconds = 2.0 if quick else 5.0
     http_port = _free_port()
     network = {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0, "http_port": http_port}
     out: dict[str, Any] = {}
-    with _server(cfg, {"network": network}) as (host, port, _):
+    with live_server(cfg, {"network": network}) as (host, port, _):
         base = f"http://127.0.0.1:{http_port}"
         out["http_namespace"] = asyncio.run(_http_rate(base + "/", seconds))
         out["http_value"] = asyncio.run(_http_rate(base + "/latent?VALUE", seconds))
     # A fresh server: the audio's arrival-to-block figures are then the page's moves alone.
     http_port = _free_port()
-    with _server(cfg, {"network": {**network, "http_port": http_port}}) as (host, port, _):
+    with live_server(cfg, {"network": {**network, "http_port": http_port}}) as (host, port, _):
         out["touch"] = _touch(f"http://127.0.0.1:{http_port}", host, port, 2 * seconds)
     return out
 

@@ -131,7 +131,7 @@ def shoot(browser: Browser, base: str, osc: tuple[str, int], out: Path, layer: i
 def main(argv: list[str] | None = None) -> int:
     """Start a server, shoot its page to the path given (default ``docs/play.png``)."""
     from timbrespace import config
-    from timbrespace.bench import _server
+    from timbrespace.bench_live import live_server
     from timbrespace.bench_web import _free_port
 
     ap = argparse.ArgumentParser(prog="python -m timbrespace.web.screenshot", description=__doc__.split("\n")[0])
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     # Room for every finger and key down at once.
     audio = {"backend": "null", "sample_rate": cfg.audio.sample_rate, "block_size": cfg.audio.block_size,
              "polyphony": 16}  # the patch engine's; the timbre engine's voices are its own
-    with _server(cfg, {"network": network, "audio": audio}) as (host, port, _), sync_playwright() as p:
+    with live_server(cfg, {"network": network, "audio": audio}) as (host, port, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium)
         try:
             shown = shoot(browser, f"http://127.0.0.1:{http_port}", (host, port), a.out)
