@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from timbrespace.bench_live import live_server, status
 from timbrespace.config import Config
 
 #: The load beside the input: keys held on each engine (the default polyphonies: 8 and 16).
@@ -31,8 +32,6 @@ def _send(sock: socket.socket, address: str, *args: Any) -> None:
 
 def _phase(host: str, port: int, seconds: float, input_on: bool) -> dict[str, Any]:
     """Hold every key, the input on or off, for ``seconds``: late blocks and voices sounding."""
-    from timbrespace.bench_live import status
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((host, port))
         _send(s, "/layer/1/engine", "timbre")
@@ -63,8 +62,6 @@ def bench_input_load(cfg: Config, quick: bool, host_timer: dict[str, Any] | None
     import soundfile
 
     from timbrespace.bench_input import SR, phrase
-    from timbrespace.bench_live import live_server
-
     seconds = 5.0 if quick else 20.0
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "phrase.wav"

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from timbrespace.bench_live import drained, live_server, request, status
 from timbrespace.config import Config
 
 MOVE_HZ = 60.0
@@ -175,8 +176,6 @@ def _spawn(host: str, port: int, first: int, count: int, total: int, seconds: fl
 # -- the server's side -----------------------------------------------------------------------------
 def _feedback(host: str, port: int, address: str = "/status/feedback") -> dict[str, Any]:
     """``/status/feedback``'s counters (or another key-value status address's)."""
-    from timbrespace.bench_live import request
-
     args = request(host, port, address)
     return dict(zip(args[::2], args[1::2], strict=True))
 
@@ -211,8 +210,6 @@ def _processes(server: int) -> dict[str, int]:
 
 def _run(cfg: Config, n: int, seconds: float, max_clients: int) -> dict[str, Any]:
     """One N on a fresh server."""
-    from timbrespace.bench_live import drained, live_server, status
-
     with live_server(cfg, {"sessions": {"max_clients": max_clients}}) as (host, port, pid):
         procs = [_spawn(host, port, first, min(PER_PROCESS, n - first), n, seconds)
                  for first in range(0, n, PER_PROCESS)]

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.bench_live import live_server, request, status
 from timbrespace.config import Config
 from timbrespace.protocol.addresses import LATENCY_REPLY
 
@@ -74,8 +75,6 @@ async def _http_rate(url: str, seconds: float) -> dict[str, Any]:
 
 def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | None:
     """Drag on the page for ``seconds``; None when chromium or Playwright is missing."""
-    from timbrespace.bench_live import request, status
-
     chromium = shutil.which("chromium")
     try:
         from playwright.sync_api import sync_playwright
@@ -166,8 +165,6 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
 
 def bench_web(cfg: Config, quick: bool) -> dict[str, Any]:
     """HTTP request rates and, with chromium, the page's touch-to-block figures (see the module doc)."""
-    from timbrespace.bench_live import live_server
-
     seconds = 2.0 if quick else 5.0
     http_port = _free_port()
     network = {"host": "127.0.0.1", "port": 0, "zeroconf": False, "udp_rate_limit": 0, "http_port": http_port}
