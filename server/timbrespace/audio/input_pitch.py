@@ -13,9 +13,11 @@ answer sooner for notes high enough for two of their periods to fit in the short
 that they find nothing, or a dip near their longest lag, which is left out).
 
 At a note's onset (the level crossing the gate) the voice hears a short tracker whose window
-began after the onset's block, or whose estimate agrees within 25 cents with the short estimate
-before it; a later short estimate within a semitone replaces it (the first window after an
-attack reads a few tens of cents low). With ``input.onset: pitch`` the voice opens once two
+began at or after the onset's first sample over the gate, or whose estimate agrees within 25
+cents with the short estimate before it (pyo's Yin takes winsize + 1 samples per estimate, so its
+windows drift a sample a window against the blocks: where each began is counted in samples);
+a later short estimate within a semitone replaces it (the first window after an attack reads a
+few tens of cents low). With ``input.onset: pitch`` the voice opens once two
 estimates agree: a short one within 12.5 cents of one whose window ended before its own began
 (overlapping windows share the attack's bias), or two long windows after the onset within 25
 cents. The first long window that began after the onset takes over if it is within 12.5 cents
@@ -75,6 +77,7 @@ class InputPitch:
                  onset_window_ms: float, agree_first: bool = False) -> None:
         self.window = window_for(window_ms, sample_rate)
         self.min_f0 = min_f0(self.window, sample_rate)
+        self.block_size = block_size
         self.window_blocks = max(1, self.window // block_size)
         n = max(1, min(trackers, self.window_blocks))
         stagger = self.window_blocks // n  # blocks between two long trackers' starts
@@ -90,12 +93,17 @@ class InputPitch:
         self._agree_first = agree_first
         self._pair = PAIR_OCTAVES if agree_first else AGREE_OCTAVES
         self._long = n
+        # pyo's Yin fills winsize + 1 samples before each estimate (its hop; the analysis uses the
+        # first winsize - 1): its windows drift a sample a window against the blocks, so where a
+        # window began is worked out from the samples each tracker has taken, not from blocks.
+        self._hops = [self.window + 1] * n + [self.short_window + 1] * m
         self.yins = [pyo.Yin(signal, tolerance=YIN_TOLERANCE, minfreq=self.min_f0, maxfreq=MAX_F0,
                              cutoff=YIN_CUTOFF, winsize=self.window) for _ in range(n)]
         self.yins += [pyo.Yin(signal, tolerance=YIN_TOLERANCE, minfreq=self.short_min_f0, maxfreq=MAX_F0,
                               cutoff=YIN_CUTOFF, winsize=self.short_window) for _ in range(m)]
         #: (block, tracker) in the order they start: the first /input 1 starts them one by one.
         self._starts = sorted([(k * stagger, k) for k in range(n)] + [(j, n + j) for j in range(m)])
+        self._began = [0] * len(self.yins)  # the block each tracker started at
         self._next = 0
         self._playing: list[int] = []
         self._blocks = 0  # blocks analysed while on
@@ -105,6 +113,7 @@ class InputPitch:
         self.f0 = pyo.Selector(self.yins, voice=0.0) if len(self.yins) > 1 else pyo.Sig(self.yins[0])
         self._b_select = list(self.f0._base_objs) if len(self.yins) > 1 else []
         self._quiet = -1  # the last block that ended under the gate
+        self._onset = 0  # the onset's first sample over the gate (samples since the trackers began)
         self._settled = False  # a long window that began after the onset has landed
         self._short_ok = False  # a short estimate was trusted since the onset (fresh, or a pair)
         self._short_last = 0.0  # the last short estimate since the onset (0: none)
@@ -134,17 +143,26 @@ class InputPitch:
             for b in self._b_select:
                 b.setVoice(float(k))
 
-    def block(self, loud: bool) -> float:
-        """At a block's start (``loud``: the level at the last block's end was above the gate): the
+    def _window_start(self, k: int, b: int) -> int:
+        """The first sample of tracker ``k``'s latest window at block ``b``'s start (samples since the
+        trackers began)."""
+        hop = self._hops[k]
+        taken = (b - self._began[k]) * self.block_size
+        return self._began[k] * self.block_size + (taken // hop - 1) * hop
+
+    def block(self, loud: bool, onset: int = 0) -> float:
+        """At a block's start (``loud``: the level at the last block's end was above the gate;
+        ``onset``: at the first such block, the first sample of the last block over the gate): the
         trackers due started, the one heard chosen; its f0 (Hz, 0 before any estimate).
 
-        A tracker that updated at the end of block b - 1 analysed the window that ended there; a long
-        one is fresh when its window (blocks b - B .. b - 1) follows the last quiet block.
+        An estimate is fresh when its window began at or after the onset's sample: a window with
+        the silence before the attack in it reads low (tens of cents), or an octave off.
         """
         b = self._blocks
         while self._next < len(self._starts) and self._starts[self._next][0] == b:
             k = self._starts[self._next][1]
             self.yins[k].play()
+            self._began[k] = b
             self._playing.append(k)
             self._next += 1
         self._blocks += 1
@@ -153,18 +171,18 @@ class InputPitch:
             self._settled = self._short_ok = self.known = False
             self._short_last = self._long_fresh = 0.0
             self._short_seen.clear()
+        elif self._quiet == b - 2:  # the first block over the gate: the onset fell in the last one
+            self._onset = (b - 1) * self.block_size + onset
         values = self._values
         for k in self._playing:
             v = float(self.yins[k].get())
             if v == values[k]:
                 continue
             values[k] = v
+            fresh = loud and self._window_start(k, b) >= self._onset
             if k < self._long:
-                self._long_update(k, v, loud and b - self.window_blocks > self._quiet)
+                self._long_update(k, v, fresh)
             elif loud and not self._settled and v >= self._short_floor:
-                # Fresh: its window began after the block the onset fell in (one with silence in it
-                # reads low).
-                fresh = b - self._short_blocks > self._quiet + 1
                 if self._agree_first:
                     # Overlapping windows share the attack's bias: the pair is a window and one
                     # that ended before it began.

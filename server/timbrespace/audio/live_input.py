@@ -92,6 +92,7 @@ class LiveInput:
         self._hold = pyo.Sig(0.0 if self.hold_onsets else 1.0)
         self._b_hold = self._hold._base_objs[0]
         self._held = self.hold_onsets  # the hold is closed
+        self._was_loud = False  # the level was over the gate at the last block's start
         self._snapped = False  # the pitch's glide is off for this block (a new note's pitch, or the hold opening)
         self._open = self._loud * self._pitched * self._hold
         self.gate = pyo.Port(self._open, risetime=GATE_S, falltime=GATE_S)
@@ -136,6 +137,7 @@ class LiveInput:
             self.noise.stop()
             self.on = False
         self.latency.reset()
+        self._was_loud = False
         self._stopping = 0
 
     def _on(self) -> None:
@@ -186,7 +188,12 @@ class LiveInput:
                 self.noise.set_gains(self._noise)
         level = float(self.level.get())
         loud = level > _db(self.settings.gate_db)
-        f0 = self.pitch.block(loud)
+        self._share_input()
+        # The onset's sample: the trackers tell the windows that began after it from those with the
+        # silence before it (which read low).
+        onset = self._onset_offset() if loud and not self._was_loud else 0
+        self._was_loud = loud
+        f0 = self.pitch.block(loud, onset)
         snap = self.pitch.jumped
         if self.hold_onsets:
             snap = self._hold_onset(loud) or snap
@@ -199,9 +206,8 @@ class LiveInput:
             self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
-        self._share_input()
         if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held):
-            self.latency.onset_at(self._onset_offset())
+            self.latency.onset_at(onset)
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
             self._position -= self.length_s
