@@ -3,7 +3,7 @@
 ::
 
     input (a file's TableRead, or the device's Input)
-      ─ gain ─┬─ InputPitch (long and short Yins) ─ x transpose ─ Port ─▶ phasor of the voice
+      ─ gain ─┬─ InputPitch (long and short Yins) ─ x transpose ─ one-pole ─▶ phasor of the voice
               ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─┬─ > gate (x onset hold) ─ Port ─┐
               │                                           └──────────────────────────────x──▶ the voice's amplitude
               ├─ TableFill ─▶ the shared ring (the control side's timbre encoder)
@@ -33,7 +33,7 @@ from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, Input
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
 LEVEL_HZ = 20.0
 GATE_S = 0.005  # the gate opens and closes over this long (no click)
-GLIDE_S = 0.001  # the voice's pitch moves to each new estimate over this long
+GLIDE_S = 0.001  # the voice's pitch moves to each new estimate with this time constant
 FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
 
 
@@ -99,7 +99,12 @@ class LiveInput:
         self.amp = self.level * self.gate
         self.ratio = pyo.SigTo(1.0, time=0.02)
         self._heard_f0 = self.yin * self.ratio
-        self.f0 = pyo.Port(self._heard_f0, risetime=GLIDE_S, falltime=GLIDE_S)
+        # A one-pole low-pass, not a Port: pyo's Port glides over 0.25 ms more than it is told, so a
+        # new note's pitch could not be jumped to; at the corner's top (Nyquist) this one passes it
+        # within a sample.
+        self._glide_hz = 1.0 / (2.0 * np.pi * GLIDE_S)
+        self._jump_hz = sample_rate / 2.0
+        self.f0 = pyo.Tone(self._heard_f0, freq=self._glide_hz)
         # The voice: two phase-locked wavetables crossfaded frame to frame, as additive.AdditiveVoice.
         self._tables = (pyo.DataTable(frames.table_size), pyo.DataTable(frames.table_size))
         self._front = 0
@@ -200,9 +205,7 @@ class LiveInput:
         if snap != self._snapped:
             # A new note's pitch is jumped to (the phasor keeps its phase: no click); estimates
             # within a note are glided between.
-            glide = 0.0 if snap else GLIDE_S
-            self.f0.setRiseTime(glide)
-            self.f0.setFallTime(glide)
+            self.f0.setFreq(self._jump_hz if snap else self._glide_hz)
             self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
