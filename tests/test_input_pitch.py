@@ -7,8 +7,9 @@ oscillator and amplitude, in rendered samples. The claims, in audio blocks of 25
   (within 25 cents, and stays there for the 150 ms measured) within four blocks of its onset: the
   block the onset falls in, the short window that begins after it (two blocks), and one more for
   the next short window's estimate, which corrects the first (read a few tens of cents low right
-  after the attack), plus the 1 ms glide of that correction. The long windows alone (1024 samples)
-  do not make it for every note, so the test fails when the short trackers are not heard;
+  after the attack), plus the 1 ms glide of that correction. (Long windows with a little of the
+  silence before the attack in them read a sawtooth within 25 cents once the tracker's low-pass
+  is at 8 kHz, so the long windows alone are no longer reliably later on these notes.)
 * with ``input.onset: pitch`` such a note is silent until two estimates of it agree (short
   windows that do not overlap within 12.5 cents, or two long ones within 25), then sounds at its
   pitch, not gliding to it: off pitch while audible for at most the 1 ms glide;
@@ -76,8 +77,6 @@ def test_high_notes_take_their_pitch_from_the_short_window() -> None:
     starts, f0, _ = play(HIGH, "sound", 10.7)
     late = [(f, t) for f, t in zip(HIGH[1:], settle_times(starts, HIGH, f0), strict=True) if t > bound]
     assert not late, late
-    starts, f0, _ = play(HIGH, "sound", 0.0)  # the long windows alone: not every note makes it
-    assert max(settle_times(starts, HIGH, f0)) > bound
 
 
 def test_with_onset_pitch_high_notes_open_at_their_pitch() -> None:

@@ -13,8 +13,9 @@ answer sooner for notes high enough for two of their periods to fit in the short
 that they find nothing, or a dip near their longest lag, which is left out).
 
 At a note's onset (the level crossing the gate) the voice hears a short tracker whose window
-began at or after the onset's first sample over the gate, or whose estimate agrees within 25
-cents with the short estimate before it (pyo's Yin takes winsize + 1 samples per estimate, so its
+began after the onset's first sample over the gate (or with at most FRESH_LEAD of it before:
+pyo's Yin's input low-pass, set high, then reads it as a steady window), or whose estimate agrees
+within 25 cents with the short estimate before it (pyo's Yin takes winsize + 1 samples per estimate, so its
 windows drift a sample a window against the blocks: where each began is counted in samples);
 a later short estimate within a semitone replaces it (the first window after an attack reads a
 few tens of cents low). With ``input.onset: pitch`` the voice opens once two
@@ -55,7 +56,14 @@ CORRECT_OCTAVES = 100.0 / 1200.0
 #: The heard pitch moving further than this (octaves) in a block is a new note's: jumped to, not glided.
 JUMP_OCTAVES = 50.0 / 1200.0
 YIN_TOLERANCE = 0.2  # pyo's default: the dip the Yin difference function must reach
-YIN_CUTOFF = 2000.0  # Hz: the tracker's low-pass keeps the first harmonics of pitches up to MAX_F0
+#: Hz: the Yin's input low-pass (a one-pole). Its transient at an attack biases a window with the
+#: onset in it (at 2 kHz up to 33 cents low with 6 % of a 512 window before the onset); at 8 kHz
+#: such a window reads as a steady one's (within 20 cents) while the first harmonics up to MAX_F0 pass.
+YIN_CUTOFF = 8000.0
+#: At most this fraction of a window before the onset and its estimate is fresh (measured at
+#: YIN_CUTOFF on sawtooth onsets: within 20 cents, as windows after the onset; at a fifth of the
+#: window octave errors begin).
+FRESH_LEAD = 0.12
 #: Short estimates this close to the lowest pitch of the short window are left out: there its Yin
 #: finds a dip near its longest lag for lower notes (a 150 Hz note read as 190 Hz in a 512 window).
 SHORT_MARGIN = 2.0 ** (2.0 / 12.0)
@@ -155,8 +163,8 @@ class InputPitch:
         ``onset``: at the first such block, the first sample of the last block over the gate): the
         trackers due started, the one heard chosen; its f0 (Hz, 0 before any estimate).
 
-        An estimate is fresh when its window began at or after the onset's sample: a window with
-        the silence before the attack in it reads low (tens of cents), or an octave off.
+        An estimate is fresh when its window began after the onset's sample (or at most FRESH_LEAD
+        of it before): a window with more of the silence before the attack reads low, or an octave off.
         """
         b = self._blocks
         while self._next < len(self._starts) and self._starts[self._next][0] == b:
@@ -179,7 +187,7 @@ class InputPitch:
             if v == values[k]:
                 continue
             values[k] = v
-            fresh = loud and self._window_start(k, b) >= self._onset
+            fresh = loud and self._window_start(k, b) >= self._onset - FRESH_LEAD * self._hops[k]
             if k < self._long:
                 self._long_update(k, v, fresh)
             elif loud and not self._settled and v >= self._short_floor:
