@@ -247,7 +247,8 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
     shared = InputShared()
     with OfflineRenderer(SR, bs, 2) as r:
         live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, cfg.input.window,
-                                   cfg.input.trackers, onset, cfg.input.onset_window), shared,
+                                   cfg.input.trackers, onset, cfg.input.onset_window,
+                                   low_onset_window_ms=cfg.input.low_onset_window), shared,
                          FrameSlots(1, 4096, 3), SR, bs)
         f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
         shared.put(InputSettings(on=True))
@@ -279,7 +280,8 @@ def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
     """Onset to the oscillator at the note's pitch, and to sound, for both onset choices (ms)."""
     n = 10 if quick else 29
     out: dict[str, Any] = {"notes": n - 1, "window_ms": cfg.input.window, "trackers": cfg.input.trackers,
-                           "onset_window_ms": cfg.input.onset_window, "block_size": cfg.audio.block_size}
+                           "onset_window_ms": cfg.input.onset_window,
+                           "low_onset_window_ms": cfg.input.low_onset_window, "block_size": cfg.audio.block_size}
     for onset in ("sound", "pitch"):
         out[onset] = latency(cfg, onset, n)
     return out
@@ -308,7 +310,8 @@ def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
         with OfflineRenderer(SR, bs, 2) as r:
             live = LiveInput(InputPlan(np.tile(x, 5).astype(np.float32), SR, True, centres, 4096,
                                        cfg.input.window, cfg.input.trackers, cfg.input.onset,
-                                       cfg.input.onset_window),
+                                       cfg.input.onset_window,
+                                       low_onset_window_ms=cfg.input.low_onset_window),
                              shared, FrameSlots(1, 4096, len(centres)), SR, bs)
             shared.put(InputSettings(on=on))
             n = int(seconds * SR / bs)
@@ -376,7 +379,7 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{o['pitch_sd_ms']:.1f} ms); sound "
                      f"{o['sound_p50_ms']:.1f} / {o['sound_p99_ms']:.1f} ms",
                      f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, onset "
-                     f"window {lat['onset_window_ms']:g} ms, "
+                     f"window {lat['onset_window_ms']:g} ms (low notes: {lat['low_onset_window_ms']:g} ms), "
                      f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
                      f"{o['off_pitch_max_ms']:.1f} ms a note; as the audio side counts it (/input/status, "
                      f"{o['counted']} notes): {o['counted_p50_ms']:.1f} / {o['counted_p99_ms']:.1f} ms"))

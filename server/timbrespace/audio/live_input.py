@@ -73,7 +73,8 @@ class LiveInput:
         # input.onset "pitch" promises the note's pitch from the first sample heard: two short
         # estimates must agree before the voice opens on them.
         self.pitch = InputPitch(self.signal, sample_rate, block_size, plan.window_ms, plan.trackers,
-                                plan.onset_window_ms, agree_first=plan.onset == "pitch")
+                                plan.onset_window_ms, agree_first=plan.onset == "pitch",
+                                low_onset_window_ms=plan.low_onset_window_ms)
         self.min_f0 = self.pitch.min_f0
         self.block_size = block_size
         #: Each onset's latency to the voice at the note's pitch, counted here for /input/status.
