@@ -20,8 +20,8 @@ silence before an attack in it reads low (tens of cents) or an octave off. Since
 winsize + 1, its windows drift a sample a window against the blocks: where each began is counted
 in samples. At a note's onset the voice hears the first fresh onset estimate (or, before any,
 one that agrees within 25 cents with the last of its window length), and each later fresh one.
-With ``input.onset: pitch`` the voice opens once the note's pitch is known: two fresh long
-estimates within 25 cents, or an onset estimate within 12.5 cents of one whose window ended
+With ``input.onset: pitch`` the voice opens once the note's pitch is known: two fresh estimates
+(any trackers') within 25 cents, or an onset estimate within 12.5 cents of one whose window ended
 before its own began. The first fresh long window takes over if it is within 12.5 cents of the
 onset pitch heard, else the next long one that agrees. From then on, and for notes too low for
 the onset windows, the long trackers are heard, each new estimate as it lands, except one about
@@ -149,8 +149,10 @@ class InputPitch:
         #: Onset estimates since the onset, (window's last sample, f0): input.onset pitch pairs one with
         #: one whose window ended before its own began.
         self._short_seen: list[tuple[int, float]] = []
-        self._long_fresh = 0.0  # the last long estimate from a window after the onset (0: none)
-        #: The heard pitch is the note's: an onset pair agreed, or two fresh long estimates did.
+        #: Estimates since the onset from windows that began after it (any tracker's): two that agree
+        #: within 25 cents give the note's pitch.
+        self._fresh_seen: list[float] = []
+        #: The heard pitch is the note's: two fresh estimates agreed, or an onset pair did.
         self.known = False
         #: The heard pitch moved by more than JUMP_OCTAVES at this block (a new note).
         self.jumped = False
@@ -200,7 +202,7 @@ class InputPitch:
             self._quiet = b - 1
             self._settled = self._short_ok = self.known = False
             self._short_last.clear()
-            self._long_fresh = 0.0
+            self._fresh_seen.clear()
             self._short_seen.clear()
         elif self._quiet == b - 2:  # the first block over the gate: the onset fell in the last one
             self._onset = (b - 1) * self.block_size + onset
@@ -212,13 +214,15 @@ class InputPitch:
             values[k] = v
             first = self._window_start(k, b)
             fresh = loud and first >= self._onset - FRESH_LEAD * self._hops[k]
+            paired = fresh and (k < self._long or v >= self._floors[k]) and self._fresh(v)
             if k < self._long:
                 self._long_update(k, v, fresh)
             elif loud and not self._settled and v >= self._floors[k]:
                 if self._agree_first:
-                    # Overlapping windows share the attack's bias: the pair is a window and one
-                    # that ended before it began.
-                    trusted = any(last < first and _agree(v, u, self._pair) for last, u in self._short_seen)
+                    # Overlapping windows with the attack in them share its bias: the pair is a
+                    # window and one that ended before it began (within 12.5 cents), or two that
+                    # began after the onset (no bias: within 25 cents, as two long ones).
+                    trusted = paired or any(last < first and _agree(v, u, self._pair) for last, u in self._short_seen)
                     self._short_seen.append((first + self._hops[k] - 1, v))
                     del self._short_seen[:-PAIR_MEMORY]
                     later = fresh
@@ -238,10 +242,16 @@ class InputPitch:
         self._last = f0
         return f0
 
+    def _fresh(self, v: float) -> bool:
+        """An estimate from a window that began after the onset; True when it agrees with an earlier
+        one (the note's pitch is then known)."""
+        paired = any(_agree(v, u) for u in self._fresh_seen)
+        self.known = self.known or paired
+        if len(self._fresh_seen) < PAIR_MEMORY:
+            self._fresh_seen.append(v)
+        return paired
+
     def _long_update(self, k: int, v: float, fresh: bool) -> None:
-        if fresh:
-            self.known = self.known or _agree(v, self._long_fresh)
-            self._long_fresh = v
         # The first fresh long window takes over if it is close to the short pitch heard.
         if fresh and not self._settled and (not self._short_ok or _agree(v, self._values[self._heard], PAIR_OCTAVES)):
             self._settled = True
