@@ -41,6 +41,8 @@ def test_default_yaml_loads_and_matches_builtin_defaults() -> None:
         ({"input": {"onset_window": -1}}, "input.onset_window = -1 is out of range [0.0, 100.0]"),
         ({"input": {"onset_window": 20}},  # 1024 samples at 48 kHz, as the window's 21.3 ms
          "input.onset_window = 20 ms must be shorter than input.window = 21.3 ms"),
+        ({"input": {"low_onset_window": 21.4}},  # 1028 samples, not rounded to a power of two
+         "input.low_onset_window = 21.4 ms must be shorter than input.window = 21.3 ms"),
     ],
 )
 def test_bad_values_name_key_value_and_range(data: dict[str, object], needle: str) -> None:

@@ -219,35 +219,52 @@ def bench_unseen(cfg: Config, targets: tuple[str, ...] = VOICE_TARGETS) -> dict[
     return out
 
 
-def notes(n: int, seed: int = 0, low: float = -7.0) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
-    """Onsets (s), pitches (Hz) and a sawtooth of ``n`` notes of 250 ms, 400 ms apart, at random
-    pitches ``low`` to 12 semitones from 220 Hz."""
+#: With ``spread``, each note's onset this many samples further into a block than the last's (400
+#: ms apart, the onsets all fall at one place in a block: 192 samples into a 256-sample one).
+SPREAD = 37
+
+
+def notes(n: int, seed: int = 0, low: float = -7.0,
+          spread: bool = False) -> tuple[list[float], list[float], npt.NDArray[np.float32]]:
+    """Onsets (s), pitches (Hz) and a sawtooth of ``n`` notes of 250 ms, 400 ms apart (plus
+    ``SPREAD`` samples more each note with ``spread``), at random pitches ``low`` to 12 semitones
+    from 220 Hz."""
     rng = np.random.default_rng(seed)
     starts = [0.1 + 0.4 * i for i in range(n)]
+    if spread:
+        starts = [(int(a * SR) + SPREAD * i % 256) / SR for i, a in enumerate(starts)]
     freqs = [220.0 * 2 ** (rng.uniform(low, 12) / 12) for _ in range(n)]
     x = np.zeros(int((starts[-1] + 0.5) * SR), np.float32)
     for a, f in zip(starts, freqs, strict=True):
-        i, m = int(a * SR), int(0.25 * SR)
+        i, m = _sample(a), int(0.25 * SR)
         x[i : i + m] = 0.3 * 2 * ((f * np.arange(m) / SR) % 1.0 - 0.5)
     return starts, freqs, x
 
 
-def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, float]:
+def _sample(t: float) -> int:
+    """The sample at ``t`` seconds (``int``, as the rows before ``spread`` were measured; a time made
+    from a sample count comes back to it)."""
+    i = int(t * SR)
+    return i + 1 if (i + 1) / SR <= t else i
+
+
+def latency(cfg: Config, onset: str, n: int, low: float = -7.0, spread: bool = False) -> dict[str, float]:
     """Onset to the oscillator at the note's pitch, and to sound (ms, p50 / p99), with ``cfg``'s
     tracker settings and ``onset``, over ``n`` notes (the first, which finds the trackers empty,
-    left out)."""
+    left out); ``spread``: the onsets at every place in a block (:func:`notes`)."""
     from timbrespace.audio.live_input import LiveInput
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.link.frames import FrameSlots
     from timbrespace.link.input import InputPlan, InputSettings, InputShared
 
     bs = cfg.audio.block_size
-    starts, freqs, x = notes(n, low=low)
-    level = float(np.sqrt(np.mean(x[int(starts[0] * SR) : int((starts[0] + 0.25) * SR)].astype(np.float64) ** 2)))
+    starts, freqs, x = notes(n, low=low, spread=spread)
+    level = float(np.sqrt(np.mean(x[_sample(starts[0]) : _sample(starts[0]) + int(0.25 * SR)].astype(np.float64) ** 2)))
     shared = InputShared()
     with OfflineRenderer(SR, bs, 2) as r:
         live = LiveInput(InputPlan(x, SR, False, (200.0, 800.0, 3200.0), 4096, cfg.input.window,
-                                   cfg.input.trackers, onset, cfg.input.onset_window), shared,
+                                   cfg.input.trackers, onset, cfg.input.onset_window,
+                                   low_onset_window_ms=cfg.input.low_onset_window), shared,
                          FrameSlots(1, 4096, 3), SR, bs)
         f0_cap, amp_cap = r.capture(live.f0, len(x) / SR), r.capture(live.amp, len(x) / SR)
         shared.put(InputSettings(on=True))
@@ -260,7 +277,7 @@ def latency(cfg: Config, onset: str, n: int, low: float = -7.0) -> dict[str, flo
         live.close()
     pitch, sound, off_pitch = [], [], []
     for a, f in zip(starts[1:], freqs[1:], strict=True):
-        note = slice(int(a * SR), int((a + 0.15) * SR))
+        note = slice(_sample(a), _sample(a) + int(0.15 * SR))
         off = np.abs(1200 * np.log2(np.maximum(f0[note], 1.0) / f)) > CENTS
         pitch.append((np.flatnonzero(off)[-1] + 1) / SR * 1000 if off.any() else 0.0)
         heard = amp[note] > 0.1 * level
@@ -279,9 +296,11 @@ def bench_latency(cfg: Config, quick: bool) -> dict[str, Any]:
     """Onset to the oscillator at the note's pitch, and to sound, for both onset choices (ms)."""
     n = 10 if quick else 29
     out: dict[str, Any] = {"notes": n - 1, "window_ms": cfg.input.window, "trackers": cfg.input.trackers,
-                           "onset_window_ms": cfg.input.onset_window, "block_size": cfg.audio.block_size}
+                           "onset_window_ms": cfg.input.onset_window,
+                           "low_onset_window_ms": cfg.input.low_onset_window, "block_size": cfg.audio.block_size}
     for onset in ("sound", "pitch"):
         out[onset] = latency(cfg, onset, n)
+    out["sound, onsets spread"] = latency(cfg, "sound", n, spread=True)
     return out
 
 
@@ -308,7 +327,8 @@ def bench_cost(cfg: Config, quick: bool) -> dict[str, Any]:
         with OfflineRenderer(SR, bs, 2) as r:
             live = LiveInput(InputPlan(np.tile(x, 5).astype(np.float32), SR, True, centres, 4096,
                                        cfg.input.window, cfg.input.trackers, cfg.input.onset,
-                                       cfg.input.onset_window),
+                                       cfg.input.onset_window,
+                                       low_onset_window_ms=cfg.input.low_onset_window),
                              shared, FrameSlots(1, 4096, len(centres)), SR, bs)
             shared.put(InputSettings(on=on))
             n = int(seconds * SR / bs)
@@ -369,14 +389,18 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{100 * v['within_25c']:.1f}% of voiced frames within 25 cents of the input's f0, median "
                      f"{v['median_cents']:.1f} cents", f"after the best delay, {v['delay_ms']:.1f} ms; "
                      f"{v['frames']} of the input's {v['input_frames']} frames voiced in the output too"))
-    for onset in ("sound", "pitch"):
+    for onset in ("sound", "pitch", "sound, onsets spread"):
+        if onset not in lat:
+            continue
         o = lat[onset]
+        where = (f"onsets {SPREAD} samples further into a block each note" if "spread" in onset
+                 else "onsets all at one place in a block")
         rows.append((f"onset → voice at the note's pitch / sound, input.onset {onset}",
                      f"{o['pitch_p50_ms']:.1f} / {o['pitch_p99_ms']:.1f} ms p50 / p99 (jitter: sd "
                      f"{o['pitch_sd_ms']:.1f} ms); sound "
                      f"{o['sound_p50_ms']:.1f} / {o['sound_p99_ms']:.1f} ms",
-                     f"{lat['notes']} notes, window {lat['window_ms']:g} ms, {lat['trackers']} trackers, onset "
-                     f"window {lat['onset_window_ms']:g} ms, "
+                     f"{lat['notes']} notes ({where}), window {lat['window_ms']:g} ms, {lat['trackers']} trackers, "
+                     f"onset window {lat['onset_window_ms']:g} ms (low notes: {lat['low_onset_window_ms']:g} ms), "
                      f"{lat['block_size']}-sample blocks, no device buffers; off pitch at most "
                      f"{o['off_pitch_max_ms']:.1f} ms a note; as the audio side counts it (/input/status, "
                      f"{o['counted']} notes): {o['counted_p50_ms']:.1f} / {o['counted_p99_ms']:.1f} ms"))

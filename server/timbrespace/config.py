@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from timbrespace.link.input import window_for
+from timbrespace.link.input import even_window, window_for
 from timbrespace.link.layers import GAIN_RANGE, PAN_RANGE
 from timbrespace.session.collision import HOLD_RANGE
 
@@ -159,10 +159,15 @@ class InputConfig:
     #: At a new note: sound (the voice sounds at once, at the pitch last tracked until the trackers
     #: have the new one) or pitch (it stays silent until two estimates of the note agree: later, never off pitch).
     onset: Literal["sound", "pitch"] = "sound"
-    #: The short trackers' window in ms (0: none), beside the long ones: a new note high enough for
-    #: two of its periods to fit (10.7 ms: from 213 Hz) takes their pitch until a long window after
-    #: its onset lands, which for most notes is sooner (docs/live-transfer.md).
+    #: The short trackers' window in ms (0: none; rounded to a power-of-two number of samples, so
+    #: 13.4 ms is 512 samples as 10.7 is), beside the long ones: a new note high enough for two of
+    #: its periods to fit (10.7 ms: from 213 Hz) takes their pitch until a long window after its
+    #: onset lands, which for most notes is sooner (docs/live-transfer.md).
     onset_window: float = field(default=10.7, metadata=_rng(0.0, 100.0))
+    #: The low notes' onset trackers' window in ms (0: none; an even number of samples, not rounded to a
+    #: power of two), beside the short ones: a new note with two periods in it (16 ms: from 142 Hz)
+    #: takes their pitch, as the short trackers' for higher notes.
+    low_onset_window: float = field(default=16.0, metadata=_rng(0.0, 100.0))
     #: The layer the input belongs to (an index of `layers`): its voice is placed in the mix by that
     #: layer's gain and pan, its addresses are that layer's (`/layer/N/input ...`), its settings are
     #: fed back to that layer's subscribers and kept in the layer's saved state.
@@ -380,6 +385,9 @@ def _check_semantics(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: input.onset_window = {inp.onset_window:g} ms must be shorter than input.window = "
                           f"{inp.window:g} ms (both rounded to a power-of-two number of samples), or 0: no short "
                           "trackers")
+    if inp.low_onset_window and even_window(inp.low_onset_window, sr) >= window_for(inp.window, sr):
+        raise ConfigError(f"{source}: input.low_onset_window = {inp.low_onset_window:g} ms must be shorter than "
+                          f"input.window = {inp.window:g} ms, or 0: no low onset trackers")
     if len(cfg.timbre.corners) != 4:
         raise ConfigError(f"{source}: timbre.corners = {cfg.timbre.corners} must name four instruments")
     from timbrespace.session.networks import NetworkError, Networks

@@ -296,7 +296,8 @@ def input_plan(cfg: Config, timbre: Any, path: str | os.PathLike[str] | None, lo
     sr = cfg.audio.sample_rate
     samples = load_input(path, sr) if path is not None else None
     return InputPlan(samples, sr, loop, tuple(timbre.noise_centres_hz()), TABLE_SIZE, cfg.input.window,
-                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window, cfg.input.layer)
+                     cfg.input.trackers, cfg.input.onset, cfg.input.onset_window, cfg.input.layer,
+                     low_onset_window_ms=cfg.input.low_onset_window)
 
 
 class InputTicks:

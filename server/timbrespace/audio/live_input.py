@@ -3,7 +3,7 @@
 ::
 
     input (a file's TableRead, or the device's Input)
-      ─ gain ─┬─ InputPitch (long and short Yins) ─ x transpose ─ Port ─▶ phasor of the voice
+      ─ gain ─┬─ InputPitch (long and short Yins) ─ x transpose ─ one-pole ─▶ phasor of the voice
               ├─ RMS (one-pole at 20 Hz on x²) ─▶ level ─┬─ > gate (x onset hold) ─ Port ─┐
               │                                           └──────────────────────────────x──▶ the voice's amplitude
               ├─ TableFill ─▶ the shared ring (the control side's timbre encoder)
@@ -33,7 +33,7 @@ from timbrespace.link.input import MAX_F0, RING, InputPlan, InputSettings, Input
 #: time constant, and a ripple of a few percent at twice the lowest pitch.
 LEVEL_HZ = 20.0
 GATE_S = 0.005  # the gate opens and closes over this long (no click)
-GLIDE_S = 0.001  # the voice's pitch moves to each new estimate over this long
+GLIDE_S = 0.001  # the voice's pitch moves to each new estimate with this time constant
 FADE_S = 0.02  # /input 1 and /input 0 fade the path in and out over this long
 
 
@@ -73,7 +73,8 @@ class LiveInput:
         # input.onset "pitch" promises the note's pitch from the first sample heard: two short
         # estimates must agree before the voice opens on them.
         self.pitch = InputPitch(self.signal, sample_rate, block_size, plan.window_ms, plan.trackers,
-                                plan.onset_window_ms, agree_first=plan.onset == "pitch")
+                                plan.onset_window_ms, agree_first=plan.onset == "pitch",
+                                low_onset_window_ms=plan.low_onset_window_ms)
         self.min_f0 = self.pitch.min_f0
         self.block_size = block_size
         #: Each onset's latency to the voice at the note's pitch, counted here for /input/status.
@@ -92,13 +93,19 @@ class LiveInput:
         self._hold = pyo.Sig(0.0 if self.hold_onsets else 1.0)
         self._b_hold = self._hold._base_objs[0]
         self._held = self.hold_onsets  # the hold is closed
+        self._was_loud = False  # the level was over the gate at the last block's start
         self._snapped = False  # the pitch's glide is off for this block (a new note's pitch, or the hold opening)
         self._open = self._loud * self._pitched * self._hold
         self.gate = pyo.Port(self._open, risetime=GATE_S, falltime=GATE_S)
         self.amp = self.level * self.gate
         self.ratio = pyo.SigTo(1.0, time=0.02)
         self._heard_f0 = self.yin * self.ratio
-        self.f0 = pyo.Port(self._heard_f0, risetime=GLIDE_S, falltime=GLIDE_S)
+        # A one-pole low-pass, not a Port: pyo's Port glides over 0.25 ms more than it is told, so a
+        # new note's pitch could not be jumped to; at the corner's top (Nyquist) this one passes it
+        # within a sample.
+        self._glide_hz = 1.0 / (2.0 * np.pi * GLIDE_S)
+        self._jump_hz = sample_rate / 2.0
+        self.f0 = pyo.Tone(self._heard_f0, freq=self._glide_hz)
         # The voice: two phase-locked wavetables crossfaded frame to frame, as additive.AdditiveVoice.
         self._tables = (pyo.DataTable(frames.table_size), pyo.DataTable(frames.table_size))
         self._front = 0
@@ -136,6 +143,7 @@ class LiveInput:
             self.noise.stop()
             self.on = False
         self.latency.reset()
+        self._was_loud = False
         self._stopping = 0
 
     def _on(self) -> None:
@@ -186,22 +194,24 @@ class LiveInput:
                 self.noise.set_gains(self._noise)
         level = float(self.level.get())
         loud = level > _db(self.settings.gate_db)
-        f0 = self.pitch.block(loud)
+        self._share_input()
+        # The onset's sample: the trackers tell the windows that began after it from those with the
+        # silence before it (which read low).
+        onset = self._onset_offset() if loud and not self._was_loud else 0
+        self._was_loud = loud
+        f0 = self.pitch.block(loud, onset)
         snap = self.pitch.jumped
         if self.hold_onsets:
             snap = self._hold_onset(loud) or snap
         if snap != self._snapped:
             # A new note's pitch is jumped to (the phasor keeps its phase: no click); estimates
             # within a note are glided between.
-            glide = 0.0 if snap else GLIDE_S
-            self.f0.setRiseTime(glide)
-            self.f0.setFallTime(glide)
+            self.f0.setFreq(self._jump_hz if snap else self._glide_hz)
             self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
-        self._share_input()
         if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held):
-            self.latency.onset_at(self._onset_offset())
+            self.latency.onset_at(onset)
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
             self._position -= self.length_s

@@ -58,6 +58,12 @@ def window_for(window_ms: float, sample_rate: float) -> int:
     return int(2 ** round(math.log2(window_ms / 1000.0 * sample_rate)))
 
 
+def even_window(window_ms: float, sample_rate: float) -> int:
+    """An onset tracker's window in samples at ``sample_rate``: the even number nearest ``window_ms``
+    (pyo's Yin takes any even size; an odd one is made even)."""
+    return max(2, 2 * round(window_ms / 1000.0 * sample_rate / 2.0))
+
+
 def band_widths(centres_hz: npt.ArrayLike, sample_rate: float) -> npt.NDArray[np.float64]:
     """Each noise band's width (Hz): half the way to its neighbours in log frequency (audio.additive.NoiseBank).
 
@@ -98,6 +104,8 @@ class InputPlan:
     onset: str = "sound"  # "pitch": silent at an onset until its pitch is known (config input.onset)
     onset_window_ms: float = 10.7  # the short trackers' window at onsets, 0: none (config input.onset_window)
     layer: int = 0  # the layer whose place in the mix the voice takes (config input.layer)
+    #: The low notes' onset trackers' window, 0: none (config input.low_onset_window).
+    low_onset_window_ms: float = 16.0
 
 
 @dataclass(frozen=True)
