@@ -200,7 +200,8 @@ class LiveInput:
         onset = self._onset_offset() if loud and not self._was_loud else 0
         self._was_loud = loud
         f0 = self.pitch.block(loud, onset)
-        snap = self.pitch.jumped
+        # An armed onset estimate is a new note's pitch: jumped to on the sample it lands.
+        snap = self.pitch.jumped or self.pitch.armed
         if self.hold_onsets:
             snap = self._hold_onset(loud) or snap
         if snap != self._snapped:
