@@ -211,7 +211,8 @@ class LiveInput:
             self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
-        if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held):
+        if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held,
+                              self.pitch.early, self.pitch.since):
             self.latency.onset_at(onset)
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
