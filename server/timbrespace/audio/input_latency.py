@@ -12,10 +12,10 @@ changes it:
   later block kept within 25 cents of the note's pitch, while the voice was open; or from the
   sample in the block before it where an armed onset estimate within 25 cents of the note's
   pitch landed, which the voice switched to there (``audio/input_pitch.py``);
-* the note's pitch is not known to the audio side; it is the median of the pitches heard over the
-  last long window of the :data:`HORIZON_WINDOWS` after the onset, when all of them are within
-  25 cents of it (a note that glides or wavers wider than that, or ends sooner, is not counted:
-  it has no one pitch to reach).
+* the note's pitch is not known to the audio side; it is the mean (in octaves) of the pitches
+  heard over the last :data:`REFERENCE_WINDOWS` long windows of the :data:`HORIZON_WINDOWS`
+  after the onset, when all of them are within 25 cents of it (a note that glides or wavers
+  wider than that, or ends sooner, is not counted: it has no one pitch to reach).
 
 A latency is therefore known a few windows after its onset, at block resolution at its end (the
 voice reaches a pitch chosen at a block's start) but where an armed estimate landed. The work is
@@ -32,6 +32,11 @@ from collections.abc import Callable
 AT_PITCH_OCTAVES = 25.0 / 1200.0
 #: A note is measured over this many long tracker windows after its onset.
 HORIZON_WINDOWS = 4
+#: The note's pitch is the mean (in octaves) of the pitches chosen over this many last windows of
+#: the horizon: a tracker's estimates of a steady note scatter from window to window (a sawtooth's
+#: by up to 30 cents near 440 Hz), so one window's median can sit at one side of the scatter and
+#: put estimates from the other side, as near the note, over 25 cents from it.
+REFERENCE_WINDOWS = 2
 
 
 class OnsetLatency:
@@ -40,7 +45,7 @@ class OnsetLatency:
     def __init__(self, block_size: int, window: int, record: Callable[[float], None]) -> None:
         self.block_size = block_size
         #: Blocks at the end of the horizon whose pitches must agree (the note holds its pitch).
-        self.steady = max(1, window // block_size)
+        self.steady = max(1, REFERENCE_WINDOWS * window // block_size)
         #: Blocks from the onset's block until the latency is worked out.
         self.horizon = max(self.steady + 2, math.ceil(HORIZON_WINDOWS * window / block_size))
         self.record = record
@@ -89,8 +94,8 @@ class OnsetLatency:
     def _finish(self) -> None:
         heard = self._heard
         self._measuring = False
-        tail = sorted(heard[-self.steady :])
-        note = 0.5 * (tail[(len(tail) - 1) // 2] + tail[len(tail) // 2])  # their median
+        tail = heard[-self.steady :]
+        note = 2.0 ** (sum(math.log2(f) for f in tail) / len(tail)) if min(tail) > 0.0 else 0.0
         if note <= 0.0 or not all(_near(f, note) for f in tail):
             heard.clear()
             self._early.clear()
