@@ -7,16 +7,21 @@ oscillator and amplitude, in rendered samples. The claims, in audio blocks of 25
   began and ended (which tells a window after the onset from one with the attack in it) is where
   pyo's estimates land, sample for sample, however far the windows have drifted from the blocks;
 * a note with two periods in the short window (10.7 ms = 512 samples, from 213 Hz) is at its
-  pitch (within 25 cents, and stays there for the 150 ms measured) within four blocks and a sample
-  of its onset: a short window ends in every block, so one that begins within a block of the
-  onset ends within 513 + 256 samples of it, and is heard at the next block's start, within 256
-  more; most of these notes settle on a short tracker;
+  pitch (within 25 cents, and stays there for the 150 ms measured) within a block and a hop of
+  the short window, less the fresh lead, and a sample (256 + 513 - 61 + 1 = 709 samples): a short
+  window begins in every block, so the first fresh one (beginning at most FRESH_LEAD of its hop
+  before the onset) begins less than a block after that, and its estimate is heard on the sample
+  it lands (its tracker is armed at that block's start), not at the next block's start; most of
+  these notes settle on a short tracker;
 * a note too low for the short window but with two periods in the low onset window (16 ms = 768
-  samples, from 142 Hz: 150-200 Hz here) is at its pitch within five blocks and a sample (769 +
-  512 samples, as above), never settles on a short tracker, and some settle on a low one. (Long
-  windows with some of the silence before the attack in them often read a sawtooth within 25
-  cents, so the long trackers alone are not reliably later on these notes: what the onset
-  trackers add is the bound, which holds whatever the windows' drift.)
+  samples, from 142 Hz: 150-200 Hz here) is at its pitch within 256 + 769 - 92 + 1 = 934 samples
+  (as above), never settles on a short tracker, and some settle on a low one. (Long windows with
+  some of the silence before the attack in them often read a sawtooth within 25 cents, so the
+  long trackers alone are not reliably later on these notes: what the onset trackers add is the
+  bound, which holds whatever the windows' drift.) The notes' onsets are 101 samples further
+  into a block each: the windows drift 37.4 (short) and 25 (low) samples against the blocks
+  between two notes, so the onsets fall at every place against the windows too (a step of 37
+  would follow the short windows' drift, every onset at one place against them);
 * a new note's pitch is jumped to: the sample after the heard estimate jumps by more than 50
   cents, the oscillator is within 25 cents of it (no glide);
 * with ``input.onset: pitch`` such a note is silent until two estimates of it agree, then sounds
@@ -29,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from timbrespace.audio.input_pitch import FRESH_LEAD
 from timbrespace.link.input import InputSettings, InputShared
 
 pytestmark = pytest.mark.numeric
@@ -41,20 +47,26 @@ HIGH = [233.0, 330.0, 262.0, 392.0, 247.0, 294.0, 349.0, 440.0, 277.0, 415.0, 31
 LOW = [196.0, 150.0, 185.0, 155.0, 175.0, 165.0, 200.0, 160.0]
 
 
-HEARD: list[int] = []  # the window (samples) of the tracker heard at each block of the last play(extra=True)
+STAGGER = 101  # samples further into a block each note's onset is (see above)
+#: Of the last play(extra=True): each tracker's output, the pitch the voice follows (before the
+#: glide), each tracker's window (samples) and the lowest estimate it is heard at (Hz).
+TRACKS: list[npt.NDArray[np.float32]] = []
+FOLLOWED: list[npt.NDArray[np.float32]] = []
+WINDOWS: list[tuple[int, float]] = []
 
 
 def play(pitches: list[float], onset: str, onset_window_ms: float, low_onset_window_ms: float = 16.0,
          extra: bool = False) -> tuple[list[int], F64, F64]:
     """The notes' onsets (samples), the voice's f0 and amplitude. Onsets fall at every position
-    within a block (37 samples further each note). ``extra``: also check the trackers' windows and
-    the jumps (the claims above), on the same render."""
+    within a block (STAGGER samples further each note). ``extra``: also check the trackers' windows
+    and the jumps (the claims above), on the same render."""
     from timbrespace.audio.live_input import LiveInput
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.link.frames import FrameSlots
     from timbrespace.link.input import InputPlan
 
-    starts = [int(0.05 * SR) // BLOCK * BLOCK + i * int(EVERY_S * SR) + (37 * i) % BLOCK for i in range(len(pitches))]
+    first = int(0.05 * SR) // BLOCK * BLOCK
+    starts = [first + i * int(EVERY_S * SR) + (STAGGER * i) % BLOCK for i in range(len(pitches))]
     x = np.zeros(starts[-1] + int(EVERY_S * SR), np.float32)
     n = int(NOTE_S * SR)
     for s, f in zip(starts, pitches, strict=True):
@@ -68,20 +80,21 @@ def play(pitches: list[float], onset: str, onset_window_ms: float, low_onset_win
         pitch = live.pitch
         yins = [r.capture(y, len(x) / SR) for y in pitch.yins] if extra else []
         heard = r.capture(live._heard_f0, len(x) / SR) if extra else None
-        HEARD.clear()
         landed: list[tuple[int, int, int, int]] = []  # (tracker, block, its window's last sample, hop) as counted
         shared.put(InputSettings(on=True))
         for b in range(len(x) // BLOCK):
             live.block()
             if extra:
-                HEARD.append(pitch._hops[pitch._heard] - 1)
                 landed += [(k, b, pitch._window_start(k, b) + pitch._hops[k] - 1, pitch._hops[k])
                            for k in pitch._playing if (b - pitch._began[k]) * BLOCK >= pitch._hops[k]]
             r.process_block()
         f0, amp = f0_cap.array()[:, 0].astype(np.float64), amp_cap.array()[:, 0].astype(np.float64)
         if extra:
-            check_windows([c.array()[: len(x) // BLOCK * BLOCK, 0] for c in yins], landed)
+            TRACKS[:] = [c.array()[: len(x) // BLOCK * BLOCK, 0] for c in yins]
+            check_windows(TRACKS, landed)
             assert heard is not None
+            FOLLOWED[:] = [heard.array()[:, 0]]
+            WINDOWS[:] = [(hop - 1, floor) for hop, floor in zip(pitch._hops, pitch._floors, strict=True)]
             check_jumps(heard.array()[:, 0].astype(np.float64), f0)
         live.close()
     return starts, f0, amp
@@ -122,13 +135,20 @@ def settle_times(starts: list[int], pitches: list[float], f0: F64) -> list[float
 
 
 def heard_at_settling(starts: list[int], pitches: list[float], f0: F64) -> list[int]:
-    """The window (samples) of the tracker heard from the block each note settled at (last play(extra=True))."""
+    """The window (samples) of the tracker whose estimate the voice follows at the sample each note
+    settled at (last play(extra=True)): the tracker chosen at a block's start, or one armed for
+    the block that landed before it (a note whose period is a whole number of samples can read the
+    same in two trackers: the one under its floor is not heard)."""
     times = settle_times(starts, pitches, f0)
-    return [HEARD[(s + round(t * SR)) // BLOCK] for s, t in zip(starts[1:], times, strict=True)]
+    out = []
+    for s, t in zip(starts[1:], times, strict=True):
+        i = s + round(t * SR)
+        out.append(next(WINDOWS[k][0] for k, y in enumerate(TRACKS) if y[i] == FOLLOWED[0][i] >= WINDOWS[k][1]))
+    return out
 
 
 def test_high_notes_take_their_pitch_from_the_short_window() -> None:
-    bound = (4 * BLOCK + 1) / SR
+    bound = (BLOCK + 513 - int(FRESH_LEAD * 513) + 1) / SR
     starts, f0, _ = play(HIGH, "sound", 10.7, extra=True)
     late = [(f, t) for f, t in zip(HIGH[1:], settle_times(starts, HIGH, f0), strict=True) if t > bound]
     assert not late, late
@@ -147,7 +167,7 @@ def test_with_onset_pitch_high_notes_open_at_their_pitch() -> None:
 
 
 def test_low_notes_take_their_pitch_within_the_low_onset_window() -> None:
-    bound = (5 * BLOCK + 1) / SR
+    bound = (BLOCK + 769 - int(FRESH_LEAD * 769) + 1) / SR
     starts, f0, _ = play(LOW, "sound", 10.7, extra=True)
     times = settle_times(starts, LOW, f0)
     assert max(times) <= bound, list(zip(LOW[1:], times, strict=True))

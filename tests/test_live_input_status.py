@@ -5,7 +5,8 @@ note's onset to the block from which the voice stays within 25 cents of the note
 claims and their tolerances:
 
 * the count, on a made-up sequence of blocks, is exactly what the definition says (whole blocks,
-  the onset's sample in the block before) and notes without one pitch are not counted;
+  the onset's sample in the block before, the sample an armed estimate at the note's pitch landed
+  at) and notes without one pitch are not counted;
 * on a live server (null backend) playing a WAV of sine notes with gaps, the reply carries what
   was set, the tracked f0 within 25 cents of the note sounding, and latencies counted for the
   notes, each within what the design claims: the voice at the note's pitch within two long
@@ -37,11 +38,12 @@ SR, BS, WINDOW = 48000, 256, 1024
 CENTS = 25.0
 
 
-def _run(blocks: list[tuple[bool, float, bool]], offset: int = 0) -> list[float]:
+def _run(blocks: list[tuple[Any, ...]], offset: int = 0) -> list[float]:
+    """Each block: (loud, f0, open) or (loud, f0, open, early, since)."""
     got: list[float] = []
     lat = OnsetLatency(BS, WINDOW, got.append)
-    for loud, f0, open_ in blocks:
-        if lat.block(loud, f0, open_):
+    for loud, f0, open_, *early in blocks:
+        if lat.block(loud, f0, open_, *early):
             lat.onset_at(offset)
     return got
 
@@ -63,6 +65,12 @@ def test_the_latency_is_counted_from_the_onsets_sample_to_the_block_that_reaches
     glide = [(True, 220.0 * 2 ** (k / 24), True) for k in range(horizon)]
     assert _run(quiet + glide) == []
     assert _run(quiet + [(True, 220.0, False)] * horizon) == []
+    # An armed estimate at the note's pitch landed 100 samples before the block that chose it: the
+    # voice was there from that sample; one that is not at the note's pitch changes nothing.
+    switched = [(True, 330.0, True)] * 2 + [(True, 220.0, True, 220.0, 100)] + [(True, 220.0, True)] * 13
+    assert _run(quiet + switched, offset=50) == [(2 + 1) * BS - 50.0 - 100.0]
+    missed = [(True, 330.0, True)] * 2 + [(True, 220.0, True, 300.0, 100)] + [(True, 220.0, True)] * 13
+    assert _run(quiet + missed, offset=50) == [(2 + 1) * BS - 50.0]
     # Two notes, each counted once.
     assert len(_run((quiet + [(True, 220.0, True)] * (horizon + 4)) * 2)) == 2
 

@@ -29,6 +29,13 @@ an octave from the pitch heard (a Yin's typical error), until another tracker's 
 agrees with it. A jump of the heard pitch by over 50 cents (a new note's) is not glided (the
 voice's phasor keeps its phase).
 
+The voice can only be told a new choice at a block's start, so an estimate landing inside a block
+would wait up to a block for it. Until a long window settles the note, for each onset window
+length the tracker whose next window is fresh and ends in the coming block is armed at the
+block's start: pyo switches the voice to it (``_Armed``: two comparisons and a selector at audio
+rate) on the sample its new estimate lands, if that estimate is over the tracker's floor, and the
+choice at the next block's start makes the same one.
+
 The choice is made in Python at each block's start, from each tracker's last value: a few reads
 and comparisons, never a wait.
 """
@@ -73,6 +80,8 @@ SHORT_MARGIN = 2.0 ** (2.0 / 12.0)
 MAX_ONSET_TRACKERS = 8
 #: Onset estimates kept for input.onset pitch's pairs: more than land over one onset window.
 PAIR_MEMORY = 16
+#: The armed floor when no onset tracker is armed: no estimate reaches it.
+DISARMED = 1.0e9
 
 
 def _agree(a: float, b: float, octaves: float = AGREE_OCTAVES) -> bool:
@@ -82,6 +91,39 @@ def _agree(a: float, b: float, octaves: float = AGREE_OCTAVES) -> bool:
 def _octave_off(a: float, b: float) -> bool:
     """``a`` is about an octave (or more) from ``b``: a Yin's typical error."""
     return a > 0.0 and b > 0.0 and abs(math.log2(a / b)) > OCTAVE_ERROR
+
+
+class _Armed:
+    """One armed onset tracker (:meth:`InputPitch._arm`): ``out`` is ``below`` until the tracker's
+    estimate changes to one over its floor, then the tracker, switched in pyo at audio rate."""
+
+    def __init__(self, below: Any, yins: list[Any], trackers: range) -> None:
+        self.trackers = trackers
+        self.yin = pyo.Selector(yins, voice=float(trackers[0]))
+        self._b_voice = list(self.yin._base_objs)
+        self._stale, self._floor = pyo.Sig(0.0), pyo.Sig(DISARMED)
+        self._b_stale, self._b_floor = self._stale._base_objs[0], self._floor._base_objs[0]
+        new = pyo.Compare(self.yin, self._stale, "!=")
+        over = pyo.Compare(self.yin, self._floor, ">=")
+        landed = new * over
+        self.out = pyo.Selector([below, self.yin], voice=landed)
+        self.objects = [self.yin, self._stale, self._floor, new, over, landed, self.out]
+        self.k = -1  # the tracker armed (-1: none)
+        self.land = 0  # the sample its estimate lands at
+        self.stale = 0.0  # its estimate when armed
+
+    def arm(self, k: int, land: int, stale: float, floor: float) -> None:
+        if k != self.k:
+            for o in self._b_voice:
+                o.setVoice(float(k))
+        self.k, self.land, self.stale = k, land, stale
+        self._b_stale.setValue(stale)
+        self._b_floor.setValue(floor)
+
+    def disarm(self) -> None:
+        if self.k >= 0:
+            self._b_floor.setValue(DISARMED)
+            self.k = -1
 
 
 class InputPitch:
@@ -117,12 +159,14 @@ class InputPitch:
         # Onset trackers: a window ends in every block (one started a block apart per block of its
         # window; at most MAX_ONSET_TRACKERS, further apart), so the first window that begins after
         # an onset lands within a block of the earliest it could.
+        self._sets: list[tuple[int, int]] = []  # each onset window length's trackers (first, end)
         for w in (self.short_window, self.low_window):
             if not w:
                 continue
             blocks = math.ceil(w / block_size)
             m = min(blocks, MAX_ONSET_TRACKERS)
             apart = math.ceil(blocks / m)
+            self._sets.append((len(self.yins), len(self.yins) + m))
             low = min_f0(w, sample_rate)
             for j in range(m):
                 self._starts.append((j * apart, len(self.yins)))
@@ -138,8 +182,25 @@ class InputPitch:
         self._values = [0.0] * len(self.yins)
         self._heard = 0
         # pyo's Selector crashes the process with a single input: one tracker is heard directly.
-        self.f0 = pyo.Selector(self.yins, voice=0.0) if len(self.yins) > 1 else pyo.Sig(self.yins[0])
-        self._b_select = list(self.f0._base_objs) if len(self.yins) > 1 else []
+        self.chosen = pyo.Selector(self.yins, voice=0.0) if len(self.yins) > 1 else pyo.Sig(self.yins[0])
+        self._b_select = list(self.chosen._base_objs) if len(self.yins) > 1 else []
+        self._graph: list[Any] = [self.chosen]
+        self.f0 = self.chosen
+        #: An armed estimate that landed in the last block (Hz, 0: none) and how many samples before
+        #: this block's start it did: the voice had that pitch from there to the block's start.
+        self.early, self.since = 0.0, 0
+        # A pitch chosen at a block's start is heard up to a block after its estimate landed. For
+        # each onset window length, the tracker whose next window is fresh and ends in this block is
+        # armed at its start instead: the voice switches to it in pyo on the sample its estimate
+        # lands, if that is over the tracker's floor (the choice at the next block's start then
+        # makes the same one). One stage per length: a short window's estimate of a low note is
+        # below its floor, and the low window's landing in the same block must still be heard.
+        self._stages: list[_Armed] = []
+        for first, end in self._sets:
+            stage = _Armed(self.f0, self.yins, range(first, end))
+            self._stages.append(stage)
+            self._graph += stage.objects
+            self.f0 = stage.out
         self._quiet = -1  # the last block that ended under the gate
         self._onset = 0  # the onset's first sample over the gate (samples since the trackers began)
         self._settled = False  # a long window that began after the onset has landed
@@ -160,14 +221,23 @@ class InputPitch:
 
     def play(self) -> None:
         """Start the trackers started so far (stopped together, they kept their stagger)."""
-        self.f0.play()
+        for o in self._graph:
+            o.play()
         for k in self._playing:
             self.yins[k].play()
 
     def stop(self) -> None:
-        self.f0.stop()
+        for stage in self._stages:
+            stage.disarm()
+        for o in self._graph:
+            o.stop()
         for y in self.yins:
             y.stop()
+
+    @property
+    def armed(self) -> bool:
+        """An onset tracker is armed for this block: its estimate may be switched to within it."""
+        return any(stage.k >= 0 for stage in self._stages)
 
     def _hear(self, k: int) -> None:
         if k != self._heard:
@@ -237,10 +307,33 @@ class InputPitch:
                 elif self._short_ok and later and _agree(v, values[self._heard], CORRECT_OCTAVES):
                     self._hear(k)  # a window after the onset: closer to the note's pitch than a pair's
                 self._short_last[self._hops[k]] = v
+        self.early, self.since = 0.0, 0
+        for stage in self._stages:  # a later stage's landing overrides an earlier one's
+            k = stage.k
+            if k >= 0 and values[k] != stage.stale and values[k] >= self._floors[k]:
+                self.early, self.since = values[k], b * self.block_size - stage.land
+        self._arm(b, loud)
         f0 = values[self._heard]
         self.jumped = not _agree(f0, self._last, JUMP_OCTAVES)
         self._last = f0
         return f0
+
+    def _arm(self, b: int, loud: bool) -> None:
+        """Arm, for each onset window length, the tracker whose next window is fresh and lands
+        first in block ``b`` (none once a long window has settled the note, nor with input.onset
+        pitch, whose voice opens at a block's start)."""
+        arming = loud and not self._settled and not self._agree_first
+        for stage in self._stages:
+            best, land = -1, (b + 1) * self.block_size
+            for k in stage.trackers if arming else ():
+                hop = self._hops[k]
+                start = self._window_start(k, b) + hop  # the next window's first sample
+                if start + hop - 1 < land and start >= self._onset - FRESH_LEAD * hop and k in self._playing:
+                    best, land = k, start + hop - 1
+            if best < 0:
+                stage.disarm()
+            else:
+                stage.arm(best, land, self._values[best], self._floors[best])
 
     def _fresh(self, v: float) -> bool:
         """An estimate from a window that began after the onset; True when it agrees with an earlier

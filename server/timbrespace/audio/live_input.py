@@ -200,7 +200,8 @@ class LiveInput:
         onset = self._onset_offset() if loud and not self._was_loud else 0
         self._was_loud = loud
         f0 = self.pitch.block(loud, onset)
-        snap = self.pitch.jumped
+        # An armed onset estimate is a new note's pitch: jumped to on the sample it lands.
+        snap = self.pitch.jumped or self.pitch.armed
         if self.hold_onsets:
             snap = self._hold_onset(loud) or snap
         if snap != self._snapped:
@@ -210,7 +211,8 @@ class LiveInput:
             self._snapped = snap
         voiced = loud and self.min_f0 <= f0 <= MAX_F0
         self.shared.track(f0, level, voiced, self._position)
-        if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held):
+        if self.latency.block(loud, f0, loud and f0 >= self.min_f0 and not self._held,
+                              self.pitch.early, self.pitch.since):
             self.latency.onset_at(onset)
         self._position += self.block_s
         if self.loop and 0.0 < self.length_s <= self._position:
