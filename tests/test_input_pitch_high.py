@@ -10,9 +10,9 @@ offset: for a dip at ``lag + d`` it returns ``lag - d``, up to a sample off. At 
 * ``unmirror`` inverts exactly that reading;
 * the voice's oscillator, driven by the whole graph (all trackers, the choice, the correction in
   pyo), is within the issue's 25 cents of held sines and sawtooths from 500 Hz to 1.9 kHz whose
-  periods sit at the worst sub-sample offsets, on every sample from two long windows after each
-  onset to its end. The periods are chosen so that the mirrored reading alone would put over
-  half of them more than 25 cents off (asserted).
+  periods sit 0.4 to 0.45 of a sample from a whole lag (the mirror is a sample at 0.5), on every
+  sample from two long windows after each onset to its end. The periods are chosen so that the
+  mirrored reading alone would put over half of them more than 25 cents off (asserted).
 """
 
 from __future__ import annotations
