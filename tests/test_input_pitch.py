@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from timbrespace.audio.input_pitch import FRESH_LEAD
+from timbrespace.audio.input_pitch import FRESH_LEAD, unmirror
 from timbrespace.link.input import InputSettings, InputShared
 
 pytestmark = pytest.mark.numeric
@@ -143,7 +143,9 @@ def heard_at_settling(starts: list[int], pitches: list[float], f0: F64) -> list[
     out = []
     for s, t in zip(starts[1:], times, strict=True):
         i = s + round(t * SR)
-        out.append(next(WINDOWS[k][0] for k, y in enumerate(TRACKS) if y[i] == FOLLOWED[0][i] >= WINDOWS[k][1]))
+        # The voice follows a tracker's estimate unmirrored (input_pitch.unmirror) in pyo's float32.
+        out.append(next(WINDOWS[k][0] for k, y in enumerate(TRACKS)
+                        if y[i] >= WINDOWS[k][1] and np.isclose(unmirror(float(y[i]), SR), FOLLOWED[0][i], rtol=1e-5)))
     return out
 
 

@@ -36,6 +36,14 @@ block's start: pyo switches the voice to it (``_Armed``: two comparisons and a s
 rate) on the sample its new estimate lands, if that estimate is over the tracker's floor, and the
 choice at the next block's start makes the same one.
 
+pyo's Yin (1.1.0) refines its lag with a parabola through the dip's three samples, but with the
+vertex's offset negated: an estimate's period is the integer lag *minus* the true sub-sample
+offset, up to a whole sample off (51 cents at 1740 Hz, 33 at 990 Hz on pure sines). The offset is
+at most half a sample, so the integer lag is the estimate's period rounded, and the true period is
+twice it less the estimate's (:func:`unmirror`): applied to each value read here, and once in pyo
+to the pitch the voice follows (:func:`unmirrored`, five arithmetic objects). A tracker's floor
+is compared with its estimate as pyo gives it, here as in the armed stages, so both choose alike.
+
 The choice is made in Python at each block's start, from each tracker's last value: a few reads
 and comparisons, never a wait.
 """
@@ -93,6 +101,29 @@ def _octave_off(a: float, b: float) -> bool:
     return a > 0.0 and b > 0.0 and abs(math.log2(a / b)) > OCTAVE_ERROR
 
 
+def unmirror(f0: float, sample_rate: float) -> float:
+    """pyo's Yin estimate ``f0`` (Hz) with its sub-sample offset's sign put right (0 stays 0).
+
+    pyo's parabolic refinement returns ``lag - d`` for a dip at ``lag + d`` (``|d| <= 0.5``), so
+    ``lag = round(period)`` and the true period is ``2 lag - period``.
+    """
+    if f0 <= 0.0:
+        return 0.0
+    period = sample_rate / f0
+    return sample_rate / (2.0 * round(period) - period)
+
+
+def unmirrored(f0: Any, sample_rate: float) -> tuple[Any, list[Any]]:
+    """:func:`unmirror` in pyo, at audio rate: the corrected pitch and the objects made (a pitch
+    of 0, before any estimate, comes out as 1 Hz: under any tracker's range, as 0 is)."""
+    floor = pyo.Max(f0, 1.0)
+    period = sample_rate / floor
+    lag = pyo.Round(period)
+    true = lag * 2.0 - period
+    out = sample_rate / true
+    return out, [floor, period, lag, true, out]
+
+
 class _Armed:
     """One armed onset tracker (:meth:`InputPitch._arm`): ``out`` is ``below`` until the tracker's
     estimate changes to one over its floor, then the tracker, switched in pyo at audio rate."""
@@ -131,6 +162,7 @@ class InputPitch:
 
     def __init__(self, signal: Any, sample_rate: float, block_size: int, window_ms: float, trackers: int,
                  onset_window_ms: float, agree_first: bool = False, low_onset_window_ms: float = 0.0) -> None:
+        self.sample_rate = float(sample_rate)
         self.window = window_for(window_ms, sample_rate)
         self.min_f0 = min_f0(self.window, sample_rate)
         self.block_size = block_size
@@ -179,7 +211,8 @@ class InputPitch:
         self._next = 0
         self._playing: list[int] = []
         self._blocks = 0  # blocks analysed while on
-        self._values = [0.0] * len(self.yins)
+        self._values = [0.0] * len(self.yins)  # each tracker's last estimate, unmirrored (Hz)
+        self._raw = [0.0] * len(self.yins)  # as pyo's Yin gave it: what the armed stages compare
         self._heard = 0
         # pyo's Selector crashes the process with a single input: one tracker is heard directly.
         self.chosen = pyo.Selector(self.yins, voice=0.0) if len(self.yins) > 1 else pyo.Sig(self.yins[0])
@@ -201,6 +234,10 @@ class InputPitch:
             self._stages.append(stage)
             self._graph += stage.objects
             self.f0 = stage.out
+        # The trackers' outputs stay as pyo gives them (the armed stages compare them with what
+        # was read); the pitch the voice follows is put right once, after the choice.
+        self.f0, fixed = unmirrored(self.f0, sample_rate)
+        self._graph += fixed
         self._quiet = -1  # the last block that ended under the gate
         self._onset = 0  # the onset's first sample over the gate (samples since the trackers began)
         self._settled = False  # a long window that began after the onset has landed
@@ -276,18 +313,19 @@ class InputPitch:
             self._short_seen.clear()
         elif self._quiet == b - 2:  # the first block over the gate: the onset fell in the last one
             self._onset = (b - 1) * self.block_size + onset
-        values = self._values
+        values, raw = self._values, self._raw
         for k in self._playing:
-            v = float(self.yins[k].get())
-            if v == values[k]:
+            r = float(self.yins[k].get())
+            if r == raw[k]:
                 continue
-            values[k] = v
+            raw[k] = r
+            v = values[k] = unmirror(r, self.sample_rate)
             first = self._window_start(k, b)
             fresh = loud and first >= self._onset - FRESH_LEAD * self._hops[k]
-            paired = fresh and (k < self._long or v >= self._floors[k]) and self._fresh(v)
+            paired = fresh and (k < self._long or r >= self._floors[k]) and self._fresh(v)
             if k < self._long:
                 self._long_update(k, v, fresh)
-            elif loud and not self._settled and v >= self._floors[k]:
+            elif loud and not self._settled and r >= self._floors[k]:
                 if self._agree_first:
                     # Overlapping windows with the attack in them share its bias: the pair is a
                     # window and one that ended before it began (within 12.5 cents), or two that
@@ -310,7 +348,7 @@ class InputPitch:
         self.early, self.since = 0.0, 0
         for stage in self._stages:  # a later stage's landing overrides an earlier one's
             k = stage.k
-            if k >= 0 and values[k] != stage.stale and values[k] >= self._floors[k]:
+            if k >= 0 and raw[k] != stage.stale and raw[k] >= self._floors[k]:
                 self.early, self.since = values[k], b * self.block_size - stage.land
         self._arm(b, loud)
         f0 = values[self._heard]
@@ -333,7 +371,7 @@ class InputPitch:
             if best < 0:
                 stage.disarm()
             else:
-                stage.arm(best, land, self._values[best], self._floors[best])
+                stage.arm(best, land, self._raw[best], self._floors[best])
 
     def _fresh(self, v: float) -> bool:
         """An estimate from a window that began after the onset; True when it agrees with an earlier
