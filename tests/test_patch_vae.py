@@ -35,7 +35,8 @@ FACTORY = Path("/usr/share/amsynth/banks")
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "patch-vae" / CHECKPOINT_NAME
 needs_factory = pytest.mark.skipif(not FACTORY.is_dir(), reason="amSynth factory banks not installed")
 # Parameters only: these tests are of the VAE's own mechanics (hearing: test_patch_hearing).
-TINY = {"epochs": 4, "hidden": (32,), "batch_size": 128, "warmup_epochs": 2, "sound_weight": 0.0, "progress": False}
+TINY = {"epochs": 4, "hidden": (32,), "batch_size": 128, "warmup_epochs": 2, "sound_weight": 0.0, "square_weight": 0.0,
+        "progress": False}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The patch VAE's ears: hearing the training presets, fitting the proxy, and the two loss terms.
 
-Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0):
+Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0,
+square 1):
 
 * ``sound_weight`` (lambda): the squared difference, in standardised descriptors, between the
   proxy's hearing of the reconstruction (continuous outputs and categorical softmaxes) and the

@@ -68,7 +68,9 @@ class TrainConfig:
     renderer: str = "amsynth"
     proxy_epochs: int = 150
     straight_through: bool = True  # the proxy hears one-hot categoricals (gradient through the softmax)
-    square_weight: float = 0.0  # random points of the square should sound like some held preset (0: off)
+    # Random points of the square should sound like some held preset; it needs the proxy, so it is off
+    # when nothing hears (sound and distance weights 0: parameters only).
+    square_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def train(
     log = (lambda m: tqdm.write(m)) if progress else (lambda _: None)
     with reproducible(seed, threads):
         ears, held = None, None
-        if sound_weight > 0 or distance_weight > 0 or square_weight > 0:
+        if sound_weight > 0 or distance_weight > 0:
             ears = prepare(values[train_idx], codec, seed=seed, renderer=renderer, proxy_epochs=proxy_epochs,
                            cache=None if hearing_cache is None else Path(hearing_cache), log=log)
             torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
@@ -377,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--square-weight", type=float, default=d.square_weight,
                         help="weight of random points of the square sounding like the nearest held preset, through "
-                        "the proxy (0: off; default: %(default)s)")
+                        "the proxy (0: off; off too when nothing hears; default: %(default)s)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
