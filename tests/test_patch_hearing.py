@@ -16,7 +16,8 @@ from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_proxy import PatchProxy, fit_proxy
 from timbrespace.models.patch_sound_training import distance_error, perturbations, square_error
 from timbrespace.models.patch_vae import PatchVAE
-from timbrespace.models.train_patch_vae import train
+from timbrespace.models.train_patch_vae import poly_error, train
+from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 
 pytestmark = pytest.mark.numeric
@@ -109,6 +110,24 @@ def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it
     # The gradient reaches the decoder (the proxy is frozen in training, so only the decoder can move).
     square_error(model, proxy, z, off).backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.decoder.parameters())
+
+
+def test_the_keyboard_mode_of_the_square_is_pulled_to_poly() -> None:
+    codec = PatchCodec()
+    torch.manual_seed(0)
+    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
+    group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
+    z = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    before = float(poly_error(model, z, group))
+    for _ in range(20):
+        opt.zero_grad()
+        poly_error(model, z, group).backward()
+        opt.step()
+    assert float(poly_error(model, z, group)) < 0.5 * before
+    with torch.no_grad():
+        levels = model.padded_logits(model.decode(z)[1])[:, group].argmax(dim=1)
+    assert bool((levels == 0).all())  # level 0 is poly: every point plays several keys at once
 
 
 def test_proxy_learns_a_mapping_better_than_the_mean() -> None:

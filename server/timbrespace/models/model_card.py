@@ -68,8 +68,10 @@ def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
         "of latent and descriptor distances within a batch (each over its batch mean)",
         *([f"- plus {train['square_weight']:g} x the same error, per batch, of as many random points drawn "
            "uniformly over the square the presets encode to at that epoch (the bounds rule below), against the "
-           "nearest training preset that holds a note (amplitude sustain at least 0.05): the whole square is "
-           "trained to play, not only the points where presets lie"] if train.get("square_weight", 0.0) > 0 else []),
+           "nearest training preset that holds a note (amplitude sustain at least 0.05), plus the cross-entropy "
+           "of their keyboard mode against poly (the proxy hears one note, so it cannot hear the mode): the "
+           "whole square is trained to play, not only the points where presets lie"]
+          if train.get("square_weight", 0.0) > 0 else []),
     ]
 
 

@@ -16,7 +16,8 @@ square 1):
   play (the training presets' latent quantiles, as the checkpoint's bounds), and the proxy's
   hearing of each is pulled towards the nearest *held* training preset (one whose amplitude sustain
   holds a note), by the same summed squared descriptor error: away from the presets the decoder
-  otherwise invents bright patches that die away while the key is held.
+  otherwise invents bright patches that die away while the key is held. (Training adds a pull of
+  those points' keyboard mode towards poly, which one heard note cannot tell apart.)
 
 Only the training split is rendered (its presets, random morphs between two of them, and presets
 shrunk towards the mean, the kind of patch a 2-D decoder produces), so validation stays unseen.

@@ -203,6 +203,18 @@ def _square(model: PatchVAE, x: torch.Tensor, cfg: TrainConfig) -> tuple[torch.T
     return torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi - lo, dtype=torch.float32)
 
 
+def poly_error(model: PatchVAE, points: torch.Tensor, group: int) -> torch.Tensor:
+    """Cross-entropy of the keyboard mode decoded at ``points`` against poly (level 0).
+
+    The proxy hears one note, so it cannot hear the keyboard mode, and the square term alone leaves it
+    to chance away from the presets: a mono patch plays one finger at a time.
+    """
+    _, logits = model.decode(points)
+    grid = model.padded_logits(logits)[:, group]
+    result: torch.Tensor = torch.nn.functional.cross_entropy(grid, torch.zeros(len(grid), dtype=torch.long))
+    return result
+
+
 def _split(n: int, val_fraction: float, seed: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(n * val_fraction))
@@ -276,6 +288,7 @@ def train(
             torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
             if square_weight > 0:
                 held = held_targets(ears, values[train_idx], HOLDS_NOTE)
+        poly_group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
         # Its own stream, so a run without the square term draws exactly what it drew before.
         square_rng = torch.Generator().manual_seed(seed + 1)
         model = registry.create("patch-vae", **config)
@@ -299,7 +312,8 @@ def train(
                 extra = _hearing_terms(model, res, ears, j, cfg)
                 if ears is not None and held is not None and corner is not None and size is not None:
                     points = corner + torch.rand(len(j), 2, generator=square_rng) * size
-                    sq = square_weight * square_error(model, ears.proxy, points, held, cfg.straight_through)
+                    sq = square_weight * (square_error(model, ears.proxy, points, held, cfg.straight_through)
+                                          + poly_error(model, points, poly_group))
                     extra = sq if extra is None else extra + sq
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss.total if extra is None else loss.total + extra)
