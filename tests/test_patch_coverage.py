@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from timbrespace.evaluate import patch_coverage
+from timbrespace.evaluate.patch_report import BRIGHT_TARGET, HOLDS_TARGET
 from timbrespace.fidelity import reference
 from timbrespace.mapping import grid_points
 from timbrespace.models.patch_space import PatchSpace, default_checkpoint
 from timbrespace.models.train_patch_vae import latent_bounds
+from timbrespace.patch.library import PresetLibrary
 
 needs_map = pytest.mark.skipif(not default_checkpoint().is_file(), reason="no shipped patch-vae checkpoint")
 needs_amsynth = pytest.mark.skipif(not reference.available(),
@@ -36,6 +40,30 @@ def test_the_bounds_rule_ignores_outliers_and_keeps_its_margin() -> None:
     # the one outlier at 50 does not stretch the square.
     assert lo == pytest.approx([-1.06, -1.06], abs=0.03) and hi == pytest.approx([1.06, 1.06], abs=0.03)
     assert latent_bounds(z, 0.0, 0.0)[1][0] == 50.0  # quantile 0: the extremes, outlier and all
+
+
+@needs_map
+@needs_amsynth
+def test_the_shipped_square_plays_and_a_bad_bound_shows_in_the_figure() -> None:
+    """Coverage is a figure that can fail: the same map with its square laid beyond the presets (a bad
+    bound) decodes patches that miss the playable square's targets and sound like fewer presets."""
+    space = PatchSpace.load(default_checkpoint(), device="cpu", num_threads=1)
+    library = PresetLibrary(space.metadata["data"]["factory_dirs"])
+    presets = library.values()[:: max(1, len(library) // 64)]
+    good = patch_coverage.coverage(space, 6, presets)
+    span = space.high - space.low
+    space.low, space.high = space.high + 4.0 * span, space.high + 6.0 * span  # a square beside the presets'
+    bad = patch_coverage.coverage(space, 6, presets)
+    assert good["grid"] == 6 and len(good["sustain"]) == 6 and len(good["centroid"][0]) == 6
+
+    def playable(c: dict[str, Any]) -> bool:
+        return bool(c["holds_note_share"] >= HOLDS_TARGET and c["bright_share"] <= BRIGHT_TARGET)
+
+    assert playable(good), good  # the shipped map's promise (docs/patch-map.md, "Coverage")
+    assert not playable(bad), bad
+    assert bad["likeness"]["like_preset_share"] < good["likeness"]["like_preset_share"]
+    rows = dict(patch_coverage.rows(good))
+    assert rows["median centroid"].endswith(" Hz") and len(rows) == 6
 
 
 def test_grid_points_are_cell_centres_row_by_row() -> None:
