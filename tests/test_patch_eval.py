@@ -135,9 +135,14 @@ def test_quick_run_writes_table_one_figures_and_paths(tmp_path: Path) -> None:
         assert 0.0 <= m["mean"] <= m["rmse"] <= 100.0  # RMSE bounds the mean |error| from above
     assert len(result["figure8"]["maps"]["brightness"]) == 2
     assert len(result["paths"]["pairs"]) + len(result["paths"]["skipped"]) == 1
+    cover = result["coverage"]
+    assert cover["grid"] == 4 and 0.0 <= cover["holds_note_share"] <= 1.0 and 0.0 <= cover["bright_share"] <= 1.0
+    assert 0.0 <= cover["likeness"]["like_preset_share"] <= 1.0 and cover["likeness"]["presets_heard"] <= 32
     md = (tmp_path / "r.md").read_text()
     assert "| brightness | 10.33 |" in md  # beside the paper's figure
-    for name in ("patch-map-fig8.png", "patch-map-table1.png", "patch-map-paths.png"):
+    assert "## Coverage: the whole square" in md and "| square: cells that hold a note |" in md
+    assert "coverage: a 4x4 grid" in out.stdout
+    for name in ("patch-map-fig8.png", "patch-map-table1.png", "patch-map-paths.png", "patch-map-coverage.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({'plots/' + name})" in md
 
@@ -151,6 +156,7 @@ def test_quick_run_writes_table_one_figures_and_paths(tmp_path: Path) -> None:
     (["--quick", "--card"], 2, "drop --quick"),
     (["--grid", "0"], 2, "--grid 0: expected an integer of at least 1"),
     (["--pairs", "-1"], 2, "--pairs -1: expected an integer of at least 1"),
+    (["--coverage-grid", "0"], 2, "--coverage-grid 0: expected an integer of at least 1"),
 ])
 def test_bad_arguments_say_what_is_wrong_without_a_traceback(args: list[str], code: int, says: str,
                                                              capsys: pytest.CaptureFixture[str],

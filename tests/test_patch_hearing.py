@@ -13,10 +13,11 @@ from timbrespace.fidelity import reference
 from timbrespace.models import patch_hearing
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
 from timbrespace.models.patch_codec import PatchCodec
-from timbrespace.models.patch_proxy import fit_proxy
-from timbrespace.models.patch_sound_training import distance_error, perturbations
+from timbrespace.models.patch_proxy import PatchProxy, fit_proxy
+from timbrespace.models.patch_sound_training import distance_error, perturbations, square_error
 from timbrespace.models.patch_vae import PatchVAE
-from timbrespace.models.train_patch_vae import train
+from timbrespace.models.train_patch_vae import poly_error, train
+from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 
 pytestmark = pytest.mark.numeric
@@ -91,6 +92,44 @@ def test_distance_error_is_zero_only_for_proportional_distances() -> None:
     assert float(distance_error(moved, target, heard)) < 1e-6
 
 
+def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it() -> None:
+    codec = PatchCodec()
+    torch.manual_seed(0)
+    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
+    proxy = PatchProxy(codec.n_features, 4, hidden=(8,))
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        cont, logits = model.decode(z)
+        heard = proxy(torch.cat([cont, model.probabilities(logits)], dim=1))
+    far = heard + 100.0
+    # Each point's own hearing among the targets: nothing to pull; one unit off in one descriptor: 1.
+    assert float(square_error(model, proxy, z, torch.cat([far, heard]))) == pytest.approx(0.0, abs=1e-6)
+    off = heard[:1].clone()
+    off[:, 0] += 1.0
+    assert float(square_error(model, proxy, z[:1], torch.cat([far, off]))) == pytest.approx(1.0, rel=1e-4)
+    # The gradient reaches the decoder (the proxy is frozen in training, so only the decoder can move).
+    square_error(model, proxy, z, off).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.decoder.parameters())
+
+
+def test_the_keyboard_mode_of_the_square_is_pulled_to_poly() -> None:
+    codec = PatchCodec()
+    torch.manual_seed(0)
+    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
+    group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
+    z = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    before = float(poly_error(model, z, group))
+    for _ in range(20):
+        opt.zero_grad()
+        poly_error(model, z, group).backward()
+        opt.step()
+    assert float(poly_error(model, z, group)) < 0.5 * before
+    with torch.no_grad():
+        levels = model.padded_logits(model.decode(z)[1])[:, group].argmax(dim=1)
+    assert bool((levels == 0).all())  # level 0 is poly: every point plays several keys at once
+
+
 def test_proxy_learns_a_mapping_better_than_the_mean() -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (600, 6))
@@ -136,21 +175,26 @@ HEARING = {"epochs": 6, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 20,
 def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_path: Path) -> None:
     cache = tmp_path / "heard.npz"
     a = train(tmp_path / "a", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=True,
-              hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+              square_weight=0.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert cache.is_file()
     b = train(tmp_path / "b", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=True,
-              hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+              square_weight=0.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(a) == read_sidecar(b)  # the cache changes nothing
     meta = load_checkpoint(a).metadata
     assert meta["training"]["sound_weight"] == 1.0 and meta["training"]["renderer"] == "amsynth"
     assert meta["training"]["straight_through"] is True
     soft = train(tmp_path / "soft", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=False,
-                 hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+                 square_weight=0.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(soft) != read_sidecar(a)  # what the proxy hears changes the gradient
     n_train = meta["data"]["n_train"]
     assert meta["hearing"]["renders"] == 3 * n_train
     assert 0.0 < meta["hearing"]["proxy_held_out_mse"] < 1.0  # the proxy hears better than the mean
-    deaf = train(tmp_path / "c", banks=[one_bank], sound_weight=0.0, **HEARING)  # type: ignore[arg-type]
+    square = train(tmp_path / "square", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+                   straight_through=True, square_weight=1.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+    assert read_sidecar(square) != read_sidecar(a)  # the random points of the square are heard too
+    assert load_checkpoint(square).metadata["training"]["square_weight"] == 1.0
+    deaf = train(tmp_path / "c", banks=[one_bank], sound_weight=0.0, square_weight=0.0,
+                 **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(deaf) != read_sidecar(a)
     assert load_checkpoint(deaf).metadata["hearing"] is None
     with pytest.raises(ValueError, match="non-negative"):

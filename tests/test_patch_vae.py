@@ -35,7 +35,8 @@ FACTORY = Path("/usr/share/amsynth/banks")
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "patch-vae" / CHECKPOINT_NAME
 needs_factory = pytest.mark.skipif(not FACTORY.is_dir(), reason="amSynth factory banks not installed")
 # Parameters only: these tests are of the VAE's own mechanics (hearing: test_patch_hearing).
-TINY = {"epochs": 4, "hidden": (32,), "batch_size": 128, "warmup_epochs": 2, "sound_weight": 0.0, "progress": False}
+TINY = {"epochs": 4, "hidden": (32,), "batch_size": 128, "warmup_epochs": 2, "sound_weight": 0.0, "square_weight": 0.0,
+        "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +281,9 @@ def test_encode_unit_puts_presets_in_the_square(space: PatchSpace, library: Pres
     assert xy.shape == (len(library), 2)
     assert np.all((xy >= 0.0) & (xy <= 1.0))
     inside = np.all((xy > 0.0) & (xy < 1.0), axis=1)
-    assert inside.mean() == 1.0  # bounds come from these very presets, plus a margin
+    # Bounds are the 2nd to 98th percentiles of these very presets per axis, plus a margin: at most 2%
+    # lie beyond each of the four lines (clipped onto the edge), so at least 92% are inside.
+    assert inside.mean() >= 0.92
     z = space.encode_latent(library.values()[:3])
     np.testing.assert_allclose(space.latent_to_unit(z), xy[:3], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(space.unit_to_latent(xy[:3]), z, rtol=1e-6, atol=1e-6)

@@ -98,9 +98,10 @@ def test_timbre_fingers_are_voices_each_at_its_own_point_until_lifted_or_gone(sr
 
 
 def sustaining_points(n: int) -> list[tuple[float, float]]:
-    """``n`` points of the unit square where the shipped map decodes a patch that holds a note
-    (sustain at least 0.3, attack under 0.2 s) and lets it go within a second: a voice count there
-    tests the fingers, not the sound the map happens to give a point."""
+    """``n`` points of the unit square where the shipped map decodes a polyphonic patch (a mono or
+    legato one plays one key at a time) that holds a note (sustain at least 0.3, attack under 0.2 s)
+    and lets it go within a second: a voice count there tests the fingers, not the sound the map
+    happens to give a point."""
     import numpy as np
 
     from timbrespace.models.patch_space import PatchSpace, default_checkpoint
@@ -113,6 +114,7 @@ def sustaining_points(n: int) -> list[tuple[float, float]]:
         return np.array([spec.control_value(x) for x in v[:, params.INDEX[name]]])
 
     ok = (v[:, params.INDEX["amp_sustain"]] >= 0.3) & (seconds("amp_attack") < 0.2) & (seconds("amp_release") < 1.0)
+    ok &= v[:, params.INDEX["keyboard_mode"]] == 0  # poly
     found = [(float(x), float(y)) for x, y in grid[ok]]
     assert len(found) >= n, f"the shipped map holds a note at only {len(found)} of 81 points"
     return found[:: max(1, len(found) // n)][:n]

@@ -40,36 +40,48 @@ def spectral_centroid(audio: npt.NDArray[np.float32], sample_rate: int, frame: i
     return float(((mag[keep] @ freqs) / total[keep]).mean())
 
 
-def grid_centroids(cfg: Config, grid: int) -> npt.NDArray[np.float64]:
-    """Centroid of a note rendered from the patch decoded at each grid point, shape (grid, grid)."""
-    from timbrespace.audio.offline import OfflineRenderer
-    from timbrespace.audio.synth import PatchSynth
-    from timbrespace.models.patch_space import PatchSpace
-
-    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
+def grid_points(grid: int) -> npt.NDArray[np.float64]:
+    """The centres of a ``grid`` x ``grid`` lattice of the unit square, ``(grid * grid, 2)``, row by row in y."""
     axis = (np.arange(grid) + 0.5) / grid
     xx, yy = np.meshgrid(axis, axis)
-    patches = space.decode_unit(np.stack([xx.ravel(), yy.ravel()], axis=1))
-    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
-    blocks = math.ceil(NOTE_SECONDS * sr / bs)
-    out = np.zeros(grid * grid)
-    with OfflineRenderer(sample_rate=sr, block_size=bs, channels=2) as r:
-        synth = PatchSynth(polyphony=1, sample_rate=sr)
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def patch_centroids(patches: npt.NDArray[np.float64], sample_rate: int = 48000,
+                    block_size: int = 256) -> npt.NDArray[np.float64]:
+    """Centroid of a note (MIDI :data:`NOTE`) played by each patch ``(N, 41)`` on the project's voice, ``(N,)``."""
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+
+    patches = np.array(patches, dtype=np.float64)
+    blocks = math.ceil(NOTE_SECONDS * sample_rate / block_size)
+    out = np.zeros(len(patches))
+    with OfflineRenderer(sample_rate=sample_rate, block_size=block_size, channels=2) as r:
+        synth = PatchSynth(polyphony=1, sample_rate=sample_rate)
         # The descriptor is about the held sound; a short release keeps the grid quick.
         patches[:, params.INDEX["amp_release"]] = 0.0
         for i, values in enumerate(patches):
             synth.set_patch(values)
-            capture = r.capture(synth.output, blocks * bs / sr)
+            capture = r.capture(synth.output, blocks * block_size / sample_rate)
             synth.note_on(NOTE, 100)
             for _ in range(blocks):
                 r.process_block()
-            out[i] = spectral_centroid(capture.array(), sr)
+            out[i] = spectral_centroid(capture.array(), sample_rate)
             synth.note_off(NOTE)
             for _ in range(blocks):  # let the release end before the next patch
                 if synth.active_voices == 0:
                     break
                 r.process_block()
-    return out.reshape(grid, grid)
+    return out
+
+
+def grid_centroids(cfg: Config, grid: int) -> npt.NDArray[np.float64]:
+    """Centroid of a note rendered from the patch decoded at each grid point, shape (grid, grid)."""
+    from timbrespace.models.patch_space import PatchSpace
+
+    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=cfg.inference.threads)
+    patches = space.decode_unit(grid_points(grid))
+    return patch_centroids(patches, cfg.audio.sample_rate, cfg.audio.block_size).reshape(grid, grid)
 
 
 def draw_map(cfg: Config, out: Path, *, grid: int = 24) -> None:

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 DESCRIPTION = ("Play validation presets and their reconstructions through amSynth, rate them with the "
-               "AudioCommons timbral models (Table I), map each quality over the unit square (Figure 8), and "
-               "compare paths through the map with linear morphs (SPINVAE).")
+               "AudioCommons timbral models (Table I), map each quality over the unit square (Figure 8), "
+               "compare paths through the map with linear morphs (SPINVAE), and measure how much of the whole "
+               "square holds a note and sounds like some preset (coverage).")
 
 
 class UsageError(Exception):
@@ -32,12 +33,15 @@ def add_arguments(ep: argparse.ArgumentParser) -> None:
     ep.add_argument("--presets", type=int, metavar="N", help="validation presets for Table I (default: 64; 0: all)")
     ep.add_argument("--grid", type=int, metavar="N", help="Figure 8's grid per side (default: 8)")
     ep.add_argument("--pairs", type=int, metavar="N", help="preset pairs for the paths (default: 10)")
+    ep.add_argument("--coverage-grid", type=int, metavar="N",
+                    help="cells per side of the coverage grid over the whole square (default: 24; --quick: 4)")
     ep.add_argument("--card", action="store_true",
                     help="also write Table I and the path shares into MODEL_CARD.md beside the model (dated)")
 
 
 def _sizes(a: argparse.Namespace) -> dict[str, int]:
-    sizes = {k: v for k, v in (("presets", a.presets), ("grid", a.grid), ("pairs", a.pairs)) if v is not None}
+    sizes = {k: v for k, v in (("presets", a.presets), ("grid", a.grid), ("pairs", a.pairs),
+                               ("coverage-grid", a.coverage_grid)) if v is not None}
     for option, value in sizes.items():
         least = 0 if option == "presets" else 1
         if value < least:
@@ -73,8 +77,8 @@ def run(a: argparse.Namespace) -> int:
         raise UsageError(f"--plots {plots}: is a file; expected a folder")
     card = model.parent / "MODEL_CARD.md"
     if a.card and (a.quick or sizes):
-        raise UsageError("--card records the default full run in the model card; drop --quick, --presets, --grid "
-                         "and --pairs (or --card)")
+        raise UsageError("--card records the default full run in the model card; drop --quick, --presets, --grid, "
+                         "--pairs and --coverage-grid (or --card)")
     if a.card and not card.is_file():
         raise UsageError(f"--card: {card} does not exist; expected the model card beside the checkpoint")
     if not reference.available():
@@ -87,7 +91,8 @@ def run(a: argparse.Namespace) -> int:
         base = patch_map.Settings.make(a.quick, a.seed)
         presets = base.presets if a.presets is None else (a.presets or None)  # 0: every validation preset
         settings = dataclasses.replace(base, presets=presets, grid=sizes.get("grid", base.grid),
-                                       pairs=sizes.get("pairs", base.pairs))
+                                       pairs=sizes.get("pairs", base.pairs),
+                                       coverage_grid=sizes.get("coverage-grid", base.coverage_grid))
         result = patch_map.evaluate(space, settings, log=lambda line: print(line, file=sys.stderr))
     except (CheckpointError, ValueError, OSError, reference.ReferenceUnavailable, reference.WorkerError) as e:
         raise UsageError(str(e)) from None

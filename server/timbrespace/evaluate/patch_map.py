@@ -9,6 +9,8 @@
 * Smooth paths (SPINVAE): for random pairs of presets, the path through the map (linear in the
   latent, as ``/source /target /alpha`` blend) against linear morphing of the raw parameters,
   scored by :mod:`timbrespace.evaluate.smoothness` on the timbral ratings and on the log-mel.
+* Coverage (:mod:`timbrespace.evaluate.patch_coverage`): over a finer grid of the whole square, the
+  share of cells that hold a note, that are bright past 5 kHz, and that sound like some preset.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.evaluate import smoothness
+from timbrespace.evaluate import patch_coverage, smoothness
 from timbrespace.evaluate.patch_sound import C4, TARGET_RMS, Heard, Listener
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.patch_space import PatchSpace
@@ -49,12 +51,16 @@ class Settings:
     pairs: int = 10  # path pairs
     steps: int = 9  # points per path, ends included
     duration: float = 4.0  # seconds of C4
+    coverage_grid: int = 24  # coverage: cells per side (what docs/map.png draws); no rating, so cheap
+    coverage_presets: int | None = None  # presets the cells are compared with (None: the whole library)
 
     @classmethod
     def make(cls, quick: bool, seed: int = 0) -> Settings:
-        """The full run, or (``quick``) three presets, a 2x2 grid and one 5-step pair of 1 s notes."""
+        """The full run, or (``quick``) three presets, a 2x2 grid, one 5-step pair of 1 s notes and a 4x4 coverage
+        grid against 32 presets."""
         if quick:
-            return cls(True, seed, presets=3, grid=2, pairs=1, steps=5, duration=1.0)
+            return cls(True, seed, presets=3, grid=2, pairs=1, steps=5, duration=1.0, coverage_grid=4,
+                       coverage_presets=32)
         return cls(False, seed)
 
 
@@ -212,10 +218,15 @@ def evaluate(space: PatchSpace, settings: Settings, log: Callable[[str], None] =
     fig8 = figure_eight(space, listener, settings.grid)
     log(f"paths: {settings.pairs} pairs of {settings.steps} steps ({listener.renders} renders so far)")
     path = paths(space, library, chosen, listener, settings.pairs, settings.steps, settings.seed)
+    every = library.values()
+    compared = every if settings.coverage_presets is None or settings.coverage_presets >= len(every) else \
+        every[np.sort(rng.choice(len(every), size=settings.coverage_presets, replace=False))]
+    cover = patch_coverage.coverage(space, settings.coverage_grid, compared, log=log)
     return {
         "settings": {**asdict(settings), "note": C4, "rms": TARGET_RMS, "validation_presets": len(val)},
-        "model": {"sha256": space.sha256, "latent_low": space.low.tolist(), "latent_high": space.high.tolist()},
-        "paper": PAPER, "table": table, "figure8": fig8, "paths": path,
+        "model": {"sha256": space.sha256, "latent_low": space.low.tolist(), "latent_high": space.high.tolist(),
+                  "training": space.metadata.get("training", {})},
+        "paper": PAPER, "table": table, "figure8": fig8, "paths": path, "coverage": cover,
         "renders": listener.renders, "seconds": time.perf_counter() - t0,
     }
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from timbrespace.evaluate import patch_coverage
 from timbrespace.evaluate.patch_map import PAPER
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.figures import figure
@@ -33,6 +34,8 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+#: The playable square's targets (issue 18, after the hearing map left half the square without a held note).
+HOLDS_TARGET, BRIGHT_TARGET = 0.85, 0.20
 HEADER = ("quality", "paper mean", "mean", "std", "RMSE", "random mean", "random RMSE", "RMSE / random")
 
 
@@ -50,6 +53,12 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         share = summary[key]["map_better_share"]
         rows.append((f"map path smoother ({PATH_KEYS[key]})", _pct(share), ">= 80% of pairs",
                      math.isfinite(share) and share >= 0.8))
+    c = result.get("coverage")
+    if c:  # reports written before the coverage figure have none
+        rows.append(("square: cells that hold a note", _pct(c["holds_note_share"]), f">= {_pct(HOLDS_TARGET)} of cells",
+                     c["holds_note_share"] >= HOLDS_TARGET))
+        rows.append((f"square: cells over {c['bright_hz'] / 1000:g} kHz", _pct(c["bright_share"]),
+                     f"<= {_pct(BRIGHT_TARGET)} of cells", c["bright_share"] <= BRIGHT_TARGET))
     return rows
 
 
@@ -65,6 +74,10 @@ def format_table(result: dict[str, Any]) -> str:
         s = p["summary"][key]
         lines.append(f"  {label}: map better on {_pct(s['map_better_share'])} of pairs; "
                      f"median map {s['map_median']:.3g}, morph {s['morph_median']:.3g}")
+    c = result.get("coverage")
+    if c:
+        lines.append(f"coverage: a {c['grid']}x{c['grid']} grid of the unit square")
+        lines += [f"  {name}: {value}" for name, value in patch_coverage.rows(c)]
     return "\n".join(lines)
 
 
@@ -150,8 +163,29 @@ def plot_paths(path: Path, result: dict[str, Any]) -> None:
     fig.savefig(path)
 
 
+def plot_coverage(path: Path, result: dict[str, Any]) -> None:
+    """The coverage grid: amplitude sustain and centroid of each cell's patch, the rated presets over them."""
+    c = result["coverage"]
+    xy = np.asarray(result["table"]["coordinates"], dtype=np.float64).reshape(-1, 2)
+    fig = figure(11.0, 4.8)
+    for k, (key, title, values) in enumerate((
+            ("sustain", f"amplitude sustain (holds a note: >= {c['holds_note']:g})", np.asarray(c["sustain"])),
+            ("centroid", "log10 centroid, Hz (MIDI 57, the project's voice)",
+             np.log10(np.maximum(np.asarray(c["centroid"], dtype=np.float64), 20.0))))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        im = ax.imshow(values, origin="lower", extent=(0, 1, 0, 1), cmap="magma" if key == "centroid" else "viridis",
+                       interpolation="nearest")
+        ax.scatter(xy[:, 0], xy[:, 1], s=7, c="w", edgecolors="k", linewidths=0.3)
+        ax.set(title=title, xlabel="x", ylabel="y")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"Coverage: {_pct(c['holds_note_share'])} of cells hold a note, {_pct(c['bright_share'])} are over "
+                 f"{c['bright_hz'] / 1000:g} kHz")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 PLOTS = {"patch-map-fig8.png": plot_figure_eight, "patch-map-table1.png": plot_errors,
-         "patch-map-paths.png": plot_paths}
+         "patch-map-paths.png": plot_paths, "patch-map-coverage.png": plot_coverage}
 
 
 def write_plots(folder: Path, result: dict[str, Any]) -> list[Path]:
@@ -159,6 +193,8 @@ def write_plots(folder: Path, result: dict[str, Any]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name, draw in PLOTS.items():
+        if name == "patch-map-coverage.png" and not result.get("coverage"):
+            continue
         draw(folder / name, result)
         out.append(folder / name)
     return out
@@ -189,8 +225,10 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
                 + ", ".join(t["silent"]) + "."]
     out += ["", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     out += ["| " + " | ".join(r) + " |" for r in table_rows(result)]
-    out += ["", f"![Table I]({rel('patch-map-table1.png')})", "",
-            "## Figure 8: the qualities over the map", "",
+    out += ["", f"![Table I]({rel('patch-map-table1.png')})", ""]
+    if result.get("coverage"):
+        out += coverage_section(result["coverage"], rel("patch-map-coverage.png"))
+    out += ["## Figure 8: the qualities over the map", "",
             f"Each quality at the centres of a grid of {result['figure8']['grid']}x{result['figure8']['grid']} "
             "cells over the unit square (the square `/latent` plays), decoded and rendered as above.", "",
             f"![Figure 8]({rel('patch-map-fig8.png')})", "",
@@ -221,6 +259,8 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "## Issue 18's targets for a better map", "",
             "| figure | this model | target | met |", "| --- | --- | --- | --- |"]
     out += [f"| {f} | {v} | {t} | {'yes' if ok else '**no**'} |" for f, v, t, ok in targets(result)]
+    train = result["model"].get("training", {})
+    hidden = "-".join(str(h) for h in train.get("hidden", (256, 128)))
     sizes = (f"{len(t['presets']) + len(t['silent'])} of the {s['validation_presets']} validation presets, a "
              f"grid of {result['figure8']['grid']}x{result['figure8']['grid']} cells and "
              f"{len(p['pairs']) + len(p['skipped'])} pairs")
@@ -228,7 +268,8 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             f"- Sizes: {sizes}. Rating a patch costs far more than rendering it, so the default run is sized "
             "to repeat on one core; `timbrespace eval patch-vae --presets 0 --grid 12 --pairs 40` is the "
             "thorough form (every validation preset).",
-            "- The model is this project's (hidden 256-128, beta 0.25, its own split of amSynth's 28 factory "
+            f"- The model is this project's (hidden {hidden}, beta {train.get('beta', 0.25):g}, its own split of "
+            "amSynth's 28 factory "
             "banks; trained with the options its card names, which may include hearing its reconstructions "
             "through a proxy of rendered spectra, see below; models/patch-vae/MODEL_CARD.md), not the paper's; "
             "the paper's figures are its own model on its own validation set.",
@@ -239,6 +280,24 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "- Presets (or reconstructions) that render silence or NaN cannot be rated and are listed above, "
             "not scored.", ""]
     return "\n".join(out)
+
+
+def coverage_section(c: dict[str, Any], plot: str) -> list[str]:
+    """The report's coverage section (Markdown lines): the figures of the whole square beside Table I's."""
+    lk = c.get("likeness")
+    like = "" if not lk else (
+        f" A cell *sounds like some preset* when its descriptor (C4 on amSynth, 2 s: the 48-band log-mel spectrum "
+        "and the loudness envelope in 8 parts, RMS-normalised, each standardised by its spread over the presets) "
+        f"is no further (RMS) from the nearest of {lk['presets_heard']} presets than {100 * lk['quantile']:.0f}% "
+        "of those presets are from their own nearest other preset.")
+    out = ["## Coverage: the whole square", "",
+           "Table I and the paths play points where presets encode; a finger goes anywhere on the pad. Each cell "
+           f"of a {c['grid']}x{c['grid']} grid of the unit square (the cells `docs/map.png` draws) is decoded: it "
+           "*holds a note* when its amplitude sustain (the level the envelope holds a key at) is at least "
+           f"{c['holds_note']:g}, and its brightness is the spectral centroid of A3 (MIDI 57) on the project's voice "
+           f"(`timbrespace.mapping`).{like}", "", "| figure | this model |", "| --- | --- |"]
+    out += [f"| {name} | {value} |" for name, value in patch_coverage.rows(c)]
+    return [*out, "", f"![Coverage]({plot})", ""]
 
 
 CARD_BEGIN = "<!-- timbrespace eval patch-vae: begin -->"
@@ -259,8 +318,12 @@ def card_section(result: dict[str, Any], date: str) -> str:
               "smoother than linear morphing of the parameters on "
               f"{_pct(p['summary']['timbral_roughness']['map_better_share'])} of pairs by the timbral ratings and "
               f"{_pct(p['summary']['logmel_roughness']['map_better_share'])} by the log-mel spectrum. Issue 18's "
-              f"targets for a better map: {sum(ok for *_, ok in targets(result))} of {len(targets(result))} met.",
-              CARD_END]
+              f"targets for a better map: {sum(ok for *_, ok in targets(result))} of {len(targets(result))} met."]
+    c = result.get("coverage")
+    if c:
+        lines += ["", f"The whole square (a {c['grid']}x{c['grid']} grid of decoded cells):", "",
+                  "| figure | value |", "| --- | --- |", *[f"| {n} | {v} |" for n, v in patch_coverage.rows(c)]]
+    lines.append(CARD_END)
     return "\n".join(lines)
 
 

@@ -43,6 +43,10 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --distance-weight {train['distance_weight']:g}"
     if train.get("straight_through", False) != TrainConfig.straight_through:
         out += " --straight-through" if train.get("straight_through", False) else " --no-straight-through"
+    if train.get("square_weight", 0.0) != TrainConfig.square_weight:
+        out += f" --square-weight {train.get('square_weight', 0.0):g}"
+    if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
+        out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
     return out
 
 
@@ -62,6 +66,12 @@ def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
         f"- plus {train['sound_weight']:g} x the proxy's summed squared descriptor error of the reconstruction "
         f"({heard_as}) against the preset's render, and {train['distance_weight']:g} x the mismatch "
         "of latent and descriptor distances within a batch (each over its batch mean)",
+        *([f"- plus {train['square_weight']:g} x the same error, per batch, of as many random points drawn "
+           "uniformly over the square the presets encode to at that epoch (the bounds rule below), against the "
+           "nearest training preset that holds a note (amplitude sustain at least 0.05), plus the cross-entropy "
+           "of their keyboard mode against poly (the proxy hears one note, so it cannot hear the mode): the "
+           "whole square is trained to play, not only the points where presets lie"]
+          if train.get("square_weight", 0.0) > 0 else []),
     ]
 
 
@@ -201,7 +211,8 @@ def patch_vae_card(
         "",
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
-        "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, "
+        "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
+        "`--bounds-quantile`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]

@@ -1,6 +1,7 @@
 """The patch VAE's ears: hearing the training presets, fitting the proxy, and the two loss terms.
 
-Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0):
+Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0,
+square 1):
 
 * ``sound_weight`` (lambda): the squared difference, in standardised descriptors, between the
   proxy's hearing of the reconstruction (continuous outputs and categorical softmaxes) and the
@@ -9,6 +10,14 @@ Options of ``timbrespace train patch-vae`` that make the map hear (the shipped m
 * ``distance_weight``: within each batch, latent distances between posterior means held
   proportional to the presets' descriptor distances (both divided by their batch mean), so presets
   that sound alike sit together and a straight line through the map moves through sound evenly.
+
+* ``square_weight``: the map is played everywhere on the pad, not only where presets encode. Each
+  batch also decodes as many random points drawn uniformly over the square the live engine will
+  play (the training presets' latent quantiles, as the checkpoint's bounds), and the proxy's
+  hearing of each is pulled towards the nearest *held* training preset (one whose amplitude sustain
+  holds a note), by the same summed squared descriptor error: away from the presets the decoder
+  otherwise invents bright patches that die away while the key is held. (Training adds a pull of
+  those points' keyboard mode towards poly, which one heard note cannot tell apart.)
 
 Only the training split is rendered (its presets, random morphs between two of them, and presets
 shrunk towards the mean, the kind of patch a 2-D decoder produces), so validation stays unseen.
@@ -34,6 +43,7 @@ from timbrespace.models.patch_vae import PatchVAE, VAEOutput
 from timbrespace.patch import params
 
 FloatArray = npt.NDArray[np.float64]
+HOLDS_NOTE = 0.05  # amplitude sustain under this: the note is gone well before the key is let go
 
 
 @dataclass(frozen=True)
@@ -115,14 +125,36 @@ def sound_error(model: PatchVAE, proxy: PatchProxy, out: VAEOutput, target: Tens
     ``hard``: the proxy hears the categoricals as played (one-hot of the most likely level, what the
     proxy was trained on) while the gradient flows through the softmax (straight-through).
     """
-    p = model.probabilities(out.logits)
+    err = ((_heard_decode(model, proxy, out.continuous, out.logits, hard) - target) ** 2).sum(dim=1)
+    result: Tensor = (err * heard).sum() / heard.sum().clamp_min(1)
+    return result
+
+
+def _heard_decode(model: PatchVAE, proxy: PatchProxy, continuous: Tensor, logits: Tensor, hard: bool) -> Tensor:
+    """The proxy's hearing (standardised descriptors) of decoded patches (see :func:`sound_error`'s ``hard``)."""
+    p = model.probabilities(logits)
     if hard:
-        grid = model.padded_logits(out.logits)
+        grid = model.padded_logits(logits)
         one_hot = torch.zeros_like(grid).scatter_(2, grid.argmax(dim=2, keepdim=True), 1.0)
         p = p + (one_hot.reshape(len(p), -1)[:, model._flat] - p).detach()
-    x = torch.cat([out.continuous, p], dim=1)
-    err = ((proxy(x) - target) ** 2).sum(dim=1)
-    result: Tensor = (err * heard).sum() / heard.sum().clamp_min(1)
+    heard: Tensor = proxy(torch.cat([continuous, p], dim=1))
+    return heard
+
+
+def held_targets(ears: Ears, train_values: FloatArray, holds_note: float) -> Tensor:
+    """The standardised descriptors of the training presets that render sound and hold a note."""
+    held = torch.as_tensor(train_values[:, params.INDEX["amp_sustain"]] >= holds_note) & ears.heard
+    if not bool(held.any()):
+        raise ValueError(f"no training preset renders sound with an amplitude sustain of at least {holds_note}")
+    return ears.target[held]
+
+
+def square_error(model: PatchVAE, proxy: PatchProxy, z: Tensor, targets: Tensor, hard: bool = False) -> Tensor:
+    """Mean over latent points ``z`` of the summed squared descriptor error of their decodes against the
+    nearest of ``targets`` (standardised descriptors): every point should sound like some preset."""
+    continuous, logits = model.decode(z)
+    heard = _heard_decode(model, proxy, continuous, logits, hard)
+    result: Tensor = torch.cdist(heard, targets).pow(2).min(dim=1).values.mean()
     return result
 
 

@@ -1,10 +1,12 @@
 """The 2-D patch space the live engine plays: unit-square points <-> amSynth patches.
 
 The unit square ``[0, 1]^2`` maps linearly onto the latent rectangle where the
-library's presets encode (bounds stored in the checkpoint at training time:
-the posterior means' extent plus a small margin), so a controller's x/y always
-lands among real presets.  Decoding is batched and returns valid patch vectors
-(clamped, categoricals integral).
+library's presets encode (bounds stored in the checkpoint at training time: by
+the rule its metadata names, the 2nd to 98th percentiles of the posterior means
+plus a small margin since the square-coverage change), so a controller's x/y
+lands among real presets rather than in latent space only outliers reach.
+Decoding is batched and returns valid patch vectors (clamped, categoricals
+integral).
 """
 
 from __future__ import annotations

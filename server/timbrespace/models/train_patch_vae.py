@@ -25,7 +25,15 @@ from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_hearing import RENDERERS
-from timbrespace.models.patch_sound_training import Ears, distance_error, prepare, sound_error
+from timbrespace.models.patch_sound_training import (
+    HOLDS_NOTE,
+    Ears,
+    distance_error,
+    held_targets,
+    prepare,
+    sound_error,
+    square_error,
+)
 from timbrespace.models.patch_vae import PatchVAE, VAEOutput, vae_loss
 from timbrespace.models.seeding import reproducible
 from timbrespace.patch import params
@@ -49,6 +57,9 @@ class TrainConfig:
     continuous_weight: float = 3.0
     val_fraction: float = 0.1
     margin: float = 0.05
+    # The square the live engine plays: these quantiles of the presets' posterior means (not their
+    # extremes: a few outliers stretched it over latent space no preset uses), plus the margin.
+    bounds_quantile: float = 0.02
     threads: int = 1
     # Hearing (patch_sound_training): the proxy is fitted on renders of the training split. The
     # defaults are the shipped map's (docs/patch-map.md, "Towards a better map"); 0 turns it off.
@@ -57,6 +68,9 @@ class TrainConfig:
     renderer: str = "amsynth"
     proxy_epochs: int = 150
     straight_through: bool = True  # the proxy hears one-hot categoricals (gradient through the softmax)
+    # Random points of the square should sound like some held preset; it needs the proxy, so it is off
+    # when nothing hears (sound and distance weights 0: parameters only).
+    square_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,35 @@ def _write_curve(out_dir: Path, rows: list[dict[str, float]]) -> None:
     fig.savefig(out_dir / "loss_curve.png")
 
 
+def latent_bounds(z: npt.NDArray[np.float64], quantile: float, margin: float) -> tuple[npt.NDArray[np.float64],
+                                                                                   npt.NDArray[np.float64]]:
+    """The latent rectangle the unit square maps to: the ``quantile`` and ``1 - quantile`` quantiles of the
+    posterior means ``z`` per axis, widened by ``margin`` of that range on each side."""
+    lo, hi = np.quantile(z, quantile, axis=0), np.quantile(z, 1.0 - quantile, axis=0)
+    pad = margin * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _square(model: PatchVAE, x: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The corner and the size of the latent square the presets ``x`` now encode to (as the checkpoint's bounds)."""
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+    lo, hi = latent_bounds(mu.numpy().astype(np.float64), cfg.bounds_quantile, cfg.margin)
+    return torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi - lo, dtype=torch.float32)
+
+
+def poly_error(model: PatchVAE, points: torch.Tensor, group: int) -> torch.Tensor:
+    """Cross-entropy of the keyboard mode decoded at ``points`` against poly (level 0).
+
+    The proxy hears one note, so it cannot hear the keyboard mode, and the square term alone leaves it
+    to chance away from the presets: a mono patch plays one finger at a time.
+    """
+    _, logits = model.decode(points)
+    grid = model.padded_logits(logits)[:, group]
+    result: torch.Tensor = torch.nn.functional.cross_entropy(grid, torch.zeros(len(grid), dtype=torch.long))
+    return result
+
+
 def _split(n: int, val_fraction: float, seed: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(n * val_fraction))
@@ -192,12 +235,14 @@ def train(
     continuous_weight: float = TrainConfig.continuous_weight,
     val_fraction: float = TrainConfig.val_fraction,
     margin: float = TrainConfig.margin,
+    bounds_quantile: float = TrainConfig.bounds_quantile,
     threads: int = TrainConfig.threads,
     sound_weight: float = TrainConfig.sound_weight,
     distance_weight: float = TrainConfig.distance_weight,
     renderer: str = TrainConfig.renderer,
     proxy_epochs: int = TrainConfig.proxy_epochs,
     straight_through: bool = TrainConfig.straight_through,
+    square_weight: float = TrainConfig.square_weight,
     hearing_cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
@@ -208,14 +253,16 @@ def train(
     """
     cfg = TrainConfig(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
-        continuous_weight, val_fraction, margin, threads, sound_weight, distance_weight, renderer, proxy_epochs,
-        straight_through,
+        continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
+        proxy_epochs, straight_through, square_weight,
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
-    if sound_weight < 0 or distance_weight < 0:
-        raise ValueError(f"sound_weight and distance_weight must be non-negative, got {sound_weight} and "
-                         f"{distance_weight}")
+    if sound_weight < 0 or distance_weight < 0 or square_weight < 0:
+        raise ValueError(f"sound_weight, distance_weight and square_weight must be non-negative, got {sound_weight}, "
+                         f"{distance_weight} and {square_weight}")
+    if not 0.0 <= bounds_quantile < 0.5:
+        raise ValueError(f"bounds_quantile {bounds_quantile}: expected at least 0 and under 0.5")
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
     out = Path(out_dir)
@@ -234,11 +281,16 @@ def train(
     rows: list[dict[str, float]] = []
     log = (lambda m: tqdm.write(m)) if progress else (lambda _: None)
     with reproducible(seed, threads):
-        ears = None
+        ears, held = None, None
         if sound_weight > 0 or distance_weight > 0:
             ears = prepare(values[train_idx], codec, seed=seed, renderer=renderer, proxy_epochs=proxy_epochs,
                            cache=None if hearing_cache is None else Path(hearing_cache), log=log)
             torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
+            if square_weight > 0:
+                held = held_targets(ears, values[train_idx], HOLDS_NOTE)
+        poly_group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
+        # Its own stream, so a run without the square term draws exactly what it drew before.
+        square_rng = torch.Generator().manual_seed(seed + 1)
         model = registry.create("patch-vae", **config)
         assert isinstance(model, PatchVAE)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -250,12 +302,19 @@ def train(
             b = beta * min(1.0, epoch / warmup_epochs) if warmup_epochs > 0 else beta
             model.train()
             order = torch.randperm(n, generator=shuffle)
+            # The square moves as the encoder learns: each epoch draws over where the presets are now.
+            corner, size = _square(model, train_data.x, cfg) if held is not None else (None, None)
             for start in range(0, n, batch_size):
                 j = order[start : start + batch_size]
                 res = model(train_data.x[j])
                 loss = vae_loss(model, res, train_data.cont[j], train_data.cls[j], beta=b,
                                 continuous_weight=continuous_weight)  # fmt: skip
                 extra = _hearing_terms(model, res, ears, j, cfg)
+                if ears is not None and held is not None and corner is not None and size is not None:
+                    points = corner + torch.rand(len(j), 2, generator=square_rng) * size
+                    sq = square_weight * (square_error(model, ears.proxy, points, held, cfg.straight_through)
+                                          + poly_error(model, points, poly_group))
+                    extra = sq if extra is None else extra + sq
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss.total if extra is None else loss.total + extra)
                 optimiser.step()
@@ -272,13 +331,13 @@ def train(
         with torch.inference_mode():
             mu, _ = model.encode(_tensors(codec, values).x)
         z = mu.numpy().astype(np.float64)
-    lo, hi = z.min(axis=0), z.max(axis=0)
-    pad = margin * (hi - lo)
+    lo, hi = latent_bounds(z, bounds_quantile, margin)
     metadata: dict[str, Any] = {
         "codec": codec.layout(),
-        "latent_low": (lo - pad).tolist(),
-        "latent_high": (hi + pad).tolist(),
-        "latent_bounds_rule": f"extent of all library presets' posterior means, {margin:.0%} margin per side",
+        "latent_low": lo.tolist(),
+        "latent_high": hi.tolist(),
+        "latent_bounds_rule": f"{bounds_quantile:.0%} to {1 - bounds_quantile:.0%} quantiles of all library presets' "
+                              f"posterior means per axis, {margin:.0%} of that range added per side",
         "training": {**asdict(cfg), "hidden": list(cfg.hidden)},
         "data": {
             "factory_dirs": [str(d) for d in banks],
@@ -317,6 +376,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
     parser.add_argument("--continuous-weight", type=float, default=d.continuous_weight)
     parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    parser.add_argument("--bounds-quantile", type=float, default=d.bounds_quantile,
+                        help="the square spans these quantiles of the presets' latent codes per axis, plus a margin "
+                        "(0: their extremes; default: %(default)s)")
     parser.add_argument("--threads", type=int, default=d.threads)
     parser.add_argument("--sound-weight", type=float, default=d.sound_weight,
                         help="weight of the heard reconstruction error (proxy of rendered descriptors; 0: off; "
@@ -329,6 +391,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=d.straight_through,
                         help="the proxy hears one-hot categoricals (as played), the gradient goes through the softmax "
                         "(default: %(default)s)")
+    parser.add_argument("--square-weight", type=float, default=d.square_weight,
+                        help="weight of random points of the square sounding like the nearest held preset, through "
+                        "the proxy (0: off; off too when nothing hears; default: %(default)s)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -338,7 +403,8 @@ def run(ns: argparse.Namespace) -> Path:
     return train(
         ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
-        continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, threads=ns.threads,
+        continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
+        threads=ns.threads, square_weight=ns.square_weight,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,
