@@ -301,6 +301,7 @@ class Sequences(RuleBasedStateMachine):
         self.rig.target = f"app: messages in sequences ({self.kind})"
         count(f"app: sequences ({self.kind})")
         self.struck: set[int] = set()
+        self.fingers: set[int] = set()  # /touch ids put down (a finger holds its note until /touch/off)
 
     def frames(self) -> Any:
         return None
@@ -384,8 +385,11 @@ class Sequences(RuleBasedStateMachine):
         address, args = msg.draw(message(self.names))
         if address == "/patch/save":  # the machines share one library; saving is fuzzed above
             return
-        if not send(self.rig, address, args) and address == "/note":  # accepted: a key struck or released
+        accepted = not send(self.rig, address, args)
+        if accepted and address == "/note":  # a key struck or released
             self.struck.add(int(args[0]))
+        elif accepted and address == "/touch":  # a finger down (or moved)
+            self.fingers.add(int(args[0]))
 
     # -- what must hold after any of it -----------------------------------------------------------
     def held(self) -> dict[str, list[int]]:
@@ -402,8 +406,12 @@ class Sequences(RuleBasedStateMachine):
     def note_offs_release_everything(self) -> None:
         for key in sorted(self.struck):
             self.send("/note", key, 0)
-        assert self.held() == {}, f"voices held after note-offs for every key struck ({sorted(self.struck)})"
+        for finger in sorted(self.fingers):
+            self.send("/touch/off", finger)
+        assert self.held() == {}, (f"voices held after note-offs for every key struck ({sorted(self.struck)}) "
+                                   f"and every finger lifted ({sorted(self.fingers)})")
         self.struck.clear()
+        self.fingers.clear()
 
     @rule()
     def state_saves_and_reloads(self) -> None:
