@@ -101,22 +101,23 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                 y = box["y"] + box["height"] * (0.5 + 0.3 * np.sin(t))
                 return [{"x": float(x), "y": float(y), "id": 0}]
 
-            def settled() -> tuple[int, int]:
-                """The page's sends and the audio's latencies once both have stopped moving."""
+            def settled() -> tuple[int, list[Any]]:
+                """The page's sends and ``/status/latency``'s reply (count first) once neither the sends
+                nor the count move any more."""
                 last = (-1, -1)
                 while True:
                     time.sleep(SETTLE_S)
-                    moves = int(page.evaluate("() => play.pad.moves"))
-                    now = (moves, int(request(host, port, "/status/latency", sock)[0]))
-                    if now == last:
-                        return now
-                    last = now
+                    sends = int(page.evaluate("() => play.pad.moves"))
+                    reply = request(host, port, "/status/latency", sock)
+                    if (sends, reply[0]) == last:
+                        return sends, reply
+                    last = (sends, reply[0])
 
             # The finger comes down (a note and a point: two latencies for one send), then moves only.
             cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(0.0)})
             period = 1.0 / TOUCH_RATE
             n = int(seconds * TOUCH_RATE)
-            sent, counted = settled()
+            sent, reply = settled()
             joined: list[float] = []
             server: list[float] = []
             skipped = 0
@@ -128,18 +129,19 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                     cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at((i + k) * 0.05)})
                     time.sleep(max(0.0, t0 + k * period - time.perf_counter()))
                 i += stroke
-                sent1, counted1 = settled()
-                moves, applied = sent1 - sent, counted1 - counted
-                if moves and moves == applied and applied <= LATENCY_REPLY:
+                counted = reply[0]
+                now_sent, reply = settled()
+                sends, applied = now_sent - sent, reply[0] - counted
+                if sends and sends == applied and applied <= LATENCY_REPLY:
                     # One latency per move, in the order sent: each move's touch-to-block is its own
                     # touch-to-send plus its own arrival-to-block.
-                    page_ms = page.evaluate(f"() => play.pad.sendDelays.slice(-{moves})")
-                    audio_ms = request(host, port, "/status/latency", sock)[1:][-applied:]
+                    page_ms = page.evaluate(f"() => play.pad.sendDelays.slice(-{sends})")
+                    audio_ms = reply[1:][-applied:]
                     joined += [a + b for a, b in zip(page_ms, audio_ms, strict=True)]
                     server += audio_ms
                 else:  # two moves in one block's mailbox (or none applied): no one-to-one join
-                    skipped += moves
-                sent, counted = sent1, counted1
+                    skipped += sends
+                sent = now_sent
             cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
             time.sleep(0.2)  # the finger's lift reaches its block
             delays = np.asarray(page.evaluate("() => play.pad.sendDelays"), np.float64)
