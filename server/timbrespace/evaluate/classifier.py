@@ -83,21 +83,28 @@ def train_classifier(
     lr: float = 3e-3,
     seed: int = 0,
     gain_nats: float = 1.4,
+    jitter_frames: int = 0,
 ) -> Classifier:
     """Fit on ``(N, frames, mels)`` raw log-mel and labels; seeded (reruns give the same net).
 
     ``gain_nats``: each training example's log-mel is shifted by a uniform offset in
-    +-gain_nats (1.4 nats of power = +-6 dB).
+    +-gain_nats (1.4 nats of power = +-6 dB).  ``jitter_frames``: each example's note starts up to
+    this many frames later (silence first, as a window opened before the note-on sees it) or
+    earlier (its attack cut) than in the data, so that the judge does not key on where in its
+    window a note's sound begins.
     """
     x = torch.as_tensor(np.asarray(logmel, dtype=np.float32))
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     if x.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"need log-mel (N, frames, mels) and N labels, got {tuple(x.shape)}, {tuple(y.shape)}")
+    if not 0 <= jitter_frames < x.shape[1]:
+        raise ValueError(f"jitter_frames: expected 0 to {x.shape[1] - 1} (the notes' frames), got {jitter_frames}")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # weight initialisation and dropout
     mean, std = float(x.mean()), float(x.std())
     clf = Classifier(InstrumentCNN(x.shape[2], n_classes), mean, std, x.shape[1])
     xs = (x - mean) / std
+    quietest = float(xs.min())
     opt = torch.optim.AdamW(clf.net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=epochs * ((x.shape[0] + batch_size - 1) // batch_size)
@@ -109,14 +116,26 @@ def train_classifier(
             j = order[s : s + batch_size]
             if j.numel() < 2:  # batch norm needs two examples
                 continue
+            xb = xs[j] if jitter_frames == 0 else _jittered(xs[j], jitter_frames, quietest, gen)
             shift = (torch.rand(j.numel(), 1, 1, generator=gen) * 2.0 - 1.0) * (gain_nats / std)
-            loss = F.cross_entropy(clf.net(xs[j] + shift), y[j])
+            loss = F.cross_entropy(clf.net(xb + shift), y[j])
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
     clf.net.eval()
     return clf
+
+
+def _jittered(x: Tensor, most: int, quiet: float, gen: torch.Generator) -> Tensor:
+    """``x`` (B, frames, mels), each example moved by its own whole number of frames in
+    [-most, most]: later is silence (``quiet``, the data's quietest value) before the note, earlier
+    drops its first frames and holds its last one."""
+    b, t = x.shape[0], x.shape[1]
+    lag = torch.randint(-most, most + 1, (b, 1), generator=gen)
+    src = torch.arange(t).unsqueeze(0) - lag
+    out = x[torch.arange(b).unsqueeze(1), src.clamp(0, t - 1)]
+    return torch.where((src < 0).unsqueeze(2), torch.tensor(quiet, dtype=x.dtype), out)
 
 
 def cached_classifier(
