@@ -45,6 +45,8 @@ AMPLITUDE = 0.3  # RMS 0.212: -13.5 dBFS
 INPUT_S = 120  # longer than the server can take to start and the test to run (both read at real time)
 FRAME = 8  # bytes: two float32 channels
 
+# The chains are written inline: with each a named PCM (pcm.ts_in and so on) under the asym,
+# PortAudio read and wrote garbage (samples near 1e37) both ways; the cause was not found.
 ASOUND = """
 pcm.!default {{
     type asym
