@@ -103,10 +103,10 @@ def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it
         heard = proxy(torch.cat([cont, model.probabilities(logits)], dim=1))
     far = heard + 100.0
     # Each point's own hearing among the targets: nothing to pull; one unit off in one descriptor: 1.
-    assert float(square_error(model, proxy, z, torch.cat([far, heard]))) == pytest.approx(0.0, abs=1e-6)
+    assert float(square_error(model, proxy, z, torch.cat([far, heard])).detach()) == pytest.approx(0.0, abs=1e-6)
     off = heard[:1].clone()
     off[:, 0] += 1.0
-    assert float(square_error(model, proxy, z[:1], torch.cat([far, off]))) == pytest.approx(1.0, rel=1e-4)
+    assert float(square_error(model, proxy, z[:1], torch.cat([far, off])).detach()) == pytest.approx(1.0, rel=1e-4)
     # The gradient reaches the decoder (the proxy is frozen in training, so only the decoder can move).
     square_error(model, proxy, z, off).backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.decoder.parameters())
@@ -119,12 +119,12 @@ def test_the_keyboard_mode_of_the_square_is_pulled_to_poly() -> None:
     group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
     z = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    before = float(poly_error(model, z, group))
+    before = float(poly_error(model, z, group).detach())
     for _ in range(20):
         opt.zero_grad()
         poly_error(model, z, group).backward()
         opt.step()
-    assert float(poly_error(model, z, group)) < 0.5 * before
+    assert float(poly_error(model, z, group).detach()) < 0.5 * before
     with torch.no_grad():
         levels = model.padded_logits(model.decode(z)[1])[:, group].argmax(dim=1)
     assert bool((levels == 0).all())  # level 0 is poly: every point plays several keys at once
