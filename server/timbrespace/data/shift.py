@@ -1,11 +1,12 @@
 """Shifted copies: a note played from another key's sample, resampled to the labelled pitch (issue 17).
 
-A sparsely multisampled SoundFont plays most keys from a neighbouring key's sample, sped up or
-slowed down, so its formants, attack and vibrato rate move with the pitch; FluidR3 and freepats
-sample densely and never sound like that. A shifted copy renders key ``pitch - shift`` for
-``2 ** (shift / 12)`` times as long and resamples it to the data's length: it sounds at ``pitch``
-exactly (the label stays true), its note-off and length land where a plain note's do, and its
-spectrum, attack and vibrato are those of a sample transposed by ``shift`` semitones.
+A SoundFont plays most keys from a neighbouring key's sample, sped up or slowed down, so its
+formants, attack and vibrato rate move with the pitch; FluidR3 has a sample every 2-3 keys, a
+smaller set stretches each over more keys, and which key gets which sample differs between sets.
+A shifted copy renders key ``pitch - shift`` for ``2 ** (shift / 12)`` times as long and resamples
+it to the data's length: it sounds at ``pitch`` exactly (the label stays true), its note-off and
+length land where a plain note's do, and its spectrum, attack and vibrato are those of a sample
+transposed by ``shift`` semitones.
 """
 
 from __future__ import annotations
