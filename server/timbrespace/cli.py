@@ -326,6 +326,7 @@ def _data(a: argparse.Namespace) -> int:
         if a.action == "soundfont":
             r = soundfont.build(
                 a.out or cfg.data.data_dir, a.soundfont or cfg.data.soundfont, seed=a.seed, force=a.force,
+                shifted=a.shifted, max_shift=a.max_shift,
                 progress=lambda notes, n: tqdm(notes, total=n, unit="note", file=sys.stderr, dynamic_ncols=True),
             )
             print(f"{len(r.manifest.notes)} notes ({r.rendered} rendered, {r.unchanged} unchanged), "

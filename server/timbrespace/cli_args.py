@@ -73,6 +73,10 @@ def parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: data.data_dir)")
     ds.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     ds.add_argument("--force", action="store_true", help="re-render every note, even unchanged ones")
+    ds.add_argument("--shifted", type=int, default=0, metavar="N",
+                    help="shifted copies of each training note: played from a training key up to --max-shift "
+                         "semitones away and resampled to its pitch, as a sparsely sampled SoundFont does (default 0)")
+    ds.add_argument("--max-shift", type=int, default=6, metavar="K", help="widest shift in semitones (default 6)")
     ds.add_argument("--config", type=Path)
     dm = dsub.add_parser("mix", help="one training set from several data folders, with augmented copies of "
                                      "its training notes (rooms, microphones, noise, band limits)")

@@ -77,7 +77,8 @@ def build(
         split = splits[(n.instrument, n.pitch)]
         target = f"{name}/{n.file}"
         _link(folder / n.file, out_dir / target)
-        notes.append(mf.Note(target, n.instrument, n.instrument_index, n.pitch, n.velocity, split, n.sha256, name))
+        notes.append(mf.Note(target, n.instrument, n.instrument_index, n.pitch, n.velocity, split, n.sha256, name,
+                             dict(n.augment)))
         linked += 1
         if split != "train" or not copies:
             continue
@@ -91,7 +92,7 @@ def build(
             data = encode_pcm16(augment.apply(audio, rate, chain, file, seed), rate)
             atomic_write_bytes(out_dir / file, data)
             notes.append(mf.Note(file, n.instrument, n.instrument_index, n.pitch, n.velocity, split,
-                                 mf.sha256_bytes(data), name, chain.to_dict()))
+                                 mf.sha256_bytes(data), name, {**n.augment, **chain.to_dict()}))
             augmented += 1
     manifest = mf.Manifest(first.sample_rate, first.note_off_s, first.duration_s, "", "",
                            instruments=list(first.instruments), notes=notes,

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timbrespace.data import manifest as mf
+from timbrespace.data import shift as sh
 from timbrespace.data.fluid import FluidRenderer, SoundFontError
 from timbrespace.data.split import split_groups
 from timbrespace.data.timidity import TimidityError, TimidityRenderer, patch_set_sha256
-from timbrespace.data.wav import dbfs, encode_pcm16, peak, read_pcm16
+from timbrespace.data.wav import FloatArray, dbfs, encode_pcm16, peak, read_pcm16
 from timbrespace.fsutil import atomic_write_bytes
 
 SAMPLE_RATE = 22050  # the paper's rate
@@ -144,16 +145,24 @@ def build(
     instruments: Sequence[str] | None = None,
     pitches: Iterable[int] | None = None,
     velocities: Sequence[int] = VELOCITIES,
+    shifted: int = 0,
+    max_shift: int = sh.MAX_SHIFT,
     progress: Callable[[Iterable[PlannedNote], int], Iterable[PlannedNote]] | None = None,
 ) -> BuildResult:
     """Render the data set into ``out`` and write ``out/manifest.json`` last.
 
-    ``instruments``/``pitches``/``velocities`` pick a subset (tests, quick looks). ``progress`` wraps
-    the note iterator (e.g. tqdm). Raises DataError on bad input or when any note would clip.
+    ``instruments``/``pitches``/``velocities`` pick a subset (tests, quick looks). ``shifted`` adds
+    that many shifted copies (:mod:`timbrespace.data.shift`) of every training note, each from a
+    training key at most ``max_shift`` semitones away. ``progress`` wraps the note iterator (e.g.
+    tqdm). Raises DataError on bad input or when any note would clip.
     """
     t0 = time.perf_counter()
     if seed < 0:
         raise DataError(f"--seed {seed} must be >= 0")
+    if not 0 <= shifted <= 8:
+        raise DataError(f"--shifted {shifted} is out of range [0, 8]")
+    if not 1 <= max_shift <= 12:
+        raise DataError(f"--max-shift {max_shift} is out of range [1, 12] semitones")
     sf_path = Path(soundfont).expanduser().resolve()
     if not sf_path.is_file():
         raise DataError(f"SoundFont {sf_path} does not exist (expected an .sf2 or .sf3 file, or a TiMidity++ "
@@ -200,10 +209,7 @@ def build(
                 )
             except (SoundFontError, TimidityError) as e:
                 raise DataError(f"{note.file}: {e}") from None
-            level = peak(audio)
-            if level >= 1.0:
-                raise DataError(f"{note.file} clips (peak {level:.3f} = {dbfs(level):+.2f} dBFS); "
-                                f"lower the output gain ({gain}) in {__name__}")
+            level = _check(note.file, audio, gain)
             if dbfs(level) < SILENCE_DBFS:
                 dropped.append(mf.Dropped(note.file, note.instrument.name, note.pitch, note.velocity,
                                           f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "
@@ -216,7 +222,32 @@ def build(
             rendered += 1
             total_bytes += len(data)
 
-    splits = split_groups(((n.instrument.name, n.pitch) for n, _ in kept), seed=seed)
+        splits = split_groups(((n.instrument.name, n.pitch) for n, _ in kept), seed=seed)
+        copies: list[mf.Note] = []
+        for note, file, k in _shift_plan(kept, splits, shifted, max_shift, seed):
+            old = previous.get(file)
+            if old is not None and (out_dir / file).is_file() and mf.sha256_bytes((out_dir / file).read_bytes()) == old:
+                data = (out_dir / file).read_bytes()
+                unchanged += 1
+            else:
+                try:
+                    audio = gain * sh.render(renderer, note.instrument.bank, note.instrument.program, note.pitch,
+                                             note.velocity, k, NOTE_OFF_S, DURATION_S, SAMPLE_RATE)
+                except (SoundFontError, TimidityError) as e:
+                    raise DataError(f"{file}: {e}") from None
+                level = _check(file, audio, gain)
+                if dbfs(level) < SILENCE_DBFS:
+                    dropped.append(mf.Dropped(file, note.instrument.name, note.pitch, note.velocity,
+                                              f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "
+                                              f"(key {note.pitch - k} has no sample)"))
+                    continue
+                data = encode_pcm16(audio, SAMPLE_RATE)
+                atomic_write_bytes(out_dir / file, data)
+                rendered += 1
+            top = max(top, peak(read_pcm16(data)[0]))
+            total_bytes += len(data)
+            copies.append(mf.Note(file, note.instrument.name, note.index, note.pitch, note.velocity,
+                                  "train", mf.sha256_bytes(data), augment={"shift_semitones": float(k)}))
     manifest = mf.Manifest(
         sample_rate=SAMPLE_RATE,
         note_off_s=NOTE_OFF_S,
@@ -227,11 +258,39 @@ def build(
         notes=[
             mf.Note(n.file, n.instrument.name, n.index, n.pitch, n.velocity, splits[(n.instrument.name, n.pitch)], h)
             for n, h in kept
-        ],
+        ] + copies,
         dropped=dropped,
     )
     path = manifest.save(out_dir)
     return BuildResult(manifest, path, rendered, unchanged, time.perf_counter() - t0, top, total_bytes)
+
+
+def _check(file: str, audio: FloatArray, gain: float) -> float:
+    """The note's peak; DataError if it clips."""
+    level = peak(audio)
+    if level >= 1.0:
+        raise DataError(f"{file} clips (peak {level:.3f} = {dbfs(level):+.2f} dBFS); "
+                        f"lower the output gain ({gain}) in {__name__}")
+    return level
+
+
+def _shift_plan(kept: Sequence[tuple[PlannedNote, str]], splits: dict[tuple[str, int], mf.Split], copies: int,
+                max_shift: int, seed: int) -> list[tuple[PlannedNote, str, int]]:
+    """(note, file, shift) of each shifted copy: ``copies`` per training note, each played from a
+    training key of the same instrument and velocity (so no held-out key's sample is trained on)."""
+    train = {(n.instrument.name, n.pitch, n.velocity) for n, _ in kept
+             if splits[(n.instrument.name, n.pitch)] == "train"}
+    out = []
+    for n, _ in kept:
+        if (n.instrument.name, n.pitch, n.velocity) not in train:
+            continue
+        allowed = {n.pitch - p for (name, p, v) in train if name == n.instrument.name and v == n.velocity}
+        stem = n.file[: -len(".wav")]
+        for c in range(copies):
+            k = sh.draw(f"{stem}_s{c}", allowed, seed, max_shift)
+            if k is not None:  # the name carries the shift, so an old file of another shift is never kept
+                out.append((n, f"{stem}_s{c}{k:+d}.wav", k))
+    return out
 
 
 def _previous_hashes(out_dir: Path, sf_sha: str) -> dict[str, str]:
