@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from timbrespace.data import manifest as mf
@@ -173,9 +174,6 @@ def build(
     out_dir = Path(out)
 
     kept: list[tuple[PlannedNote, str]] = []
-    dropped: list[mf.Dropped] = []
-    rendered = unchanged = total_bytes = 0
-    top = 0.0
     renderer: FluidRenderer | TimidityRenderer
     try:
         if sf_path.suffix == ".cfg":
@@ -187,67 +185,27 @@ def build(
             sf_sha = mf.sha256_file(sf_path)
     except (SoundFontError, TimidityError) as e:
         raise DataError(str(e)) from None
-    previous = {} if force else _previous_hashes(out_dir, sf_sha)
+    w = _Writer(out_dir, {} if force else _previous_hashes(out_dir, sf_sha), gain)
     with renderer:
         for s in specs:  # check every preset before writing anything
             if renderer.preset_name(s.bank, s.program) is None:
                 raise DataError(f"{sf_path} has no preset bank {s.bank} program {s.program} (for {s.name})")
         for note in progress(notes, len(notes)) if progress else notes:
-            target = out_dir / note.file
-            old = previous.get(note.file)
-            if old is not None and target.is_file():
-                data = target.read_bytes()
-                if mf.sha256_bytes(data) == old:
-                    top = max(top, peak(read_pcm16(data)[0]))
-                    kept.append((note, old))
-                    unchanged += 1
-                    total_bytes += len(data)
-                    continue
-            try:
-                audio = gain * renderer.render(
-                    note.instrument.bank, note.instrument.program, note.pitch, note.velocity, NOTE_OFF_S, DURATION_S
-                )
-            except (SoundFontError, TimidityError) as e:
-                raise DataError(f"{note.file}: {e}") from None
-            level = _check(note.file, audio, gain)
-            if dbfs(level) < SILENCE_DBFS:
-                dropped.append(mf.Dropped(note.file, note.instrument.name, note.pitch, note.velocity,
-                                          f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "
-                                          "(the SoundFont has no sample for this key)"))
-                continue
-            top = max(top, level)
-            data = encode_pcm16(audio, SAMPLE_RATE)
-            atomic_write_bytes(target, data)
-            kept.append((note, mf.sha256_bytes(data)))
-            rendered += 1
-            total_bytes += len(data)
+            digest = w.note(note, note.file, "the SoundFont has no sample for this key",
+                            partial(renderer.render, note.instrument.bank, note.instrument.program, note.pitch,
+                                    note.velocity, NOTE_OFF_S, DURATION_S))
+            if digest is not None:
+                kept.append((note, digest))
 
         splits = split_groups(((n.instrument.name, n.pitch) for n, _ in kept), seed=seed)
         copies: list[mf.Note] = []
         for note, file, k in _shift_plan(kept, splits, shifted, max_shift, seed):
-            old = previous.get(file)
-            if old is not None and (out_dir / file).is_file() and mf.sha256_bytes((out_dir / file).read_bytes()) == old:
-                data = (out_dir / file).read_bytes()
-                unchanged += 1
-            else:
-                try:
-                    audio = gain * sh.render(renderer, note.instrument.bank, note.instrument.program, note.pitch,
-                                             note.velocity, k, NOTE_OFF_S, DURATION_S, SAMPLE_RATE)
-                except (SoundFontError, TimidityError) as e:
-                    raise DataError(f"{file}: {e}") from None
-                level = _check(file, audio, gain)
-                if dbfs(level) < SILENCE_DBFS:
-                    dropped.append(mf.Dropped(file, note.instrument.name, note.pitch, note.velocity,
-                                              f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "
-                                              f"(key {note.pitch - k} has no sample)"))
-                    continue
-                data = encode_pcm16(audio, SAMPLE_RATE)
-                atomic_write_bytes(out_dir / file, data)
-                rendered += 1
-            top = max(top, peak(read_pcm16(data)[0]))
-            total_bytes += len(data)
-            copies.append(mf.Note(file, note.instrument.name, note.index, note.pitch, note.velocity,
-                                  "train", mf.sha256_bytes(data), augment={"shift_semitones": float(k)}))
+            digest = w.note(note, file, f"key {note.pitch - k} has no sample",
+                            partial(sh.render, renderer, note.instrument.bank, note.instrument.program, note.pitch,
+                                    note.velocity, k, NOTE_OFF_S, DURATION_S, SAMPLE_RATE))
+            if digest is not None:
+                copies.append(mf.Note(file, note.instrument.name, note.index, note.pitch, note.velocity,
+                                      "train", digest, augment={"shift_semitones": float(k)}))
     manifest = mf.Manifest(
         sample_rate=SAMPLE_RATE,
         note_off_s=NOTE_OFF_S,
@@ -259,19 +217,53 @@ def build(
             mf.Note(n.file, n.instrument.name, n.index, n.pitch, n.velocity, splits[(n.instrument.name, n.pitch)], h)
             for n, h in kept
         ] + copies,
-        dropped=dropped,
+        dropped=w.dropped,
     )
     path = manifest.save(out_dir)
-    return BuildResult(manifest, path, rendered, unchanged, time.perf_counter() - t0, top, total_bytes)
+    return BuildResult(manifest, path, w.rendered, w.unchanged, time.perf_counter() - t0, w.top, w.total_bytes)
 
 
-def _check(file: str, audio: FloatArray, gain: float) -> float:
-    """The note's peak; DataError if it clips."""
-    level = peak(audio)
-    if level >= 1.0:
-        raise DataError(f"{file} clips (peak {level:.3f} = {dbfs(level):+.2f} dBFS); "
-                        f"lower the output gain ({gain}) in {__name__}")
-    return level
+class _Writer:
+    """Writes the notes' WAVs into ``out_dir``: a file whose bytes still have the previous manifest's
+    sha256 is kept, any other is rendered, checked (clipping fails the build, silence drops the note)
+    and written; counts what it did."""
+
+    def __init__(self, out_dir: Path, previous: dict[str, str], gain: float) -> None:
+        self.out_dir, self.previous, self.gain = out_dir, previous, gain
+        self.dropped: list[mf.Dropped] = []
+        self.rendered = self.unchanged = self.total_bytes = 0
+        self.top = 0.0
+
+    def note(self, note: PlannedNote, file: str, silent_why: str, render: Callable[[], FloatArray]) -> str | None:
+        """The sha256 of ``file``'s bytes (``note`` played by ``render``), or None when it was dropped as silent."""
+        target = self.out_dir / file
+        old = self.previous.get(file)
+        if old is not None and target.is_file():
+            data = target.read_bytes()
+            if mf.sha256_bytes(data) == old:
+                self.top = max(self.top, peak(read_pcm16(data)[0]))
+                self.unchanged += 1
+                self.total_bytes += len(data)
+                return old
+        try:
+            audio = self.gain * render()
+        except (SoundFontError, TimidityError) as e:
+            raise DataError(f"{file}: {e}") from None
+        level = peak(audio)
+        if level >= 1.0:
+            raise DataError(f"{file} clips (peak {level:.3f} = {dbfs(level):+.2f} dBFS); "
+                            f"lower the output gain ({self.gain}) in {__name__}")
+        if dbfs(level) < SILENCE_DBFS:
+            self.dropped.append(mf.Dropped(file, note.instrument.name, note.pitch, note.velocity,
+                                           f"silent: peak {dbfs(level):.1f} dBFS < {SILENCE_DBFS:.0f} dBFS "
+                                           f"({silent_why})"))
+            return None
+        self.top = max(self.top, level)
+        data = encode_pcm16(audio, SAMPLE_RATE)
+        atomic_write_bytes(target, data)
+        self.rendered += 1
+        self.total_bytes += len(data)
+        return mf.sha256_bytes(data)
 
 
 def _shift_plan(kept: Sequence[tuple[PlannedNote, str]], splits: dict[tuple[str, int], mf.Split], copies: int,
