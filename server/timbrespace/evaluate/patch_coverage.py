@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from timbrespace.fidelity.compare import pairwise_rms
 from timbrespace.mapping import grid_points, patch_centroids
 from timbrespace.models import patch_hearing
 from timbrespace.models.patch_sound_training import HOLDS_NOTE
@@ -36,10 +37,10 @@ DESCRIPTOR_FLOOR = 1.0  # dB: a band that never moves over the presets is not ma
 
 def _nearest(a: FloatArray, b: FloatArray, exclude_self: bool = False) -> FloatArray:
     """For each row of ``a``, the RMS distance to the nearest row of ``b`` (another row, ``exclude_self``)."""
-    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+    d = pairwise_rms(a, b)
     if exclude_self:
-        np.fill_diagonal(d2, np.inf)
-    result: FloatArray = np.sqrt(np.maximum(d2.min(axis=1), 0.0) / a.shape[1])
+        np.fill_diagonal(d, np.inf)
+    result: FloatArray = d.min(axis=1)
     return result
 
 

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from timbrespace.evaluate import patch_coverage, smoothness
 from timbrespace.evaluate.patch_sound import C4, TARGET_RMS, Heard, Listener
 from timbrespace.evaluate.timbral import QUALITIES
+from timbrespace.mapping import grid_points
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.train_patch_vae import TrainConfig, _split
 from timbrespace.patch import params
@@ -129,12 +130,10 @@ def table_one(space: PatchSpace, library: PresetLibrary, chosen: npt.NDArray[np.
 
 def figure_eight(space: PatchSpace, listener: Listener, grid: int) -> dict[str, Any]:
     """Each quality over a ``grid`` x ``grid`` lattice of the unit square (cell centres); NaN where silent."""
-    c = (np.arange(grid) + 0.5) / grid
-    xx, yy = np.meshgrid(c, c)  # rows: y, columns: x (origin at the bottom when drawn)
-    xy = np.column_stack([xx.ravel(), yy.ravel()])
+    xy = grid_points(grid)  # row by row in y: reshaped (grid, grid), rows are y (origin at the bottom when drawn)
     heard = listener.hear_all(space.decode_unit(xy))
     r = np.array([h.ratings if h is not None else np.full(len(QUALITIES), np.nan) for h in heard])
-    return {"grid": grid, "centres": c.tolist(),
+    return {"grid": grid, "centres": xy[:grid, 0].tolist(),
             "maps": {q: r[:, i].reshape(grid, grid).tolist() for i, q in enumerate(QUALITIES)}}
 
 

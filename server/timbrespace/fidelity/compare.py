@@ -167,7 +167,7 @@ class Identification:
         }
 
 
-def _pairwise(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def pairwise_rms(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """RMS distance between rows of ``a`` and rows of ``b`` (||x-y||^2 = x.x + y.y - 2 x.y)."""
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     return np.asarray(np.sqrt(np.maximum(d2, 0.0) / a.shape[1]), dtype=np.float64)
@@ -193,12 +193,12 @@ def identify(values: npt.NDArray[np.float64], names: Sequence[str], workers: int
     ours = np.stack([o[:, :frames].ravel() for o, _, _, _ in pairs]).astype(np.float64)
     theirs = np.stack([t[:, :frames].ravel() for _, t, _, _ in pairs]).astype(np.float64)
     bad = ([names[i] for i, p in enumerate(pairs) if p[2]], [names[i] for i, p in enumerate(pairs) if p[3]])
-    d = _pairwise(ours, theirs)  # d[i, j]: project render of i vs amSynth's of j
+    d = pairwise_rms(ours, theirs)  # d[i, j]: project render of i vs amSynth's of j
     own = np.diag(d).copy()
     np.fill_diagonal(d, np.inf)
     nearest = d.min(axis=1)
     off = d[np.isfinite(d)]
-    ref = _pairwise(theirs, theirs)
+    ref = pairwise_rms(theirs, theirs)
     np.fill_diagonal(ref, np.inf)
     return Identification(list(names), own, nearest, float(np.median(off)), ref.min(axis=1) < 0.5,
                           time.perf_counter() - t0, bad)
