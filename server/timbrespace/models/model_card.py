@@ -52,6 +52,8 @@ def _hearing_options(train: dict[str, Any]) -> str:
 
 def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
     """The card's lines on what training heard (none when it did not)."""
+    from timbrespace.models.patch_sound_training import HOLDS_NOTE
+
     h, train = metadata.get("hearing"), metadata["training"]
     if h is None:
         return []
@@ -68,9 +70,9 @@ def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
         "of latent and descriptor distances within a batch (each over its batch mean)",
         *([f"- plus {train['square_weight']:g} x the same error, per batch, of as many random points drawn "
            "uniformly over the square the presets encode to at that epoch (the bounds rule below), against the "
-           "nearest training preset that holds a note (amplitude sustain at least 0.05), plus the cross-entropy "
-           "of their keyboard mode against poly (the proxy hears one note, so it cannot hear the mode): the "
-           "whole square is trained to play, not only the points where presets lie"]
+           f"nearest training preset that holds a note (amplitude sustain at least {HOLDS_NOTE:g}), plus the "
+           "cross-entropy of their keyboard mode against poly (the proxy hears one note, so it cannot hear the "
+           "mode): the whole square is trained to play, not only the points where presets lie"]
           if train.get("square_weight", 0.0) > 0 else []),
     ]
 
