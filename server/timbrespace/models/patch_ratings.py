@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from timbrespace.evaluate.timbral import QUALITIES
-
 FloatArray = npt.NDArray[np.float64]
+#: The qualities Table I reports, in its order (the eval's timbral module rates them in this order).
+QUALITIES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
 FORMAT = "timbrespace-preset-ratings/1"
 FOLDS = 8  # cross-validation of the head, for the report
 
