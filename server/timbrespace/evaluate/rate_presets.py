@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m timbrespace.evaluate.rate_presets", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="the ratings file to write (JSON)")
-    p.add_argument("--count", type=int, default=300, help="training presets to rate (default: %(default)s)")
+    p.add_argument("--count", type=int, default=400, help="training presets to rate (default: %(default)s)")
     p.add_argument("--banks", nargs="+", default=list(DEFAULT_FACTORY_DIRS), help="factory bank directories")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="the training run's seed (its split)")
     p.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction)

@@ -47,7 +47,7 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --square-weight {train.get('square_weight', 0.0):g}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
-    if train.get("ratings") is None:
+    if train.get("ratings") is None and train.get("sound_weight", 0.0) + train.get("distance_weight", 0.0) > 0:
         out += " --ratings ''"
     elif train.get("index_grid", 0) != TrainConfig.index_grid:
         out += f" --index-grid {train['index_grid']}"
