@@ -47,10 +47,10 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --square-weight {train.get('square_weight', 0.0):g}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
-    if train.get("ratings") is None and train.get("sound_weight", 0.0) + train.get("distance_weight", 0.0) > 0:
-        out += " --ratings ''"
-    elif train.get("index_grid", 0) != TrainConfig.index_grid:
-        out += f" --index-grid {train['index_grid']}"
+    if train.get("ratings") is not None:
+        out += f" --ratings {train['ratings']}"
+        if train.get("index_grid", TrainConfig.index_grid) != TrainConfig.index_grid:
+            out += f" --index-grid {train['index_grid']}"
     return out
 
 
@@ -237,7 +237,7 @@ def patch_vae_card(
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
-        "`--bounds-quantile`, `--ratings FILE` (`''` for none), `--index-grid`, "
+        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]

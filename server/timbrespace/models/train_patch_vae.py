@@ -46,7 +46,7 @@ from timbrespace.patch.library import PresetLibrary
 
 DEFAULT_FACTORY_DIRS = ("/usr/share/amsynth/banks",)
 CHECKPOINT_NAME = "patch-vae.pt"  # the name config/default.yaml points at
-SHIPPED_RATINGS = "models/patch-vae/ratings.json"  # the shipped map's rated training presets
+RATINGS = "models/patch-vae/ratings.json"  # rated training presets for the sound index (--ratings)
 
 
 @dataclass(frozen=True)
@@ -452,9 +452,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--square-weight", type=float, default=d.square_weight,
                         help="weight of random points of the square sounding like the nearest held preset, through "
                         "the proxy (0: off; off too when nothing hears; default: %(default)s)")
-    parser.add_argument("--ratings", default=SHIPPED_RATINGS,
-                        help="rated training presets (python -m timbrespace.evaluate.rate_presets) for the sound index "
-                        "that places presets where the map sounds like them (default: %(default)s)")
+    parser.add_argument("--ratings", default="",
+                        help="rated training presets (python -m timbrespace.evaluate.rate_presets; "
+                        f"{RATINGS} is the shipped set) for the sound index that places presets where the map sounds "
+                        "like them (default: none, presets placed by the encoder)")
     parser.add_argument("--index-grid", type=int, default=d.index_grid,
                         help="the sound index's grid per side (0: no index, presets placed by the encoder; default: "
                         "%(default)s)")
@@ -463,13 +464,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ratings_option(ns: argparse.Namespace) -> str | None:
-    """The ratings file to use: none when asked (``''``), and the shipped default only when something hears
-    (a map trained on parameters alone has no renders to place presets by)."""
-    if not ns.ratings or (ns.ratings == SHIPPED_RATINGS and ns.sound_weight <= 0 and ns.distance_weight <= 0):
+    """The ratings file for the sound index: none unless asked, and a missing file is an error."""
+    if not ns.ratings:
         return None
     if not Path(ns.ratings).is_file():
         raise RatingsError(f"--ratings {ns.ratings}: no such file; expected rated training presets (python -m "
-                           "timbrespace.evaluate.rate_presets --out FILE), or --ratings '' for no sound index")
+                           f"timbrespace.evaluate.rate_presets --out FILE; {RATINGS} is the shipped set)")
     return str(ns.ratings)
 
 
