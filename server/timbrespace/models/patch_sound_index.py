@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from timbrespace.patch import params
+from timbrespace.models.patch_codec import clamp_batch
 
 FloatArray = npt.NDArray[np.float64]
 KEY_BYTES = 16
@@ -34,8 +34,13 @@ KEY_BYTES = 16
 
 def preset_key(values: npt.ArrayLike) -> bytes:
     """The key a patch is stored under: its values as amSynth loads them (clamped), hashed."""
-    v = params.clamp_vector(np.asarray(values, dtype=np.float64))
-    return hashlib.sha256(v.tobytes()).digest()[:KEY_BYTES]
+    return preset_keys(np.asarray(values, dtype=np.float64)[None, :])[0]
+
+
+def preset_keys(values: FloatArray) -> list[bytes]:
+    """:func:`preset_key` of every row of ``(N, 41)`` (clamped in one vectorised step)."""
+    v = np.ascontiguousarray(clamp_batch(values))
+    return [hashlib.sha256(row.tobytes()).digest()[:KEY_BYTES] for row in v]
 
 
 def lattice(low: FloatArray, high: FloatArray, grid: int) -> FloatArray:
@@ -76,8 +81,8 @@ class SoundIndex:
         """Stored placements of patches ``(N, 41)`` and which rows had one (the others are zeros)."""
         out = np.zeros((len(values), 2))
         found = np.zeros(len(values), dtype=bool)
-        for i, v in enumerate(values):
-            z = self.placed.get(preset_key(v))
+        for i, key in enumerate(preset_keys(values)):
+            z = self.placed.get(key)
             if z is not None:
                 out[i], found[i] = z, True
         return out, found
@@ -129,5 +134,5 @@ def build(decode: Callable[[FloatArray], FloatArray], hear: Callable[[FloatArray
     index = SoundIndex(points, index.predict(heard[: len(points)]), head, mean, scale, {})
     ok = np.isfinite(descriptors).all(axis=1)
     z = index.nearest(descriptors[ok])
-    placed = {preset_key(v): zi for v, zi in zip(library[ok], z, strict=True)}
+    placed = dict(zip(preset_keys(library[ok]), z, strict=True))
     return SoundIndex(points, index.qualities, head, mean, scale, placed)
