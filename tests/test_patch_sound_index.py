@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 import torch
 
 from timbrespace.evaluate.timbral import QUALITIES
-from timbrespace.fidelity import reference
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
 from timbrespace.models.patch_ratings import FORMAT, RatingsError
 from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_key
@@ -92,15 +90,6 @@ def test_the_index_round_trips_through_a_weights_only_checkpoint() -> None:
         SoundIndex.from_metadata(broken)
     with pytest.raises(ValueError, match="lacks"):
         SoundIndex.from_metadata({"points": broken["points"]})
-
-
-@pytest.fixture(scope="module")
-def one_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not FACTORY.is_dir() or not reference.available():
-        pytest.skip("amSynth's factory banks and DSSI plugin are needed")
-    d = tmp_path_factory.mktemp("bank")
-    shutil.copy(FACTORY / "BriansBank01.amSynth.bank", d)
-    return d
 
 
 SMALL = {"epochs": 4, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 10, "progress": False,
