@@ -496,3 +496,17 @@ def shipped_timbre_config(tmp: Path) -> Any:
     c.patch.user_bank = tmp / "user.bank"
     c.state.persist = False
     return c
+
+
+@pytest.fixture(scope="module")
+def one_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding one amSynth factory bank (BriansBank01), for small training runs that hear;
+    skips where the banks or amSynth's DSSI plugin are missing."""
+    from timbrespace.fidelity import reference
+
+    factory = Path("/usr/share/amsynth/banks")
+    if not factory.is_dir() or not reference.available():
+        pytest.skip("amSynth's factory banks and DSSI plugin are needed")
+    d = tmp_path_factory.mktemp("bank")
+    shutil.copy(factory / "BriansBank01.amSynth.bank", d)
+    return d

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -158,15 +157,6 @@ def test_perturbations_are_valid_patches_near_the_presets() -> None:
     codec = PatchCodec()
     assert np.allclose(codec.decode(codec.scale_continuous(p), codec.encode(p)[:, codec.n_continuous :]), p)
     assert np.array_equal(p, perturbations(v, seed=0))
-
-
-@pytest.fixture(scope="module")
-def one_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not FACTORY.is_dir() or not reference.available():
-        pytest.skip("amSynth's factory banks and DSSI plugin are needed")
-    d = tmp_path_factory.mktemp("bank")
-    shutil.copy(FACTORY / "BriansBank01.amSynth.bank", d)
-    return d
 
 
 HEARING = {"epochs": 6, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 20, "progress": False}

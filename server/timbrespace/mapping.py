@@ -102,7 +102,8 @@ def draw_map(cfg: Config, out: Path, *, grid: int = 24) -> None:
     centroids = grid_centroids(cfg, grid)
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
     a.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
-    a.set(title=f"{len(library)} amSynth presets encoded", xlabel="x (/latent)", ylabel="y (/latent)",
+    placed = "placed by ear" if space.index is not None else "encoded"
+    a.set(title=f"{len(library)} amSynth presets, {placed}", xlabel="x (/latent)", ylabel="y (/latent)",
           xlim=(0, 1), ylim=(0, 1), aspect="equal")
     im = b.imshow(np.log10(np.maximum(centroids, 20.0)), origin="lower", extent=(0, 1, 0, 1),
                   cmap="magma", aspect="equal")

@@ -60,7 +60,8 @@ class PatchDecode:
 
 @dataclass(frozen=True)
 class PatchEncode:
-    """Patches to latent points (posterior means), batched: inputs values ``(41,)``, results ``(2,)``."""
+    """Patches to latent points (where the sound index placed them, else posterior means), batched: inputs
+    values ``(41,)``, results ``(2,)``."""
 
     space: PatchSpace
 

@@ -1,7 +1,8 @@
 """``timbrespace eval patch-vae``: the patch map measured as Peachey, Oore and Malloch measure theirs.
 
 * Table I: each validation preset (the checkpoint's own split, recovered from its stored training
-  config) and its reconstruction (encode, decode at the posterior mean) played by amSynth and rated
+  config) and its reconstruction (placed on the map as the live engine places it, decoded there)
+  played by amSynth and rated
   by the AudioCommons timbral models; mean, standard deviation and RMSE of the rating error per
   quality, beside the paper's means and a random-preset baseline (each preset against another
   validation preset drawn at random, seeded).
@@ -93,7 +94,8 @@ def validation_split(space: PatchSpace) -> tuple[PresetLibrary, npt.NDArray[np.i
 
 
 def reconstruct(space: PatchSpace, values: npt.ArrayLike) -> FloatArray:
-    """Patches through the map: encode to the posterior mean, decode there."""
+    """Patches through the map: placed as the engine places them (the sound index, else the posterior
+    mean), decoded there."""
     return space.decode_latent(space.encode_latent(values))
 
 
@@ -224,7 +226,8 @@ def evaluate(space: PatchSpace, settings: Settings, log: Callable[[str], None] =
     return {
         "settings": {**asdict(settings), "note": C4, "rms": TARGET_RMS, "validation_presets": len(val)},
         "model": {"sha256": space.sha256, "latent_low": space.low.tolist(), "latent_high": space.high.tolist(),
-                  "training": space.metadata.get("training", {})},
+                  "training": space.metadata.get("training", {}),
+                  "placed_by": "sound index" if space.index is not None else "posterior mean"},
         "paper": PAPER, "table": table, "figure8": fig8, "paths": path, "coverage": cover,
         "renders": listener.renders, "seconds": time.perf_counter() - t0,
     }

@@ -36,6 +36,11 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 #: The playable square's targets (issue 18, after the hearing map left half the square without a held note).
 HOLDS_TARGET, BRIGHT_TARGET = 0.85, 0.20
+#: How Table I's reconstructions are made when the checkpoint has a sound index.
+PLACED_BY_EAR = ("placed where the live engine places it, at the point of the square whose predicted timbral "
+                 "qualities are nearest the preset's (the checkpoint's sound index: the preset played and "
+                 "described, its qualities predicted by a head fitted on rated training presets; "
+                 "`timbrespace.models.patch_sound_index`), and decoded there")
 HEADER = ("quality", "paper mean", "mean", "std", "RMSE", "random mean", "random RMSE", "RMSE / random")
 
 
@@ -217,9 +222,11 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
            "`timbrespace.evaluate.timbral`), as in Peachey, Oore and Malloch's Table I.", "",
            "## Table I: reconstruction error", "",
            f"{len(t['presets'])} presets drawn (seed {s['seed']}) from the checkpoint's own validation split "
-           f"({s['validation_presets']} presets); each against its reconstruction through the map (encode, "
-           "decode at the posterior mean). *Random*: each preset against another of the same presets drawn "
-           "at random, the error of a map that knew nothing. Means and standard deviations are of |error|."]
+           f"({s['validation_presets']} presets); each against its reconstruction through the map: "
+           + (PLACED_BY_EAR if result["model"].get("placed_by") == "sound index" else
+              "encoded to the posterior mean, decoded there")
+           + ". *Random*: each preset against another of the same presets drawn at random, the error of a map "
+           "that knew nothing. Means and standard deviations are of |error|."]
     if t["silent"]:
         out += ["", f"Left out ({len(t['silent'])}): the preset or its reconstruction renders silence or NaN: "
                 + ", ".join(t["silent"]) + "."]

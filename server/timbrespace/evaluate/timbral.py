@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-#: The qualities the paper reports, in its order.
-QUALITIES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
+from timbrespace.models.patch_ratings import QUALITIES as QUALITIES  # the paper's, in its order
+
 _FUNCTIONS = {q: f"timbral_{'booming' if q == 'boominess' else q}" for q in QUALITIES}
 
 

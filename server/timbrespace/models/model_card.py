@@ -47,7 +47,29 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --square-weight {train.get('square_weight', 0.0):g}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
+    if train.get("ratings") is not None:
+        out += f" --ratings {train['ratings']}"
+        if train.get("index_grid", TrainConfig.index_grid) != TrainConfig.index_grid:
+            out += f" --index-grid {train['index_grid']}"
     return out
+
+
+def _index_lines(metadata: dict[str, Any]) -> list[str]:
+    """The card's lines on where presets are placed (by ear, or by the encoder)."""
+    index = metadata.get("sound_index")
+    if index is None:
+        return ["- presets are placed at the encoder's posterior mean"]
+    r = index["report"]
+    head = r["rating_head"]
+    r2 = ", ".join(f"{q} {v:.2f}" for q, v in head["cv_r2"].items())
+    return [
+        f"- presets are placed by ear (the sound index): a {r['grid']}x{r['grid']} grid of the square decoded and "
+        f"played by {r['renderer']} (C4, 2 s), each point's seven timbral qualities predicted from its descriptor by "
+        f"a ridge head fitted on {head['presets']} rated training presets (ratings file sha256 "
+        f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}); each of the {r['placed']} library presets is "
+        "played the same way and placed at the grid point whose predicted qualities are nearest its own. "
+        "Patches the library did not hold are placed at the encoder's posterior mean",
+    ]
 
 
 def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
@@ -126,6 +148,7 @@ def patch_vae_card(
         f"- loss: {train['continuous_weight']} x summed squared error + summed cross-entropy + "
         f"beta x KL, beta = {train['beta']} (warmed up linearly over {train['warmup_epochs']} epochs)",
         *_hearing_lines(metadata),
+        *_index_lines(metadata),
         f"- Adam, lr {train['lr']}, batch {train['batch_size']}, {train['epochs']} epochs, "
         f"{train['threads']} thread(s), deterministic algorithms",
         f"- unit square -> latent: x in [{metadata['latent_low'][0]:.3f}, {metadata['latent_high'][0]:.3f}], "
@@ -214,7 +237,7 @@ def patch_vae_card(
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
-        "`--bounds-quantile`, "
+        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]

@@ -70,7 +70,7 @@ def perturbations(values: FloatArray, seed: int) -> FloatArray:
     return np.concatenate([morph, clamp_batch(shrunk)])
 
 
-def _hear_cached(values: FloatArray, renderer: str, cache: Path | None,
+def hear_cached(values: FloatArray, renderer: str, cache: Path | None,
                  log: Callable[[str], None]) -> FloatArray:
     """Descriptors of ``values``, read from ``cache`` (an .npz) when it holds exactly these patches."""
     key = hashlib.sha256(values.tobytes() + renderer.encode()).hexdigest()
@@ -93,7 +93,7 @@ def prepare(train_values: FloatArray, codec: PatchCodec, *, seed: int, renderer:
             cache: Path | None = None, log: Callable[[str], None] = lambda _: None) -> Ears:
     """Render the training presets and their perturbations, fit the proxy, freeze it."""
     patches = np.concatenate([train_values, perturbations(train_values, seed)])
-    features = _hear_cached(patches, renderer, cache, log)
+    features = hear_cached(patches, renderer, cache, log)
     x = codec.encode(patches)
     # A tenth held out once to report how well the proxy hears unseen patches; then fit on all.
     rng = np.random.default_rng(seed)

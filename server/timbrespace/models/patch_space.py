@@ -6,7 +6,9 @@ the rule its metadata names, the 2nd to 98th percentiles of the posterior means
 plus a small margin since the square-coverage change), so a controller's x/y
 lands among real presets rather than in latent space only outliers reach.
 Decoding is batched and returns valid patch vectors (clamped, categoricals
-integral).
+integral).  Encoding places a preset where the checkpoint's sound index put it
+(where the map sounds most like it, :mod:`timbrespace.models.patch_sound_index`)
+and any other patch at the encoder's posterior mean.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import torch
 
 from timbrespace.models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from timbrespace.models.patch_codec import PatchCodec
+from timbrespace.models.patch_sound_index import SoundIndex
 from timbrespace.models.patch_vae import PatchVAE
+from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 
 FloatArray = npt.NDArray[np.float64]
@@ -60,6 +64,7 @@ class PatchSpace:
         self.device = device
         self.sha256 = sha256
         self.metadata: dict[str, Any] = {}
+        self.index: SoundIndex | None = None
 
     @classmethod
     def load(
@@ -95,6 +100,11 @@ class PatchSpace:
             raise CheckpointError(f"{path}: metadata lacks {exc.args[0]}; expected latent bounds") from None
         space = cls(loaded.model, low, high, dev, loaded.sha256)
         space.metadata = meta
+        if meta.get("sound_index") is not None:
+            try:
+                space.index = SoundIndex.from_metadata(meta["sound_index"])
+            except ValueError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
         return space
 
     # ------------------------------------------------------------ latent <-> unit square
@@ -127,11 +137,22 @@ class PatchSpace:
         return self.decode_latent(self.unit_to_latent(xy))
 
     def encode_latent(self, values: npt.ArrayLike) -> FloatArray:
-        """Posterior means ``(N, 2)`` of patches ``(N, 41)``."""
+        """Latent points ``(N, 2)`` of patches ``(N, 41)``: where the sound index placed them, else the
+        posterior mean."""
         v = np.asarray(values, dtype=np.float64)
         if v.ndim == 1:
             v = v[None, :]
-        x = self.codec.encode(v)
+        if self.index is not None:
+            z, found = self.index.lookup(v)
+            if found.all():
+                return z
+            z[~found] = self.posterior_mean(v[~found])
+            return z
+        return self.posterior_mean(v)
+
+    def posterior_mean(self, values: npt.ArrayLike) -> FloatArray:
+        """The encoder's posterior means ``(N, 2)`` of patches ``(N, 41)``."""
+        x = self.codec.encode(np.asarray(values, dtype=np.float64).reshape(-1, params.N_PARAMS))
         with torch.inference_mode():
             mu, _ = self.model.encode(torch.as_tensor(x, dtype=torch.float32, device=self.device))
             return mu.cpu().numpy().astype(np.float64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,20 @@ from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_hearing import RENDERERS
+from timbrespace.models.patch_ratings import Ratings, RatingsError, fit_head
+from timbrespace.models.patch_ratings import load as load_ratings
+from timbrespace.models.patch_sound_index import build as build_index
 from timbrespace.models.patch_sound_training import (
     HOLDS_NOTE,
     Ears,
     distance_error,
+    hear_cached,
     held_targets,
     prepare,
     sound_error,
     square_error,
 )
+from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.patch_vae import PatchVAE, VAEOutput, vae_loss
 from timbrespace.models.seeding import reproducible
 from timbrespace.patch import params
@@ -41,6 +46,7 @@ from timbrespace.patch.library import PresetLibrary
 
 DEFAULT_FACTORY_DIRS = ("/usr/share/amsynth/banks",)
 CHECKPOINT_NAME = "patch-vae.pt"  # the name config/default.yaml points at
+RATINGS = "models/patch-vae/ratings.json"  # rated training presets for the sound index (--ratings)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class TrainConfig:
     # Random points of the square should sound like some held preset; it needs the proxy, so it is off
     # when nothing hears (sound and distance weights 0: parameters only).
     square_weight: float = 1.0
+    # The sound index (patch_sound_index): presets placed where the map sounds like them, by the
+    # rating head fitted on the rated training presets of ``ratings``; no file or grid 0: off.
+    ratings: str | None = None
+    index_grid: int = 64
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,8 @@ def train(
     proxy_epochs: int = TrainConfig.proxy_epochs,
     straight_through: bool = TrainConfig.straight_through,
     square_weight: float = TrainConfig.square_weight,
+    ratings: str | os.PathLike[str] | None = TrainConfig.ratings,
+    index_grid: int = TrainConfig.index_grid,
     hearing_cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
@@ -254,7 +266,7 @@ def train(
     cfg = TrainConfig(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
         continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
-        proxy_epochs, straight_through, square_weight,
+        proxy_epochs, straight_through, square_weight, None if ratings is None else str(ratings), index_grid,
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
@@ -263,6 +275,12 @@ def train(
                          f"{distance_weight} and {square_weight}")
     if not 0.0 <= bounds_quantile < 0.5:
         raise ValueError(f"bounds_quantile {bounds_quantile}: expected at least 0 and under 0.5")
+    if index_grid < 0 or index_grid == 1:
+        raise ValueError(f"index_grid {index_grid}: expected 0 (no sound index) or at least 2")
+    indexed = ratings is not None and index_grid > 0
+    if indexed and sound_weight <= 0 and distance_weight <= 0:
+        raise ValueError("the sound index (ratings) needs hearing on: a sound or distance weight above 0")
+    rated = load_ratings(ratings) if indexed and ratings is not None else None
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
     out = Path(out_dir)
@@ -332,6 +350,11 @@ def train(
             mu, _ = model.encode(_tensors(codec, values).x)
         z = mu.numpy().astype(np.float64)
     lo, hi = latent_bounds(z, bounds_quantile, margin)
+    index = None
+    if rated is not None and ears is not None:
+        with reproducible(seed, threads):
+            index = sound_index(model, ears, rated, library, train_idx, (lo, hi), cfg, log,
+                                None if hearing_cache is None else Path(hearing_cache))
     metadata: dict[str, Any] = {
         "codec": codec.layout(),
         "latent_low": lo.tolist(),
@@ -350,6 +373,7 @@ def train(
         "metrics": metrics,
         "final_losses": rows[-1],
         "hearing": None if ears is None else ears.report,
+        "sound_index": index,
         "n_weights": sum(p.numel() for p in model.parameters()),
         "torch_version": str(torch.__version__),
     }
@@ -358,6 +382,40 @@ def train(
     _write_curve(out, rows)
     write_patch_vae_card(out / "MODEL_CARD.md", metadata, config, digest, ckpt.name, rows)
     return ckpt
+
+
+def sound_index(model: PatchVAE, ears: Ears, rated: Ratings, library: PresetLibrary,
+                train_idx: npt.NDArray[np.intp], bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+                cfg: TrainConfig, log: Callable[[str], None], cache: Path | None) -> dict[str, Any]:
+    """Fit the rating head on the rated training presets, build the index, and its checkpoint form.
+
+    amSynth renders some presets differently each time (noise, random LFO phases), so the index's
+    renders are kept beside the hearing cache (``<cache>-index.npz``) for a run that must repeat one.
+    """
+    row = {library.qualified_name(int(i)): k for k, i in enumerate(train_idx)}
+    outside = [n for n in rated.names if n not in row]
+    if outside:
+        raise RatingsError(f"{len(outside)} rated presets are not in the training split (first: {outside[0]}); the "
+                           "head may only learn from presets the map trains on (rate them with the same banks, seed "
+                           "and validation fraction)")
+    keep = [k for k, n in enumerate(rated.names) if bool(ears.heard[row[n]])]
+    rows = [row[rated.names[k]] for k in keep]
+    head, head_report = fit_head(ears.target[rows].double().numpy(), rated.values[keep], seed=cfg.seed)
+    mean, scale = ears.proxy.mean.double().numpy(), ears.proxy.scale.double().numpy()
+    values = library.values()
+    known = np.full((len(values), len(mean)), np.nan)  # the training presets were heard already
+    own = ears.target.double().numpy() * scale + mean
+    known[train_idx] = np.where(ears.heard.numpy()[:, None], own, np.nan)
+    space = PatchSpace(model, bounds[0], bounds[1], torch.device("cpu"))
+    log(f"sound index: hearing a {cfg.index_grid}x{cfg.index_grid} grid and {len(values) - len(train_idx)} "
+        "presets not heard in training")
+    kept = None if cache is None else cache.with_name(f"{cache.stem}-index.npz")
+    index = build_index(space.decode_latent, lambda v: hear_cached(v, cfg.renderer, kept, log), bounds[0],
+                        bounds[1], cfg.index_grid, head, mean, scale, values, known)
+    report = {"grid": cfg.index_grid, "renderer": cfg.renderer, "ratings_sha256": rated.sha256,
+              "rating_head": head_report, "placed": len(index.placed),
+              "silent_points": int((~np.isfinite(index.qualities).all(axis=1)).sum())}
+    return index.to_metadata(report)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -394,8 +452,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--square-weight", type=float, default=d.square_weight,
                         help="weight of random points of the square sounding like the nearest held preset, through "
                         "the proxy (0: off; off too when nothing hears; default: %(default)s)")
+    parser.add_argument("--ratings", default="",
+                        help="rated training presets (python -m timbrespace.evaluate.rate_presets; "
+                        f"{RATINGS} is the shipped set) for the sound index that places presets where the map sounds "
+                        "like them (default: none, presets placed by the encoder)")
+    parser.add_argument("--index-grid", type=int, default=d.index_grid,
+                        help="the sound index's grid per side (0: no index, presets placed by the encoder; default: "
+                        "%(default)s)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _ratings_option(ns: argparse.Namespace) -> str | None:
+    """The ratings file for the sound index: none unless asked, and a missing file is an error."""
+    if not ns.ratings:
+        return None
+    if not Path(ns.ratings).is_file():
+        raise RatingsError(f"--ratings {ns.ratings}: no such file; expected rated training presets (python -m "
+                           f"timbrespace.evaluate.rate_presets --out FILE; {RATINGS} is the shipped set)")
+    return str(ns.ratings)
 
 
 def run(ns: argparse.Namespace) -> Path:
@@ -404,7 +479,7 @@ def run(ns: argparse.Namespace) -> Path:
         ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
-        threads=ns.threads, square_weight=ns.square_weight,
+        threads=ns.threads, square_weight=ns.square_weight, ratings=_ratings_option(ns), index_grid=ns.index_grid,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,

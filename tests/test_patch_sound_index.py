@@ -1,0 +1,147 @@
+"""The sound index: presets placed where the map sounds like them, stored in the checkpoint, looked up live."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from timbrespace.evaluate.timbral import QUALITIES
+from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
+from timbrespace.models.patch_ratings import FORMAT, RatingsError
+from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_key
+from timbrespace.models.patch_space import PatchSpace
+from timbrespace.models.train_patch_vae import _split, train
+from timbrespace.patch import params
+from timbrespace.patch.library import PresetLibrary
+
+pytestmark = pytest.mark.numeric
+
+FACTORY = Path("/usr/share/amsynth/banks")
+F = 3  # descriptor columns in the small cases
+
+
+def _patch(cutoff: float) -> np.ndarray:
+    v = np.array([p.default for p in params.PARAMS], dtype=np.float64)
+    v[params.INDEX["filter_cutoff"]] = cutoff
+    return params.clamp_vector(v)
+
+
+def test_the_lattice_is_the_cells_centres_row_by_row() -> None:
+    pts = lattice(np.array([0.0, -1.0]), np.array([2.0, 1.0]), 2)
+    np.testing.assert_allclose(pts, [[0.5, -0.5], [1.5, -0.5], [0.5, 0.5], [1.5, 0.5]])
+
+
+def test_presets_go_to_the_point_whose_predicted_qualities_are_nearest() -> None:
+    # One quality, read straight off the first descriptor column (standardised: mean 1, scale 2).
+    head = np.zeros((F, 7))
+    head[0, 0] = 1.0
+    mean, scale = np.ones(F), np.full(F, 2.0)
+    # The lattice point at latent x sounds like descriptor column 0 = 1 + 2 * 10 x (quality 10 x).
+    decode = lambda z: np.stack([_patch(float(x)) for x in z[:, 0]])  # noqa: E731
+    hear = lambda v: np.stack([[1 + 20 * p[params.INDEX["filter_cutoff"]], 0, 0] for p in v])  # noqa: E731
+    library = np.stack([_patch(c) for c in (0.13, 0.61, 0.95)])
+    index = build(decode, hear, np.array([0.0, 0.0]), np.array([1.0, 1.0]), 4, head, mean, scale, library)
+    z, found = index.lookup(library)
+    assert found.all()
+    # Cutoffs 0.13, 0.61, 0.95 are heard as qualities 1.3, 6.1, 9.5; the lattice's x are 0.125 ... 0.875.
+    np.testing.assert_allclose(z[:, 0], [0.125, 0.625, 0.875])
+    # A patch the library did not hold is not found; the space falls back to the encoder for it.
+    _, other = index.lookup(_patch(0.4)[None])
+    assert not other.any()
+
+
+def test_silent_points_are_never_chosen_and_silent_presets_never_placed() -> None:
+    head = np.eye(F, 7)
+    decode = lambda z: np.stack([_patch(float(x)) for x in z[:, 0]])  # noqa: E731
+
+    def hear(v: np.ndarray) -> np.ndarray:
+        c = v[:, params.INDEX["filter_cutoff"]]
+        out = np.stack([c, c, c], axis=1)
+        out[c < 0.3] = np.nan  # the darkest patches render silence
+        return out
+
+    library = np.stack([_patch(c) for c in (0.1, 0.2, 0.9)])
+    index = build(decode, hear, np.zeros(2), np.ones(2), 4, head, np.zeros(F), np.ones(F), library)
+    assert np.isnan(index.qualities[:, 0]).sum() == 4  # the lattice's first column (x = 0.125)
+    _, found = index.lookup(library)
+    assert found.tolist() == [False, False, True]
+    # The nearest heard point to a quality of 0 is the first one that sounds, x = 0.375.
+    assert index.nearest(np.zeros((1, F)))[0, 0] == 0.375
+
+
+def test_the_index_round_trips_through_a_weights_only_checkpoint() -> None:
+    pts = lattice(np.zeros(2), np.ones(2), 3)
+    index = SoundIndex(pts, np.arange(63.0).reshape(9, 7), np.ones((F, 7)), np.zeros(F), np.ones(F),
+                       {preset_key(_patch(0.5)): np.array([0.25, 0.75])})
+    buffer = io.BytesIO()
+    torch.save(index.to_metadata({"grid": 3}), buffer)
+    back = SoundIndex.from_metadata(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    np.testing.assert_array_equal(back.qualities, index.qualities)
+    z, found = back.lookup(_patch(0.5)[None])
+    assert found[0] and z[0].tolist() == [0.25, 0.75]
+    broken = index.to_metadata({})
+    broken["head"] = torch.ones(2, 7)
+    with pytest.raises(ValueError, match="do not fit"):
+        SoundIndex.from_metadata(broken)
+    with pytest.raises(ValueError, match="lacks"):
+        SoundIndex.from_metadata({"points": broken["points"]})
+
+
+SMALL = {"epochs": 4, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 10, "progress": False,
+         "square_weight": 0.0, "index_grid": 4}
+
+
+def _ratings(path: Path, names: list[str]) -> Path:
+    # Numbers, not timbral ratings: what is tested is where they go, not what they say.
+    rng = np.random.default_rng(0)
+    doc = {"format": FORMAT, "qualities": list(QUALITIES),
+           "presets": [{"name": n, "ratings": rng.uniform(0, 100, 7).round(3).tolist()} for n in names]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_training_places_every_library_preset_by_ear(one_bank: Path, tmp_path: Path) -> None:
+    library = PresetLibrary([one_bank])
+    train_idx, val_idx = _split(library.factory_count, 0.1, 0)
+    rated = _ratings(tmp_path / "r.json", [library.qualified_name(int(i)) for i in train_idx[:40]])
+    cache = tmp_path / "heard.npz"
+    a = train(tmp_path / "a", banks=[one_bank], ratings=rated, hearing_cache=cache, **SMALL)  # type: ignore[arg-type]
+    b = train(tmp_path / "b", banks=[one_bank], ratings=rated, hearing_cache=cache, **SMALL)  # type: ignore[arg-type]
+    assert read_sidecar(a) == read_sidecar(b)  # seeded: the index too
+    meta = load_checkpoint(a).metadata
+    report = meta["sound_index"]["report"]
+    assert report["grid"] == 4 and report["rating_head"]["presets"] == 40
+    space = PatchSpace.load(a, device="cpu")
+    assert space.index is not None
+    values = library.values()
+    z = space.encode_latent(values)
+    # Every preset that sounds sits on a lattice point of the square, validation presets included.
+    grid = lattice(space.low, space.high, 4)
+    on_grid = np.isclose(z[:, None, :], grid[None]).all(axis=2).any(axis=1)
+    _, found = space.index.lookup(values)
+    assert found.sum() == report["placed"] >= len(values) - 2  # silent presets are not placed
+    assert on_grid[found].all()
+    assert found[val_idx].sum() >= len(val_idx) - 1
+    # A patch the library did not hold: the encoder's posterior mean.
+    odd = values[0].copy()
+    odd[params.INDEX["filter_cutoff"]] = 0.123456
+    np.testing.assert_array_equal(space.encode_latent(odd), space.posterior_mean(odd[None]))
+    # Without ratings: no index, the encoder places everything, as before.
+    plain = train(tmp_path / "c", banks=[one_bank], hearing_cache=cache, **SMALL)  # type: ignore[arg-type]
+    assert load_checkpoint(plain).metadata["sound_index"] is None
+    assert PatchSpace.load(plain, device="cpu").index is None
+
+
+def test_a_rated_validation_preset_is_refused(one_bank: Path, tmp_path: Path) -> None:
+    library = PresetLibrary([one_bank])
+    train_idx, val_idx = _split(library.factory_count, 0.1, 0)
+    names = [library.qualified_name(int(i)) for i in [*train_idx[:20], val_idx[0]]]
+    with pytest.raises(RatingsError, match="not in the training split"):
+        train(tmp_path / "a", banks=[one_bank], ratings=_ratings(tmp_path / "r.json", names), **SMALL)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="index_grid"):
+        train(tmp_path / "b", banks=[one_bank], ratings=tmp_path / "r.json", **{**SMALL, "index_grid": 1})  # type: ignore[arg-type]
