@@ -13,7 +13,7 @@ import torch
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
 from timbrespace.models.patch_ratings import FORMAT, RatingsError
-from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_key
+from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_keys
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.train_patch_vae import _split, train
 from timbrespace.patch import params
@@ -77,7 +77,7 @@ def test_silent_points_are_never_chosen_and_silent_presets_never_placed() -> Non
 def test_the_index_round_trips_through_a_weights_only_checkpoint() -> None:
     pts = lattice(np.zeros(2), np.ones(2), 3)
     index = SoundIndex(pts, np.arange(63.0).reshape(9, 7), np.ones((F, 7)), np.zeros(F), np.ones(F),
-                       {preset_key(_patch(0.5)): np.array([0.25, 0.75])})
+                       {preset_keys(_patch(0.5)[None])[0]: np.array([0.25, 0.75])})
     buffer = io.BytesIO()
     torch.save(index.to_metadata({"grid": 3}), buffer)
     back = SoundIndex.from_metadata(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))

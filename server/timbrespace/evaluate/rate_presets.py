@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from timbrespace.evaluate.patch_map import Settings
+from timbrespace.evaluate.patch_sound import C4
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.patch_ratings import FORMAT
 
-DURATION = 4.0  # seconds of C4, as the eval plays
+DURATION = Settings.duration  # seconds of C4, as the eval plays
 
 
 def rate(banks: Sequence[str], count: int, seed: int, val_fraction: float, log: bool = True) -> dict[str, object]:
@@ -45,7 +47,7 @@ def rate(banks: Sequence[str], count: int, seed: int, val_fraction: float, log: 
         if log and (k + 1) % 25 == 0:
             print(f"rated {k + 1} of {len(pick)}", file=sys.stderr)
     return {"format": FORMAT, "qualities": list(QUALITIES), "banks": list(banks), "seed": seed,
-            "val_fraction": val_fraction, "note": 60, "seconds": DURATION, "presets": presets, "silent": silent}
+            "val_fraction": val_fraction, "note": C4, "seconds": DURATION, "presets": presets, "silent": silent}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,9 +4,9 @@ The eval rates a patch with the AudioCommons timbral models (seconds a patch); t
 :data:`~timbrespace.models.patch_hearing.N_FEATURES` descriptors (milliseconds).  The descriptors'
 summed squared error weighs every band alike, while the ratings turn on a few directions of them
 (depth, warmth and boominess on the low bands' balance).  A ridge regression fitted on rated
-*training* presets gives those directions; the hearing loss's rating term
-(:func:`timbrespace.models.patch_sound_training.sound_error` with ``project``) is the squared error
-of the reconstruction's predicted ratings, each quality over its spread among the rated presets.
+*training* presets gives those directions: the sound index
+(:mod:`timbrespace.models.patch_sound_index`) compares patches by their predicted ratings, each
+quality over its spread among the rated presets.
 
 The ratings come from a file (``python -m timbrespace.evaluate.rate_presets``): rating is what
 makes the eval slow, so a training run reads them rather than rating again.
@@ -50,7 +50,8 @@ def load(path: str | os.PathLike[str]) -> Ratings:
         raw = open(path, "rb").read()  # noqa: SIM115 - read whole, then hash what was parsed
         doc = json.loads(raw)
     except (OSError, ValueError) as e:
-        raise RatingsError(f"{path}: cannot read a ratings file ({e})") from None
+        raise RatingsError(f"{path}: cannot read a ratings file ({e}); make one with python -m "
+                           "timbrespace.evaluate.rate_presets --out FILE") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RatingsError(f"{path}: expected a JSON object with \"format\": \"{FORMAT}\"")
     if list(doc.get("qualities", [])) != list(QUALITIES):

@@ -26,28 +26,29 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from timbrespace.mapping import grid_points
 from timbrespace.models.patch_codec import clamp_batch
 
 FloatArray = npt.NDArray[np.float64]
 KEY_BYTES = 16
 
 
-def preset_key(values: npt.ArrayLike) -> bytes:
-    """The key a patch is stored under: its values as amSynth loads them (clamped), hashed."""
-    return preset_keys(np.asarray(values, dtype=np.float64)[None, :])[0]
-
-
 def preset_keys(values: FloatArray) -> list[bytes]:
-    """:func:`preset_key` of every row of ``(N, 41)`` (clamped in one vectorised step)."""
+    """The keys patches ``(N, 41)`` are stored under: each row's values as amSynth loads them (clamped,
+    in one vectorised step), hashed."""
     v = np.ascontiguousarray(clamp_batch(values))
     return [hashlib.sha256(row.tobytes()).digest()[:KEY_BYTES] for row in v]
 
 
 def lattice(low: FloatArray, high: FloatArray, grid: int) -> FloatArray:
     """The latent points ``(grid * grid, 2)`` at the centres of the square's cells, row by row."""
-    centres = (np.arange(grid) + 0.5) / grid
-    u = np.stack(np.meshgrid(centres, centres, indexing="xy"), axis=-1).reshape(-1, 2)
-    result: FloatArray = low + u * (high - low)
+    result: FloatArray = low + grid_points(grid) * (high - low)
+    return result
+
+
+def predict(descriptors: FloatArray, head: FloatArray, mean: FloatArray, scale: FloatArray) -> FloatArray:
+    """Qualities over their spread ``(N, 7)`` of raw descriptors ``(N, F)`` through the rating head."""
+    result: FloatArray = ((descriptors - mean) / scale) @ head
     return result
 
 
@@ -64,8 +65,7 @@ class SoundIndex:
 
     def predict(self, descriptors: FloatArray) -> FloatArray:
         """Qualities over their spread ``(N, 7)`` of raw descriptors ``(N, F)``."""
-        result: FloatArray = ((descriptors - self.mean) / self.scale) @ self.head
-        return result
+        return predict(descriptors, self.head, self.mean, self.scale)
 
     def nearest(self, descriptors: FloatArray) -> FloatArray:
         """Latent points ``(N, 2)``: for each descriptor, the lattice point whose qualities are nearest."""
@@ -130,9 +130,7 @@ def build(decode: Callable[[FloatArray], FloatArray], hear: Callable[[FloatArray
     heard = hear(np.concatenate([decode(points), library[todo]]))
     descriptors[todo] = heard[len(points) :]
     # A silent lattice point predicts NaN qualities and is never chosen.
-    index = SoundIndex(points, np.empty((0, head.shape[1])), head, mean, scale, {})
-    index = SoundIndex(points, index.predict(heard[: len(points)]), head, mean, scale, {})
+    index = SoundIndex(points, predict(heard[: len(points)], head, mean, scale), head, mean, scale, {})
     ok = np.isfinite(descriptors).all(axis=1)
-    z = index.nearest(descriptors[ok])
-    placed = dict(zip(preset_keys(library[ok]), z, strict=True))
-    return SoundIndex(points, index.qualities, head, mean, scale, placed)
+    index.placed.update(zip(preset_keys(library[ok]), index.nearest(descriptors[ok]), strict=True))
+    return index

@@ -463,23 +463,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _ratings_option(ns: argparse.Namespace) -> str | None:
-    """The ratings file for the sound index: none unless asked, and a missing file is an error."""
-    if not ns.ratings:
-        return None
-    if not Path(ns.ratings).is_file():
-        raise RatingsError(f"--ratings {ns.ratings}: no such file; expected rated training presets (python -m "
-                           f"timbrespace.evaluate.rate_presets --out FILE; {RATINGS} is the shipped set)")
-    return str(ns.ratings)
-
-
 def run(ns: argparse.Namespace) -> Path:
     """Train from parsed :func:`add_arguments` options."""
     return train(
         ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
-        threads=ns.threads, square_weight=ns.square_weight, ratings=_ratings_option(ns), index_grid=ns.index_grid,
+        threads=ns.threads, square_weight=ns.square_weight, ratings=ns.ratings or None, index_grid=ns.index_grid,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,
