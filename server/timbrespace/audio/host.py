@@ -215,7 +215,7 @@ def audio_main(
 
     player = Player([LayerVoices(mailbox=box, select=em.select, place=partial(mix.place, i), **player_args(lp))
                      for i, (box, em, lp) in enumerate(zip(mailboxes, mix.engines, parts, strict=True))],
-                    stats, receive, reply)
+                    stats, receive, reply, clock=time.monotonic)
     last = [0.0]
     xruns = jack_xrun_monitor(stats) if backend == "jack" else None
     count_gaps = backend == "portaudio"

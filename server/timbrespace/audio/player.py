@@ -57,14 +57,14 @@ class LayerVoices:
         """Voices sounding or releasing."""
         return self.synth.active_voices + (self.timbre.active_voices if self.timbre is not None else 0)
 
-    def begin(self, now: float, stats: AudioStats) -> None:
-        """The block's start: the newest patch, the timbre frames."""
+    def begin(self, clock: Callable[[], float], stats: AudioStats) -> None:
+        """The block's start: the newest patch, the timbre frames. ``clock`` tells when it was taken."""
         taken = self.mailbox.take()
         if taken is not None:
             values, arrival = taken
             self.synth.set_patch(values)
             if arrival > 0.0:
-                stats.record_latency(now - arrival)
+                stats.record_latency(clock() - arrival)
         if self.timbre is not None:
             self.timbre.block()
 
@@ -117,8 +117,15 @@ class Player:
         receive: Callable[[], bytes | None],
         reply: Callable[[bytes], None],
         max_commands: int = 64,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.layers = list(layers)
+        # A latency runs from a command's arrival to the moment the audio side takes it. Live, that
+        # is the clock's reading after the take: a command can come in after the block's callback
+        # began, and the block's start would then give it a negative latency. Offline (no clock),
+        # the block's start in rendered time is when everything queued before it is taken.
+        self._clock = clock
+        self._now = 0.0
         self.stats = stats
         self._receive = receive
         self._reply = reply
@@ -135,19 +142,24 @@ class Player:
 
     def block(self, now: float) -> None:
         """Run at the start of the block that begins at ``now`` (monotonic seconds)."""
+        self._now = now
         for layer in self.layers:
-            layer.begin(now, self.stats)
+            layer.begin(self._taken, self.stats)
         for _ in range(self.max_commands):
             data = self._receive()
             if data is None:
                 break
-            self.apply(C.decode(data), now)
+            self.apply(C.decode(data))
         a = self.stats.array
         a[BLOCKS] += 1
         a[BLOCK_T] = now
         a[VOICES] = sum(layer.active_voices for layer in self.layers)
 
-    def apply(self, cmd: C.Command, now: float) -> None:
+    def _taken(self) -> float:
+        """When what was just received was taken: the live clock's reading, else the block's start."""
+        return self._clock() if self._clock is not None else self._now
+
+    def apply(self, cmd: C.Command) -> None:
         """Apply one event command to the layer it names (SYNC and QUIT are the process's)."""
         k = cmd.kind
         if k is C.Kind.SYNC:
@@ -161,4 +173,4 @@ class Player:
             return
         self.layers[cmd.layer].apply(cmd)
         if k in (C.Kind.NOTE, C.Kind.PITCH, C.Kind.VOICE) and cmd.arrival > 0.0:
-            self.stats.record_latency(now - cmd.arrival)
+            self.stats.record_latency(self._taken() - cmd.arrival)
