@@ -59,6 +59,9 @@ class TransportStats:
     bytes_received: int = 0
     #: UDP datagrams dropped unread: their source was over ``network.udp_rate_limit``.
     rate_limited: int = 0
+    #: UDP datagrams dropped unread: their source took more than its share of the server's time
+    #: while the receive buffer backed up (see shed.py).
+    shed: int = 0
     #: Datagrams from hosts outside sessions.allow, dropped unanswered.
     not_allowed: int = 0
     malformed: int = 0

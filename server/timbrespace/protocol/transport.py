@@ -35,6 +35,7 @@ from .replies import (
     encode_fail,
     packet_budget,
 )
+from .shed import Backlog, LoadShare
 from .source_limit import SourceLimits
 from .tcp import TcpConnection, TcpLimits, TcpListener, tcp_socket
 from .timed import Timed
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 UDP_BATCH = 64
 """Datagrams read per wake-up before yielding to the loop (timers, TCP)."""
+UDP_BATCH_SECONDS = 0.005
+"""Work per wake-up after which the loop gets its turn even if fewer were read: one bundle may carry
+thousands of messages, and the timers, the TCP clients and the audio's replies must not wait on 64."""
 UDP_FLUSH = 16
 """Replies held back while draining a batch before they are sent (see ``_udp_readable``)."""
 _PEER_CACHE = 4096
@@ -89,6 +93,8 @@ class OscServer:
         #: 0 is no limit. The rest are dropped before decoding (see source_limit.py).
         self.udp_rate = udp_rate
         self._limits = SourceLimits(udp_rate, udp_burst)
+        self._load = LoadShare()  # each UDP source's share of the time (see shed.py)
+        self._backlog: Backlog | None = None
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
@@ -152,6 +158,7 @@ class OscServer:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self._udp = udp
+        self._backlog = Backlog(udp)
         self._out.attach(loop, udp)
         self._udp_addr = (str(sockaddr[0]), port)
         self.own.ports.add(port)
@@ -294,7 +301,9 @@ class OscServer:
     # ------------------------------------------------------------------ receiving
 
     def _udp_readable(self) -> None:
-        """Drain up to UDP_BATCH datagrams; the plain-message path is inlined for speed.
+        """Drain up to UDP_BATCH datagrams or UDP_BATCH_SECONDS of work; the plain-message path is
+        inlined for speed. While the socket's buffer backs up, the datagrams of a source that took
+        more than its share of the time are dropped unread (see shed.py).
 
         The replies to the first datagram go out at once; under load the following ones are sent
         UDP_FLUSH at a time, back to back: a client that sleeps in recv is then woken once per
@@ -310,11 +319,17 @@ class OscServer:
         handler = self._handler
         monotonic = time.monotonic
         rate = self.udp_rate
+        charge = self._load.charge
+        # Read once a wake-up: the batch is short, and one read costs about a microsecond.
+        shedding = self._backlog is not None and self._backlog.high()
         out: list[tuple[bytes, Any]] = []
         self._udp_out = out
         received = nbytes = 0
+        began = done = monotonic()
         try:
             for _ in range(UDP_BATCH):
+                if done - began > UDP_BATCH_SECONDS:
+                    break
                 try:
                     data, addr = recvfrom(maxd + 1)
                 except BlockingIOError:
@@ -328,52 +343,58 @@ class OscServer:
                 nbytes += len(data)
                 if rate and self._rate_limited(addr, arrival):
                     continue
-                peer = peers.get(addr)
-                if peer is None:
-                    if self.allow is not None and addr[0] not in self.allow:
-                        self.stats.not_allowed += 1  # outside sessions.allow: dropped unanswered
+                if shedding and self._shed(addr, arrival):
+                    continue
+                try:
+                    peer = peers.get(addr)
+                    if peer is None:
+                        if self.allow is not None and addr[0] not in self.allow:
+                            self.stats.not_allowed += 1  # outside sessions.allow: dropped unanswered
+                            continue
+                        peer = self._udp_peer(addr)
+                    # A monitor polling /status thousands of times a second sends the same bytes every
+                    # time: such packets skip decoding, validation and dispatch (~5 us of ~25 here).
+                    poll = polls.get(data)
+                    if poll is not None:
+                        try:
+                            reply = poll(peer, arrival)
+                        except Exception:  # a bug: the normal path below answers /fail and logs it
+                            self._log_fail.error("poll handler failed", exc_info=True)
+                            reply = None
+                        if reply is not None:
+                            out.append((reply, addr))
+                            if received == 1 or len(out) >= UDP_FLUSH:
+                                self._out.flush(out)
+                                out.clear()
+                            continue
+                    self._open_budget("udp", len(data))
+                    if len(data) > maxd:
+                        self._malformed(peer, f"datagram larger than {maxd} bytes")
                         continue
-                    peer = self._udp_peer(addr)
-                # A monitor polling /status thousands of times a second sends the same bytes every
-                # time: such packets skip decoding, validation and dispatch (~5 us of ~25 here).
-                poll = polls.get(data)
-                if poll is not None:
                     try:
-                        reply = poll(peer, arrival)
-                    except Exception:  # a bug: the normal path below answers /fail and logs it
-                        self._log_fail.error("poll handler failed", exc_info=True)
-                        reply = None
-                    if reply is not None:
-                        out.append((reply, addr))
-                        if received == 1 or len(out) >= UDP_FLUSH:
-                            self._out.flush(out)
-                            out.clear()
+                        msg = decode_packet(data)
+                    except OscDecodeError as exc:
+                        self._malformed(peer, str(exc))
                         continue
-                self._open_budget("udp", len(data))
-                if len(data) > maxd:
-                    self._malformed(peer, f"datagram larger than {maxd} bytes")
-                    continue
-                try:
-                    msg = decode_packet(data)
-                except OscDecodeError as exc:
-                    self._malformed(peer, str(exc))
-                    continue
-                if type(msg) is not Message:
-                    self._timed.bundle(msg, peer, arrival)  # type: ignore[arg-type]
-                    continue
-                inc = _object_new(Incoming)
-                _setattr(
-                    inc,
-                    "__dict__",
-                    {"address": msg[0], "args": msg[1], "peer": peer, "arrival": arrival, "tags": msg[2]},
-                )
-                try:
-                    self._emit(peer, handler(inc), msg[0])
-                except Exception as exc:
-                    self._handler_failed(msg, peer, exc)
-                if out and (received == 1 or len(out) >= UDP_FLUSH):
-                    self._out.flush(out)  # the first reply of a wake-up goes at once (one at a time)
-                    out.clear()
+                    if type(msg) is not Message:
+                        self._timed.bundle(msg, peer, arrival)  # type: ignore[arg-type]
+                        continue
+                    inc = _object_new(Incoming)
+                    _setattr(
+                        inc,
+                        "__dict__",
+                        {"address": msg[0], "args": msg[1], "peer": peer, "arrival": arrival, "tags": msg[2]},
+                    )
+                    try:
+                        self._emit(peer, handler(inc), msg[0])
+                    except Exception as exc:
+                        self._handler_failed(msg, peer, exc)
+                    if out and (received == 1 or len(out) >= UDP_FLUSH):
+                        self._out.flush(out)  # the first reply of a wake-up goes at once (one at a time)
+                        out.clear()
+                finally:
+                    done = monotonic()
+                    charge(addr, done - arrival, done)
         finally:
             self._udp_out = None
             self._budget = None
@@ -395,6 +416,23 @@ class OscServer:
             self._log_io.warning("UDP source %s:%s over %g packets/s: dropping its packets", addr[0], addr[1], rate)
             self._udp_send(encode_fail("", f"rate limit: more than {rate:g} packets/s from this source; "
                                            "packets dropped unread", 256), addr)
+        return True
+
+    def _shed(self, addr: Any, now: float) -> bool:
+        """Whether this datagram's source is over its share of the time (then it is dropped unread
+        and counted; the source is told once a second at most, see shed.py)."""
+        over, tell = self._load.shed(addr, now)
+        if not over:
+            return False
+        self.stats.shed += 1
+        if not tell:
+            return True
+        pct = round(100 * self._load.fraction(addr, now))
+        self._log_io.warning("UDP source %s:%s took %d%% of the server's time while its receive buffer backed "
+                             "up: dropping its datagrams unread", addr[0], addr[1], pct)
+        self._udp_send(encode_fail("", f"server overloaded: this source's datagrams took {pct}% of its time "
+                                       "while others waited; datagrams dropped unread until it sends less",
+                                   256), addr)
         return True
 
     def _udp_peer(self, addr: Any) -> Peer:
