@@ -12,8 +12,9 @@ touch on the ``/play`` page to the audio block, through the WebSocket.
   (``/status/latency``, oldest first; on a fresh server only the page's moves fill it). In each
   pause both counts are read once they have stopped moving: a stroke whose sends and latencies
   are as many is joined one to one (the n-th send with the n-th latency); one where two moves met
-  in one block's mailbox is skipped and counted. What lies between, one loopback write and the
-  WebSocket frame's parse, is not in either part.
+  in one block's mailbox is skipped and counted, and the strokes after it are half as long (down to
+  two moves): on a loaded host moves bunch up, and a long stroke then never joins. What lies
+  between, one loopback write and the WebSocket frame's parse, is not in either part.
 """
 
 from __future__ import annotations
@@ -122,9 +123,10 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
             server: list[float] = []
             skipped = 0
             i = 0
+            length = STROKE
             while i < n:
                 t0 = time.perf_counter()
-                stroke = min(STROKE, n - i)
+                stroke = min(length, n - i)
                 for k in range(1, stroke + 1):
                     cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at((i + k) * 0.05)})
                     time.sleep(max(0.0, t0 + k * period - time.perf_counter()))
@@ -141,6 +143,7 @@ def _touch(base: str, host: str, port: int, seconds: float) -> dict[str, Any] | 
                     server += audio_ms
                 else:  # two moves in one block's mailbox (or none applied): no one-to-one join
                     skipped += sends
+                    length = max(2, length // 2)
                 sent = now_sent
             cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
             time.sleep(0.2)  # the finger's lift reaches its block
