@@ -90,6 +90,9 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
         assert key in s
     assert s["status_256_in_flight"]["received"] > 0
     assert "late_blocks" in s and data["voices"]["times_realtime"] > 0
+    mb = data["map_blocks"]  # every point of the grid played and timed
+    assert mb["grid"] == 4 and 0 < mb["p50_us"] <= mb["max_us"] and mb["max_blocks"] > 0
+    assert "dearest point" in md.read_text()
     assert sum(s["late_blocks_by_phase"].values()) == s["late_blocks"]
     ht = data["host_timer"]
     assert ht["wakeups"] == int(ht["seconds"] / (256 / 48000)) and 0 <= ht["over_one_block"] <= ht["wakeups"]

@@ -119,6 +119,46 @@ def bench_voices(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
     }
 
 
+def bench_map_blocks(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any]:
+    """What a block costs pyo on the patches the map decodes: a chord of ``voices`` held on each point
+    of a grid over the square; the median and the dearest point's mean block, in us and in blocks.
+
+    A retrain decodes other patches; one whose patches cost pyo more shows here before it ships.
+    """
+    import numpy as np
+
+    from timbrespace.audio.offline import OfflineRenderer
+    from timbrespace.audio.synth import PatchSynth
+    from timbrespace.models.patch_space import PatchSpace
+
+    sr, bs = cfg.audio.sample_rate, cfg.audio.block_size
+    grid = 4 if quick else 12
+    held = math.ceil(0.25 * sr / bs)  # a quarter second held on each point: attacks and decays included
+    space = PatchSpace.load(cfg.patch.model, device="cpu", num_threads=1)
+    cells = (np.stack(np.meshgrid(np.arange(grid), np.arange(grid)), -1).reshape(-1, 2) + 0.5) / grid
+    costs: list[float] = []
+    with OfflineRenderer(sample_rate=sr, block_size=bs, channels=cfg.audio.channels) as r:
+        synth = PatchSynth(polyphony=voices, sample_rate=sr)
+        synth.output.out()
+        for values in space.decode_unit(cells):
+            synth.set_patch(np.asarray(values, dtype=np.float64))
+            for i in range(voices):
+                synth.note_on(48 + 4 * i, 100)
+            cpu0 = time.process_time()
+            for _ in range(held):
+                r.process_block()
+            costs.append((time.process_time() - cpu0) / held)
+            synth.all_notes_off()
+            for _ in range(held):  # the release, not timed: the next point starts from silence
+                r.process_block()
+        synth.close()
+    us = np.asarray(costs) * 1e6
+    block_us = bs / sr * 1e6
+    return {"grid": grid, "voices": voices, "model_sha256": space.sha256[:12],
+            "p50_us": round(float(np.percentile(us, 50)), 1), "max_us": round(float(us.max()), 1),
+            "max_blocks": round(float(us.max() / block_us), 3)}
+
+
 def bench_amsynth(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any] | None:
     """The same held voices on amSynth itself (its DSSI plugin), rendered and timed in its worker process.
 
@@ -294,6 +334,8 @@ def run_bench(cfg: Config, *, json_path: Path | None, markdown_path: Path | None
     result["decode"] = bench_decode(cfg, quick)
     print("bench: voices ...", file=sys.stderr)
     result["voices"] = bench_voices(cfg, quick)
+    print("bench: voices over the map ...", file=sys.stderr)
+    result["map_blocks"] = bench_map_blocks(cfg, quick)
     print("bench: amSynth's voices ...", file=sys.stderr)
     result["amsynth_voices"] = bench_amsynth(cfg, quick)
     print("bench: timbre engine ...", file=sys.stderr)
@@ -378,6 +420,12 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{am['times_realtime']:.1f}x real time",
                      f"≈ {am['voices_in_realtime_one_core']} voices fit in real time; same patch and notes, "
                      "timed in its worker process"))
+    mb = r.get("map_blocks")
+    if mb:
+        rows.append((f"{mb['voices']} held voices on each patch of the map's {mb['grid']}x{mb['grid']} grid",
+                     f"block p50 {mb['p50_us']:.0f} us, dearest point {mb['max_us']:.0f} us",
+                     f"the dearest is {mb['max_blocks']:.2f} of a block's time (model {mb['model_sha256']}); "
+                     "a retrain whose patches cost pyo more shows here"))
     tb = r.get("timbre")
     if tb:
         labels = {"decode": "timbre decode", "tick": "timbre tick (decode + wavetables)",
