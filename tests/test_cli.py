@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import wave
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from zeroconf import ServiceInfo, Zeroconf
 
 from timbrespace.cli import main
 
@@ -205,15 +207,29 @@ def test_send_finds_servers_and_says_which_it_picked(tmp_path: Path) -> None:
         (tmp_path / n).mkdir()
     servers = [start_server(tmp_path / n, network={"zeroconf": True, "name": f"ts-{tag}-{n}",
                                                    "interfaces": ["127.0.0.1"]}) for n in ("a", "b")]
+    # And a record with no server behind it, first by name: what a cache keeps of a server gone.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = probe.getsockname()[1]
+    zc = Zeroconf(interfaces=["127.0.0.1"])
+    ghost = ServiceInfo("_osc._udp.local.", f"ts-{tag}-0._osc._udp.local.", port=nobody,
+                        properties={"txtvers": "1", "api": "1.0"}, server="ghost.local.",
+                        parsed_addresses=["127.0.0.1"])
+    zc.register_service(ghost)
     try:
         r = run("send", "--list", timeout=60)
         assert r.returncode == 0, r.stderr
         for n, s in zip("ab", servers):
             assert f"ts-{tag}-{n}\t" in r.stdout and f"\t{s.port}\n" in r.stdout, r.stdout
+        assert f"ts-{tag}-0\t127.0.0.1\t{nobody}\n" in r.stdout, r.stdout
         r = run("send", "/version", timeout=60)
+        # The ghost comes first by name; it does not answer, so a server that does is used.
         assert r.returncode == 0 and r.stdout.startswith("/version.reply 'timbrespace'"), r
-        assert "servers found; using '" in r.stderr and "--list" in r.stderr, r.stderr
+        assert "servers found" in r.stderr and f"using 'ts-{tag}-a'" in r.stderr and "--list" in r.stderr, r.stderr
+        assert f"'ts-{tag}-0' at 127.0.0.1:{nobody} did not answer" in r.stderr, r.stderr
     finally:
+        zc.unregister_service(ghost)
+        zc.close()
         for s in servers:
             s.stop()
 

@@ -8,6 +8,7 @@ that the server took the message (``--wait 0`` only sends).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import sys
@@ -33,6 +34,8 @@ SETTLE = 0.25
 LIST_TIMEOUT = 2.0
 #: Seconds to keep reading after a reply, for the rest of a multi-message answer.
 TAIL = 0.2
+#: Seconds each of several servers found has to answer ``/version`` before the next is tried.
+PROBE_WAIT = 0.5
 
 
 class SendError(Exception):
@@ -101,16 +104,40 @@ async def _find(timeout: float, settle: float | None) -> list[Server]:
 
 
 def discover(timeout: float = DISCOVER_TIMEOUT) -> Server:
-    """The first Timbrespace server zeroconf finds (by name when several answer; said on stderr)."""
+    """The first Timbrespace server zeroconf finds; when several answer, the first by name that
+    answers ``/version`` (said on stderr), since a record can outlive its server in a cache."""
     found = asyncio.run(_find(timeout, SETTLE))
     if not found:
         raise SendError(f"no Timbrespace server found with zeroconf within {timeout:g} s; give --host "
                         "(and --port), or start one with `timbrespace serve`")
+    if len(found) == 1:
+        return found[0]
+    silent = []
     chosen = found[0]
-    if len(found) > 1:
-        print(f"timbrespace send: {len(found)} servers found; using '{chosen.name}' at {chosen.host}:{chosen.port} "
-              "(--list shows them, --host picks one)", file=sys.stderr)
+    for server in found:
+        if _answers(server):
+            chosen = server
+            break
+        silent.append(server)
+    else:
+        silent = []  # none answers: the first, and the send says it got no reply
+    skipped = "".join(f"; '{s.name}' at {s.host}:{s.port} did not answer" for s in silent)
+    print(f"timbrespace send: {len(found)} servers found{skipped}; using '{chosen.name}' at {chosen.host}:"
+          f"{chosen.port} (--list shows them, --host picks one)", file=sys.stderr)
     return chosen
+
+
+def _answers(server: Server) -> bool:
+    """Whether ``server`` answers ``/version`` over UDP within PROBE_WAIT."""
+    try:
+        replies = _udp(server.host, server.port, [build("/version", [])], PROBE_WAIT, None)
+    except SendError:
+        return False
+    for r in replies:
+        with contextlib.suppress(ParseError):
+            if OscMessage(r).address == "/version.reply":
+                return True
+    return False
 
 
 def list_servers(timeout: float = LIST_TIMEOUT) -> int:
