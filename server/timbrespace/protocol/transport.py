@@ -35,10 +35,9 @@ from .replies import (
     encode_fail,
     packet_budget,
 )
-from .shed import Backlog, LoadShare
-from .source_limit import SourceLimits
 from .tcp import TcpConnection, TcpLimits, TcpListener, tcp_socket
 from .timed import Timed
+from .udp_gate import UdpGate
 from .udp_send import UdpSender
 
 __all__ = ["Handler", "Incoming", "MalformedHandler", "OscServer", "Peer", "Reply", "TransportStats"]
@@ -89,12 +88,6 @@ class OscServer:
         self.max_delay = max_delay
         self._rcvbuf = rcvbuf
         self.tcp_limits = tcp_limits or TcpLimits()
-        #: Datagrams per second one source (host, port) may send, with bursts of ``udp_burst``;
-        #: 0 is no limit. The rest are dropped before decoding (see source_limit.py).
-        self.udp_rate = udp_rate
-        self._limits = SourceLimits(udp_rate, udp_burst)
-        self._load = LoadShare()  # each UDP source's share of the time (see shed.py)
-        self._backlog: Backlog | None = None
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: socket.socket | None = None
@@ -122,6 +115,9 @@ class OscServer:
         self._log_io = RateLimitedLog(log, 5, "socket errors")
         self._log_fail = RateLimitedLog(log, 5, "handler failures")
         self._log_malformed = RateLimitedLog(log, 20, "malformed packets")
+        #: The drops before decoding: over ``udp_rate`` datagrams a second (bursts of ``udp_burst``;
+        #: 0 is no limit), or over a share of the time while the buffer backs up (udp_gate.py).
+        self._gate = UdpGate(udp_rate, udp_burst, self.stats, self._udp_send, self._log_io)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,7 +154,7 @@ class OscServer:
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self._udp = udp
-        self._backlog = Backlog(udp)
+        self._gate.attach(udp)
         self._out.attach(loop, udp)
         self._udp_addr = (str(sockaddr[0]), port)
         self.own.ports.add(port)
@@ -318,10 +314,11 @@ class OscServer:
         polls = self.polls
         handler = self._handler
         monotonic = time.monotonic
-        rate = self.udp_rate
-        charge = self._load.charge
+        gate = self._gate
+        rate = gate.rate
+        charge = gate.load.charge
         # Read once a wake-up: the batch is short, and one read costs about a microsecond.
-        shedding = self._backlog is not None and self._backlog.high()
+        shedding = gate.backed_up()
         out: list[tuple[bytes, Any]] = []
         self._udp_out = out
         received = nbytes = 0
@@ -341,9 +338,9 @@ class OscServer:
                 arrival = monotonic()
                 received += 1
                 nbytes += len(data)
-                if rate and self._rate_limited(addr, arrival):
+                if rate and gate.rate_limited(addr, arrival):
                     continue
-                if shedding and self._shed(addr, arrival):
+                if shedding and gate.shed(addr, arrival):
                     continue
                 try:
                     peer = peers.get(addr)
@@ -403,37 +400,6 @@ class OscServer:
             stats.bytes_received += nbytes
             if out:
                 self._out.flush(out)
-
-    def _rate_limited(self, addr: Any, now: float) -> bool:
-        """Whether this datagram exceeds its source's rate (then it is dropped unread and counted;
-        the source is told once a second at most, see source_limit.py)."""
-        over, tell = self._limits.over(addr, now)
-        if not over:
-            return False
-        self.stats.rate_limited += 1
-        if tell:
-            rate = self.udp_rate
-            self._log_io.warning("UDP source %s:%s over %g packets/s: dropping its packets", addr[0], addr[1], rate)
-            self._udp_send(encode_fail("", f"rate limit: more than {rate:g} packets/s from this source; "
-                                           "packets dropped unread", 256), addr)
-        return True
-
-    def _shed(self, addr: Any, now: float) -> bool:
-        """Whether this datagram's source is over its share of the time (then it is dropped unread
-        and counted; the source is told once a second at most, see shed.py)."""
-        over, tell = self._load.shed(addr, now)
-        if not over:
-            return False
-        self.stats.shed += 1
-        if not tell:
-            return True
-        pct = round(100 * self._load.fraction(addr, now))
-        self._log_io.warning("UDP source %s:%s took %d%% of the server's time while its receive buffer backed "
-                             "up: dropping its datagrams unread", addr[0], addr[1], pct)
-        self._udp_send(encode_fail("", f"server overloaded: this source's datagrams took {pct}% of its time "
-                                       "while others waited; datagrams dropped unread until it sends less",
-                                   256), addr)
-        return True
 
     def _udp_peer(self, addr: Any) -> Peer:
         if len(self._peers) >= _PEER_CACHE:  # forget the oldest source, in O(1)
