@@ -112,15 +112,10 @@ def discover(timeout: float = DISCOVER_TIMEOUT) -> Server:
                         "(and --port), or start one with `timbrespace serve`")
     if len(found) == 1:
         return found[0]
-    silent = []
-    chosen = found[0]
-    for server in found:
-        if _answers(server):
-            chosen = server
-            break
-        silent.append(server)
-    else:
-        silent = []  # none answers: the first, and the send says it got no reply
+    answering = next((s for s in found if _answers(s)), None)
+    # None answers: the first, and the send says it got no reply.
+    chosen = answering or found[0]
+    silent = found[: found.index(answering)] if answering else []
     skipped = "".join(f"; '{s.name}' at {s.host}:{s.port} did not answer" for s in silent)
     print(f"timbrespace send: {len(found)} servers found{skipped}; using '{chosen.name}' at {chosen.host}:"
           f"{chosen.port} (--list shows them, --host picks one)", file=sys.stderr)

@@ -72,14 +72,11 @@ class LoadShare:
 
     def over(self, source: Any, now: float) -> bool:
         """Whether ``source``'s datagrams took more than ``share`` of the time measured."""
-        if now - self._start >= self.window:
-            self._roll(now)
-        busy = self._prev.get(source, 0.0) + self._cur.get(source, 0.0)
-        return busy > self.share * (self.window + max(now - self._start, 0.0))
+        return self.fraction(source, now) > self.share
 
     def fraction(self, source: Any, now: float) -> float:
         """``source``'s share of the time measured, 0 to 1 (a datagram is charged when it is done,
-        so one begun in the window before can take the measure past 1)."""
+        so one begun in the window before can take the measure past 1: it is clipped)."""
         if now - self._start >= self.window:
             self._roll(now)
         busy = self._prev.get(source, 0.0) + self._cur.get(source, 0.0)
