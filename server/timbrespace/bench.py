@@ -125,8 +125,6 @@ def bench_map_blocks(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any
 
     A retrain decodes other patches; one whose patches cost pyo more shows here before it ships.
     """
-    import numpy as np
-
     from timbrespace.audio.offline import OfflineRenderer
     from timbrespace.audio.synth import PatchSynth
     from timbrespace.models.patch_space import PatchSpace
