@@ -13,7 +13,7 @@ from timbrespace.models import patch_hearing
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_proxy import PatchProxy, fit_proxy
-from timbrespace.models.patch_sound_training import distance_error, perturbations, square_error
+from timbrespace.models.patch_sound_training import distance_error, path_error, perturbations, square_error
 from timbrespace.models.patch_vae import PatchVAE
 from timbrespace.models.train_patch_vae import poly_error, train
 from timbrespace.patch import params
@@ -111,6 +111,29 @@ def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.decoder.parameters())
 
 
+def test_path_error_is_the_heard_second_difference_along_each_segment() -> None:
+    codec = PatchCodec()
+    torch.manual_seed(0)
+    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
+    proxy = PatchProxy(codec.n_features, 4, hidden=(8,))
+    start = torch.randn(3, 2, generator=torch.Generator().manual_seed(1))
+    end = torch.randn(3, 2, generator=torch.Generator().manual_seed(2))
+    # A segment that goes nowhere hears one sound five times: nothing bends.
+    assert float(path_error(model, proxy, start, start, 5).detach()) == pytest.approx(0.0, abs=1e-9)
+    with torch.no_grad():
+        t = torch.linspace(0.0, 1.0, 5)
+        heard = []
+        for a, b in zip(start, end, strict=True):
+            points = a[None, :] + t[:, None] * (b - a)[None, :]
+            cont, logits = model.decode(points)
+            heard.append(proxy(torch.cat([cont, model.probabilities(logits)], dim=1)))
+    expected = np.mean([float(((h[2:] - 2 * h[1:-1] + h[:-2]) ** 2).sum()) for h in heard])
+    assert float(path_error(model, proxy, start, end, 5).detach()) == pytest.approx(expected, rel=1e-4)
+    assert expected > 0  # a random decoder bends
+    path_error(model, proxy, start, end, 5).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.decoder.parameters())
+
+
 def test_the_keyboard_mode_of_the_square_is_pulled_to_poly() -> None:
     codec = PatchCodec()
     torch.manual_seed(0)
@@ -183,12 +206,18 @@ def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_
                    straight_through=True, square_weight=1.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(square) != read_sidecar(a)  # the random points of the square are heard too
     assert load_checkpoint(square).metadata["training"]["square_weight"] == 1.0
+    path = train(tmp_path / "path", banks=[one_bank], sound_weight=1.0, distance_weight=1.0, straight_through=True,
+                 square_weight=1.0, path_weight=1.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+    assert read_sidecar(path) != read_sidecar(square)  # random segments of the square are heard too
+    assert load_checkpoint(path).metadata["training"]["path_weight"] == 1.0
     deaf = train(tmp_path / "c", banks=[one_bank], sound_weight=0.0, square_weight=0.0,
                  **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(deaf) != read_sidecar(a)
     assert load_checkpoint(deaf).metadata["hearing"] is None
     with pytest.raises(ValueError, match="non-negative"):
         train(tmp_path / "d", banks=[one_bank], sound_weight=-1.0, **HEARING)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path_steps 2"):
+        train(tmp_path / "e", banks=[one_bank], path_weight=1.0, path_steps=2, **HEARING)  # type: ignore[arg-type]
 
 
 def test_straight_through_hears_one_hot_but_passes_the_softmax_gradient() -> None:

@@ -23,7 +23,8 @@ from timbrespace.models.checkpoint import (
 from timbrespace.models.patch_codec import PatchCodec, clamp_batch
 from timbrespace.models.patch_space import PatchSpace, library_coordinates, resolve_device
 from timbrespace.models.patch_vae import PatchVAE
-from timbrespace.models.train_patch_vae import CHECKPOINT_NAME, train
+from timbrespace.models.train_patch_vae import train
+from timbrespace.models.train_patch_vae_options import CHECKPOINT_NAME
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 

@@ -30,7 +30,8 @@ from timbrespace.evaluate.patch_sound import C4, TARGET_RMS, Heard, Listener
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.mapping import grid_points
 from timbrespace.models.patch_space import PatchSpace
-from timbrespace.models.train_patch_vae import TrainConfig, _split
+from timbrespace.models.train_patch_vae import _split
+from timbrespace.models.train_patch_vae_options import TrainConfig
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
 

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from timbrespace.evaluate import timbral
     from timbrespace.fidelity import reference
     from timbrespace.fsutil import atomic_write_text
-    from timbrespace.models.train_patch_vae import DEFAULT_FACTORY_DIRS, TrainConfig
+    from timbrespace.models.train_patch_vae_options import DEFAULT_FACTORY_DIRS, TrainConfig
 
     p = argparse.ArgumentParser(prog="python -m timbrespace.evaluate.rate_presets", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="the ratings file to write (JSON)")

@@ -34,7 +34,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _hearing_options(train: dict[str, Any]) -> str:
     """The command-line options that repeat a run's hearing settings where they differ from the
     defaults (the shipped recipe); empty when they are the defaults."""
-    from timbrespace.models.train_patch_vae import TrainConfig
+    from timbrespace.models.train_patch_vae_options import TrainConfig
 
     out = ""
     if train.get("sound_weight", 0.0) != TrainConfig.sound_weight:
@@ -45,6 +45,12 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += " --straight-through" if train.get("straight_through", False) else " --no-straight-through"
     if train.get("square_weight", 0.0) != TrainConfig.square_weight:
         out += f" --square-weight {train.get('square_weight', 0.0):g}"
+    if train.get("path_weight", 0.0) != TrainConfig.path_weight:
+        out += f" --path-weight {train.get('path_weight', 0.0):g}"
+    if train.get("path_weight", 0.0) > 0 and train.get("path_steps", TrainConfig.path_steps) != TrainConfig.path_steps:
+        out += f" --path-steps {train['path_steps']}"
+    if train.get("path_weight", 0.0) > 0 and train.get("path_reach", TrainConfig.path_reach) != TrainConfig.path_reach:
+        out += f" --path-reach {train['path_reach']:g}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
     if train.get("ratings") is not None:
@@ -96,6 +102,12 @@ def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
            "cross-entropy of their keyboard mode against poly (the proxy hears one note, so it cannot hear the "
            "mode): the whole square is trained to play, not only the points where presets lie"]
           if train.get("square_weight", 0.0) > 0 else []),
+        *([f"- plus {train['path_weight']:g} x the summed squared second differences of the proxy's hearing at "
+           f"{train.get('path_steps', 5)} evenly spaced points of as many random segments of that square (from a "
+           f"random point towards another, a random share of the way up to {train.get('path_reach', 1.0):g}): a "
+           "straight line through the map is trained to move through sound at a constant rate (SPINVAE's path "
+           "roughness, heard)"]
+          if train.get("path_weight", 0.0) > 0 else []),
     ]
 
 
@@ -237,6 +249,7 @@ def patch_vae_card(
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
+        "`--path-weight`, `--path-steps`, `--path-reach`, "
         "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",

@@ -1,4 +1,4 @@
-"""The patch VAE's ears: hearing the training presets, fitting the proxy, and the two loss terms.
+"""The patch VAE's ears: hearing the training presets, fitting the proxy, and the loss terms that hear.
 
 Options of ``timbrespace train patch-vae`` that make the map hear (the shipped map: sound 1, distance 0,
 square 1):
@@ -18,6 +18,10 @@ square 1):
   holds a note), by the same summed squared descriptor error: away from the presets the decoder
   otherwise invents bright patches that die away while the key is held. (Training adds a pull of
   those points' keyboard mode towards poly, which one heard note cannot tell apart.)
+* ``path_weight`` (off by default): random straight segments of that square are heard at a few evenly
+  spaced points, and the summed squared second differences of the hearing are added: a line through
+  the map (what ``/alpha`` plays) is pulled towards moving through sound at a constant rate, at the
+  price of some of the square's variety (docs/patch-map.md, "Smooth paths").
 
 Only the training split is rendered (its presets, random morphs between two of them, and presets
 shrunk towards the mean, the kind of patch a 2-D decoder produces), so validation stays unseen.
@@ -155,6 +159,20 @@ def square_error(model: PatchVAE, proxy: PatchProxy, z: Tensor, targets: Tensor,
     continuous, logits = model.decode(z)
     heard = _heard_decode(model, proxy, continuous, logits, hard)
     result: Tensor = torch.cdist(heard, targets).pow(2).min(dim=1).values.mean()
+    return result
+
+
+def path_error(model: PatchVAE, proxy: PatchProxy, start: Tensor, end: Tensor, steps: int,
+               hard: bool = False) -> Tensor:
+    """Mean over the segments ``start -> end`` (latent, ``(N, 2)`` each) of the summed squared second
+    differences of the proxy's hearing at ``steps`` evenly spaced points: zero where the sound moves at a
+    constant rate along the segment, large where it jumps (SPINVAE's path roughness, heard)."""
+    t = torch.linspace(0.0, 1.0, steps)[None, :, None]
+    points = (start[:, None, :] + t * (end - start)[:, None, :]).reshape(-1, 2)
+    continuous, logits = model.decode(points)
+    heard = _heard_decode(model, proxy, continuous, logits, hard).reshape(len(start), steps, -1)
+    d2 = heard[:, 2:] - 2.0 * heard[:, 1:-1] + heard[:, :-2]
+    result: Tensor = d2.pow(2).sum(dim=(1, 2)).mean()
     return result
 
 

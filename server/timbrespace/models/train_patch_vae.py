@@ -34,6 +34,7 @@ from timbrespace.models.patch_sound_training import (
     distance_error,
     hear_cached,
     held_targets,
+    path_error,
     prepare,
     sound_error,
     square_error,
@@ -41,46 +42,14 @@ from timbrespace.models.patch_sound_training import (
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.patch_vae import PatchVAE, VAEOutput, vae_loss
 from timbrespace.models.seeding import reproducible
+from timbrespace.models.train_patch_vae_options import (
+    CHECKPOINT_NAME,
+    DEFAULT_FACTORY_DIRS,
+    TrainConfig,
+    add_arguments,
+)
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
-
-DEFAULT_FACTORY_DIRS = ("/usr/share/amsynth/banks",)
-CHECKPOINT_NAME = "patch-vae.pt"  # the name config/default.yaml points at
-RATINGS = "models/patch-vae/ratings.json"  # rated training presets for the sound index (--ratings)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every knob of a training run (stored in the checkpoint and the card)."""
-
-    epochs: int = 150
-    seed: int = 0
-    batch_size: int = 128
-    lr: float = 2e-3
-    hidden: tuple[int, ...] = (256, 128)
-    beta: float = 0.25
-    warmup_epochs: int = 30
-    continuous_weight: float = 3.0
-    val_fraction: float = 0.1
-    margin: float = 0.05
-    # The square the live engine plays: these quantiles of the presets' posterior means (not their
-    # extremes: a few outliers stretched it over latent space no preset uses), plus the margin.
-    bounds_quantile: float = 0.02
-    threads: int = 1
-    # Hearing (patch_sound_training): the proxy is fitted on renders of the training split. The
-    # defaults are the shipped map's (docs/patch-map.md, "Towards a better map"); 0 turns it off.
-    sound_weight: float = 1.0
-    distance_weight: float = 0.0
-    renderer: str = "amsynth"
-    proxy_epochs: int = 150
-    straight_through: bool = True  # the proxy hears one-hot categoricals (gradient through the softmax)
-    # Random points of the square should sound like some held preset; it needs the proxy, so it is off
-    # when nothing hears (sound and distance weights 0: parameters only).
-    square_weight: float = 1.0
-    # The sound index (patch_sound_index): presets placed where the map sounds like them, by the
-    # rating head fitted on the rated training presets of ``ratings``; no file or grid 0: off.
-    ratings: str | None = None
-    index_grid: int = 64
 
 
 @dataclass(frozen=True)
@@ -253,6 +222,9 @@ def train(
     proxy_epochs: int = TrainConfig.proxy_epochs,
     straight_through: bool = TrainConfig.straight_through,
     square_weight: float = TrainConfig.square_weight,
+    path_weight: float = TrainConfig.path_weight,
+    path_steps: int = TrainConfig.path_steps,
+    path_reach: float = TrainConfig.path_reach,
     ratings: str | os.PathLike[str] | None = TrainConfig.ratings,
     index_grid: int = TrainConfig.index_grid,
     hearing_cache: str | os.PathLike[str] | None = None,
@@ -266,13 +238,19 @@ def train(
     cfg = TrainConfig(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
         continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
-        proxy_epochs, straight_through, square_weight, None if ratings is None else str(ratings), index_grid,
+        proxy_epochs, straight_through, square_weight, path_weight, path_steps,
+        path_reach, None if ratings is None else str(ratings), index_grid,
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
-    if sound_weight < 0 or distance_weight < 0 or square_weight < 0:
-        raise ValueError(f"sound_weight, distance_weight and square_weight must be non-negative, got {sound_weight}, "
-                         f"{distance_weight} and {square_weight}")
+    if sound_weight < 0 or distance_weight < 0 or square_weight < 0 or path_weight < 0:
+        raise ValueError(f"sound_weight, distance_weight, square_weight and path_weight must be non-negative, got "
+                         f"{sound_weight}, {distance_weight}, {square_weight} and {path_weight}")
+    if path_steps < 3:
+        raise ValueError(f"path_steps {path_steps}: expected at least 3 (a second difference needs three points)")
+    if not 0.0 < path_reach <= 1.0:
+        raise ValueError(f"path_reach {path_reach}: expected over 0 and at most 1 (a share of the way to another "
+                         "point)")
     if not 0.0 <= bounds_quantile < 0.5:
         raise ValueError(f"bounds_quantile {bounds_quantile}: expected at least 0 and under 0.5")
     if index_grid < 0 or index_grid == 1:
@@ -304,11 +282,12 @@ def train(
             ears = prepare(values[train_idx], codec, seed=seed, renderer=renderer, proxy_epochs=proxy_epochs,
                            cache=None if hearing_cache is None else Path(hearing_cache), log=log)
             torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
-            if square_weight > 0:
+            if square_weight > 0 or path_weight > 0:
                 held = held_targets(ears, values[train_idx], HOLDS_NOTE)
         poly_group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
         # Its own stream, so a run without the square term draws exactly what it drew before.
         square_rng = torch.Generator().manual_seed(seed + 1)
+        path_rng = torch.Generator().manual_seed(seed + 2)
         model = registry.create("patch-vae", **config)
         assert isinstance(model, PatchVAE)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -330,9 +309,18 @@ def train(
                 extra = _hearing_terms(model, res, ears, j, cfg)
                 if ears is not None and held is not None and corner is not None and size is not None:
                     points = corner + torch.rand(len(j), 2, generator=square_rng) * size
-                    sq = square_weight * (square_error(model, ears.proxy, points, held, cfg.straight_through)
-                                          + poly_error(model, points, poly_group))
-                    extra = sq if extra is None else extra + sq
+                    if square_weight > 0:
+                        sq = square_weight * (square_error(model, ears.proxy, points, held, cfg.straight_through)
+                                              + poly_error(model, points, poly_group))
+                        extra = sq if extra is None else extra + sq
+                    if path_weight > 0:
+                        ends = corner + torch.rand(2, len(j), 2, generator=path_rng) * size
+                        # Segments of every length up to the square's diagonal: short ones catch jumps
+                        # between neighbouring points, long ones the bends a preset-to-preset path takes.
+                        reach = torch.rand(len(j), 1, generator=path_rng) * path_reach
+                        pe = path_weight * path_error(model, ears.proxy, ends[0], ends[0] + reach * (ends[1] - ends[0]),
+                                                      path_steps, cfg.straight_through)
+                        extra = pe if extra is None else extra + pe
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss.total if extra is None else loss.total + extra)
                 optimiser.step()
@@ -418,58 +406,14 @@ def sound_index(model: PatchVAE, ears: Ears, rated: Ratings, library: PresetLibr
     return index.to_metadata(report)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of ``timbrespace train patch-vae``."""
-    d = TrainConfig()
-    parser.add_argument("--out", default="models/patch-vae", help="output directory (default: %(default)s)")
-    parser.add_argument(
-        "--banks", nargs="+", default=list(DEFAULT_FACTORY_DIRS), help="factory bank directories"
-    )
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--hidden", type=int, nargs="+", default=list(d.hidden))
-    parser.add_argument("--beta", type=float, default=d.beta)
-    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
-    parser.add_argument("--continuous-weight", type=float, default=d.continuous_weight)
-    parser.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    parser.add_argument("--bounds-quantile", type=float, default=d.bounds_quantile,
-                        help="the square spans these quantiles of the presets' latent codes per axis, plus a margin "
-                        "(0: their extremes; default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=d.threads)
-    parser.add_argument("--sound-weight", type=float, default=d.sound_weight,
-                        help="weight of the heard reconstruction error (proxy of rendered descriptors; 0: off; "
-                        "default: %(default)s)")
-    parser.add_argument("--distance-weight", type=float, default=d.distance_weight,
-                        help="weight of latent distances following sound distances (0: off)")
-    parser.add_argument("--renderer", choices=RENDERERS, default=d.renderer,
-                        help="what plays the training presets for hearing (default: %(default)s)")
-    parser.add_argument("--proxy-epochs", type=int, default=d.proxy_epochs)
-    parser.add_argument("--straight-through", action=argparse.BooleanOptionalAction, default=d.straight_through,
-                        help="the proxy hears one-hot categoricals (as played), the gradient goes through the softmax "
-                        "(default: %(default)s)")
-    parser.add_argument("--square-weight", type=float, default=d.square_weight,
-                        help="weight of random points of the square sounding like the nearest held preset, through "
-                        "the proxy (0: off; off too when nothing hears; default: %(default)s)")
-    parser.add_argument("--ratings", default="",
-                        help="rated training presets (python -m timbrespace.evaluate.rate_presets; "
-                        f"{RATINGS} is the shipped set) for the sound index that places presets where the map sounds "
-                        "like them (default: none, presets placed by the encoder)")
-    parser.add_argument("--index-grid", type=int, default=d.index_grid,
-                        help="the sound index's grid per side (0: no index, presets placed by the encoder; default: "
-                        "%(default)s)")
-    parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
 def run(ns: argparse.Namespace) -> Path:
     """Train from parsed :func:`add_arguments` options."""
     return train(
         ns.out, banks=ns.banks, epochs=ns.epochs, seed=ns.seed, batch_size=ns.batch_size, lr=ns.lr,
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
-        threads=ns.threads, square_weight=ns.square_weight, ratings=ns.ratings or None, index_grid=ns.index_grid,
+        threads=ns.threads, square_weight=ns.square_weight, path_weight=ns.path_weight,
+        path_steps=ns.path_steps, path_reach=ns.path_reach, ratings=ns.ratings or None, index_grid=ns.index_grid,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,
