@@ -86,6 +86,18 @@ def test_a_straight_path_is_smooth_and_a_jump_is_not() -> None:
         smoothness.roughness(straight, np.array([1.0, 0.0]))
 
 
+def test_a_share_of_few_pairs_is_known_only_within_its_interval() -> None:
+    # Wilson's 90 % interval: 8 of 10 cannot tell 65 % from 80 %; 32 of 40 narrows it to about +-10 points.
+    lo, hi = smoothness.share_interval(8, 10)
+    assert lo < 0.65 < 0.8 < hi
+    lo40, hi40 = smoothness.share_interval(32, 40)
+    assert lo < lo40 < 0.8 < hi40 < hi and 0.15 < hi40 - lo40 < 0.25
+    assert smoothness.share_interval(0, 10)[0] == 0.0 and smoothness.share_interval(10, 10)[1] == 1.0
+    assert smoothness.share_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="between 0 and n"):
+        smoothness.share_interval(11, 10)
+
+
 def test_the_card_section_replaces_its_earlier_self(tmp_path: Path) -> None:
     card = tmp_path / "MODEL_CARD.md"
     card.write_text("# m\n\n## Metrics\n\nx\n\n## Limits\n\n- y\n")

@@ -32,7 +32,7 @@ def add_arguments(ep: argparse.ArgumentParser) -> None:
     ep.add_argument("--seed", type=int, default=0, help="which presets, baseline partners and pairs (default: 0)")
     ep.add_argument("--presets", type=int, metavar="N", help="validation presets for Table I (default: 64; 0: all)")
     ep.add_argument("--grid", type=int, metavar="N", help="Figure 8's grid per side (default: 8)")
-    ep.add_argument("--pairs", type=int, metavar="N", help="preset pairs for the paths (default: 10)")
+    ep.add_argument("--pairs", type=int, metavar="N", help="preset pairs for the paths (default: 40)")
     ep.add_argument("--coverage-grid", type=int, metavar="N",
                     help="cells per side of the coverage grid over the whole square (default: 24; --quick: 4)")
     ep.add_argument("--card", action="store_true",

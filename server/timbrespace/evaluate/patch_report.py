@@ -56,7 +56,7 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                      rmse <= 0.5 * base))
     for key in ("timbral_roughness", "logmel_roughness"):
         share = summary[key]["map_better_share"]
-        rows.append((f"map path smoother ({PATH_KEYS[key]})", _pct(share), ">= 80% of pairs",
+        rows.append((f"map path smoother ({PATH_KEYS[key]})", _pct(share) + _interval(summary[key]), ">= 80% of pairs",
                      math.isfinite(share) and share >= 0.8))
     c = result.get("coverage")
     if c:  # reports written before the coverage figure have none
@@ -84,6 +84,12 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"coverage: a {c['grid']}x{c['grid']} grid of the unit square")
         lines += [f"  {name}: {value}" for name, value in patch_coverage.rows(c)]
     return "\n".join(lines)
+
+
+def _interval(summary: dict[str, Any]) -> str:
+    """`` (90% interval a-b%)`` of a path share (reports written before the interval have none)."""
+    iv = summary.get("map_better_interval")
+    return "" if not iv else f" (90% interval {100 * iv[0]:.0f}-{100 * iv[1]:.0f}%)"
 
 
 def _pct(x: float) -> str:
@@ -251,7 +257,8 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "between its ends, and its *relative roughness* the roughness over the squared distance between its "
             "ends (plus one): the map's ends are reconstructions, nearer each other than the presets, so this "
             "form does not reward a map for shrinking the distance. Lower is smoother (more linear); the share "
-            "is of pairs where the map's path scores lower than the morph."]
+            "is of pairs where the map's path scores lower than the morph, with its 90% (Wilson) interval: the "
+            "pairs are a sample, and a share of a few tens of them is only known to within about ten points."]
     if p["skipped"]:
         out += ["", f"Skipped ({len(p['skipped'])}, a step renders silence): " + ", ".join(p["skipped"]) + "."]
     out += ["", "| measure | map better on | map median (quartiles) | morph median (quartiles) |",
@@ -260,7 +267,7 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
         q = p["summary"][key]
         mq = ", ".join(f"{v:.3g}" for v in q["map_quartiles"])
         sq = ", ".join(f"{v:.3g}" for v in q["morph_quartiles"])
-        out.append(f"| {label} | {_pct(q['map_better_share'])} of pairs | {q['map_median']:.3g} ({mq}) | "
+        out.append(f"| {label} | {_pct(q['map_better_share'])} of pairs{_interval(q)} | {q['map_median']:.3g} ({mq}) | "
                    f"{q['morph_median']:.3g} ({sq}) |")
     out += ["", f"![Paths]({rel('patch-map-paths.png')})", "",
             "## Issue 18's targets for a better map", "",
@@ -273,7 +280,7 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
              f"{len(p['pairs']) + len(p['skipped'])} pairs")
     out += ["", "## How this differs from the paper", "",
             f"- Sizes: {sizes}. Rating a patch costs far more than rendering it, so the default run is sized "
-            "to repeat on one core; `timbrespace eval patch-vae --presets 0 --grid 12 --pairs 40` is the "
+            "to repeat on one core; `timbrespace eval patch-vae --presets 0 --grid 12` is the "
             "thorough form (every validation preset).",
             f"- The model is this project's (hidden {hidden}, beta {train.get('beta', 0.25):g}, its own split of "
             "amSynth's 28 factory "

@@ -69,3 +69,16 @@ def relative_roughness(features: npt.ArrayLike, scale: npt.ArrayLike) -> float:
     """Summed squared second difference over the ends' squared distance (plus :data:`FLOOR`), scaled features."""
     f = _path(features, scale)
     return float(np.sum(_second_differences(f) ** 2)) / (float(np.sum((f[-1] - f[0]) ** 2)) + FLOOR)
+
+
+def share_interval(successes: int, n: int, z: float = 1.645) -> tuple[float, float]:
+    """Wilson's score interval (90 % for the default ``z``) of a share ``successes / n``: what a target
+    on the share of pairs can be held to when there are only a few pairs; (0, 1) when ``n`` is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n ({n}), got {successes}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
