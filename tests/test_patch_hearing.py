@@ -91,11 +91,15 @@ def test_distance_error_is_zero_only_for_proportional_distances() -> None:
     assert float(distance_error(moved, target, heard)) < 1e-6
 
 
-def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it() -> None:
+def _small_model_and_proxy() -> tuple[PatchVAE, PatchProxy]:
+    """A tiny seeded VAE and a proxy hearing 4 descriptors: enough to check a loss term's arithmetic."""
     codec = PatchCodec()
     torch.manual_seed(0)
-    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
-    proxy = PatchProxy(codec.n_features, 4, hidden=(8,))
+    return PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,)), PatchProxy(codec.n_features, 4, hidden=(8,))
+
+
+def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it() -> None:
+    model, proxy = _small_model_and_proxy()
     z = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         cont, logits = model.decode(z)
@@ -112,10 +116,7 @@ def test_square_error_is_the_distance_to_the_nearest_target_and_pulls_towards_it
 
 
 def test_path_error_is_the_heard_second_difference_along_each_segment() -> None:
-    codec = PatchCodec()
-    torch.manual_seed(0)
-    model = PatchVAE(codec.n_continuous, codec.group_sizes, hidden=(16,))
-    proxy = PatchProxy(codec.n_features, 4, hidden=(8,))
+    model, proxy = _small_model_and_proxy()
     start = torch.randn(3, 2, generator=torch.Generator().manual_seed(1))
     end = torch.randn(3, 2, generator=torch.Generator().manual_seed(2))
     # A segment that goes nowhere hears one sound five times: nothing bends.
