@@ -45,11 +45,12 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += " --straight-through" if train.get("straight_through", False) else " --no-straight-through"
     if train.get("square_weight", 0.0) != TrainConfig.square_weight:
         out += f" --square-weight {train.get('square_weight', 0.0):g}"
-    if train.get("path_weight", 0.0) != TrainConfig.path_weight:
-        out += f" --path-weight {train.get('path_weight', 0.0):g}"
-    if train.get("path_weight", 0.0) > 0 and train.get("path_steps", TrainConfig.path_steps) != TrainConfig.path_steps:
+    path = train.get("path_weight", 0.0)
+    if path != TrainConfig.path_weight:
+        out += f" --path-weight {path:g}"
+    if path > 0 and train.get("path_steps", TrainConfig.path_steps) != TrainConfig.path_steps:
         out += f" --path-steps {train['path_steps']}"
-    if train.get("path_weight", 0.0) > 0 and train.get("path_reach", TrainConfig.path_reach) != TrainConfig.path_reach:
+    if path > 0 and train.get("path_reach", TrainConfig.path_reach) != TrainConfig.path_reach:
         out += f" --path-reach {train['path_reach']:g}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"

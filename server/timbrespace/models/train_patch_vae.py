@@ -282,8 +282,10 @@ def train(
             ears = prepare(values[train_idx], codec, seed=seed, renderer=renderer, proxy_epochs=proxy_epochs,
                            cache=None if hearing_cache is None else Path(hearing_cache), log=log)
             torch.manual_seed(seed)  # the VAE starts from the same weights whether or not it hears
-            if square_weight > 0 or path_weight > 0:
+            if square_weight > 0:
                 held = held_targets(ears, values[train_idx], HOLDS_NOTE)
+        # Both the square and the path term draw over the square the presets encode to.
+        plays_square = ears is not None and (square_weight > 0 or path_weight > 0)
         poly_group = next(k for k, g in enumerate(codec.groups) if g.param == params.INDEX["keyboard_mode"])
         # Its own stream, so a run without the square term draws exactly what it drew before.
         square_rng = torch.Generator().manual_seed(seed + 1)
@@ -300,23 +302,23 @@ def train(
             model.train()
             order = torch.randperm(n, generator=shuffle)
             # The square moves as the encoder learns: each epoch draws over where the presets are now.
-            corner, size = _square(model, train_data.x, cfg) if held is not None else (None, None)
+            corner, size = _square(model, train_data.x, cfg) if plays_square else (None, None)
             for start in range(0, n, batch_size):
                 j = order[start : start + batch_size]
                 res = model(train_data.x[j])
                 loss = vae_loss(model, res, train_data.cont[j], train_data.cls[j], beta=b,
                                 continuous_weight=continuous_weight)  # fmt: skip
                 extra = _hearing_terms(model, res, ears, j, cfg)
-                if ears is not None and held is not None and corner is not None and size is not None:
-                    points = corner + torch.rand(len(j), 2, generator=square_rng) * size
-                    if square_weight > 0:
+                if ears is not None and corner is not None and size is not None:
+                    if held is not None:
+                        points = corner + torch.rand(len(j), 2, generator=square_rng) * size
                         sq = square_weight * (square_error(model, ears.proxy, points, held, cfg.straight_through)
                                               + poly_error(model, points, poly_group))
                         extra = sq if extra is None else extra + sq
                     if path_weight > 0:
                         ends = corner + torch.rand(2, len(j), 2, generator=path_rng) * size
-                        # Segments of every length up to the square's diagonal: short ones catch jumps
-                        # between neighbouring points, long ones the bends a preset-to-preset path takes.
+                        # Segments of every length up to ``path_reach`` of the way to another point: short
+                        # ones catch jumps between neighbours, long ones the bends a preset-to-preset path takes.
                         reach = torch.rand(len(j), 1, generator=path_rng) * path_reach
                         pe = path_weight * path_error(model, ears.proxy, ends[0], ends[0] + reach * (ends[1] - ends[0]),
                                                       path_steps, cfg.straight_through)
