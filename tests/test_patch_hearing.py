@@ -211,6 +211,11 @@ def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_
                  square_weight=1.0, path_weight=1.0, hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(path) != read_sidecar(square)  # random segments of the square are heard too
     assert load_checkpoint(path).metadata["training"]["path_weight"] == 1.0
+    between = train(tmp_path / "between", banks=[one_bank], sound_weight=1.0, distance_weight=1.0,
+                    straight_through=True, square_weight=1.0, path_weight=1.0, path_ends="presets",
+                    hearing_cache=cache, **HEARING)  # type: ignore[arg-type]
+    assert read_sidecar(between) != read_sidecar(path)  # the segments run between presets instead
+    assert load_checkpoint(between).metadata["training"]["path_ends"] == "presets"
     deaf = train(tmp_path / "c", banks=[one_bank], sound_weight=0.0, square_weight=0.0,
                  **HEARING)  # type: ignore[arg-type]
     assert read_sidecar(deaf) != read_sidecar(a)
@@ -219,6 +224,8 @@ def test_training_that_hears_is_reproducible_and_records_it(one_bank: Path, tmp_
         train(tmp_path / "d", banks=[one_bank], sound_weight=-1.0, **HEARING)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="path_steps 2"):
         train(tmp_path / "e", banks=[one_bank], path_weight=1.0, path_steps=2, **HEARING)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path_ends 'corners': expected 'square' or 'presets'"):
+        train(tmp_path / "e", banks=[one_bank], path_weight=1.0, path_ends="corners", **HEARING)  # type: ignore[arg-type]
 
 
 def test_straight_through_hears_one_hot_but_passes_the_softmax_gradient() -> None:

@@ -52,6 +52,8 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --path-steps {train['path_steps']}"
     if path > 0 and train.get("path_reach", TrainConfig.path_reach) != TrainConfig.path_reach:
         out += f" --path-reach {train['path_reach']:g}"
+    if path > 0 and train.get("path_ends", TrainConfig.path_ends) != TrainConfig.path_ends:
+        out += f" --path-ends {train['path_ends']}"
     if train.get("bounds_quantile", 0.0) != TrainConfig.bounds_quantile:
         out += f" --bounds-quantile {train.get('bounds_quantile', 0.0):g}"
     if train.get("ratings") is not None:
@@ -104,8 +106,11 @@ def _hearing_lines(metadata: dict[str, Any]) -> list[str]:
            "mode): the whole square is trained to play, not only the points where presets lie"]
           if train.get("square_weight", 0.0) > 0 else []),
         *([f"- plus {train['path_weight']:g} x the summed squared second differences of the proxy's hearing at "
-           f"{train.get('path_steps', 5)} evenly spaced points of as many random segments of that square (from a "
-           f"random point towards another, a random share of the way up to {train.get('path_reach', 1.0):g}): a "
+           f"{train.get('path_steps', 5)} evenly spaced points of as many random segments "
+           + ("from each preset of the batch, where it encodes at that step, towards another preset of the batch"
+              if train.get("path_ends", "square") == "presets" else
+              "of that square, from a random point towards another")
+           + f", a random share of the way up to {train.get('path_reach', 1.0):g}: a "
            "straight line through the map is trained to move through sound at a constant rate (SPINVAE's path "
            "roughness, heard)"]
           if train.get("path_weight", 0.0) > 0 else []),
@@ -250,7 +255,7 @@ def patch_vae_card(
         "Same seed, same machine, same torch: the same weights (sha256 above). Options: `--epochs`, "
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
-        "`--path-weight`, `--path-steps`, `--path-reach`, "
+        "`--path-weight`, `--path-steps`, `--path-reach`, `--path-ends`, "
         "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",

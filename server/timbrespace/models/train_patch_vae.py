@@ -225,6 +225,7 @@ def train(
     path_weight: float = TrainConfig.path_weight,
     path_steps: int = TrainConfig.path_steps,
     path_reach: float = TrainConfig.path_reach,
+    path_ends: str = TrainConfig.path_ends,
     ratings: str | os.PathLike[str] | None = TrainConfig.ratings,
     index_grid: int = TrainConfig.index_grid,
     hearing_cache: str | os.PathLike[str] | None = None,
@@ -239,7 +240,7 @@ def train(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
         continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
         proxy_epochs, straight_through, square_weight, path_weight, path_steps,
-        path_reach, None if ratings is None else str(ratings), index_grid,
+        path_reach, path_ends, None if ratings is None else str(ratings), index_grid,
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
@@ -251,6 +252,8 @@ def train(
     if not 0.0 < path_reach <= 1.0:
         raise ValueError(f"path_reach {path_reach}: expected over 0 and at most 1 (a share of the way to another "
                          "point)")
+    if path_ends not in ("square", "presets"):
+        raise ValueError(f"path_ends {path_ends!r}: expected 'square' or 'presets'")
     if not 0.0 <= bounds_quantile < 0.5:
         raise ValueError(f"bounds_quantile {bounds_quantile}: expected at least 0 and under 0.5")
     if index_grid < 0 or index_grid == 1:
@@ -316,7 +319,13 @@ def train(
                                               + poly_error(model, points, poly_group))
                         extra = sq if extra is None else extra + sq
                     if path_weight > 0:
-                        ends = corner + torch.rand(2, len(j), 2, generator=path_rng) * size
+                        if cfg.path_ends == "presets":
+                            # Detached: the term shapes how the map sounds between presets, not where
+                            # the encoder puts them (closer presets would make every path short).
+                            here = res.mu.detach()
+                            ends = torch.stack([here, here[torch.randperm(len(j), generator=path_rng)]])
+                        else:
+                            ends = corner + torch.rand(2, len(j), 2, generator=path_rng) * size
                         # Segments of every length up to ``path_reach`` of the way to another point: short
                         # ones catch jumps between neighbours, long ones the bends a preset-to-preset path takes.
                         reach = torch.rand(len(j), 1, generator=path_rng) * path_reach
@@ -415,7 +424,8 @@ def run(ns: argparse.Namespace) -> Path:
         hidden=ns.hidden, beta=ns.beta, warmup_epochs=ns.warmup_epochs,
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
         threads=ns.threads, square_weight=ns.square_weight, path_weight=ns.path_weight,
-        path_steps=ns.path_steps, path_reach=ns.path_reach, ratings=ns.ratings or None, index_grid=ns.index_grid,
+        path_steps=ns.path_steps, path_reach=ns.path_reach, path_ends=ns.path_ends, ratings=ns.ratings or None,
+        index_grid=ns.index_grid,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,

@@ -47,6 +47,9 @@ class TrainConfig:
     path_weight: float = 0.0
     path_steps: int = 5
     path_reach: float = 1.0  # segments run this share (at most) of the way to another random point
+    # Where the segments run: "square" (between random points of it) or "presets" (from each training
+    # preset where it encodes now towards another: the routes /source /target /alpha plays).
+    path_ends: str = "square"
     # The sound index (patch_sound_index): presets placed where the map sounds like them, by the
     # rating head fitted on the rated training presets of ``ratings``; no file or grid 0: off.
     ratings: str | None = None
@@ -96,6 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path-reach", type=float, default=d.path_reach,
                         help="each segment of the path term runs at most this share of the way from a random point to "
                         "another (default: %(default)s)")
+    parser.add_argument("--path-ends", choices=("square", "presets"), default=d.path_ends,
+                        help="the path term's segments run between random points of the square, or from each training "
+                        "preset's place towards another preset's (default: %(default)s)")
     parser.add_argument("--ratings", default="",
                         help="rated training presets (python -m timbrespace.evaluate.rate_presets; "
                         f"{RATINGS} is the shipped set) for the sound index that places presets where the map sounds "
