@@ -15,6 +15,7 @@ import pytest
 
 from timbrespace.cli import main
 from timbrespace.evaluate import pitch as crepe
+from timbrespace.evaluate.timbre import Settings
 from timbrespace.models.probes import fit_logistic, macro_f1, probe_f1
 from timbrespace.models.timbre_features import read_wav_mono
 from timbrespace.models.train_timbre import train
@@ -159,6 +160,13 @@ def test_transfer_rejects_bad_input(model: Path, tmp_path: Path, capsys: pytest.
 
 
 # -- the evaluation ------------------------------------------------------------------------------
+def test_quick_settings_are_a_few_notes_with_the_full_runs_judge_recipe() -> None:
+    quick, full = Settings.make(True), Settings.make(False)
+    assert (quick.valid_per_instrument, quick.transfer_per_source, quick.cnn_train_per_instrument) == (1, 1, 16)
+    assert quick.cnn_epochs == 6 and quick.cnn_jitter_frames == full.cnn_jitter_frames == 8
+    assert full.valid_per_instrument is None and full.cnn_train_per_instrument is None
+
+
 def test_eval_quick_writes_json_report_and_plots(model: Path, data: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     j, md = tmp_path / "e.json", tmp_path / "r.md"
