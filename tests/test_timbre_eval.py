@@ -75,6 +75,28 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def unseen_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notes of the same four tones at velocity 100, their instruments listed in reverse order (matched by
+    name, so a mix-up of indices shows as wrong answers)."""
+    root = tmp_path_factory.mktemp("unseen")
+    order = NAMES[::-1]
+    notes = []
+    for i, name in enumerate(NAMES):
+        (root / name).mkdir()
+        for p in range(56, 61):
+            rel = f"{name}/{name}_{p:03d}_v100.wav"
+            pcm = _write_wav(root / rel, _tone(i, p, 2.0, SR, 0.3 * 100 / 127), SR)
+            notes.append({"file": rel, "instrument": name, "instrument_index": order.index(name), "pitch": p,
+                          "velocity": 100, "split": "valid", "sha256": hashlib.sha256(pcm).hexdigest()})
+    doc = {"version": 1, "sample_rate": SR, "note_off_s": 1.5, "duration_s": 2.0, "soundfont": "other.sf2",
+           "soundfont_sha256": "1" * 64, "dropped": [], "notes": notes,
+           "instruments": [{"index": i, "name": n, "program": 0, "bank": 0, "low": 56, "high": 60}
+                           for i, n in enumerate(order)]}
+    (root / "manifest.json").write_text(json.dumps(doc))
+    return root / "manifest.json"
+
+
+@pytest.fixture(scope="module")
 def model(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model")
     return train(out, manifest=data, cache_dir=out / "cache", progress=False, epochs=8, batch_size=16, **SMALL)
@@ -235,3 +257,28 @@ def test_crepe_gives_one_answer_whatever_the_random_state(tmp_path: Path) -> Non
             for seed in (1, 2)]
     first, second = (float(r.stdout) for r in runs)
     assert first == second and abs(first - 10.0) < 10.0  # the tone is 10 cents above A3
+
+
+def test_eval_unseen_reports_probes_reconstruction_and_transfer(model: Path, data: Path, unseen_data: Path,
+                                                               tmp_path: Path) -> None:
+    j, md = tmp_path / "e.json", tmp_path / "r.md"
+    assert main(["eval", "timbre", "--quick", "--model", str(model), "--manifest", str(data), "--cache",
+                 str(tmp_path / "cache"), "--out-json", str(j), "--markdown", str(md), "--plots", str(tmp_path),
+                 "--unseen", str(unseen_data)]) == 0
+    (m,) = json.loads(j.read_text())["models"].values()
+    u = m["unseen"]["other"]
+    assert u["notes"] == 20 and set(u["per_instrument"]) == set(NAMES)
+    # Nothing is fitted on these notes; they are the training tones, so probes and judge know them,
+    # which they would not if the set's own instrument order leaked through.
+    assert set(u["probes"]) == {"instrument_from_zt", "pitch_from_zp", "pitch_from_zt"}
+    assert u["probes"]["instrument_from_zt"]["f1"] >= 0.75, u["probes"]
+    rec = u["reconstruction"]
+    assert rec["notes"] == 4  # --quick: one per instrument
+    assert rec["judge_on_the_notes_accuracy"] >= 0.75, rec
+    assert 0.0 <= rec["instrument_f1"] <= 1.0 and rec["pitch"]["within_25c"] == 1.0  # harmonics at k f0
+    assert [(p["source"], p["target"]) for p in u["transfer"]["pairs"]] == [
+        ("french_horn", "piano"), ("piano", "cello"), ("cello", "bassoon"), ("bassoon", "french_horn")]
+    assert all(len(p["target_posterior"]) == 5 and p["notes"] == 1 for p in u["transfer"]["pairs"])
+    report = md.read_text()
+    assert "## Unseen recordings" in report and "Reconstruction (4 notes" in report
+    assert "| piano -> cello | 1 |" in report

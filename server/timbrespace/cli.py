@@ -158,10 +158,14 @@ def _eval(a: argparse.Namespace) -> int:
     try:
         notes = load_notes(a.manifest, cache_dir=a.cache)
         sets = [(unseen.set_name(p), load_notes(p, cache_dir=a.cache)) for p in a.unseen]
-        result = timbre.evaluate(models, notes, timbre.Settings.make(a.quick, a.seed), plots=plots,
-                                 cnn_cache=a.cache.parent / "timbre-eval",  # next to the feature cache
+        settings = timbre.Settings.make(a.quick, a.seed)
+        cnn_cache = a.cache.parent / "timbre-eval"  # next to the feature cache
+        result = timbre.evaluate(models, notes, settings, plots=plots, cnn_cache=cnn_cache,
                                  log=lambda line: print(line, file=sys.stderr))
-        unseen.add_unseen(result, models, sets)
+        if sets:
+            clf, _ = timbre.judge(notes, settings, cnn_cache)  # the one evaluate trained (cached)
+            unseen.add_unseen(result, models, sets, notes, clf, settings,
+                              1 if a.quick else unseen.PER_INSTRUMENT)
     except FileNotFoundError as e:
         raise CliError(f"{e.filename}: no such file (build the notes with `timbrespace data soundfont`)") from None
     except (ValueError, CheckpointError) as e:
