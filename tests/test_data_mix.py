@@ -14,6 +14,7 @@ from timbrespace.cli import main
 from timbrespace.data import augment, mix, soundfont
 from timbrespace.data import manifest as mf
 from timbrespace.data.soundfont import DEFAULT_SOUNDFONT, DataError
+from timbrespace.models.timbre_features import load_notes
 
 from conftest import note_f0, read_mono16
 
@@ -108,6 +109,9 @@ def test_a_mix_of_two_sources_links_splits_and_augments(tmp_path: Path) -> None:
     assert mix.source_counts(tmp_path / "fluid" / "manifest.json") == []
     for n in m.notes:  # every file is there, with the hash the manifest says
         assert mf.sha256_file(tmp_path / "mix" / n.file) == n.sha256
+    # The model's features know which notes are copies (its instrument means come from the others).
+    feats = load_notes(tmp_path / "mix" / "manifest.json", cache_dir=None)
+    assert feats.augmented.tolist() == [bool(n.augment) for n in m.notes] and 0 < feats.augmented.sum() < len(m.notes)
     # The labels hold: each augmented copy's pitch within 25 cents of its label.
     for n in augmented[:6]:
         f = note_f0(read_mono16(tmp_path / "mix" / n.file))

@@ -18,7 +18,7 @@ import torch
 
 from timbrespace.models import registry
 from timbrespace.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from timbrespace.models.timbre_features import FeatureSpec, load_notes, logmel
+from timbrespace.models.timbre_features import FeatureSpec, NoteSet, load_notes, logmel
 from timbrespace.models.timbre_gmvae import TimbreGMVAE, smooth_time_basis
 from timbrespace.models.timbre_map import TimbreMap
 from timbrespace.models.timbre_pitch import HarmonicSalience, pitch_circles
@@ -28,6 +28,7 @@ from timbrespace.models.train_timbre import (
     _Tensors,
     epoch_order,
     labelled_mask,
+    means_rows,
     refit_timbre_means,
     scored_frames,
     train,
@@ -371,6 +372,10 @@ def test_mean_recon_decodes_labelled_notes_from_the_means_and_trains_the_decoder
     terms = m(*args, mean_weight=0.5)
     assert torch.all(plain.mean_recon == 0) and torch.allclose(terms.recon, plain.recon)
     assert torch.all(terms.mean_recon[[0, 1, 3]] > 0) and terms.mean_recon[2] == 0  # unlabelled: no mean to use
+    torch.manual_seed(1)
+    some = m(*args, mean_weight=0.5, mean_rows=torch.tensor([True, False, True, True]))
+    assert torch.allclose(some.recon, plain.recon) and some.mean_recon[1] == 0 and some.mean_recon[2] == 0
+    assert torch.allclose(some.mean_recon[[0, 3]], terms.mean_recon[[0, 3]], rtol=1e-4)
     m.zero_grad()
     terms.mean_recon.sum().backward()
     assert m.timbre_means.grad is None or bool(torch.all(m.timbre_means.grad == 0))
@@ -407,7 +412,8 @@ def test_refit_puts_each_timbre_mean_at_its_notes_average() -> None:
     m = _model().train()
     x = torch.randn(12, 129, 256)
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
-    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), labels))
+    every = torch.ones(12, dtype=torch.bool)
+    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), labels, every))
     assert m.training  # the mode it was called in is restored
     with torch.no_grad():
         mu = m.eval().encode(x).mu_t
@@ -419,8 +425,56 @@ def test_refit_puts_each_timbre_mean_at_its_notes_average() -> None:
         q = m.instrument_posterior(mu)
         w = torch.where((hidden >= 0).unsqueeze(1), torch.nn.functional.one_hot(hidden.clamp_min(0), 3).float(), q)
         expect = (w.t() @ mu) / w.sum(0).unsqueeze(1)
-    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), hidden))
+    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), hidden, every))
     assert torch.allclose(m.timbre_means.detach(), expect, atol=1e-5)
+    # Only the notes marked to place the means count (a mix's notes as rendered, not their room copies).
+    some = torch.tensor([1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 1, 1], dtype=torch.bool)
+    refit_timbre_means(m, _Tensors(x, torch.zeros(12, dtype=torch.long), torch.full((12,), 100.0), labels, some))
+    for k in range(3):
+        assert torch.allclose(m.timbre_means[k], mu[(labels == k) & some].mean(0), atol=1e-5)
+        assert not torch.allclose(m.timbre_means[k], mu[labels == k].mean(0), atol=1e-3)
+
+
+def test_means_come_from_the_clean_notes_unless_an_instrument_has_none() -> None:
+    n = 8
+    notes = NoteSet(
+        logmel=np.zeros((n, 2, 2), dtype=np.float32), instrument=np.array([0, 0, 0, 1, 1, 1, 2, 2]),
+        pitch=np.full(n, 60), velocity=np.full(n, 100), train=np.ones(n, dtype=np.bool_),
+        augmented=np.array([0, 1, 1, 0, 0, 1, 1, 1], dtype=np.bool_), files=[f"{k}.wav" for k in range(n)],
+        instruments=["a", "b", "c"], manifest_sha256="", spec=FeatureSpec(),
+    )
+    idx = np.arange(n)
+    assert means_rows(notes, idx, "clean").tolist() == [1, 0, 0, 1, 1, 0, 1, 1]  # c: only copies, so all of them
+    assert means_rows(notes, idx, "all").all()
+    assert means_rows(notes, idx[1:3], "clean").all()  # a's copies alone: nothing clean to prefer
+    with pytest.raises(ValueError, match="means_from: expected 'clean' or 'all', got 'some'"):
+        means_rows(notes, idx, "some")
+
+
+def test_training_places_the_means_by_the_notes_as_rendered(manifest: Path, tmp_path: Path) -> None:
+    """A set with augmented copies: the trained means sit at the clean notes' average posterior mean."""
+    doc = json.loads(manifest.read_text())
+    for k, n in enumerate(doc["notes"]):
+        if n["split"] == "train" and k % 2:
+            n["augment"] = {"gain_db": -3.0}  # a copy's record; the audio is the same file
+    copy = tmp_path / "m" / "manifest.json"
+    copy.parent.mkdir()
+    copy.write_text(json.dumps(doc))
+    for f in {n["file"].split("/")[0] for n in doc["notes"]}:
+        (copy.parent / f).symlink_to(manifest.parent / f)
+    runs = {how: load_checkpoint(train(tmp_path / how, manifest=copy, cache_dir=tmp_path / "cache", progress=False,
+                                       learned_map=False, epochs=2, batch_size=16, means_from=how, **SMALL)).model
+            for how in ("clean", "all")}
+    notes = load_notes(copy, cache_dir=tmp_path / "cache")
+    tr = notes.train
+    for how, model in runs.items():
+        assert isinstance(model, TimbreGMVAE)
+        with torch.no_grad():
+            mu = model.eval().encode(torch.as_tensor(notes.logmel)).mu_t.numpy()
+        use = tr & ~notes.augmented if how == "clean" else tr
+        for k in range(3):
+            expect = mu[use & (notes.instrument == k)].mean(0)
+            assert np.allclose(model.timbre_means[k].detach().numpy(), expect, atol=1e-4), (how, k)
 
 
 def test_the_card_retrain_command_trains_the_same_config() -> None:

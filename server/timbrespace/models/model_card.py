@@ -287,6 +287,9 @@ def timbre_gmvae_card(
     retrain = train.get("command", "--out models/timbre-gmvae")
     pitches = config["pitches"]
     per_inst = ", ".join(f"{k} {v}" for k, v in data["notes_per_instrument"].items())
+    # Means placed by the notes as rendered: only says something where the set has augmented copies.
+    clean = train.get("means_from", "all") == "clean" and any(x.get("augmented") for x in data.get("sources", []))
+    as_rendered = " as rendered (augmented copies left out)" if clean else ""
     out = [
         "# timbre-gmvae: pitch and timbre spaces that decode to harmonic-plus-noise controls",
         "",
@@ -341,7 +344,8 @@ def timbre_gmvae_card(
         )
         + f"; timbre GMM with {config['n_instruments']} components, sigma e^0, Xavier-initialised learnable means"
         + (
-            ", set after every epoch to their closed-form optimum (the average posterior mean of their notes)"
+            ", set after every epoch to their closed-form optimum (the average posterior mean of their notes"
+            + as_rendered + ")"
             if train.get("refit_means", False)
             else ""
         )
@@ -357,7 +361,8 @@ def timbre_gmvae_card(
         "filterbank and scaling; each frame mixes its neighbours' controls as the analysis window hears "
         "amplitudes moving linearly between frames); random runs of frames per step"
         + (
-            f"; not the paper's: each labelled note is also decoded from its instrument and pitch means and "
+            f"; not the paper's: each labelled note{as_rendered} is also decoded from its instrument and pitch "
+            "means and "
             f"scored against itself, weight {train['mean_recon']:g} (decoder only)"
             if train.get("mean_recon", 0.0)
             else ""
@@ -433,8 +438,8 @@ def timbre_gmvae_card(
         "",
         "Same seed, same machine, same torch, one process: the same weights. Options: `--manifest`, `--epochs`, "
         "`--epoch-notes`, `--seed`, `--label-fraction`, `--pitch-prior`, `--[no-]pitch-recon-grad`, "
-        "`--[no-]refit-means`, `--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`; `--unseen` "
-        "measures a set never trained on (the weights do not depend on it).",
+        "`--[no-]refit-means`, `--means-from`, `--channels`, `--dec-hidden`, `--threads`, `--batch-size`, `--lr`; "
+        "`--unseen` measures a set never trained on (the weights do not depend on it).",
         "",
     ]
     return "\n".join(out)

@@ -68,6 +68,9 @@ class NoteSet:
     pitch: npt.NDArray[np.int64]  # MIDI
     velocity: npt.NDArray[np.int64]
     train: npt.NDArray[np.bool_]  # the manifest's split: True = "train", False = "valid"
+    #: True for an augmented copy (a room, microphone or shifted key: the manifest's ``augment``), False
+    #: for a note as its source played it.
+    augmented: npt.NDArray[np.bool_]
     files: list[str]
     instruments: list[str]
     manifest_sha256: str
@@ -148,6 +151,7 @@ def load_notes(
         pitch=np.array([int(n["pitch"]) for n in notes], dtype=np.int64),
         velocity=np.array([int(n["velocity"]) for n in notes], dtype=np.int64),
         train=np.array([n.get("split", "train") == "train" for n in notes], dtype=np.bool_),
+        augmented=np.array([bool(n.get("augment")) for n in notes], dtype=np.bool_),
         files=[str(n["file"]) for n in notes],
         instruments=instruments,
         manifest_sha256=sha,

@@ -359,6 +359,7 @@ class TimbreGMVAE(nn.Module):
         instrument: Tensor,
         sample: bool = True,
         mean_weight: float = 0.0,
+        mean_rows: Tensor | None = None,
     ) -> ElboTerms:
         """Negative-ELBO terms of a batch (eq. (2) of the paper, per note).
 
@@ -373,6 +374,7 @@ class TimbreGMVAE(nn.Module):
         ``mean_weight`` > 0 adds a term outside the paper's ELBO: each labelled note is also
         decoded from its instrument's mean and its pitch's mean (controllable synthesis) and
         scored against itself, with that weight; the gradient reaches the decoder only.
+        ``mean_rows`` (B,) bool narrows that to some of the labelled notes (default: all of them).
         """
         post = self.encode(logmel)
 
@@ -387,9 +389,10 @@ class TimbreGMVAE(nn.Module):
         b = z_t.shape[0]
         rows = torch.arange(b, device=z_t.device)
         if mean_weight > 0:  # the same notes again, from the mixture means: one decoder pass for both
-            rows = torch.cat([rows, rows[labelled]])
-            z_t = torch.cat([z_t, self.timbre_means.detach()[instrument[labelled]]])
-            z_p = torch.cat([z_p, self.pitch_means.detach()[pitch_index[labelled]]])
+            again = labelled if mean_rows is None else labelled & mean_rows
+            rows = torch.cat([rows, rows[again]])
+            z_t = torch.cat([z_t, self.timbre_means.detach()[instrument[again]]])
+            z_p = torch.cat([z_p, self.pitch_means.detach()[pitch_index[again]]])
         # Decode every frame the scored frames' analysis windows reach, and score what the audio would give.
         decoded = torch.nonzero(self.mix_own[frames].sum(0) > 0).squeeze(1)
         amps, noise = self.decode(z_t, z_p, decoded, f0[rows], velocity[rows])

@@ -85,10 +85,12 @@ class _Tensors:
     pitch_index: torch.Tensor
     velocity: torch.Tensor
     instrument: torch.Tensor  # -1 where the label is hidden
+    means: torch.Tensor  # bool: the note places its instrument's mean and is decoded from it (TrainConfig.means_from)
 
 
 def _tensors(
-    notes: NoteSet, idx: npt.NDArray[np.intp], pitches: list[int], labels: npt.NDArray[np.bool_], device: torch.device
+    notes: NoteSet, idx: npt.NDArray[np.intp], pitches: list[int], labels: npt.NDArray[np.bool_], device: torch.device,
+    means_from: str = "all",
 ) -> _Tensors:
     lookup = {p: j for j, p in enumerate(pitches)}
     return _Tensors(
@@ -96,7 +98,28 @@ def _tensors(
         torch.as_tensor([lookup[int(p)] for p in notes.pitch[idx]], dtype=torch.long, device=device),
         torch.as_tensor(notes.velocity[idx], dtype=torch.float32, device=device),
         torch.as_tensor(np.where(labels[idx], notes.instrument[idx], -1), dtype=torch.long, device=device),
+        torch.as_tensor(means_rows(notes, idx, means_from), device=device),
     )
+
+
+def means_rows(notes: NoteSet, idx: npt.NDArray[np.intp], means_from: str) -> npt.NDArray[np.bool_]:
+    """Which of the notes ``idx`` place their instrument's mean and are decoded from it: all of them, or
+    ("clean") those not augmented, unless an instrument has no such note (then all of its notes).
+
+    Why "clean": in a mix, two of three notes are room and microphone copies, so means fitted to every
+    note sit at an average of rooms, and decoding them plays that average; an instrument's mean should
+    sound like the instrument, while the copies still teach the encoder to place a roomy note near it."""
+    if means_from not in ("clean", "all"):
+        raise ValueError(f"means_from: expected 'clean' or 'all', got {means_from!r}")
+    out = np.ones(len(idx), dtype=np.bool_)
+    if means_from == "all":
+        return out
+    clean, inst = ~notes.augmented[idx], notes.instrument[idx]
+    for k in np.unique(inst):
+        here = inst == k
+        if clean[here].any():
+            out[here] = clean[here]
+    return out
 
 
 def epoch_order(n: int, count: int, epoch: int, seed: int) -> torch.Tensor:
@@ -145,7 +168,7 @@ def refit_timbre_means(model: TimbreGMVAE, data: _Tensors, batch: int = 256) -> 
         q = model.instrument_posterior(mus)
         labelled = data.instrument >= 0
         onehot = F.one_hot(data.instrument.clamp_min(0), model.n_instruments).to(q.dtype)
-        w = torch.where(labelled.unsqueeze(1), onehot, q)
+        w = torch.where(labelled.unsqueeze(1), onehot, q) * data.means.unsqueeze(1).to(q.dtype)
         mass = w.sum(0)
         fitted = (w.t() @ mus) / mass.clamp_min(1e-12).unsqueeze(1)
         keep = (mass > 1e-6).unsqueeze(1)  # a component no note belongs to stays where it is
@@ -176,6 +199,7 @@ def evaluate_terms(model: TimbreGMVAE, data: _Tensors, batch: int = 128, mean_we
                 data.instrument[sl],
                 sample=False,
                 mean_weight=mean_weight,
+                mean_rows=data.means[sl],
             )
             total += _sum_terms(t).double().cpu()
     return {k: float(v) / max(n, 1) for k, v in zip(TERMS, total, strict=True)}
@@ -315,8 +339,8 @@ def train(
         model.harmonic_tables()
         wrapped: torch.nn.Module = DistributedDataParallel(model) if dd.active else model
         optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        tr = _tensors(notes, train_idx, pitches, labels, dd.device)
-        va = _tensors(notes, val_idx, pitches, np.ones_like(labels), dd.device)  # scored with labels
+        tr = _tensors(notes, train_idx, pitches, labels, dd.device, cfg.means_from)
+        va = _tensors(notes, val_idx, pitches, np.ones_like(labels), dd.device, cfg.means_from)  # scored with labels
         # The sampler only needs the length; it shards a seeded permutation of note indices across ranks.
         sampler: DistributedSampler[Any] | None = None
         if dd.active and not cfg.epoch_notes:
@@ -353,6 +377,7 @@ def train(
                     tr.velocity[j],
                     tr.instrument[j],
                     mean_weight=cfg.mean_recon,
+                    mean_rows=tr.means[j],
                 )
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(terms.total.mean())
@@ -411,8 +436,10 @@ def _finish(
     pitches = model.pitches
     all_labels = np.ones(len(notes), dtype=np.bool_)
     splits = {
-        "train": evaluate_terms(model, _tensors(notes, train_idx, pitches, all_labels, torch.device("cpu"))),
-        "valid": evaluate_terms(model, _tensors(notes, val_idx, pitches, all_labels, torch.device("cpu"))),
+        "train": evaluate_terms(model, _tensors(notes, train_idx, pitches, all_labels, torch.device("cpu"),
+                                                  cfg.means_from)),
+        "valid": evaluate_terms(model, _tensors(notes, val_idx, pitches, all_labels, torch.device("cpu"),
+                                                  cfg.means_from)),
     }
     metadata: dict[str, Any] = {
         "instruments": list(notes.instruments),

@@ -39,6 +39,9 @@ class TrainConfig:
     time_basis: str = "smooth"  # or "embedding": a free vector per frame (see timbre_gmvae.smooth_time_basis)
     pitch_input: str = "salience"  # or "mel" (the paper's; see timbre_pitch.HarmonicSalience)
     mean_recon: float = 1.0  # weight of decoding each note from its mixture means too (see TimbreGMVAE.forward)
+    #: Which training notes place the timbre means and are decoded from them: "clean" (the notes as their
+    #: sources played them, when the set has augmented copies) or "all". Same thing for an unaugmented set.
+    means_from: str = "clean"
     val_every: int = 5  # validate after epoch 1, every this many, and the last; each pass costs ~1 s of ~8
     epoch_notes: int = 0  # training notes per epoch (0: all); a larger set's epochs then cost what one set's did
 
@@ -47,6 +50,7 @@ class TrainConfig:
 FLAGS = {"epochs": "--epochs", "seed": "--seed", "label_fraction": "--label-fraction", "threads": "--threads",
           "pitch_prior": "--pitch-prior", "pitch_recon_grad": "--pitch-recon-grad", "refit_means": "--refit-means",
           "time_basis": "--time-basis", "pitch_input": "--pitch-input", "mean_recon": "--mean-recon",
+          "means_from": "--means-from",
           "frame_block": "--frame-block", "dec_hidden": "--dec-hidden", "val_every": "--val-every",
           "channels": "--channels", "batch_size": "--batch-size", "lr": "--lr", "epoch_notes": "--epoch-notes"}
 
@@ -119,6 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.mean_recon,
         help="weight of also decoding each labelled note from its instrument and pitch means (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--means-from",
+        choices=("clean", "all"),
+        default=d.means_from,
+        help="training notes that place the instrument means and are decoded from them: the notes as rendered "
+        "(clean; augmented room, microphone and shifted copies left out) or all (default: %(default)s)",
     )
     parser.add_argument(
         "--frame-block",
