@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,48 +53,40 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int) -> bytes:
     return pcm
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small manifest in the soundfont's shape: 4 instruments x 8 pitches x 2 velocities."""
-    root = tmp_path_factory.mktemp("notes")
+def _tone_set(root: Path, order: list[str], pitches: range, velocities: tuple[int, ...],
+              split: Callable[[int, int, int], str], soundfont: str) -> Path:
+    """A manifest in the soundfont's shape of :func:`_tone` notes; ``order`` lists the instruments (the
+    tones are NAMES'), ``split(instrument, pitch step, velocity)`` says each note's split."""
     notes = []
     for i, name in enumerate(NAMES):
         (root / name).mkdir()
-        for j, p in enumerate(range(55, 63)):
-            for v in (64, 127):
+        for j, p in enumerate(pitches):
+            for v in velocities:
                 rel = f"{name}/{name}_{p:03d}_v{v:03d}.wav"
                 pcm = _write_wav(root / rel, _tone(i, p, 2.0, SR, 0.3 * v / 127), SR)
-                notes.append({"file": rel, "instrument": name, "instrument_index": i, "pitch": p, "velocity": v,
-                              "split": "valid" if (j + v + i) % 4 == 0 else "train",
-                              "sha256": hashlib.sha256(pcm).hexdigest()})
-    doc = {"version": 1, "sample_rate": SR, "note_off_s": 1.5, "duration_s": 2.0, "soundfont": "synthetic",
-           "soundfont_sha256": "0" * 64, "dropped": [], "notes": notes,
-           "instruments": [{"index": i, "name": n, "program": 0, "bank": 0, "low": 55, "high": 62}
-                           for i, n in enumerate(NAMES)]}
+                notes.append({"file": rel, "instrument": name, "instrument_index": order.index(name), "pitch": p,
+                              "velocity": v, "split": split(i, j, v), "sha256": hashlib.sha256(pcm).hexdigest()})
+    doc = {"version": 1, "sample_rate": SR, "note_off_s": 1.5, "duration_s": 2.0, "soundfont": soundfont,
+           "soundfont_sha256": hashlib.sha256(soundfont.encode()).hexdigest(), "dropped": [], "notes": notes,
+           "instruments": [{"index": i, "name": n, "program": 0, "bank": 0, "low": pitches[0], "high": pitches[-1]}
+                           for i, n in enumerate(order)]}
     (root / "manifest.json").write_text(json.dumps(doc))
     return root / "manifest.json"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small manifest: 4 instruments x 8 pitches x 2 velocities."""
+    return _tone_set(tmp_path_factory.mktemp("notes"), NAMES, range(55, 63), (64, 127),
+                     lambda i, j, v: "valid" if (j + v + i) % 4 == 0 else "train", "synthetic")
 
 
 @pytest.fixture(scope="module")
 def unseen_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Notes of the same four tones at velocity 100, their instruments listed in reverse order (matched by
     name, so a mix-up of indices shows as wrong answers)."""
-    root = tmp_path_factory.mktemp("unseen")
-    order = NAMES[::-1]
-    notes = []
-    for i, name in enumerate(NAMES):
-        (root / name).mkdir()
-        for p in range(56, 61):
-            rel = f"{name}/{name}_{p:03d}_v100.wav"
-            pcm = _write_wav(root / rel, _tone(i, p, 2.0, SR, 0.3 * 100 / 127), SR)
-            notes.append({"file": rel, "instrument": name, "instrument_index": order.index(name), "pitch": p,
-                          "velocity": 100, "split": "valid", "sha256": hashlib.sha256(pcm).hexdigest()})
-    doc = {"version": 1, "sample_rate": SR, "note_off_s": 1.5, "duration_s": 2.0, "soundfont": "other.sf2",
-           "soundfont_sha256": "1" * 64, "dropped": [], "notes": notes,
-           "instruments": [{"index": i, "name": n, "program": 0, "bank": 0, "low": 56, "high": 60}
-                           for i, n in enumerate(order)]}
-    (root / "manifest.json").write_text(json.dumps(doc))
-    return root / "manifest.json"
+    return _tone_set(tmp_path_factory.mktemp("unseen"), NAMES[::-1], range(56, 61), (100,),
+                     lambda i, j, v: "valid", "other.sf2")
 
 
 @pytest.fixture(scope="module")
