@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -163,9 +164,11 @@ def _eval(a: argparse.Namespace) -> int:
         result = timbre.evaluate(models, notes, settings, plots=plots, cnn_cache=cnn_cache,
                                  log=lambda line: print(line, file=sys.stderr))
         if sets:
+            started = time.monotonic() - result["seconds"]
             clf, _ = timbre.judge(notes, settings, cnn_cache)  # the one evaluate trained (cached)
             unseen.add_unseen(result, models, sets, notes, clf, settings,
                               1 if a.quick else unseen.PER_INSTRUMENT)
+            result["seconds"] = time.monotonic() - started  # the report's time covers the unseen sets too
     except FileNotFoundError as e:
         raise CliError(f"{e.filename}: no such file (build the notes with `timbrespace data soundfont`)") from None
     except (ValueError, CheckpointError) as e:
