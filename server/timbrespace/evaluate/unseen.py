@@ -24,7 +24,7 @@ from timbrespace.models.probes import macro_f1, probe_f1
 from timbrespace.models.timbre_features import NoteSet
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
 from timbrespace.models.timbre_space import TimbreSpace
-from timbrespace.models.timbre_unseen import TARGET_ACCURACY, TARGET_EACH, set_name, unseen
+from timbrespace.models.timbre_unseen import TARGET_ACCURACY, TARGET_EACH, in_model_order, set_name, unseen
 
 __all__ = ["add_unseen", "beyond_posterior", "markdown", "section", "set_name", "unseen"]
 
@@ -33,20 +33,11 @@ __all__ = ["add_unseen", "beyond_posterior", "markdown", "section", "set_name", 
 PER_INSTRUMENT = 12
 
 
-def _as_model(notes: NoteSet, instruments: list[str]) -> NoteSet:
-    """``notes`` with instrument indices in the model's order (matched by name)."""
-    missing = [i for i in notes.instruments if i not in instruments]
-    if missing:
-        raise ValueError(f"instruments {missing} are not the model's {instruments}")
-    index = np.array([instruments.index(n) for n in notes.instruments], dtype=np.int64)
-    return dataclasses.replace(notes, instrument=index[notes.instrument], instruments=list(instruments))
-
-
 def beyond_posterior(model: TimbreGMVAE, instruments: list[str], train: NoteSet, notes: NoteSet, clf: Classifier,
                      settings: Settings, per_instrument: int | None = PER_INSTRUMENT) -> dict[str, Any]:
     """Probes, reconstruction and transfer on the unseen ``notes`` (see the module's docstring)."""
-    seen = _as_model(train, instruments)
-    unseen_notes = _as_model(notes, instruments)
+    seen = in_model_order(train, instruments, "the training notes")
+    unseen_notes = in_model_order(notes, instruments, "the unseen set")
     tr = np.flatnonzero(seen.train)
     zt_tr, zp_tr = latents(model, seen.logmel[tr])
     zt, zp = latents(model, unseen_notes.logmel)

@@ -12,6 +12,7 @@ of the instrument, not what a probe could learn from the set. Instruments are ma
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -39,12 +40,19 @@ def set_name(manifest: Path) -> str:
     return Path(sf).stem if isinstance(sf, str) and sf else manifest.resolve().parent.name
 
 
+def in_model_order(notes: NoteSet, instruments: list[str], what: str) -> NoteSet:
+    """``notes`` with instrument indices in the model's order (matched by name); ``what`` names the set
+    in the error when one of its instruments is not the model's."""
+    missing = [i for i in notes.instruments if i not in instruments]
+    if missing:
+        raise ValueError(f"{what}: instruments {missing} are not the model's {instruments}")
+    index = np.array([instruments.index(n) for n in notes.instruments], dtype=np.int64)
+    return dataclasses.replace(notes, instrument=index[notes.instrument], instruments=list(instruments))
+
+
 def unseen(model: TimbreGMVAE, model_instruments: list[str], notes: NoteSet, name: str) -> dict[str, Any]:
     """Accuracy, macro F1, per-instrument accuracy and the confusion matrix on every note of ``notes``."""
-    missing = [i for i in notes.instruments if i not in model_instruments]
-    if missing:
-        raise ValueError(f"unseen set {name}: instruments {missing} are not the model's {model_instruments}")
-    truth = np.array([model_instruments.index(notes.instruments[k]) for k in notes.instrument], dtype=np.int64)
+    truth = in_model_order(notes, model_instruments, f"unseen set {name}").instrument
     guesses = []
     with torch.inference_mode():
         for s in range(0, len(notes.logmel), 256):
