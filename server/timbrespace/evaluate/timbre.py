@@ -73,7 +73,7 @@ class Settings:
         return cls(False, seed)
 
 
-def _subset(
+def subset(
     idx: npt.NDArray[np.intp], labels: npt.NDArray[np.int64], per: int | None, seed: int
 ) -> npt.NDArray[np.intp]:
     """``per`` indices of each label (seeded), or all of them."""
@@ -115,11 +115,12 @@ def render_notes(
     return [render_audio((a[i], n[i]), float(f0[i]), sr, hop, seed=i) for i in range(len(p))]
 
 
-def _features(model: TimbreGMVAE, audio: list[FloatArray]) -> npt.NDArray[np.float32]:
+def features_of(model: TimbreGMVAE, audio: list[FloatArray]) -> npt.NDArray[np.float32]:
+    """The model's log-mel of rendered notes, as the judge reads real ones."""
     return np.stack([logmel(x, model.spec) for x in audio])
 
 
-def _pitch_check(audio: list[FloatArray], pitches: npt.ArrayLike, sr: int, hop_s: float) -> dict[str, Any]:
+def pitch_check(audio: list[FloatArray], pitches: npt.ArrayLike, sr: int, hop_s: float) -> dict[str, Any]:
     """CREPE on every note CREPE can measure: deviations in cents and the share within 25 cents."""
     cents: list[float] = []
     skipped = 0
@@ -176,15 +177,15 @@ def synthesis(model: TimbreGMVAE, notes: NoteSet, va: npt.NDArray[np.intp], clf:
     with torch.inference_mode():
         zp = model.pitch_latent(torch.as_tensor(pit, dtype=torch.float32)).double().numpy()
     audio = render_notes(model, means[inst], zp, pit, np.full(len(pit), 100.0))
-    pred = clf.predict(_features(model, audio))
+    pred = clf.predict(features_of(model, audio))
     out = {
         "notes": len(pairs),
         "instrument_f1": macro_f1(inst, pred),
         "instrument_accuracy": float(np.mean(pred == inst)),
-        "pitch": _pitch_check(audio, pit, model.spec.sample_rate, s.crepe_hop_s),
+        "pitch": pitch_check(audio, pit, model.spec.sample_rate, s.crepe_hop_s),
     }
     if centroids is not None:
-        alt = clf.predict(_features(model, render_notes(model, centroids[inst], zp, pit, np.full(len(pit), 100.0))))
+        alt = clf.predict(features_of(model, render_notes(model, centroids[inst], zp, pit, np.full(len(pit), 100.0))))
         out["instrument_f1_from_posterior_centroids"] = macro_f1(inst, alt)
     return out
 
@@ -205,7 +206,7 @@ def transfer(model: TimbreGMVAE, notes: NoteSet, va: npt.NDArray[np.intp], clf: 
     all_audio: list[FloatArray] = []
     all_pitch: list[int] = []
     for src, tgt in transfer_pairs(notes.instruments):
-        idx = _subset(va[notes.instrument[va] == src], notes.instrument, s.transfer_per_source, s.seed)
+        idx = subset(va[notes.instrument[va] == src], notes.instrument, s.transfer_per_source, s.seed)
         if len(idx) == 0:
             continue
         zt, zp = latents(model, notes.logmel[idx])
@@ -213,7 +214,7 @@ def transfer(model: TimbreGMVAE, notes: NoteSet, va: npt.NDArray[np.intp], clf: 
         for alpha in ALPHAS:
             audio = render_notes(model, zt + alpha * (means[tgt] - means[src]), zp, notes.pitch[idx],
                                  notes.velocity[idx])
-            prob = clf.proba(_features(model, audio))
+            prob = clf.proba(features_of(model, audio))
             posterior.append(float(prob[:, tgt].mean()))
             source_post.append(float(prob[:, src].mean()))
             if alpha in s.transfer_pitch_alphas:
@@ -227,7 +228,7 @@ def transfer(model: TimbreGMVAE, notes: NoteSet, va: npt.NDArray[np.intp], clf: 
                           and all(b >= a - 0.02 for a, b in itertools.pairwise(posterior))),
             "passes_half": bool(posterior[-1] > 0.5),
         })
-    result["pitch"] = _pitch_check(all_audio, all_pitch, model.spec.sample_rate, s.crepe_hop_s)
+    result["pitch"] = pitch_check(all_audio, all_pitch, model.spec.sample_rate, s.crepe_hop_s)
     return result
 
 
@@ -265,7 +266,7 @@ def judge(notes: NoteSet, settings: Settings, cnn_cache: Path | None) -> tuple[C
     kept in ``cnn_cache``; and whether it came from there. Other measurements (the live input's,
     bench_input_judge.py) ask the same judge."""
     tr = np.flatnonzero(notes.train)
-    idx = _subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
+    idx = subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
     return cached_classifier(cnn_cache, f"{notes.manifest_sha256}:{','.join(map(str, idx))}", notes.logmel[idx],
                              notes.instrument[idx], len(notes.instruments), epochs=settings.cnn_epochs,
                              seed=settings.seed, jitter_frames=settings.cnn_jitter_frames)
@@ -286,8 +287,8 @@ def evaluate(
     tr, va_all = np.flatnonzero(notes.train), np.flatnonzero(~notes.train)
     if len(tr) == 0 or len(va_all) == 0:
         raise ValueError("the manifest needs notes in both the train and the valid split")
-    va = _subset(va_all, notes.instrument, settings.valid_per_instrument, settings.seed)
-    cnn_idx = _subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
+    va = subset(va_all, notes.instrument, settings.valid_per_instrument, settings.seed)
+    cnn_idx = subset(tr, notes.instrument, settings.cnn_train_per_instrument, settings.seed)
     t0 = time.monotonic()
     clf, cached = judge(notes, settings, cnn_cache)
     real = clf.predict(notes.logmel[va])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from timbrespace.evaluate.classifier import Classifier
-from timbrespace.evaluate.timbre import Settings, _features, _pitch_check, _subset, latents, render_notes, transfer
+from timbrespace.evaluate.timbre import Settings, features_of, latents, pitch_check, render_notes, subset, transfer
 from timbrespace.models.probes import macro_f1, probe_f1
 from timbrespace.models.timbre_features import NoteSet
 from timbrespace.models.timbre_gmvae import TimbreGMVAE
@@ -49,17 +49,17 @@ def beyond_posterior(model: TimbreGMVAE, instruments: list[str], train: NoteSet,
     ):
         f1, acc = probe_f1(a, ya, b, yb, seed=settings.seed, max_iter=settings.probe_iter)
         probes[name] = {"f1": f1, "accuracy": acc}
-    idx = _subset(np.arange(len(unseen_notes)), unseen_notes.instrument, per_instrument, settings.seed)
+    idx = subset(np.arange(len(unseen_notes)), unseen_notes.instrument, per_instrument, settings.seed)
     truth = unseen_notes.instrument[idx]
     audio = render_notes(model, zt[idx], zp[idx], unseen_notes.pitch[idx], unseen_notes.velocity[idx])
-    heard = clf.predict(_features(model, audio))
+    heard = clf.predict(features_of(model, audio))
     real = clf.predict(unseen_notes.logmel[idx])
     reconstruction = {
         "notes": len(idx),
         "instrument_f1": macro_f1(truth, heard), "instrument_accuracy": float(np.mean(heard == truth)),
         "judge_on_the_notes_f1": macro_f1(truth, real),
         "judge_on_the_notes_accuracy": float(np.mean(real == truth)),
-        "pitch": _pitch_check(audio, unseen_notes.pitch[idx], model.spec.sample_rate, settings.crepe_hop_s),
+        "pitch": pitch_check(audio, unseen_notes.pitch[idx], model.spec.sample_rate, settings.crepe_hop_s),
     }
     moved = transfer(model, unseen_notes, idx, clf, dataclasses.replace(settings, transfer_per_source=None))
     return {"probes": probes, "reconstruction": reconstruction, "transfer": moved}
