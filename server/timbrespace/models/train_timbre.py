@@ -90,7 +90,7 @@ class _Tensors:
 
 def _tensors(
     notes: NoteSet, idx: npt.NDArray[np.intp], pitches: list[int], labels: npt.NDArray[np.bool_], device: torch.device,
-    means_from: str = "all",
+    means_from: str,
 ) -> _Tensors:
     lookup = {p: j for j, p in enumerate(pitches)}
     return _Tensors(
