@@ -41,7 +41,7 @@ class HearingError(RuntimeError):
     """What hears the training presets cannot run here (its renderer is not installed)."""
 
 
-def _renderer(name: str) -> Callable[[FloatArray], FloatArray]:
+def player(name: str) -> Callable[[FloatArray], FloatArray]:
     """A function from a patch (41 values) to mono audio at :data:`SAMPLE_RATE`."""
     if name == "amsynth":
         from timbrespace.fidelity import reference
@@ -108,7 +108,7 @@ def hear(values: npt.ArrayLike, renderer: str = "amsynth",
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != params.N_PARAMS:
         raise ValueError(f"expected patches of shape (N, {params.N_PARAMS}), got {v.shape}")
-    play = _renderer(renderer)
+    play = player(renderer)
     out = np.full((len(v), N_FEATURES), np.nan)
     for i, row in enumerate(v):
         d = describe(play(params.clamp_vector(row)))
