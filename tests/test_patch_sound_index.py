@@ -12,7 +12,7 @@ import torch
 
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
-from timbrespace.models.patch_ratings import FORMAT, RatingsError
+from timbrespace.models.patch_ratings import FORMAT, RatingHead, RatingsError, fit_head
 from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_keys
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.train_patch_vae import _split, train
@@ -36,19 +36,24 @@ def test_the_lattice_is_the_cells_centres_row_by_row() -> None:
     np.testing.assert_allclose(pts, [[0.5, -0.5], [1.5, -0.5], [0.5, 0.5], [1.5, 0.5]])
 
 
+def _head(columns: int) -> RatingHead:
+    """A head that reads each quality straight off the descriptor's first column (over its spread: 1)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 10.0, (200, columns))
+    head, _ = fit_head(x, np.repeat(x[:, :1], 7, axis=1))
+    return head
+
+
 def test_presets_go_to_the_point_whose_predicted_qualities_are_nearest() -> None:
-    # One quality, read straight off the first descriptor column (standardised: mean 1, scale 2).
-    head = np.zeros((F, 7))
-    head[0, 0] = 1.0
-    mean, scale = np.ones(F), np.full(F, 2.0)
-    # The lattice point at latent x sounds like descriptor column 0 = 1 + 2 * 10 x (quality 10 x).
-    decode = lambda z: np.stack([_patch(float(x)) for x in z[:, 0]])  # noqa: E731
-    hear = lambda v: np.stack([[1 + 20 * p[params.INDEX["filter_cutoff"]], 0, 0] for p in v])  # noqa: E731
+    head = _head(F)
+    points = lattice(np.zeros(2), np.ones(2), 4)
+    # The lattice point at latent x sounds like descriptor column 0 = 10 x: 1.25, 3.75, 6.25, 8.75.
+    on_lattice = np.stack([10 * points[:, 0], np.zeros(16), np.zeros(16)], axis=1)
     library = np.stack([_patch(c) for c in (0.13, 0.61, 0.95)])
-    index = build(decode, hear, np.array([0.0, 0.0]), np.array([1.0, 1.0]), 4, head, mean, scale, library)
+    heard = np.array([[1.3, 0, 0], [6.1, 0, 0], [9.5, 0, 0]])
+    index = build(points, on_lattice, library, heard, head)
     z, found = index.lookup(library)
     assert found.all()
-    # Cutoffs 0.13, 0.61, 0.95 are heard as qualities 1.3, 6.1, 9.5; the lattice's x are 0.125 ... 0.875.
     np.testing.assert_allclose(z[:, 0], [0.125, 0.625, 0.875])
     # A patch the library did not hold is not found; the space falls back to the encoder for it.
     _, other = index.lookup(_patch(0.4)[None])
@@ -56,40 +61,43 @@ def test_presets_go_to_the_point_whose_predicted_qualities_are_nearest() -> None
 
 
 def test_silent_points_are_never_chosen_and_silent_presets_never_placed() -> None:
-    head = np.eye(F, 7)
-    decode = lambda z: np.stack([_patch(float(x)) for x in z[:, 0]])  # noqa: E731
-
-    def hear(v: np.ndarray) -> np.ndarray:
-        c = v[:, params.INDEX["filter_cutoff"]]
-        out = np.stack([c, c, c], axis=1)
-        out[c < 0.3] = np.nan  # the darkest patches render silence
-        return out
-
+    head = _head(F)
+    points = lattice(np.zeros(2), np.ones(2), 4)
+    on_lattice = np.stack([10 * points[:, 0], np.zeros(16), np.zeros(16)], axis=1)
+    on_lattice[points[:, 0] < 0.25] = np.nan  # the lattice's first column renders silence
     library = np.stack([_patch(c) for c in (0.1, 0.2, 0.9)])
-    index = build(decode, hear, np.zeros(2), np.ones(2), 4, head, np.zeros(F), np.ones(F), library)
-    assert np.isnan(index.qualities[:, 0]).sum() == 4  # the lattice's first column (x = 0.125)
-    _, found = index.lookup(library)
+    heard = np.array([[np.nan, 0, 0], [np.nan, np.nan, np.nan], [0.0, 0, 0]])
+    index = build(points, on_lattice, library, heard, head)
+    assert np.isnan(index.qualities[:, 0]).sum() == 4
+    z, found = index.lookup(library)
     assert found.tolist() == [False, False, True]
     # The nearest heard point to a quality of 0 is the first one that sounds, x = 0.375.
-    assert index.nearest(np.zeros((1, F)))[0, 0] == 0.375
+    assert z[2, 0] == 0.375
+    with pytest.raises(ValueError, match="a descriptor per point"):
+        build(points, on_lattice[:3], library, heard, head)
 
 
 def test_the_index_round_trips_through_a_weights_only_checkpoint() -> None:
     pts = lattice(np.zeros(2), np.ones(2), 3)
-    index = SoundIndex(pts, np.arange(63.0).reshape(9, 7), np.ones((F, 7)), np.zeros(F), np.ones(F),
+    index = SoundIndex(pts, np.arange(63.0).reshape(9, 7), _head(F),
                        {preset_keys(_patch(0.5)[None])[0]: np.array([0.25, 0.75])})
     buffer = io.BytesIO()
     torch.save(index.to_metadata({"grid": 3}), buffer)
     back = SoundIndex.from_metadata(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     np.testing.assert_array_equal(back.qualities, index.qualities)
+    assert back.head is not None and back.head.gamma == index.head.gamma  # type: ignore[union-attr]
     z, found = back.lookup(_patch(0.5)[None])
     assert found[0] and z[0].tolist() == [0.25, 0.75]
     broken = index.to_metadata({})
-    broken["head"] = torch.ones(2, 7)
+    broken["qualities"] = torch.ones(9, 6)
     with pytest.raises(ValueError, match="do not fit"):
         SoundIndex.from_metadata(broken)
     with pytest.raises(ValueError, match="lacks"):
         SoundIndex.from_metadata({"points": broken["points"]})
+    # An index written before the kernel head (a linear head as one array) keeps its placements.
+    old = {**index.to_metadata({}), "head": torch.ones(56, 7), "mean": torch.zeros(56), "scale": torch.ones(56)}
+    legacy = SoundIndex.from_metadata(old)
+    assert legacy.head is None and legacy.lookup(_patch(0.5)[None])[1][0]
 
 
 SMALL = {"epochs": 4, "hidden": (32,), "warmup_epochs": 2, "proxy_epochs": 10, "progress": False,

@@ -71,10 +71,16 @@ def _index_lines(metadata: dict[str, Any]) -> list[str]:
     r = index["report"]
     head = r["rating_head"]
     r2 = ", ".join(f"{q} {v:.2f}" for q, v in head["cv_r2"].items())
+    # Checkpoints from before the kernel head reported a linear ridge head without these keys.
+    kernel = "gamma" in head
+    how = (f"a kernel ridge head (Gaussian kernel, width {head['gamma']:.4g}, ridge {head['alpha']:g}, chosen by "
+           "cross-validation)" if kernel else "a ridge head")
+    heard = ("rating descriptor (the hearing's, with the attack, band fluctuation, onset spectrum and flatness)"
+             if kernel else "descriptor")
     return [
         f"- presets are placed by ear (the sound index): a {r['grid']}x{r['grid']} grid of the square decoded and "
-        f"played by {r['renderer']} (C4, 2 s), each point's seven timbral qualities predicted from its descriptor by "
-        f"a ridge head fitted on {head['presets']} rated training presets (ratings file sha256 "
+        f"played by {r['renderer']} (C4, 2 s), each point's seven timbral qualities predicted from its {heard} by "
+        f"{how} fitted on {head['presets']} rated training presets (ratings file sha256 "
         f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}); each of the {r['placed']} library presets is "
         "played the same way and placed at the grid point whose predicted qualities are nearest its own. "
         "Patches the library did not hold are placed at the encoder's posterior mean",

@@ -7,10 +7,11 @@ in the square, a patch that sounds like it (measured in docs/patch-map.md).
 
 The sound index places a preset by ear instead.  At training time a ``grid`` x ``grid`` lattice of
 the square is decoded and each point played (the hearing renderer, C4, 2 s) and described
-(:mod:`timbrespace.models.patch_hearing`); the rating head (:mod:`timbrespace.models.patch_ratings`,
-fitted on rated *training* presets) turns every descriptor into the seven qualities Table I rates.
-Every preset of the library is played and described the same way, and placed at the lattice point
-whose predicted qualities are nearest its own (each quality over its spread).  The placements are
+(:mod:`timbrespace.models.patch_rating_descriptor`); the rating head
+(:mod:`timbrespace.models.patch_ratings`, fitted on rated *training* presets) turns every descriptor
+into the seven qualities Table I rates.  Every preset of the library is played and described the
+same way, and placed at the lattice point whose predicted qualities are nearest its own (each
+quality over its spread).  The placements are
 stored in the checkpoint, keyed by the preset's values, so the live engine looks them up and never
 renders; a patch the library did not hold (a preset saved later) falls back to the encoder.
 """
@@ -18,7 +19,6 @@ renders; a patch the library did not hold (a preset saved later) falls back to t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ import torch
 
 from timbrespace.mapping import grid_points
 from timbrespace.models.patch_codec import clamp_batch
+from timbrespace.models.patch_ratings import RatingHead
 
 FloatArray = npt.NDArray[np.float64]
 KEY_BYTES = 16
@@ -46,30 +47,20 @@ def lattice(low: FloatArray, high: FloatArray, grid: int) -> FloatArray:
     return result
 
 
-def predict(descriptors: FloatArray, head: FloatArray, mean: FloatArray, scale: FloatArray) -> FloatArray:
-    """Qualities over their spread ``(N, 7)`` of raw descriptors ``(N, F)`` through the rating head."""
-    result: FloatArray = ((descriptors - mean) / scale) @ head
-    return result
-
-
 @dataclass(frozen=True)
 class SoundIndex:
     """The lattice's predicted qualities and the library's placements (latent points by preset key)."""
 
     points: FloatArray  # (G*G, 2) latent
     qualities: FloatArray  # (G*G, 7) predicted, each over its spread; NaN rows never chosen (silent)
-    head: FloatArray  # (F, 7) on standardised descriptors
-    mean: FloatArray  # (F,) descriptor standardisation
-    scale: FloatArray  # (F,)
+    # None for an index written before the kernel head: its placements still load, and nothing live
+    # predicts (a patch the library did not hold goes to the encoder).
+    head: RatingHead | None
     placed: dict[bytes, FloatArray]
 
-    def predict(self, descriptors: FloatArray) -> FloatArray:
-        """Qualities over their spread ``(N, 7)`` of raw descriptors ``(N, F)``."""
-        return predict(descriptors, self.head, self.mean, self.scale)
-
-    def nearest(self, descriptors: FloatArray) -> FloatArray:
-        """Latent points ``(N, 2)``: for each descriptor, the lattice point whose qualities are nearest."""
-        q = self.predict(descriptors)
+    def nearest(self, qualities: FloatArray) -> FloatArray:
+        """Latent points ``(N, 2)``: for each row of predicted qualities, the lattice point whose are nearest."""
+        q = np.asarray(qualities, dtype=np.float64)
         grid = np.where(np.isfinite(self.qualities), self.qualities, np.inf)
         out = np.empty((len(q), 2))
         for start in range(0, len(q), 256):  # bounded memory: 256 x G*G distances at a time
@@ -92,8 +83,7 @@ class SoundIndex:
         keys = np.frombuffer(b"".join(self.placed), dtype=np.uint8).reshape(-1, KEY_BYTES)
         return {
             "points": torch.as_tensor(self.points), "qualities": torch.as_tensor(self.qualities),
-            "head": torch.as_tensor(self.head), "mean": torch.as_tensor(self.mean),
-            "scale": torch.as_tensor(self.scale), "keys": torch.as_tensor(keys.copy()),
+            "head": None if self.head is None else self.head.to_metadata(), "keys": torch.as_tensor(keys.copy()),
             "placed": torch.as_tensor(np.stack(list(self.placed.values())) if self.placed else np.zeros((0, 2))),
             "report": report,
         }
@@ -103,34 +93,28 @@ class SoundIndex:
         """The index a checkpoint stored (:meth:`to_metadata`); ValueError when it is malformed."""
         try:
             points, qualities = np.asarray(meta["points"], np.float64), np.asarray(meta["qualities"], np.float64)
-            head = np.asarray(meta["head"], np.float64)
-            mean, scale = np.asarray(meta["mean"], np.float64), np.asarray(meta["scale"], np.float64)
             keys, placed = np.asarray(meta["keys"], np.uint8), np.asarray(meta["placed"], np.float64)
+            stored = meta["head"]
         except (KeyError, TypeError) as e:
             raise ValueError(f"the sound index lacks {e}") from None
+        # Before the kernel head, the head was a linear map stored as one array: not kept (see ``head``).
+        head = RatingHead.from_metadata(stored) if isinstance(stored, dict) else None
         if (points.ndim != 2 or points.shape[1] != 2 or qualities.shape[0] != len(points)
-                or head.shape != (len(mean), qualities.shape[1]) or scale.shape != mean.shape
+                or (head is not None and qualities.shape[1] != head.dual.shape[1])
                 or keys.shape != (len(placed), KEY_BYTES) or placed.shape[1:] != (2,)):
             raise ValueError("the sound index's arrays do not fit together")
-        return cls(points, qualities, head, mean, scale,
-                   {bytes(k): z for k, z in zip(keys, placed, strict=True)})
+        return cls(points, qualities, head, {bytes(k): z for k, z in zip(keys, placed, strict=True)})
 
 
-def build(decode: Callable[[FloatArray], FloatArray], hear: Callable[[FloatArray], FloatArray],
-          low: FloatArray, high: FloatArray, grid: int, head: FloatArray, mean: FloatArray, scale: FloatArray,
-          library: FloatArray, library_heard: FloatArray | None = None) -> SoundIndex:
-    """Decode the lattice, hear it and the ``library`` presets in one call of ``hear`` (rows of
-    ``library_heard`` that are finite are reused), and place each preset; silent presets are not placed
-    (the encoder places them)."""
-    if grid < 2:
-        raise ValueError(f"the sound index's grid must be at least 2, got {grid}")
-    points = lattice(low, high, grid)
-    descriptors = np.full((len(library), len(mean)), np.nan) if library_heard is None else library_heard.copy()
-    todo = ~np.isfinite(descriptors).all(axis=1)
-    heard = hear(np.concatenate([decode(points), library[todo]]))
-    descriptors[todo] = heard[len(points) :]
-    # A silent lattice point predicts NaN qualities and is never chosen.
-    index = SoundIndex(points, predict(heard[: len(points)], head, mean, scale), head, mean, scale, {})
-    ok = np.isfinite(descriptors).all(axis=1)
-    index.placed.update(zip(preset_keys(library[ok]), index.nearest(descriptors[ok]), strict=True))
+def build(points: FloatArray, lattice_heard: FloatArray, library: FloatArray, library_heard: FloatArray,
+          head: RatingHead) -> SoundIndex:
+    """Place each ``library`` preset ``(N, 41)`` at the ``points`` whose predicted qualities are nearest
+    its own, from both's rating descriptors (rows that are not finite: silent); silent presets are not
+    placed (the encoder places them) and silent points are never chosen."""
+    if len(lattice_heard) != len(points) or len(library_heard) != len(library):
+        raise ValueError(f"expected a descriptor per point and per preset, got {len(lattice_heard)} for "
+                         f"{len(points)} points and {len(library_heard)} for {len(library)} presets")
+    index = SoundIndex(points, head.predict(lattice_heard), head, {})
+    ok = np.isfinite(library_heard).all(axis=1)
+    index.placed.update(zip(preset_keys(library[ok]), index.nearest(head.predict(library_heard[ok])), strict=True))
     return index

@@ -74,10 +74,11 @@ def perturbations(values: FloatArray, seed: int) -> FloatArray:
     return np.concatenate([morph, clamp_batch(shrunk)])
 
 
-def hear_cached(values: FloatArray, renderer: str, cache: Path | None,
-                 log: Callable[[str], None]) -> FloatArray:
-    """Descriptors of ``values``, read from ``cache`` (an .npz) when it holds exactly these patches."""
-    key = hashlib.sha256(values.tobytes() + renderer.encode()).hexdigest()
+def hear_cached(values: FloatArray, renderer: str, cache: Path | None, log: Callable[[str], None],
+                hear: Callable[..., FloatArray] = patch_hearing.hear, tag: str = "") -> FloatArray:
+    """Descriptors of ``values`` by ``hear``, read from ``cache`` (an .npz) when it holds exactly these
+    patches heard this way (``tag`` names a descriptor other than the training one)."""
+    key = hashlib.sha256(values.tobytes() + renderer.encode() + tag.encode()).hexdigest()
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:
@@ -85,8 +86,7 @@ def hear_cached(values: FloatArray, renderer: str, cache: Path | None,
                 return np.asarray(z["features"], dtype=np.float64)
     log(f"hearing: rendering {len(values)} patches ({renderer})")
     step = max(1, len(values) // 10)
-    features = patch_hearing.hear(values, renderer,
-                                  progress=lambda i: None if i % step else log(f"  {i} of {len(values)}"))
+    features = hear(values, renderer, progress=lambda i: None if i % step else log(f"  {i} of {len(values)}"))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, key=np.array(key), features=features)

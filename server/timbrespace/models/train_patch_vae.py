@@ -20,7 +20,7 @@ import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
-from timbrespace.models import registry
+from timbrespace.models import patch_rating_descriptor, registry
 from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
@@ -28,6 +28,7 @@ from timbrespace.models.patch_hearing import RENDERERS
 from timbrespace.models.patch_ratings import Ratings, RatingsError, fit_head
 from timbrespace.models.patch_ratings import load as load_ratings
 from timbrespace.models.patch_sound_index import build as build_index
+from timbrespace.models.patch_sound_index import lattice
 from timbrespace.models.patch_sound_training import (
     HOLDS_NOTE,
     Ears,
@@ -259,8 +260,6 @@ def train(
     if index_grid < 0 or index_grid == 1:
         raise ValueError(f"index_grid {index_grid}: expected 0 (no sound index) or at least 2")
     indexed = ratings is not None and index_grid > 0
-    if indexed and sound_weight <= 0 and distance_weight <= 0:
-        raise ValueError("the sound index (ratings) needs hearing on: a sound or distance weight above 0")
     rated = load_ratings(ratings) if indexed and ratings is not None else None
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
@@ -350,9 +349,9 @@ def train(
         z = mu.numpy().astype(np.float64)
     lo, hi = latent_bounds(z, bounds_quantile, margin)
     index = None
-    if rated is not None and ears is not None:
+    if rated is not None:
         with reproducible(seed, threads):
-            index = sound_index(model, ears, rated, library, train_idx, (lo, hi), cfg, log,
+            index = sound_index(model, rated, library, train_idx, (lo, hi), cfg, log,
                                 None if hearing_cache is None else Path(hearing_cache))
     metadata: dict[str, Any] = {
         "codec": codec.layout(),
@@ -383,34 +382,35 @@ def train(
     return ckpt
 
 
-def sound_index(model: PatchVAE, ears: Ears, rated: Ratings, library: PresetLibrary,
-                train_idx: npt.NDArray[np.intp], bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
-                cfg: TrainConfig, log: Callable[[str], None], cache: Path | None) -> dict[str, Any]:
-    """Fit the rating head on the rated training presets, build the index, and its checkpoint form.
+def sound_index(model: PatchVAE, rated: Ratings, library: PresetLibrary, train_idx: npt.NDArray[np.intp],
+                bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]], cfg: TrainConfig,
+                log: Callable[[str], None], cache: Path | None) -> dict[str, Any]:
+    """Hear the lattice and the library, fit the rating head on the rated training presets, place the
+    library, and return the index's checkpoint form.
 
     amSynth renders some presets differently each time (noise, random LFO phases), so the index's
-    renders are kept beside the hearing cache (``<cache>-index.npz``) for a run that must repeat one.
+    descriptors are kept beside the hearing cache (``<cache>-index.npz``) for a run that must repeat one.
     """
-    row = {library.qualified_name(int(i)): k for k, i in enumerate(train_idx)}
-    outside = [n for n in rated.names if n not in row]
+    train_names = {library.qualified_name(int(i)): int(i) for i in train_idx}
+    outside = [n for n in rated.names if n not in train_names]
     if outside:
         raise RatingsError(f"{len(outside)} rated presets are not in the training split (first: {outside[0]}); the "
                            "head may only learn from presets the map trains on (rate them with the same banks, seed "
                            "and validation fraction)")
-    keep = [k for k, n in enumerate(rated.names) if bool(ears.heard[row[n]])]
-    rows = [row[rated.names[k]] for k in keep]
-    head, head_report = fit_head(ears.target[rows].double().numpy(), rated.values[keep], seed=cfg.seed)
-    mean, scale = ears.proxy.mean.double().numpy(), ears.proxy.scale.double().numpy()
     values = library.values()
-    known = np.full((len(values), len(mean)), np.nan)  # the training presets were heard already
-    own = ears.target.double().numpy() * scale + mean
-    known[train_idx] = np.where(ears.heard.numpy()[:, None], own, np.nan)
+    points = lattice(bounds[0], bounds[1], cfg.index_grid)
     space = PatchSpace(model, bounds[0], bounds[1], torch.device("cpu"))
-    log(f"sound index: hearing a {cfg.index_grid}x{cfg.index_grid} grid and {len(values) - len(train_idx)} "
-        "presets not heard in training")
+    log(f"sound index: hearing a {cfg.index_grid}x{cfg.index_grid} grid and the {len(values)} library presets")
     kept = None if cache is None else cache.with_name(f"{cache.stem}-index.npz")
-    index = build_index(space.decode_latent, lambda v: hear_cached(v, cfg.renderer, kept, log), bounds[0],
-                        bounds[1], cfg.index_grid, head, mean, scale, values, known)
+    heard = hear_cached(np.concatenate([space.decode_latent(points), values]), cfg.renderer, kept, log,
+                        patch_rating_descriptor.hear, patch_rating_descriptor.CACHE_TAG)
+    on_lattice, in_library = heard[: len(points)], heard[len(points) :]
+    rows = np.array([train_names[n] for n in rated.names])
+    sounds = np.isfinite(in_library[rows]).all(axis=1)  # a rated preset that renders silence here teaches nothing
+    head, head_report = fit_head(in_library[rows[sounds]], rated.values[sounds], seed=cfg.seed)
+    log("sound index: rating head cross-validated R² " + ", ".join(f"{q} {v:.2f}" for q, v in
+                                                                   head_report["cv_r2"].items()))
+    index = build_index(points, on_lattice, values, in_library, head)
     report = {"grid": cfg.index_grid, "renderer": cfg.renderer, "ratings_sha256": rated.sha256,
               "rating_head": head_report, "placed": len(index.placed),
               "silent_points": int((~np.isfinite(index.qualities).all(axis=1)).sum())}
