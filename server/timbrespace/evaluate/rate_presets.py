@@ -5,6 +5,8 @@ draw of the *training* split's presets (the split ``timbrespace train patch-vae`
 same seed and validation fraction; validation presets are never rated here) through amSynth (C4,
 4 s, RMS-normalised, as ``timbrespace eval patch-vae``) and rates them with the AudioCommons timbral
 models.  Training reads the file (``--ratings``) instead of rating: a rating costs seconds.
+``--extend`` keeps the ratings an earlier run wrote to the same file (same banks, seed and split)
+and rates only the presets it lacks, so a larger ``--count`` adds to a file rather than redoing it.
 """
 
 from __future__ import annotations
@@ -16,38 +18,71 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from timbrespace.evaluate.patch_map import Settings
 from timbrespace.evaluate.patch_sound import C4
 from timbrespace.evaluate.timbral import QUALITIES
-from timbrespace.models.patch_ratings import FORMAT
+from timbrespace.models.patch_ratings import FORMAT, RatingsError, load
+from timbrespace.patch.library import PresetLibrary
 
 DURATION = Settings.duration  # seconds of C4, as the eval plays
 
 
-def rate(banks: Sequence[str], count: int, seed: int, val_fraction: float, log: bool = True) -> dict[str, object]:
-    """The ratings document for ``count`` training presets drawn with ``seed`` (the split's own seed)."""
-    from timbrespace.evaluate.patch_sound import Listener
+def draw(library: PresetLibrary, count: int, seed: int, val_fraction: float) -> npt.NDArray[np.intp]:
+    """The library indices of the first ``count`` training presets in the order ``seed`` rates them (a
+    larger count draws the same presets first)."""
     from timbrespace.models.train_patch_vae import _split
-    from timbrespace.patch.library import PresetLibrary
+
+    train, _ = _split(library.factory_count, val_fraction, seed)
+    pick: npt.NDArray[np.intp] = np.random.default_rng(seed + 1).permutation(train)[:count]
+    return pick
+
+
+def rate(banks: Sequence[str], count: int, seed: int, val_fraction: float, log: bool = True,
+         known: dict[str, list[float] | None] | None = None) -> dict[str, object]:
+    """The ratings document for ``count`` training presets drawn with ``seed`` (the split's own seed);
+    presets in ``known`` (name to ratings, None for silent) keep what an earlier run gave them."""
+    from timbrespace.evaluate.patch_sound import Listener
 
     library = PresetLibrary(banks)
-    train, _ = _split(library.factory_count, val_fraction, seed)
-    pick = np.random.default_rng(seed + 1).permutation(train)[:count]
+    pick = draw(library, count, seed, val_fraction)
     values = library.values()
     listener = Listener(DURATION)
     presets, silent = [], []
+    known = known or {}
     for k, i in enumerate(pick):
-        heard = listener.hear(values[i])
         name = library.qualified_name(int(i))
-        if heard is None:
+        if name in known:
+            ratings = known[name]
+        else:
+            heard = listener.hear(values[i])
+            ratings = None if heard is None else [round(float(v), 4) for v in heard.ratings]
+        if ratings is None:
             silent.append(name)
         else:
-            presets.append({"name": name, "ratings": [round(float(v), 4) for v in heard.ratings]})
+            presets.append({"name": name, "ratings": ratings})
         if log and (k + 1) % 25 == 0:
             print(f"rated {k + 1} of {len(pick)}", file=sys.stderr)
+    if log:
+        print(f"rated {listener.renders} presets; {len(pick) - listener.renders} kept from the file", file=sys.stderr)
     return {"format": FORMAT, "qualities": list(QUALITIES), "banks": list(banks), "seed": seed,
             "val_fraction": val_fraction, "note": C4, "seconds": DURATION, "presets": presets, "silent": silent}
+
+
+def _known(path: Path, banks: Sequence[str], seed: int, val_fraction: float) -> dict[str, list[float] | None]:
+    """What an earlier run rated in ``path``, if it rated the same draw; RatingsError names what differs."""
+    ratings = load(path)
+    doc = json.loads(path.read_text())
+    wanted = {"banks": list(banks), "seed": seed, "val_fraction": val_fraction, "note": C4, "seconds": DURATION}
+    for key, value in wanted.items():
+        if doc.get(key) != value:
+            raise RatingsError(f"{path}: {key} is {doc.get(key)!r}; this run's is {value!r}, so its ratings are "
+                               "of another draw or another note (write another file, or leave out --extend)")
+    known: dict[str, list[float] | None] = {n: [float(v) for v in r] for n, r in zip(ratings.names, ratings.values,
+                                                                                      strict=True)}
+    known.update({n: None for n in doc.get("silent", []) if isinstance(n, str)})
+    return known
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--banks", nargs="+", default=list(DEFAULT_FACTORY_DIRS), help="factory bank directories")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="the training run's seed (its split)")
     p.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction)
+    p.add_argument("--extend", action="store_true",
+                   help="keep the ratings --out already holds (same banks, seed and split) and rate only the rest")
     a = p.parse_args(argv)
     if a.count < 1:
         print(f"--count {a.count}: expected at least 1", file=sys.stderr)
@@ -80,7 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("the AudioCommons timbral models are not installed: pip install --no-deps timbral_models==0.4.0",
               file=sys.stderr)
         return 2
-    doc = rate(a.banks, a.count, a.seed, a.val_fraction)
+    known = None
+    if a.extend and a.out.exists():
+        try:
+            known = _known(a.out, a.banks, a.seed, a.val_fraction)
+        except RatingsError as e:
+            print(f"--extend: {e}", file=sys.stderr)
+            return 2
+    doc = rate(a.banks, a.count, a.seed, a.val_fraction, known=known)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(a.out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {a.out}: {len(doc['presets'])} presets rated")  # type: ignore[arg-type]
