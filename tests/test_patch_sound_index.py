@@ -13,7 +13,7 @@ import torch
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.checkpoint import load_checkpoint, read_sidecar
 from timbrespace.models.patch_ratings import FORMAT, RatingHead, RatingsError, fit_head
-from timbrespace.models.patch_sound_index import SoundIndex, build, lattice, preset_keys
+from timbrespace.models.patch_sound_index import Anchor, SoundIndex, build, lattice, preset_keys
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.models.train_patch_vae import _split, train
 from timbrespace.patch import params
@@ -75,6 +75,30 @@ def test_silent_points_are_never_chosen_and_silent_presets_never_placed() -> Non
     assert z[2, 0] == 0.375
     with pytest.raises(ValueError, match="a descriptor per point"):
         build(points, on_lattice[:3], library, heard, head)
+
+
+def test_the_anchor_breaks_near_ties_towards_where_the_encoder_places_a_preset() -> None:
+    head = _head(F)
+    points = lattice(np.zeros(2), np.ones(2), 4)
+    # Every column of the lattice sounds alike (quality 5 on each row); the top row a little nearer 5.2.
+    on_lattice = np.zeros((16, F))
+    on_lattice[:, 0] = np.where(points[:, 1] > 0.8, 5.2, 5.0)
+    library = np.stack([_patch(0.3)])
+    heard = np.array([[5.2, 0.0, 0.0]])
+    by_ear = build(points, on_lattice, library, heard, head).lookup(library)[0][0]
+    assert by_ear[1] == 0.875  # the top row: the nearest quality, wherever the encoder put the preset
+    # The encoder put it at the bottom-right corner: a quality mismatch of 0.2 (over a spread near 2.9)
+    # weighs less than crossing the square, so the preset goes to the corner's cell.
+    anchor = Anchor(np.array([[1.0, 0.0]]), np.zeros(2), np.ones(2), 0.5)
+    z = build(points, on_lattice, library, heard, head, anchor).lookup(library)[0][0]
+    assert z.tolist() == [0.875, 0.125]
+    # A weight of 0 is placing by ear alone.
+    zero = Anchor(np.array([[1.0, 0.0]]), np.zeros(2), np.ones(2), 0.0)
+    assert build(points, on_lattice, library, heard, head, zero).lookup(library)[0][0].tolist() == by_ear.tolist()
+    # A far better match still wins over the anchor: a point that sounds like the preset against ones
+    # that do not.
+    on_lattice[:, 0] = np.where(points[:, 1] > 0.8, 5.2, 0.0)
+    assert build(points, on_lattice, library, heard, head, anchor).lookup(library)[0][0][1] == 0.875
 
 
 def test_the_index_round_trips_through_a_weights_only_checkpoint() -> None:
@@ -153,3 +177,5 @@ def test_a_rated_validation_preset_is_refused(one_bank: Path, tmp_path: Path) ->
         train(tmp_path / "a", banks=[one_bank], ratings=_ratings(tmp_path / "r.json", names), **SMALL)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="index_grid"):
         train(tmp_path / "b", banks=[one_bank], ratings=tmp_path / "r.json", **{**SMALL, "index_grid": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="index_anchor"):
+        train(tmp_path / "b", banks=[one_bank], ratings=tmp_path / "r.json", **{**SMALL, "index_anchor": -1.0})  # type: ignore[arg-type]

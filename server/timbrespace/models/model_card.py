@@ -60,6 +60,9 @@ def _hearing_options(train: dict[str, Any]) -> str:
         out += f" --ratings {train['ratings']}"
         if train.get("index_grid", TrainConfig.index_grid) != TrainConfig.index_grid:
             out += f" --index-grid {train['index_grid']}"
+        # Checkpoints from before the option placed by ear alone (0).
+        if train.get("index_anchor", 0.0) != TrainConfig.index_anchor:
+            out += f" --index-anchor {train.get('index_anchor', 0.0):g}"
     return out
 
 
@@ -82,7 +85,10 @@ def _index_lines(metadata: dict[str, Any]) -> list[str]:
         f"played by {r['renderer']} (C4, 2 s), each point's seven timbral qualities predicted from its {heard} by "
         f"{how} fitted on {head['presets']} rated training presets (ratings file sha256 "
         f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}); each of the {r['placed']} library presets is "
-        "played the same way and placed at the grid point whose predicted qualities are nearest its own. "
+        "played the same way and placed at the grid point whose predicted qualities are nearest its own"
+        + (f" (each quality over its spread; plus {r['anchor']:g} x the squared distance, in the unit square, to where "
+           "the encoder places it, so that presets which sound alike stay where their settings put them). "
+           if r.get("anchor") else ". ") +
         "Patches the library did not hold are placed at the encoder's posterior mean",
     ]
 

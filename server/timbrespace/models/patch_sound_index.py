@@ -48,6 +48,17 @@ def lattice(low: FloatArray, high: FloatArray, grid: int) -> FloatArray:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """Where the encoder places each preset (latent ``(N, 2)``), the square's bounds, and how much
+    nearness to that place weighs against the predicted qualities' mismatch."""
+
+    encoded: FloatArray
+    low: FloatArray
+    high: FloatArray
+    weight: float
+
+
+@dataclass(frozen=True)
 class SoundIndex:
     """The lattice's predicted qualities and the library's placements (latent points by preset key)."""
 
@@ -58,13 +69,21 @@ class SoundIndex:
     head: RatingHead | None
     placed: dict[bytes, FloatArray]
 
-    def nearest(self, qualities: FloatArray) -> FloatArray:
-        """Latent points ``(N, 2)``: for each row of predicted qualities, the lattice point whose are nearest."""
+    def nearest(self, qualities: FloatArray, anchor: Anchor | None = None) -> FloatArray:
+        """Latent points ``(N, 2)``: for each row of predicted qualities, the lattice point whose are nearest
+        (mean squared difference), plus ``anchor``'s weight x the squared unit-square distance to its point."""
         q = np.asarray(qualities, dtype=np.float64)
         grid = np.where(np.isfinite(self.qualities), self.qualities, np.inf)
+        if anchor is not None and len(anchor.encoded) != len(q):
+            raise ValueError(f"expected an anchor per preset, got {len(anchor.encoded)} for {len(q)}")
+        if anchor is not None:
+            span = anchor.high - anchor.low
+            grid_unit, from_unit = (self.points - anchor.low) / span, (anchor.encoded - anchor.low) / span
         out = np.empty((len(q), 2))
         for start in range(0, len(q), 256):  # bounded memory: 256 x G*G distances at a time
-            d = ((q[start : start + 256, None, :] - grid[None]) ** 2).sum(axis=2)
+            d = ((q[start : start + 256, None, :] - grid[None]) ** 2).mean(axis=2)
+            if anchor is not None and anchor.weight > 0:
+                d += anchor.weight * ((from_unit[start : start + 256, None, :] - grid_unit[None]) ** 2).sum(axis=2)
             out[start : start + 256] = self.points[np.argmin(d, axis=1)]
         return out
 
@@ -107,14 +126,18 @@ class SoundIndex:
 
 
 def build(points: FloatArray, lattice_heard: FloatArray, library: FloatArray, library_heard: FloatArray,
-          head: RatingHead) -> SoundIndex:
+          head: RatingHead, anchor: Anchor | None = None) -> SoundIndex:
     """Place each ``library`` preset ``(N, 41)`` at the ``points`` whose predicted qualities are nearest
-    its own, from both's rating descriptors (rows that are not finite: silent); silent presets are not
-    placed (the encoder places them) and silent points are never chosen."""
+    its own (and, with ``anchor``, near where the encoder places it), from both's rating descriptors
+    (rows that are not finite: silent); silent presets are not placed (the encoder places them) and
+    silent points are never chosen."""
     if len(lattice_heard) != len(points) or len(library_heard) != len(library):
         raise ValueError(f"expected a descriptor per point and per preset, got {len(lattice_heard)} for "
                          f"{len(points)} points and {len(library_heard)} for {len(library)} presets")
     index = SoundIndex(points, head.predict(lattice_heard), head, {})
     ok = np.isfinite(library_heard).all(axis=1)
-    index.placed.update(zip(preset_keys(library[ok]), index.nearest(head.predict(library_heard[ok])), strict=True))
+    if anchor is not None:
+        anchor = Anchor(anchor.encoded[ok], anchor.low, anchor.high, anchor.weight)
+    placed = index.nearest(head.predict(library_heard[ok]), anchor)
+    index.placed.update(zip(preset_keys(library[ok]), placed, strict=True))
     return index

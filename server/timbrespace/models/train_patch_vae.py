@@ -27,8 +27,8 @@ from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_hearing import RENDERERS
 from timbrespace.models.patch_ratings import Ratings, RatingsError, fit_head
 from timbrespace.models.patch_ratings import load as load_ratings
+from timbrespace.models.patch_sound_index import Anchor, lattice
 from timbrespace.models.patch_sound_index import build as build_index
-from timbrespace.models.patch_sound_index import lattice
 from timbrespace.models.patch_sound_training import (
     HOLDS_NOTE,
     Ears,
@@ -229,6 +229,7 @@ def train(
     path_ends: str = TrainConfig.path_ends,
     ratings: str | os.PathLike[str] | None = TrainConfig.ratings,
     index_grid: int = TrainConfig.index_grid,
+    index_anchor: float = TrainConfig.index_anchor,
     hearing_cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
@@ -241,7 +242,7 @@ def train(
         epochs, seed, batch_size, lr, tuple(int(h) for h in hidden), beta, warmup_epochs,
         continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
         proxy_epochs, straight_through, square_weight, path_weight, path_steps,
-        path_reach, path_ends, None if ratings is None else str(ratings), index_grid,
+        path_reach, path_ends, None if ratings is None else str(ratings), index_grid, index_anchor,
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
@@ -259,6 +260,8 @@ def train(
         raise ValueError(f"bounds_quantile {bounds_quantile}: expected at least 0 and under 0.5")
     if index_grid < 0 or index_grid == 1:
         raise ValueError(f"index_grid {index_grid}: expected 0 (no sound index) or at least 2")
+    if not (index_anchor >= 0 and np.isfinite(index_anchor)):
+        raise ValueError(f"index_anchor {index_anchor}: expected a finite number at least 0")
     indexed = ratings is not None and index_grid > 0
     rated = load_ratings(ratings) if indexed and ratings is not None else None
     if renderer not in RENDERERS:
@@ -410,9 +413,10 @@ def sound_index(model: PatchVAE, rated: Ratings, library: PresetLibrary, train_i
     head, head_report = fit_head(in_library[rows[sounds]], rated.values[sounds], seed=cfg.seed)
     log("sound index: rating head cross-validated R² " + ", ".join(f"{q} {v:.2f}" for q, v in
                                                                    head_report["cv_r2"].items()))
-    index = build_index(points, on_lattice, values, in_library, head)
-    report = {"grid": cfg.index_grid, "renderer": cfg.renderer, "ratings_sha256": rated.sha256,
-              "rating_head": head_report, "placed": len(index.placed),
+    anchor = Anchor(space.posterior_mean(values), bounds[0], bounds[1], cfg.index_anchor)
+    index = build_index(points, on_lattice, values, in_library, head, anchor)
+    report = {"grid": cfg.index_grid, "anchor": cfg.index_anchor, "renderer": cfg.renderer,
+              "ratings_sha256": rated.sha256, "rating_head": head_report, "placed": len(index.placed),
               "silent_points": int((~np.isfinite(index.qualities).all(axis=1)).sum())}
     return index.to_metadata(report)
 
@@ -425,7 +429,7 @@ def run(ns: argparse.Namespace) -> Path:
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
         threads=ns.threads, square_weight=ns.square_weight, path_weight=ns.path_weight,
         path_steps=ns.path_steps, path_reach=ns.path_reach, path_ends=ns.path_ends, ratings=ns.ratings or None,
-        index_grid=ns.index_grid,
+        index_grid=ns.index_grid, index_anchor=ns.index_anchor,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,

@@ -54,6 +54,11 @@ class TrainConfig:
     # rating head fitted on the rated training presets of ``ratings``; no file or grid 0: off.
     ratings: str | None = None
     index_grid: int = 64
+    # Among lattice points that sound about as alike, prefer the one near where the encoder places the
+    # preset: the weight of the squared unit-square distance to it, against the mean squared difference
+    # of the predicted qualities (each over its spread). Presets that sound alike stay together, so a
+    # line between two of them crosses less of the map's variety.
+    index_anchor: float = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,5 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-grid", type=int, default=d.index_grid,
                         help="the sound index's grid per side (0: no index, presets placed by the encoder; default: "
                         "%(default)s)")
+    parser.add_argument("--index-anchor", type=float, default=d.index_anchor,
+                        help="weight of nearness to the encoder's place against the predicted qualities' mismatch when "
+                        "the sound index places a preset (0: by ear alone; default: %(default)s)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
