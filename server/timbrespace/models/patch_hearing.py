@@ -102,16 +102,17 @@ def describe(audio: npt.ArrayLike, sample_rate: int = SAMPLE_RATE) -> FloatArray
     return np.concatenate([logmel, env]).astype(np.float64)
 
 
-def hear(values: npt.ArrayLike, renderer: str = "amsynth",
-         progress: Callable[[int], None] | None = None) -> FloatArray:
-    """Descriptors ``(N, N_FEATURES)`` of patches ``(N, 41)``; rows that render silence are NaN."""
+def hear(values: npt.ArrayLike, renderer: str = "amsynth", progress: Callable[[int], None] | None = None,
+         describe_with: Callable[[FloatArray], FloatArray | None] = describe, width: int = N_FEATURES) -> FloatArray:
+    """Descriptors ``(N, width)`` of patches ``(N, 41)`` by ``describe_with`` (the training descriptor unless
+    told); rows that render silence are NaN."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != params.N_PARAMS:
         raise ValueError(f"expected patches of shape (N, {params.N_PARAMS}), got {v.shape}")
     play = player(renderer)
-    out = np.full((len(v), N_FEATURES), np.nan)
+    out = np.full((len(v), width), np.nan)
     for i, row in enumerate(v):
-        d = describe(play(params.clamp_vector(row)))
+        d = describe_with(play(params.clamp_vector(row)))
         if d is not None:
             out[i] = d
         if progress is not None:

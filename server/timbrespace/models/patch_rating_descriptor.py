@@ -29,7 +29,6 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.models import patch_hearing
-from timbrespace.patch import params
 
 FloatArray = npt.NDArray[np.float64]
 SAMPLE_RATE = patch_hearing.SAMPLE_RATE
@@ -126,15 +125,4 @@ def hear(values: npt.ArrayLike, renderer: str = "amsynth",
          progress: Callable[[int], None] | None = None) -> FloatArray:
     """Rating descriptors ``(N, N_FEATURES)`` of patches ``(N, 41)`` (C4, as the hearing plays it); rows
     that render silence are NaN."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] != params.N_PARAMS:
-        raise ValueError(f"expected patches of shape (N, {params.N_PARAMS}), got {v.shape}")
-    play = patch_hearing.player(renderer)
-    out = np.full((len(v), N_FEATURES), np.nan)
-    for i, row in enumerate(v):
-        d = describe(play(params.clamp_vector(row)))
-        if d is not None:
-            out[i] = d
-        if progress is not None:
-            progress(i + 1)
-    return out
+    return patch_hearing.hear(values, renderer, progress, describe, N_FEATURES)
