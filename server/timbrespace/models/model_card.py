@@ -87,7 +87,7 @@ def _index_lines(metadata: dict[str, Any]) -> list[str]:
         f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}); each of the {r['placed']} library presets is "
         "played the same way and placed at the grid point whose predicted qualities are nearest its own"
         + (f" (each quality over its spread; plus {r['anchor']:g} x the squared distance, in the unit square, to where "
-           "the encoder places it, so that presets which sound alike stay where their settings put them). "
+           "the encoder places it, which settles near ties towards where the preset's settings put it). "
            if r.get("anchor") else ". ") +
         "Patches the library did not hold are placed at the encoder's posterior mean",
     ]
