@@ -128,7 +128,8 @@ class RatingHead:
         """Tensors and plain values, as weights-only checkpoint loading accepts."""
         import torch
 
-        return {"support": torch.as_tensor(self.support), "dual": torch.as_tensor(self.dual),
+        return {"support": torch.as_tensor(self.support, dtype=torch.float32),
+                "dual": torch.as_tensor(self.dual, dtype=torch.float32),
                 "offset": torch.as_tensor(self.offset), "mean": torch.as_tensor(self.mean),
                 "scale": torch.as_tensor(self.scale), "gamma": float(self.gamma)}
 
@@ -146,6 +147,11 @@ class RatingHead:
                 or mean.shape != (support.shape[1],) or scale.shape != mean.shape or not gamma > 0):
             raise ValueError("the rating head's arrays do not fit together")
         return cls(support, dual, offset, mean, scale, gamma)
+
+
+def _single(a: FloatArray) -> FloatArray:
+    result: FloatArray = a.astype(np.float32).astype(np.float64)
+    return result
 
 
 def _cv_r2(x: FloatArray, y: FloatArray, fold: npt.NDArray[np.intp], gamma: float, alpha: float) -> FloatArray:
@@ -183,7 +189,10 @@ def fit_head(features: FloatArray, ratings: FloatArray, seed: int = 0) -> tuple[
     tried = [(g / x.shape[1], a, _cv_r2(x, y, fold, g / x.shape[1], a)) for g in GAMMAS for a in ALPHAS]
     gamma, alpha, r2 = max(tried, key=lambda t: float(np.nanmean(t[2])) if np.isfinite(t[2]).any() else 0.0)
     offset = y.mean(axis=0)
-    head = RatingHead(x, _solve(x, y - offset, gamma, alpha), offset, mean, scale, gamma)
+    # The support and weights are kept at single precision, as the checkpoint stores them (they are
+    # most of its size), so the head that placed the presets is the head that loads.
+    x = _single(x)
+    head = RatingHead(x, _single(_solve(x, y - offset, gamma, alpha)), offset, mean, scale, gamma)
     report = {"presets": len(y), "kernel": "gaussian", "gamma": gamma, "alpha": alpha,
               "spread": dict(zip(QUALITIES, map(float, spread), strict=True)),
               "cv_r2": dict(zip(QUALITIES, map(float, r2), strict=True))}
