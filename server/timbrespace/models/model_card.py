@@ -268,7 +268,7 @@ def patch_vae_card(
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
         "`--path-weight`, `--path-steps`, `--path-reach`, `--path-ends`, "
-        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, "
+        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, `--index-anchor`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]
