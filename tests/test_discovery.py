@@ -58,9 +58,10 @@ def test_advertise_find_rename_and_withdraw() -> None:
                         if seen >= {name, renamed}:
                             break
                     assert seen >= {name, renamed}
-                    # It also multicasts its answer to such a query a second or so later; a goodbye
-                    # sent before that answer would be undone by it, so the goodbye waits for it.
-                    await asyncio.sleep(1.5)
+                    # It also multicasts its answer to such a query a second or so later (later on a
+                    # loaded machine: 1.5 s was once too short in CI); a goodbye sent before that
+                    # answer would be undone by it, so the goodbye waits for it.
+                    await asyncio.sleep(3.0)
                 finally:
                     await first.stop()
                 # Goodbyes are sent three times a quarter second apart; a loaded loop reads them late.
