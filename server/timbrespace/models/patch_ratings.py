@@ -27,7 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 #: The qualities Table I reports, in its order (the eval's timbral module rates them in this order).
 QUALITIES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
 FORMAT = "timbrespace-preset-ratings/1"
-FOLDS = 8  # cross-validation of the head, for the report
+FOLDS = 8  # cross-validation of the head: it chooses the kernel's width and ridge, and the report gives its R²
 
 
 class RatingsError(ValueError):

@@ -11,7 +11,8 @@ the square is decoded and each point played (the hearing renderer, C4, 2 s) and 
 (:mod:`timbrespace.models.patch_ratings`, fitted on rated *training* presets) turns every descriptor
 into the seven qualities Table I rates.  Every preset of the library is played and described the
 same way, and placed at the lattice point whose predicted qualities are nearest its own (each
-quality over its spread).  The placements are
+quality over its spread; near ties settled towards where the encoder places it, :class:`Anchor`).
+The placements are
 stored in the checkpoint, keyed by the preset's values, so the live engine looks them up and never
 renders; a patch the library did not hold (a preset saved later) falls back to the encoder.
 """

@@ -56,8 +56,8 @@ class TrainConfig:
     index_grid: int = 64
     # Among lattice points that sound about as alike, prefer the one near where the encoder places the
     # preset: the weight of the squared unit-square distance to it, against the mean squared difference
-    # of the predicted qualities (each over its spread). Presets that sound alike stay together, so a
-    # line between two of them crosses less of the map's variety.
+    # of the predicted qualities (each over its spread). Near ties then go where the preset's settings
+    # put it, so a line between two presets crosses less of the map's variety.
     index_anchor: float = 0.5
 
 
