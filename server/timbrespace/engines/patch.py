@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +23,7 @@ import numpy.typing as npt
 from timbrespace.engines.base import Engine, Handler, HandlerError, RawLink, Reply
 from timbrespace.engines.inference import Inference, InlineInference, Job, LayerLink
 from timbrespace.engines.registry import BY_NAME
+from timbrespace.models.patch_path import PathPlan
 from timbrespace.models.patch_space import PatchSpace
 from timbrespace.patch import params
 from timbrespace.patch.library import PresetLibrary
@@ -56,6 +58,33 @@ class PatchDecode:
         unit = np.array([u for _, u in inputs], dtype=bool)
         z = np.where(unit[:, None], self.space.unit_to_latent(np.clip(points, 0.0, 1.0)), points)
         return list(self.space.decode_latent(z))
+
+
+class PatchPathDecode:
+    """Points along a /source -> /target line to patches (:meth:`PatchSpace.decode_path`), one engine's:
+    inputs ``(source, target, alpha)``, results amSynth values ``(41,)``. The plans of the last few
+    lines are kept, so a fader sweeping /alpha reads the decoder along its line once."""
+
+    PLANS = 4  # lines remembered: a client alternating among a few pairs is not re-planned every move
+
+    def __init__(self, space: PatchSpace) -> None:
+        self.space = space
+        self._plans: OrderedDict[bytes, PathPlan] = OrderedDict()  # only the worker thread touches it
+
+    def _plan(self, source: FloatArray, target: FloatArray) -> PathPlan:
+        key = source.tobytes() + target.tobytes()
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = self.space.path_plan(source, target)
+            while len(self._plans) > self.PLANS:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return found
+
+    def run(self, inputs: Sequence[tuple[FloatArray, FloatArray, float]]) -> list[FloatArray]:
+        """Each point on its line's plan (a batch rarely holds more than one: one pending point per engine)."""
+        return [self.space.decode_path(self._plan(s, t), [alpha])[0] for s, t, alpha in inputs]
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,7 @@ class PatchEngine(Engine):
         self.preset = ""  # the loaded preset's bank/name while it is unmodified
         self.decodes = 0
         self._decode = PatchDecode(space)
+        self._path = PatchPathDecode(space)
         self._encode = PatchEncode(space)
         # Every preset's latent point (for /source, /target and /patch/load's reply), encoded before
         # the engine serves; a preset saved later is encoded by the inference worker. The layers'
@@ -243,7 +273,11 @@ class PatchEngine(Engine):
             return
         z = (1.0 - self.alpha) * self.z_source + self.alpha * self.z_target
         self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
-        self._move(z, False, arrival)
+        # Decoded along the line's plan (its switches change once), not as a free map point; it
+        # replaces a map point still waiting, as a move does.
+        line = (self.z_source, self.z_target, self.alpha)
+        self.inference.submit(Job(self._path, line, partial(self._decoded, arrival), owner=(self, "point"),
+                                  ordered=True))
 
     # -- handlers --------------------------------------------------------------------------------
     def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:

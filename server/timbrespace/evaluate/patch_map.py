@@ -7,8 +7,9 @@
   quality, beside the paper's means and a random-preset baseline (each preset against another
   validation preset drawn at random, seeded).
 * Figure 8: each quality over a grid of decoded points of the unit square.
-* Smooth paths (SPINVAE): for random pairs of presets, the path through the map (linear in the
-  latent, as ``/source /target /alpha`` blend) against linear morphing of the raw parameters,
+* Smooth paths (SPINVAE): for random pairs of presets, the path through the map (as ``/source
+  /target /alpha`` play it: linear in the latent, its switches planned by
+  :mod:`timbrespace.models.patch_path`) against linear morphing of the raw parameters,
   scored by :mod:`timbrespace.evaluate.smoothness` on the timbral ratings and on the log-mel.
 * Coverage (:mod:`timbrespace.evaluate.patch_coverage`): over a finer grid of the whole square, the
   share of cells that hold a note, that are bright past 5 kHz, and that sound like some preset.
@@ -182,7 +183,7 @@ def paths(space: PatchSpace, library: PresetLibrary, pool: npt.NDArray[np.intp],
         a, b = (int(i) for i in rng.choice(pool, size=2, replace=False))
         va, vb = library[a].values, library[b].values
         z = space.encode_latent(np.stack([va, vb]))
-        through_map = listener.hear_all(space.decode_latent((1.0 - alphas) * z[0] + alphas * z[1]))
+        through_map = listener.hear_all(space.decode_path(space.path_plan(z[0], z[1]), alphas[:, 0]))
         # Linear morphing of the raw parameters; clamp_vector rounds the stepped ones (as amSynth would).
         morph = listener.hear_all([params.clamp_vector(v) for v in (1.0 - alphas) * va + alphas * vb])
         name = f"{library.qualified_name(a)} -> {library.qualified_name(b)}"

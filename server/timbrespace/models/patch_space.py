@@ -6,7 +6,8 @@ the rule its metadata names, the 2nd to 98th percentiles of the posterior means
 plus a small margin since the square-coverage change), so a controller's x/y
 lands among real presets rather than in latent space only outliers reach.
 Decoding is batched and returns valid patch vectors (clamped, categoricals
-integral).  Encoding places a preset where the checkpoint's sound index put it
+integral); a path between two points keeps its switches to the ends' own levels
+(:mod:`timbrespace.models.patch_path`).  Encoding places a preset where the checkpoint's sound index put it
 (where the map sounds most like it, :mod:`timbrespace.models.patch_sound_index`)
 and any other patch at the encoder's posterior mean.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from timbrespace.models import patch_path
 from timbrespace.models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_sound_index import SoundIndex
@@ -122,15 +124,29 @@ class PatchSpace:
 
     # ------------------------------------------------------------ decode / encode
 
-    def decode_latent(self, z: npt.ArrayLike) -> FloatArray:
-        """Patches ``(N, 41)`` for latent points ``(N, 2)``."""
+    def _outputs(self, z: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """The decoder's continuous outputs and stepped logits at latent points ``(N, 2)``."""
         a = _points(z, "latent points")
         with torch.inference_mode():
-            zt = torch.as_tensor(a, dtype=torch.float32, device=self.device)
-            cont, logits = self.model.decode(zt)
-            c = cont.cpu().numpy()
-            lg = logits.cpu().numpy()
-        return self.codec.decode(c, lg)
+            cont, logits = self.model.decode(torch.as_tensor(a, dtype=torch.float32, device=self.device))
+            return cont.cpu().numpy().astype(np.float64), logits.cpu().numpy().astype(np.float64)
+
+    def decode_latent(self, z: npt.ArrayLike) -> FloatArray:
+        """Patches ``(N, 41)`` for latent points ``(N, 2)``."""
+        return self.codec.decode(*self._outputs(z))
+
+    def path_plan(self, source: npt.ArrayLike, target: npt.ArrayLike) -> patch_path.PathPlan:
+        """Where each stepped parameter switches on the line from latent ``source`` to ``target`` ``(2,)``."""
+        ends = _points(np.stack([np.asarray(source, np.float64).ravel(), np.asarray(target, np.float64).ravel()]),
+                       "latent points")
+        along = np.linspace(0.0, 1.0, patch_path.GRID)[:, None]
+        _, logits = self._outputs((1.0 - along) * ends[0] + along * ends[1])
+        return patch_path.plan(self.codec, ends[0], ends[1], logits)
+
+    def decode_path(self, plan: patch_path.PathPlan, alphas: npt.ArrayLike) -> FloatArray:
+        """Patches ``(N, 41)`` at ``alphas`` of the way along ``plan``'s line: the decoder's continuous
+        parameters at the blended point, the plan's stepped levels."""
+        return plan.apply(self.decode_latent(plan.blend(alphas)), alphas)
 
     def decode_unit(self, xy: npt.ArrayLike) -> FloatArray:
         """Patches ``(N, 41)`` for unit-square points ``(N, 2)``; points outside are clipped."""
