@@ -98,7 +98,7 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert sum(s["late_blocks_by_phase"].values()) == s["late_blocks"]
     ht = data["host_timer"]
     assert ht["wakeups"] == int(ht["seconds"] / (256 / 48000)) and 0 <= ht["over_one_block"] <= ht["wakeups"]
-    assert data["decode"]["cpu_batch1"]["p50_ms"] > 0
+    assert data["decode"]["cpu_batch1"]["p50_ms"] > 0 and data["decode"]["cpu_path-plan"]["p50_ms"] > 0
     ss = data["sessions"]
     assert [r["clients"] for r in ss["runs"]] == [1, 8]
     for r in ss["runs"]:

@@ -43,7 +43,7 @@ def _ms(x: float) -> float:
 
 # -- models -------------------------------------------------------------------------------------
 def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
-    """Patch decode time for one point and for a batch of 16, on CPU (and CUDA when present)."""
+    """Patch decode time for one point, for a batch of 16 and for a path's plan, on CPU (and CUDA when present)."""
     import torch
 
     from timbrespace.models.patch_space import PatchSpace
@@ -68,6 +68,17 @@ def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
                 "p50_ms": _ms(float(np.median(a))),
                 "p99_ms": _ms(float(np.percentile(a, 99))),
             }
+        # A /source-/target pair's plan: the decoder read along the line, once per pair (then cached).
+        ends = space.unit_to_latent(rng.random((n * 2, 2))).reshape(n, 2, 2)
+        for i in range(20):
+            space.path_plan(*ends[i])
+        times = []
+        for i in range(n):
+            t = time.perf_counter()
+            space.path_plan(*ends[i])
+            times.append(time.perf_counter() - t)
+        a = np.array(times)
+        out[f"{device}_path-plan"] = {"p50_ms": _ms(float(np.median(a))), "p99_ms": _ms(float(np.percentile(a, 99)))}
     return out
 
 
@@ -406,7 +417,8 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for k, v in r["decode"].items():
         rows.append((f"patch decode, {k.replace('_', ', ')}", f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f})",
-                     "PatchSpace.decode_unit"))
+                     "PatchSpace.path_plan: once per /source and /target pair" if k.endswith("path-plan")
+                     else "PatchSpace.decode_unit"))
     vo = r["voices"]
     am = r.get("amsynth_voices")
     rows.append((f"{vo['voices']} held voices, offline, one core", f"{vo['times_realtime']:.1f}x real time",
