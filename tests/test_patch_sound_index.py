@@ -77,6 +77,26 @@ def test_silent_points_are_never_chosen_and_silent_presets_never_placed() -> Non
         build(points, on_lattice[:3], library, heard, head)
 
 
+def test_rated_points_stand_in_for_the_prediction() -> None:
+    head = _head(F)
+    points = lattice(np.zeros(2), np.ones(2), 4)
+    on_lattice = np.stack([10 * points[:, 0], np.zeros(16), np.zeros(16)], axis=1)
+    on_lattice[0] = np.nan  # a point silent where training hears it stays silent, rated or not
+    library = np.stack([_patch(0.13)])
+    heard = np.array([[1.3, 0.0, 0.0]])
+    # Predicted, the preset sounds like the left column; rated, the point at (0.875, 0.875) sounds exactly
+    # like it (the head's own prediction for the preset, so on the same scale), and the silent point too.
+    measured = np.full((16, 7), np.nan)
+    far = int(np.flatnonzero((points == [0.875, 0.875]).all(axis=1))[0])
+    measured[[far, 0]] = head.predict(heard)[0]
+    index = build(points, on_lattice, library, heard, head, measured=measured)
+    assert index.lookup(library)[0][0].tolist() == [0.875, 0.875]
+    np.testing.assert_array_equal(index.qualities[far], measured[far])
+    assert np.isnan(index.qualities[0]).all()
+    with pytest.raises(ValueError, match="measured qualities of shape"):
+        build(points, on_lattice, library, heard, head, measured=measured[:3])
+
+
 def test_the_anchor_breaks_near_ties_towards_where_the_encoder_places_a_preset() -> None:
     head = _head(F)
     points = lattice(np.zeros(2), np.ones(2), 4)
@@ -179,3 +199,45 @@ def test_a_rated_validation_preset_is_refused(one_bank: Path, tmp_path: Path) ->
         train(tmp_path / "b", banks=[one_bank], ratings=tmp_path / "r.json", **{**SMALL, "index_grid": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="index_anchor"):
         train(tmp_path / "b", banks=[one_bank], ratings=tmp_path / "r.json", **{**SMALL, "index_anchor": -1.0})  # type: ignore[arg-type]
+
+
+def test_a_rated_lattice_teaches_the_head_and_places_by_real_qualities(one_bank: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from timbrespace.evaluate import rate_lattice, timbral
+    from timbrespace.models.patch_lattice_ratings import order
+
+    if not timbral.available():
+        pytest.skip("the timbral models rate the lattice")
+    library = PresetLibrary([one_bank])
+    train_idx, _ = _split(library.factory_count, 0.1, 0)
+    rated = _ratings(tmp_path / "r.json", [library.qualified_name(int(i)) for i in train_idx[:40]])
+    cache = tmp_path / "heard.npz"
+    first = train(tmp_path / "a", banks=[one_bank], ratings=rated, hearing_cache=cache, **SMALL)  # type: ignore[arg-type]
+    lattice_file = tmp_path / "lattice.json"
+    assert rate_lattice.main(["--model", str(first), "--out", str(lattice_file), "--count", "3"]) == 0
+    # A longer run keeps the three ratings (numbers no timbral model gives, so a re-rating would show).
+    doc = json.loads(lattice_file.read_text())
+    for k, p in enumerate(doc["points"]):
+        p["ratings"] = [1000.0 + k] * 7
+    lattice_file.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert rate_lattice.main(["--model", str(first), "--out", str(lattice_file), "--count", "4", "--extend"]) == 0
+    assert "rated 1 points" in capsys.readouterr().err
+    doc = json.loads(lattice_file.read_text())
+    assert doc["count"] == 4 and [p["ratings"][0] for p in doc["points"][:3]] == [1000.0, 1001.0, 1002.0]
+    rated_points = len(doc["points"])
+    # The same decoder again (same seed): its lattice decodes to the rated patches, which the index takes.
+    second = train(tmp_path / "b", banks=[one_bank], ratings=rated, hearing_cache=cache,  # type: ignore[arg-type]
+                   lattice_ratings=lattice_file, **SMALL)
+    report = load_checkpoint(second).metadata["sound_index"]["report"]
+    assert report["lattice_rated"] == rated_points and report["rating_head"]["presets"] == 40 + rated_points
+    space = PatchSpace.load(second, device="cpu")
+    assert space.index is not None
+    spread = np.array(list(report["rating_head"]["spread"].values()))
+    first_point = int(order(4)[0])
+    np.testing.assert_allclose(space.index.qualities[first_point] * spread, [1000.0] * 7, rtol=1e-6)
+    # A model that has no index has no lattice to rate: a clear error, nothing written.
+    plain = train(tmp_path / "c", banks=[one_bank], hearing_cache=cache, **SMALL)  # type: ignore[arg-type]
+    assert rate_lattice.main(["--model", str(plain), "--out", str(tmp_path / "x.json")]) == 2
+    assert "no sound index" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+    assert rate_lattice.main(["--model", str(plain), "--out", str(tmp_path / "x.json"), "--count", "0"]) == 2

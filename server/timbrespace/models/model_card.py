@@ -63,6 +63,8 @@ def _hearing_options(train: dict[str, Any]) -> str:
         # Checkpoints from before the option placed by ear alone (0).
         if train.get("index_anchor", 0.0) != TrainConfig.index_anchor:
             out += f" --index-anchor {train.get('index_anchor', 0.0):g}"
+        if train.get("lattice_ratings") is not None:
+            out += f" --lattice-ratings {train['lattice_ratings']}"
     return out
 
 
@@ -80,11 +82,18 @@ def _index_lines(metadata: dict[str, Any]) -> list[str]:
            "cross-validation)" if kernel else "a ridge head")
     heard = ("rating descriptor (the hearing's, with the attack, band fluctuation, onset spectrum and flatness)"
              if kernel else "descriptor")
+    lattice = r.get("lattice_rated", 0)
+    examples = (f"{head['presets']} rated training presets" if not lattice else
+                f"{head['presets'] - lattice} rated training presets and {lattice} rated grid points")
+    measured = (f"; {lattice} of the grid's points are rated as the eval rates presets (lattice ratings file sha256 "
+                f"`{r['lattice_ratings_sha256'][:12]}`), and there their real qualities stand in for the prediction"
+                if lattice else "")
     return [
         f"- presets are placed by ear (the sound index): a {r['grid']}x{r['grid']} grid of the square decoded and "
         f"played by {r['renderer']} (C4, 2 s), each point's seven timbral qualities predicted from its {heard} by "
-        f"{how} fitted on {head['presets']} rated training presets (ratings file sha256 "
-        f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}); each of the {r['placed']} library presets is "
+        f"{how} fitted on {examples} (ratings file sha256 "
+        f"`{r['ratings_sha256'][:12]}`; cross-validated R² {r2}){measured}; each of the {r['placed']} library "
+        "presets is "
         "played the same way and placed at the grid point whose predicted qualities are nearest its own"
         + (f" (each quality over its spread; plus {r['anchor']:g} x the squared distance, in the unit square, to where "
            "the encoder places it, which settles near ties towards where the preset's settings put it). "
@@ -268,7 +277,7 @@ def patch_vae_card(
         "`--seed`, `--beta`, `--hidden`, `--batch-size`, `--lr`, `--banks DIR...`, `--sound-weight`, "
         "`--distance-weight`, `--renderer`, `--proxy-epochs`, `--straight-through`, `--square-weight`, "
         "`--path-weight`, `--path-steps`, `--path-reach`, `--path-ends`, "
-        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, `--index-anchor`, "
+        "`--bounds-quantile`, `--ratings FILE`, `--index-grid`, `--index-anchor`, `--lattice-ratings FILE`, "
         "`--hearing-cache FILE` (keeps the renders).",
         "",
     ]

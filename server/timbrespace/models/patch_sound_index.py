@@ -127,15 +127,22 @@ class SoundIndex:
 
 
 def build(points: FloatArray, lattice_heard: FloatArray, library: FloatArray, library_heard: FloatArray,
-          head: RatingHead, anchor: Anchor | None = None) -> SoundIndex:
+          head: RatingHead, anchor: Anchor | None = None, measured: FloatArray | None = None) -> SoundIndex:
     """Place each ``library`` preset ``(N, 41)`` at the ``points`` whose predicted qualities are nearest
     its own (and, with ``anchor``, near where the encoder places it), from both's rating descriptors
     (rows that are not finite: silent); silent presets are not placed (the encoder places them) and
-    silent points are never chosen."""
+    silent points are never chosen.  ``measured`` ``(G*G, 7)``: points' rated qualities (each over its
+    spread, as the head predicts them; NaN rows: not rated), used where given instead of the prediction."""
     if len(lattice_heard) != len(points) or len(library_heard) != len(library):
         raise ValueError(f"expected a descriptor per point and per preset, got {len(lattice_heard)} for "
                          f"{len(points)} points and {len(library_heard)} for {len(library)} presets")
-    index = SoundIndex(points, head.predict(lattice_heard), head, {})
+    qualities = head.predict(lattice_heard)
+    if measured is not None:
+        if measured.shape != qualities.shape:
+            raise ValueError(f"expected measured qualities of shape {qualities.shape}, got {measured.shape}")
+        rated = np.isfinite(measured).all(axis=1) & np.isfinite(qualities).all(axis=1)
+        qualities[rated] = measured[rated]
+    index = SoundIndex(points, qualities, head, {})
     ok = np.isfinite(library_heard).all(axis=1)
     if anchor is not None:
         anchor = Anchor(anchor.encoded[ok], anchor.low, anchor.high, anchor.weight)

@@ -25,6 +25,8 @@ from timbrespace.models.checkpoint import save_checkpoint
 from timbrespace.models.model_card import write_loss_csv, write_patch_vae_card
 from timbrespace.models.patch_codec import PatchCodec
 from timbrespace.models.patch_hearing import RENDERERS
+from timbrespace.models.patch_lattice_ratings import LatticeRatings
+from timbrespace.models.patch_lattice_ratings import load as load_lattice_ratings
 from timbrespace.models.patch_ratings import Ratings, RatingsError, fit_head
 from timbrespace.models.patch_ratings import load as load_ratings
 from timbrespace.models.patch_sound_index import Anchor, lattice
@@ -230,6 +232,7 @@ def train(
     ratings: str | os.PathLike[str] | None = TrainConfig.ratings,
     index_grid: int = TrainConfig.index_grid,
     index_anchor: float = TrainConfig.index_anchor,
+    lattice_ratings: str | os.PathLike[str] | None = TrainConfig.lattice_ratings,
     hearing_cache: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
@@ -243,6 +246,7 @@ def train(
         continuous_weight, val_fraction, margin, bounds_quantile, threads, sound_weight, distance_weight, renderer,
         proxy_epochs, straight_through, square_weight, path_weight, path_steps,
         path_reach, path_ends, None if ratings is None else str(ratings), index_grid, index_anchor,
+        None if lattice_ratings is None else str(lattice_ratings),
     )  # fmt: skip
     if epochs < 1 or batch_size < 1 or not 0.0 < val_fraction < 1.0 or proxy_epochs < 1:
         raise ValueError(f"invalid training settings: {cfg}")
@@ -264,6 +268,7 @@ def train(
         raise ValueError(f"index_anchor {index_anchor}: expected a finite number at least 0")
     indexed = ratings is not None and index_grid > 0
     rated = load_ratings(ratings) if indexed and ratings is not None else None
+    rated_lattice = load_lattice_ratings(lattice_ratings) if indexed and lattice_ratings is not None else None
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
     out = Path(out_dir)
@@ -355,7 +360,7 @@ def train(
     if rated is not None:
         with reproducible(seed, threads):
             index = sound_index(model, rated, library, train_idx, (lo, hi), cfg, log,
-                                None if hearing_cache is None else Path(hearing_cache))
+                                None if hearing_cache is None else Path(hearing_cache), rated_lattice)
     metadata: dict[str, Any] = {
         "codec": codec.layout(),
         "latent_low": lo.tolist(),
@@ -387,9 +392,10 @@ def train(
 
 def sound_index(model: PatchVAE, rated: Ratings, library: PresetLibrary, train_idx: npt.NDArray[np.intp],
                 bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]], cfg: TrainConfig,
-                log: Callable[[str], None], cache: Path | None) -> dict[str, Any]:
-    """Hear the lattice and the library, fit the rating head on the rated training presets, place the
-    library, and return the index's checkpoint form.
+                log: Callable[[str], None], cache: Path | None,
+                rated_lattice: LatticeRatings | None = None) -> dict[str, Any]:
+    """Hear the lattice and the library, fit the rating head on the rated training presets (and the
+    lattice points ``rated_lattice`` rated), place the library, and return the index's checkpoint form.
 
     amSynth renders some presets differently each time (noise, random LFO phases), so the index's
     descriptors are kept beside the hearing cache (``<cache>-index.npz``) for a run that must repeat one.
@@ -405,19 +411,29 @@ def sound_index(model: PatchVAE, rated: Ratings, library: PresetLibrary, train_i
     space = PatchSpace(model, bounds[0], bounds[1], torch.device("cpu"))
     log(f"sound index: hearing a {cfg.index_grid}x{cfg.index_grid} grid and the {len(values)} library presets")
     kept = None if cache is None else cache.with_name(f"{cache.stem}-index.npz")
-    heard = hear_cached(np.concatenate([space.decode_latent(points), values]), cfg.renderer, kept, log,
+    decoded = space.decode_latent(points)
+    heard = hear_cached(np.concatenate([decoded, values]), cfg.renderer, kept, log,
                         patch_rating_descriptor.hear, patch_rating_descriptor.CACHE_TAG)
     on_lattice, in_library = heard[: len(points)], heard[len(points) :]
     rows = np.array([train_names[n] for n in rated.names])
     sounds = np.isfinite(in_library[rows]).all(axis=1)  # a rated preset that renders silence here teaches nothing
-    head, head_report = fit_head(in_library[rows[sounds]], rated.values[sounds], seed=cfg.seed)
+    measured = np.full((len(points), len(rated.values[0])), np.nan) if rated_lattice is None else \
+        rated_lattice.known(decoded)
+    teaches = np.isfinite(measured).all(axis=1) & np.isfinite(on_lattice).all(axis=1)
+    head, head_report = fit_head(np.concatenate([in_library[rows[sounds]], on_lattice[teaches]]),
+                                 np.concatenate([rated.values[sounds], measured[teaches]]), seed=cfg.seed)
     log("sound index: rating head cross-validated R² " + ", ".join(f"{q} {v:.2f}" for q, v in
                                                                    head_report["cv_r2"].items()))
+    if rated_lattice is not None:
+        log(f"sound index: {int(teaches.sum())} of {len(points)} lattice points rated in {cfg.lattice_ratings}")
     anchor = Anchor(space.posterior_mean(values), bounds[0], bounds[1], cfg.index_anchor)
-    index = build_index(points, on_lattice, values, in_library, head, anchor)
+    spread = np.array(list(head_report["spread"].values()))
+    index = build_index(points, on_lattice, values, in_library, head, anchor, measured / spread)
     report = {"grid": cfg.index_grid, "anchor": cfg.index_anchor, "renderer": cfg.renderer,
               "ratings_sha256": rated.sha256, "rating_head": head_report, "placed": len(index.placed),
-              "silent_points": int((~np.isfinite(index.qualities).all(axis=1)).sum())}
+              "silent_points": int((~np.isfinite(index.qualities).all(axis=1)).sum()),
+              "lattice_rated": int(teaches.sum()),
+              "lattice_ratings_sha256": None if rated_lattice is None else rated_lattice.sha256}
     return index.to_metadata(report)
 
 
@@ -429,7 +445,7 @@ def run(ns: argparse.Namespace) -> Path:
         continuous_weight=ns.continuous_weight, val_fraction=ns.val_fraction, bounds_quantile=ns.bounds_quantile,
         threads=ns.threads, square_weight=ns.square_weight, path_weight=ns.path_weight,
         path_steps=ns.path_steps, path_reach=ns.path_reach, path_ends=ns.path_ends, ratings=ns.ratings or None,
-        index_grid=ns.index_grid, index_anchor=ns.index_anchor,
+        index_grid=ns.index_grid, index_anchor=ns.index_anchor, lattice_ratings=ns.lattice_ratings or None,
         sound_weight=ns.sound_weight, distance_weight=ns.distance_weight, renderer=ns.renderer,
         proxy_epochs=ns.proxy_epochs, straight_through=ns.straight_through,
         hearing_cache=ns.hearing_cache, progress=not ns.quiet,

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from timbrespace.models.patch_hearing import RENDERERS
 
-__all__ = ["CHECKPOINT_NAME", "DEFAULT_FACTORY_DIRS", "RATINGS", "TrainConfig", "add_arguments"]
+__all__ = ["CHECKPOINT_NAME", "DEFAULT_FACTORY_DIRS", "LATTICE_RATINGS", "RATINGS", "TrainConfig", "add_arguments"]
 
 DEFAULT_FACTORY_DIRS = ("/usr/share/amsynth/banks",)
 CHECKPOINT_NAME = "patch-vae.pt"  # the name config/default.yaml points at
 RATINGS = "models/patch-vae/ratings.json"  # rated training presets for the sound index (--ratings)
+LATTICE_RATINGS = "models/patch-vae/lattice-ratings.json"  # the shipped map's rated lattice (--lattice-ratings)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class TrainConfig:
     # of the predicted qualities (each over its spread). Near ties then go where the preset's settings
     # put it, so a line between two presets crosses less of the map's variety.
     index_anchor: float = 0.5
+    # Rated lattice points (patch_lattice_ratings): their real qualities replace the head's prediction
+    # there, and the head learns from them beside the rated presets; no file: predicted everywhere.
+    lattice_ratings: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,5 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-anchor", type=float, default=d.index_anchor,
                         help="weight of nearness to the encoder's place against the predicted qualities' mismatch when "
                         "the sound index places a preset (0: by ear alone; default: %(default)s)")
+    parser.add_argument("--lattice-ratings", default="",
+                        help="rated lattice points of this map (python -m timbrespace.evaluate.rate_lattice; "
+                        f"{LATTICE_RATINGS} is the shipped map's): the sound index uses their real qualities and "
+                        "its rating head learns from them (default: none, predicted everywhere)")
     parser.add_argument("--hearing-cache", help="an .npz that keeps the hearing renders between runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
