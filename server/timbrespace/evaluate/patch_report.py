@@ -37,10 +37,11 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
 #: The playable square's targets (issue 18, after the hearing map left half the square without a held note).
 HOLDS_TARGET, BRIGHT_TARGET = 0.85, 0.20
 #: How Table I's reconstructions are made when the checkpoint has a sound index.
-PLACED_BY_EAR = ("placed where the live engine places it, at the point of the square whose predicted timbral "
-                 "qualities are nearest the preset's (the checkpoint's sound index: the preset played and "
-                 "described, its qualities predicted by a head fitted on rated training presets; "
-                 "`timbrespace.models.patch_sound_index`), and decoded there")
+PLACED_BY_EAR = ("placed where the live engine places it, at the point of the square whose timbral qualities are "
+                 "nearest the preset's predicted ones (the checkpoint's sound index: the preset played and "
+                 "described, its qualities predicted by a head fitted on rated training presets, and rated points "
+                 "of the map where the checkpoint's training had them; `timbrespace.models.patch_sound_index`), "
+                 "and decoded there")
 HEADER = ("quality", "paper mean", "mean", "std", "RMSE", "random mean", "random RMSE", "RMSE / random")
 
 
@@ -247,11 +248,12 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             f"![Figure 8]({rel('patch-map-fig8.png')})", "",
             "## Smooth paths (SPINVAE's measure)", "",
             f"{len(p['pairs'])} random pairs of the presets above (seed {s['seed']}), {p['steps']} evenly spaced "
-            "steps each, ends included, by two routes: through the map (the latent codes interpolated linearly, "
-            "as `/source`, `/target` and `/alpha` blend, each point decoded) and by linear morphing of the raw "
-            "parameters (stepped ones rounded). Each step is heard as above. Features: the seven ratings, and "
-            "the time-averaged 64-band log-mel spectrum in dB, each divided by its standard deviation over the "
-            "presets of Table I (at least one point or one dB), so both routes are scored on one scale. A "
+            "steps each, ends included, by two routes: through the map, as `/source`, `/target` and `/alpha` play it "
+            "(the latent codes interpolated linearly and each point decoded, every stepped parameter keeping the "
+            "source's or the target's level and switching once: `timbrespace.models.patch_path`), and by linear "
+            "morphing of the raw parameters (stepped ones rounded). Each step is heard as above. Features: the seven "
+            "ratings, and the time-averaged 64-band log-mel spectrum in dB, each divided by its standard deviation "
+            "over the presets of Table I (at least one point or one dB), so both routes are scored on one scale. A "
             "path's *roughness* is the sum along it of the squared second differences of its features "
             "(averaged over features), its *non-linearity* the mean squared distance from the straight line "
             "between its ends, and its *relative roughness* the roughness over the squared distance between its "
