@@ -325,4 +325,4 @@ def test_shipped_checkpoint(library: PresetLibrary) -> None:
         assert all(table["model"][q]["rmse"] < table["baseline"][q]["rmse"] for q in table["model"])
     _assert_valid(shipped.decode_unit(np.random.default_rng(3).random((64, 2))))
     assert np.all((library_coordinates(shipped, library) >= 0) & (library_coordinates(shipped, library) <= 1))
-    assert SHIPPED.stat().st_size < 2_000_000
+    assert SHIPPED.stat().st_size < 3_000_000
