@@ -60,6 +60,17 @@ def mean_logmel(audio: FloatArray, sample_rate: int = SAMPLE_RATE) -> FloatArray
     return result
 
 
+def cannot_rate() -> str | None:
+    """Why patches cannot be heard and rated here (amSynth's plugin or the timbral models missing), or None."""
+    from timbrespace.evaluate import timbral
+
+    if not reference.available():
+        return f"amSynth's DSSI plugin {reference.PLUGIN} is not installed (apt-get install amsynth)"
+    if not timbral.available():
+        return "the AudioCommons timbral models are not installed: pip install --no-deps timbral_models==0.4.0"
+    return None
+
+
 class Listener:
     """Renders, rates and describes patches, once per distinct patch (values as amSynth loads them)."""
 

@@ -13,13 +13,13 @@ larger ``--count`` adds to the file rather than redoing it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from timbrespace.evaluate.patch_map import Settings
 from timbrespace.evaluate.patch_sound import C4
+from timbrespace.evaluate.rate_presets import problem, write
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.patch_lattice_ratings import FORMAT, LatticeRatings, lattice_keys, load, order
 from timbrespace.models.patch_ratings import RatingsError
@@ -65,9 +65,6 @@ def rate(space: PatchSpace, count: int, known: LatticeRatings | None = None, log
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Rate and write the file; errors to stderr with exit status 2."""
-    from timbrespace.evaluate import timbral
-    from timbrespace.fidelity import reference
-    from timbrespace.fsutil import atomic_write_text
     from timbrespace.models.checkpoint import CheckpointError
     from timbrespace.models.patch_space import default_checkpoint
 
@@ -79,18 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--extend", action="store_true",
                    help="keep the ratings --out already holds for patches this lattice decodes, and rate only the rest")
     a = p.parse_args(argv)
-    if a.count < 1:
-        print(f"--count {a.count}: expected at least 1", file=sys.stderr)
-        return 2
-    if a.out.is_dir():
-        print(f"--out {a.out}: is a folder; expected a file path", file=sys.stderr)
-        return 2
-    if not reference.available():
-        print(f"amSynth's DSSI plugin {reference.PLUGIN} is not installed (apt-get install amsynth)", file=sys.stderr)
-        return 2
-    if not timbral.available():
-        print("the AudioCommons timbral models are not installed: pip install --no-deps timbral_models==0.4.0",
-              file=sys.stderr)
+    wrong = problem(a.count, a.out)
+    if wrong is not None:
+        print(wrong, file=sys.stderr)
         return 2
     try:
         space = PatchSpace.load(a.model, device="cpu")
@@ -99,8 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, RatingsError) as e:
         print(f"{e}", file=sys.stderr)
         return 2
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(a.out, json.dumps(doc, indent=1) + "\n")
+    write(a.out, doc)
     print(f"wrote {a.out}: {len(doc['points'])} lattice patches rated, {len(doc['silent'])} silent")  # type: ignore[arg-type]
     return 0
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.evaluate.patch_map import Settings
-from timbrespace.evaluate.patch_sound import C4
+from timbrespace.evaluate.patch_sound import C4, cannot_rate
 from timbrespace.evaluate.timbral import QUALITIES
 from timbrespace.models.patch_ratings import FORMAT, RatingsError, load
 from timbrespace.patch.library import PresetLibrary
@@ -85,11 +85,25 @@ def _known(path: Path, banks: Sequence[str], seed: int, val_fraction: float) -> 
     return known
 
 
+def problem(count: int, out: Path) -> str | None:
+    """What stops a rating run of ``count`` patches written to ``out`` (this one or rate_lattice's), or None."""
+    if count < 1:
+        return f"--count {count}: expected at least 1"
+    if out.is_dir():
+        return f"--out {out}: is a folder; expected a file path"
+    return cannot_rate()
+
+
+def write(out: Path, doc: dict[str, object]) -> None:
+    """Write a ratings document whole or not at all (its folder made first)."""
+    from timbrespace.fsutil import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Rate and write the file; errors to stderr with exit status 2."""
-    from timbrespace.evaluate import timbral
-    from timbrespace.fidelity import reference
-    from timbrespace.fsutil import atomic_write_text
     from timbrespace.models.train_patch_vae_options import DEFAULT_FACTORY_DIRS, TrainConfig
 
     p = argparse.ArgumentParser(prog="python -m timbrespace.evaluate.rate_presets", description=__doc__)
@@ -101,21 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--extend", action="store_true",
                    help="keep the ratings --out already holds (same banks, seed and split) and rate only the rest")
     a = p.parse_args(argv)
-    if a.count < 1:
-        print(f"--count {a.count}: expected at least 1", file=sys.stderr)
-        return 2
-    if not 0.0 < a.val_fraction < 1.0:
-        print(f"--val-fraction {a.val_fraction}: expected a number between 0 and 1", file=sys.stderr)
-        return 2
-    if a.out.is_dir():
-        print(f"--out {a.out}: is a folder; expected a file path", file=sys.stderr)
-        return 2
-    if not reference.available():
-        print(f"amSynth's DSSI plugin {reference.PLUGIN} is not installed (apt-get install amsynth)", file=sys.stderr)
-        return 2
-    if not timbral.available():
-        print("the AudioCommons timbral models are not installed: pip install --no-deps timbral_models==0.4.0",
-              file=sys.stderr)
+    wrong = problem(a.count, a.out)
+    if wrong is None and not 0.0 < a.val_fraction < 1.0:
+        wrong = f"--val-fraction {a.val_fraction}: expected a number between 0 and 1"
+    if wrong is not None:
+        print(wrong, file=sys.stderr)
         return 2
     known = None
     if a.extend and a.out.exists():
@@ -125,8 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"--extend: {e}", file=sys.stderr)
             return 2
     doc = rate(a.banks, a.count, a.seed, a.val_fraction, known=known)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(a.out, json.dumps(doc, indent=1) + "\n")
+    write(a.out, doc)
     print(f"wrote {a.out}: {len(doc['presets'])} presets rated")  # type: ignore[arg-type]
     return 0
 

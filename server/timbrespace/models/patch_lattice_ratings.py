@@ -17,7 +17,6 @@ same file and the ratings always cover the square evenly.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from timbrespace.models.patch_codec import clamp_batch
-from timbrespace.models.patch_ratings import QUALITIES, RatingsError
+from timbrespace.models.patch_ratings import QUALITIES, RatingsError, read_document
 from timbrespace.patch import params
 
 FloatArray = npt.NDArray[np.float64]
@@ -72,16 +71,7 @@ class LatticeRatings:
 
 def load(path: str | os.PathLike[str]) -> LatticeRatings:
     """Read and check a lattice ratings file; :class:`RatingsError` names what is wrong."""
-    try:
-        raw = open(path, "rb").read()  # noqa: SIM115 - read whole, then hash what was parsed
-        doc = json.loads(raw)
-    except (OSError, ValueError) as e:
-        raise RatingsError(f"{path}: cannot read a lattice ratings file ({e}); make one with python -m "
-                           "timbrespace.evaluate.rate_lattice --out FILE") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise RatingsError(f"{path}: expected a JSON object with \"format\": \"{FORMAT}\"")
-    if list(doc.get("qualities", [])) != list(QUALITIES):
-        raise RatingsError(f"{path}: qualities {doc.get('qualities')}; expected {list(QUALITIES)}")
+    doc, digest = read_document(path, "lattice ratings", FORMAT, "timbrespace.evaluate.rate_lattice")
     points, silent = doc.get("points"), doc.get("silent", [])
     if not isinstance(points, list) or not isinstance(silent, list):
         raise RatingsError(f"{path}: expected lists under \"points\" and \"silent\"")
@@ -98,4 +88,4 @@ def load(path: str | os.PathLike[str]) -> LatticeRatings:
         if not isinstance(key, str) or len(key) != KEY_HEX:
             raise RatingsError(f"{path}: silent[{k}]: expected a key of {KEY_HEX} hex digits, got {str(key)[:80]}")
         by_key.setdefault(key, None)
-    return LatticeRatings(by_key, hashlib.sha256(raw).hexdigest())
+    return LatticeRatings(by_key, digest)

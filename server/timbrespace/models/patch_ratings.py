@@ -43,20 +43,27 @@ class Ratings:
     sha256: str
 
 
-def load(path: str | os.PathLike[str]) -> Ratings:
-    """Read and check a ratings file; :class:`RatingsError` names what is wrong."""
+def read_document(path: str | os.PathLike[str], kind: str, form: str, tool: str) -> tuple[dict[str, Any], str]:
+    """A ratings document of format ``form`` (a ``kind`` of ratings file, made by ``python -m tool``) and the
+    sha256 of its bytes, once its format and qualities are checked; :class:`RatingsError` names what is wrong."""
     import hashlib
 
     try:
         raw = open(path, "rb").read()  # noqa: SIM115 - read whole, then hash what was parsed
         doc = json.loads(raw)
     except (OSError, ValueError) as e:
-        raise RatingsError(f"{path}: cannot read a ratings file ({e}); make one with python -m "
-                           "timbrespace.evaluate.rate_presets --out FILE") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise RatingsError(f"{path}: expected a JSON object with \"format\": \"{FORMAT}\"")
+        raise RatingsError(f"{path}: cannot read a {kind} file ({e}); make one with python -m {tool} --out FILE") \
+            from None
+    if not isinstance(doc, dict) or doc.get("format") != form:
+        raise RatingsError(f"{path}: expected a JSON object with \"format\": \"{form}\"")
     if list(doc.get("qualities", [])) != list(QUALITIES):
         raise RatingsError(f"{path}: qualities {doc.get('qualities')}; expected {list(QUALITIES)}")
+    return doc, hashlib.sha256(raw).hexdigest()
+
+
+def load(path: str | os.PathLike[str]) -> Ratings:
+    """Read and check a ratings file; :class:`RatingsError` names what is wrong."""
+    doc, digest = read_document(path, "ratings", FORMAT, "timbrespace.evaluate.rate_presets")
     presets = doc.get("presets")
     if not isinstance(presets, list) or not presets:
         raise RatingsError(f"{path}: expected a non-empty list under \"presets\"")
@@ -76,7 +83,7 @@ def load(path: str | os.PathLike[str]) -> Ratings:
         rows.append([float(v) for v in r])
     if len(set(names)) != len(names):
         raise RatingsError(f"{path}: a preset is rated twice")
-    return Ratings(names, np.asarray(rows, dtype=np.float64), hashlib.sha256(raw).hexdigest())
+    return Ratings(names, np.asarray(rows, dtype=np.float64), digest)
 
 
 #: Kernel widths tried, times 1 / the descriptor's columns (the squared distance of two standardised
