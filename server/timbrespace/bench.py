@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from timbrespace.bench_input import bench_input
 from timbrespace.bench_input import markdown as input_markdown
@@ -42,6 +44,20 @@ def _ms(x: float) -> float:
 
 
 # -- models -------------------------------------------------------------------------------------
+def _call_times(call: Callable[..., object], arguments: npt.NDArray[np.float64]) -> dict[str, float]:
+    """Median and 99th percentile (ms) of ``call`` on each row of ``arguments`` (a row holds one call's
+    arguments), after 20 warm-up calls."""
+    for row in arguments[:20]:
+        call(*row)
+    times = []
+    for row in arguments:
+        t = time.perf_counter()
+        call(*row)
+        times.append(time.perf_counter() - t)
+    a = np.array(times)
+    return {"p50_ms": _ms(float(np.median(a))), "p99_ms": _ms(float(np.percentile(a, 99)))}
+
+
 def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
     """Patch decode time for one point, for a batch of 16 and for a path's plan, on CPU (and CUDA when present)."""
     import torch
@@ -55,30 +71,10 @@ def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
     for device in devices:
         space = PatchSpace.load(cfg.patch.model, device=device, num_threads=cfg.inference.threads)
         for batch in (1, 16):
-            xy = rng.random((n, batch, 2))
-            for i in range(20):
-                space.decode_unit(xy[i])
-            times = []
-            for i in range(n):
-                t = time.perf_counter()
-                space.decode_unit(xy[i])
-                times.append(time.perf_counter() - t)
-            a = np.array(times)
-            out[f"{device}_batch{batch}"] = {
-                "p50_ms": _ms(float(np.median(a))),
-                "p99_ms": _ms(float(np.percentile(a, 99))),
-            }
+            out[f"{device}_batch{batch}"] = _call_times(space.decode_unit, rng.random((n, 1, batch, 2)))
         # A /source-/target pair's plan: the decoder read along the line, once per pair (then cached).
         ends = space.unit_to_latent(rng.random((n * 2, 2))).reshape(n, 2, 2)
-        for i in range(20):
-            space.path_plan(*ends[i])
-        times = []
-        for i in range(n):
-            t = time.perf_counter()
-            space.path_plan(*ends[i])
-            times.append(time.perf_counter() - t)
-        a = np.array(times)
-        out[f"{device}_path-plan"] = {"p50_ms": _ms(float(np.median(a))), "p99_ms": _ms(float(np.percentile(a, 99)))}
+        out[f"{device}_path-plan"] = _call_times(space.path_plan, ends)
     return out
 
 
