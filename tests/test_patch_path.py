@@ -1,4 +1,5 @@
-"""Paths between presets: stepped parameters keep to the ends' levels and switch once (issue 18)."""
+"""Paths between presets: a route where the sound changes least, and stepped parameters that keep to the
+ends' levels and switch once (issue 18)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from conftest import assert_same_patch
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "patch-vae" / "patch-vae.pt"
 CODEC = PatchCodec()
 STEPPED = np.array([g.param for g in CODEC.groups])
+LINE = patch_path.Route.line([0.0, 0.0], [1.0, 1.0])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_a_level_neither_end_has_is_never_taken() -> None:
     wave = next(k for k, g in enumerate(CODEC.groups) if params.PARAMS[g.param].name == "osc1_waveform")
     # Sine at the start, saw at the end, noise strongly preferred in between, and a flicker back to sine.
     rows = [(3, 0, 0, 0), (1, 0, 0, 5), (0, 0, 1, 5), (2, 0, 1, 0), (0, 0, 3, 0)]
-    plan = patch_path.plan(CODEC, [0.0, 0.0], [1.0, 1.0], _logits(65, wave, rows))
+    plan = patch_path.plan(CODEC, LINE, _logits(65, wave, rows))
     a = np.linspace(0, 1, 101)
     osc1 = plan.apply(np.zeros((101, params.N_PARAMS)), a)[:, CODEC.groups[wave].param]
     assert set(osc1) == {0.0, 2.0}  # sine and saw only
@@ -69,15 +71,15 @@ def test_the_switch_is_where_the_preference_turns() -> None:
     along = np.linspace(0, 1, 65)
     lg = _logits(65, g, [(1, 0)])
     lg[:, CODEC.groups[g].start + 1] = (along - 0.7) * 10 + 1
-    plan = patch_path.plan(CODEC, [0.0, 0.0], [1.0, 0.0], lg)
+    plan = patch_path.plan(CODEC, patch_path.Route.line([0.0, 0.0], [1.0, 0.0]), lg)
     assert plan.switch[g] == pytest.approx(0.7, abs=1 / 64)
     assert plan.blend([0.25]) == pytest.approx(np.array([[0.25, 0.0]]))
 
 
 def test_bad_logits_are_refused() -> None:
     with pytest.raises(ValueError, match="expected logits"):
-        patch_path.plan(CODEC, [0, 0], [1, 1], np.zeros((1, CODEC.n_categorical)))
-    plan = patch_path.plan(CODEC, [0, 0], [1, 1], np.zeros((5, CODEC.n_categorical)))
+        patch_path.plan(CODEC, LINE, np.zeros((1, CODEC.n_categorical)))
+    plan = patch_path.plan(CODEC, LINE, np.zeros((5, CODEC.n_categorical)))
     with pytest.raises(ValueError, match="one patch per alpha"):
         plan.apply(np.zeros((3, params.N_PARAMS)), [0.0, 1.0])
 
@@ -112,13 +114,18 @@ def test_engine_sweeps_alpha_along_one_plan(space: PatchSpace, library: PresetLi
     handle = engine.handlers()
     handle["/source"](("BriansBank16/ForPractice3",), local())
     handle["/target"](("BriansBank19/LookingFor03",), local())
-    heard = []
+    heard, where = [], []
     for alpha in np.linspace(0, 1, 17):
         handle["/alpha"]((float(alpha),), local())
         engine.flush()
         heard.append(engine.values.copy())
+        where.append(engine.xy)
     z = space.encode_latent(library.values()[[library.resolve("BriansBank16/ForPractice3"),
                                               library.resolve("BriansBank19/LookingFor03")]])
+    # /latent's feedback is where the route is, not where the straight line would be.
+    route = space.path_plan(z[0], z[1]).route
+    assert len(route.points) > 2
+    assert np.array(where) == pytest.approx(space.latent_to_unit(route.at(np.linspace(0, 1, 17))), abs=1e-9)
     # The same patches, whatever batch sizes the float kernels saw.
     assert_same_patch(np.array(heard), space.decode_path(space.path_plan(z[0], z[1]), np.linspace(0, 1, 17)))
     for column in np.array(heard)[:, STEPPED].T:
@@ -130,5 +137,6 @@ def test_the_engines_plan_memory_is_bounded(space: PatchSpace) -> None:
     rng = np.random.default_rng(5)
     for _ in range(3 * PatchPathDecode.PLANS):
         s, t = rng.normal(size=(2, 2))
-        assert path.run([(s, t, 0.5)])[0].shape == (params.N_PARAMS,)
+        values, z = path.run([(s, t, 0.5)])[0]
+        assert values.shape == (params.N_PARAMS,) and z.shape == (2,)
     assert len(path._plans) == PatchPathDecode.PLANS

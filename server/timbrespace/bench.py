@@ -72,7 +72,8 @@ def bench_decode(cfg: Config, quick: bool) -> dict[str, Any]:
         space = PatchSpace.load(cfg.patch.model, device=device, num_threads=cfg.inference.threads)
         for batch in (1, 16):
             out[f"{device}_batch{batch}"] = _call_times(space.decode_unit, rng.random((n, 1, batch, 2)))
-        # A /source-/target pair's plan: the decoder read along the line, once per pair (then cached).
+        # A /source-/target pair's plan: its route found and the decoder read along it, once per pair
+        # (then cached).
         ends = space.unit_to_latent(rng.random((n * 2, 2))).reshape(n, 2, 2)
         out[f"{device}_path-plan"] = _call_times(space.path_plan, ends)
     return out

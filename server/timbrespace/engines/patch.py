@@ -61,11 +61,12 @@ class PatchDecode:
 
 
 class PatchPathDecode:
-    """Points along a /source -> /target line to patches (:meth:`PatchSpace.decode_path`), one engine's:
-    inputs ``(source, target, alpha)``, results amSynth values ``(41,)``. The plans of the last few
-    lines are kept, so a fader sweeping /alpha reads the decoder along its line once."""
+    """Points along a /source -> /target route to patches (:meth:`PatchSpace.decode_path`), one engine's:
+    inputs ``(source, target, alpha)``, results (amSynth values ``(41,)``, the latent point ``(2,)``).
+    The plans of the last few pairs are kept, so a fader sweeping /alpha routes and reads the decoder
+    along its way once."""
 
-    PLANS = 4  # lines remembered: a client alternating among a few pairs is not re-planned every move
+    PLANS = 4  # pairs remembered: a client alternating among a few pairs is not re-planned every move
 
     def __init__(self, space: PatchSpace) -> None:
         self.space = space
@@ -82,9 +83,13 @@ class PatchPathDecode:
             self._plans.move_to_end(key)
         return found
 
-    def run(self, inputs: Sequence[tuple[FloatArray, FloatArray, float]]) -> list[FloatArray]:
-        """Each point on its line's plan (a batch rarely holds more than one: one pending point per engine)."""
-        return [self.space.decode_path(self._plan(s, t), [alpha])[0] for s, t, alpha in inputs]
+    def run(self, inputs: Sequence[tuple[FloatArray, FloatArray, float]]) -> list[tuple[FloatArray, FloatArray]]:
+        """Each point on its pair's plan (a batch rarely holds more than one: one pending point per engine)."""
+        out = []
+        for s, t, alpha in inputs:
+            plan = self._plan(s, t)
+            out.append((self.space.decode_path(plan, [alpha])[0], plan.blend([alpha])[0]))
+        return out
 
 
 @dataclass(frozen=True)
@@ -271,13 +276,17 @@ class PatchEngine(Engine):
     def _blend(self, arrival: float) -> None:
         if self.z_source is None or self.z_target is None:
             return
-        z = (1.0 - self.alpha) * self.z_source + self.alpha * self.z_target
-        self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
-        # Decoded along the line's plan (its switches change once), not as a free map point; it
-        # replaces a map point still waiting, as a move does.
-        line = (self.z_source, self.z_target, self.alpha)
-        self.inference.submit(Job(self._path, line, partial(self._decoded, arrival), owner=(self, "point"),
+        # Decoded along the pair's plan (its route, its switches changing once), not as a free map
+        # point; it replaces a map point still waiting, as a move does. Where it lies on the map is
+        # known once the route is.
+        pair = (self.z_source, self.z_target, self.alpha)
+        self.inference.submit(Job(self._path, pair, partial(self._along, arrival), owner=(self, "point"),
                                   ordered=True))
+
+    def _along(self, arrival: float, result: tuple[FloatArray, FloatArray]) -> None:
+        values, z = result
+        self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
+        self._decoded(arrival, values)
 
     # -- handlers --------------------------------------------------------------------------------
     def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:

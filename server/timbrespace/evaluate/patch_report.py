@@ -249,8 +249,10 @@ def markdown(result: dict[str, Any], md_dir: Path, plots: Path, date: str) -> st
             "## Smooth paths (SPINVAE's measure)", "",
             f"{len(p['pairs'])} random pairs of the presets above (seed {s['seed']}), {p['steps']} evenly spaced "
             "steps each, ends included, by two routes: through the map, as `/source`, `/target` and `/alpha` play it "
-            "(the latent codes interpolated linearly and each point decoded, every stepped parameter keeping the "
-            "source's or the target's level and switching once: `timbrespace.models.patch_path`), and by linear "
+            "(along the route between the two placements where the sound index's qualities change least, alpha "
+            "running by its length in the square: `timbrespace.models.patch_route`; each point decoded, every "
+            "stepped parameter keeping the source's or the target's level and switching once: "
+            "`timbrespace.models.patch_path`), and by linear "
             "morphing of the raw parameters (stepped ones rounded). Each step is heard as above. Features: the seven "
             "ratings, and the time-averaged 64-band log-mel spectrum in dB, each divided by its standard deviation "
             "over the presets of Table I (at least one point or one dB), so both routes are scored on one scale. A "

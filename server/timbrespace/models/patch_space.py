@@ -6,10 +6,12 @@ the rule its metadata names, the 2nd to 98th percentiles of the posterior means
 plus a small margin since the square-coverage change), so a controller's x/y
 lands among real presets rather than in latent space only outliers reach.
 Decoding is batched and returns valid patch vectors (clamped, categoricals
-integral); a path between two points keeps its switches to the ends' own levels
-(:mod:`timbrespace.models.patch_path`).  Encoding places a preset where the checkpoint's sound index put it
-(where the map sounds most like it, :mod:`timbrespace.models.patch_sound_index`)
-and any other patch at the encoder's posterior mean.
+integral); a path between two points follows the route along which the sound
+changes least (:mod:`timbrespace.models.patch_route`) and keeps its switches to the
+ends' own levels (:mod:`timbrespace.models.patch_path`).  Encoding places a preset
+where the checkpoint's sound index put it (where the map sounds most like it,
+:mod:`timbrespace.models.patch_sound_index`) and any other patch at the encoder's
+posterior mean.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from timbrespace.models import patch_path
 from timbrespace.models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from timbrespace.models.patch_codec import PatchCodec
+from timbrespace.models.patch_route import Router
 from timbrespace.models.patch_sound_index import SoundIndex
 from timbrespace.models.patch_vae import PatchVAE
 from timbrespace.patch import params
@@ -67,6 +70,7 @@ class PatchSpace:
         self.sha256 = sha256
         self.metadata: dict[str, Any] = {}
         self.index: SoundIndex | None = None
+        self.router: Router | None = None  # paths go straight without an index to route by
 
     @classmethod
     def load(
@@ -105,6 +109,7 @@ class PatchSpace:
         if meta.get("sound_index") is not None:
             try:
                 space.index = SoundIndex.from_metadata(meta["sound_index"])
+                space.router = Router(space.index.points, space.index.qualities, space.low, space.high)
             except ValueError as exc:
                 raise CheckpointError(f"{path}: {exc}") from None
         return space
@@ -136,16 +141,18 @@ class PatchSpace:
         return self.codec.decode(*self._outputs(z))
 
     def path_plan(self, source: npt.ArrayLike, target: npt.ArrayLike) -> patch_path.PathPlan:
-        """Where each stepped parameter switches on the line from latent ``source`` to ``target`` ``(2,)``."""
+        """The route from latent ``source`` to ``target`` ``(2,)`` and where each stepped parameter switches
+        along it."""
         ends = _points(np.stack([np.asarray(source, np.float64).ravel(), np.asarray(target, np.float64).ravel()]),
                        "latent points")
-        along = np.linspace(0.0, 1.0, patch_path.GRID)[:, None]
-        _, logits = self._outputs((1.0 - along) * ends[0] + along * ends[1])
-        return patch_path.plan(self.codec, ends[0], ends[1], logits)
+        route = (patch_path.Route.line(ends[0], ends[1]) if self.router is None
+                 else self.router.route(ends[0], ends[1]))
+        _, logits = self._outputs(route.at(np.linspace(0.0, 1.0, patch_path.GRID)))
+        return patch_path.plan(self.codec, route, logits)
 
     def decode_path(self, plan: patch_path.PathPlan, alphas: npt.ArrayLike) -> FloatArray:
-        """Patches ``(N, 41)`` at ``alphas`` of the way along ``plan``'s line: the decoder's continuous
-        parameters at the blended point, the plan's stepped levels."""
+        """Patches ``(N, 41)`` at ``alphas`` of the way along ``plan``'s route: the decoder's continuous
+        parameters at the route's point, the plan's stepped levels."""
         return plan.apply(self.decode_latent(plan.blend(alphas)), alphas)
 
     def decode_unit(self, xy: npt.ArrayLike) -> FloatArray:

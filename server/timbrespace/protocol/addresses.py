@@ -165,7 +165,8 @@ ADDRESSES: tuple[Address, ...] = (
             feedback=True),
     Address("/alpha", (_a("alpha", "float", "0 = source, 1 = target", 0, 1),),
             "Sound the point z_source + alpha*(z_target - z_source) of latent space (timbre transfer); patch: "
-            "each switch (waveform, filter type, range) keeps the source's or the target's setting, changing once.",
+            "alpha of the way along the route across the map where the sound changes least, each switch "
+            "(waveform, filter type, range) keeping the source's or the target's setting, changing once.",
             "map", feedback=True),
     Address("/corners", tuple(_a(n, "ref", f"{w} corner instrument (index or name)")
                               for n, w in (("a", "(0, 0)"), ("b", "(1, 0)"), ("c", "(0, 1)"), ("d", "(1, 1)"))),
