@@ -144,6 +144,16 @@ def test_train_timbre_map_names_what_is_wrong(capsys: pytest.CaptureFixture[str]
     assert "write the options after the model: timbrespace train timbre-map [options]" in capsys.readouterr().err
 
 
+def test_training_modules_run_as_scripts_name_what_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "ratings.json"
+    bad.write_text('{"format": 1}', encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "timbrespace.models.train_patch_vae", "--out", str(tmp_path / "out"),
+                        "--ratings", str(bad)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"timbrespace train: {bad}: expected a JSON object" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_serve_refuses_a_record_path_it_cannot_write(tmp_path: Path) -> None:
     # Issue 19: pyo printed one line, then the server ran, recorded nothing and exited 0.
     from conftest import write_config

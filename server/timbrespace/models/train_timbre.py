@@ -498,4 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from timbrespace.cli import main as cli_main
+
+    # Through the CLI, so a user's mistake (a bad ratings file, a missing folder) is one line, not a traceback.
+    raise SystemExit(cli_main(["train", "timbre", *sys.argv[1:]]))
