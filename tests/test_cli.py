@@ -96,6 +96,8 @@ def test_bench_quick_reports_every_figure(tmp_path: Path) -> None:
     assert mb["grid"] == 4 and 0 < mb["p50_us"] <= mb["max_us"] and mb["max_blocks"] > 0
     assert "dearest point" in md.read_text()
     assert sum(s["late_blocks_by_phase"].values()) == s["late_blocks"]
+    # Pair changes were played, not refused: each /source, /target and /alpha valid.
+    assert "pairs_300_per_s" in s["late_blocks_by_phase"] and s["pairs_sent"] > 0 and s["pairs_rejected"] == 0
     ht = data["host_timer"]
     assert ht["wakeups"] == int(ht["seconds"] / (256 / 48000)) and 0 <= ht["over_one_block"] <= ht["wakeups"]
     assert data["decode"]["cpu_batch1"]["p50_ms"] > 0 and data["decode"]["cpu_path-plan"]["p50_ms"] > 0

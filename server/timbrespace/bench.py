@@ -190,7 +190,8 @@ def bench_amsynth(cfg: Config, quick: bool, voices: int = 8) -> dict[str, Any] |
 
 # -- the server under load -----------------------------------------------------------------------
 def _paced(host: str, port: int, rate: float, seconds: float, address: str) -> int:
-    """Send ``address`` messages at ``rate``/s from a child process; returns how many were sent."""
+    """Send ``address`` messages at ``rate``/s from a child process (``/alpha``: /source, /target and /alpha
+    in turn, so every other message changes the pair); returns how many were sent."""
     code = (
         "import socket,sys,time,random\n"
         "from timbrespace.protocol.encode import encode_message\n"
@@ -204,6 +205,9 @@ def _paced(host: str, port: int, rate: float, seconds: float, address: str) -> i
         " while n<due:\n"
         "  if addr=='/note':\n"
         "   m=encode_message('/note',(48+n%24,(n//24)%2*100))\n"
+        "  elif addr=='/alpha':\n"
+        "   k=('/source','/target','/alpha')[n%3]\n"
+        "   m=encode_message(k,(rnd.random(),) if k=='/alpha' else (rnd.randrange(200),))\n"
         "  else:\n"
         "   m=encode_message('/latent',(rnd.random(),rnd.random()))\n"
         "  s.sendto(m,(h,p));n+=1\n"
@@ -262,6 +266,13 @@ def bench_server(cfg: Config, quick: bool) -> dict[str, Any]:
         out["latency_latent"] = {"p50_ms": st["latency_p50_ms"], "p99_ms": st["latency_p99_ms"]}
         out["block_ms"] = round(block_ms, 4)
         phase("latent_500_per_s")
+        if st["engine"] == "patch":
+            # A client changing the /source-/target pair with every other message: each new pair is
+            # routed and planned in the inference worker, beside the audio.
+            rejected = status(host, port)["rejected"]
+            out["pairs_sent"] = _paced(host, port, 300, d, "/alpha")
+            out["pairs_rejected"] = status(host, port)["rejected"] - rejected
+            phase("pairs_300_per_s")
         # Timbre notes: each note-on starts once the worker decoded its first frame, and ticks decode
         # every sounding note.  4,500 notes fill the latency ring, so these percentiles are theirs.
         if st["engine"] == "patch" and _engine(host, port, "timbre"):
