@@ -132,6 +132,24 @@ def test_engine_sweeps_alpha_along_one_plan(space: PatchSpace, library: PresetLi
         assert np.count_nonzero(np.diff(column)) <= 1
 
 
+def test_a_route_point_landing_late_does_not_undo_a_newer_latent(space: PatchSpace,
+                                                                    library: PresetLibrary) -> None:
+    engine = PatchEngine(space, library, LocalLink(), block_period=256 / 48000, clock=lambda: 0.0)
+    handle = engine.handlers()
+    handle["/source"](("BriansBank16/ForPractice3",), local())
+    handle["/target"](("BriansBank19/LookingFor03",), local())
+    handle["/alpha"]((0.5,), local())
+    engine.flush()
+    landed = engine.xy
+    handle["/alpha"]((0.25,), local())
+    placed = engine._placed  # the worker took this /alpha's job before the /latent came
+    handle["/latent"]((0.375, 0.125), local())
+    engine._along(0.0, placed, (engine.values.copy(), np.zeros(2)))
+    assert engine.xy == (0.375, 0.125) and landed != engine.xy
+    engine.flush()
+    assert engine.xy == (0.375, 0.125)
+
+
 def test_the_engines_plan_memory_is_bounded(space: PatchSpace) -> None:
     path = PatchPathDecode(space)
     rng = np.random.default_rng(5)

@@ -139,6 +139,9 @@ class PatchEngine(Engine):
         self.block_period = block_period
         self.clock = clock
         self.xy: tuple[float, float] = (0.5, 0.5)
+        # Bumped whenever the map point is set: a route point landing from the worker applies only if
+        # nothing (a /latent, a load, a newer /alpha) set it after its /alpha.
+        self._placed = 0
         self.z_source: npt.NDArray[np.float64] | None = None
         self.z_target: npt.NDArray[np.float64] | None = None
         self.source = ""
@@ -200,6 +203,7 @@ class PatchEngine(Engine):
                 lat = BY_PATH["/latent"].args
                 self.xy = (checked_arg("patch.xy[0]", xy[0], lat[0], self.xy[0]),
                            checked_arg("patch.xy[1]", xy[1], lat[1], self.xy[1]))
+                self._placed += 1
             for which in ("source", "target"):
                 name = state.get(which) or ""
                 if name:
@@ -279,18 +283,21 @@ class PatchEngine(Engine):
         # Decoded along the pair's plan (its route, its switches changing once), not as a free map
         # point; it replaces a map point still waiting, as a move does. Where it lies on the map is
         # known once the route is.
+        self._placed += 1
         pair = (self.z_source, self.z_target, self.alpha)
-        self.inference.submit(Job(self._path, pair, partial(self._along, arrival), owner=(self, "point"),
-                                  ordered=True))
+        self.inference.submit(Job(self._path, pair, partial(self._along, arrival, self._placed),
+                                  owner=(self, "point"), ordered=True))
 
-    def _along(self, arrival: float, result: tuple[FloatArray, FloatArray]) -> None:
+    def _along(self, arrival: float, placed: int, result: tuple[FloatArray, FloatArray]) -> None:
         values, z = result
-        self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
+        if placed == self._placed:
+            self.xy = _pair(self.space.latent_to_unit(z[None, :])[0])
         self._decoded(arrival, values)
 
     # -- handlers --------------------------------------------------------------------------------
     def _latent(self, args: tuple[Value, ...], ctx: Context) -> list[Reply]:
         self.xy = (float(args[0]), float(args[1]))
+        self._placed += 1
         self._move(np.array(self.xy), True, ctx.arrival)
         return []
 
@@ -319,6 +326,7 @@ class PatchEngine(Engine):
         values = self.library[index].values.copy()
         self.inference.cancel((self, "point"))  # a point still waiting would only be overwritten
         self.xy = _pair(self.space.latent_to_unit(self._latent_of(index)[None, :])[0])
+        self._placed += 1
 
         def load() -> None:  # after a point being decoded lands, which the load then replaces
             self.values, self.preset = values, label
